@@ -1,0 +1,150 @@
+/* costmodel.c — the `model` cost and check's summary. */
+#include "costmodel.h"
+
+SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
+{
+	SimCost *c = xalloc(sizeof *c);
+	int S = s->S;
+	c->name = "model";
+	c->describe = xprintf("model: %.3g FLOP/s per rank, link %.3g B/s, latency %.3g s",
+	                      cc->flops, cc->bandwidth, cc->latency);
+	c->f = xalloc((size_t)S * sizeof(double));
+	c->b = xalloc((size_t)S * sizeof(double));
+	c->w = xalloc((size_t)S * sizeof(double));
+	c->r = xalloc((size_t)S * sizeof(double));
+	c->msg_f = xalloc((size_t)S * sizeof(double));
+	c->msg_b = xalloc((size_t)S * sizeof(double));
+	double rows = (double)m->pipe.B / ((double)m->pipe.R * m->pipe.M);
+	int64_t params = 0;
+	for (int i = 0; i < S && i < m->S; i++) {
+		const IrStage *st = &m->stages[i];
+		c->f[i] = rows * st->flops_f / cc->flops;
+		c->b[i] = rows * (st->flops_b + (s->split ? 0 : st->flops_w)) / cc->flops;
+		c->w[i] = s->split ? rows * st->flops_w / cc->flops : 0;
+		double rf = 0;
+		for (int l = st->last - st->nrecompute; l < st->last; l++)
+			rf += m->layers[l].flops_f;
+		c->r[i] = rows * rf / cc->flops;
+		c->msg_f[i] = cc->latency + rows * (double)st->out_bytes / cc->bandwidth;
+		c->msg_b[i] = cc->latency + rows * (double)st->in_bytes / cc->bandwidth;
+		params += st->params;
+	}
+	/* Allreduce of one rank's gradients (ring: 2(R-1)/R of the bytes) and an
+	 * optimizer pass that reads and writes weights, gradients and state. */
+	double rank_bytes = 4.0 * (double)params / s->P;
+	c->allreduce = s->R > 1 ? cc->latency + 2.0 * (s->R - 1) / s->R * rank_bytes / cc->bandwidth
+	                        : 0;
+	c->optim = m->pipe.optim != OPT_NONE ? 4 * rank_bytes / 20e9 : 0;
+	return c;
+}
+
+/* 1234567 -> "1,234,567" */
+static const char *commas(long long v)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%lld", v < 0 ? -v : v);
+	char *out = xalloc(48);
+	int j = 0;
+	if (v < 0)
+		out[j++] = '-';
+	for (int i = 0; i < n; i++) {
+		out[j++] = buf[i];
+		if ((n - i - 1) % 3 == 0 && i != n - 1)
+			out[j++] = ',';
+	}
+	return out;
+}
+
+static const char *human(double bytes)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int u = 0;
+	while (bytes >= 1024 && u < 4) {
+		bytes /= 1024;
+		u++;
+	}
+	return u ? xprintf("%.1f %s", bytes, unit[u]) : xprintf("%.0f B", bytes);
+}
+
+static const char *flops_str(double f)
+{
+	if (f >= 1e12)
+		return xprintf("%.2f T", f / 1e12);
+	if (f >= 1e9)
+		return xprintf("%.2f G", f / 1e9);
+	if (f >= 1e6)
+		return xprintf("%.2f M", f / 1e6);
+	if (f >= 1e3)
+		return xprintf("%.2f K", f / 1e3);
+	return xprintf("%.0f ", f);
+}
+
+void check_summary(FILE *out, const IrModel *m)
+{
+	const Pipeline *pp = &m->pipe;
+	long long params = 0;
+	double ff = 0, fb = 0;
+	for (int l = 0; l < m->nlayers; l++) {
+		params += m->layers[l].nparam_elems;
+		ff += m->layers[l].flops_f;
+		fb += m->layers[l].flops_b + m->layers[l].flops_w;
+	}
+	const IrTensor *in = &m->tensors[0];
+	fprintf(out, "%s: model %s, %d layers, %s parameters (%s in f32)\n", m->file->name,
+	        m->name, m->nlayers, commas(params), human(4.0 * (double)params));
+	fprintf(out, "  input %s: %s[batch", in->name, dtype_name(in->dtype));
+	for (int i = 0; i < in->ndim; i++)
+		fprintf(out, ", %lld", (long long)in->dims[i]);
+	fputs("]", out);
+	if (m->target_name)
+		fprintf(out, "; target %s: %s[batch%s]", m->target_name, dtype_name(m->target_dtype),
+		        m->target_width > 1 ? xprintf(", %lld", (long long)m->target_width) : "");
+	fprintf(out, "; loss %s\n", m->loss == LOSS_CROSS_ENTROPY ? "cross_entropy"
+	                            : m->loss == LOSS_MSE ? "mse" : "none");
+	fprintf(out, "  per sample: forward %sFLOP, backward %sFLOP\n", flops_str(ff), flops_str(fb));
+	const char *sched = pp->sched == SK_INTERLEAVED ? xprintf("interleaved(%d)", pp->V)
+	                    : pp->sched == SK_FILE ? xprintf("file(\"%s\")", pp->sched_path)
+	                    : sched_kind_name(pp->sched);
+	fprintf(out, "  pipeline: %d stage%s", pp->P, pp->P == 1 ? "" : "s");
+	if (pp->V > 1)
+		fprintf(out, " x %d virtual", pp->V);
+	if (pp->R > 1)
+		fprintf(out, " x %d replicas (%d ranks)", pp->R, pp->P * pp->R);
+	fprintf(out, ", batch %lld = %s%d micro-batch%s of %lld rows, schedule %s, %s\n", pp->B,
+	        pp->R > 1 ? xprintf("%d x ", pp->R) : "", pp->M, pp->M == 1 ? "" : "es",
+	        pp->B / ((long long)pp->R * pp->M), sched,
+	        pp->optim == OPT_SGD ? (pp->momentum > 0 ? xprintf("sgd(lr = %g, momentum = %g)",
+	                                                         pp->lr, pp->momentum)
+	                                                 : xprintf("sgd(lr = %g)", pp->lr))
+	        : pp->optim == OPT_ADAM ? xprintf("adam(lr = %g)", pp->lr) : "inference only");
+	fprintf(out, "  partition: %s\n", pp->part_auto ? "auto (balanced by the cost model)"
+	                                                 : "as written");
+
+	/* Per layer, for models small enough to read. */
+	if (m->nlayers <= 200) {
+		fprintf(out, "\n  %-14s %-10s %-14s %12s %12s %14s\n", "layer", "kind", "width",
+		        "params", "fwd FLOP", "kept bytes");
+		for (int l = 0; l < m->nlayers; l++) {
+			const IrLayer *L = &m->layers[l];
+			fprintf(out, "  %-14s %-10s %-14s %12s %11s  %13s\n", L->name,
+			        layer_kind_name(L->kind),
+			        xprintf("%lld -> %lld", (long long)L->in_w, (long long)L->out_w),
+			        commas(L->nparam_elems), flops_str(L->flops_f), commas(L->act_bytes));
+		}
+	}
+	fprintf(out, "\n  %-6s %-5s %-24s %12s %12s %12s %14s\n", "stage", "rank", "layers",
+	        "params", "fwd FLOP", "bwd FLOP", "act bytes");
+	for (int s = 0; s < m->S; s++) {
+		const IrStage *st = &m->stages[s];
+		const char *range = st->last - st->first == 1
+		                    ? m->layers[st->first].name
+		                    : xprintf("%s .. %s", m->layers[st->first].name,
+		                              m->layers[st->last - 1].name);
+		fprintf(out, "  %-6d %-5d %-24s %12s %11s  %11s  %13s%s\n", s, st->rank, range,
+		        commas(st->params), flops_str(st->flops_f), flops_str(st->flops_b + st->flops_w),
+		        commas(st->act_bytes),
+		        st->nrecompute ? xprintf("  (recompute %d)", st->nrecompute) : "");
+	}
+	fputs("  (FLOP and act bytes are per sample; act bytes are what one sample keeps "
+	      "from forward to backward)\n", out);
+}

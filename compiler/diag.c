@@ -1,0 +1,185 @@
+/* diag.c — GNU-style diagnostics with the source line and a caret. */
+#include "diag.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int nerrors;
+
+SrcFile *src_from_string(const char *name, const char *text)
+{
+	SrcFile *f = xalloc(sizeof *f);
+	f->name = xstrdup(name);
+	f->len = strlen(text);
+	f->text = xstrndup(text, f->len);
+	return f;
+}
+
+SrcFile *src_load(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp) {
+		diag_plain("cannot read '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 1 << 16, len = 0;
+	char *buf = xalloc(cap + 1);
+	for (;;) {
+		size_t got = fread(buf + len, 1, cap - len, fp);
+		len += got;
+		if (len < cap) {
+			if (ferror(fp)) {
+				diag_plain("cannot read '%s': %s", path, strerror(errno));
+				fclose(fp);
+				return NULL;
+			}
+			break;
+		}
+		if (cap >= ((size_t)1 << 30)) {
+			diag_plain("'%s' is too large (over 1 GiB)", path);
+			fclose(fp);
+			return NULL;
+		}
+		cap *= 2;
+		buf = xrealloc(buf, cap + 1);
+	}
+	fclose(fp);
+	buf[len] = 0;
+	if (memchr(buf, 0, len)) {
+		diag_plain("'%s' is a binary file (it contains NUL bytes)", path);
+		return NULL;
+	}
+	SrcFile *f = xalloc(sizeof *f);
+	f->name = xstrdup(path);
+	f->text = buf;
+	f->len = len;
+	return f;
+}
+
+void loc_linecol(Loc loc, int *line, int *col)
+{
+	int l = 1, c = 1;
+	if (loc.file) {
+		const char *t = loc.file->text;
+		size_t end = loc.off < loc.file->len ? loc.off : loc.file->len;
+		for (size_t i = 0; i < end; i++) {
+			if (t[i] == '\n') {
+				l++;
+				c = 1;
+			} else {
+				c++;
+			}
+		}
+	}
+	*line = l;
+	*col = c;
+}
+
+/* Prints "   16 |     layer c : linear(12, 4);" and the caret line. */
+static void show_source(Loc loc, int line, int col)
+{
+	const SrcFile *f = loc.file;
+	size_t off = loc.off < f->len ? loc.off : f->len;
+	size_t bol = off, eol = off;
+	while (bol > 0 && f->text[bol - 1] != '\n')
+		bol--;
+	while (eol < f->len && f->text[eol] != '\n')
+		eol++;
+	if (eol - bol > 400)            /* enormous lines: show nothing rather than noise */
+		return;
+	fprintf(stderr, "%5d | ", line);
+	for (size_t i = bol; i < eol; i++) {
+		unsigned char ch = (unsigned char)f->text[i];
+		fputc(ch == '\t' ? ' ' : (ch < 32 || ch == 127) ? '?' : ch, stderr);
+	}
+	fputs("\n      | ", stderr);
+	for (int i = 1; i < col; i++)
+		fputc(' ', stderr);
+	fputc('^', stderr);
+	size_t end = loc.end > loc.off ? loc.end : loc.off + 1;
+	if (end > eol)
+		end = eol;
+	for (size_t i = off + 1; i < end; i++)
+		fputc('~', stderr);
+	fputc('\n', stderr);
+}
+
+static void report(const char *kind, Loc loc, const char *fmt, va_list ap)
+{
+	if (loc.file) {
+		int line, col;
+		loc_linecol(loc, &line, &col);
+		fprintf(stderr, "%s:%d:%d: %s: ", loc.file->name, line, col, kind);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		show_source(loc, line, col);
+	} else {
+		fprintf(stderr, "pipec: %s: ", kind);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+}
+
+void diag_verror(Loc loc, const char *fmt, va_list ap)
+{
+	if (++nerrors > DIAG_MAX_ERRORS) {
+		if (nerrors == DIAG_MAX_ERRORS + 1)
+			fprintf(stderr, "pipec: too many errors; stopping here\n");
+		return;
+	}
+	report("error", loc, fmt, ap);
+}
+
+void diag_error(Loc loc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	diag_verror(loc, fmt, ap);
+	va_end(ap);
+}
+
+void diag_warning(Loc loc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report("warning", loc, fmt, ap);
+	va_end(ap);
+}
+
+void diag_note(Loc loc, const char *fmt, ...)
+{
+	if (nerrors > DIAG_MAX_ERRORS)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	report("note", loc, fmt, ap);
+	va_end(ap);
+}
+
+void diag_error_at(const char *file, int line, int col, const char *fmt, ...)
+{
+	va_list ap;
+	nerrors++;
+	fprintf(stderr, "%s:%d:%d: error: ", file, line, col);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void diag_plain(const char *fmt, ...)
+{
+	va_list ap;
+	nerrors++;
+	fputs("pipec: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int diag_errors(void)
+{
+	return nerrors;
+}

@@ -1,0 +1,691 @@
+/* emit_c.c — the CPU back end: one C program per rank.
+ *
+ * Each rank's file holds its parameters as data, one forward / backward /
+ * weight-gradient / recompute function per stage it holds (a runtime call
+ * per layer, each under a #line to the model), one offset table per
+ * (stage, micro-batch) from the memory plan, and the step function: the
+ * rank's verified action list, one runtime call per action, each with its
+ * schedule action as a comment.  Makefile and launcher come from templates/.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "emit.h"
+#include "memplan.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "dev"
+#endif
+#ifndef PIPEC_PKGDATADIR
+#define PIPEC_PKGDATADIR "/usr/local/share/pipec"
+#endif
+#ifndef PIPEC_INCLUDEDIR
+#define PIPEC_INCLUDEDIR "/usr/local/include"
+#endif
+#ifndef PIPEC_LIBDIR
+#define PIPEC_LIBDIR "/usr/local/lib"
+#endif
+#ifndef PIPEC_MPI_CFLAGS
+#define PIPEC_MPI_CFLAGS ""
+#endif
+#ifndef PIPEC_MPI_LIBS
+#define PIPEC_MPI_LIBS "-lmpi"
+#endif
+#ifndef PIPEC_BLAS_LIBS
+#define PIPEC_BLAS_LIBS "-lopenblas"
+#endif
+#ifndef PIPEC_MPIRUN
+#define PIPEC_MPIRUN "mpirun"
+#endif
+#ifndef PIPEC_SAN_CFLAGS
+#define PIPEC_SAN_CFLAGS ""
+#endif
+
+/* ---- one emitter with indentation and line counting (chibicc's println) ---- */
+
+typedef struct Out {
+	VEC(char) buf;
+	int line;               /* lines written so far */
+	int base;               /* lines of the template before the body */
+	const char *name;       /* the file's own name, for #line back */
+	int lines_on;
+} Out;
+
+static void outv(Out *o, const char *fmt, va_list ap)
+{
+	char tmp[512];
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap2);
+	va_end(ap2);
+	char *s = tmp;
+	if (n >= (int)sizeof tmp) {
+		s = xalloc((size_t)n + 1);
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+	}
+	for (int i = 0; i < n; i++) {
+		VEC_PUSH(o->buf, s[i]);
+		if (s[i] == '\n')
+			o->line++;
+	}
+}
+
+static void out(Out *o, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void out(Out *o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	outv(o, fmt, ap);
+	va_end(ap);
+}
+
+/* #line to the model, then back to the generated file. */
+static void line_to(Out *o, const IrModel *m, Loc loc)
+{
+	if (!o->lines_on || !loc.file)
+		return;
+	int line, col;
+	loc_linecol(loc, &line, &col);
+	out(o, "#line %d \"%s\"\n", line, m->file->name);
+}
+
+static void line_back(Out *o)
+{
+	if (o->lines_on)
+		out(o, "#line %d \"%s\"\n", o->base + o->line + 2, o->name);
+}
+
+/* ---- files ---- */
+
+static const char *template_dir(void)
+{
+	const char *d = getenv("PIPEC_PKGDATADIR");
+	return d && *d ? d : PIPEC_PKGDATADIR "/templates";
+}
+
+static char *read_template(const char *name)
+{
+	const char *path = xprintf("%s/%s", template_dir(), name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_io("cannot read template '%s': %s (set PIPEC_PKGDATADIR to the "
+		        "templates directory)", path, strerror(errno));
+	VEC(char) b = { 0 };
+	int ch;
+	while ((ch = fgetc(f)) != EOF)
+		VEC_PUSH(b, (char)ch);
+	fclose(f);
+	VEC_PUSH(b, 0);
+	return b.v;
+}
+
+/* Replaces every @KEY@ of tmpl by its value from keys/vals. */
+static char *substitute(const char *tmpl, const char *const *keys, const char *const *vals,
+                        int n)
+{
+	VEC(char) r = { 0 };
+	for (const char *p = tmpl; *p; p++) {
+		if (*p == '@') {
+			int k;
+			for (k = 0; k < n; k++) {
+				size_t len = strlen(keys[k]);
+				if (!strncmp(p + 1, keys[k], len) && p[1 + len] == '@') {
+					for (const char *v = vals[k]; *v; v++)
+						VEC_PUSH(r, *v);
+					p += len + 1;
+					break;
+				}
+			}
+			if (k < n)
+				continue;
+		}
+		VEC_PUSH(r, *p);
+	}
+	VEC_PUSH(r, 0);
+	return r.v;
+}
+
+static void write_file(const char *dir, const char *name, const char *text, int exec)
+{
+	const char *path = xprintf("%s/%s", dir, name);
+	const char *tmp = xprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "wb");
+	if (!f)
+		fail_io("cannot write '%s': %s", tmp, strerror(errno));
+	size_t len = strlen(text);
+	if (fwrite(text, 1, len, f) != len || fclose(f) != 0)
+		fail_io("cannot write '%s'", tmp);
+	if (exec)
+		chmod(tmp, 0755);
+	/* Keep an unchanged file's timestamp so make does not rebuild it. */
+	FILE *old = fopen(path, "rb");
+	if (old) {
+		int same = 1;
+		size_t i = 0;
+		int ch;
+		while ((ch = fgetc(old)) != EOF && same)
+			same = i < len && text[i++] == (char)ch;
+		same = same && i == len;
+		fclose(old);
+		if (same) {
+			remove(tmp);
+			return;
+		}
+	}
+	if (rename(tmp, path) != 0)
+		fail_io("cannot write '%s': %s", path, strerror(errno));
+}
+
+static void make_dir(const char *dir)
+{
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+		fail_io("cannot create directory '%s': %s", dir, strerror(errno));
+	struct stat st;
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		fail_io("'%s' exists and is not a directory", dir);
+}
+
+/* ---- a rank's program ---- */
+
+typedef struct Emit {
+	const IrModel *m;
+	const Schedule *s;
+	const SimResult *r;
+	const RankPlan *plan;
+	int rank, prank, replica;
+	int64_t *param_off;     /* [nlayers] float offset of a held layer's first param */
+	int64_t nweights;
+	Out o;
+} Emit;
+
+static int64_t tensor_elems(const IrModel *m, const IrStage *st, int k)
+{
+	int t = k == 0 ? m->layers[st->first].in : m->layers[st->first + k - 1].out;
+	return m->tensors[t].elems;
+}
+
+/* Pointer to slot `slot` of the current (stage, mb) table `o`. */
+static const char *slot_ptr(const Emit *e, const StagePlan *sp, int slot)
+{
+	if (sp->stage == 0 && (slot == SLOT_X(sp->n, 0) || slot == SLOT_RX(sp->n, 0)))
+		return "(float *)rt_input(c, mb)";
+	return xprintf("P(o[%d])", slot);
+	(void)e;
+}
+
+/* Forward of local layer j reading slot xs and writing ys (stats ss). */
+static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int j, int xs,
+                           int ys, int ss)
+{
+	const IrModel *m = e->m;
+	const IrLayer *L = &m->layers[st->first + j];
+	Out *o = &e->o;
+	const char *x = slot_ptr(e, sp, xs), *y = slot_ptr(e, sp, ys);
+	int64_t n = tensor_elems(m, st, j);
+	int64_t rows_per = n / L->in_w;
+	const char *rows = rows_per == 1 ? "ROWS" : xprintf("ROWS * %lld", (long long)rows_per);
+	int64_t w = e->param_off[st->first + j];
+	line_to(o, m, L->loc);
+	switch (L->kind) {
+	case LK_LINEAR:
+		out(o, "\trt_linear_fwd(%s, W + %lld, %s, %s, %s, %lld, %lld);\n", x, (long long)w,
+		    L->bias ? xprintf("W + %lld", (long long)(w + L->params[0].numel)) : "NULL", y,
+		    rows, (long long)L->in_w, (long long)L->out_w);
+		break;
+	case LK_RELU:
+	case LK_GELU:
+	case LK_TANH:
+	case LK_SIGMOID:
+		out(o, "\trt_%s_fwd(%s, %s, ROWS * %lld);\n", layer_kind_name(L->kind), x, y,
+		    (long long)n);
+		break;
+	case LK_DROPOUT:
+		if (e->s->training)
+			out(o, "\trt_dropout_fwd(%s, %s, ROWS, %lld, %.17g, %lluu, %d, t, row0);\n", x, y,
+			    (long long)n, L->p, (unsigned long long)m->pipe.seed, st->first + j);
+		else
+			out(o, "\trt_copy(%s, %s, sizeof(float) * ROWS * %lld);\n", y, x, (long long)n);
+		break;
+	case LK_LAYERNORM:
+		out(o, "\trt_layernorm_fwd(%s, W + %lld, W + %lld, %s, P(o[%d]), P(o[%d]) + %s, %s, "
+		    "%lld, %.17g);\n", x, (long long)w, (long long)(w + L->out_w), y, ss, ss, rows,
+		    rows, (long long)L->out_w, L->eps);
+		break;
+	case LK_SOFTMAX:
+		out(o, "\trt_softmax_fwd(%s, %s, %s, %lld);\n", x, y, rows, (long long)L->out_w);
+		break;
+	default:
+		unreachable();
+	}
+}
+
+/* Backward of local layer j: the input-gradient part when `data`, the
+ * weight-gradient part when `weight`. */
+static void emit_layer_bwd(Emit *e, const IrStage *st, const StagePlan *sp, int j, int data,
+                           int weight)
+{
+	const IrModel *m = e->m;
+	const IrLayer *L = &m->layers[st->first + j];
+	Out *o = &e->o;
+	int n = sp->n;
+	const char *x = slot_ptr(e, sp, SLOT_RX(n, j));
+	const char *y = slot_ptr(e, sp, SLOT_RX(n, j + 1));
+	const char *dy = slot_ptr(e, sp, SLOT_GX(n, j + 1));
+	int has_dx = j > 0 || sp->stage > 0;
+	const char *dx = has_dx ? slot_ptr(e, sp, SLOT_GX(n, j)) : NULL;
+	int64_t ne = tensor_elems(m, st, j);
+	int64_t rows_per = ne / L->in_w;
+	const char *rows = rows_per == 1 ? "ROWS" : xprintf("ROWS * %lld", (long long)rows_per);
+	int64_t w = e->param_off[st->first + j];
+	const char *st_ptr = xprintf("P(o[%d])", SLOT_RST(n, j));
+	if (!(weight && L->nparams) && !(data && has_dx))
+		return;
+	line_to(o, m, L->loc);
+	switch (L->kind) {
+	case LK_LINEAR:
+		if (weight)
+			out(o, "\trt_linear_bwd_weight(%s, %s, G + %lld, %s, %s, %lld, %lld);\n", x, dy,
+			    (long long)w,
+			    L->bias ? xprintf("G + %lld", (long long)(w + L->params[0].numel)) : "NULL",
+			    rows, (long long)L->in_w, (long long)L->out_w);
+		if (data && has_dx)
+			out(o, "\trt_linear_bwd_data(%s, W + %lld, %s, %s, %lld, %lld);\n", dy,
+			    (long long)w, dx, rows, (long long)L->in_w, (long long)L->out_w);
+		break;
+	case LK_RELU:
+	case LK_TANH:
+	case LK_SIGMOID:
+		out(o, "\trt_%s_bwd(%s, %s, %s, ROWS * %lld);\n", layer_kind_name(L->kind), y, dy, dx,
+		    (long long)ne);
+		break;
+	case LK_GELU:
+		out(o, "\trt_gelu_bwd(%s, %s, %s, ROWS * %lld);\n", x, dy, dx, (long long)ne);
+		break;
+	case LK_DROPOUT:
+		out(o, "\trt_dropout_bwd(%s, %s, ROWS, %lld, %.17g, %lluu, %d, t, row0);\n", dy, dx,
+		    (long long)ne, L->p, (unsigned long long)m->pipe.seed, st->first + j);
+		break;
+	case LK_LAYERNORM:
+		if (weight)
+			out(o, "\trt_layernorm_bwd_weight(%s, %s, %s + %s, %s, G + %lld, G + %lld, %s, "
+			    "%lld);\n", x, st_ptr, st_ptr, rows, dy, (long long)w,
+			    (long long)(w + L->out_w), rows, (long long)L->out_w);
+		if (data && has_dx)
+			out(o, "\trt_layernorm_bwd_data(%s, W + %lld, %s, %s + %s, %s, %s, %s, %lld);\n",
+			    x, (long long)w, st_ptr, st_ptr, rows, dy, dx, rows, (long long)L->out_w);
+		break;
+	case LK_SOFTMAX:
+		out(o, "\trt_softmax_bwd(%s, %s, %s, %s, %lld);\n", y, dy, dx, rows,
+		    (long long)L->out_w);
+		break;
+	default:
+		unreachable();
+	}
+}
+
+static const char *layer_range(const IrModel *m, const IrStage *st)
+{
+	return st->last - st->first == 1 ? m->layers[st->first].name
+	       : xprintf("%s .. %s", m->layers[st->first].name, m->layers[st->last - 1].name);
+}
+
+static void emit_stage(Emit *e, const StagePlan *sp)
+{
+	const IrModel *m = e->m;
+	const Schedule *s = e->s;
+	const IrStage *st = &m->stages[sp->stage];
+	Out *o = &e->o;
+	int g = sp->stage, n = sp->n;
+	int last = g == s->S - 1;
+	int64_t row0 = (int64_t)e->replica * (m->pipe.B / m->pipe.R);
+
+	out(o, "/* ---- stage %d: %s (%d layer%s) ---- */\n\n", g, layer_range(m, st), n,
+	    n == 1 ? "" : "s");
+	/* offset tables */
+	out(o, "/* Byte offsets of stage %d's buffers per micro-batch: X0..X%d (input, layer "
+	    "outputs), RX (as\n * backward reads them), GX (gradients), ST/RST (statistics); "
+	    "-1: none. */\n", g, n);
+	out(o, "static const int64_t o%d[%d][%d] = {\n", g, s->M, SLOT_COUNT(n));
+	for (int mb = 0; mb < s->M; mb++) {
+		out(o, "\t{");
+		for (int i = 0; i < SLOT_COUNT(n); i++)
+			out(o, "%s%lld", i ? ", " : " ", (long long)sp->off[mb][i]);
+		out(o, " },\n");
+	}
+	out(o, "};\n\n");
+
+	/* forward */
+	out(o, "static void s%d_fwd(rt_ctx *c, char *A, const int64_t *o, int mb, int t)\n{\n", g);
+	out(o, "\tconst float *W = rt_weights(c);\n\tint64_t row0 = %lld + (int64_t)mb * ROWS;\n",
+	    (long long)row0);
+	out(o, "\t(void)W; (void)t; (void)row0;\n");
+	for (int j = 0; j < n; j++)
+		emit_layer_fwd(e, st, sp, j, SLOT_X(n, j), SLOT_X(n, j + 1), SLOT_ST(n, j));
+	line_back(o);
+	if (last) {
+		const char *y = slot_ptr(e, sp, SLOT_X(n, n));
+		out(o, "\trt_output(c, mb, %s);\n", y);
+		if (s->training) {
+			int64_t width = tensor_elems(m, st, n);
+			if (m->loss == LOSS_CROSS_ENTROPY)
+				out(o, "\t/* the loss: cross-entropy, gradient of the global batch's mean */\n"
+				    "\trt_loss_add(c, rt_loss_cross_entropy(%s, rt_target_class(c, mb), "
+				    "P(o[%d]), ROWS, %lld, 1.0 / %lld));\n", y, SLOT_GX(n, n),
+				    (long long)width, m->pipe.B);
+			else
+				out(o, "\t/* the loss: mean squared error over the global batch */\n"
+				    "\trt_loss_add(c, rt_loss_mse(%s, rt_target_dense(c, mb), P(o[%d]), "
+				    "ROWS, %lld, 1.0 / %lld.0));\n", y, SLOT_GX(n, n), (long long)width,
+				    (long long)(m->pipe.B * width));
+		}
+	}
+	out(o, "}\n\n");
+	if (!s->training)
+		return;
+
+	/* recompute */
+	if (sp->rec_from < n) {
+		out(o, "static void s%d_rec(rt_ctx *c, char *A, const int64_t *o, int mb, int t)\n{\n",
+		    g);
+		out(o, "\tconst float *W = rt_weights(c);\n\tint64_t row0 = %lld + (int64_t)mb * "
+		    "ROWS;\n\t(void)W; (void)t; (void)row0;\n", (long long)row0);
+		for (int j = sp->rec_from; j < n; j++)
+			emit_layer_fwd(e, st, sp, j, SLOT_RX(n, j), SLOT_RX(n, j + 1), SLOT_RST(n, j));
+		line_back(o);
+		out(o, "}\n\n");
+	}
+	/* backward */
+	out(o, "static void s%d_bwd(rt_ctx *c, char *A, const int64_t *o, int mb, int t)\n{\n", g);
+	out(o, "\tconst float *W = rt_weights(c);\n\tfloat *G = rt_grads(c);\n"
+	    "\tint64_t row0 = %lld + (int64_t)mb * ROWS;\n"
+	    "\t(void)W; (void)G; (void)t; (void)row0;\n", (long long)row0);
+	for (int j = n - 1; j >= 0; j--)
+		emit_layer_bwd(e, st, sp, j, 1, !s->split);
+	line_back(o);
+	out(o, "}\n\n");
+	if (s->split) {
+		out(o, "static void s%d_wgt(rt_ctx *c, char *A, const int64_t *o, int mb)\n{\n", g);
+		out(o, "\tfloat *G = rt_grads(c);\n\t(void)G; (void)mb;\n");
+		for (int j = n - 1; j >= 0; j--)
+			emit_layer_bwd(e, st, sp, j, 0, 1);
+		line_back(o);
+		out(o, "}\n\n");
+	}
+}
+
+static const char *op_const(int op)
+{
+	return xprintf("RT_OP_%s", op_name(op));
+}
+
+static void emit_step(Emit *e)
+{
+	const IrModel *m = e->m;
+	const Schedule *s = e->s;
+	const RankPlan *p = e->plan;
+	const ActList *l = &s->rank[e->rank];
+	Out *o = &e->o;
+	int N = l->n;
+	int64_t rows = p->rows;
+	out(o, "/* ---- the step: rank %d's schedule, one runtime call per action ---- */\n\n",
+	    e->rank);
+	out(o, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n\t(void)A; (void)t;\n");
+	/* what happens before each action: receives posted, sends completed */
+	int *head = xalloc((size_t)(N + 1) * sizeof *head), *next = xalloc((size_t)(N + 1) * sizeof *next);
+	for (int q = 0; q <= N; q++)
+		head[q] = -1;
+	for (int i = N - 1; i >= 0; i--) {
+		const Action *a = &l->a[i];
+		int at = a->op == OP_RECV_F || a->op == OP_RECV_B ? p->post_at[i]
+		         : a->op == OP_SEND_F || a->op == OP_SEND_B ? p->wait_at[i] : -1;
+		if (at >= 0) {
+			next[i] = head[at];
+			head[at] = i;
+		}
+	}
+	for (int q = 0; q <= N; q++) {
+		for (int i = head[q]; i >= 0; i = next[i]) {
+			const Action *a = &l->a[i];
+			if (a->op == OP_RECV_F || a->op == OP_RECV_B) {
+				const StagePlan *sp = memplan_stage(p, a->stage);
+				const IrStage *st = &m->stages[a->stage];
+				int k = a->op == OP_RECV_F ? 0 : sp->n;
+				int slot = a->op == OP_RECV_F ? SLOT_X(sp->n, 0) : SLOT_GX(sp->n, sp->n);
+				out(o, "\trt_irecv(c, %d, A + %lld, %lld, %d, RT_TAG(%d, %d, %d), "
+				    "\"%s stage %d mb %d from rank %d\");\n", p->req[i],
+				    (long long)sp->off[a->mb][slot],
+				    (long long)(rows * tensor_elems(m, st, k) * 4), a->peer, a->stage, a->mb,
+				    a->op == OP_RECV_B, op_name(a->op), a->stage, a->mb, a->peer);
+			} else {
+				out(o, "\trt_wait(c, %d);   /* %s stage %d mb %d has been received */\n",
+				    p->req[i], op_name(a->op), a->stage, a->mb);
+			}
+		}
+		if (q == N)
+			break;
+		const Action *a = &l->a[q];
+		const StagePlan *sp = a->stage >= 0 ? memplan_stage(p, a->stage) : NULL;
+		const char *tab = sp ? xprintf("o%d[%d]", a->stage, a->mb) : "";
+		out(o, "\t/* %d: %s", q, op_name(a->op));
+		if (a->stage >= 0)
+			out(o, " stage %d", a->stage);
+		if (a->mb >= 0)
+			out(o, " mb %d", a->mb);
+		if (a->peer >= 0)
+			out(o, " %s rank %d", a->op == OP_SEND_F || a->op == OP_SEND_B ? "to" : "from",
+			    a->peer);
+		out(o, " */\n\trt_begin(c, %s, %d, %d);\n", op_const(a->op), a->stage, a->mb);
+		switch (a->op) {
+		case OP_F:
+			out(o, "\ts%d_fwd(c, A, %s, %d, t);\n", a->stage, tab, a->mb);
+			break;
+		case OP_B:
+			out(o, "\ts%d_bwd(c, A, %s, %d, t);\n", a->stage, tab, a->mb);
+			break;
+		case OP_W:
+			out(o, "\ts%d_wgt(c, A, %s, %d);\n", a->stage, tab, a->mb);
+			break;
+		case OP_R:
+			out(o, "\ts%d_rec(c, A, %s, %d, t);\n", a->stage, tab, a->mb);
+			break;
+		case OP_RECV_F:
+		case OP_RECV_B:
+			out(o, "\trt_wait(c, %d);\n", p->req[q]);
+			break;
+		case OP_SEND_F:
+		case OP_SEND_B: {
+			const IrStage *st = &m->stages[a->stage];
+			int fwd = a->op == OP_SEND_F;
+			int k = fwd ? sp->n : 0;
+			int slot = fwd ? SLOT_X(sp->n, sp->n) : SLOT_GX(sp->n, 0);
+			out(o, "\trt_isend(c, %d, A + %lld, %lld, %d, RT_TAG(%d, %d, %d), "
+			    "\"%s stage %d mb %d to rank %d\");\n", p->req[q],
+			    (long long)sp->off[a->mb][slot],
+			    (long long)(rows * tensor_elems(m, st, k) * 4), a->peer,
+			    fwd ? a->stage + 1 : a->stage - 1, a->mb, !fwd, op_name(a->op), a->stage,
+			    a->mb, a->peer);
+			break;
+		}
+		case OP_ALLREDUCE:
+			out(o, "\trt_allreduce(c, %d);\n", a->stage);
+			break;
+		case OP_OPTIM:
+			out(o, "\trt_optim_step(c);\n");
+			break;
+		default:
+			unreachable();
+		}
+		out(o, "\trt_end(c);\n");
+	}
+	out(o, "}\n\n");
+}
+
+static void emit_params(Emit *e)
+{
+	const IrModel *m = e->m;
+	Out *o = &e->o;
+	int np = 0;
+	int64_t off = 0;
+	e->param_off = xalloc((size_t)m->nlayers * sizeof *e->param_off);
+	out(o, "/* Parameters held by this rank: PyTorch names and layouts; offsets in floats\n"
+	    " * into the weight and gradient buffers. */\nstatic const rt_param params[] = {\n");
+	for (int i = 0; i < e->plan->nstages; i++) {
+		const IrStage *st = &m->stages[e->plan->st[i].stage];
+		for (int l = st->first; l < st->last; l++) {
+			const IrLayer *L = &m->layers[l];
+			e->param_off[l] = off;
+			for (int k = 0; k < L->nparams; k++) {
+				const IrParam *pp = &L->params[k];
+				out(o, "\t{ \"%s\", %d, { %lld", pp->name, pp->ndim, (long long)pp->dims[0]);
+				if (pp->ndim > 1)
+					out(o, ", %lld", (long long)pp->dims[1]);
+				out(o, " }, %lld, %lld, %s, %lld, %d },\n", (long long)off,
+				    (long long)pp->numel,
+				    pp->init == INIT_ONES ? "RT_INIT_ONES" : pp->init == INIT_ZEROS
+				    ? "RT_INIT_ZEROS" : "RT_INIT_UNIFORM_FANIN",
+				    (long long)pp->fan_in, e->plan->st[i].stage);
+				off += pp->numel;
+				np++;
+			}
+		}
+	}
+	if (np == 0)
+		out(o, "\t{ 0 }\n");
+	out(o, "};\n\n");
+	e->nweights = off;
+	out(o, "#define NPARAMS %d\n\n", np);
+}
+
+static void emit_program_struct(Emit *e)
+{
+	const IrModel *m = e->m;
+	const Schedule *s = e->s;
+	Out *o = &e->o;
+	const Pipeline *pp = &m->pipe;
+	const IrTensor *in = &m->tensors[m->layers[0].in];
+	const IrTensor *outt = &m->tensors[m->layers[m->nlayers - 1].out];
+	int first = s->stage_rank[0] == e->prank, last = s->stage_rank[s->S - 1] == e->prank;
+	int optf = pp->optim == OPT_ADAM ? 2 : pp->optim == OPT_SGD && pp->momentum > 0 ? 1 : 0;
+	int64_t peak = e->plan->arena_bytes
+	               + (int64_t)4 * e->nweights * (1 + (s->training ? 1 + optf : 0));
+	const char *sched = pp->sched == SK_INTERLEAVED ? xprintf("interleaved(%d)", pp->V)
+	                    : pp->sched == SK_FILE ? "file" : sched_kind_name(pp->sched);
+	out(o, "static const rt_program program = {\n");
+	out(o, "\t.model = \"%s\",\n\t.source = \"%s\",\n\t.schedule = \"%s\",\n", m->name,
+	    m->file->name, sched);
+	out(o, "\t.rank = %d, .nranks = %d,\n\t.P = %d, .R = %d, .V = %d, .replica = %d,\n",
+	    e->rank, s->nranks, s->P, s->R, s->V, e->replica);
+	out(o, "\t.batch = %lld, .M = %d, .mb_rows = ROWS,\n", pp->B, s->M);
+	out(o, "\t.first_stage = %d, .last_stage = %d,\n", first, last);
+	out(o, "\t.in_width = %lld, .out_width = %lld,\n", (long long)in->elems,
+	    (long long)outt->elems);
+	out(o, "\t.loss = %s,\n", !s->training ? "RT_LOSS_NONE"
+	    : m->loss == LOSS_CROSS_ENTROPY ? "RT_LOSS_CROSS_ENTROPY" : "RT_LOSS_MSE");
+	out(o, "\t.target_dtype = %s, .target_width = %lld,\n",
+	    m->target_dtype == DT_I32 ? "RT_DT_I32" : "RT_DT_F32",
+	    (long long)(m->target_name ? m->target_width : 0));
+	out(o, "\t.optim = %s, .lr = %.17g, .momentum = %.17g,\n",
+	    pp->optim == OPT_SGD ? "RT_OPTIM_SGD" : pp->optim == OPT_ADAM ? "RT_OPTIM_ADAM"
+	    : "RT_OPTIM_NONE", pp->lr, pp->momentum);
+	out(o, "\t.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,\n");
+	out(o, "\t.steps = %d, .seed = %lluu,\n", pp->steps, (unsigned long long)pp->seed);
+	out(o, "\t.params = params, .nparams = NPARAMS, .nweights = %lld,\n",
+	    (long long)e->nweights);
+	out(o, "\t.arena_bytes = %lld, .nslots = %d,\n", (long long)e->plan->arena_bytes,
+	    e->plan->nreq);
+	out(o, "\t.predicted_bubble = %.6f, .predicted_peak_bytes = %lld,\n",
+	    e->r ? e->r->bubble_fraction : 0.0, (long long)peak);
+	out(o, "\t.step = step,\n};\n\n");
+}
+
+static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r, int rank,
+                         const EmitOptions *eo, const char *tmpl)
+{
+	Emit e = { .m = m, .s = s, .r = r, .rank = rank };
+	e.prank = rank % s->P;
+	e.replica = rank / s->P;
+	e.plan = memplan_rank(m, s, rank);
+	if (eo->dump_plan)
+		memplan_dump(stderr, m, s, e.plan);
+	e.o.name = xprintf("rank%d.c", rank);
+	e.o.lines_on = eo->line_directives;
+	/* lines of the template before @BODY@ */
+	const char *body = strstr(tmpl, "@BODY@");
+	for (const char *p = tmpl; p < body; p++)
+		if (*p == '\n')
+			e.o.base++;
+	/* @SUMMARY@ expands to several lines: counted below and added in */
+	VEC(char) sum = { 0 };
+	Out so = { 0 };
+	out(&so, " * Rank %d of %d (replica %d, pipeline rank %d): schedule %s, P = %d, M = %d, "
+	    "%lld rows per micro-batch.\n", rank, s->nranks, e.replica, e.prank,
+	    sched_kind_name(s->kind), s->P, s->M, (long long)e.plan->rows);
+	for (int i = 0; i < e.plan->nstages; i++) {
+		const IrStage *st = &m->stages[e.plan->st[i].stage];
+		out(&so, " * Holds stage %d: %s.\n", e.plan->st[i].stage, layer_range(m, st));
+	}
+	out(&so, " * Arena: %lld bytes for %d buffers (%lld without reuse); %d request slots.",
+	    (long long)e.plan->arena_bytes, e.plan->nbuffers, (long long)e.plan->buffer_bytes,
+	    e.plan->nreq);
+	VEC_PUSH(so.buf, 0);
+	sum.v = so.buf.v;
+	e.o.base += so.line;
+
+	emit_params(&e);
+	for (int i = 0; i < e.plan->nstages; i++)
+		emit_stage(&e, &e.plan->st[i]);
+	emit_step(&e);
+	emit_program_struct(&e);
+	VEC_PUSH(e.o.buf, 0);
+
+	const char *keys[] = { "VERSION", "SOURCE", "SUMMARY", "ROWS", "BODY" };
+	const char *vals[] = { PACKAGE_VERSION, m->file->name, sum.v,
+	                       xprintf("%lld", (long long)e.plan->rows), e.o.buf.v };
+	return substitute(tmpl, keys, vals, 5);
+}
+
+int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, const EmitOptions *eo)
+{
+	if (!strcmp(eo->backend, "cuda")) {
+		diag_plain("--backend cuda is not available yet in this build of pipec; use "
+		           "--backend cpu");
+		return 1;
+	}
+	make_dir(eo->dir);
+	const char *tmpl = read_template("rank.c.tmpl");
+	VEC(char) ranks = { 0 };
+	for (int rank = 0; rank < s->nranks; rank++) {
+		char *src = rank_source(m, s, r, rank, eo, tmpl);
+		write_file(eo->dir, xprintf("rank%d.c", rank), src, 0);
+		const char *nm = xprintf("%srank%d", rank ? " " : "", rank);
+		for (const char *p = nm; *p; p++)
+			VEC_PUSH(ranks, *p);
+	}
+	VEC_PUSH(ranks, 0);
+	const char *rt_inc = getenv("PIPEC_RUNTIME_INCLUDE");
+	const char *rt_lib = getenv("PIPEC_RUNTIME_LIB");
+	const char *cc = getenv("PIPEC_CC");
+	const char *sched = s->kind == SK_INTERLEAVED ? xprintf("interleaved(%d)", s->V)
+	                    : sched_kind_name(s->kind);
+	const char *keys[] = { "VERSION", "SOURCE", "DIR", "CC", "SAN_CFLAGS", "RT_INCLUDE",
+	                       "RT_LIB", "MPI_CFLAGS", "MPI_LIBS", "BLAS_LIBS", "RANKS",
+	                       "NRANKS", "MPIRUN", "MPIRUN_NAME", "MODEL", "SCHEDULE" };
+	const char *vals[] = { PACKAGE_VERSION, m->file->name, eo->dir, cc && *cc ? cc : "cc",
+	                       PIPEC_SAN_CFLAGS, rt_inc && *rt_inc ? rt_inc : PIPEC_INCLUDEDIR,
+	                       rt_lib && *rt_lib ? rt_lib : PIPEC_LIBDIR, PIPEC_MPI_CFLAGS,
+	                       PIPEC_MPI_LIBS, PIPEC_BLAS_LIBS, ranks.v,
+	                       xprintf("%d", s->nranks), PIPEC_MPIRUN, "mpirun", m->name, sched };
+	int nk = (int)(sizeof keys / sizeof keys[0]);
+	write_file(eo->dir, "Makefile", substitute(read_template("Makefile.in.tmpl"), keys, vals, nk),
+	           0);
+	write_file(eo->dir, "run", substitute(read_template("run.tmpl"), keys, vals, nk), 1);
+	printf("pipec: wrote %d rank program%s, Makefile and run to %s/\n", s->nranks,
+	       s->nranks == 1 ? "" : "s", eo->dir);
+	return 0;
+}

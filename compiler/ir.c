@@ -1,0 +1,82 @@
+/* ir.c — derived quantities of the model IR and its dump. */
+#include "ir.h"
+
+#include <math.h>
+
+int64_t ir_boundary_bytes(const IrModel *m, int first)
+{
+	/* Every tensor produced before layer `first` (or a model input) and read
+	 * by a layer at or after it crosses the boundary.  With the core layers
+	 * that is exactly the previous layer's output. */
+	int64_t bytes = 0;
+	int esz = dtype_bytes(m->pipe.dtype);
+	for (int t = 0; t < m->ntensors; t++) {
+		const IrTensor *T = &m->tensors[t];
+		if (T->producer >= first)
+			continue;
+		for (int l = first; l < m->nlayers; l++)
+			if (m->layers[l].in == t) {
+				bytes += T->elems * esz;
+				break;
+			}
+	}
+	return bytes;
+}
+
+void ir_stage_costs(IrModel *m)
+{
+	for (int s = 0; s < m->S; s++) {
+		IrStage *st = &m->stages[s];
+		int n = st->last - st->first;
+		st->nrecompute = (int)lround(st->recompute * n);
+		st->params = 0;
+		st->flops_f = st->flops_b = st->flops_w = 0;
+		st->act_bytes = 0;
+		st->in_bytes = s > 0 ? ir_boundary_bytes(m, st->first) : 0;
+		st->out_bytes = s + 1 < m->S ? ir_boundary_bytes(m, st->last) : 0;
+		int rec_from = st->last - st->nrecompute;     /* layers >= rec_from are recomputed */
+		for (int l = st->first; l < st->last; l++) {
+			const IrLayer *L = &m->layers[l];
+			st->params += L->nparam_elems;
+			st->flops_f += L->flops_f;
+			st->flops_b += L->flops_b;
+			st->flops_w += L->flops_w;
+			if (l < rec_from || l == st->last - 1)
+				st->act_bytes += L->act_bytes;
+		}
+		/* The stage's received input is held until backward. */
+		st->act_bytes += st->in_bytes;
+		/* The recomputed region restarts from its input, which must be kept. */
+		if (st->nrecompute > 0 && rec_from > st->first) {
+			const IrLayer *prev = &m->layers[rec_from - 1];
+			if (prev->act_bytes == 0)
+				st->act_bytes += m->tensors[prev->out].elems * 4;
+		}
+	}
+}
+
+void ir_dump(FILE *out, const IrModel *m)
+{
+	fprintf(out, "model %s: %d layers, %d tensors\n", m->name, m->nlayers, m->ntensors);
+	for (int t = 0; t < m->ntensors; t++) {
+		const IrTensor *T = &m->tensors[t];
+		fprintf(out, "  tensor %-12s %s[batch", T->name, dtype_name(T->dtype));
+		for (int i = 0; i < T->ndim; i++)
+			fprintf(out, ", %lld", (long long)T->dims[i]);
+		fprintf(out, "] producer %d\n", T->producer);
+	}
+	for (int l = 0; l < m->nlayers; l++) {
+		const IrLayer *L = &m->layers[l];
+		fprintf(out, "  layer %-12s %-9s in t%d (%lld) out t%d (%lld) params %lld "
+		        "flops f %.0f b %.0f w %.0f act %lld\n", L->name, layer_kind_name(L->kind),
+		        L->in, (long long)L->in_w, L->out, (long long)L->out_w,
+		        (long long)L->nparam_elems, L->flops_f, L->flops_b, L->flops_w,
+		        (long long)L->act_bytes);
+	}
+	for (int s = 0; s < m->S; s++) {
+		const IrStage *st = &m->stages[s];
+		fprintf(out, "  stage %d on rank %d: layers %d..%d recompute %d act %lld in %lld "
+		        "out %lld\n", s, st->rank, st->first, st->last - 1, st->nrecompute,
+		        (long long)st->act_bytes, (long long)st->in_bytes, (long long)st->out_bytes);
+	}
+}

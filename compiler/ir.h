@@ -1,0 +1,158 @@
+/* ir.h — the model IR every pass after sema shares.
+ *
+ * The checked program as data: the layers in order with their per-sample
+ * shapes, parameters, FLOPs and activation memory; the pipeline settings;
+ * and, after partitioning, the stages.  Nothing in here refers back to the
+ * syntax tree except source locations for messages.
+ *
+ * Extensibility: a layer reads and writes NAMED tensors (IrTensor) rather
+ * than "the previous output", so composite layers (a transformer block
+ * with a residual path) and several tensors crossing a stage boundary (an
+ * attention mask travelling with the activations) need no new structure:
+ * the boundary set of stage s is every tensor produced before s and read at
+ * or after it (ir_boundary).  The core MLP layers read one tensor and
+ * write one.
+ */
+#ifndef PIPEC_IR_H
+#define PIPEC_IR_H
+
+#include "diag.h"
+#include "sched.h"
+
+/* X(enum, name, params, is elementwise) — written once, used by sema, the
+ * cost model, check's summary and the emitter. */
+#define LAYER_KINDS(X) \
+	X(LK_LINEAR,    "linear",    1) \
+	X(LK_RELU,      "relu",      0) \
+	X(LK_GELU,      "gelu",      0) \
+	X(LK_TANH,      "tanh",      0) \
+	X(LK_SIGMOID,   "sigmoid",   0) \
+	X(LK_DROPOUT,   "dropout",   0) \
+	X(LK_LAYERNORM, "layernorm", 1) \
+	X(LK_SOFTMAX,   "softmax",   0)
+
+typedef enum {
+#define X(e, s, p) e,
+	LAYER_KINDS(X)
+#undef X
+	LK_COUNT
+} LayerKind;
+
+const char *layer_kind_name(int k);
+
+#define DTYPES(X) X(DT_F32, "f32", 4) X(DT_F16, "f16", 2) X(DT_BF16, "bf16", 2) X(DT_I32, "i32", 4)
+typedef enum {
+#define X(e, s, b) e,
+	DTYPES(X)
+#undef X
+	DT_COUNT
+} DType;
+const char *dtype_name(int dt);
+int dtype_bytes(int dt);
+
+typedef enum { LOSS_NONE, LOSS_CROSS_ENTROPY, LOSS_MSE } LossKind;
+typedef enum { OPT_NONE, OPT_SGD, OPT_ADAM } OptimKind;
+
+enum { INIT_UNIFORM_FANIN, INIT_ONES, INIT_ZEROS };   /* = RT_INIT_* */
+
+/* A tensor of one sample (the batch dimension is implicit). */
+typedef struct IrTensor {
+	const char *name;
+	int dtype;
+	int ndim;               /* dims after batch */
+	int64_t dims[4];
+	int64_t elems;          /* product of dims */
+	int producer;           /* layer index that writes it, -1 for a model input */
+} IrTensor;
+
+typedef struct IrParam {
+	const char *name;       /* PyTorch name: "fc1.weight" */
+	int ndim;
+	int64_t dims[4];
+	int64_t numel;
+	int init;               /* INIT_* */
+	int64_t fan_in;
+} IrParam;
+
+typedef struct IrLayer {
+	const char *name;
+	LayerKind kind;
+	Loc loc;
+	int in, out;            /* tensor indices read / written */
+	int64_t in_w, out_w;    /* last-dimension widths */
+	/* arguments, by kind */
+	int bias;               /* linear */
+	double p;               /* dropout */
+	double eps;             /* layernorm */
+	IrParam params[2];
+	int nparams;
+	int64_t nparam_elems;
+	/* per sample */
+	double flops_f;         /* forward */
+	double flops_b;         /* input-gradient half of backward */
+	double flops_w;         /* weight-gradient half of backward */
+	int64_t act_bytes;      /* kept from forward for backward */
+} IrLayer;
+
+typedef struct IrStage {
+	int first, last;        /* layers [first, last) */
+	int rank;               /* pipeline rank holding it */
+	double recompute;       /* ratio r: the last round(r*n) layers are recomputed */
+	int nrecompute;         /* round(r*n) */
+	int64_t params;         /* parameter elements */
+	double flops_f, flops_b, flops_w;   /* per sample */
+	int64_t act_bytes;      /* per sample kept for backward, recompute applied */
+	int64_t in_bytes, out_bytes;        /* per sample crossing its boundaries */
+} IrStage;
+
+typedef struct Pipeline {
+	int P;                  /* stages = pipeline ranks */
+	long long B;            /* global batch */
+	int M;                  /* micro-batches */
+	SchedKind sched;
+	int V;                  /* virtual stages per rank */
+	const char *sched_path; /* schedule = file("..."), resolved against the .pipe */
+	Loc sched_loc;
+	int part_auto;
+	int *part_counts;       /* [npart] layers per stage as written, or NULL */
+	int npart;
+	Loc part_loc;
+	double *recompute;      /* [nrecompute] ratios as written */
+	int nrecompute;
+	Loc recompute_loc;
+	int R;                  /* replicas */
+	int dtype;
+	OptimKind optim;
+	double lr, momentum;
+	int steps;
+	long long seed;
+	double memory_cap;      /* bytes per rank for partition = auto, 0 = none */
+} Pipeline;
+
+typedef struct IrModel {
+	const char *name;
+	const SrcFile *file;
+	IrTensor *tensors;      /* model inputs first, then each layer's output */
+	int ntensors;
+	int ninputs;
+	int target;             /* index into target decl below, -1 none */
+	const char *target_name;
+	int target_dtype;
+	int64_t target_width;   /* 1 for class ids */
+	LossKind loss;
+	IrLayer *layers;
+	int nlayers;
+	Pipeline pipe;
+	/* after partitioning */
+	IrStage *stages;        /* [S] */
+	int S;
+} IrModel;
+
+/* Bytes per sample of the tensors crossing the boundary before stage s. */
+int64_t ir_boundary_bytes(const IrModel *m, int first_layer_of_stage);
+/* Fills the per-stage sums for the partition in m->stages[*].first/last. */
+void ir_stage_costs(IrModel *m);
+/* `pipec -dI`. */
+void ir_dump(FILE *out, const IrModel *m);
+
+#endif

@@ -1,0 +1,341 @@
+/* main.c — the pipec driver: command line, then the passes in order.
+ *
+ *   parse      parser.y + lexer.l   source      -> syntax tree     (-dA)
+ *   check      sema.c               tree        -> model IR        (-dI)
+ *   partition  partition.c          model IR    -> stages
+ *   schedule   sched_gen.c          stages      -> compute order per rank
+ *              sched_read.c         (or a hand-written order: file("..."))
+ *   lower      sched_lower.c        order       -> + R, SEND/RECV, ALLREDUCE, OPTIM (-dS)
+ *   verify     sched_verify.c       actions     -> proof or an error naming the action
+ *   simulate   sched_sim.c          actions     -> timeline, bubble, memory
+ *   plan       memplan.c            actions     -> arena offsets    (-dM)
+ *   emit       emit_c.c             everything  -> one C file per rank, Makefile, run
+ *
+ * Exit status: 0 ok, 1 bad input, 2 bad command line, 3 internal or I/O.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "ast.h"
+#include "costmodel.h"
+#include "emit.h"
+#include "partition.h"
+#include "sched.h"
+#include "sema.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "dev"
+#endif
+
+enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+typedef struct Options {
+	const char *cmd;
+	const char *file;
+	VEC(const char *) sets;
+	const char *format;
+	const char *cost;
+	const char *out;
+	const char *backend;
+	const char *dump;       /* -d letters */
+	int width;
+	int line_directives;
+	CostConsts cc;
+} Options;
+
+static void usage(FILE *to)
+{
+	fputs("Usage: pipec COMMAND FILE.pipe [OPTION]...\n"
+	      "Compile a pipeline-parallel model (.pipe) into per-rank programs.\n"
+	      "\n"
+	      "Commands:\n"
+	      "  check      check the file and print a summary of the model and its stages\n"
+	      "  schedule   build, verify and simulate the schedule; print or export it\n"
+	      "  compile    write one program per rank, a Makefile and a launcher into -o DIR\n"
+	      "\n"
+	      "Options:\n"
+	      "  --set KEY=VALUE    override a key of the pipeline block (repeatable),\n"
+	      "                     e.g. --set stages=2 --set 'schedule=interleaved(2)'\n"
+	      "  --format FMT       schedule: text (default), csv, torch, chrome, svg\n"
+	      "  --cost MODEL       schedule: model (default; FLOPs and bytes) or uniform\n"
+	      "                     (forward 1, backward 2, communication free)\n"
+	      "  --flops R          model cost: FLOP/s per rank (default 5e10)\n"
+	      "  --bandwidth R      model cost: link bytes/s (default 8e9)\n"
+	      "  --latency S        model cost: seconds per message (default 2e-6)\n"
+	      "  --width N          schedule text: chart width in columns (default 120)\n"
+	      "  -o PATH            output file (schedule) or directory (compile)\n"
+	      "  --backend B        compile: cpu (default) or cuda\n"
+	      "  --no-line          compile: no #line directives in the emitted code\n"
+	      "  -d LETTERS         dump the IR after passes: A syntax tree, I model IR,\n"
+	      "                     S lowered schedule (csv), M memory plan\n"
+	      "  --help             this help;  --version  the version\n"
+	      "\n"
+	      "Exit status: 0 success, 1 bad input, 2 bad command line, 3 internal or I/O error.\n"
+	      "Documentation: docs/language.md, docs/schedules.md, man pipec.\n", to);
+}
+
+static NORETURN void bad_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "pipec: ");
+	fprintf(stderr, fmt, arg);
+	fputs("\nTry 'pipec --help' for more information.\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+static double number_arg(const char *opt, const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (!*s || *end || !(v > 0))
+		bad_usage(xprintf("%s needs a positive number, not '%%s'", opt), s);
+	return v;
+}
+
+static void parse_args(int argc, char **argv, Options *o)
+{
+	o->format = "text";
+	o->cost = "model";
+	o->backend = "cpu";
+	o->width = 120;
+	o->line_directives = 1;
+	o->cc = cost_defaults;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = NULL;
+#define TAKES(name) (!strcmp(a, name) ? (i + 1 < argc ? (val = argv[++i]) : \
+	(bad_usage("option '%s' needs a value", name), NULL)) : \
+	!strncmp(a, name "=", sizeof name) ? (val = a + sizeof name) : NULL)
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "--version")) {
+			printf("pipec %s\n", PACKAGE_VERSION);
+			exit(0);
+		} else if (TAKES("--set")) {
+			VEC_PUSH(o->sets, val);
+		} else if (TAKES("--format")) {
+			o->format = val;
+		} else if (TAKES("--cost")) {
+			o->cost = val;
+		} else if (TAKES("--backend")) {
+			o->backend = val;
+		} else if (TAKES("--flops")) {
+			o->cc.flops = number_arg("--flops", val);
+		} else if (TAKES("--bandwidth")) {
+			o->cc.bandwidth = number_arg("--bandwidth", val);
+		} else if (TAKES("--latency")) {
+			o->cc.latency = number_arg("--latency", val);
+		} else if (TAKES("--width")) {
+			o->width = atoi(val);
+			if (o->width < 40 || o->width > 1000)
+				bad_usage("--width must be between 40 and 1000, not '%s'", val);
+		} else if (!strcmp(a, "-o")) {
+			if (i + 1 >= argc)
+				bad_usage("option '%s' needs a value", a);
+			o->out = argv[++i];
+		} else if (!strcmp(a, "--no-line")) {
+			o->line_directives = 0;
+		} else if (!strncmp(a, "-d", 2)) {
+			o->dump = a[2] ? a + 2 : i + 1 < argc ? argv[++i] : "";
+		} else if (a[0] == '-' && a[1]) {
+			bad_usage("unknown option '%s'", a);
+		} else if (!o->cmd) {
+			o->cmd = a;
+		} else if (!o->file) {
+			o->file = a;
+		} else {
+			bad_usage("unexpected argument '%s'", a);
+		}
+#undef TAKES
+	}
+	if (!o->cmd)
+		bad_usage("%s", "no command given (check, schedule or compile)");
+	if (strcmp(o->cmd, "check") && strcmp(o->cmd, "schedule") && strcmp(o->cmd, "compile"))
+		bad_usage("unknown command '%s' (expected check, schedule or compile)", o->cmd);
+	if (!o->file)
+		bad_usage("%s", "no input file given");
+	if (strcmp(o->format, "text") && strcmp(o->format, "csv") && strcmp(o->format, "torch")
+	    && strcmp(o->format, "chrome") && strcmp(o->format, "svg"))
+		bad_usage("unknown --format '%s' (text, csv, torch, chrome or svg)", o->format);
+	if (strcmp(o->cost, "model") && strcmp(o->cost, "uniform"))
+		bad_usage("unknown --cost '%s' (model or uniform)", o->cost);
+	if (strcmp(o->backend, "cpu") && strcmp(o->backend, "cuda"))
+		bad_usage("unknown --backend '%s' (cpu or cuda)", o->backend);
+	if (!strcmp(o->cmd, "compile") && !o->out)
+		bad_usage("%s", "compile needs -o DIR");
+}
+
+static int dumping(const Options *o, char pass)
+{
+	return o->dump && strchr(o->dump, pass);
+}
+
+/* Each --set is parsed with the file's own grammar as `KEY = VALUE`.  A
+ * malformed one is a command-line error (exit 2). */
+static PipeItem **parse_sets(const Options *o)
+{
+	PipeItem **items = xalloc((size_t)(o->sets.n + 1) * sizeof *items);
+	for (int i = 0; i < o->sets.n; i++) {
+		const char *s = o->sets.v[i];
+		if (!strchr(s, '='))
+			bad_usage("--set needs KEY=VALUE, not '%s'", s);
+		SrcFile *f = src_from_string(xprintf("--set '%s'", s), s);
+		items[i] = parse_setting(f);
+		if (!items[i]) {
+			fprintf(stderr, "pipec: malformed --set '%s'\n", s);
+			exit(EXIT_USAGE);
+		}
+	}
+	return items;
+}
+
+/* The verifier's report for built-in schedules: a failure is pipec's bug. */
+static void report_internal(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("pipec: internal error: the generated schedule fails verification: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void report_input(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("pipec: error: the schedule fails verification: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static SchedSpec spec_of(const IrModel *m)
+{
+	SchedSpec sp = { 0 };
+	sp.kind = m->pipe.sched;
+	sp.P = m->pipe.P;
+	sp.V = m->pipe.V;
+	sp.M = m->pipe.M;
+	sp.R = m->pipe.R;
+	sp.training = m->pipe.optim != OPT_NONE;
+	sp.path = m->pipe.sched_path;
+	unsigned char *rc = xalloc((size_t)m->S + 1);
+	int any = 0;
+	for (int s = 0; s < m->S; s++)
+		any |= rc[s] = m->stages[s].nrecompute > 0;
+	sp.recompute = any ? rc : NULL;
+	return sp;
+}
+
+static FILE *open_out(const char *path)
+{
+	if (!path || !strcmp(path, "-"))
+		return stdout;
+	FILE *f = fopen(path, "w");
+	if (!f)
+		fail_io("cannot write '%s'", path);
+	return f;
+}
+
+static void close_out(FILE *f, const char *path)
+{
+	if (f == stdout) {
+		if (fflush(f) != 0)
+			fail_io("cannot write the output");
+	} else if (fclose(f) != 0) {
+		fail_io("cannot write '%s'", path);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	Options o = { 0 };
+	parse_args(argc, argv, &o);
+	PipeItem **sets = parse_sets(&o);
+
+	/* parse */
+	SrcFile *src = src_load(o.file);
+	if (!src)
+		return EXIT_INPUT;
+	Program *prog = parse_file(src);
+	if (!prog)
+		return EXIT_INPUT;
+	if (dumping(&o, 'A'))
+		ast_dump(stderr, prog);
+
+	/* check */
+	IrModel *m = sema_check(prog, sets, o.sets.n);
+	if (!m)
+		return EXIT_INPUT;
+
+	/* partition */
+	if (partition_model(m, &o.cc) != 0)
+		return EXIT_INPUT;
+	if (dumping(&o, 'I'))
+		ir_dump(stderr, m);
+
+	if (!strcmp(o.cmd, "check")) {
+		check_summary(stdout, m);
+		close_out(stdout, NULL);
+		pool_free_all();
+		return 0;
+	}
+
+	/* schedule, lower, verify */
+	SchedSpec spec = spec_of(m);
+	Schedule *s = spec.kind == SK_FILE ? sched_read_file(&spec, m->pipe.sched_loc)
+	                                   : sched_generate(&spec, m->pipe.sched_loc);
+	if (!s)
+		return EXIT_INPUT;
+	sched_lower(s, &spec);
+	if (dumping(&o, 'S'))
+		sched_write_csv(stderr, s);
+	if (sched_verify(s, spec.kind == SK_FILE ? report_input : report_internal) != 0)
+		return spec.kind == SK_FILE ? EXIT_INPUT : EXIT_INTERNAL;
+	for (int st = 0; st < m->S && st < s->S; st++)
+		m->stages[st].rank = s->stage_rank[st];
+	if (s->S != m->S) {
+		diag_error(m->pipe.sched_loc, "the schedule has %d stages, but the pipeline has %d "
+		           "(stages x virtual stages)", s->S, m->S);
+		return EXIT_INPUT;
+	}
+
+	/* simulate */
+	SimCost *cost = !strcmp(o.cost, "uniform") ? simcost_uniform(s) : cost_model(m, s, &o.cc);
+	SimResult *r = sched_simulate(s, cost);
+
+	int rc = 0;
+	if (!strcmp(o.cmd, "schedule")) {
+		double *act = xalloc((size_t)m->S * sizeof *act);
+		double rows = (double)m->pipe.B / ((double)m->pipe.R * m->pipe.M);
+		for (int st = 0; st < m->S; st++)
+			act[st] = rows * (double)m->stages[st].act_bytes;
+		double *peak = xalloc((size_t)s->nranks * sizeof *peak);
+		int *peak_mbs = xalloc((size_t)s->nranks * sizeof *peak_mbs);
+		sched_memory(s, act, peak, peak_mbs);
+		FILE *out = open_out(o.out);
+		if (!strcmp(o.format, "text"))
+			sched_write_text(out, s, r, cost, peak, peak_mbs, o.width);
+		else if (!strcmp(o.format, "csv"))
+			sched_write_csv(out, s);
+		else if (!strcmp(o.format, "torch"))
+			rc = sched_write_torch(out, s) == 0 ? 0 : EXIT_INPUT;
+		else if (!strcmp(o.format, "chrome"))
+			sched_write_chrome(out, s, r);
+		else
+			sched_write_svg(out, s, r, xprintf("%s — %s, P=%d, M=%d", m->name,
+			                                   sched_kind_name(s->kind), s->P, s->M));
+		close_out(out, o.out);
+	} else {
+		EmitOptions eo = { .dir = o.out, .backend = o.backend,
+		                   .line_directives = o.line_directives,
+		                   .dump_plan = dumping(&o, 'M') };
+		rc = emit_program(m, s, r, &eo);
+	}
+	pool_free_all();
+	return rc;
+}

@@ -1,0 +1,514 @@
+/* memplan.c — buffers, lifetimes and arena offsets of one rank (memplan.h).
+ *
+ * Time runs on a grid of two points per action: 2q is "before action q"
+ * (where receives are posted and sends waited on), 2q+1 is "during action
+ * q".  A buffer is alive on an inclusive interval of that grid; two buffers
+ * may share memory only if their intervals are disjoint.
+ */
+#include "memplan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 64
+
+typedef struct Buf {
+	int64_t size;
+	int start, end;         /* grid points, inclusive; start = -1: not yet written */
+	int64_t off;
+} Buf;
+
+typedef struct Planner {
+	const IrModel *m;
+	const Schedule *s;
+	RankPlan *p;
+	VEC(Buf) bufs;
+	int **ids;              /* [local stage * M + mb][slot] buffer id or -1 */
+	int *local_of;          /* [S] local index of a held stage, -1 */
+	int M;
+} Planner;
+
+static int needs_in(LayerKind k)
+{
+	return k == LK_LINEAR || k == LK_GELU || k == LK_LAYERNORM;
+}
+
+static int needs_out(LayerKind k)
+{
+	return k == LK_RELU || k == LK_TANH || k == LK_SIGMOID || k == LK_SOFTMAX;
+}
+
+static int has_stats(LayerKind k)
+{
+	return k == LK_LAYERNORM;
+}
+
+static int has_params(const IrLayer *L)
+{
+	return L->nparams > 0;
+}
+
+static int *slot_ids(Planner *pl, int g, int mb)
+{
+	int l = pl->local_of[g];
+	if (l < 0)
+		die("stage %d is not held by rank %d", g, pl->p->rank);
+	return pl->ids[l * pl->M + mb];
+}
+
+static int new_buf(Planner *pl, int64_t bytes)
+{
+	Buf b = { .size = (bytes + ALIGN - 1) / ALIGN * ALIGN, .start = -1, .end = -1 };
+	VEC_PUSH(pl->bufs, b);
+	return pl->bufs.n - 1;
+}
+
+static void touch(Planner *pl, int id, int t)
+{
+	if (id < 0)
+		return;
+	Buf *b = &pl->bufs.v[id];
+	if (b->start < 0 || t < b->start)
+		b->start = t;
+	if (t > b->end)
+		b->end = t;
+}
+
+/* The buffer in slot `slot` of (g, mb), created with `bytes` if absent. */
+static int get(Planner *pl, int g, int mb, int slot, int64_t bytes)
+{
+	int *ids = slot_ids(pl, g, mb);
+	if (ids[slot] < 0)
+		ids[slot] = new_buf(pl, bytes);
+	return ids[slot];
+}
+
+static int64_t tensor_bytes(const Planner *pl, const IrStage *st, int k)
+{
+	const IrModel *m = pl->m;
+	int t = k == 0 ? m->layers[st->first].in : m->layers[st->first + k - 1].out;
+	return pl->p->rows * m->tensors[t].elems * 4;
+}
+
+/* Compute actions: which buffers each reads and writes (see memplan.h). */
+static void plan_compute(Planner *pl, const Action *a, int q)
+{
+	const IrModel *m = pl->m;
+	const Schedule *s = pl->s;
+	int g = a->stage, mb = a->mb;
+	const IrStage *st = &m->stages[g];
+	const StagePlan *sp = &pl->p->st[pl->local_of[g]];
+	int n = sp->n, t = 2 * q + 1;
+	int training = s->training;
+	int last = g == s->S - 1;
+	int next_local = !last && pl->local_of[g + 1] >= 0;
+	int prev_local = g > 0 && pl->local_of[g - 1] >= 0;
+	int *ids = slot_ids(pl, g, mb);
+
+	switch (a->op) {
+	case OP_F:
+		if (g > 0) {
+			if (ids[SLOT_X(n, 0)] < 0)
+				die("rank %d: F(%d, %d) has no input buffer", pl->p->rank, g, mb);
+			touch(pl, ids[SLOT_X(n, 0)], t);
+		}
+		for (int k = 1; k <= n; k++) {
+			int id = get(pl, g, mb, SLOT_X(n, k), tensor_bytes(pl, st, k));
+			touch(pl, id, t);
+			if (k <= sp->rec_from)
+				ids[SLOT_RX(n, k)] = id;
+		}
+		ids[SLOT_RX(n, 0)] = ids[SLOT_X(n, 0)];
+		if (next_local) {       /* the output is the next stage's input, here */
+			int *nids = slot_ids(pl, g + 1, mb);
+			nids[SLOT_X(m->stages[g + 1].last - m->stages[g + 1].first, 0)] = ids[SLOT_X(n, n)];
+		}
+		for (int j = 0; j < n; j++)
+			if (has_stats(m->layers[st->first + j].kind)) {
+				int id = get(pl, g, mb, SLOT_ST(n, j), 2 * pl->p->rows * 4);
+				touch(pl, id, t);
+				if (j < sp->rec_from)
+					ids[SLOT_RST(n, j)] = id;
+			}
+		if (last && training)   /* the loss gradient lands here */
+			touch(pl, get(pl, g, mb, SLOT_GX(n, n), tensor_bytes(pl, st, n)), t);
+		break;
+	case OP_R:
+		touch(pl, ids[SLOT_X(n, sp->rec_from)], t);
+		for (int k = sp->rec_from + 1; k <= n; k++)
+			touch(pl, get(pl, g, mb, SLOT_RX(n, k), tensor_bytes(pl, st, k)), t);
+		for (int j = sp->rec_from; j < n; j++)
+			if (has_stats(m->layers[st->first + j].kind))
+				touch(pl, get(pl, g, mb, SLOT_RST(n, j), 2 * pl->p->rows * 4), t);
+		break;
+	case OP_B:
+	case OP_W:
+		for (int j = n - 1; j >= 0; j--) {
+			const IrLayer *L = &m->layers[st->first + j];
+			int in_b = a->op == OP_B;
+			int w_part = has_params(L) && (a->op == OP_W || !s->split);
+			/* what this layer's part of the action reads */
+			int data_in = L->kind == LK_GELU || L->kind == LK_LAYERNORM;
+			if ((in_b && data_in) || (w_part && needs_in(L->kind)))
+				touch(pl, ids[SLOT_RX(n, j)], t);
+			if (in_b && needs_out(L->kind))
+				touch(pl, ids[SLOT_RX(n, j + 1)], t);
+			if (has_stats(L->kind) && (in_b || w_part))
+				touch(pl, ids[SLOT_RST(n, j)], t);
+			if (in_b || w_part)
+				touch(pl, ids[SLOT_GX(n, j + 1)], t);
+			/* and writes: the input gradient, except the model input's */
+			if (in_b && (j > 0 || g > 0)) {
+				int id;
+				if (j == 0 && prev_local) {
+					int pn = m->stages[g - 1].last - m->stages[g - 1].first;
+					id = get(pl, g - 1, mb, SLOT_GX(pn, pn), tensor_bytes(pl, st, 0));
+					ids[SLOT_GX(n, 0)] = id;
+				} else {
+					id = get(pl, g, mb, SLOT_GX(n, j), tensor_bytes(pl, st, j));
+				}
+				touch(pl, id, t);
+			}
+		}
+		break;
+	default:
+		unreachable();
+	}
+}
+
+/* Dense index of one peer's actions: (op, stage, mb) -> action index. */
+typedef struct PeerIndex {
+	int rank;
+	int *at;                /* [4][S][M]: SEND_F, RECV_F, SEND_B, RECV_B */
+} PeerIndex;
+
+typedef VEC(PeerIndex *) PeerCache;
+
+static int comm_kind(int op)
+{
+	return op == OP_SEND_F ? 0 : op == OP_RECV_F ? 1 : op == OP_SEND_B ? 2 : op == OP_RECV_B ? 3 : -1;
+}
+
+static PeerIndex *peer_index(Planner *pl, PeerCache *cache, int rank)
+{
+	for (int i = 0; i < cache->n; i++)
+		if (cache->v[i]->rank == rank)
+			return cache->v[i];
+	const Schedule *s = pl->s;
+	PeerIndex *pi = xalloc(sizeof *pi);
+	pi->rank = rank;
+	size_t cells = (size_t)4 * s->S * s->M;
+	pi->at = xalloc(cells * sizeof *pi->at);
+	for (size_t i = 0; i < cells; i++)
+		pi->at[i] = -1;
+	const ActList *l = &s->rank[rank];
+	for (int q = 0; q < l->n; q++) {
+		int k = comm_kind(l->a[q].op);
+		if (k >= 0)
+			pi->at[((size_t)k * s->S + l->a[q].stage) * s->M + l->a[q].mb] = q;
+	}
+	VEC_PUSH(*cache, pi);
+	return pi;
+}
+
+static int peer_at(const Planner *pl, const PeerIndex *pi, int kind, int stage, int mb)
+{
+	return pi->at[((size_t)kind * pl->s->S + stage) * pl->s->M + mb];
+}
+
+/* Post points of receives and wait points of sends (memplan.h). */
+static void plan_comm(Planner *pl)
+{
+	const Schedule *s = pl->s;
+	RankPlan *p = pl->p;
+	const ActList *l = &s->rank[p->rank];
+	int N = l->n;
+	p->post_at = xalloc((size_t)(N + 1) * sizeof *p->post_at);
+	p->wait_at = xalloc((size_t)(N + 1) * sizeof *p->wait_at);
+	p->req = xalloc((size_t)(N + 1) * sizeof *p->req);
+	int *last_recv = xalloc((size_t)2 * s->S * sizeof *last_recv);   /* per stream */
+	for (int i = 0; i < 2 * s->S; i++)
+		last_recv[i] = -1;
+	PeerCache peers = { 0 };
+
+	/* know[q] per peer: the highest action index of the peer known to have
+	 * run before our action q, from the messages we waited on. */
+	for (int q = 0; q < N; q++) {
+		const Action *a = &l->a[q];
+		p->req[q] = -1;
+		if (a->op == OP_RECV_F || a->op == OP_RECV_B) {
+			int stream = 2 * a->stage + (a->op == OP_RECV_B);
+			p->post_at[q] = last_recv[stream] + 1;
+			last_recv[stream] = q;
+		}
+	}
+	for (int q = 0; q < N; q++) {
+		const Action *a = &l->a[q];
+		if (a->op != OP_SEND_F && a->op != OP_SEND_B)
+			continue;
+		PeerIndex *pi = peer_index(pl, &peers, a->peer);
+		int dst_stage = a->op == OP_SEND_F ? a->stage + 1 : a->stage - 1;
+		int j = peer_at(pl, pi, a->op == OP_SEND_F ? 1 : 3, dst_stage, a->mb);
+		if (j < 0)
+			die("rank %d: no receive matches action %d", p->rank, q);
+		/* the first of our later RECVs from that peer whose SEND there
+		 * comes after the peer's RECV j */
+		int w = N;
+		for (int r = q + 1; r < N; r++) {
+			const Action *b = &l->a[r];
+			if ((b->op != OP_RECV_F && b->op != OP_RECV_B) || b->peer != a->peer)
+				continue;
+			int src_stage = b->op == OP_RECV_F ? b->stage - 1 : b->stage + 1;
+			int i = peer_at(pl, pi, b->op == OP_RECV_F ? 0 : 2, src_stage, b->mb);
+			if (i > j) {
+				w = r + 1;
+				break;
+			}
+		}
+		p->wait_at[q] = w;
+	}
+
+	/* Request slots: interval colouring of [post, wait] on the grid. */
+	typedef struct { int t0, t1, q; } Req;
+	VEC(Req) reqs = { 0 };
+	for (int q = 0; q < N; q++) {
+		const Action *a = &l->a[q];
+		if (a->op == OP_RECV_F || a->op == OP_RECV_B) {
+			Req r = { 2 * p->post_at[q], 2 * q + 1, q };
+			VEC_PUSH(reqs, r);
+		} else if (a->op == OP_SEND_F || a->op == OP_SEND_B) {
+			Req r = { 2 * q + 1, 2 * p->wait_at[q], q };
+			VEC_PUSH(reqs, r);
+		}
+	}
+	/* sort by start (insertion order is nearly sorted; a simple merge sort) */
+	for (int w = 1; w < reqs.n; w *= 2) {
+		Req *tmp = xalloc((size_t)reqs.n * sizeof *tmp);
+		for (int lo = 0; lo < reqs.n; lo += 2 * w) {
+			int mid = lo + w < reqs.n ? lo + w : reqs.n;
+			int hi = lo + 2 * w < reqs.n ? lo + 2 * w : reqs.n;
+			int i = lo, k = mid, o = lo;
+			while (i < mid && k < hi)
+				tmp[o++] = reqs.v[k].t0 < reqs.v[i].t0 ? reqs.v[k++] : reqs.v[i++];
+			while (i < mid)
+				tmp[o++] = reqs.v[i++];
+			while (k < hi)
+				tmp[o++] = reqs.v[k++];
+		}
+		memcpy(reqs.v, tmp, (size_t)reqs.n * sizeof *tmp);
+	}
+	int *slot_end = xalloc((size_t)(reqs.n + 1) * sizeof *slot_end);
+	int nslots = 0;
+	for (int i = 0; i < reqs.n; i++) {
+		int sl;
+		for (sl = 0; sl < nslots && slot_end[sl] >= reqs.v[i].t0; sl++)
+			;
+		if (sl == nslots)
+			nslots++;
+		slot_end[sl] = reqs.v[i].t1;
+		p->req[reqs.v[i].q] = sl;
+	}
+	p->nreq = nslots;
+}
+
+/* Offsets: sweep buffers by start time, placing each at the lowest gap
+ * among the buffers still alive (first fit). */
+static int cmp_start(const void *x, const void *y, void *ctx)
+{
+	const Buf *b = ctx;
+	int i = *(const int *)x, j = *(const int *)y;
+	if (b[i].start != b[j].start)
+		return b[i].start < b[j].start ? -1 : 1;
+	if (b[i].size != b[j].size)
+		return b[i].size > b[j].size ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+/* qsort_r is not portable; a merge sort with context. */
+static void sort_ids(int *v, int n, Buf *ctx)
+{
+	int *tmp = xalloc((size_t)(n + 1) * sizeof *tmp);
+	for (int w = 1; w < n; w *= 2) {
+		for (int lo = 0; lo < n; lo += 2 * w) {
+			int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			int i = lo, k = mid, o = lo;
+			while (i < mid && k < hi)
+				tmp[o++] = cmp_start(&v[k], &v[i], ctx) < 0 ? v[k++] : v[i++];
+			while (i < mid)
+				tmp[o++] = v[i++];
+			while (k < hi)
+				tmp[o++] = v[k++];
+		}
+		memcpy(v, tmp, (size_t)n * sizeof *v);
+	}
+}
+
+static void place(Planner *pl)
+{
+	Buf *b = pl->bufs.v;
+	int n = pl->bufs.n;
+	int *order = xalloc((size_t)(n + 1) * sizeof *order);
+	int used = 0;
+	for (int i = 0; i < n; i++)
+		if (b[i].start >= 0)
+			order[used++] = i;
+	sort_ids(order, used, b);
+	/* alive: ids sorted by offset */
+	int *alive = xalloc((size_t)(used + 1) * sizeof *alive);
+	int nalive = 0;
+	int64_t peak = 0, total = 0;
+	for (int oi = 0; oi < used; oi++) {
+		Buf *x = &b[order[oi]];
+		total += x->size;
+		int k = 0;
+		for (int i = 0; i < nalive; i++)        /* drop the finished */
+			if (b[alive[i]].end >= x->start)
+				alive[k++] = alive[i];
+		nalive = k;
+		int64_t at = 0;
+		int pos = 0;
+		for (; pos < nalive; pos++) {
+			const Buf *y = &b[alive[pos]];
+			if (y->off - at >= x->size)
+				break;
+			if (y->off + y->size > at)
+				at = y->off + y->size;
+		}
+		x->off = at;
+		memmove(&alive[pos + 1], &alive[pos], (size_t)(nalive - pos) * sizeof *alive);
+		alive[pos] = order[oi];
+		nalive++;
+		if (at + x->size > peak)
+			peak = at + x->size;
+	}
+	pl->p->arena_bytes = peak;
+	pl->p->buffer_bytes = total;
+	pl->p->nbuffers = used;
+}
+
+RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
+{
+	Planner pl = { .m = m, .s = s, .M = s->M };
+	RankPlan *p = xalloc(sizeof *p);
+	pl.p = p;
+	p->rank = rank;
+	p->rows = m->pipe.B / ((long long)m->pipe.R * m->pipe.M);
+	int prank = rank % s->P;
+	pl.local_of = xalloc((size_t)s->S * sizeof *pl.local_of);
+	for (int g = 0; g < s->S; g++) {
+		pl.local_of[g] = -1;
+		if (s->stage_rank[g] == prank)
+			pl.local_of[g] = p->nstages++;
+	}
+	p->st = xalloc((size_t)(p->nstages + 1) * sizeof *p->st);
+	pl.ids = xalloc((size_t)(p->nstages * s->M + 1) * sizeof *pl.ids);
+	for (int g = 0; g < s->S; g++) {
+		int l = pl.local_of[g];
+		if (l < 0)
+			continue;
+		const IrStage *st = &m->stages[g];
+		StagePlan *sp = &p->st[l];
+		sp->stage = g;
+		sp->n = st->last - st->first;
+		sp->rec_from = s->training ? sp->n - st->nrecompute : sp->n;
+		sp->kept = xalloc((size_t)sp->n + 1);
+		for (int k = 0; k <= sp->n; k++) {
+			int consumer = k < sp->n && needs_in(m->layers[st->first + k].kind);
+			int producer = k > 0 && needs_out(m->layers[st->first + k - 1].kind);
+			sp->kept[k] = s->training && (consumer || producer || k == sp->rec_from);
+		}
+		for (int mb = 0; mb < s->M; mb++) {
+			int *ids = xalloc((size_t)SLOT_COUNT(sp->n) * sizeof *ids);
+			for (int i = 0; i < SLOT_COUNT(sp->n); i++)
+				ids[i] = -1;
+			pl.ids[l * s->M + mb] = ids;
+		}
+	}
+
+	plan_comm(&pl);
+	const ActList *l = &s->rank[rank];
+	int N = l->n;
+	/* Lifetimes: forward instances kept for backward are read there, so
+	 * walking the actions in order and touching every read suffices. */
+	for (int q = 0; q < N; q++) {
+		const Action *a = &l->a[q];
+		switch (a->op) {
+		case OP_F: case OP_B: case OP_W: case OP_R:
+			plan_compute(&pl, a, q);
+			break;
+		case OP_RECV_F: {
+			const StagePlan *sp = &p->st[pl.local_of[a->stage]];
+			int id = get(&pl, a->stage, a->mb, SLOT_X(sp->n, 0),
+			             tensor_bytes(&pl, &m->stages[a->stage], 0));
+			touch(&pl, id, 2 * p->post_at[q]);
+			touch(&pl, id, 2 * q + 1);
+			break;
+		}
+		case OP_RECV_B: {
+			const StagePlan *sp = &p->st[pl.local_of[a->stage]];
+			int id = get(&pl, a->stage, a->mb, SLOT_GX(sp->n, sp->n),
+			             tensor_bytes(&pl, &m->stages[a->stage], sp->n));
+			touch(&pl, id, 2 * p->post_at[q]);
+			touch(&pl, id, 2 * q + 1);
+			break;
+		}
+		case OP_SEND_F: {
+			const StagePlan *sp = &p->st[pl.local_of[a->stage]];
+			int id = slot_ids(&pl, a->stage, a->mb)[SLOT_X(sp->n, sp->n)];
+			touch(&pl, id, 2 * q + 1);
+			touch(&pl, id, 2 * p->wait_at[q]);
+			break;
+		}
+		case OP_SEND_B: {
+			const StagePlan *sp = &p->st[pl.local_of[a->stage]];
+			int id = slot_ids(&pl, a->stage, a->mb)[SLOT_GX(sp->n, 0)];
+			touch(&pl, id, 2 * q + 1);
+			touch(&pl, id, 2 * p->wait_at[q]);
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	/* Forward-only: a stage output kept for nobody still lives until it
+	 * is sent or handed to the next stage; the touches above did that. */
+	place(&pl);
+	for (int lidx = 0; lidx < p->nstages; lidx++) {
+		StagePlan *sp = &p->st[lidx];
+		sp->off = xalloc((size_t)s->M * sizeof *sp->off);
+		for (int mb = 0; mb < s->M; mb++) {
+			int *ids = pl.ids[lidx * s->M + mb];
+			sp->off[mb] = xalloc((size_t)SLOT_COUNT(sp->n) * sizeof **sp->off);
+			for (int i = 0; i < SLOT_COUNT(sp->n); i++)
+				sp->off[mb][i] = ids[i] >= 0 && pl.bufs.v[ids[i]].start >= 0
+				                 ? pl.bufs.v[ids[i]].off : NO_BUFFER;
+		}
+	}
+	return p;
+}
+
+const StagePlan *memplan_stage(const RankPlan *p, int g)
+{
+	for (int i = 0; i < p->nstages; i++)
+		if (p->st[i].stage == g)
+			return &p->st[i];
+	return NULL;
+}
+
+void memplan_dump(FILE *out, const IrModel *m, const Schedule *s, const RankPlan *p)
+{
+	(void)m;
+	fprintf(out, "rank %d: arena %lld bytes (%d buffers, %lld bytes without reuse), "
+	        "%d request slots\n", p->rank, (long long)p->arena_bytes, p->nbuffers,
+	        (long long)p->buffer_bytes, p->nreq);
+	const ActList *l = &s->rank[p->rank];
+	for (int q = 0; q < l->n; q++) {
+		const Action *a = &l->a[q];
+		if (a->op == OP_RECV_F || a->op == OP_RECV_B)
+			fprintf(out, "  %d %s stage %d mb %d: posted before %d, slot %d\n", q,
+			        op_name(a->op), a->stage, a->mb, p->post_at[q], p->req[q]);
+		else if (a->op == OP_SEND_F || a->op == OP_SEND_B)
+			fprintf(out, "  %d %s stage %d mb %d: waited before %d, slot %d\n", q,
+			        op_name(a->op), a->stage, a->mb, p->wait_at[q], p->req[q]);
+	}
+}

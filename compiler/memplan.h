@@ -1,0 +1,74 @@
+/* memplan.h — the buffer plan of one rank: every tensor of every
+ * micro-batch at a fixed arena offset, every message at a request slot.
+ *
+ * A buffer is one tensor of one micro-batch in one phase: a stage's input,
+ * each layer's output, their gradients, layernorm statistics, and the
+ * copies a recompute (R) makes.  Its lifetime runs from the first action
+ * that writes it (for a received message: the point where the receive is
+ * posted) to the last action that reads it (for a sent message: the point
+ * where the send is known complete).  Buffers whose lifetimes do not
+ * overlap share memory; the arena is the peak.
+ *
+ * Communication placement (the compiler knows every future message):
+ *  - a receive is posted right after the previous receive of the same
+ *    stream (stage, direction) is waited on, the first at the step start;
+ *  - a send is waited on at the first action after its buffer's last use
+ *    at which the receiver is known to have posted the receive (because a
+ *    message it sent after its RECV has arrived here), else at the step end.
+ *    A send-wait therefore never waits for something that waits for us.
+ */
+#ifndef PIPEC_MEMPLAN_H
+#define PIPEC_MEMPLAN_H
+
+#include "ir.h"
+#include "sched.h"
+
+/* Slots of a stage's offset table, for a stage of n layers:
+ *   X(k)  k = 0..n   forward instance of local tensor k (0 = stage input,
+ *                    k = output of the stage's layer k-1)
+ *   RX(k)            the instance backward reads (= X(k) unless recomputed)
+ *   GX(k)            gradient of tensor k
+ *   ST(j)            statistics of local layer j (layernorm: mean, rstd)
+ *   RST(j)           the instance backward reads                          */
+#define SLOT_X(n, k)   (0 * (n) + (k))
+#define SLOT_RX(n, k)  ((n) + 1 + (k))
+#define SLOT_GX(n, k)  (2 * ((n) + 1) + (k))
+#define SLOT_ST(n, j)  (3 * ((n) + 1) + (j))
+#define SLOT_RST(n, j) (3 * ((n) + 1) + (n) + (j))
+#define SLOT_COUNT(n)  (3 * ((n) + 1) + 2 * (n))
+
+#define NO_BUFFER (-1)
+
+typedef struct StagePlan {
+	int stage;              /* global stage index */
+	int n;                  /* layers */
+	int64_t **off;          /* [M][SLOT_COUNT(n)] byte offsets, NO_BUFFER if unused */
+	unsigned char *kept;    /* [n+1] tensor k is read by backward */
+	int rec_from;           /* local tensor index from which R recomputes (n if none) */
+} StagePlan;
+
+typedef struct RankPlan {
+	int rank;
+	int nstages;
+	StagePlan *st;          /* stages held, ascending */
+	int64_t arena_bytes;
+	int64_t rows;           /* rows per micro-batch */
+	int nreq;               /* request slots */
+	int *req;               /* [nactions] request slot of a SEND/RECV, else -1 */
+	int *post_at;           /* [nactions] RECV: action index before which it is posted */
+	int *wait_at;           /* [nactions] SEND: action index before which it is waited
+	                         * (n actions = at the step end) */
+	int nbuffers;
+	int64_t buffer_bytes;   /* sum of all buffers: what no reuse would cost */
+} RankPlan;
+
+/* Plans rank `rank` of schedule s for model m. */
+RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank);
+
+/* The StagePlan of global stage g on this rank, or NULL. */
+const StagePlan *memplan_stage(const RankPlan *p, int g);
+
+/* `pipec -dM`. */
+void memplan_dump(FILE *out, const IrModel *m, const Schedule *s, const RankPlan *p);
+
+#endif

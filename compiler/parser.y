@@ -1,0 +1,238 @@
+/* parser.y — the .pipe grammar.
+ *
+ * Actions only build the tree (ast.h); every check happens in sema.c, as in
+ * PostgreSQL's gram.y.  Locations are byte ranges (Loc, diag.h).
+ */
+
+/* Pure (reentrant) parser: no globals, several parses per process. */
+%define api.pure full
+/* Locations on every symbol, in our own byte-range type. */
+%locations
+%define api.location.type {Loc}
+/* The scanner handle goes to yylex and yyparse alike. */
+%param {yyscan_t scanner}
+/* Where the tree goes: the whole file, or one --set. */
+%parse-param {Program *prog} {PipeItem **setting}
+/* "unexpected X, expecting Y" with the tokens' string aliases. */
+%define parse.error detailed
+/* Lookahead correction: the expected-token lists are exact. */
+%define parse.lac full
+/* The grammar is LALR(1) with no conflicts; keep it so. */
+%expect 0
+
+%code requires {
+#include "ast.h"
+typedef void *yyscan_t;
+}
+
+%code provides {
+int yylex(YYSTYPE *yylval, YYLTYPE *yylloc, yyscan_t scanner);
+}
+
+%code {
+#include <string.h>
+
+/* The range of a rule is its first symbol's start to its last's end. */
+#define YYLLOC_DEFAULT(Cur, Rhs, N) do { \
+	if (N) { \
+		(Cur).file = YYRHSLOC(Rhs, 1).file; \
+		(Cur).off = YYRHSLOC(Rhs, 1).off; \
+		(Cur).end = YYRHSLOC(Rhs, N).end; \
+	} else { \
+		(Cur).file = YYRHSLOC(Rhs, 0).file; \
+		(Cur).off = (Cur).end = YYRHSLOC(Rhs, 0).end; \
+	} \
+} while (0)
+
+static void yyerror(YYLTYPE *loc, yyscan_t scanner, Program *prog, PipeItem **setting,
+                    const char *msg)
+{
+	(void)scanner; (void)prog; (void)setting;
+	diag_error(*loc, "%s", msg);
+}
+
+static Loc no_loc;
+}
+
+%union {
+	long long ival;
+	double dval;
+	char *str;
+	Value *val;
+	Arg *arg;
+	ArgVec args;
+	Dim dim;
+	TensorDecl *tensor;
+	LayerDecl *layer;
+	PipeItem *item;
+	StageRange *range;
+}
+
+%token MODEL "model" PIPELINE "pipeline" INPUT "input" TARGET "target"
+       LAYER "layer" LOSS "loss" STAGE "stage" FROM "from"
+%token DOTDOT ".."
+%token <ival> INT "integer"
+%token <dval> NUM "number"
+%token <str> IDENT "identifier" WORD "word" STRING "string"
+%token SET_MODE "start of setting"   /* never in a file: selects parse_setting */
+
+%type <val> value block ranges
+%type <arg> arg
+%type <args> args list call_args
+%type <dim> dim
+%type <tensor> tensor_decl dims
+%type <layer> layer_decl
+%type <ival> count
+%type <str> from
+%type <item> pipe_item
+%type <range> range
+
+%%
+
+start
+	: file
+	| SET_MODE setting
+	;
+
+file
+	: model_block pipeline_block
+	;
+
+setting
+	: IDENT '=' value opt_semi
+		{ PipeItem *it = xalloc(sizeof *it); it->key = $1; it->key_loc = @1;
+		  it->val = $3; it->loc = @$; *setting = it; }
+	| IDENT block opt_semi
+		{ PipeItem *it = xalloc(sizeof *it); it->key = $1; it->key_loc = @1;
+		  it->val = $2; it->loc = @$; *setting = it; }
+	;
+
+opt_semi: %empty | ';' ;
+
+model_block
+	: MODEL IDENT '{' model_items '}'
+		{ prog->name = $2; prog->name_loc = @2; }
+	;
+
+model_items
+	: %empty
+	| model_items model_item
+	;
+
+model_item
+	: tensor_decl        { VEC_PUSH(prog->tensors, $1); }
+	| layer_decl         { VEC_PUSH(prog->layers, $1); }
+	| LOSS IDENT ';'
+		{ LossDecl *l = xalloc(sizeof *l); l->kind = $2; l->kind_loc = @2; l->loc = @$;
+		  VEC_PUSH(prog->losses, l); }
+	| error ';'          { yyerrok; }
+	;
+
+tensor_decl
+	: INPUT IDENT ':' IDENT '[' dims ']' ';'
+		{ $$ = $6; $$->name = $2; $$->name_loc = @2; $$->dtype = $4; $$->dtype_loc = @4;
+		  $$->loc = @$; }
+	| TARGET IDENT ':' IDENT '[' dims ']' ';'
+		{ $$ = $6; $$->is_target = 1; $$->name = $2; $$->name_loc = @2; $$->dtype = $4;
+		  $$->dtype_loc = @4; $$->loc = @$; }
+	;
+
+dims
+	: dim                { $$ = xalloc(sizeof *$$); VEC_PUSH($$->dims, $1); }
+	| dims ',' dim       { $$ = $1; VEC_PUSH($$->dims, $3); }
+	;
+
+dim
+	: IDENT              { $$.name = $1; $$.n = 0; $$.loc = @1; }
+	| INT                { $$.name = NULL; $$.n = $1; $$.loc = @1; }
+	;
+
+layer_decl
+	: LAYER IDENT count ':' IDENT call_args from ';'
+		{ $$ = xalloc(sizeof *$$); $$->name = $2; $$->name_loc = @2; $$->count = $3;
+		  $$->count_loc = @3; $$->kind = $5; $$->kind_loc = @5; $$->args = $6;
+		  $$->has_parens = @6.end > @6.off; $$->from = $7; $$->from_loc = @7; $$->loc = @$; }
+	;
+
+count
+	: %empty             { $$ = -1; }
+	| '[' INT ']'        { $$ = $2; }
+	;
+
+call_args
+	: %empty             { memset(&$$, 0, sizeof $$); }
+	| '(' ')'            { memset(&$$, 0, sizeof $$); }
+	| '(' args ')'       { $$ = $2; }
+	;
+
+from
+	: %empty             { $$ = NULL; }
+	| FROM STRING        { $$ = $2; }
+	;
+
+args
+	: arg                { memset(&$$, 0, sizeof $$); VEC_PUSH($$, $1); }
+	| args ',' arg       { $$ = $1; VEC_PUSH($$, $3); }
+	;
+
+arg
+	: value              { $$ = ast_arg(NULL, no_loc, $1); }
+	| IDENT '=' value    { $$ = ast_arg($1, @1, $3); }
+	;
+
+value
+	: INT                { $$ = ast_value(V_INT, @1); $$->i = $1; $$->d = (double)$1; }
+	| NUM                { $$ = ast_value(V_NUM, @1); $$->d = $1; }
+	| IDENT              { $$ = ast_value(V_WORD, @1); $$->s = $1; }
+	| WORD               { $$ = ast_value(V_WORD, @1); $$->s = $1; }
+	| STRING             { $$ = ast_value(V_STRING, @1); $$->s = $1; }
+	| '[' ']'            { $$ = ast_value(V_LIST, @$); }
+	| '[' list ']'       { $$ = ast_value(V_LIST, @$); $$->args = $2; }
+	| IDENT '(' ')'      { $$ = ast_value(V_CALL, @$); $$->s = $1; }
+	| IDENT '(' args ')' { $$ = ast_value(V_CALL, @$); $$->s = $1; $$->args = $3; }
+	| block
+	;
+
+list
+	: value              { memset(&$$, 0, sizeof $$); VEC_PUSH($$, ast_arg(NULL, no_loc, $1)); }
+	| list ',' value     { $$ = $1; VEC_PUSH($$, ast_arg(NULL, no_loc, $3)); }
+	;
+
+block
+	: '{' ranges '}'     { $$ = $2; $$->loc = @$; }
+	;
+
+ranges
+	: %empty             { $$ = ast_value(V_BLOCK, @$); }
+	| ranges range       { $$ = $1; if ($2) VEC_PUSH($$->ranges, $2); }
+	;
+
+range
+	: STAGE INT ':' IDENT DOTDOT IDENT ';'
+		{ $$ = xalloc(sizeof *$$); $$->index = $2; $$->index_loc = @2;
+		  $$->first = $4; $$->first_loc = @4; $$->last = $6; $$->last_loc = @6;
+		  $$->loc = @$; }
+	| STAGE INT ':' IDENT ';'
+		{ $$ = xalloc(sizeof *$$); $$->index = $2; $$->index_loc = @2;
+		  $$->first = $$->last = $4; $$->first_loc = $$->last_loc = @4; $$->loc = @$; }
+	| error ';'          { $$ = NULL; yyerrok; }
+	;
+
+pipeline_block
+	: PIPELINE '{' pipe_items '}'   { prog->pipeline_loc = @1; }
+	;
+
+pipe_items
+	: %empty
+	| pipe_items pipe_item   { if ($2) VEC_PUSH(prog->items, $2); }
+	;
+
+pipe_item
+	: IDENT '=' value ';'
+		{ $$ = xalloc(sizeof *$$); $$->key = $1; $$->key_loc = @1; $$->val = $3; $$->loc = @$; }
+	| IDENT block
+		{ $$ = xalloc(sizeof *$$); $$->key = $1; $$->key_loc = @1; $$->val = $2; $$->loc = @$; }
+	| error ';'          { $$ = NULL; yyerrok; }
+	;
+
+%%

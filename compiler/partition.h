@@ -1,0 +1,21 @@
+/* partition.h — the partition pass: layers to (virtual) stages to ranks. */
+#ifndef PIPEC_PARTITION_H
+#define PIPEC_PARTITION_H
+
+#include "ir.h"
+
+/* The `model` cost constants (pipec schedule --cost model). */
+typedef struct CostConsts {
+	double flops;           /* FLOP/s of one rank */
+	double bandwidth;       /* bytes/s of the link between ranks */
+	double latency;         /* seconds per message */
+} CostConsts;
+
+extern const CostConsts cost_defaults;
+
+/* Chooses or applies the partition: fills m->stages / m->S.  Returns 0, or
+ * -1 after an input error (an auto partition that cannot meet the memory
+ * cap).  Stage-to-rank placement is Megatron's (stage k on rank k mod P). */
+int partition_model(IrModel *m, const CostConsts *cc);
+
+#endif

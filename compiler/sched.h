@@ -1,0 +1,189 @@
+/* sched.h — schedules as data.
+ *
+ * A schedule is, for every rank, the ordered list of actions it executes in
+ * one training (or inference) step.  It is built in three steps:
+ *
+ *   sched_generate()  one generator per schedule kind writes the COMPUTE
+ *                     order (F, B, W) of each pipeline rank, nothing else;
+ *                     or sched_read_file() reads a hand-written order;
+ *   sched_lower()     the one lowering pass: adds R before recomputed
+ *                     backwards, SEND/RECV between stages on different ranks,
+ *                     ALLREDUCE and OPTIM, and copies the program onto every
+ *                     data-parallel replica;
+ *   sched_verify()    proves the lowered program sound (matching, inputs,
+ *                     exactly-once, deadlock freedom, OPTIM last).
+ *
+ * sched_simulate() then times it on a cost model, sched_memory() computes
+ * the peak activation memory, and sched_write_*() print it.
+ *
+ * Ranks: rank = replica * P + prank, prank = 0..P-1 the pipeline position.
+ * Stages: global (virtual) stage index 0..S-1, S = P*V; stage_rank[s] is the
+ * pipeline rank holding stage s (Megatron: s mod P; zb-v: a V shape; file:
+ * read from the file).
+ */
+#ifndef PIPEC_SCHED_H
+#define PIPEC_SCHED_H
+
+#include "diag.h"
+
+/* X(enum, csv name, torch letter or 0) — order matches runtime RT_OP_*. */
+#define SCHED_OPS(X) \
+	X(OP_F,         "F",         'F') \
+	X(OP_B,         "B",         'B') \
+	X(OP_W,         "W",         'W') \
+	X(OP_R,         "R",         0)   \
+	X(OP_SEND_F,    "SEND_F",    0)   \
+	X(OP_RECV_F,    "RECV_F",    0)   \
+	X(OP_SEND_B,    "SEND_B",    0)   \
+	X(OP_RECV_B,    "RECV_B",    0)   \
+	X(OP_ALLREDUCE, "ALLREDUCE", 0)   \
+	X(OP_OPTIM,     "OPTIM",     0)
+
+typedef enum {
+#define X(e, s, t) e,
+	SCHED_OPS(X)
+#undef X
+	OP_COUNT
+} Op;
+
+const char *op_name(int op);
+int op_from_name(const char *s);        /* -1 if unknown */
+
+typedef struct Action {
+	int32_t op;             /* Op */
+	int32_t stage;          /* global stage, -1 for OPTIM */
+	int32_t mb;             /* micro-batch 0..M-1, -1 for ALLREDUCE/OPTIM */
+	int32_t peer;           /* other rank of a SEND/RECV, else -1 */
+} Action;
+
+typedef struct ActList {
+	Action *a;
+	int n, cap;
+} ActList;
+
+void actlist_push(ActList *l, int op, int stage, int mb, int peer);
+
+/* X(enum, name as written in .pipe, needs V argument) */
+#define SCHED_KINDS(X) \
+	X(SK_NAIVE,       "naive",         0) \
+	X(SK_GPIPE,       "gpipe",         0) \
+	X(SK_1F1B,        "1f1b",          0) \
+	X(SK_INTERLEAVED, "interleaved",   1) \
+	X(SK_ZBH1,        "zb-h1",         0) \
+	X(SK_ZBV,         "zb-v",          0) \
+	X(SK_PIPEDREAM,   "pipedream",     0) \
+	X(SK_2BW,         "pipedream-2bw", 0) \
+	X(SK_INFERENCE,   "inference",     0) \
+	X(SK_FILE,        "file",          0)
+
+typedef enum {
+#define X(e, s, v) e,
+	SCHED_KINDS(X)
+#undef X
+	SK_COUNT
+} SchedKind;
+
+const char *sched_kind_name(int kind);
+int sched_kind_from_name(const char *s);   /* -1 if unknown */
+
+typedef struct SchedSpec {
+	SchedKind kind;
+	int P;                  /* pipeline ranks */
+	int V;                  /* virtual stages per rank (1 unless interleaved / zb-v / file) */
+	int M;                  /* micro-batches per replica */
+	int R;                  /* data-parallel replicas */
+	int training;           /* 0: forward only (inference) */
+	const unsigned char *recompute;  /* [S] or NULL: stage s recomputes some layers */
+	const char *path;       /* SK_FILE: file to read, already resolved */
+} SchedSpec;
+
+typedef struct Schedule {
+	SchedKind kind;
+	int P, V, S, M, R, nranks;
+	int training;
+	int split;              /* backward split into B and W */
+	int *stage_rank;        /* [S] pipeline rank of each stage */
+	ActList *rank;          /* [nranks] actions of each rank */
+	int lowered;            /* communication already present (lowered or read so) */
+	/* SK_FILE only (NULL otherwise): the CSV, and for every action the byte
+	 * offset of the row or cell it came from (an action the lowering added
+	 * carries the offset of the compute action it serves).  The verifier
+	 * then reports a violation as an input error at that place. */
+	const SrcFile *src;
+	uint32_t **src_off;     /* [nranks][n], parallel to rank[r].a */
+} Schedule;
+
+/* Builds the compute order for spec (not for SK_FILE).  Reports an input
+ * error (diag_error at `where`) and returns NULL when the spec's constraints
+ * do not hold (interleaved needs M % P == 0, ...). */
+Schedule *sched_generate(const SchedSpec *spec, Loc where);
+
+/* Reads a custom order (pipec's CSV with or without communication rows, or
+ * PyTorch's action CSV).  Errors name FILE:LINE:COL of the CSV; returns NULL
+ * after reporting them. */
+Schedule *sched_read_file(const SchedSpec *spec, Loc where);
+
+/* Inserts R, SEND/RECV, ALLREDUCE, OPTIM and replicates onto every replica.
+ * A schedule read with communication rows is left as it is. */
+void sched_lower(Schedule *s, const SchedSpec *spec);
+
+/* 0 if sound.  Otherwise prints, for the first violation,
+ * "rank R, action I (OP stage S mb M): REASON" through report() and returns -1.
+ * report is diag_plain-like; a custom schedule's failure is an input error,
+ * a built-in schedule's is a bug (the caller decides the exit status).
+ * A schedule read from a file (s->src set) is reported instead through
+ * diag_error() at the CSV row or cell of the failing action, so the message
+ * reads "order.csv:LINE:COL: error: rank R, action I (...): REASON" with the
+ * line and a caret; report is then not called (it may be NULL). */
+int sched_verify(const Schedule *s, void (*report)(const char *fmt, ...));
+
+/* ---- cost model and simulation ---- */
+typedef struct SimCost {
+	const char *name;       /* "uniform" or "model" */
+	const char *describe;   /* the constants used, one line, printed in summaries */
+	double *f, *b, *w, *r;  /* [S] seconds (or units) per micro-batch; b excludes w if split */
+	double *msg_f;          /* [S] transfer time of stage s's activations to s+1 */
+	double *msg_b;          /* [S] transfer time of stage s's input gradient to s-1 */
+	double allreduce, optim;/* per occurrence */
+} SimCost;
+
+/* The uniform cost: F = 1/V, B = 2/V (split: B = W = 1/V), R = F, comm free. */
+SimCost *simcost_uniform(const Schedule *s);
+
+typedef struct SimResult {
+	double **start, **end;  /* [nranks][n actions] */
+	double step_time;
+	double *busy;           /* [nranks] compute time */
+	double *idle;           /* [nranks] step_time - busy */
+	double bubble_fraction; /* sum idle / (nranks * step_time) */
+	double bubble_overhead; /* (step_time - ideal) / ideal, ideal = max busy */
+	double us_per_unit;     /* microseconds per cost unit, for traces: 1000 for
+	                         * "uniform" (1 unit = 1 ms), 1e6 otherwise (seconds) */
+} SimResult;
+
+SimResult *sched_simulate(const Schedule *s, const SimCost *c);
+
+/* Peak activation memory: act_bytes[s] is what one micro-batch of stage s
+ * keeps from its F until its B (or W when split) completes.  Fills
+ * peak_bytes[nranks] and peak_mbs[nranks] (micro-batches in flight). */
+void sched_memory(const Schedule *s, const double *act_bytes,
+                  double *peak_bytes, int *peak_mbs);
+
+/* ---- helpers shared by the sched_*.c files ---- */
+/* A schedule with empty action lists for nranks = P*R ranks and Megatron's
+ * placement (stage s on pipeline rank s mod P); S = P*V. */
+Schedule *sched_new(SchedKind kind, int P, int V, int M, int R, int training, int split);
+/* "F stage 3 mb 1", "OPTIM", "ALLREDUCE stage 2" into buf (>= 64 bytes). */
+const char *sched_action_desc(char *buf, size_t size, const Action *a);
+/* The global rank of pipeline rank prank in replica rep. */
+#define SCHED_RANK(s, rep, prank) ((rep) * (s)->P + (prank))
+
+/* ---- output ---- */
+void sched_write_csv(FILE *out, const Schedule *s);
+int  sched_write_torch(FILE *out, const Schedule *s);  /* -1 + message if inexpressible */
+void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const SimCost *c,
+                      const double *peak_bytes, const int *peak_mbs, int width);
+void sched_write_chrome(FILE *out, const Schedule *s, const SimResult *r);
+void sched_write_svg(FILE *out, const Schedule *s, const SimResult *r, const char *title);
+
+#endif

@@ -1,0 +1,1041 @@
+/* sema.c — the semantic pass.
+ *
+ * Reads the syntax tree, reports every independent error it finds (each at
+ * the offending token), and builds the model IR: tensors, layers with their
+ * parameters, FLOPs and activation bytes, and the pipeline settings.  The
+ * checks, in order: the model's tensors; the layers (kinds, arguments,
+ * widths chained through the network); the loss; the pipeline keys and the
+ * constraints between them.  The partition itself is chosen later
+ * (partition.c); here only its syntax and sums are checked.
+ */
+#include "sema.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const layer_kind_names[] = {
+#define X(e, s, p) s,
+	LAYER_KINDS(X)
+#undef X
+};
+
+const char *layer_kind_name(int k)
+{
+	return k >= 0 && k < LK_COUNT ? layer_kind_names[k] : "?";
+}
+
+static const char *const dtype_names[] = {
+#define X(e, s, b) s,
+	DTYPES(X)
+#undef X
+};
+static const int dtype_sizes[] = {
+#define X(e, s, b) b,
+	DTYPES(X)
+#undef X
+};
+
+const char *dtype_name(int dt) { return dtype_names[dt]; }
+int dtype_bytes(int dt) { return dtype_sizes[dt]; }
+
+static int dtype_from_name(const char *s)
+{
+	for (int i = 0; i < DT_COUNT; i++)
+		if (strcmp(s, dtype_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Reports an unknown name with a suggestion from `names`. */
+static void unknown(Loc loc, const char *what, const char *s, const char *const *names, int n)
+{
+	const char *best = closest_name(s, names, n);
+	if (best)
+		diag_error(loc, "unknown %s '%s'; did you mean '%s'?", what, s, best);
+	else
+		diag_error(loc, "unknown %s '%s'", what, s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Layer arguments: a small table per kind binds positional and named  */
+/* arguments and checks their types and ranges.                        */
+
+typedef enum { A_WIDTH, A_BOOL, A_PROB, A_POSNUM } ArgType;
+
+typedef struct ArgSpec {
+	const char *name;
+	ArgType type;
+	int required;
+	double dflt;
+} ArgSpec;
+
+typedef struct KindSpec {
+	const ArgSpec *args;
+	int nargs;
+	const char *usage;
+} KindSpec;
+
+static const ArgSpec linear_args[] = {
+	{ "in", A_WIDTH, 1, 0 }, { "out", A_WIDTH, 1, 0 }, { "bias", A_BOOL, 0, 1 },
+};
+static const ArgSpec dropout_args[] = { { "p", A_PROB, 1, 0 } };
+static const ArgSpec layernorm_args[] = { { "d", A_WIDTH, 1, 0 }, { "eps", A_POSNUM, 0, 1e-5 } };
+
+static const KindSpec kind_specs[LK_COUNT] = {
+	[LK_LINEAR] = { linear_args, 3, "linear(in, out) or linear(in, out, bias = false)" },
+	[LK_RELU] = { NULL, 0, "relu" },
+	[LK_GELU] = { NULL, 0, "gelu" },
+	[LK_TANH] = { NULL, 0, "tanh" },
+	[LK_SIGMOID] = { NULL, 0, "sigmoid" },
+	[LK_DROPOUT] = { dropout_args, 1, "dropout(p) with 0 <= p < 1" },
+	[LK_LAYERNORM] = { layernorm_args, 2, "layernorm(d) or layernorm(d, eps = 1e-5)" },
+	[LK_SOFTMAX] = { NULL, 0, "softmax" },
+};
+
+/* Binds l's arguments to spec; vals[i] gets argument i's value.  Returns 0
+ * if all is well. */
+static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals)
+{
+	int bad = 0;
+	int set[8] = { 0 };
+	const char *names[8];
+	for (int i = 0; i < ks->nargs; i++) {
+		vals[i] = ks->args[i].dflt;
+		names[i] = ks->args[i].name;
+	}
+	if (ks->nargs == 0 && l->has_parens && l->args.n > 0) {
+		diag_error(l->args.v[0]->val->loc, "'%s' takes no arguments", l->kind);
+		return -1;
+	}
+	int pos = 0, seen_named = 0;
+	for (int i = 0; i < l->args.n; i++) {
+		const Arg *a = l->args.v[i];
+		int k;
+		Loc at = a->key ? a->key_loc : a->val->loc;
+		if (a->key) {
+			seen_named = 1;
+			for (k = 0; k < ks->nargs && strcmp(ks->args[k].name, a->key); k++)
+				;
+			if (k == ks->nargs) {
+				const char *best = closest_name(a->key, names, ks->nargs);
+				if (best)
+					diag_error(at, "'%s' has no argument '%s'; did you mean '%s'?",
+					           l->kind, a->key, best);
+				else
+					diag_error(at, "'%s' has no argument '%s' (usage: %s)",
+					           l->kind, a->key, ks->usage);
+				bad = 1;
+				continue;
+			}
+		} else {
+			if (seen_named) {
+				diag_error(at, "positional argument after a named one");
+				bad = 1;
+				continue;
+			}
+			k = pos++;
+			if (k >= ks->nargs) {
+				diag_error(at, "too many arguments to '%s' (usage: %s)", l->kind, ks->usage);
+				bad = 1;
+				break;
+			}
+		}
+		if (set[k]) {
+			diag_error(at, "argument '%s' of '%s' given twice", ks->args[k].name, l->kind);
+			bad = 1;
+			continue;
+		}
+		set[k] = 1;
+		const Value *v = a->val;
+		switch (ks->args[k].type) {
+		case A_WIDTH:
+			if (v->kind != V_INT || v->i < 1) {
+				diag_error(v->loc, "'%s' of '%s' must be a positive integer",
+				           ks->args[k].name, l->kind);
+				bad = 1;
+			} else if (v->i > ((int64_t)1 << 31)) {
+				diag_error(v->loc, "'%s' of '%s' is too large (%lld)", ks->args[k].name,
+				           l->kind, v->i);
+				bad = 1;
+			}
+			vals[k] = v->d;
+			break;
+		case A_BOOL:
+			if (v->kind == V_WORD && (!strcmp(v->s, "true") || !strcmp(v->s, "false"))) {
+				vals[k] = !strcmp(v->s, "true");
+			} else {
+				diag_error(v->loc, "'%s' must be true or false", ks->args[k].name);
+				bad = 1;
+			}
+			break;
+		case A_PROB:
+			if ((v->kind != V_INT && v->kind != V_NUM) || !(v->d >= 0 && v->d < 1)) {
+				diag_error(v->loc, "'%s' of '%s' must be a number with 0 <= p < 1",
+				           ks->args[k].name, l->kind);
+				bad = 1;
+			}
+			vals[k] = v->d;
+			break;
+		case A_POSNUM:
+			if ((v->kind != V_INT && v->kind != V_NUM) || !(v->d > 0) || isinf(v->d)) {
+				diag_error(v->loc, "'%s' of '%s' must be a positive number",
+				           ks->args[k].name, l->kind);
+				bad = 1;
+			}
+			vals[k] = v->d;
+			break;
+		}
+	}
+	for (int k = 0; k < ks->nargs && !bad; k++)
+		if (ks->args[k].required && !set[k]) {
+			diag_error(l->has_parens ? l->args.n ? l->args.v[l->args.n - 1]->val->loc
+			                                      : l->kind_loc
+			                         : l->kind_loc,
+			           "'%s' needs its argument '%s' (usage: %s)", l->kind,
+			           ks->args[k].name, ks->usage);
+			bad = 1;
+		}
+	return bad ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Model block                                                         */
+
+typedef struct Names {          /* every name declared so far, for duplicates */
+	VEC(const char *) name;
+	VEC(Loc) loc;
+} Names;
+
+static int declare(Names *ns, const char *name, Loc loc)
+{
+	for (int i = 0; i < ns->name.n; i++)
+		if (strcmp(ns->name.v[i], name) == 0) {
+			diag_error(loc, "'%s' is already declared", name);
+			diag_note(ns->loc.v[i], "'%s' was declared here", name);
+			return -1;
+		}
+	VEC_PUSH(ns->name, name);
+	VEC_PUSH(ns->loc, loc);
+	return 0;
+}
+
+static int add_tensor(IrModel *m, int *cap, const char *name, int dtype, int ndim,
+                      const int64_t *dims, int producer)
+{
+	if (m->ntensors == *cap) {
+		*cap = *cap ? 2 * *cap : 16;
+		m->tensors = xrealloc(m->tensors, (size_t)*cap * sizeof *m->tensors);
+	}
+	IrTensor *t = &m->tensors[m->ntensors];
+	memset(t, 0, sizeof *t);
+	t->name = name;
+	t->dtype = dtype;
+	t->ndim = ndim;
+	t->elems = 1;
+	for (int i = 0; i < ndim; i++) {
+		t->dims[i] = dims[i];
+		t->elems *= dims[i];
+	}
+	t->producer = producer;
+	return m->ntensors++;
+}
+
+static void check_tensors(const Program *p, IrModel *m, Names *ns, int *tcap)
+{
+	int ntargets = 0;
+	const TensorDecl *first_target = NULL;
+	for (int i = 0; i < p->tensors.n; i++) {
+		const TensorDecl *d = p->tensors.v[i];
+		int bad = declare(ns, d->name, d->name_loc) != 0;
+		int dt = dtype_from_name(d->dtype);
+		if (dt < 0) {
+			unknown(d->dtype_loc, "dtype", d->dtype, dtype_names, DT_COUNT);
+			bad = 1;
+		}
+		int64_t dims[4];
+		int nd = 0;
+		if (!d->dims.v[0].name || strcmp(d->dims.v[0].name, "batch") != 0) {
+			diag_error(d->dims.v[0].loc, "the first dimension of '%s' must be 'batch'",
+			           d->name);
+			bad = 1;
+		}
+		if (d->dims.n - 1 > 3) {
+			diag_error(d->dims.v[4].loc, "'%s' has %d dimensions; at most 4 are supported",
+			           d->name, d->dims.n);
+			bad = 1;
+		}
+		for (int j = 1; j < d->dims.n && j < 4; j++) {
+			const Dim *dm = &d->dims.v[j];
+			if (dm->name) {
+				diag_error(dm->loc, "dimension '%s' of '%s' must be a positive integer "
+				           "(only the first dimension is 'batch')", dm->name, d->name);
+				bad = 1;
+			} else if (dm->n < 1 || dm->n > ((int64_t)1 << 31)) {
+				diag_error(dm->loc, "dimension %lld of '%s' must be between 1 and 2^31",
+				           dm->n, d->name);
+				bad = 1;
+			} else {
+				dims[nd++] = dm->n;
+			}
+		}
+		if (d->is_target) {
+			if (++ntargets > 1) {
+				diag_error(d->loc, "a model has at most one target");
+				diag_note(first_target->loc, "the first target is here");
+				continue;
+			}
+			first_target = d;
+			if (bad)
+				continue;
+			m->target = 0;
+			m->target_name = d->name;
+			m->target_dtype = dt;
+			int64_t w = 1;
+			for (int j = 0; j < nd; j++)
+				w *= dims[j];
+			m->target_width = w;
+			if (dt != DT_I32 && dt != DT_F32) {
+				diag_error(d->dtype_loc, "a target is i32 (class ids) or f32, not %s",
+				           d->dtype);
+			}
+			continue;
+		}
+		if (bad)
+			continue;
+		if (nd == 0) {
+			diag_error(d->loc, "input '%s' needs a feature dimension: %s[batch, N]",
+			           d->name, d->dtype);
+			continue;
+		}
+		if (dt == DT_I32) {
+			diag_error(d->dtype_loc, "input '%s' is i32, but no layer kind here takes "
+			           "token ids (the MLP layers read f32 features)", d->name);
+			continue;
+		}
+		add_tensor(m, tcap, d->name, dt, nd, dims, -1);
+		m->ninputs++;
+	}
+	if (m->ninputs == 0 && p->tensors.n == ntargets)
+		diag_error(p->name_loc, "model '%s' declares no input", p->name);
+	else if (m->ninputs > 1)
+		diag_error(p->tensors.v[1]->loc, "this model kind takes one input (several inputs "
+		           "are for sequence models)");
+}
+
+static void layer_costs(IrLayer *L, const IrTensor *in, int dtb)
+{
+	double t = (double)in->elems / (double)L->in_w;   /* rows per sample */
+	double n_in = (double)in->elems, n_out = t * (double)L->out_w;
+	switch (L->kind) {
+	case LK_LINEAR:
+		L->flops_f = 2.0 * t * (double)L->in_w * (double)L->out_w + (L->bias ? n_out : 0);
+		L->flops_b = 2.0 * t * (double)L->in_w * (double)L->out_w;
+		L->flops_w = 2.0 * t * (double)L->in_w * (double)L->out_w + (L->bias ? n_out : 0);
+		break;
+	case LK_LAYERNORM:
+		L->flops_f = 8 * n_in;
+		L->flops_b = 10 * n_in;
+		L->flops_w = 3 * n_in;
+		break;
+	case LK_SOFTMAX:
+		L->flops_f = 5 * n_in;
+		L->flops_b = 4 * n_in;
+		break;
+	case LK_GELU:
+		L->flops_f = 10 * n_in;
+		L->flops_b = 14 * n_in;
+		break;
+	case LK_TANH:
+	case LK_SIGMOID:
+		L->flops_f = 6 * n_in;
+		L->flops_b = 3 * n_in;
+		break;
+	default:
+		L->flops_f = n_in;
+		L->flops_b = n_in;
+		break;
+	}
+	(void)dtb;
+}
+
+/* What a layer's backward reads: its input, its output, or neither. */
+static int needs_input(LayerKind k)
+{
+	return k == LK_LINEAR || k == LK_GELU || k == LK_LAYERNORM;
+}
+static int needs_output(LayerKind k)
+{
+	return k == LK_RELU || k == LK_TANH || k == LK_SIGMOID || k == LK_SOFTMAX;
+}
+
+static void add_param(IrLayer *L, const char *name, int ndim, int64_t d0, int64_t d1, int init,
+                      int64_t fan_in)
+{
+	IrParam *pp = &L->params[L->nparams++];
+	pp->name = xprintf("%s.%s", L->name, name);
+	pp->ndim = ndim;
+	pp->dims[0] = d0;
+	pp->dims[1] = d1;
+	pp->numel = ndim == 1 ? d0 : d0 * d1;
+	pp->init = init;
+	pp->fan_in = fan_in;
+	L->nparam_elems += pp->numel;
+}
+
+static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap)
+{
+	int nl = 0;
+	for (int i = 0; i < p->layers.n; i++) {
+		long long c = p->layers.v[i]->count;
+		if (c > 100000) {
+			diag_error(p->layers.v[i]->count_loc, "repeat count %lld is too large "
+			           "(at most 100000)", c);
+			return;
+		}
+		nl += c < 0 ? 1 : (int)c;
+		if (nl > 1000000) {
+			diag_error(p->layers.v[i]->loc, "too many layers (over 1,000,000)");
+			return;
+		}
+	}
+	m->layers = xalloc((size_t)(nl ? nl : 1) * sizeof *m->layers);
+	int cur = m->ninputs ? 0 : -1;  /* tensor flowing into the next layer */
+	int bad_chain = cur < 0;
+	const char *prev_name = m->ninputs ? m->tensors[0].name : NULL;
+	int prev_is_input = 1;
+	int dtb = 4;
+	for (int i = 0; i < p->layers.n; i++) {
+		const LayerDecl *d = p->layers.v[i];
+		int kind = -1;
+		for (int k = 0; k < LK_COUNT; k++)
+			if (strcmp(d->kind, layer_kind_names[k]) == 0)
+				kind = k;
+		if (d->count == 0 || d->count < -1) {
+			diag_error(d->count_loc, "a repeat count must be at least 1");
+			continue;
+		}
+		if (d->from)
+			diag_error(d->from_loc, "'from' binds a checkpoint prefix; it is for the "
+			           "transformer layer kinds, not '%s'", d->kind);
+		if (kind < 0) {
+			unknown(d->kind_loc, "layer kind", d->kind, layer_kind_names, LK_COUNT);
+			bad_chain = 1;
+			continue;
+		}
+		double vals[8];
+		if (bind_args(d, &kind_specs[kind], vals) != 0) {
+			bad_chain = 1;
+			continue;
+		}
+		int copies = d->count < 0 ? 1 : (int)d->count;
+		for (int c = 0; c < copies; c++) {
+			const char *name = d->count < 0 ? d->name : xprintf("%s%d", d->name, c);
+			if (declare(ns, name, d->name_loc) != 0)
+				break;
+			IrLayer *L = &m->layers[m->nlayers++];
+			L->name = name;
+			L->kind = (LayerKind)kind;
+			L->loc = d->loc;
+			L->in = cur;
+			int64_t in_w = cur >= 0 ? m->tensors[cur].dims[m->tensors[cur].ndim - 1] : 0;
+			L->in_w = L->out_w = in_w;
+			switch (kind) {
+			case LK_LINEAR:
+				L->in_w = (int64_t)vals[0];
+				L->out_w = (int64_t)vals[1];
+				L->bias = vals[2] != 0;
+				break;
+			case LK_DROPOUT:
+				L->p = vals[0];
+				break;
+			case LK_LAYERNORM:
+				L->in_w = L->out_w = (int64_t)vals[0];
+				L->eps = vals[1];
+				break;
+			}
+			if (!bad_chain && L->in_w != in_w) {
+				Loc at = d->args.n ? d->args.v[0]->val->loc : d->kind_loc;
+				if (prev_is_input)
+					diag_error(at, "%s(%lld, ...) expects %lld inputs, but input '%s' "
+					           "has %lld features", d->kind, (long long)L->in_w,
+					           (long long)L->in_w, prev_name, (long long)in_w);
+				else
+					diag_error(at, "%s(%lld, ...) expects %lld inputs, but '%s' outputs "
+					           "%lld", d->kind, (long long)L->in_w, (long long)L->in_w,
+					           prev_name, (long long)in_w);
+				bad_chain = 1;
+			}
+			if (bad_chain) {
+				cur = -1;
+				prev_name = name;
+				prev_is_input = 0;
+				continue;
+			}
+			const IrTensor *it = &m->tensors[cur];
+			if (kind == LK_LINEAR) {
+				add_param(L, "weight", 2, L->out_w, L->in_w, INIT_UNIFORM_FANIN, L->in_w);
+				if (L->bias)
+					add_param(L, "bias", 1, L->out_w, 0, INIT_UNIFORM_FANIN, L->in_w);
+			} else if (kind == LK_LAYERNORM) {
+				add_param(L, "weight", 1, L->out_w, 0, INIT_ONES, 0);
+				add_param(L, "bias", 1, L->out_w, 0, INIT_ZEROS, 0);
+			}
+			layer_costs(L, it, dtb);
+			int64_t dims[4];
+			memcpy(dims, it->dims, sizeof dims);
+			dims[it->ndim - 1] = L->out_w;
+			int ti = add_tensor(m, tcap, name, it->dtype, it->ndim, dims, m->nlayers - 1);
+			L->out = ti;
+			cur = ti;
+			prev_name = name;
+			prev_is_input = 0;
+		}
+	}
+	if (m->nlayers == 0 && p->layers.n == 0)
+		diag_error(p->name_loc, "model '%s' has no layers", p->name ? p->name : "?");
+	if (diag_errors())
+		return;
+	/* Activation bytes per sample kept for backward: a tensor is kept if
+	 * its consumer's backward reads it as input or its producer's reads it
+	 * as output; layernorm also keeps mean and rstd per row.  The last
+	 * layer's output is always kept: the loss gradient lands there. */
+	for (int i = 0; i < m->nlayers; i++) {
+		IrLayer *L = &m->layers[i];
+		const IrTensor *out = &m->tensors[L->out];
+		int keep = needs_output(L->kind) || i == m->nlayers - 1
+		           || (i + 1 < m->nlayers && needs_input(m->layers[i + 1].kind));
+		L->act_bytes = keep ? out->elems * 4 : 0;
+		if (L->kind == LK_LAYERNORM)
+			L->act_bytes += 2 * 4 * (out->elems / L->out_w);
+	}
+}
+
+static void check_loss(const Program *p, IrModel *m)
+{
+	static const char *const loss_names[] = { "cross_entropy", "mse" };
+	for (int i = 0; i < p->losses.n; i++) {
+		const LossDecl *l = p->losses.v[i];
+		if (i > 0) {
+			diag_error(l->loc, "a model has at most one loss");
+			continue;
+		}
+		if (!strcmp(l->kind, "cross_entropy"))
+			m->loss = LOSS_CROSS_ENTROPY;
+		else if (!strcmp(l->kind, "mse"))
+			m->loss = LOSS_MSE;
+		else if (!strcmp(l->kind, "next_token"))
+			diag_error(l->kind_loc, "loss 'next_token' is for language models; this model "
+			           "has no token-id input");
+		else
+			unknown(l->kind_loc, "loss", l->kind, loss_names, 2);
+	}
+	if (diag_errors() || m->nlayers == 0 || !m->target_name || m->loss == LOSS_NONE)
+		return;
+	const IrTensor *out = &m->tensors[m->layers[m->nlayers - 1].out];
+	const TensorDecl *td = NULL;
+	for (int i = 0; i < p->tensors.n; i++)
+		if (p->tensors.v[i]->is_target)
+			td = p->tensors.v[i];
+	if (m->loss == LOSS_CROSS_ENTROPY) {
+		if (m->target_dtype != DT_I32 || m->target_width != 1)
+			diag_error(td->loc, "cross_entropy takes class ids: target '%s' must be "
+			           "i32[batch]", m->target_name);
+		else if (out->elems != out->dims[out->ndim - 1])
+			diag_error(p->losses.v[0]->loc, "cross_entropy needs one row of logits per "
+			           "sample, but the output has %lld elements per sample",
+			           (long long)out->elems);
+		else if (out->elems < 2)
+			diag_error(p->losses.v[0]->loc, "cross_entropy needs at least 2 classes, but "
+			           "'%s' outputs %lld", m->layers[m->nlayers - 1].name,
+			           (long long)out->elems);
+	} else {
+		if (m->target_dtype != DT_F32)
+			diag_error(td->dtype_loc, "mse takes f32 targets, not %s",
+			           dtype_name(m->target_dtype));
+		else if (m->target_width != out->elems)
+			diag_error(td->loc, "mse compares the output with the target, but '%s' "
+			           "outputs %lld values per sample and target '%s' has %lld",
+			           m->layers[m->nlayers - 1].name, (long long)out->elems,
+			           m->target_name, (long long)m->target_width);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Pipeline block                                                      */
+
+#define PIPE_KEYS(X) \
+	X(K_STAGES, "stages") X(K_BATCH, "batch") X(K_MICROBATCHES, "microbatches") \
+	X(K_SCHEDULE, "schedule") X(K_PARTITION, "partition") X(K_RECOMPUTE, "recompute") \
+	X(K_REPLICAS, "replicas") X(K_DTYPE, "dtype") X(K_OPTIMIZER, "optimizer") \
+	X(K_STEPS, "steps") X(K_SEED, "seed") X(K_MEMORY, "memory")
+
+enum {
+#define X(e, s) e,
+	PIPE_KEYS(X)
+#undef X
+	K_COUNT
+};
+
+const char *const sema_pipeline_keys[] = {
+#define X(e, s) s,
+	PIPE_KEYS(X)
+#undef X
+	NULL
+};
+
+static int int_value(const PipeItem *it, long long lo, long long hi, long long *out)
+{
+	const Value *v = it->val;
+	if (v->kind != V_INT) {
+		diag_error(v->loc, "'%s' must be an integer, not %s", it->key,
+		           value_kind_name(v->kind));
+		return -1;
+	}
+	if (v->i < lo || v->i > hi) {
+		if (hi == (1LL << 31) - 1 || hi == (1LL << 62))
+			diag_error(v->loc, "'%s' must be at least %lld, not %lld", it->key, lo, v->i);
+		else
+			diag_error(v->loc, "'%s' must be between %lld and %lld, not %lld", it->key, lo,
+			           hi, v->i);
+		return -1;
+	}
+	*out = v->i;
+	return 0;
+}
+
+static int is_number(const Value *v)
+{
+	return v->kind == V_INT || v->kind == V_NUM;
+}
+
+/* "16GiB", "512MiB", "2GB" or a plain byte count. */
+static int size_value(const Value *v, double *out)
+{
+	if (v->kind == V_INT) {
+		*out = (double)v->i;
+		return v->i > 0 ? 0 : -1;
+	}
+	if (v->kind != V_WORD)
+		return -1;
+	char *end;
+	double n = strtod(v->s, &end);
+	static const struct { const char *suf; double mul; } units[] = {
+		{ "B", 1 }, { "KB", 1e3 }, { "MB", 1e6 }, { "GB", 1e9 }, { "TB", 1e12 },
+		{ "KiB", 1024.0 }, { "MiB", 1048576.0 }, { "GiB", 1073741824.0 },
+		{ "TiB", 1099511627776.0 },
+	};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (!strcmp(end, units[i].suf) && n > 0) {
+			*out = n * units[i].mul;
+			return 0;
+		}
+	return -1;
+}
+
+static void parse_optimizer(const PipeItem *it, Pipeline *pp)
+{
+	const Value *v = it->val;
+	static const char *const opt_names[] = { "sgd", "adam" };
+	if (v->kind != V_CALL && v->kind != V_WORD) {
+		diag_error(v->loc, "'optimizer' must be sgd(lr = X), sgd(lr = X, momentum = Y) or "
+		           "adam(lr = X)");
+		return;
+	}
+	int sgd = !strcmp(v->s, "sgd"), adam = !strcmp(v->s, "adam");
+	if (!sgd && !adam) {
+		unknown(v->loc, "optimizer", v->s, opt_names, 2);
+		return;
+	}
+	pp->optim = sgd ? OPT_SGD : OPT_ADAM;
+	int have_lr = 0;
+	for (int i = 0; i < v->args.n; i++) {
+		const Arg *a = v->args.v[i];
+		static const char *const sgd_keys[] = { "lr", "momentum" };
+		if (!a->key) {
+			diag_error(a->val->loc, "optimizer arguments are named: %s(lr = %s)", v->s,
+			           sgd ? "0.01" : "1e-3");
+			continue;
+		}
+		if (!strcmp(a->key, "lr")) {
+			if (!is_number(a->val) || !(a->val->d > 0) || isinf(a->val->d))
+				diag_error(a->val->loc, "'lr' must be a positive number");
+			pp->lr = a->val->d;
+			have_lr = 1;
+		} else if (sgd && !strcmp(a->key, "momentum")) {
+			if (!is_number(a->val) || !(a->val->d >= 0 && a->val->d < 1))
+				diag_error(a->val->loc, "'momentum' must be a number in [0, 1)");
+			pp->momentum = a->val->d;
+		} else {
+			const char *best = closest_name(a->key, sgd_keys, sgd ? 2 : 1);
+			if (best)
+				diag_error(a->key_loc, "%s has no argument '%s'; did you mean '%s'?",
+				           v->s, a->key, best);
+			else
+				diag_error(a->key_loc, "%s has no argument '%s' (it takes %s)", v->s,
+				           a->key, sgd ? "lr and momentum" : "lr");
+		}
+	}
+	if (!have_lr)
+		diag_error(v->loc, "%s needs a learning rate: %s(lr = %s)", v->s, v->s,
+		           sgd ? "0.01" : "1e-3");
+}
+
+static void parse_schedule(const PipeItem *it, Pipeline *pp, const SrcFile *file)
+{
+	const Value *v = it->val;
+	static const char *names[SK_COUNT];
+	for (int k = 0; k < SK_COUNT; k++)
+		names[k] = sched_kind_name(k);
+	pp->sched_loc = v->loc;
+	if (v->kind != V_WORD && v->kind != V_CALL) {
+		diag_error(v->loc, "'schedule' must be a schedule name such as 1f1b, "
+		           "interleaved(2) or file(\"order.csv\")");
+		return;
+	}
+	int k = sched_kind_from_name(v->s);
+	if (k < 0) {
+		unknown(v->loc, "schedule", v->s, names, SK_COUNT);
+		return;
+	}
+	pp->sched = (SchedKind)k;
+	if (k == SK_INTERLEAVED) {
+		if (v->kind != V_CALL || v->args.n != 1 || v->args.v[0]->key
+		    || v->args.v[0]->val->kind != V_INT) {
+			diag_error(v->loc, "interleaved takes the number of virtual stages per rank: "
+			           "interleaved(2)");
+			return;
+		}
+		long long V = v->args.v[0]->val->i;
+		if (V < 1 || V > 64) {
+			diag_error(v->args.v[0]->val->loc, "interleaved(V) needs 1 <= V <= 64, not %lld",
+			           V);
+			return;
+		}
+		pp->V = (int)V;
+	} else if (k == SK_FILE) {
+		if (v->kind != V_CALL || v->args.n != 1 || v->args.v[0]->key
+		    || v->args.v[0]->val->kind != V_STRING) {
+			diag_error(v->loc, "file takes a path in quotes: file(\"order.csv\")");
+			return;
+		}
+		const char *path = v->args.v[0]->val->s;
+		if (path[0] == '/' || !file || !strchr(file->name, '/')) {
+			pp->sched_path = path;
+		} else {
+			const char *slash = strrchr(file->name, '/');
+			pp->sched_path = xprintf("%.*s/%s", (int)(slash - file->name), file->name, path);
+		}
+	} else if (v->kind == V_CALL) {
+		diag_error(v->loc, "schedule '%s' takes no arguments", v->s);
+	} else if (k == SK_ZBV) {
+		pp->V = 2;
+	}
+}
+
+/* A list of numbers: partition counts or recompute ratios. */
+static double *number_list(const PipeItem *it, int *n, int integers)
+{
+	const Value *v = it->val;
+	*n = v->args.n;
+	double *out = xalloc((size_t)(v->args.n + 1) * sizeof *out);
+	int bad = 0;
+	for (int i = 0; i < v->args.n; i++) {
+		const Value *e = v->args.v[i]->val;
+		if (integers ? e->kind != V_INT : !is_number(e)) {
+			diag_error(e->loc, "'%s' must be a list of %s", it->key,
+			           integers ? "integers" : "numbers");
+			bad = 1;
+			continue;
+		}
+		out[i] = e->d;
+	}
+	if (v->args.n == 0) {
+		diag_error(v->loc, "'%s' is an empty list", it->key);
+		bad = 1;
+	}
+	return bad ? NULL : out;
+}
+
+/* The partition block, turned into per-stage layer counts. */
+static int *partition_block(const Value *v, const IrModel *m, int *n)
+{
+	int bad = 0, next = 0;
+	int *counts = xalloc((size_t)(v->ranges.n + 1) * sizeof *counts);
+	*n = v->ranges.n;
+	if (v->ranges.n == 0) {
+		diag_error(v->loc, "the partition block has no stages");
+		return NULL;
+	}
+	for (int i = 0; i < v->ranges.n; i++) {
+		const StageRange *r = v->ranges.v[i];
+		if (r->index != i) {
+			diag_error(r->index_loc, "stages are listed in order: expected stage %d, "
+			           "not stage %lld", i, r->index);
+			bad = 1;
+			break;
+		}
+		int a = -1, b = -1;
+		for (int j = 0; j < m->nlayers; j++) {
+			if (!strcmp(m->layers[j].name, r->first))
+				a = j;
+			if (!strcmp(m->layers[j].name, r->last))
+				b = j;
+		}
+		if (a < 0 || b < 0) {
+			const char **names = xalloc((size_t)(m->nlayers + 1) * sizeof *names);
+			for (int j = 0; j < m->nlayers; j++)
+				names[j] = m->layers[j].name;
+			if (a < 0)
+				unknown(r->first_loc, "layer", r->first, names, m->nlayers);
+			if (b < 0 && strcmp(r->first, r->last))
+				unknown(r->last_loc, "layer", r->last, names, m->nlayers);
+			bad = 1;
+			break;
+		}
+		if (a != next) {
+			if (a > next)
+				diag_error(r->first_loc, "stage %d starts at '%s', but '%s' before it is in "
+				           "no stage", i, r->first, m->layers[next].name);
+			else
+				diag_error(r->first_loc, "stage %d starts at '%s', which is already in "
+				           "stage %d", i, r->first, i - 1);
+			bad = 1;
+			break;
+		}
+		if (b < a) {
+			diag_error(r->last_loc, "stage %d ends at '%s', which comes before '%s'", i,
+			           r->last, r->first);
+			bad = 1;
+			break;
+		}
+		counts[i] = b - a + 1;
+		next = b + 1;
+	}
+	if (!bad && next != m->nlayers) {
+		diag_error(v->ranges.v[v->ranges.n - 1]->loc, "the partition ends at '%s', but "
+		           "'%s' .. '%s' are in no stage", m->layers[next - 1].name,
+		           m->layers[next].name, m->layers[m->nlayers - 1].name);
+		bad = 1;
+	}
+	return bad ? NULL : counts;
+}
+
+static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrModel *m)
+{
+	Pipeline *pp = &m->pipe;
+	const PipeItem *item[K_COUNT] = { 0 };
+	const char *const *keys = sema_pipeline_keys;
+	for (int i = 0; i < p->items.n + nsets; i++) {
+		const PipeItem *it = i < p->items.n ? p->items.v[i] : sets[i - p->items.n];
+		int k;
+		for (k = 0; k < K_COUNT && strcmp(keys[k], it->key); k++)
+			;
+		if (k == K_COUNT) {
+			unknown(it->key_loc, "pipeline key", it->key, keys, K_COUNT);
+			continue;
+		}
+		if (item[k] && i < p->items.n) {
+			diag_error(it->key_loc, "'%s' is set twice", it->key);
+			diag_note(item[k]->key_loc, "first set here");
+			continue;
+		}
+		if (it->val->kind == V_BLOCK && k != K_PARTITION) {
+			diag_error(it->val->loc, "only 'partition' takes a block");
+			continue;
+		}
+		item[k] = it;   /* a --set replaces the file's value */
+	}
+
+	long long x;
+	pp->M = 1;
+	pp->R = 1;
+	pp->V = 1;
+	pp->steps = 1;
+	pp->part_auto = 1;
+	pp->dtype = DT_F32;
+	int bad = 0;
+	if (!item[K_STAGES]) {
+		diag_error(p->pipeline_loc, "the pipeline block needs 'stages = P'");
+		bad = 1;
+	} else if (int_value(item[K_STAGES], 1, 4096, &x) == 0) {
+		pp->P = (int)x;
+	} else {
+		bad = 1;
+	}
+	if (!item[K_BATCH]) {
+		diag_error(p->pipeline_loc, "the pipeline block needs 'batch = B'");
+		bad = 1;
+	} else if (int_value(item[K_BATCH], 1, 1LL << 40, &x) == 0) {
+		pp->B = x;
+	} else {
+		bad = 1;
+	}
+	if (item[K_MICROBATCHES]) {
+		if (int_value(item[K_MICROBATCHES], 1, 1 << 20, &x) == 0)
+			pp->M = (int)x;
+		else
+			bad = 1;
+	}
+	if (item[K_REPLICAS]) {
+		if (int_value(item[K_REPLICAS], 1, 4096, &x) == 0)
+			pp->R = (int)x;
+		else
+			bad = 1;
+	}
+	if (item[K_STEPS] && int_value(item[K_STEPS], 1, 1LL << 30, &x) == 0)
+		pp->steps = (int)x;
+	if (item[K_SEED]) {
+		const Value *v = item[K_SEED]->val;
+		if (v->kind != V_INT)
+			diag_error(v->loc, "'seed' must be an integer");
+		else
+			pp->seed = v->i;
+	}
+	if (item[K_DTYPE]) {
+		const Value *v = item[K_DTYPE]->val;
+		int dt = v->kind == V_WORD ? dtype_from_name(v->s) : -1;
+		if (dt < 0 || dt == DT_I32)
+			diag_error(v->loc, "'dtype' must be f32, bf16 or f16");
+		else
+			pp->dtype = dt;
+	}
+	if (item[K_MEMORY] && size_value(item[K_MEMORY]->val, &pp->memory_cap) != 0)
+		diag_error(item[K_MEMORY]->val->loc, "'memory' must be a size such as 16GiB, "
+		           "512MiB or a byte count");
+	if (item[K_OPTIMIZER])
+		parse_optimizer(item[K_OPTIMIZER], pp);
+	int training = pp->optim != OPT_NONE;
+	pp->sched = training ? SK_1F1B : SK_INFERENCE;
+	if (item[K_SCHEDULE])
+		parse_schedule(item[K_SCHEDULE], pp, p->file);
+	else
+		pp->sched_loc = p->pipeline_loc;
+
+	/* Constraints between keys. */
+	if (!bad && pp->B % pp->M != 0)
+		diag_error(item[K_MICROBATCHES]->val->loc, "microbatches = %d does not divide "
+		           "batch = %lld", pp->M, pp->B);
+	else if (!bad && pp->B % ((long long)pp->R * pp->M) != 0)
+		diag_error(item[K_REPLICAS]->val->loc, "replicas = %d times microbatches = %d "
+		           "does not divide batch = %lld (each replica splits its B/R rows into M "
+		           "micro-batches)", pp->R, pp->M, pp->B);
+	if (!bad && pp->sched == SK_INTERLEAVED && pp->M % pp->P != 0)
+		diag_error(pp->sched_loc, "interleaved needs microbatches (%d) to be a multiple of "
+		           "stages (%d)", pp->M, pp->P);
+	if (training && pp->sched == SK_INFERENCE)
+		diag_error(pp->sched_loc, "schedule 'inference' runs forward only, but an "
+		           "optimizer is given; remove the optimizer or pick a training schedule");
+	if (!training && pp->sched != SK_INFERENCE && item[K_SCHEDULE] && pp->sched != SK_FILE
+	    && pp->sched != SK_NAIVE && pp->sched != SK_GPIPE && pp->sched != SK_1F1B
+	    && pp->sched != SK_INTERLEAVED)
+		diag_error(pp->sched_loc, "schedule '%s' trains, but no optimizer is given",
+		           sched_kind_name(pp->sched));
+	if (training && m->loss == LOSS_NONE)
+		diag_error(item[K_OPTIMIZER]->val->loc, "an optimizer needs a loss in the model "
+		           "(loss cross_entropy; or loss mse;)");
+	else if (training && !m->target_name)
+		diag_error(item[K_OPTIMIZER]->val->loc, "an optimizer needs a target in the model "
+		           "(target y : i32[batch];)");
+
+	/* Partition. */
+	int S = bad ? 0 : pp->P * pp->V;
+	if (!bad && S > m->nlayers && m->nlayers > 0)
+		diag_error(item[K_STAGES]->val->loc, "%d stages%s but the model has only %d "
+		           "layer%s; every stage needs at least one", S,
+		           pp->V > 1 ? xprintf(" (%d ranks x %d virtual)", pp->P, pp->V) : "",
+		           m->nlayers, m->nlayers == 1 ? "" : "s");
+	const PipeItem *pi = item[K_PARTITION];
+	if (pi) {
+		const Value *v = pi->val;
+		pp->part_loc = v->loc;
+		if (v->kind == V_WORD && !strcmp(v->s, "auto")) {
+			pp->part_auto = 1;
+		} else if (v->kind == V_LIST || v->kind == V_BLOCK) {
+			int n = 0;
+			int *counts = NULL;
+			if (v->kind == V_LIST) {
+				double *d = number_list(pi, &n, 1);
+				if (d) {
+					counts = xalloc((size_t)n * sizeof *counts);
+					for (int i = 0; i < n; i++) {
+						if (d[i] < 1) {
+							diag_error(v->args.v[i]->val->loc, "stage %d has %g layers; "
+							           "every stage needs at least one", i, d[i]);
+							counts = NULL;
+							break;
+						}
+						counts[i] = d[i] > 1e9 ? 1000000000 : (int)d[i];
+					}
+				}
+			} else if (m->nlayers > 0) {
+				counts = partition_block(v, m, &n);
+			}
+			if (counts) {
+				long long sum = 0;
+				for (int i = 0; i < n; i++)
+					sum += counts[i];
+				if (S && n != S)
+					diag_error(v->loc, "the partition lists %d stage%s, but there are %d%s",
+					           n, n == 1 ? "" : "s", S,
+					           pp->V > 1 ? xprintf(" (stages = %d times %d virtual stages)",
+					                              pp->P, pp->V) : "");
+				else if (v->kind == V_LIST && sum != m->nlayers && m->nlayers)
+					diag_error(v->loc, "the partition covers %lld layers, but the model "
+					           "has %d", sum, m->nlayers);
+				pp->part_counts = counts;
+				pp->npart = n;
+				pp->part_auto = 0;
+			}
+		} else {
+			diag_error(v->loc, "'partition' must be auto, a list of layer counts [n0, ...] "
+			           "or a block { stage 0 : a .. b; ... }");
+		}
+	}
+
+	/* Recompute ratios: one per stage, or one per rank applied to each of
+	 * its chunks. */
+	const PipeItem *ri = item[K_RECOMPUTE];
+	if (ri) {
+		pp->recompute_loc = ri->val->loc;
+		if (ri->val->kind != V_LIST) {
+			diag_error(ri->val->loc, "'recompute' must be a list of ratios [r0, ...], one "
+			           "per stage");
+		} else {
+			int n;
+			double *r = number_list(ri, &n, 0);
+			for (int i = 0; r && i < n; i++)
+				if (!(r[i] >= 0 && r[i] <= 1)) {
+					diag_error(ri->val->args.v[i]->val->loc, "recompute ratio %g is not in "
+					           "[0, 1]", r[i]);
+					r = NULL;
+				}
+			if (r && S && n != S && n != pp->P)
+				diag_error(ri->val->loc, "'recompute' lists %d ratios, but there are %d "
+				           "stages", n, S);
+			else if (r) {
+				pp->recompute = r;
+				pp->nrecompute = n;
+			}
+			if (r && !training)
+				diag_error(ri->val->loc, "'recompute' saves memory for backward, but "
+				           "there is no optimizer (nothing is trained)");
+		}
+	}
+}
+
+IrModel *sema_check(const Program *p, PipeItem *const *sets, int nsets)
+{
+	int before = diag_errors();
+	IrModel *m = xalloc(sizeof *m);
+	m->name = p->name;
+	m->file = p->file;
+	m->target = -1;
+	Names ns = { 0 };
+	int tcap = 0;
+	check_tensors(p, m, &ns, &tcap);
+	check_layers(p, m, &ns, &tcap);
+	check_loss(p, m);
+	check_pipeline(p, sets, nsets, m);
+	return diag_errors() == before ? m : NULL;
+}

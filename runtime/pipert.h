@@ -1,0 +1,193 @@
+/* pipert.h — the pipec runtime's public interface.
+ *
+ * A program emitted by `pipec compile` is one C file per rank.  It holds, as
+ * static data, an rt_program describing the rank (its parameters, its arena
+ * size, the model's data shapes, the optimizer) and a step function that is
+ * the rank's verified schedule unrolled: straight-line calls to the functions
+ * below.  rt_main() owns everything else: MPI start-up, options, weights,
+ * data, the step loop, loss printing, tracing, outputs and failure handling.
+ *
+ * Conventions: every tensor is float32, row-major, rows = samples of one
+ * micro-batch.  Gradient kernels ACCUMULATE (+=) into weight gradients and
+ * OVERWRITE input gradients.  Prefix: rt_ (functions), RT_ (constants).
+ */
+#ifndef PIPERT_H
+#define PIPERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RT_ABI_VERSION 1
+
+typedef struct rt_ctx rt_ctx;          /* opaque per-process state */
+
+/* How a parameter is initialised when no --weights-in is given.  The
+ * distributions are PyTorch's defaults; the generator is seeded from
+ * (program seed, parameter name), so every partition of a model gets the
+ * same initial weights. */
+enum {
+	RT_INIT_UNIFORM_FANIN,  /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)): nn.Linear weight and bias */
+	RT_INIT_ONES,           /* nn.LayerNorm weight */
+	RT_INIT_ZEROS           /* nn.LayerNorm bias */
+};
+
+enum { RT_LOSS_NONE, RT_LOSS_CROSS_ENTROPY, RT_LOSS_MSE };
+enum { RT_OPTIM_NONE, RT_OPTIM_SGD, RT_OPTIM_ADAM };
+enum { RT_DT_F32, RT_DT_I32 };
+
+/* Trace / schedule operation codes, in the order of the CSV's `op` column. */
+enum {
+	RT_OP_F, RT_OP_B, RT_OP_W, RT_OP_R,
+	RT_OP_SEND_F, RT_OP_RECV_F, RT_OP_SEND_B, RT_OP_RECV_B,
+	RT_OP_ALLREDUCE, RT_OP_OPTIM,
+	RT_NOPS
+};
+
+typedef struct rt_param {
+	const char *name;       /* PyTorch name: "fc1.weight" */
+	int ndim;
+	int64_t dims[4];        /* PyTorch layout: linear weight is [out, in] */
+	int64_t offset;         /* in floats, into this rank's weight (and gradient) buffer */
+	int64_t numel;
+	int init;               /* RT_INIT_* */
+	int64_t fan_in;         /* for RT_INIT_UNIFORM_FANIN */
+	int stage;              /* the (virtual) stage that owns it: used by rt_allreduce */
+} rt_param;
+
+typedef struct rt_program {
+	const char *model;      /* model name */
+	const char *source;     /* the .pipe file it came from */
+	const char *schedule;   /* schedule name, for the summary */
+	int rank, nranks;       /* this rank; ranks in the job (P * R) */
+	int P, R, V;            /* pipeline ranks, replicas, virtual stages per rank */
+	int replica;            /* rank / P */
+	int64_t batch;          /* global batch B */
+	int M;                  /* micro-batches per replica per step */
+	int64_t mb_rows;        /* rows per micro-batch = B / (R * M) */
+
+	/* Data.  Only the ranks holding the first stage read the input, only
+	 * those holding the last stage read targets and write outputs. */
+	int first_stage, last_stage;    /* does this rank hold stage 0 / stage S-1 */
+	int64_t in_width;               /* features per input row */
+	int64_t out_width;              /* features per output row */
+	int loss;                       /* RT_LOSS_* */
+	int target_dtype;               /* RT_DT_I32 (class ids) or RT_DT_F32 */
+	int64_t target_width;           /* 1 for class ids */
+
+	/* Training. */
+	int optim;                      /* RT_OPTIM_*; NONE = inference */
+	double lr, momentum;            /* sgd */
+	double beta1, beta2, eps;       /* adam (PyTorch defaults) */
+	int steps;                      /* default number of steps */
+	uint64_t seed;
+
+	/* Parameters held by this rank. */
+	const rt_param *params;
+	int nparams;
+	int64_t nweights;               /* floats in the weight buffer */
+
+	/* The arena: every activation, gradient and message buffer of the step
+	 * at the compiler's offsets.  rt_main allocates it once. */
+	int64_t arena_bytes;
+	int nslots;                     /* communication request slots used by step */
+
+	/* The compiler's predictions, printed beside the measurements. */
+	double predicted_bubble;        /* simulated idle / (ranks * step time) */
+	int64_t predicted_peak_bytes;   /* weights + grads + optimizer state + arena */
+
+	/* The rank's schedule, unrolled.  `step` counts from 0. */
+	void (*step)(rt_ctx *c, int step);
+
+	/* Added after ABI 1's first draft; 0 (a designated initialiser that
+	 * leaves them out) keeps the old behaviour. */
+	int nactions;                   /* rt_begin calls per step: sizes the trace
+	                                 * buffer up front; 0 = count the first step */
+} rt_program;
+
+/* Parses the options of the emitted program (--help, --weights-in,
+ * --weights-out, --input, --target, --output, --steps, --trace, --timeout,
+ * --check-messages), runs the job and returns the process exit status.
+ * The emitted main() is `return rt_main(&program, argc, argv);`. */
+int rt_main(const rt_program *p, int argc, char **argv);
+
+/* ---- Buffers the step function addresses by fixed offsets. ---- */
+char  *rt_arena(rt_ctx *c);
+float *rt_weights(rt_ctx *c);
+float *rt_grads(rt_ctx *c);
+
+/* ---- Data of the current step, for this replica's rows. ---- */
+const float   *rt_input(rt_ctx *c, int mb);          /* [mb_rows, in_width] */
+const int32_t *rt_target_class(rt_ctx *c, int mb);   /* [mb_rows] */
+const float   *rt_target_dense(rt_ctx *c, int mb);   /* [mb_rows, target_width] */
+void rt_output(rt_ctx *c, int mb, const float *y);   /* last stage: keep rows for --output */
+void rt_loss_add(rt_ctx *c, double sum);             /* add a micro-batch's loss sum */
+
+/* ---- Point-to-point transport: non-blocking; slot indexes a request
+ * table of program->nslots entries.  `what` names the action for error
+ * messages ("RECV_F stage 2 mb 5").  Waits give up after --timeout. ---- */
+void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag, const char *what);
+void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag, const char *what);
+void rt_wait(rt_ctx *c, int slot);
+/* Message tag of (stage, micro-batch, direction 0 = forward, 1 = backward). */
+#define RT_TAG(stage, mb, dir) ((((stage) * 65536) + (mb)) * 2 + (dir))
+
+/* ---- Data parallelism and optimizer. ---- */
+void rt_allreduce(rt_ctx *c, int stage);   /* sum the stage's gradients over its replicas */
+void rt_optim_step(rt_ctx *c);             /* update every parameter of the rank, zero grads */
+
+/* ---- Trace: brackets each action of the step. ---- */
+void rt_begin(rt_ctx *c, int op, int stage, int mb);
+void rt_end(rt_ctx *c);
+
+/* ---- Kernels.  rows = samples; widths per sample. ---- */
+void rt_linear_fwd(const float *x, const float *w, const float *b, float *y,
+                   int64_t rows, int64_t in, int64_t out);
+void rt_linear_bwd_data(const float *dy, const float *w, float *dx,
+                        int64_t rows, int64_t in, int64_t out);
+void rt_linear_bwd_weight(const float *x, const float *dy, float *dw, float *db,
+                          int64_t rows, int64_t in, int64_t out);   /* db may be NULL */
+
+void rt_relu_fwd(const float *x, float *y, int64_t n);
+void rt_relu_bwd(const float *y, const float *dy, float *dx, int64_t n);
+void rt_gelu_fwd(const float *x, float *y, int64_t n);             /* exact (erf), nn.GELU() */
+void rt_gelu_bwd(const float *x, const float *dy, float *dx, int64_t n);
+void rt_tanh_fwd(const float *x, float *y, int64_t n);
+void rt_tanh_bwd(const float *y, const float *dy, float *dx, int64_t n);
+void rt_sigmoid_fwd(const float *x, float *y, int64_t n);
+void rt_sigmoid_bwd(const float *y, const float *dy, float *dx, int64_t n);
+
+/* Dropout with a counter-based generator: element (row, col) of layer
+ * `key` in step `step` is kept iff hash(seed, key, step, row0 + row, col)
+ * >= p, so the mask depends on the global row, never on the schedule.
+ * Kept elements are scaled by 1/(1-p).  Backward regenerates the mask. */
+void rt_dropout_fwd(const float *x, float *y, int64_t rows, int64_t width, double p,
+                    uint64_t seed, uint64_t key, int64_t step, int64_t row0);
+void rt_dropout_bwd(const float *dy, float *dx, int64_t rows, int64_t width, double p,
+                    uint64_t seed, uint64_t key, int64_t step, int64_t row0);
+
+/* LayerNorm over the last dimension; mean and rstd ([rows] each) are saved
+ * by forward for backward. */
+void rt_layernorm_fwd(const float *x, const float *g, const float *b, float *y,
+                      float *mean, float *rstd, int64_t rows, int64_t d, double eps);
+void rt_layernorm_bwd_data(const float *x, const float *g, const float *mean,
+                           const float *rstd, const float *dy, float *dx,
+                           int64_t rows, int64_t d);
+void rt_layernorm_bwd_weight(const float *x, const float *mean, const float *rstd,
+                             const float *dy, float *dg, float *db, int64_t rows, int64_t d);
+
+void rt_softmax_fwd(const float *x, float *y, int64_t rows, int64_t d);
+void rt_softmax_bwd(const float *y, const float *dy, float *dx, int64_t rows, int64_t d);
+
+/* Losses: return the micro-batch's SUM of per-sample (CE) or per-element
+ * (MSE) losses and write dL/dlogits = scale * d(sum)/dlogits, where the
+ * emitter passes scale = 1/B (CE) or 1/(B*width) (MSE) so gradients are of
+ * the global batch's mean loss. */
+double rt_loss_cross_entropy(const float *logits, const int32_t *t, float *dlogits,
+                             int64_t rows, int64_t classes, double scale);
+double rt_loss_mse(const float *y, const float *t, float *dy,
+                   int64_t rows, int64_t width, double scale);
+
+void rt_copy(void *dst, const void *src, size_t bytes);
+void rt_zero(void *dst, size_t bytes);
+
+#endif /* PIPERT_H */

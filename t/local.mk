@@ -1,0 +1,46 @@
+## t/local.mk — the TAP test suite (see t/README.md).
+##
+## Every test speaks TAP and runs under Automake's TAP driver here or under
+## `prove` by hand.  Shell tests are t/*.t; C unit tests are programs built
+## from t/*-unit.c that link the compiler's passes (compiler/libpipec.a).
+
+TEST_EXTENSIONS = .t
+T_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+LOG_DRIVER = $(T_LOG_DRIVER)
+
+AM_TESTS_ENVIRONMENT = \
+	PIPEC='$(abs_top_builddir)/compiler/pipec'; export PIPEC; \
+	PIPEC_PKGDATADIR='$(abs_top_srcdir)/templates'; export PIPEC_PKGDATADIR; \
+	PIPEC_RUNTIME_INCLUDE='$(abs_top_srcdir)/runtime'; export PIPEC_RUNTIME_INCLUDE; \
+	PIPEC_RUNTIME_LIB='$(abs_top_builddir)/runtime'; export PIPEC_RUNTIME_LIB; \
+	PIPEC_BUILD='$(abs_top_builddir)'; export PIPEC_BUILD; \
+	PIPEC_SRC='$(abs_top_srcdir)'; export PIPEC_SRC; \
+	PYTHON_NUMPY='$(PYTHON_NUMPY)'; export PYTHON_NUMPY; \
+	PIPEC_HAVE_RUNTIME='$(PIPEC_HAVE_RUNTIME)'; export PIPEC_HAVE_RUNTIME; \
+	PIPEC_SANITIZERS='$(SAN_CFLAGS)'; export PIPEC_SANITIZERS; \
+	PIPEC_FULL='$(PIPEC_FULL)'; export PIPEC_FULL; \
+	$(SAN_ENV) ; export ASAN_OPTIONS UBSAN_OPTIONS 2>/dev/null;
+
+UNIT_CPPFLAGS = -I$(top_srcdir)/compiler -I$(top_builddir)/compiler -I$(top_srcdir)/t
+UNIT_LDADD = compiler/libpipec.a -lm
+
+check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit
+%C%_sched_unit_SOURCES = %D%/sched-unit.c %D%/tap.h
+%C%_sched_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
+%C%_sched_unit_LDADD = $(UNIT_LDADD)
+%C%_part_unit_SOURCES = %D%/part-unit.c %D%/tap.h
+%C%_part_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
+%C%_part_unit_LDADD = $(UNIT_LDADD)
+%C%_front_unit_SOURCES = %D%/front-unit.c %D%/tap.h
+%C%_front_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
+%C%_front_unit_LDADD = $(UNIT_LDADD)
+
+TESTS += %D%/front-unit %D%/sched-unit %D%/part-unit
+TESTS += $(PIPEC_SHELL_TESTS)
+PIPEC_SHELL_TESTS = \
+	%D%/001-cli.t \
+	%D%/002-check-models.t \
+	%D%/003-errors.t \
+	%D%/004-fuzz.t
+
+EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures
