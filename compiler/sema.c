@@ -636,7 +636,9 @@ static int size_value(const Value *v, double *out)
 static void parse_optimizer(const PipeItem *it, Pipeline *pp)
 {
 	const Value *v = it->val;
-	static const char *const opt_names[] = { "sgd", "adam" };
+	static const char *const opt_names[] = { "sgd", "adam", "none" };
+	if (v->kind == V_WORD && !strcmp(v->s, "none"))
+		return;         /* `optimizer = none`: inference (useful with --set) */
 	if (v->kind != V_CALL && v->kind != V_WORD) {
 		diag_error(v->loc, "'optimizer' must be sgd(lr = X), sgd(lr = X, momentum = Y) or "
 		           "adam(lr = X)");
@@ -644,7 +646,7 @@ static void parse_optimizer(const PipeItem *it, Pipeline *pp)
 	}
 	int sgd = !strcmp(v->s, "sgd"), adam = !strcmp(v->s, "adam");
 	if (!sgd && !adam) {
-		unknown(v->loc, "optimizer", v->s, opt_names, 2);
+		unknown(v->loc, "optimizer", v->s, opt_names, 3);
 		return;
 	}
 	pp->optim = sgd ? OPT_SGD : OPT_ADAM;

@@ -1,0 +1,80 @@
+"""tapy -- TAP output and the test environment for the Python tests in t/.
+
+The harness (t/local.mk) exports PIPEC, PIPEC_SRC, PIPEC_BUILD,
+PIPEC_HAVE_RUNTIME and PYTHON_NUMPY; run by hand (`prove t/010-*.t` from the
+repository root) they default to the build in ./build.
+"""
+import os
+import shutil
+import sys
+import tempfile
+
+
+class TAP:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+        self.planned = None
+
+    def plan(self, n):
+        self.planned = n
+        print("1..%d" % n, flush=True)
+
+    def skip_all(self, why):
+        print("1..0 # SKIP %s" % why, flush=True)
+        sys.exit(0)
+
+    def ok(self, cond, desc):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+        print("%s %d - %s" % ("ok" if cond else "not ok", self.n, desc), flush=True)
+        return cond
+
+    def diag(self, text):
+        for line in str(text).splitlines():
+            print("# " + line, flush=True)
+
+    def done(self):
+        if self.planned is None:
+            print("1..%d" % self.n)
+        elif self.planned != self.n:
+            print("# planned %d tests but ran %d" % (self.planned, self.n))
+            return 1
+        return 1 if self.failed else 0
+
+
+class Env:
+    pass
+
+
+def env_setup(t, need_runtime=True):
+    E = Env()
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    E.src = os.environ.get("PIPEC_SRC") or os.path.dirname(here)
+    E.build = os.environ.get("PIPEC_BUILD") or os.path.join(E.src, "build")
+    E.pipec = os.environ.get("PIPEC") or os.path.join(E.build, "compiler", "pipec")
+    E.python = os.environ.get("PYTHON_NUMPY") or "/usr/bin/python3"
+    os.environ.setdefault("PIPEC_PKGDATADIR", os.path.join(E.src, "templates"))
+    os.environ.setdefault("PIPEC_RUNTIME_INCLUDE", os.path.join(E.src, "runtime"))
+    os.environ.setdefault("PIPEC_RUNTIME_LIB", os.path.join(E.build, "runtime"))
+    if not os.path.exists(E.pipec):
+        t.skip_all("pipec is not built (%s)" % E.pipec)
+    if need_runtime:
+        have = os.environ.get("PIPEC_HAVE_RUNTIME")
+        lib = os.path.join(os.environ["PIPEC_RUNTIME_LIB"], "libpipert.a")
+        if have == "" or not os.path.exists(lib):
+            t.skip_all("the runtime is not built here (needs MPI and a CBLAS)")
+    if os.system(E.python + " -c 'import numpy' 2>/dev/null") != 0:
+        t.skip_all("no python with numpy for the reference")
+    E._tmp = []
+
+    def tmpdir(tag):
+        d = tempfile.mkdtemp(prefix="pipec-%s-" % tag)
+        E._tmp.append(d)
+        return d
+
+    E.tmpdir = tmpdir
+    import atexit
+    atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in E._tmp])
+    return E

@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""pipe_ref.py -- an independent numpy reference for pipec's numbers.
+
+It reads a .pipe file with its own small parser (not pipec's), builds the
+network in numpy (float64), and trains it exactly as the language spec and
+cli.md define: y = x W^T + b, losses are means over the global batch, SGD
+(with momentum) and Adam with PyTorch's semantics.  Tests compare pipec's
+printed losses, --weights-out and --output against it.
+
+  pipe_ref.py init  MODEL.pipe --seed S --out W.safetensors
+  pipe_ref.py data  MODEL.pipe --seed S --rows N --input X.npy [--target Y.npy]
+  pipe_ref.py train MODEL.pipe --weights W --input X --target Y --steps N
+                    [--set KEY=VALUE]... --weights-out OUT --losses OUT.txt
+                    [--output OUT.npy]
+  pipe_ref.py compare A.safetensors B.safetensors --rtol R --atol A
+"""
+import json
+import math
+import re
+import struct
+import sys
+
+import numpy as np
+
+# ---------------------------------------------------------------- parsing
+
+
+def strip_comments(text):
+    return re.sub(r"#[^\n]*", "", text)
+
+
+def parse_pipe(path, sets):
+    text = strip_comments(open(path).read())
+    model = re.search(r"model\s+\w+\s*\{(.*?)\}\s*pipeline", text, re.S).group(1)
+    pipe = re.search(r"pipeline\s*\{(.*)\}\s*$", text, re.S).group(1)
+    layers = []
+    loss = None
+    target = None
+    inputs = []
+    for stmt in model.split(";"):
+        stmt = stmt.strip()
+        if not stmt:
+            continue
+        m = re.match(r"layer\s+(\w+)\s*(?:\[(\d+)\])?\s*:\s*(\w+)\s*(?:\((.*)\))?$", stmt, re.S)
+        if m:
+            name, count, kind, args = m.groups()
+            pos, kw = [], {}
+            for a in (args or "").split(","):
+                a = a.strip()
+                if not a:
+                    continue
+                if "=" in a:
+                    k, v = a.split("=")
+                    kw[k.strip()] = v.strip()
+                else:
+                    pos.append(a)
+            names = [name] if count is None else ["%s%d" % (name, i) for i in range(int(count))]
+            for n in names:
+                layers.append((n, kind, pos, kw))
+            continue
+        m = re.match(r"(input|target)\s+(\w+)\s*:\s*(\w+)\s*\[(.*)\]$", stmt)
+        if m:
+            dims = [d.strip() for d in m.group(4).split(",")][1:]
+            entry = (m.group(2), m.group(3), [int(d) for d in dims])
+            if m.group(1) == "input":
+                inputs.append(entry)
+            else:
+                target = entry
+            continue
+        m = re.match(r"loss\s+(\w+)$", stmt)
+        if m:
+            loss = m.group(1)
+    keys = {}
+    for stmt in pipe.split(";"):
+        if "=" in stmt and "{" not in stmt:
+            k, v = stmt.split("=", 1)
+            keys[k.strip()] = v.strip()
+    for s in sets:
+        k, v = s.split("=", 1)
+        keys[k.strip()] = v.strip()
+    return inputs, target, layers, loss, keys
+
+
+def parse_optimizer(spec):
+    if not spec or spec == "none":
+        return None
+    m = re.match(r"(\w+)\s*\((.*)\)", spec)
+    kind = m.group(1)
+    args = {}
+    for a in m.group(2).split(","):
+        k, v = a.split("=")
+        args[k.strip()] = float(v)
+    return kind, args
+
+
+def build(layers, in_width):
+    """Layer objects with shapes; params as PyTorch names -> shapes."""
+    net = []
+    width = in_width
+    for name, kind, pos, kw in layers:
+        L = {"name": name, "kind": kind, "in": width}
+        if kind == "linear":
+            L["in"], L["out"] = int(pos[0]), int(pos[1])
+            assert L["in"] == width, "width chain broken at %s" % name
+            L["bias"] = kw.get("bias", "true") == "true"
+            L["params"] = [(name + ".weight", (L["out"], L["in"]))]
+            if L["bias"]:
+                L["params"].append((name + ".bias", (L["out"],)))
+            width = L["out"]
+        elif kind == "layernorm":
+            L["out"] = width
+            L["eps"] = float(kw.get("eps", pos[1] if len(pos) > 1 else "1e-5"))
+            L["params"] = [(name + ".weight", (width,)), (name + ".bias", (width,))]
+        elif kind == "dropout":
+            L["out"] = width
+            L["p"] = float(pos[0] if pos else kw["p"])
+            L["params"] = []
+        else:
+            L["out"] = width
+            L["params"] = []
+        net.append(L)
+    return net
+
+
+# ---------------------------------------------------------------- files
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        assert v["dtype"] == "F32", (k, v["dtype"])
+        a, b = v["data_offsets"]
+        out[k] = np.frombuffer(data[a:b], dtype="<f4").reshape(v["shape"]).astype(np.float64)
+    return out
+
+
+def write_safetensors(path, tensors):
+    header = {}
+    blobs = []
+    off = 0
+    for k in sorted(tensors):
+        a = np.ascontiguousarray(tensors[k], dtype="<f4")
+        header[k] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        blobs.append(a.tobytes())
+        off += a.nbytes
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+# ---------------------------------------------------------------- math
+
+_erf = np.vectorize(math.erf)
+
+
+def forward(net, P, x):
+    """Returns the output and, per layer, what backward needs."""
+    saved = []
+    for L in net:
+        k = L["kind"]
+        s = {"x": x}
+        if k == "linear":
+            y = x @ P[L["name"] + ".weight"].T
+            if L["bias"]:
+                y = y + P[L["name"] + ".bias"]
+        elif k == "relu":
+            y = np.maximum(x, 0)
+        elif k == "gelu":
+            y = 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+        elif k == "tanh":
+            y = np.tanh(x)
+        elif k == "sigmoid":
+            y = 1 / (1 + np.exp(-x))
+        elif k == "dropout":
+            assert L["p"] == 0 or not TRAINING, "the reference has no dropout RNG"
+            y = x
+        elif k == "layernorm":
+            mu = x.mean(-1, keepdims=True)
+            var = ((x - mu) ** 2).mean(-1, keepdims=True)
+            rstd = 1 / np.sqrt(var + L["eps"])
+            xhat = (x - mu) * rstd
+            s["xhat"], s["rstd"] = xhat, rstd
+            y = xhat * P[L["name"] + ".weight"] + P[L["name"] + ".bias"]
+        elif k == "softmax":
+            e = np.exp(x - x.max(-1, keepdims=True))
+            y = e / e.sum(-1, keepdims=True)
+        else:
+            raise SystemExit("reference: unknown layer kind " + k)
+        s["y"] = y
+        saved.append(s)
+        x = y
+    return x, saved
+
+
+def backward(net, P, saved, dy):
+    G = {}
+    for L, s in zip(reversed(net), reversed(saved)):
+        k = L["kind"]
+        x, y = s["x"], s["y"]
+        if k == "linear":
+            W = P[L["name"] + ".weight"]
+            G[L["name"] + ".weight"] = dy.T @ x
+            if L["bias"]:
+                G[L["name"] + ".bias"] = dy.sum(0)
+            dx = dy @ W
+        elif k == "relu":
+            dx = dy * (y > 0)
+        elif k == "gelu":
+            pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+            cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+            dx = dy * (cdf + x * pdf)
+        elif k == "tanh":
+            dx = dy * (1 - y * y)
+        elif k == "sigmoid":
+            dx = dy * y * (1 - y)
+        elif k == "dropout":
+            dx = dy
+        elif k == "layernorm":
+            g = P[L["name"] + ".weight"]
+            xhat, rstd = s["xhat"], s["rstd"]
+            G[L["name"] + ".weight"] = (dy * xhat).sum(0)
+            G[L["name"] + ".bias"] = dy.sum(0)
+            dxhat = dy * g
+            d = x.shape[-1]
+            dx = rstd / d * (d * dxhat - dxhat.sum(-1, keepdims=True)
+                             - xhat * (dxhat * xhat).sum(-1, keepdims=True))
+        elif k == "softmax":
+            dx = y * (dy - (dy * y).sum(-1, keepdims=True))
+        dy = dx
+    return G
+
+
+def loss_and_grad(kind, out, t):
+    B = out.shape[0]
+    if kind == "cross_entropy":
+        z = out - out.max(-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        t = t.astype(np.int64).reshape(-1)
+        loss = -logp[np.arange(B), t].mean()
+        d = np.exp(logp)
+        d[np.arange(B), t] -= 1
+        return loss, d / B
+    if kind == "mse":
+        t = t.reshape(out.shape)
+        diff = out - t
+        return (diff ** 2).mean(), 2 * diff / diff.size
+    raise SystemExit("reference: unknown loss " + str(kind))
+
+
+TRAINING = True
+
+
+def train(args):
+    global TRAINING
+    inputs, target, layers, loss, keys = parse_pipe(args.model, args.set)
+    net = build(layers, inputs[0][2][-1])
+    P = read_safetensors(args.weights)
+    X = np.load(args.input).astype(np.float64)
+    B = int(keys["batch"])
+    opt = parse_optimizer(keys.get("optimizer"))
+    TRAINING = opt is not None
+    Y = np.load(args.target) if args.target else None
+    k = X.shape[0] // B
+    state = {}
+    losses = []
+    out = None
+    for step in range(args.steps):
+        rows = slice((step % k) * B, (step % k + 1) * B)
+        out, saved = forward(net, P, X[rows])
+        if not TRAINING:
+            continue
+        L, d = loss_and_grad(loss, out, Y[rows])
+        losses.append(L)
+        G = backward(net, P, saved, d)
+        kind, a = opt
+        for name, g in G.items():
+            if kind == "sgd":
+                mom = a.get("momentum", 0.0)
+                if mom:
+                    buf = state.get(name)
+                    buf = g.copy() if buf is None else mom * buf + g
+                    state[name] = buf
+                    g = buf
+                P[name] = P[name] - a["lr"] * g
+            else:
+                b1, b2, eps = 0.9, 0.999, 1e-8
+                m, v, t = state.get(name, (np.zeros_like(g), np.zeros_like(g), 0))
+                t += 1
+                m = b1 * m + (1 - b1) * g
+                v = b2 * v + (1 - b2) * g * g
+                state[name] = (m, v, t)
+                mhat = m / (1 - b1 ** t)
+                vhat = v / (1 - b2 ** t)
+                P[name] = P[name] - a["lr"] * mhat / (np.sqrt(vhat) + eps)
+    if args.weights_out:
+        write_safetensors(args.weights_out, P)
+    if args.losses:
+        with open(args.losses, "w") as f:
+            for i, L in enumerate(losses):
+                f.write("step %d loss %.9g\n" % (i + 1, L))
+    if args.output is not None:
+        np.save(args.output, out.astype(np.float32))
+
+
+def init(args):
+    inputs, target, layers, loss, keys = parse_pipe(args.model, args.set)
+    net = build(layers, inputs[0][2][-1])
+    rng = np.random.default_rng(args.seed)
+    P = {}
+    for L in net:
+        for name, shape in L["params"]:
+            fan_in = L["in"]
+            bound = 1 / math.sqrt(fan_in)
+            if L["kind"] == "layernorm":
+                P[name] = 1 + 0.1 * rng.standard_normal(shape) if name.endswith("weight") \
+                    else 0.1 * rng.standard_normal(shape)
+            else:
+                P[name] = rng.uniform(-bound, bound, shape)
+    write_safetensors(args.out, P)
+
+
+def data(args):
+    inputs, target, layers, loss, keys = parse_pipe(args.model, args.set)
+    net = build(layers, inputs[0][2][-1])
+    rng = np.random.default_rng(args.seed)
+    X = rng.standard_normal((args.rows, inputs[0][2][-1])).astype(np.float32)
+    np.save(args.input, X)
+    if args.target:
+        if loss == "cross_entropy":
+            np.save(args.target, rng.integers(0, net[-1]["out"], args.rows).astype(np.int32))
+        else:
+            np.save(args.target, rng.standard_normal((args.rows, net[-1]["out"])).astype(np.float32))
+
+
+def compare(args):
+    A = read_safetensors(args.a)
+    B = read_safetensors(args.b)
+    if sorted(A) != sorted(B):
+        print("names differ: %s vs %s" % (sorted(A), sorted(B)))
+        return 1
+    worst = 0.0
+    for k in A:
+        if A[k].shape != B[k].shape:
+            print("%s: shape %s vs %s" % (k, A[k].shape, B[k].shape))
+            return 1
+        err = np.abs(A[k] - B[k]) / (args.atol + args.rtol * np.abs(B[k]))
+        if err.size and err.max() > worst:
+            worst = err.max()
+            where = k
+    print("worst error / tolerance: %.3g%s" % (worst, " (%s)" % where if worst else ""))
+    return 0 if worst <= 1 else 1
+
+
+def main():
+    import argparse
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("init", "data", "train"):
+        p = sub.add_parser(name)
+        p.add_argument("model")
+        p.add_argument("--set", action="append", default=[])
+        p.add_argument("--seed", type=int, default=0)
+    sub.choices["init"].add_argument("--out", required=True)
+    d = sub.choices["data"]
+    d.add_argument("--rows", type=int, required=True)
+    d.add_argument("--input", required=True)
+    d.add_argument("--target")
+    t = sub.choices["train"]
+    t.add_argument("--weights", required=True)
+    t.add_argument("--input", required=True)
+    t.add_argument("--target")
+    t.add_argument("--steps", type=int, default=1)
+    t.add_argument("--weights-out")
+    t.add_argument("--losses")
+    t.add_argument("--output")
+    c = sub.add_parser("compare")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--rtol", type=float, default=1e-4)
+    c.add_argument("--atol", type=float, default=1e-5)
+    args = ap.parse_args()
+    rc = {"init": init, "data": data, "train": train, "compare": compare}[args.cmd](args)
+    sys.exit(rc or 0)
+
+
+if __name__ == "__main__":
+    main()
