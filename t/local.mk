@@ -42,7 +42,8 @@ PIPEC_SHELL_TESTS = \
 	%D%/002-check-models.t \
 	%D%/003-errors.t \
 	%D%/004-fuzz.t \
-	%D%/010-train-oracle.t
+	%D%/010-train-oracle.t \
+	%D%/011-programs.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
 	%D%/lib %D%/ref %D%/models
