@@ -145,7 +145,7 @@ typedef struct SimCost {
 	double *msg_f;          /* [S] transfer time of stage s's activations to s+1 */
 	double *msg_b;          /* [S] transfer time of stage s's input gradient to s-1 */
 	double allreduce, optim;/* per occurrence */
-} SimCost;
+} SimCost;                      /* f, b required; w, r, msg_* may be NULL (0, F, 0) */
 
 /* The uniform cost: F = 1/V, B = 2/V (split: B = W = 1/V), R = F, comm free. */
 SimCost *simcost_uniform(const Schedule *s);

@@ -1,0 +1,165 @@
+/* part.c — the partitioner: contiguous groups that minimise the slowest.
+ *
+ * Exact dynamic programming over suffixes (PipeDream's planner):
+ *
+ *   best[k][i] = the smallest possible largest group cost when layers
+ *                [i, n) form k groups
+ *              = min over j of max(cost(i, j), best[k-1][j]),
+ *
+ * with cost(i, j) = sum(cost[i..j)) + bnd[j-1] (no boundary after the last
+ * layer) and only groups whose memory fits.  The optimum is best[nparts][0];
+ * the cuts are then chosen front to back, each at the earliest position that
+ * still reaches the optimum, so among optimal partitions the one with the
+ * lexicographically smallest cut positions is returned (deterministic
+ * ties).  O(nparts * n^2) at worst; a group stops growing once its own sum
+ * alone beats the best found, which makes the usual case much faster.
+ *
+ * Memory: with one group per rank (nparts == ranks) the cap is a per-group
+ * limit and the result is exact.  With several groups per rank (interleaved
+ * chunks: group g on rank g % ranks) the cap binds the SUM over a rank's
+ * groups, which couples distant groups (exact optimisation is then a
+ * partition problem).  We solve the DP with a per-group limit L and accept
+ * the result when every rank's sum fits: first L = cap (if that fits, it is
+ * optimal), then the largest L in [cap / groups-per-rank, cap] found by
+ * bisection whose result fits.  Returns -1 if none does.
+ */
+#include "part.h"
+
+#include "util.h"
+
+#include <math.h>
+
+typedef struct Part {
+	int n, K;
+	const double *bnd;
+	double *pc, *pm;        /* prefix sums of cost and memory, [n+1] */
+	double *best;           /* [(K+1) * (n+1)] */
+} Part;
+
+static double gcost(const Part *p, int i, int j)
+{
+	double c = p->pc[j] - p->pc[i];
+	if (j < p->n && p->bnd)
+		c += p->bnd[j - 1];
+	return c;
+}
+
+#define BEST(p, k, i) ((p)->best[(size_t)(k) * ((p)->n + 1) + (i)])
+
+/* Fills best[][] for a per-group memory limit L; writes the cuts and
+ * returns 0, or -1 when no partition fits. */
+static int solve(Part *p, double L, int *first)
+{
+	int n = p->n, K = p->K;
+	for (int i = 0; i <= n; i++)
+		BEST(p, 0, i) = i == n ? -INFINITY : INFINITY;
+	for (int k = 1; k <= K; k++)
+		for (int i = 0; i <= n; i++) {
+			double b = INFINITY;
+			/* k groups need at least k layers */
+			for (int j = i + 1; i <= n - k && j <= n - k + 1; j++) {
+				if (p->pm[j] - p->pm[i] > L)
+					break;
+				if (p->pc[j] - p->pc[i] >= b)
+					break;
+				double c = gcost(p, i, j), h = BEST(p, k - 1, j);
+				double m = c > h ? c : h;
+				if (m < b)
+					b = m;
+			}
+			BEST(p, k, i) = b;
+		}
+	double opt = BEST(p, K, 0);
+	if (!(opt < INFINITY))
+		return -1;
+	int i = 0;
+	first[0] = 0;
+	for (int g = 0; g < K; g++) {
+		int k = K - g, j;
+		for (j = i + 1; j <= n - k + 1; j++) {
+			double c = gcost(p, i, j), h = BEST(p, k - 1, j);
+			if (p->pm[j] - p->pm[i] <= L && (c > h ? c : h) <= opt)
+				break;
+		}
+		if (j > n - k + 1)
+			die("partition reconstruction failed at group %d", g);
+		first[g + 1] = j;
+		i = j;
+	}
+	if (first[K] != n)
+		die("partition does not end at the last layer");
+	return 0;
+}
+
+static int ranks_fit(const Part *p, const int *first, int ranks, double cap)
+{
+	double *sum = xalloc((size_t)ranks * sizeof *sum);
+	for (int g = 0; g < p->K; g++)
+		sum[g % ranks] += p->pm[first[g + 1]] - p->pm[first[g]];
+	for (int r = 0; r < ranks; r++)
+		if (sum[r] > cap)
+			return 0;
+	return 1;
+}
+
+static double max_cost(const Part *p, const int *first)
+{
+	double m = -INFINITY;
+	for (int g = 0; g < p->K; g++) {
+		double c = gcost(p, first[g], first[g + 1]);
+		if (c > m)
+			m = c;
+	}
+	return m;
+}
+
+int part_balance(int n, const double *cost, const double *bnd, const double *mem,
+                 double cap, int nparts, int ranks, int *first)
+{
+	if (nparts < 1 || n < nparts)
+		return -1;
+	if (ranks < 1 || ranks > nparts)
+		ranks = nparts;
+	Part p = { .n = n, .K = nparts, .bnd = bnd };
+	p.pc = xalloc((size_t)(n + 1) * sizeof *p.pc);
+	p.pm = xalloc((size_t)(n + 1) * sizeof *p.pm);
+	for (int i = 0; i < n; i++) {
+		p.pc[i + 1] = p.pc[i] + cost[i];
+		p.pm[i + 1] = p.pm[i] + (mem ? mem[i] : 0);
+	}
+	p.best = xalloc((size_t)(nparts + 1) * (size_t)(n + 1) * sizeof *p.best);
+	if (cap <= 0 || !mem)
+		return solve(&p, INFINITY, first);
+	if (solve(&p, cap, first))
+		return -1;
+	if (ranks == nparts || ranks_fit(&p, first, ranks, cap))
+		return 0;
+
+	/* Several groups per rank and the per-group limit was not enough. */
+	int per = (nparts + ranks - 1) / ranks;
+	int *try = xalloc((size_t)(nparts + 1) * sizeof *try);
+	int found = 0;
+	double lo = cap / per, hi = cap, best = INFINITY;
+	if (!solve(&p, lo, try) && ranks_fit(&p, try, ranks, cap)) {
+		found = 1;
+		best = max_cost(&p, try);
+		for (int g = 0; g <= nparts; g++)
+			first[g] = try[g];
+	}
+	for (int it = 0; it < 48; it++) {
+		double mid = lo + (hi - lo) / 2;
+		if (!solve(&p, mid, try) && ranks_fit(&p, try, ranks, cap)) {
+			double m = max_cost(&p, try);
+			if (!found || m < best) {
+				best = m;
+				for (int g = 0; g <= nparts; g++)
+					first[g] = try[g];
+			}
+			found = 1;
+			lo = mid;
+		} else {
+			hi = mid;
+		}
+	}
+	return found ? 0 : -1;
+}

@@ -1,0 +1,89 @@
+/* sched.c — the schedule IR's tables: op and kind names, action lists. */
+#include "sched.h"
+
+#include <string.h>
+
+static const char *const op_names[] = {
+#define X(e, s, t) s,
+	SCHED_OPS(X)
+#undef X
+};
+
+static const char *const kind_names[] = {
+#define X(e, s, v) s,
+	SCHED_KINDS(X)
+#undef X
+};
+
+const char *op_name(int op)
+{
+	if (op < 0 || op >= OP_COUNT)
+		die("bad op %d", op);
+	return op_names[op];
+}
+
+int op_from_name(const char *s)
+{
+	for (int i = 0; i < OP_COUNT; i++)
+		if (strcmp(s, op_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *sched_kind_name(int kind)
+{
+	if (kind < 0 || kind >= SK_COUNT)
+		die("bad schedule kind %d", kind);
+	return kind_names[kind];
+}
+
+int sched_kind_from_name(const char *s)
+{
+	for (int i = 0; i < SK_COUNT; i++)
+		if (strcmp(s, kind_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+void actlist_push(ActList *l, int op, int stage, int mb, int peer)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 16;
+		l->a = xrealloc(l->a, (size_t)l->cap * sizeof *l->a);
+	}
+	l->a[l->n++] = (Action){ op, stage, mb, peer };
+}
+
+Schedule *sched_new(SchedKind kind, int P, int V, int M, int R, int training, int split)
+{
+	if (P < 1 || V < 1 || M < 1 || R < 1)
+		die("bad schedule shape P=%d V=%d M=%d R=%d", P, V, M, R);
+	Schedule *s = xalloc(sizeof *s);
+	s->kind = kind;
+	s->P = P;
+	s->V = V;
+	s->S = P * V;
+	s->M = M;
+	s->R = R;
+	s->nranks = P * R;
+	s->training = training;
+	s->split = split;
+	s->stage_rank = xalloc((size_t)s->S * sizeof *s->stage_rank);
+	for (int k = 0; k < s->S; k++)
+		s->stage_rank[k] = k % P;
+	s->rank = xalloc((size_t)s->nranks * sizeof *s->rank);
+	return s;
+}
+
+const char *sched_action_desc(char *buf, size_t size, const Action *a)
+{
+	if (a->op < 0 || a->op >= OP_COUNT)
+		snprintf(buf, size, "op %d stage %d mb %d", a->op, a->stage, a->mb);
+	else if (a->op == OP_OPTIM)
+		snprintf(buf, size, "OPTIM");
+	else if (a->op == OP_ALLREDUCE)
+		snprintf(buf, size, "ALLREDUCE stage %d", a->stage);
+	else
+		snprintf(buf, size, "%s stage %d mb %d", op_names[a->op], a->stage, a->mb);
+	return buf;
+}

@@ -1,0 +1,203 @@
+/* sched_gen.c — one generator per schedule kind.
+ *
+ * A generator writes, for every pipeline rank 0..P-1, the COMPUTE order
+ * only: F (forward), B (backward; the input-gradient half when the schedule
+ * splits it) and W (weight gradient).  It knows nothing of messages, the
+ * optimizer or replicas: sched_lower() adds those, so a new schedule is one
+ * short function here.
+ *
+ * Forward-only programs (no optimizer, or the `inference` schedule) keep
+ * each schedule's forward order and drop its backward work: for naive,
+ * gpipe, 1f1b and zb-h1 that is F(0), F(1), ... F(M-1) on every rank (a
+ * forward-only `naive` therefore streams like `inference`: nothing but a
+ * backward pass could hold micro-batch 1 back until micro-batch 0 has left
+ * the last stage); for interleaved it is Megatron's forward-only chunk order.
+ */
+#include "sched.h"
+
+static void F(Schedule *s, int r, int stage, int mb)
+{
+	actlist_push(&s->rank[r], OP_F, stage, mb, -1);
+}
+
+static void B(Schedule *s, int r, int stage, int mb)
+{
+	actlist_push(&s->rank[r], OP_B, stage, mb, -1);
+}
+
+static void W(Schedule *s, int r, int stage, int mb)
+{
+	actlist_push(&s->rank[r], OP_W, stage, mb, -1);
+}
+
+static int imin(int a, int b)
+{
+	return a < b ? a : b;
+}
+
+/* Forward-only: every rank streams the micro-batches in order. */
+static void gen_forward_only(Schedule *s)
+{
+	for (int r = 0; r < s->P; r++)
+		for (int mb = 0; mb < s->M; mb++)
+			F(s, r, r, mb);
+}
+
+/* naive: micro-batch m goes forward through every stage and back before
+ * m+1 starts.  Rank r's order is F(0) B(0) F(1) B(1) ...; rank 0 cannot
+ * start F(1) before B(0), which waits for the whole round trip, so the
+ * messages alone serialise the micro-batches. */
+static void gen_naive(Schedule *s)
+{
+	for (int r = 0; r < s->P; r++)
+		for (int mb = 0; mb < s->M; mb++) {
+			F(s, r, r, mb);
+			B(s, r, r, mb);
+		}
+}
+
+/* gpipe: all forwards, then all backwards in ascending micro-batch order
+ * (as torch's ScheduleGPipe), then the flush. */
+static void gen_gpipe(Schedule *s)
+{
+	for (int r = 0; r < s->P; r++) {
+		for (int mb = 0; mb < s->M; mb++)
+			F(s, r, r, mb);
+		for (int mb = 0; mb < s->M; mb++)
+			B(s, r, r, mb);
+	}
+}
+
+/* 1f1b (PipeDream-Flush, Megatron's non-interleaved schedule, torch's
+ * Schedule1F1B): rank r runs w = min(P-1-r, M) warm-up forwards, then
+ * alternates F(w+i), B(i) while forwards remain, then drains the last w
+ * backwards.  At most min(P-r, M) micro-batches are in flight on rank r. */
+static void gen_1f1b(Schedule *s)
+{
+	for (int r = 0; r < s->P; r++) {
+		int w = imin(s->P - 1 - r, s->M);
+		for (int i = 0; i < w; i++)
+			F(s, r, r, i);
+		for (int i = 0; i < s->M - w; i++) {
+			F(s, r, r, w + i);
+			B(s, r, r, i);
+		}
+		for (int i = s->M - w; i < s->M; i++)
+			B(s, r, r, i);
+	}
+}
+
+/* zb-h1 (Qi et al., "Zero Bubble Pipeline Parallelism", 2023, figure 3;
+ * torch's zero-bubble 1F1B rank order with one stage per rank): the 1F1B
+ * order of F and B (B being only the input gradient), with the weight
+ * gradients W following in micro-batch order but rank r holding back its
+ * first r of them.  The last rank, which has no warm-up, postpones most, so
+ * its input gradients reach upstream sooner; the held-back W's later fill
+ * the drain, where 1F1B leaves every rank but the first waiting.  A
+ * micro-batch stays in flight until its W: rank r peaks at
+ * (P-1-r) + 1 + r = P, capped by M, i.e. never above 1F1B's rank 0.  With
+ * F = B = W the bubble is (P-1) / (3M + P-1) of the step when M >= P,
+ * a third of 1F1B's (P-1) / (M + P-1) in absolute time. */
+static void gen_zbh1(Schedule *s)
+{
+	for (int r = 0; r < s->P; r++) {
+		int w = imin(s->P - 1 - r, s->M);
+		int nb = 0, nw = 0;
+		for (int i = 0; i < w; i++)
+			F(s, r, r, i);
+		for (int i = 0; i < s->M; i++) {
+			if (i < s->M - w)
+				F(s, r, r, w + i);
+			B(s, r, r, i);
+			if (++nb > r)
+				W(s, r, r, nw++);
+		}
+		while (nw < s->M)
+			W(s, r, r, nw++);
+	}
+}
+
+/* interleaved(V): Megatron's forward_backward_pipelining_with_interleaving
+ * (and torch's ScheduleInterleaved1F1B).  Rank r holds chunks c = 0..V-1,
+ * chunk c being global stage c*P + r.  Its V*M forward (and backward) steps
+ * k = 0.. visit the chunks in groups of P micro-batches:
+ *   forward chunk(k)  = (k mod PV) div P,  backward chunk = V-1 - that,
+ *   micro-batch(k)    = (k div PV) * P + k mod P   (needs M % P == 0).
+ * Warm-up: (V-1)*P + 2*(P-1-r) forwards (capped at VM), then one forward and
+ * one backward per step, then the remaining backwards.  Unlike Megatron we
+ * do not switch to all-forwards-then-all-backwards when M == P (torch does
+ * not either); the bubble is the same. */
+static void gen_interleaved(Schedule *s)
+{
+	int P = s->P, V = s->V, total = V * s->M;
+	for (int r = 0; r < P; r++) {
+#define CHUNK_F(k) (((k) % (P * V)) / P)
+#define MB(k) (((k) / (P * V)) * P + (k) % P)
+		int w = s->training ? imin((V - 1) * P + 2 * (P - 1 - r), total) : total;
+		for (int k = 0; k < w; k++)
+			F(s, r, CHUNK_F(k) * P + r, MB(k));
+		if (!s->training)
+			continue;
+		for (int k = 0; k < total - w; k++) {
+			int kf = k + w;
+			F(s, r, CHUNK_F(kf) * P + r, MB(kf));
+			B(s, r, (V - 1 - CHUNK_F(k)) * P + r, MB(k));
+		}
+		for (int k = total - w; k < total; k++)
+			B(s, r, (V - 1 - CHUNK_F(k)) * P + r, MB(k));
+#undef CHUNK_F
+#undef MB
+	}
+}
+
+Schedule *sched_generate(const SchedSpec *spec, Loc where)
+{
+	SchedKind kind = spec->kind;
+	const char *name = sched_kind_name(kind);
+	if (spec->P < 1 || spec->M < 1 || spec->R < 1 || spec->V < 1)
+		die("schedule '%s' asked for P=%d V=%d M=%d R=%d", name,
+		    spec->P, spec->V, spec->M, spec->R);
+	switch (kind) {
+	case SK_ZBV:
+	case SK_PIPEDREAM:
+	case SK_2BW:
+		diag_error(where, "schedule '%s' is not supported yet (planned: "
+		           "asynchronous schedules and zero-bubble V)", name);
+		return NULL;
+	case SK_FILE:
+		die("sched_generate called for a file schedule");
+	default:
+		break;
+	}
+	int V = kind == SK_INTERLEAVED ? spec->V : 1;
+	if (kind == SK_INTERLEAVED && spec->M % spec->P != 0) {
+		int up = (spec->M / spec->P + 1) * spec->P;
+		diag_error(where, "interleaved(%d) needs the number of micro-batches to be "
+		           "a multiple of the number of stages, but microbatches = %d and "
+		           "stages = %d (try microbatches = %d)",
+		           spec->V, spec->M, spec->P, up);
+		return NULL;
+	}
+	int training = spec->training && kind != SK_INFERENCE;
+	int split = training && kind == SK_ZBH1;
+	Schedule *s = sched_new(kind, spec->P, V, spec->M, spec->R, training, split);
+	if (!training && !(kind == SK_INTERLEAVED && V > 1)) {
+		gen_forward_only(s);
+		return s;
+	}
+	switch (kind) {
+	case SK_NAIVE:       gen_naive(s); break;
+	case SK_GPIPE:       gen_gpipe(s); break;
+	case SK_1F1B:        gen_1f1b(s); break;
+	case SK_ZBH1:        gen_zbh1(s); break;
+	case SK_INTERLEAVED:
+		if (V == 1)
+			gen_1f1b(s);    /* one chunk per rank: plain 1F1B */
+		else
+			gen_interleaved(s);
+		break;
+	default:
+		unreachable();
+	}
+	return s;
+}

@@ -1,0 +1,505 @@
+/* sched_verify.c — the static verifier of lowered schedules.
+ *
+ * Four passes, each linear in the number of actions:
+ *   1. each rank on its own, in program order: fields in range, the action
+ *      on the rank that holds its stage, its inputs already there (an F has
+ *      its RECV_F or the local F of the previous stage before it, a B its F
+ *      and its RECV_B or local B of the next stage, W its B, R its F and not
+ *      yet its B, a SEND the tensor it sends), nothing twice, ALLREDUCE and
+ *      OPTIM after all the rank's backward work;
+ *   2. every F (and B, W when training / split) of every replica, stage and
+ *      micro-batch happens;
+ *   3. every SEND has its RECV on the peer and every RECV its SEND;
+ *   4. an event-driven run of all ranks with the emitted programs' blocking
+ *      semantics (a SEND never waits; a RECV waits for its SEND to be posted;
+ *      an ALLREDUCE of stage s waits for every replica's ALLREDUCE of s):
+ *      a rank runs until it blocks, and a SEND or the last ALLREDUCE arrival
+ *      wakes exactly the ranks waiting for it.  Ranks left blocked are a
+ *      deadlock, reported with the chain of who waits for whom.
+ * The first violation is reported and the rest not looked for.
+ */
+#include "sched.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+typedef void (*Reporter)(const char *fmt, ...);
+
+typedef struct Ver {
+	const Schedule *s;
+	Reporter report;
+	int P, S, M, R;
+	int nkeys;              /* R * S * M */
+	/* per (replica, stage, micro-batch): action index where it happened, or -1 */
+	int *f_at, *b_at, *w_at, *r_at;
+	/* messages, keyed by (replica, SENDING stage, micro-batch):
+	 * rank and index of the SEND_F / RECV_F / SEND_B / RECV_B */
+	int *sf_rank, *sf_at, *rf_rank, *rf_at, *sb_rank, *sb_at, *rb_rank, *rb_at;
+	int *done;              /* [R*S] micro-batches whose backward work is finished */
+	int *ar_at;             /* [R*S] index of the stage's ALLREDUCE, or -1 */
+} Ver;
+
+static int key(const Ver *v, int rep, int st, int mb)
+{
+	return (rep * v->S + st) * v->M + mb;
+}
+
+static int *ints(int n, int fill)
+{
+	int *p = xalloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+	for (int i = 0; i < n; i++)
+		p[i] = fill;
+	return p;
+}
+
+/* Reports "rank K, action I (DESC): REASON"; i == n means the end of the
+ * rank's program. */
+PRINTF_LIKE(4, 5)
+static int fail(const Ver *v, int k, int i, const char *fmt, ...)
+{
+	const Schedule *s = v->s;
+	const ActList *l = &s->rank[k];
+	char desc[96], why[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (i < l->n)
+		sched_action_desc(desc, sizeof desc, &l->a[i]);
+	else
+		snprintf(desc, sizeof desc, "end of program");
+	if (s->src) {
+		uint32_t off = s->src_off && l->n > 0 ? s->src_off[k][i < l->n ? i : l->n - 1] : 0;
+		uint32_t end = off;
+		while (end < s->src->len && s->src->text[end] != ','
+		       && s->src->text[end] != '\n' && s->src->text[end] != '\r')
+			end++;
+		diag_error((Loc){ s->src, off, end }, "rank %d, action %d (%s): %s",
+		           k, i, desc, why);
+	} else if (v->report) {
+		v->report("rank %d, action %d (%s): %s", k, i, desc, why);
+	}
+	return -1;
+}
+
+static int check_peer(const Ver *v, int k, int i, const Action *a, int want, const char *role)
+{
+	if (a->peer != want)
+		return fail(v, k, i, "peer is rank %d, but stage %d (the %s) is on rank %d",
+		            a->peer, a->op == OP_SEND_F || a->op == OP_RECV_B ? a->stage + 1
+		            : a->stage - 1, role, want);
+	return 0;
+}
+
+/* Pass 1: rank k on its own. */
+static int check_rank(Ver *v, int k)
+{
+	const Schedule *s = v->s;
+	const ActList *l = &s->rank[k];
+	int P = v->P, S = v->S, M = v->M;
+	int rep = k / P, p = k % P;
+	const int *sr = s->stage_rank;
+	int optim_at = -1;
+
+	for (int i = 0; i < l->n; i++) {
+		const Action *a = &l->a[i];
+		int op = a->op, st = a->stage, mb = a->mb;
+		if (op < 0 || op >= OP_COUNT)
+			return fail(v, k, i, "unknown op %d", op);
+		int compute = op == OP_F || op == OP_B || op == OP_W || op == OP_R;
+		int comm = op >= OP_SEND_F && op <= OP_RECV_B;
+		if (op == OP_OPTIM) {
+			if (st != -1 || mb != -1 || a->peer != -1)
+				return fail(v, k, i, "OPTIM carries stage -1, micro-batch -1 "
+				            "and peer -1");
+		} else {
+			if (st < 0 || st >= S)
+				return fail(v, k, i, "stage %d is out of range (stages 0..%d)",
+				            st, S - 1);
+			if (sr[st] != p)
+				return fail(v, k, i, "stage %d is not on this rank (it is on "
+				            "rank %d)", st, SCHED_RANK(s, rep, sr[st]));
+			if (op == OP_ALLREDUCE) {
+				if (mb != -1 || a->peer != -1)
+					return fail(v, k, i, "ALLREDUCE carries micro-batch -1 "
+					            "and peer -1");
+			} else if (mb < 0 || mb >= M) {
+				return fail(v, k, i, "micro-batch %d is out of range (0..%d)",
+				            mb, M - 1);
+			}
+		}
+		if (compute && a->peer != -1)
+			return fail(v, k, i, "%s takes no peer, but peer is %d",
+			            op_name(op), a->peer);
+		if (comm && (a->peer < 0 || a->peer >= s->nranks))
+			return fail(v, k, i, "peer %d is not a rank (0..%d)", a->peer,
+			            s->nranks - 1);
+		if (!s->training && op != OP_F && op != OP_SEND_F && op != OP_RECV_F)
+			return fail(v, k, i, "a forward-only schedule has no %s", op_name(op));
+		if (op == OP_W && !s->split)
+			return fail(v, k, i, "W in a schedule whose backward is not split");
+		if (optim_at >= 0 && op != OP_OPTIM)
+			return fail(v, k, i, "runs after OPTIM (at action %d): the optimizer "
+			            "step must be the rank's last action", optim_at);
+
+		int kk = op == OP_OPTIM || op == OP_ALLREDUCE ? -1 : key(v, rep, st, mb);
+		int rs = rep * S + st;
+		switch (op) {
+		case OP_F:
+			if (v->f_at[kk] >= 0)
+				return fail(v, k, i, "micro-batch %d of stage %d runs F twice "
+				            "(first at action %d)", mb, st, v->f_at[kk]);
+			if (st > 0) {
+				int prev = key(v, rep, st - 1, mb);
+				int local = sr[st - 1] == p && v->f_at[prev] >= 0;
+				if (!local && v->rf_rank[prev] != k) {
+					if (sr[st - 1] == p)
+						return fail(v, k, i, "its input is not ready: F of stage "
+						            "%d mb %d has not run on this rank before it",
+						            st - 1, mb);
+					return fail(v, k, i, "its input never arrives: no RECV_F of "
+					            "stage %d mb %d before it (stage %d is on rank %d)",
+					            st, mb, st - 1, SCHED_RANK(s, rep, sr[st - 1]));
+				}
+			}
+			v->f_at[kk] = i;
+			break;
+		case OP_B:
+			if (v->b_at[kk] >= 0)
+				return fail(v, k, i, "micro-batch %d of stage %d runs B twice "
+				            "(first at action %d)", mb, st, v->b_at[kk]);
+			if (v->f_at[kk] < 0)
+				return fail(v, k, i, "backward before its forward: F of stage %d "
+				            "mb %d has not run before it", st, mb);
+			if (st < S - 1) {
+				int next = key(v, rep, st + 1, mb);
+				int local = sr[st + 1] == p && v->b_at[next] >= 0;
+				if (!local && v->rb_rank[next] != k) {
+					if (sr[st + 1] == p)
+						return fail(v, k, i, "its output gradient is not ready: "
+						            "B of stage %d mb %d has not run on this rank "
+						            "before it", st + 1, mb);
+					return fail(v, k, i, "its output gradient never arrives: no "
+					            "RECV_B of stage %d mb %d before it (stage %d is on "
+					            "rank %d)", st, mb, st + 1,
+					            SCHED_RANK(s, rep, sr[st + 1]));
+				}
+			}
+			v->b_at[kk] = i;
+			if (!s->split)
+				v->done[rs]++;
+			break;
+		case OP_W:
+			if (v->w_at[kk] >= 0)
+				return fail(v, k, i, "micro-batch %d of stage %d runs W twice "
+				            "(first at action %d)", mb, st, v->w_at[kk]);
+			if (v->b_at[kk] < 0)
+				return fail(v, k, i, "W before its B: B of stage %d mb %d has not "
+				            "run before it", st, mb);
+			v->w_at[kk] = i;
+			v->done[rs]++;
+			break;
+		case OP_R:
+			if (v->r_at[kk] >= 0)
+				return fail(v, k, i, "micro-batch %d of stage %d recomputes twice "
+				            "(first at action %d)", mb, st, v->r_at[kk]);
+			if (v->f_at[kk] < 0)
+				return fail(v, k, i, "recompute before its forward: F of stage %d "
+				            "mb %d has not run before it", st, mb);
+			if (v->b_at[kk] >= 0)
+				return fail(v, k, i, "recompute after its backward: B of stage %d "
+				            "mb %d already ran at action %d", st, mb, v->b_at[kk]);
+			v->r_at[kk] = i;
+			break;
+		case OP_SEND_F:
+			if (st == S - 1)
+				return fail(v, k, i, "the last stage has no next stage to send to");
+			if (v->f_at[kk] < 0)
+				return fail(v, k, i, "sends activations that do not exist yet: F "
+				            "of stage %d mb %d has not run before it", st, mb);
+			if (check_peer(v, k, i, a, SCHED_RANK(s, rep, sr[st + 1]), "receiver"))
+				return -1;
+			if (v->sf_rank[kk] >= 0)
+				return fail(v, k, i, "sent twice (first at action %d)", v->sf_at[kk]);
+			v->sf_rank[kk] = k;
+			v->sf_at[kk] = i;
+			break;
+		case OP_SEND_B:
+			if (st == 0)
+				return fail(v, k, i, "the first stage has no previous stage to "
+				            "send to");
+			if (v->b_at[kk] < 0)
+				return fail(v, k, i, "sends a gradient that does not exist yet: B "
+				            "of stage %d mb %d has not run before it", st, mb);
+			if (check_peer(v, k, i, a, SCHED_RANK(s, rep, sr[st - 1]), "receiver"))
+				return -1;
+			if (v->sb_rank[kk] >= 0)
+				return fail(v, k, i, "sent twice (first at action %d)", v->sb_at[kk]);
+			v->sb_rank[kk] = k;
+			v->sb_at[kk] = i;
+			break;
+		case OP_RECV_F: {
+			if (st == 0)
+				return fail(v, k, i, "the first stage receives no activations");
+			int from = key(v, rep, st - 1, mb);
+			if (check_peer(v, k, i, a, SCHED_RANK(s, rep, sr[st - 1]), "sender"))
+				return -1;
+			if (v->rf_rank[from] >= 0)
+				return fail(v, k, i, "received twice (first at action %d)",
+				            v->rf_at[from]);
+			v->rf_rank[from] = k;
+			v->rf_at[from] = i;
+			break;
+		}
+		case OP_RECV_B: {
+			if (st == S - 1)
+				return fail(v, k, i, "the last stage receives no gradient");
+			int from = key(v, rep, st + 1, mb);
+			if (check_peer(v, k, i, a, SCHED_RANK(s, rep, sr[st + 1]), "sender"))
+				return -1;
+			if (v->rb_rank[from] >= 0)
+				return fail(v, k, i, "received twice (first at action %d)",
+				            v->rb_at[from]);
+			v->rb_rank[from] = k;
+			v->rb_at[from] = i;
+			break;
+		}
+		case OP_ALLREDUCE:
+			if (v->ar_at[rs] >= 0)
+				return fail(v, k, i, "stage %d is all-reduced twice (first at "
+				            "action %d)", st, v->ar_at[rs]);
+			if (v->done[rs] < M)
+				return fail(v, k, i, "ALLREDUCE before the backward work of stage "
+				            "%d is done (%d of %d micro-batches finished)",
+				            st, v->done[rs], M);
+			v->ar_at[rs] = i;
+			break;
+		case OP_OPTIM:
+			if (optim_at >= 0)
+				return fail(v, k, i, "OPTIM twice (first at action %d)", optim_at);
+			for (int t = 0; t < S; t++) {
+				if (sr[t] != p)
+					continue;
+				if (v->done[rep * S + t] < M)
+					return fail(v, k, i, "OPTIM before all backward work: stage %d "
+					            "has %d of %d micro-batches finished", t,
+					            v->done[rep * S + t], M);
+				if (v->R > 1 && v->ar_at[rep * S + t] < 0)
+					return fail(v, k, i, "OPTIM before the ALLREDUCE of stage %d "
+					            "(replicas must sum their gradients first)", t);
+			}
+			optim_at = i;
+			break;
+		default:
+			unreachable();
+		}
+	}
+	if (s->training && optim_at < 0)
+		return fail(v, k, l->n, "no OPTIM: a training step ends with the "
+		            "optimizer step");
+	return 0;
+}
+
+/* Pass 2: every forward (and backward) happens. */
+static int check_complete(Ver *v)
+{
+	const Schedule *s = v->s;
+	for (int rep = 0; rep < v->R; rep++)
+		for (int st = 0; st < v->S; st++) {
+			int k = SCHED_RANK(s, rep, s->stage_rank[st]);
+			for (int mb = 0; mb < v->M; mb++) {
+				int kk = key(v, rep, st, mb);
+				const char *what = v->f_at[kk] < 0 ? "F"
+					: s->training && v->b_at[kk] < 0 ? "B"
+					: s->split && v->w_at[kk] < 0 ? "W" : NULL;
+				if (what)
+					return fail(v, k, s->rank[k].n, "micro-batch %d of stage %d "
+					            "never runs %s", mb, st, what);
+			}
+		}
+	return 0;
+}
+
+/* Pass 3: every SEND has its RECV and every RECV its SEND. */
+static int check_matching(Ver *v)
+{
+	const Schedule *s = v->s;
+	for (int k = 0; k < s->nranks; k++) {
+		int rep = k / v->P;
+		const ActList *l = &s->rank[k];
+		for (int i = 0; i < l->n; i++) {
+			const Action *a = &l->a[i];
+			int st = a->stage, mb = a->mb;
+			switch (a->op) {
+			case OP_SEND_F:
+				if (v->rf_rank[key(v, rep, st, mb)] < 0)
+					return fail(v, k, i, "nobody receives it: rank %d has no "
+					            "RECV_F of stage %d mb %d", a->peer, st + 1, mb);
+				break;
+			case OP_SEND_B:
+				if (v->rb_rank[key(v, rep, st, mb)] < 0)
+					return fail(v, k, i, "nobody receives it: rank %d has no "
+					            "RECV_B of stage %d mb %d", a->peer, st - 1, mb);
+				break;
+			case OP_RECV_F:
+				if (v->sf_rank[key(v, rep, st - 1, mb)] < 0)
+					return fail(v, k, i, "nobody sends it: rank %d has no SEND_F "
+					            "of stage %d mb %d", a->peer, st - 1, mb);
+				break;
+			case OP_RECV_B:
+				if (v->sb_rank[key(v, rep, st + 1, mb)] < 0)
+					return fail(v, k, i, "nobody sends it: rank %d has no SEND_B "
+					            "of stage %d mb %d", a->peer, st + 1, mb);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The rank that k, blocked at its current action, waits for (-1: none). */
+static int waits_for(const Ver *v, const int *pc, const int *arrived, int k)
+{
+	const Schedule *s = v->s;
+	const Action *a = &s->rank[k].a[pc[k]];
+	if (a->op == OP_RECV_F || a->op == OP_RECV_B)
+		return a->peer;
+	if (a->op == OP_ALLREDUCE)
+		for (int rep = 0; rep < v->R; rep++) {
+			int o = SCHED_RANK(s, rep, s->stage_rank[a->stage]);
+			if (!arrived[o])
+				return o;
+		}
+	return -1;
+}
+
+/* Pass 4: the event-driven run. */
+static int check_deadlock(Ver *v)
+{
+	const Schedule *s = v->s;
+	int n = s->nranks, P = v->P, S = v->S;
+	int *pc = ints(n, 0);
+	int *arrived = ints(n, 0);      /* reached its current ALLREDUCE */
+	int *queue = ints(n, 0), *queued = ints(n, 1);
+	int head = 0, tail = 0, nq = n;  /* circular; every rank starts runnable */
+	unsigned char *posted_f = xalloc((size_t)v->nkeys + 1);
+	unsigned char *posted_b = xalloc((size_t)v->nkeys + 1);
+	int *ar_count = ints(S, 0);
+
+	for (int k = 0; k < n; k++)
+		queue[k] = k;
+	tail = 0;
+#define WAKE(r) do { int r_ = (r); if (!queued[r_]) { queued[r_] = 1; \
+	queue[tail] = r_; tail = (tail + 1) % n; nq++; } } while (0)
+	while (nq > 0) {
+		int k = queue[head];
+		head = (head + 1) % n;
+		nq--;
+		queued[k] = 0;
+		int rep = k / P;
+		const ActList *l = &s->rank[k];
+		while (pc[k] < l->n) {
+			const Action *a = &l->a[pc[k]];
+			int blocked = 0;
+			switch (a->op) {
+			case OP_SEND_F: {
+				posted_f[key(v, rep, a->stage, a->mb)] = 1;
+				WAKE(a->peer);
+				break;
+			}
+			case OP_SEND_B:
+				posted_b[key(v, rep, a->stage, a->mb)] = 1;
+				WAKE(a->peer);
+				break;
+			case OP_RECV_F:
+				blocked = !posted_f[key(v, rep, a->stage - 1, a->mb)];
+				break;
+			case OP_RECV_B:
+				blocked = !posted_b[key(v, rep, a->stage + 1, a->mb)];
+				break;
+			case OP_ALLREDUCE:
+				if (!arrived[k]) {
+					arrived[k] = 1;
+					if (++ar_count[a->stage] == v->R)
+						for (int r = 0; r < v->R; r++)
+							WAKE(SCHED_RANK(s, r, s->stage_rank[a->stage]));
+				}
+				blocked = ar_count[a->stage] < v->R;
+				break;
+			default:
+				break;
+			}
+			if (blocked)
+				break;
+			arrived[k] = 0;
+			pc[k]++;
+		}
+	}
+#undef WAKE
+	for (int k = 0; k < n; k++) {
+		if (pc[k] >= s->rank[k].n)
+			continue;
+		/* Follow who waits for whom from the first blocked rank. */
+		char chain[768];
+		size_t len = 0;
+		int nblocked = 0;
+		for (int j = 0; j < n; j++)
+			nblocked += pc[j] < s->rank[j].n;
+		int *seen = ints(n, 0);
+		int cur = k, hops = 0;
+		chain[0] = 0;
+		while (cur >= 0 && !seen[cur] && pc[cur] < s->rank[cur].n && hops < 8) {
+			seen[cur] = 1;
+			int next = waits_for(v, pc, arrived, cur);
+			char d[96];
+			sched_action_desc(d, sizeof d, &s->rank[cur].a[pc[cur]]);
+			if (len < sizeof chain)
+				len += (size_t)snprintf(chain + len, sizeof chain - len,
+				                        "%srank %d waits at action %d (%s) for rank %d",
+				                        hops ? "; " : "", cur, pc[cur], d, next);
+			cur = next;
+			hops++;
+		}
+		if (cur >= 0 && seen[cur] && len < sizeof chain)
+			snprintf(chain + len, sizeof chain - len, " (a cycle)");
+		const Action *a = &s->rank[k].a[pc[k]];
+		const char *what = a->op == OP_ALLREDUCE ? "every replica's ALLREDUCE"
+			: a->op == OP_RECV_F ? "its SEND_F" : "its SEND_B";
+		return fail(v, k, pc[k], "deadlock: waits forever for %s; %d rank%s "
+		            "blocked: %s", what, nblocked, nblocked == 1 ? "" : "s", chain);
+	}
+	return 0;
+}
+
+int sched_verify(const Schedule *s, void (*report)(const char *fmt, ...))
+{
+	if (!s->lowered)
+		die("verifying a schedule that was not lowered");
+	Ver v = { .s = s, .report = report, .P = s->P, .S = s->S, .M = s->M, .R = s->R };
+	if (s->nranks != s->P * s->R)
+		die("schedule has %d ranks, not P*R = %d", s->nranks, s->P * s->R);
+	v.nkeys = s->R * s->S * s->M;
+	v.f_at = ints(v.nkeys, -1);
+	v.b_at = ints(v.nkeys, -1);
+	v.w_at = ints(v.nkeys, -1);
+	v.r_at = ints(v.nkeys, -1);
+	v.sf_rank = ints(v.nkeys, -1);
+	v.sf_at = ints(v.nkeys, -1);
+	v.rf_rank = ints(v.nkeys, -1);
+	v.rf_at = ints(v.nkeys, -1);
+	v.sb_rank = ints(v.nkeys, -1);
+	v.sb_at = ints(v.nkeys, -1);
+	v.rb_rank = ints(v.nkeys, -1);
+	v.rb_at = ints(v.nkeys, -1);
+	v.done = ints(s->R * s->S, 0);
+	v.ar_at = ints(s->R * s->S, -1);
+
+	for (int k = 0; k < s->nranks; k++)
+		if (check_rank(&v, k))
+			return -1;
+	if (check_complete(&v) || check_matching(&v) || check_deadlock(&v))
+		return -1;
+	return 0;
+}

@@ -1,0 +1,199 @@
+/* part-unit.c — the partitioner against hand cases and brute force. */
+#include "part.h"
+#include "util.h"
+#include "tap.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+static double group_cost(int n, const double *cost, const double *bnd, int i, int j)
+{
+	double pc_i = 0, pc_j = 0;
+	for (int k = 0; k < i; k++)
+		pc_i += cost[k];
+	pc_j = pc_i;
+	for (int k = i; k < j; k++)
+		pc_j += cost[k];
+	return pc_j - pc_i + (j < n && bnd ? bnd[j - 1] : 0);
+}
+
+static double max_of(int n, const double *cost, const double *bnd, int K, const int *first)
+{
+	double m = -1;
+	for (int g = 0; g < K; g++) {
+		double c = group_cost(n, cost, bnd, first[g], first[g + 1]);
+		if (c > m)
+			m = c;
+	}
+	return m;
+}
+
+static int fits(const double *mem, double cap, int K, int ranks, const int *first)
+{
+	double sum[64] = { 0 };
+	if (cap <= 0)
+		return 1;
+	for (int g = 0; g < K; g++)
+		for (int i = first[g]; i < first[g + 1]; i++)
+			sum[g % ranks] += mem[i];
+	for (int r = 0; r < ranks; r++)
+		if (sum[r] > cap)
+			return 0;
+	return 1;
+}
+
+static int valid(int n, int K, const int *first)
+{
+	if (first[0] != 0 || first[K] != n)
+		return 0;
+	for (int g = 0; g < K; g++)
+		if (first[g + 1] <= first[g])
+			return 0;
+	return 1;
+}
+
+/* Enumerates every partition in lexicographic order of its cuts; returns
+ * the best max (or -1 if none fits) and the first partition reaching it. */
+static double brute(int n, const double *cost, const double *bnd, const double *mem,
+                    double cap, int K, int ranks, int *bestcut)
+{
+	int cut[16];
+	double best = -1;
+	cut[0] = 0;
+	cut[K] = n;
+	/* cuts 1..K-1 as a combination of positions 1..n-1 */
+	for (int g = 1; g < K; g++)
+		cut[g] = g;
+	for (;;) {
+		if (fits(mem, cap, K, ranks, cut)) {
+			double m = max_of(n, cost, bnd, K, cut);
+			if (best < 0 || m < best) {
+				best = m;
+				for (int g = 0; g <= K; g++)
+					bestcut[g] = cut[g];
+			}
+		}
+		int g = K - 1;
+		while (g >= 1 && cut[g] == n - (K - g))
+			g--;
+		if (g < 1)
+			break;
+		cut[g]++;
+		for (int h = g + 1; h < K; h++)
+			cut[h] = cut[h - 1] + 1;
+	}
+	return best;
+}
+
+int main(void)
+{
+	int first[300];
+
+	/* equal costs split evenly */
+	double ones[1000], zeros[1000];
+	for (int i = 0; i < 1000; i++) {
+		ones[i] = 1;
+		zeros[i] = 0;
+	}
+	is_int(part_balance(12, ones, zeros, NULL, 0, 4, 4, first), 0, "12 equal layers into 4");
+	ok(first[0] == 0 && first[1] == 3 && first[2] == 6 && first[3] == 9 && first[4] == 12,
+	   "12 equal layers split 3/3/3/3 (got %d %d %d %d %d)", first[0], first[1],
+	   first[2], first[3], first[4]);
+	is_int(part_balance(16, ones, NULL, NULL, 0, 8, 4, first), 0, "16 layers into 8 chunks, NULL bnd");
+	int even = 1;
+	for (int g = 0; g < 8; g++)
+		even &= first[g + 1] - first[g] == 2;
+	ok(even, "16 equal layers into 8 chunks of 2");
+
+	/* ties go to the earliest cut: 7 layers in 4 groups, best max 2 */
+	part_balance(7, ones, zeros, NULL, 0, 4, 4, first);
+	ok(first[1] == 1 && first[2] == 3 && first[3] == 5,
+	   "ties go to the earliest cut: 1/2/2/2 (got cuts %d %d %d)", first[1], first[2], first[3]);
+	int again[8];
+	part_balance(7, ones, zeros, NULL, 0, 4, 4, again);
+	ok(memcmp(first, again, 5 * sizeof *first) == 0, "deterministic");
+
+	/* boundary cost steers the cut */
+	double c6[6] = { 1, 1, 1, 1, 1, 1 }, b6[6] = { 0, 0, 5, 0, 0, 0 };
+	part_balance(6, c6, b6, NULL, 0, 2, 2, first);
+	ok(first[1] != 3, "an expensive boundary is avoided (cut at %d)", first[1]);
+	is_near(max_of(6, c6, b6, 2, first), 4, 0, "best max with the boundary is 4");
+
+	/* n < nparts, cap */
+	is_int(part_balance(3, ones, zeros, NULL, 0, 4, 4, first), -1, "fewer layers than parts: -1");
+	double mem[8] = { 4, 4, 4, 4, 4, 4, 4, 4 };
+	is_int(part_balance(8, ones, zeros, mem, 7, 4, 4, first), -1,
+	       "cap below any two-layer group, 8 layers into 4: infeasible");
+	is_int(part_balance(8, ones, zeros, mem, 3, 8, 8, first), -1, "cap below one layer: infeasible");
+	double big[6] = { 1, 1, 1, 1, 1, 1 }, bm[6] = { 9, 1, 1, 1, 1, 9 };
+	is_int(part_balance(6, big, NULL, bm, 11, 2, 2, first), 0, "cap 11 feasible");
+	ok(fits(bm, 11, 2, 2, first), "cap respected (cut at %d)", first[1]);
+	is_int(part_balance(6, big, NULL, bm, 11, 4, 2, first), 0, "cap 11 with 2 chunks per rank");
+	ok(valid(6, 4, first) && fits(bm, 11, 4, 2, first), "per-rank cap respected across chunks");
+
+	/* brute force on small random cases */
+	srand(12345);
+	int cases = 0, exact = 0, lexi = 0, both = 0, capped_cases = 0, capped_opt = 0;
+	int bad_feasible = 0, bad_infeasible = 0;
+	for (int t = 0; t < 3000; t++) {
+		int n = 2 + rand() % 9;
+		int K = 1 + rand() % (n < 5 ? n : 5);
+		int ranks = K;
+		if (K % 2 == 0 && rand() % 2)
+			ranks = K / 2;
+		double cost[12], bnd[12], m[12];
+		for (int i = 0; i < n; i++) {
+			cost[i] = rand() % 10;
+			bnd[i] = rand() % 4;
+			m[i] = 1 + rand() % 6;
+		}
+		double cap = rand() % 3 ? 0 : 4 + rand() % 20;
+		int mine[16], ref[16];
+		int r = part_balance(n, cost, bnd, m, cap, K, ranks, mine);
+		double bf = brute(n, cost, bnd, m, cap, K, ranks, ref);
+		if (r == 0 && !(valid(n, K, mine) && fits(m, cap, K, ranks, mine)))
+			bad_feasible++;
+		if (r == 0 && bf < 0)
+			bad_feasible++;
+		if (r != 0 && bf >= 0 && (ranks == K || cap <= 0))
+			bad_infeasible++;
+		if (r != 0 || bf < 0)
+			continue;
+		double got = max_of(n, cost, bnd, K, mine);
+		if (ranks == K || cap <= 0) {
+			cases++;
+			exact += got == bf;
+			lexi += memcmp(mine, ref, (size_t)(K + 1) * sizeof *mine) == 0;
+		} else {
+			capped_cases++;
+			capped_opt += got == bf;
+		}
+		both++;
+	}
+	is_int(bad_feasible, 0, "every partition returned is valid, fits its cap, and exists");
+	is_int(bad_infeasible, 0, "exact cases: never -1 when brute force finds a partition");
+	ok(cases > 1000, "brute force compared %d exact cases", cases);
+	is_int(exact, cases, "optimal max matches brute force in every exact case");
+	is_int(lexi, cases, "ties: the lexicographically earliest optimal cuts, as brute force");
+	diagf("several chunks per rank with a cap (bisection heuristic): %d of %d optimal",
+	      capped_opt, capped_cases);
+
+	/* timing: 1000 layers into 128 chunks on 64 ranks */
+	double c1000[1000], b1000[1000], m1000[1000];
+	for (int i = 0; i < 1000; i++) {
+		c1000[i] = 1 + (i * 7919 % 13);
+		b1000[i] = (i * 31 % 5) * 0.1;
+		m1000[i] = 1 + i % 3;
+	}
+	clock_t t0 = clock();
+	int pr = part_balance(1000, c1000, b1000, m1000, 0, 128, 64, first);
+	double dt = (double)(clock() - t0) / CLOCKS_PER_SEC;
+	is_int(pr, 0, "1000 layers into 128 chunks");
+	diagf("part_balance: 1000 layers, 128 chunks: %.3f s", dt);
+	t0 = clock();
+	pr = part_balance(1000, c1000, b1000, m1000, 40, 128, 64, first);
+	dt = (double)(clock() - t0) / CLOCKS_PER_SEC;
+	ok(pr == 0 && fits(m1000, 40, 128, 64, first), "1000 layers, 128 chunks, per-rank cap 40");
+	diagf("part_balance with a per-rank cap: %.3f s", dt);
+	return done_testing();
+}
