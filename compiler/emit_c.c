@@ -571,9 +571,7 @@ static void emit_program_struct(Emit *e)
 	const IrTensor *in = &m->tensors[m->layers[0].in];
 	const IrTensor *outt = &m->tensors[m->layers[m->nlayers - 1].out];
 	int first = s->stage_rank[0] == e->prank, last = s->stage_rank[s->S - 1] == e->prank;
-	int optf = pp->optim == OPT_ADAM ? 2 : pp->optim == OPT_SGD && pp->momentum > 0 ? 1 : 0;
-	int64_t peak = e->plan->arena_bytes
-	               + (int64_t)4 * e->nweights * (1 + (s->training ? 1 + optf : 0));
+	int64_t peak = memplan_total(memplan_memory(m, s, e->plan));
 	const char *sched = pp->sched == SK_INTERLEAVED ? xprintf("interleaved(%d)", pp->V)
 	                    : pp->sched == SK_FILE ? "file" : sched_kind_name(pp->sched);
 	out(o, "static const rt_program program = {\n");

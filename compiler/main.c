@@ -19,6 +19,7 @@
 #include "ast.h"
 #include "costmodel.h"
 #include "emit.h"
+#include "memplan.h"
 #include "partition.h"
 #include "sched.h"
 #include "sema.h"
@@ -231,6 +232,26 @@ static SchedSpec spec_of(const IrModel *m)
 	return sp;
 }
 
+/* What each rank will hold, from the same memory plan the emitter uses:
+ * the number the compiled program prints as peak_memory_predicted. */
+static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
+{
+	if (s->nranks > 256) {
+		fprintf(out, "memory: %d ranks; per-rank plans are printed for at most 256\n",
+		        s->nranks);
+		return;
+	}
+	fprintf(out, "memory per rank (bytes, as the compiled program will hold them):\n");
+	fprintf(out, "  %-6s %14s %14s %14s %14s %14s\n", "rank", "weights", "gradients",
+	        "optimizer", "arena", "total");
+	for (int rank = 0; rank < s->nranks; rank++) {
+		RankMemory r = memplan_memory(m, s, memplan_rank(m, s, rank));
+		fprintf(out, "  %-6d %14lld %14lld %14lld %14lld %14lld\n", rank,
+		        (long long)r.weights, (long long)r.grads, (long long)r.optim,
+		        (long long)r.arena, (long long)memplan_total(r));
+	}
+}
+
 static FILE *open_out(const char *path)
 {
 	if (!path || !strcmp(path, "-"))
@@ -318,8 +339,10 @@ int main(int argc, char **argv)
 		int *peak_mbs = xalloc((size_t)s->nranks * sizeof *peak_mbs);
 		sched_memory(s, act, peak, peak_mbs);
 		FILE *out = open_out(o.out);
-		if (!strcmp(o.format, "text"))
+		if (!strcmp(o.format, "text")) {
 			sched_write_text(out, s, r, cost, peak, peak_mbs, o.width);
+			memory_table(out, m, s);
+		}
 		else if (!strcmp(o.format, "csv"))
 			sched_write_csv(out, s);
 		else if (!strcmp(o.format, "torch"))

@@ -487,6 +487,26 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 	return p;
 }
 
+RankMemory memplan_memory(const IrModel *m, const Schedule *s, const RankPlan *p)
+{
+	RankMemory r = { 0 };
+	int64_t n = 0;
+	for (int i = 0; i < p->nstages; i++)
+		n += m->stages[p->st[i].stage].params;
+	const Pipeline *pp = &m->pipe;
+	int state = pp->optim == OPT_ADAM ? 2 : pp->optim == OPT_SGD && pp->momentum > 0 ? 1 : 0;
+	r.weights = 4 * n;
+	r.grads = s->training ? 4 * n : 0;
+	r.optim = s->training ? 4 * n * state : 0;
+	r.arena = p->arena_bytes;
+	return r;
+}
+
+int64_t memplan_total(RankMemory r)
+{
+	return r.weights + r.grads + r.optim + r.arena;
+}
+
 const StagePlan *memplan_stage(const RankPlan *p, int g)
 {
 	for (int i = 0; i < p->nstages; i++)

@@ -68,6 +68,16 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank);
 /* The StagePlan of global stage g on this rank, or NULL. */
 const StagePlan *memplan_stage(const RankPlan *p, int g);
 
+/* What a rank holds at its peak: parameters, their gradients, optimizer
+ * state (SGD momentum: one float per parameter; Adam: two) and the arena.
+ * The emitted program reports this beside its measured peak. */
+typedef struct RankMemory {
+	int64_t weights, grads, optim, arena;
+} RankMemory;
+
+RankMemory memplan_memory(const IrModel *m, const Schedule *s, const RankPlan *p);
+int64_t memplan_total(RankMemory r);
+
 /* `pipec -dM`. */
 void memplan_dump(FILE *out, const IrModel *m, const Schedule *s, const RankPlan *p);
 
