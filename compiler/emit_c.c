@@ -480,23 +480,23 @@ static void emit_step(Emit *e)
 		if (a->peer >= 0)
 			out(o, " %s rank %d", a->op == OP_SEND_F || a->op == OP_SEND_B ? "to" : "from",
 			    a->peer);
-		out(o, " */\n\trt_begin(c, %s, %d, %d);\n", op_const(a->op), a->stage, a->mb);
+		out(o, " */\n\trt_begin(c, %s, %d, %d); ", op_const(a->op), a->stage, a->mb);
 		switch (a->op) {
 		case OP_F:
-			out(o, "\ts%d_fwd(c, A, %s, %d, t);\n", a->stage, tab, a->mb);
+			out(o, "s%d_fwd(c, A, %s, %d, t); ", a->stage, tab, a->mb);
 			break;
 		case OP_B:
-			out(o, "\ts%d_bwd(c, A, %s, %d, t);\n", a->stage, tab, a->mb);
+			out(o, "s%d_bwd(c, A, %s, %d, t); ", a->stage, tab, a->mb);
 			break;
 		case OP_W:
-			out(o, "\ts%d_wgt(c, A, %s, %d);\n", a->stage, tab, a->mb);
+			out(o, "s%d_wgt(c, A, %s, %d); ", a->stage, tab, a->mb);
 			break;
 		case OP_R:
-			out(o, "\ts%d_rec(c, A, %s, %d, t);\n", a->stage, tab, a->mb);
+			out(o, "s%d_rec(c, A, %s, %d, t); ", a->stage, tab, a->mb);
 			break;
 		case OP_RECV_F:
 		case OP_RECV_B:
-			out(o, "\trt_wait(c, %d);\n", p->req[q]);
+			out(o, "rt_wait(c, %d); ", p->req[q]);
 			break;
 		case OP_SEND_F:
 		case OP_SEND_B: {
@@ -504,8 +504,8 @@ static void emit_step(Emit *e)
 			int fwd = a->op == OP_SEND_F;
 			int k = fwd ? sp->n : 0;
 			int slot = fwd ? SLOT_X(sp->n, sp->n) : SLOT_GX(sp->n, 0);
-			out(o, "\trt_isend(c, %d, A + %lld, %lld, %d, RT_TAG(%d, %d, %d), "
-			    "\"%s stage %d mb %d to rank %d\");\n", p->req[q],
+			out(o, "rt_isend(c, %d, A + %lld, %lld, %d, RT_TAG(%d, %d, %d), "
+			    "\"%s stage %d mb %d to rank %d\"); ", p->req[q],
 			    (long long)sp->off[a->mb][slot],
 			    (long long)(rows * tensor_elems(m, st, k) * 4), a->peer,
 			    fwd ? a->stage + 1 : a->stage - 1, a->mb, !fwd, op_name(a->op), a->stage,
@@ -513,15 +513,15 @@ static void emit_step(Emit *e)
 			break;
 		}
 		case OP_ALLREDUCE:
-			out(o, "\trt_allreduce(c, %d);\n", a->stage);
+			out(o, "rt_allreduce(c, %d); ", a->stage);
 			break;
 		case OP_OPTIM:
-			out(o, "\trt_optim_step(c);\n");
+			out(o, "rt_optim_step(c); ");
 			break;
 		default:
 			unreachable();
 		}
-		out(o, "\trt_end(c);\n");
+		out(o, "rt_end(c);\n");
 	}
 	out(o, "}\n\n");
 }
