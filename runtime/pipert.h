@@ -113,7 +113,7 @@ int rt_main(const rt_program *p, int argc, char **argv);
 /* ---- Buffers the step function addresses by fixed offsets. ---- */
 char  *rt_arena(rt_ctx *c);
 float *rt_weights(rt_ctx *c);
-float *rt_grads(rt_ctx *c);
+float *rt_grads(rt_ctx *c);            /* NULL when optim is RT_OPTIM_NONE (inference) */
 
 /* ---- Data of the current step, for this replica's rows. ---- */
 const float   *rt_input(rt_ctx *c, int mb);          /* [mb_rows, in_width] */
@@ -124,7 +124,12 @@ void rt_loss_add(rt_ctx *c, double sum);             /* add a micro-batch's loss
 
 /* ---- Point-to-point transport: non-blocking; slot indexes a request
  * table of program->nslots entries.  `what` names the action for error
- * messages ("RECV_F stage 2 mb 5").  Waits give up after --timeout. ---- */
+ * messages ("RECV_F stage 2 mb 5").  Waits give up after --timeout.
+ * Post a send inside its SEND action's rt_begin/rt_end and wait for a
+ * receive inside its RECV action's: --check-messages compares every message
+ * with those actions (a SEND_F of stage s, mb m feeds the RECV_F of stage
+ * s+1, mb m; a SEND_B of stage s the RECV_B of stage s-1).  Every posted
+ * slot must be waited on before the step returns. ---- */
 void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag, const char *what);
 void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag, const char *what);
 void rt_wait(rt_ctx *c, int slot);

@@ -1,0 +1,31 @@
+## runtime/local.mk — libpipert.a, the runtime every emitted program links.
+## Built only where MPI and a CBLAS are found.
+
+if HAVE_RUNTIME
+lib_LIBRARIES += %D%/libpipert.a
+include_HEADERS += %D%/pipert.h
+%C%_libpipert_a_CPPFLAGS = -I$(srcdir)/%D% $(MPI_CFLAGS) $(BLAS_CFLAGS)
+## gcc's -O2 vectorises only loops whose trip count it knows (the
+## "very-cheap" cost model); the kernels' loops run over runtime sizes, so
+## ask for -O3's model.  An explicit -f option outlives a later -O2 in CFLAGS.
+%C%_libpipert_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic
+%C%_libpipert_a_SOURCES = \
+	%D%/pipert.h %D%/rt_internal.h \
+	%D%/rt_main.c %D%/rt_opts.c %D%/rt_comm.c %D%/rt_data.c %D%/rt_init.c \
+	%D%/rt_json.c %D%/rt_kernels.c %D%/rt_npy.c %D%/rt_optim.c \
+	%D%/rt_safetensors.c %D%/rt_trace.c %D%/rt_util.c %D%/rt_weights.c
+PIPEC_HAVE_RUNTIME = yes
+endif
+
+## The runtime's own tests (t/runtime-lib.sh explains their environment).
+## They compile their C programs and the two-rank fixture with mpicc against
+## this libpipert.a and skip themselves when the runtime is not built.
+RUNTIME_TESTS = \
+	t/500-runtime-kernels.t \
+	t/501-runtime-io.t \
+	t/502-runtime-mpi.t \
+	t/503-runtime-errors.t \
+	t/504-runtime-faults.t
+TESTS += $(RUNTIME_TESTS)
+EXTRA_DIST += $(RUNTIME_TESTS) t/runtime-lib.sh t/runtime-kernels.c t/runtime-io.c \
+	t/runtime-ref.py t/rt-fixtures/two_rank.c

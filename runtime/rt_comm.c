@@ -1,0 +1,408 @@
+/* rt_comm.c — MPI transport: non-blocking point-to-point messages in
+ * request slots, waits that give up after --timeout, the per-stage gradient
+ * allreduce, and --check-messages.
+ *
+ * Every wait in the runtime goes through rt_wait_req, including barriers
+ * and reductions, so a stalled or dead peer becomes an error that names the
+ * rank, the action and the peer instead of a hang.  A failed rank usually
+ * brings the job down through mpirun first; the timeout covers the rest
+ * (a rank that stalls without dying).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rt_internal.h"
+
+static void check(rt_ctx *c, int rc, const char *call, const char *what)
+{
+	char s[MPI_MAX_ERROR_STRING];
+	int len = 0;
+	if (rc == MPI_SUCCESS)
+		return;
+	MPI_Error_string(rc, s, &len);
+	rt_die(c, RT_EXIT_RUNTIME, "%s failed for %s: %s", call, what, s);
+}
+
+/* ---- Timed waits. ---- */
+
+void rt_wait_status(rt_ctx *c, MPI_Request *req, const char *what, const char *peer,
+                    MPI_Status *st)
+{
+	double start = -1.0, now;
+	int done = 0;
+	long spins = 0;
+	for (;;) {
+		check(c, MPI_Test(req, &done, st), "MPI_Test", what);
+		if (done)
+			return;
+		/* Back off in three phases: spin while the message is likely in
+		 * flight (latency is ~1 µs on shared memory), then yield the core
+		 * (ranks may outnumber cores), then sleep so a long wait costs the
+		 * computing ranks nothing.  The clock is read only every 64 tests. */
+		if (++spins % 64)
+			continue;
+		now = rt_now();
+		if (start < 0.0)
+			start = now;
+		if (now - start > c->o.timeout)
+			rt_die(c, RT_EXIT_RUNTIME, "timed out after %g s waiting for %s (peer %s)",
+			       c->o.timeout, what, peer);
+		if (now - start < 50e-6) {
+			continue;
+		} else if (now - start < 2e-3) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 50000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+void rt_wait_req(rt_ctx *c, MPI_Request *req, const char *what, const char *peer)
+{
+	rt_wait_status(c, req, what, peer, MPI_STATUS_IGNORE);
+}
+
+void rt_barrier(rt_ctx *c, const char *what)
+{
+	MPI_Request r;
+	check(c, MPI_Ibarrier(c->comm, &r), "MPI_Ibarrier", what);
+	rt_wait_req(c, &r, what, "all ranks");
+}
+
+/* ---- Point to point. ---- */
+
+static rt_slot *slot_of(rt_ctx *c, int slot, const char *what)
+{
+	rt_slot *s;
+	if (slot < 0 || slot >= c->nslots)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: slot %d out of range (the program has %d)",
+		       what, slot, c->nslots);
+	s = &c->slots[slot];
+	if (s->req[0] != MPI_REQUEST_NULL || s->req[1] != MPI_REQUEST_NULL)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: slot %d is still in use by %s", what, slot, s->what);
+	return s;
+}
+
+static void post_checks(rt_ctx *c, int peer, int tag, size_t bytes, const char *what)
+{
+	if (peer < 0 || peer >= c->nranks || peer == c->rank)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: bad peer %d", what, peer);
+	if (tag < 0 || tag > c->tag_ub)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: tag %d outside MPI's range 0..%d", what, tag, c->tag_ub);
+	if (bytes > INT_MAX)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: message of %zu bytes is too large", what, bytes);
+}
+
+/* --check-messages.  Each message is followed, on a second communicator
+ * with the same tag, by a header saying what the sender believes it sent:
+ *   [H_TAG] tag, [H_BYTES] bytes, [H_STEP] step, [H_RANK] sender,
+ *   [H_OP, H_STAGE, H_MB] the action the send was issued in (rt_begin),
+ *   or -1 when it was issued outside one.
+ * The receiver compares it, in rt_wait, with its own action: a RECV_F of
+ * stage s, micro-batch m must get what a SEND_F of stage s-1, micro-batch m
+ * sent (a RECV_B: a SEND_B of stage s+1), of the size it posted, in the same
+ * step.  Tags that do not match the actions (a wrong RT_TAG in emitted code)
+ * are caught although MPI would match them silently.  Only the receiver
+ * judges: which stage a tag names (sender's or receiver's) is the
+ * emitter's convention, both ends just have to agree. */
+enum { H_TAG, H_BYTES, H_STEP, H_RANK, H_OP, H_STAGE, H_MB };
+
+static void send_checks(rt_ctx *c, rt_slot *s)
+{
+	int in_send = c->in_action && (c->cur.op == RT_OP_SEND_F || c->cur.op == RT_OP_SEND_B);
+	s->hdr[H_TAG] = s->tag;
+	s->hdr[H_BYTES] = (int64_t)s->bytes;
+	s->hdr[H_STEP] = c->step;
+	s->hdr[H_RANK] = c->rank;
+	s->hdr[H_OP] = in_send ? c->cur.op : -1;
+	s->hdr[H_STAGE] = in_send ? c->cur.stage : -1;
+	s->hdr[H_MB] = in_send ? c->cur.mb : -1;
+}
+
+static void recv_checks(rt_ctx *c, const rt_slot *s)
+{
+	const int64_t *h = s->hdr;
+	int in_recv = c->in_action && (c->cur.op == RT_OP_RECV_F || c->cur.op == RT_OP_RECV_B);
+	int64_t want_op = -1, want_stage = -1, want_mb = -1;
+	int bad = h[H_TAG] != s->tag || h[H_BYTES] != (int64_t)s->bytes || h[H_STEP] != c->step ||
+	          h[H_RANK] != s->peer;
+	if (in_recv && h[H_OP] >= 0) {
+		want_op = c->cur.op == RT_OP_RECV_F ? RT_OP_SEND_F : RT_OP_SEND_B;
+		want_stage = c->cur.op == RT_OP_RECV_F ? c->cur.stage - 1 : c->cur.stage + 1;
+		want_mb = c->cur.mb;
+		bad |= h[H_OP] != want_op || h[H_STAGE] != want_stage || h[H_MB] != want_mb;
+	}
+	if (!bad)
+		return;
+	rt_die(c, RT_EXIT_RUNTIME,
+	       "message check failed for %s (peer %d): expected %s stage %lld mb %lld, %zu bytes, "
+	       "step %d from rank %d; got %s stage %lld mb %lld, %lld bytes, step %lld from rank %lld",
+	       s->what, s->peer, want_op >= 0 ? rt_op_name((int)want_op) : "a message",
+	       (long long)want_stage, (long long)want_mb, s->bytes, c->step + 1, s->peer,
+	       h[H_OP] >= 0 ? rt_op_name((int)h[H_OP]) : "a message", (long long)h[H_STAGE],
+	       (long long)h[H_MB], (long long)h[H_BYTES], (long long)h[H_STEP] + 1,
+	       (long long)h[H_RANK]);
+}
+
+void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag, const char *what)
+{
+	rt_slot *s = slot_of(c, slot, what);
+	post_checks(c, peer, tag, bytes, what);
+	s->what = what;
+	s->bytes = bytes;
+	s->peer = peer;
+	s->tag = tag;
+	s->is_recv = 1;
+	check(c, MPI_Irecv(buf, (int)bytes, MPI_BYTE, peer, tag, c->comm, &s->req[0]),
+	      "MPI_Irecv", what);
+	if (c->o.check_messages)
+		check(c, MPI_Irecv(s->hdr, RT_HDR_N, MPI_INT64_T, peer, tag, c->chk, &s->req[1]),
+		      "MPI_Irecv", what);
+}
+
+void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag, const char *what)
+{
+	rt_slot *s = slot_of(c, slot, what);
+	post_checks(c, peer, tag, bytes, what);
+	s->what = what;
+	s->bytes = bytes;
+	s->peer = peer;
+	s->tag = tag;
+	s->is_recv = 0;
+	check(c, MPI_Isend(buf, (int)bytes, MPI_BYTE, peer, tag, c->comm, &s->req[0]),
+	      "MPI_Isend", what);
+	if (c->o.check_messages) {
+		send_checks(c, s);
+		check(c, MPI_Isend(s->hdr, RT_HDR_N, MPI_INT64_T, peer, tag, c->chk, &s->req[1]),
+		      "MPI_Isend", what);
+	}
+}
+
+void rt_wait(rt_ctx *c, int slot)
+{
+	rt_slot *s;
+	char peer[16];
+	MPI_Status st;
+	int count = -1;
+	if (slot < 0 || slot >= c->nslots)
+		rt_die(c, RT_EXIT_RUNTIME, "rt_wait: slot %d out of range (the program has %d)",
+		       slot, c->nslots);
+	s = &c->slots[slot];
+	if (s->req[0] == MPI_REQUEST_NULL)
+		rt_die(c, RT_EXIT_RUNTIME, "rt_wait: slot %d has nothing posted (last: %s)", slot,
+		       s->what ? s->what : "none");
+	snprintf(peer, sizeof peer, "%d", s->peer);
+	rt_wait_status(c, &s->req[0], s->what, peer, &st);
+	/* A longer message fails the receive as truncated (MPI_ERRORS_RETURN);
+	 * a shorter one would pass silently, so sizes are always compared. */
+	if (s->is_recv && (MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS ||
+	                   count != (int)s->bytes))
+		rt_die(c, RT_EXIT_RUNTIME, "%s: received %d bytes from rank %d, expected %zu",
+		       s->what, count, s->peer, s->bytes);
+	if (!c->o.check_messages)
+		return;
+	rt_wait_req(c, &s->req[1], s->what, peer);
+	if (s->is_recv)
+		recv_checks(c, s);
+}
+
+/* ---- Data parallelism. ---- */
+
+void rt_allreduce(rt_ctx *c, int stage)
+{
+	rt_stage_comm *sc = NULL;
+	char what[64];
+	int size = 1;
+	for (int i = 0; i < c->nstages; i++)
+		if (c->stages[i].stage == stage)
+			sc = &c->stages[i];
+	/* A stage without parameters has nothing to sum, on every replica. */
+	if (!sc || sc->comm == MPI_COMM_NULL)
+		return;
+	MPI_Comm_size(sc->comm, &size);
+	if (size == 1)
+		return;
+	snprintf(what, sizeof what, "ALLREDUCE stage %d", stage);
+	for (int k = 0; k < sc->nseg; k++) {
+		float *g = c->g + sc->seg_off[k];
+		int64_t left = sc->seg_len[k];
+		while (left > 0) {
+			/* MPI counts are int: long ranges go in pieces. */
+			int n = left > INT_MAX / 2 ? INT_MAX / 2 : (int)left;
+			MPI_Request r;
+			check(c, MPI_Iallreduce(MPI_IN_PLACE, g, n, MPI_FLOAT, MPI_SUM, sc->comm, &r),
+			      "MPI_Iallreduce", what);
+			rt_wait_req(c, &r, what, sc->peers);
+			g += n;
+			left -= n;
+		}
+	}
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The gradient ranges of `stage`: its parameters' [offset, offset+numel),
+ * sorted and merged, so one reduction covers each contiguous run. */
+static int stage_segments(rt_ctx *c, rt_stage_comm *sc)
+{
+	const rt_program *p = c->p;
+	int n = 0;
+	int64_t *pairs = malloc((size_t)(2 * p->nparams + 2) * sizeof *pairs);
+	if (!pairs)
+		return -1;
+	for (int i = 0; i < p->nparams; i++) {
+		if (p->params[i].stage != sc->stage)
+			continue;
+		pairs[2 * n] = p->params[i].offset;
+		pairs[2 * n + 1] = p->params[i].numel;
+		n++;
+	}
+	qsort(pairs, (size_t)n, 2 * sizeof *pairs, cmp_i64);
+	sc->seg_off = malloc((size_t)(n + 1) * sizeof *sc->seg_off);
+	sc->seg_len = malloc((size_t)(n + 1) * sizeof *sc->seg_len);
+	if (!sc->seg_off || !sc->seg_len) {
+		free(pairs);
+		return -1;
+	}
+	sc->nseg = 0;
+	for (int i = 0; i < n; i++) {
+		int64_t off = pairs[2 * i], len = pairs[2 * i + 1];
+		int k = sc->nseg;
+		if (k && sc->seg_off[k - 1] + sc->seg_len[k - 1] == off) {
+			sc->seg_len[k - 1] += len;
+		} else {
+			sc->seg_off[k] = off;
+			sc->seg_len[k] = len;
+			sc->nseg++;
+		}
+	}
+	free(pairs);
+	return 0;
+}
+
+void rt_comm_init(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	int *held, nheld = 0, maxheld = 0, flag = 0, low;
+	void *attr = NULL;
+
+	/* Every failure here is fatal at once (rt_die): the function is a
+	 * sequence of collectives, and a rank that left early would leave the
+	 * others waiting in the next one. */
+	if (MPI_Comm_dup(MPI_COMM_WORLD, &c->comm) != MPI_SUCCESS)
+		rt_die(c, RT_EXIT_RUNTIME, "cannot create the job's communicator");
+	/* Errors come back as codes, reported with the action that failed. */
+	MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
+	c->chk = MPI_COMM_NULL;
+	if (c->o.check_messages) {
+		if (MPI_Comm_dup(c->comm, &c->chk) != MPI_SUCCESS)
+			rt_die(c, RT_EXIT_RUNTIME, "cannot create the job's communicator");
+		MPI_Comm_set_errhandler(c->chk, MPI_ERRORS_RETURN);
+	}
+	MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &attr, &flag);
+	c->tag_ub = flag && attr ? *(int *)attr : 32767;
+
+	c->nslots = p->nslots > 0 ? p->nslots : 0;
+	c->slots = calloc((size_t)c->nslots + 1, sizeof *c->slots);
+	if (!c->slots)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	for (int i = 0; i < c->nslots; i++)
+		c->slots[i].req[0] = c->slots[i].req[1] = MPI_REQUEST_NULL;
+
+	/* The stages this rank holds parameters of, ascending.  Every replica
+	 * of a pipeline rank holds the same list, so the k-th entry names the
+	 * same stage on all of them: one MPI_Comm_split per k (a collective
+	 * over the world) groups exactly the copies of each stage. */
+	held = malloc((size_t)(p->nparams + 1) * sizeof *held);
+	if (!held)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	for (int i = 0; i < p->nparams; i++) {
+		int s = p->params[i].stage, j;
+		for (j = 0; j < nheld && held[j] != s; j++)
+			;
+		if (j == nheld)
+			held[nheld++] = s;
+	}
+	for (int i = 1; i < nheld; i++)
+		for (int j = i; j > 0 && held[j - 1] > held[j]; j--) {
+			int t = held[j];
+			held[j] = held[j - 1];
+			held[j - 1] = t;
+		}
+	MPI_Allreduce(&nheld, &maxheld, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+	c->stages = calloc((size_t)nheld + 1, sizeof *c->stages);
+	if (!c->stages)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	c->nstages = nheld;
+	for (int k = 0; k < maxheld; k++) {
+		MPI_Comm sub;
+		MPI_Comm_split(MPI_COMM_WORLD, k < nheld ? held[k] : MPI_UNDEFINED, c->rank, &sub);
+		if (k < nheld) {
+			rt_stage_comm *sc = &c->stages[k];
+			int prank = c->rank - p->replica * p->P, n = 0;
+			sc->stage = held[k];
+			sc->comm = sub;
+			if (sub != MPI_COMM_NULL)
+				MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
+			n = snprintf(sc->peers, sizeof sc->peers, "ranks");
+			for (int r = 0; r < p->R && n < (int)sizeof sc->peers - 12; r++)
+				if (r != p->replica)
+					n += snprintf(sc->peers + n, sizeof sc->peers - (size_t)n, "%s%d",
+					              n == 5 ? " " : ",", r * p->P + prank);
+			if (stage_segments(c, sc) != 0)
+				rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+		}
+	}
+	free(held);
+
+	MPI_Comm_split(MPI_COMM_WORLD, p->last_stage ? 0 : MPI_UNDEFINED, c->rank, &c->last);
+	if (c->last != MPI_COMM_NULL)
+		MPI_Comm_set_errhandler(c->last, MPI_ERRORS_RETURN);
+	low = p->last_stage ? c->rank : c->nranks;
+	MPI_Allreduce(&low, &c->reporter, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+	if (c->reporter >= c->nranks)
+		c->reporter = 0;    /* no rank claims the last stage: rank 0 reports */
+}
+
+void rt_comm_free(rt_ctx *c)
+{
+	for (int i = 0; i < c->nstages; i++) {
+		if (c->stages[i].comm != MPI_COMM_NULL)
+			MPI_Comm_free(&c->stages[i].comm);
+		free(c->stages[i].seg_off);
+		free(c->stages[i].seg_len);
+	}
+	free(c->stages);
+	c->stages = NULL;
+	c->nstages = 0;
+	if (c->last != MPI_COMM_NULL)
+		MPI_Comm_free(&c->last);
+	if (c->chk != MPI_COMM_NULL)
+		MPI_Comm_free(&c->chk);
+	if (c->comm != MPI_COMM_NULL)
+		MPI_Comm_free(&c->comm);
+	free(c->slots);
+	c->slots = NULL;
+}
+
+/* The sum of every last-stage rank's loss, on the reporter. */
+double rt_reduce_loss(rt_ctx *c)
+{
+	double sum = 0.0;
+	MPI_Request r;
+	if (c->last == MPI_COMM_NULL)
+		return 0.0;
+	check(c, MPI_Ireduce(&c->loss_sum, &sum, 1, MPI_DOUBLE, MPI_SUM, 0, c->last, &r),
+	      "MPI_Ireduce", "the loss reduction");
+	rt_wait_req(c, &r, "the loss reduction", "last-stage ranks");
+	return sum;
+}

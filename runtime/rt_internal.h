@@ -1,0 +1,269 @@
+/* rt_internal.h — the runtime's private state and the interfaces between
+ * its modules.  Nothing here is part of the ABI the emitter targets; that is
+ * pipert.h alone.
+ *
+ * Modules (one prefix each, all rt_):
+ *   rt_main.c     rt_main: start-up order, the step loop, the summary
+ *   rt_opts.c     command-line options and --help
+ *   rt_comm.c     MPI transport, timed waits, allreduce, message checks
+ *   rt_data.c     inputs, targets, synthetic data, --output
+ *   rt_weights.c  parameters: --weights-in, deterministic init, --weights-out
+ *   rt_init.c     the counter-based generator behind init, data and dropout
+ *   rt_kernels.c  compute kernels (CBLAS GEMMs and vectorisable loops)
+ *   rt_optim.c    SGD (momentum) and Adam, PyTorch semantics
+ *   rt_trace.c    action timing, busy time, Chrome trace output
+ *   rt_safetensors.c, rt_npy.c, rt_json.c   file formats
+ *   rt_util.c     messages, aligned allocation, atomic file writes, memory probes
+ */
+#ifndef PIPERT_INTERNAL_H
+#define PIPERT_INTERNAL_H
+
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "pipert.h"
+
+#if defined(__GNUC__)
+#define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define RT_NORETURN __attribute__((noreturn))
+#else
+#define RT_PRINTF(f, a)
+#define RT_NORETURN
+#endif
+
+/* Exit statuses of an emitted program (cli.md). */
+enum { RT_EXIT_OK = 0, RT_EXIT_INPUT = 1, RT_EXIT_USAGE = 2, RT_EXIT_RUNTIME = 3 };
+
+/* ---- Options (rt_opts.c). ---- */
+typedef struct rt_opts {
+	const char *weights_in, *weights_out;
+	const char *input, *target, *output, *trace;
+	int steps;                  /* from --steps, else the program's */
+	double timeout;             /* seconds, every wait */
+	int check_messages;
+	int help;
+	int quiet;                  /* --quiet: no summary lines */
+} rt_opts;
+
+/* Fills o from argv (defaults from p).  Returns 0, or RT_EXIT_USAGE after
+ * writing the reason into err (every rank parses the same argv, so every
+ * rank fails the same way and none waits for another). */
+int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
+                  char *err, size_t errlen);
+void rt_opts_help(FILE *f, const rt_program *p, const char *argv0);
+
+/* ---- One communication slot (rt_comm.c). ---- */
+enum { RT_HDR_N = 7 };
+typedef struct rt_slot {
+	MPI_Request req[2];         /* the data; the --check-messages header */
+	const char *what;           /* "RECV_F stage 2 mb 5", for messages */
+	size_t bytes;
+	int peer, tag, is_recv;
+	int64_t hdr[RT_HDR_N];      /* --check-messages header (rt_comm.c) */
+} rt_slot;
+
+/* One traced action (rt_trace.c). */
+typedef struct rt_event {
+	double t0, t1;              /* seconds since the job's common origin */
+	int32_t op, stage, mb, step;
+} rt_event;
+
+/* Gradient ranges of one stage this rank holds, for its allreduce. */
+typedef struct rt_stage_comm {
+	int stage;
+	MPI_Comm comm;              /* the stage's copies across replicas */
+	int nseg;
+	int64_t *seg_off, *seg_len; /* contiguous float ranges of the grads */
+	char peers[96];             /* "ranks 1,3", for timeout messages */
+} rt_stage_comm;
+
+struct rt_ctx {
+	const rt_program *p;
+	rt_opts o;
+	int rank, nranks;
+	int reporter;               /* lowest rank holding the last stage */
+	double t_origin;            /* clock at the common start barrier */
+
+	/* Buffers, each allocated once before the step loop. */
+	float *w, *g;               /* nweights floats */
+	float *opt_m, *opt_v;       /* momentum buffer (m) or Adam moments */
+	int64_t opt_t;              /* Adam's step count */
+	char *arena;
+
+	/* Data (rt_data.c): whole files, converted once at start-up. */
+	int step;                   /* current step, from 0 */
+	float *x;                   /* [x_rows, in_width] */
+	int64_t x_rows;
+	int32_t *tc;                /* [t_rows] class ids */
+	float *td;                  /* [t_rows, target_width] */
+	int64_t t_rows;
+	float *out;                 /* last step's outputs of this replica */
+	unsigned char *out_seen;    /* [M] which micro-batches rt_output kept */
+	double loss_sum;
+
+	/* Transport (rt_comm.c). */
+	MPI_Comm comm;              /* world, duplicated: our tags only */
+	MPI_Comm chk;               /* --check-messages headers */
+	MPI_Comm last;              /* ranks holding the last stage, or NULL */
+	int tag_ub;
+	rt_slot *slots;
+	int nslots;
+	rt_stage_comm *stages;
+	int nstages;
+
+	/* Trace (rt_trace.c). */
+	rt_event *ev;
+	size_t nev, cap_ev, dropped_ev;
+	int in_action;
+	rt_event cur;
+	int action_index;           /* within the step, for fault injection */
+	double busy;                /* compute seconds in the current step */
+
+	/* The first start-up error of this rank, said by rt_agree_report. */
+	char msg[1024];
+
+	/* Fault injection for tests (PIPERT_FAULT, rt_main.c). */
+	int fault_kind, fault_step, fault_action;
+};
+
+/* ---- Messages and exits (rt_util.c). ---- */
+void rt_msg(int rank, const char *fmt, ...) RT_PRINTF(2, 3);    /* "pipec-run: rank R: ..." */
+/* A failure while ranks run: message, then MPI_Abort so the whole job ends. */
+RT_NORETURN void rt_die(rt_ctx *c, int status, const char *fmt, ...) RT_PRINTF(3, 4);
+/* Every rank's local status (0 or an exit status) combined: the maximum.
+ * Start-up errors are agreed this way so that every rank exits cleanly
+ * with the same status instead of some waiting for a dead peer. */
+int rt_agree(rt_ctx *c, int status);
+/* Keeps a start-up error message (the first one) for rt_agree_report. */
+void rt_defer(rt_ctx *c, const char *fmt, ...) RT_PRINTF(2, 3);
+/* rt_agree, after printing each rank's deferred message unless a lower rank
+ * has the same one: a file every rank reads is complained about once. */
+int rt_agree_report(rt_ctx *c, int status);
+
+void *rt_alloc(size_t bytes);                 /* 64-byte aligned, zeroed; NULL on failure */
+void rt_free(void *p);
+/* Writes len bytes to path via path.tmp.PID and rename(2).  0 or -1 (errno). */
+int rt_write_atomic(const char *path, const void *const *parts, const size_t *lens, int nparts);
+/* The same for text written through stdio: write to the FILE, then close. */
+FILE *rt_atomic_open(const char *path, char **tmp);
+int rt_atomic_close(FILE *f, char *tmp, const char *path);   /* 0 or -1 (errno) */
+double rt_now(void);                          /* monotonic seconds */
+int64_t rt_proc_kb(const char *key);          /* "VmHWM" from /proc/self/status, -1 if absent */
+int rt_reset_hwm(void);                       /* VmHWM := VmRSS; 0 on success */
+void rt_fmt_err(char *err, size_t errlen, const char *fmt, ...) RT_PRINTF(3, 4);
+
+/* ---- Transport and collectives (rt_comm.c). ---- */
+void rt_comm_init(rt_ctx *c);                 /* after options; collective; dies on failure */
+void rt_comm_free(rt_ctx *c);
+/* Waits for req with the --timeout, naming what and peer on failure. */
+void rt_wait_req(rt_ctx *c, MPI_Request *req, const char *what, const char *peer);
+void rt_wait_status(rt_ctx *c, MPI_Request *req, const char *what, const char *peer,
+                    MPI_Status *st);
+void rt_barrier(rt_ctx *c, const char *what);
+double rt_reduce_loss(rt_ctx *c);             /* last-stage ranks; the sum on the reporter */
+
+/* ---- Data (rt_data.c). ---- */
+int rt_data_load(rt_ctx *c);                  /* local status */
+int rt_data_write_output(rt_ctx *c);          /* last-stage ranks; local status */
+
+/* ---- Weights (rt_weights.c). ---- */
+int rt_weights_load(rt_ctx *c);               /* collective; returns agreed status */
+void rt_weights_init(rt_ctx *c);
+int rt_weights_save(rt_ctx *c);               /* collective; local status (rank 0 writes) */
+
+/* ---- Deterministic generator (rt_init.c). ---- */
+uint64_t rt_mix64(uint64_t x);
+uint64_t rt_hash_name(const char *s);
+/* The k-th 64-bit output of the stream named by (seed, stream). */
+static inline uint64_t rt_rand_at(uint64_t seed, uint64_t stream, uint64_t k)
+{
+	return rt_mix64(rt_mix64(seed ^ rt_mix64(stream + 0x9e3779b97f4a7c15ull)) +
+	                k * 0x9e3779b97f4a7c15ull);
+}
+/* Uniform in [0, 1) with 24 random bits: exact in float32. */
+static inline float rt_u01f(uint64_t h) { return (float)(h >> 40) * 0x1p-24f; }
+double rt_normal_at(uint64_t seed, uint64_t stream, uint64_t k);
+void rt_init_param(const rt_param *pa, uint64_t seed, float *w);
+
+/* ---- Kernels' helpers (rt_kernels.c). ---- */
+int rt_blas_threads(int n);                   /* sets BLAS threads if possible; n or 0 */
+
+/* ---- Optimizer (rt_optim.c). ---- */
+int rt_optim_alloc(rt_ctx *c);                /* 0, or -1 if out of memory */
+
+/* ---- Trace (rt_trace.c). ---- */
+int rt_trace_alloc(rt_ctx *c, size_t events);
+int rt_trace_grow(rt_ctx *c, size_t events);  /* between steps */
+int rt_trace_write(rt_ctx *c, const char *path);   /* collective */
+const char *rt_op_name(int op);
+
+/* ---- Safetensors (rt_safetensors.c). ---- */
+typedef struct rt_st_tensor {
+	char *name;
+	char dtype[8];              /* "F32", "BF16", ... */
+	int ndim;
+	int64_t dims[8];
+	uint64_t begin, end;        /* byte range within the data section */
+} rt_st_tensor;
+
+typedef struct rt_st_file {
+	FILE *f;
+	uint64_t data_start;        /* 8 + header length */
+	int n;
+	rt_st_tensor *t;
+} rt_st_file;
+
+/* Opens and validates the header (every offset in range, sizes consistent
+ * with dtype and shape).  0, or -1 with the reason in err. */
+int rt_st_open(rt_st_file *st, const char *path, char *err, size_t errlen);
+const rt_st_tensor *rt_st_find(const rt_st_file *st, const char *name);
+/* Reads a float tensor (F32, F16, BF16, F64) as float32 into out. */
+int rt_st_read_f32(rt_st_file *st, const rt_st_tensor *t, float *out, char *err, size_t errlen);
+void rt_st_close(rt_st_file *st);
+
+typedef struct rt_st_out {
+	const char *name;
+	int ndim;
+	const int64_t *dims;
+	const float *data;
+} rt_st_out;
+/* Writes F32 tensors in the order given (callers sort), atomically. */
+int rt_st_write(const char *path, const rt_st_out *t, int n, char *err, size_t errlen);
+int rt_dtype_size(const char *dtype);        /* bytes, or 0 if unknown */
+
+/* ---- .npy (rt_npy.c). ---- */
+enum { RT_NPY_F32, RT_NPY_F64, RT_NPY_I32, RT_NPY_I64 };
+typedef struct rt_npy {
+	int type;                   /* RT_NPY_* of the file */
+	int ndim;
+	int64_t dims[8];
+	void *data;                 /* rt_alloc'd, native little-endian values */
+} rt_npy;
+int rt_npy_read(const char *path, rt_npy *a, char *err, size_t errlen);
+int rt_npy_probe(const char *path, rt_npy *a, char *err, size_t errlen);  /* header only */
+/* As float32 / int32 (converted; int64 out of int32 range is an error). */
+float *rt_npy_as_f32(const rt_npy *a, char *err, size_t errlen);
+int32_t *rt_npy_as_i32(const rt_npy *a, char *err, size_t errlen);
+int64_t rt_npy_numel(const rt_npy *a);
+int rt_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *dims,
+                     char *err, size_t errlen);
+
+/* ---- A minimal JSON reader (rt_json.c), enough for safetensors. ---- */
+typedef struct rt_json rt_json;
+enum { RT_J_NULL, RT_J_BOOL, RT_J_NUM, RT_J_STR, RT_J_ARR, RT_J_OBJ };
+struct rt_json {
+	int type;
+	double num;                 /* RT_J_NUM (and integers, exactly up to 2^53) */
+	int boolean;                /* RT_J_BOOL */
+	char *str;                  /* RT_J_STR: decoded, NUL-terminated */
+	int n;                      /* RT_J_ARR, RT_J_OBJ: elements */
+	rt_json *items;             /* elements */
+	char **keys;                /* RT_J_OBJ: key of each element */
+};
+/* Parses text[0..len).  NULL with the reason (and byte offset) in err. */
+rt_json *rt_json_parse(const char *text, size_t len, char *err, size_t errlen);
+void rt_json_free(rt_json *j);
+const rt_json *rt_json_get(const rt_json *obj, const char *key);
+
+#endif /* PIPERT_INTERNAL_H */

@@ -1,0 +1,350 @@
+/* rt_kernels.c — compute kernels of pipert.h.
+ *
+ * GEMMs go to CBLAS (OpenBLAS); everything else is a plain loop over
+ * contiguous float arrays with `restrict` pointers and no calls in the
+ * body where avoidable, so gcc -O2/-O3 vectorises it.  Row reductions
+ * (softmax, layernorm, losses) accumulate in double: their results feed
+ * every later layer, and double sums make the kernels agree with a numpy
+ * float64 reference to float32 rounding regardless of width.
+ *
+ * Gradient kernels ACCUMULATE into weight gradients (dw, db, dg) and
+ * OVERWRITE input gradients (dx), as pipert.h states.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+/* ---- Linear: y = x·Wᵀ + b, W is [out, in] (PyTorch's layout). ---- */
+
+void rt_linear_fwd(const float *x, const float *w, const float *b, float *y,
+                   int64_t rows, int64_t in, int64_t out)
+{
+	float beta = 0.0f;
+	if (rows <= 0 || out <= 0)
+		return;
+	if (b) {
+		for (int64_t r = 0; r < rows; r++)
+			memcpy(y + r * out, b, (size_t)out * sizeof *y);
+		beta = 1.0f;
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in,
+	            1.0f, x, (int)in, w, (int)in, beta, y, (int)out);
+}
+
+void rt_linear_bwd_data(const float *dy, const float *w, float *dx,
+                        int64_t rows, int64_t in, int64_t out)
+{
+	if (rows <= 0 || in <= 0)
+		return;
+	/* dx[rows, in] = dy[rows, out] · W[out, in] */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)in, (int)out,
+	            1.0f, dy, (int)out, w, (int)in, 0.0f, dx, (int)in);
+}
+
+void rt_linear_bwd_weight(const float *x, const float *dy, float *dw, float *db,
+                          int64_t rows, int64_t in, int64_t out)
+{
+	if (rows <= 0)
+		return;
+	/* dW[out, in] += dyᵀ[out, rows] · x[rows, in] */
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows,
+	            1.0f, dy, (int)out, x, (int)in, 1.0f, dw, (int)in);
+	if (db) {
+		/* Row by row: each inner loop is a contiguous vector add. */
+		for (int64_t r = 0; r < rows; r++) {
+			const float *restrict d = dy + r * out;
+			float *restrict o = db;
+			for (int64_t j = 0; j < out; j++)
+				o[j] += d[j];
+		}
+	}
+}
+
+/* ---- Pointwise activations. ---- */
+
+void rt_relu_fwd(const float *restrict x, float *restrict y, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void rt_relu_bwd(const float *restrict y, const float *restrict dy, float *restrict dx, int64_t n)
+{
+	/* y > 0 exactly where x > 0; PyTorch's threshold_backward also gives 0 at x = 0. */
+	for (int64_t i = 0; i < n; i++)
+		dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void rt_gelu_fwd(const float *restrict x, float *restrict y, int64_t n)
+{
+	/* nn.GELU(): x·Φ(x) with the exact normal CDF. */
+	for (int64_t i = 0; i < n; i++)
+		y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void rt_gelu_bwd(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n)
+{
+	/* d/dx x·Φ(x) = Φ(x) + x·φ(x). */
+	const float k = 0.3989422804014327f;    /* 1/sqrt(2π) */
+	for (int64_t i = 0; i < n; i++) {
+		float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
+		float pdf = k * expf(-0.5f * x[i] * x[i]);
+		dx[i] = dy[i] * (cdf + x[i] * pdf);
+	}
+}
+
+void rt_tanh_fwd(const float *restrict x, float *restrict y, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		y[i] = tanhf(x[i]);
+}
+
+void rt_tanh_bwd(const float *restrict y, const float *restrict dy, float *restrict dx, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+void rt_sigmoid_fwd(const float *restrict x, float *restrict y, int64_t n)
+{
+	/* exp of a non-positive argument only: no overflow for large |x|. */
+	for (int64_t i = 0; i < n; i++) {
+		float e = expf(-fabsf(x[i]));
+		float s = 1.0f / (1.0f + e);
+		y[i] = x[i] >= 0.0f ? s : e * s;
+	}
+}
+
+void rt_sigmoid_bwd(const float *restrict y, const float *restrict dy, float *restrict dx, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
+/* ---- Dropout. ---- */
+
+/* The keep decision of one element: 53 uniform bits against p, computed
+ * from the element's global coordinates only. */
+static inline uint64_t row_base(uint64_t seed, uint64_t key, int64_t step, int64_t row)
+{
+	uint64_t h = rt_mix64(seed ^ 0x6a09e667f3bcc909ull);
+	h = rt_mix64(h ^ key * 0x9e3779b97f4a7c15ull);
+	h = rt_mix64(h ^ (uint64_t)step * 0xc2b2ae3d27d4eb4full);
+	return rt_mix64(h ^ (uint64_t)row * 0x165667b19e3779f9ull);
+}
+
+static inline int keep(uint64_t base, int64_t col, uint64_t thresh)
+{
+	return (rt_mix64(base + (uint64_t)col * 0x9e3779b97f4a7c15ull) >> 11) >= thresh;
+}
+
+static uint64_t threshold(double p)
+{
+	/* keep iff u >= p with u = bits·2^-53, i.e. bits >= ceil(p·2^53). */
+	return (uint64_t)ceil(p * 0x1p53);
+}
+
+void rt_dropout_fwd(const float *x, float *y, int64_t rows, int64_t width, double p,
+                    uint64_t seed, uint64_t key, int64_t step, int64_t row0)
+{
+	uint64_t th = threshold(p);
+	float scale = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
+	if (p <= 0.0) {
+		if (x != y)
+			memmove(y, x, (size_t)(rows * width) * sizeof *y);
+		return;
+	}
+	for (int64_t r = 0; r < rows; r++) {
+		uint64_t base = row_base(seed, key, step, row0 + r);
+		const float *xr = x + r * width;
+		float *yr = y + r * width;
+		for (int64_t j = 0; j < width; j++)
+			yr[j] = keep(base, j, th) ? xr[j] * scale : 0.0f;
+	}
+}
+
+void rt_dropout_bwd(const float *dy, float *dx, int64_t rows, int64_t width, double p,
+                    uint64_t seed, uint64_t key, int64_t step, int64_t row0)
+{
+	/* The same mask and scale as forward: dropout is linear in x. */
+	rt_dropout_fwd(dy, dx, rows, width, p, seed, key, step, row0);
+}
+
+/* ---- LayerNorm over the last dimension (biased variance, as PyTorch). ---- */
+
+void rt_layernorm_fwd(const float *x, const float *g, const float *b, float *y,
+                      float *mean, float *rstd, int64_t rows, int64_t d, double eps)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		const float *restrict xr = x + r * d;
+		float *restrict yr = y + r * d;
+		double s = 0.0, ss = 0.0, mu, var;
+		float m, rs;
+		for (int64_t j = 0; j < d; j++)
+			s += xr[j];
+		mu = s / (double)d;
+		/* Two passes: the centred sum of squares does not cancel. */
+		for (int64_t j = 0; j < d; j++)
+			ss += ((double)xr[j] - mu) * ((double)xr[j] - mu);
+		var = ss / (double)d;
+		m = (float)mu;
+		rs = (float)(1.0 / sqrt(var + eps));
+		mean[r] = m;
+		rstd[r] = rs;
+		for (int64_t j = 0; j < d; j++)
+			yr[j] = (xr[j] - m) * rs * (g ? g[j] : 1.0f) + (b ? b[j] : 0.0f);
+	}
+}
+
+void rt_layernorm_bwd_data(const float *x, const float *g, const float *mean,
+                           const float *rstd, const float *dy, float *dx,
+                           int64_t rows, int64_t d)
+{
+	/* With x̂ = (x - μ)·rstd and ĝ = dy·g:
+	 * dx = rstd · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂)). */
+	for (int64_t r = 0; r < rows; r++) {
+		const float *restrict xr = x + r * d, *restrict dyr = dy + r * d;
+		float *restrict dxr = dx + r * d;
+		float m = mean[r], rs = rstd[r];
+		double a = 0.0, bsum = 0.0;
+		float ma, mb;
+		for (int64_t j = 0; j < d; j++) {
+			float gh = dyr[j] * (g ? g[j] : 1.0f);
+			float xh = (xr[j] - m) * rs;
+			a += gh;
+			bsum += (double)gh * xh;
+		}
+		ma = (float)(a / (double)d);
+		mb = (float)(bsum / (double)d);
+		for (int64_t j = 0; j < d; j++) {
+			float gh = dyr[j] * (g ? g[j] : 1.0f);
+			float xh = (xr[j] - m) * rs;
+			dxr[j] = rs * (gh - ma - xh * mb);
+		}
+	}
+}
+
+void rt_layernorm_bwd_weight(const float *x, const float *mean, const float *rstd,
+                             const float *dy, float *dg, float *db, int64_t rows, int64_t d)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		const float *restrict xr = x + r * d, *restrict dyr = dy + r * d;
+		float m = mean[r], rs = rstd[r];
+		if (dg)
+			for (int64_t j = 0; j < d; j++)
+				dg[j] += dyr[j] * ((xr[j] - m) * rs);
+		if (db)
+			for (int64_t j = 0; j < d; j++)
+				db[j] += dyr[j];
+	}
+}
+
+/* ---- Softmax over the last dimension. ---- */
+
+void rt_softmax_fwd(const float *x, float *y, int64_t rows, int64_t d)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		const float *restrict xr = x + r * d;
+		float *restrict yr = y + r * d;
+		float mx = -INFINITY;
+		double s = 0.0;
+		float inv;
+		for (int64_t j = 0; j < d; j++)
+			mx = xr[j] > mx ? xr[j] : mx;
+		for (int64_t j = 0; j < d; j++) {
+			yr[j] = expf(xr[j] - mx);   /* max subtracted: no overflow */
+			s += yr[j];
+		}
+		inv = (float)(1.0 / s);
+		for (int64_t j = 0; j < d; j++)
+			yr[j] *= inv;
+	}
+}
+
+void rt_softmax_bwd(const float *y, const float *dy, float *dx, int64_t rows, int64_t d)
+{
+	/* dx = y ⊙ (dy - Σ dy·y) */
+	for (int64_t r = 0; r < rows; r++) {
+		const float *restrict yr = y + r * d, *restrict dyr = dy + r * d;
+		float *restrict dxr = dx + r * d;
+		double dot = 0.0;
+		float fd;
+		for (int64_t j = 0; j < d; j++)
+			dot += (double)dyr[j] * yr[j];
+		fd = (float)dot;
+		for (int64_t j = 0; j < d; j++)
+			dxr[j] = yr[j] * (dyr[j] - fd);
+	}
+}
+
+/* ---- Losses. ---- */
+
+double rt_loss_cross_entropy(const float *logits, const int32_t *t, float *dlogits,
+                             int64_t rows, int64_t classes, double scale)
+{
+	double total = 0.0;
+	for (int64_t r = 0; r < rows; r++) {
+		const float *restrict z = logits + r * classes;
+		float mx = -INFINITY;
+		double s = 0.0, lse;
+		int32_t c = t[r];
+		for (int64_t j = 0; j < classes; j++)
+			mx = z[j] > mx ? z[j] : mx;
+		for (int64_t j = 0; j < classes; j++)
+			s += exp((double)z[j] - mx);
+		/* log-sum-exp around the max: finite for any finite logits. */
+		lse = mx + log(s);
+		/* Targets are validated when loaded; a bad one here gives NaN, not
+		 * an out-of-bounds read. */
+		total += (c >= 0 && c < classes) ? lse - z[c] : NAN;
+		if (dlogits) {
+			float *restrict dz = dlogits + r * classes;
+			for (int64_t j = 0; j < classes; j++)
+				dz[j] = (float)(exp((double)z[j] - lse) * scale);
+			if (c >= 0 && c < classes)
+				dz[c] -= (float)scale;
+		}
+	}
+	return total;
+}
+
+double rt_loss_mse(const float *y, const float *t, float *dy,
+                   int64_t rows, int64_t width, double scale)
+{
+	int64_t n = rows * width;
+	double total = 0.0;
+	float s2 = (float)(2.0 * scale);
+	for (int64_t i = 0; i < n; i++) {
+		float e = y[i] - t[i];
+		total += (double)e * e;
+		if (dy)
+			dy[i] = s2 * e;
+	}
+	return total;
+}
+
+void rt_copy(void *dst, const void *src, size_t bytes)
+{
+	if (dst != src)
+		memmove(dst, src, bytes);
+}
+
+void rt_zero(void *dst, size_t bytes)
+{
+	memset(dst, 0, bytes);
+}
+
+int rt_blas_threads(int n)
+{
+#ifdef OPENBLAS_VERSION
+	/* OpenBLAS would start one thread per core in every rank; with several
+	 * ranks per node they would fight over the cores. */
+	openblas_set_num_threads(n);
+	return n;
+#else
+	(void)n;
+	return 0;
+#endif
+}

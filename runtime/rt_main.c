@@ -1,0 +1,410 @@
+/* rt_main.c — the life of one rank: start-up, the step loop, the summary.
+ *
+ * Start-up is a sequence of phases, each ending in an agreement (rt_agree)
+ * so that a bad file or shape makes every rank exit with the same status
+ * instead of leaving some waiting on a dead peer:
+ *   MPI, options, job shape  → 2 on a bad command line or a wrong launch
+ *   data (inputs, targets)   → 1 on a bad file or shape
+ *   buffers, weights         → 1 on a bad checkpoint
+ * Then the step loop, where a failure is a runtime error: the failing rank
+ * prints why and calls MPI_Abort (status 3), which ends every rank.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rt_internal.h"
+
+/* ---- Signals: Ctrl-C and SIGTERM end the rank at once. ---- */
+
+static char sig_msg[96];
+static size_t sig_len;
+
+static void on_signal(int sig)
+{
+	/* Only async-signal-safe calls: the message was formatted at start-up. */
+	if (write(2, sig_msg, sig_len) < 0)
+		sig_len = 0;
+	_exit(128 + sig);
+}
+
+static void install_signals(int rank)
+{
+	struct sigaction sa;
+	snprintf(sig_msg, sizeof sig_msg, "pipec-run: rank %d: stopped by a signal\n", rank);
+	sig_len = strlen(sig_msg);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* PIPERT_FAULT=KIND:RANK:STEP[:ACTION] (KIND kill, exit or stall; STEP from
+ * 1 as printed, ACTION from 0): the tests' way to kill or stall one rank at
+ * one action of one step. */
+static void parse_fault(rt_ctx *c)
+{
+	const char *s = getenv("PIPERT_FAULT");
+	char kind[16];
+	int rank, step, action = 0;
+	if (!s || sscanf(s, "%15[a-z]:%d:%d:%d", kind, &rank, &step, &action) < 3 || rank != c->rank)
+		return;
+	c->fault_kind = !strcmp(kind, "kill") ? 1 : !strcmp(kind, "exit") ? 2 : !strcmp(kind, "stall") ? 3 : 0;
+	c->fault_step = step - 1;
+	c->fault_action = action;
+}
+
+/* ---- Accessors of pipert.h. ---- */
+
+char *rt_arena(rt_ctx *c) { return c->arena; }
+float *rt_weights(rt_ctx *c) { return c->w; }
+float *rt_grads(rt_ctx *c) { return c->g; }
+
+/* ---- Start-up checks. ---- */
+
+/* The program's own consistency: a wrong table would corrupt memory. */
+static int check_program(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	if (!p->step || p->nweights < 0 || p->arena_bytes < 0 || p->nparams < 0 || p->nslots < 0 ||
+	    p->P < 1 || p->R < 1 || p->P * p->R != p->nranks || p->replica != p->rank / p->P) {
+		rt_msg(c->rank, "inconsistent program (ranks %d = %d x %d, replica %d)", p->nranks,
+		       p->P, p->R, p->replica);
+		return RT_EXIT_RUNTIME;
+	}
+	for (int i = 0; i < p->nparams; i++) {
+		const rt_param *pa = &p->params[i];
+		int64_t n = 1;
+		for (int d = 0; d < pa->ndim && d < 4; d++)
+			n *= pa->dims[d];
+		if (!pa->name || pa->ndim < 0 || pa->ndim > 4 || n != pa->numel || pa->offset < 0 ||
+		    pa->offset + pa->numel > p->nweights) {
+			rt_msg(c->rank, "inconsistent program: parameter %d ('%s') does not fit the "
+			       "weight buffer", i, pa->name ? pa->name : "?");
+			return RT_EXIT_RUNTIME;
+		}
+	}
+	return 0;
+}
+
+/* Ranks given different options would disagree on the number of steps and
+ * wait for each other at the end: compare a hash of the options. */
+static int options_differ(rt_ctx *c, int argc, char **argv)
+{
+	uint64_t h = rt_hash_name("options");
+	long long mine[2], lo[2], hi[2];
+	(void)c;
+	for (int i = 1; i < argc; i++)
+		h = rt_mix64(h ^ rt_hash_name(argv[i]));
+	mine[0] = (long long)(h >> 1);
+	mine[1] = argc;
+	MPI_Allreduce(mine, lo, 2, MPI_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+	MPI_Allreduce(mine, hi, 2, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+	return lo[0] != hi[0] || lo[1] != hi[1];
+}
+
+/* Ranks on this node share its cores: BLAS gets its share of them. */
+static int node_share(rt_ctx *c, int *ranks_here)
+{
+	MPI_Comm node;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	*ranks_here = 1;
+	if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL,
+	                        &node) == MPI_SUCCESS) {
+		MPI_Comm_size(node, ranks_here);
+		MPI_Comm_free(&node);
+	}
+	if (cores < 1)
+		cores = 1;
+	if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))
+		rt_blas_threads(cores / *ranks_here > 1 ? (int)(cores / *ranks_here) : 1);
+	return (int)cores;
+}
+
+/* One forward and backward GEMM of the largest linear weight, before the
+ * memory baseline: BLAS allocates its work buffers on first use, and those
+ * are not the model's memory. */
+static void warm_blas(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	const rt_param *big = NULL;
+	float *x, *w, *y;
+	int64_t rows = p->mb_rows > 0 ? p->mb_rows : 1, in, out;
+	for (int i = 0; i < p->nparams; i++)
+		if (p->params[i].ndim == 2 && (!big || p->params[i].numel > big->numel))
+			big = &p->params[i];
+	out = big ? big->dims[0] : 8;
+	in = big ? big->dims[1] : 8;
+	x = rt_alloc((size_t)(rows * in) * sizeof *x);
+	w = rt_alloc((size_t)(out * in) * sizeof *w);
+	y = rt_alloc((size_t)(rows * out) * sizeof *y);
+	if (x && w && y) {
+		rt_linear_fwd(x, w, NULL, y, rows, in, out);
+		rt_linear_bwd_data(y, w, x, rows, in, out);
+		rt_linear_bwd_weight(x, y, w, NULL, rows, in, out);
+	}
+	rt_free(x);
+	rt_free(w);
+	rt_free(y);
+}
+
+static int alloc_buffers(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	int training = p->optim != RT_OPTIM_NONE;
+	c->w = rt_alloc((size_t)p->nweights * sizeof(float));
+	/* Inference keeps no gradients: the compiler predicts none. */
+	c->g = training ? rt_alloc((size_t)p->nweights * sizeof(float)) : NULL;
+	c->arena = rt_alloc((size_t)p->arena_bytes);
+	if (!c->w || (training && !c->g) || !c->arena || rt_optim_alloc(c) != 0) {
+		rt_defer(c, "out of memory: %lld weights and a %lld-byte arena",
+		         (long long)p->nweights, (long long)p->arena_bytes);
+		return RT_EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static void free_all(rt_ctx *c)
+{
+	rt_free(c->w);
+	rt_free(c->g);
+	rt_free(c->opt_m);
+	rt_free(c->opt_v);
+	rt_free(c->arena);
+	rt_free(c->x);
+	rt_free(c->tc);
+	rt_free(c->td);
+	rt_free(c->out);
+	rt_free(c->out_seen);
+	free(c->ev);
+	rt_comm_free(c);
+}
+
+/* ---- The summary. ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+typedef struct {
+	double *time, *busy;        /* per step */
+	int64_t baseline_kb;
+	int ranks_here, cores;
+} run_stats;
+
+/* Per rank: [0] measured bubble, [1] measured peak bytes, [2] predicted. */
+enum { S_BUBBLE, S_PEAK, S_PRED, S_N };
+
+static void summary(rt_ctx *c, const run_stats *rs)
+{
+	const rt_program *p = c->p;
+	int n = c->o.steps, first = n > 1 ? 1 : 0;  /* step 1 warms caches: left out */
+	double sum_t = 0, sum_b = 0, mine[S_N], *all = NULL, *sorted = NULL;
+	double med, mean = 0, bubble = 0, peak = -1, pred = 0;
+	int64_t hwm = rt_proc_kb("VmHWM");
+
+	for (int t = first; t < n; t++) {
+		sum_t += rs->time[t];
+		sum_b += rs->busy[t];
+	}
+	mine[S_BUBBLE] = sum_t > 0 ? 1.0 - sum_b / sum_t : 0.0;
+	mine[S_PEAK] = hwm >= 0 && rs->baseline_kb >= 0 ? 1024.0 * (double)(hwm - rs->baseline_kb) : -1;
+	mine[S_PRED] = (double)p->predicted_peak_bytes;
+	if (c->rank == c->reporter &&
+	    (!(all = malloc(S_N * sizeof(double) * (size_t)c->nranks)) ||
+	     !(sorted = malloc((size_t)n * sizeof *sorted))))
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	MPI_Gather(mine, S_N, MPI_DOUBLE, all, S_N, MPI_DOUBLE, c->reporter, MPI_COMM_WORLD);
+	if (c->rank != c->reporter || c->o.quiet) {
+		free(all);
+		free(sorted);
+		return;
+	}
+	memcpy(sorted, rs->time + first, (size_t)(n - first) * sizeof *sorted);
+	qsort(sorted, (size_t)(n - first), sizeof *sorted, cmp_double);
+	med = (n - first) % 2 ? sorted[(n - first) / 2]
+	                      : 0.5 * (sorted[(n - first) / 2 - 1] + sorted[(n - first) / 2]);
+	for (int t = first; t < n; t++)
+		mean += rs->time[t] / (n - first);
+	for (int r = 0; r < c->nranks; r++) {
+		bubble += all[S_N * r + S_BUBBLE] / c->nranks;
+		peak = all[S_N * r + S_PEAK] > peak ? all[S_N * r + S_PEAK] : peak;
+		pred = all[S_N * r + S_PRED] > pred ? all[S_N * r + S_PRED] : pred;
+	}
+	printf("model: %s\n", p->model ? p->model : "?");
+	printf("schedule: %s\n", p->schedule ? p->schedule : "?");
+	printf("ranks: %d\n", c->nranks);
+	printf("replicas: %d\n", p->R);
+	printf("microbatches: %d\n", p->M);
+	printf("steps: %d\n", n);
+	printf("steps_timed: %d\n", n - first);
+	printf("step_time: %.6g\n", med);
+	printf("step_time_mean: %.6g\n", mean);
+	printf("samples_per_s: %.6g\n", med > 0 ? (double)p->batch / med : 0.0);
+	/* Mean over ranks of idle / step time, as the compiler predicts it. */
+	printf("bubble_measured: %.4f\n", bubble);
+	printf("bubble_predicted: %.4f\n", p->predicted_bubble);
+	printf("bubble_measured_ranks:");
+	for (int r = 0; r < c->nranks; r++)
+		printf(" %.4f", all[S_N * r + S_BUBBLE]);
+	printf("\n");
+	/* The largest rank's: the one that decides whether a model fits. */
+	printf("peak_memory_bytes: %.0f\n", peak);
+	printf("peak_memory_predicted: %.0f\n", pred);
+	printf("peak_memory_ranks:");
+	for (int r = 0; r < c->nranks; r++)
+		printf(" %.0f/%.0f", all[S_N * r + S_PEAK], all[S_N * r + S_PRED]);
+	printf("\n");
+	/* With more ranks than cores, idle time is not the schedule's bubble
+	 * (notes/cpu-mpi-and-ci.md): say so beside the numbers. */
+	printf("oversubscribed: %s (%d ranks on %d cores on this node)\n",
+	       rs->ranks_here > rs->cores ? "yes" : "no", rs->ranks_here, rs->cores);
+	fflush(stdout);
+	free(sorted);
+	free(all);
+}
+
+/* ---- The step loop. ---- */
+
+static void run_steps(rt_ctx *c, run_stats *rs)
+{
+	const rt_program *p = c->p;
+	double denom = p->loss == RT_LOSS_MSE ? (double)p->batch * (double)p->target_width
+	                                      : (double)p->batch;
+	char what[64];
+	for (int t = 0; t < c->o.steps; t++) {
+		double t0, t1, loss;
+		c->step = t;
+		c->loss_sum = 0.0;
+		c->busy = 0.0;
+		c->action_index = 0;
+		snprintf(what, sizeof what, "the barrier before step %d", t + 1);
+		rt_barrier(c, what);
+		t0 = rt_now();
+		p->step(c, t);
+		snprintf(what, sizeof what, "the barrier after step %d", t + 1);
+		rt_barrier(c, what);
+		t1 = rt_now();
+		rs->time[t] = t1 - t0;
+		rs->busy[t] = c->busy;
+		/* The trace buffer was sized from a guess when the program does not
+		 * say how many actions a step has: now we know. */
+		if (t == 0 && c->o.trace && !p->nactions &&
+		    rt_trace_grow(c, (size_t)c->action_index * (size_t)c->o.steps) != 0)
+			rt_msg(c->rank, "note: no memory for the whole trace; later actions are left out");
+		if (p->loss != RT_LOSS_NONE) {
+			loss = rt_reduce_loss(c);
+			if (c->rank == c->reporter) {
+				printf("step %d loss %.9g\n", t + 1, loss / denom);
+				fflush(stdout);
+			}
+		}
+	}
+	for (int i = 0; i < c->nslots; i++)
+		if (c->slots[i].req[0] != MPI_REQUEST_NULL)
+			rt_die(c, RT_EXIT_RUNTIME, "slot %d (%s) was never waited on", i, c->slots[i].what);
+}
+
+int rt_main(const rt_program *p, int argc, char **argv)
+{
+	rt_ctx ctx, *c = &ctx;
+	char err[512];
+	int rc, size;
+	run_stats rs = { 0 };
+
+	memset(c, 0, sizeof *c);
+	c->p = p;
+	c->comm = c->chk = c->last = MPI_COMM_NULL;
+	MPI_Init(&argc, &argv);
+	MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &size);
+	c->nranks = size;
+	install_signals(c->rank);
+
+	/* Every rank parses the same argv: all succeed or all fail alike. */
+	rc = rt_opts_parse(&c->o, p, argc, argv, err, sizeof err);
+	if (rc || c->o.help) {
+		if (c->rank == 0) {
+			if (rc)
+				rt_msg(-1, "%s", err);
+			else
+				rt_opts_help(stdout, p, argv[0]);
+			fflush(stdout);
+		}
+		MPI_Finalize();
+		return rc;
+	}
+	rc = 0;
+	if (options_differ(c, argc, argv)) {
+		if (c->rank == 0)
+			rt_msg(-1, "the ranks were started with different options; DIR/run passes the "
+			       "same options to every rank");
+		MPI_Finalize();
+		return RT_EXIT_USAGE;
+	}
+	if (size != p->nranks || c->rank != p->rank) {
+		rt_msg(c->rank, "this program is rank %d of a %d-rank job, but MPI started it as rank "
+		       "%d of %d (start the job with DIR/run)", p->rank, p->nranks, c->rank, size);
+		rc = RT_EXIT_USAGE;
+	}
+	if ((rc = rt_agree(c, rc ? rc : check_program(c))) != 0) {
+		MPI_Finalize();
+		return rc;
+	}
+	parse_fault(c);
+	rs.cores = node_share(c, &rs.ranks_here);
+	rs.time = calloc((size_t)c->o.steps, sizeof *rs.time);
+	rs.busy = calloc((size_t)c->o.steps, sizeof *rs.busy);
+	rc = rs.time && rs.busy ? 0 : RT_EXIT_RUNTIME;
+	rt_comm_init(c);
+	if (!rc && c->o.trace &&
+	    rt_trace_alloc(c, p->nactions ? (size_t)p->nactions * (size_t)c->o.steps : 4096) != 0)
+		rc = RT_EXIT_RUNTIME;
+	if (!rc)
+		rc = rt_data_load(c);
+	if ((rc = rt_agree_report(c, rc)) != 0)
+		goto out;
+
+	/* Memory baseline: what the process holds before the model's own
+	 * buffers (MPI, BLAS, data, trace); the peak is measured above it. */
+	warm_blas(c);
+	rt_barrier(c, "the start-up barrier");
+	rt_reset_hwm();
+	rs.baseline_kb = rt_proc_kb("VmRSS");
+	if ((rc = rt_agree_report(c, alloc_buffers(c))) != 0)
+		goto out;
+	if (c->o.weights_in) {
+		if ((rc = rt_weights_load(c)) != 0)
+			goto out;
+	} else {
+		rt_weights_init(c);
+	}
+
+	/* A common time origin for every rank's trace. */
+	rt_barrier(c, "the start barrier");
+	c->t_origin = rt_now();
+	run_steps(c, &rs);
+
+	rc = rt_data_write_output(c);
+	if (c->o.weights_out) {
+		int r2 = rt_weights_save(c);
+		rc = r2 > rc ? r2 : rc;
+	}
+	if (c->o.trace) {
+		int r3 = rt_trace_write(c, c->o.trace);
+		rc = r3 > rc ? r3 : rc;
+	}
+	rc = rt_agree(c, rc);
+	summary(c, &rs);
+out:
+	free(rs.time);
+	free(rs.busy);
+	free_all(c);
+	MPI_Finalize();
+	return rc;
+}

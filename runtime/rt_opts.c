@@ -1,0 +1,132 @@
+/* rt_opts.c — the emitted program's command line (cli.md, "The emitted
+ * directory").  Accepts `--opt VALUE` and `--opt=VALUE`. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
+{
+	fprintf(f,
+	        "Usage: %s [OPTIONS]   (one rank of %s, started by DIR/run through mpirun)\n"
+	        "\n"
+	        "  --weights-in F.safetensors   load every parameter (PyTorch names and layouts)\n"
+	        "  --weights-out F.safetensors  after the last step, write every parameter\n"
+	        "  --input X.npy                the data: k*B rows of %lld features; step n uses\n"
+	        "                               batch n mod k (default: deterministic synthetic data)\n"
+	        "  --target Y.npy               the targets, row for row with the input\n"
+	        "  --output OUT.npy             write the last step's model output, [B, %lld]\n"
+	        "  --steps N                    training steps (default %d)\n"
+	        "  --trace T.json               write the measured timeline (Chrome trace JSON)\n"
+	        "  --timeout S                  every wait gives up after S seconds (default 300)\n"
+	        "  --check-messages             check each message's stage, micro-batch and size\n"
+	        "  --quiet                      no summary lines (loss lines are still printed)\n"
+	        "  --help                       this text\n"
+	        "\n"
+	        "Exit status: 0 success, 1 bad input (a file, a shape, a checkpoint), 2 bad\n"
+	        "options, 3 a runtime failure (a rank died or timed out).\n",
+	        argv0, p->model ? p->model : "a pipec model", (long long)p->in_width,
+	        (long long)p->out_width, p->steps);
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
+                  char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		int has_arg;
+	} known[] = {
+		{ "--weights-in", 1 }, { "--weights-out", 1 }, { "--input", 1 },
+		{ "--target", 1 }, { "--output", 1 }, { "--steps", 1 }, { "--trace", 1 },
+		{ "--timeout", 1 }, { "--check-messages", 0 }, { "--quiet", 0 }, { "--help", 0 },
+	};
+	memset(o, 0, sizeof *o);
+	o->steps = p->steps > 0 ? p->steps : 1;
+	o->timeout = 300.0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL, *eq = strchr(a, '=');
+		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+		int k, nk = (int)(sizeof known / sizeof known[0]);
+		for (k = 0; k < nk; k++)
+			if (strlen(known[k].name) == nlen && strncmp(a, known[k].name, nlen) == 0)
+				break;
+		if (k == nk) {
+			rt_fmt_err(err, errlen, "unknown option '%s' (see --help)", a);
+			return RT_EXIT_USAGE;
+		}
+		if (known[k].has_arg) {
+			if (eq)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else {
+				rt_fmt_err(err, errlen, "option '%s' needs a value", a);
+				return RT_EXIT_USAGE;
+			}
+			if (!*val) {
+				rt_fmt_err(err, errlen, "option '%s' needs a non-empty value", known[k].name);
+				return RT_EXIT_USAGE;
+			}
+		} else if (eq) {
+			rt_fmt_err(err, errlen, "option '%s' takes no value", known[k].name);
+			return RT_EXIT_USAGE;
+		}
+		switch (k) {
+		case 0: o->weights_in = val; break;
+		case 1: o->weights_out = val; break;
+		case 2:
+			/* `--input NAME=FILE` names one of several inputs; a program of
+			 * one input takes either form. */
+			o->input = val;
+			break;
+		case 3: o->target = val; break;
+		case 4: o->output = val; break;
+		case 5: {
+			long long v;
+			if (parse_int(val, 1, 1000000000, &v) != 0) {
+				rt_fmt_err(err, errlen, "--steps: '%s' is not a positive integer", val);
+				return RT_EXIT_USAGE;
+			}
+			o->steps = (int)v;
+			break;
+		}
+		case 6: o->trace = val; break;
+		case 7: {
+			char *end;
+			double v;
+			errno = 0;
+			v = strtod(val, &end);
+			if (errno || end == val || *end || !(v > 0.0) || !isfinite(v) || v > 1e7) {
+				rt_fmt_err(err, errlen, "--timeout: '%s' is not a positive number of seconds", val);
+				return RT_EXIT_USAGE;
+			}
+			o->timeout = v;
+			break;
+		}
+		case 8: o->check_messages = 1; break;
+		case 9: o->quiet = 1; break;
+		default: o->help = 1; break;
+		}
+	}
+	if (o->target && !o->input && !o->help) {
+		rt_fmt_err(err, errlen, "--target needs --input (targets are row for row with the input)");
+		return RT_EXIT_USAGE;
+	}
+	return 0;
+}

@@ -1,0 +1,280 @@
+/* rt_weights.c — parameters in and out.
+ *
+ * --weights-in: every rank opens the same safetensors file and reads only
+ * its own tensors, by PyTorch name, straight into the weight buffer.
+ * Without it, rt_init_param draws each parameter from (seed, name).
+ * --weights-out: the ranks of replica 0 (together they hold every
+ * parameter once) send names, shapes and values to rank 0, which writes one
+ * file with the tensors sorted by name.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+static void dims_str(char *buf, size_t n, int ndim, const int64_t *dims)
+{
+	size_t o = (size_t)snprintf(buf, n, "[");
+	for (int i = 0; i < ndim && o < n; i++)
+		o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)dims[i]);
+	if (o < n)
+		snprintf(buf + o, n - o, "]");
+}
+
+/* Reads this rank's parameters from an open file: 0 or RT_EXIT_INPUT. */
+static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used)
+{
+	const rt_program *p = c->p;
+	const char *path = c->o.weights_in;
+	for (int i = 0; i < p->nparams; i++) {
+		const rt_param *pa = &p->params[i];
+		const rt_st_tensor *t = rt_st_find(st, pa->name);
+		char want[128], got[128], err[512];
+		int same;
+		dims_str(want, sizeof want, pa->ndim, pa->dims);
+		if (!t) {
+			rt_defer(c, "%s: missing tensor '%s' (expected shape %s, F32)", path,
+			         pa->name, want);
+			return RT_EXIT_INPUT;
+		}
+		used[t - st->t] = 1;
+		dims_str(got, sizeof got, t->ndim, t->dims);
+		same = t->ndim == pa->ndim;
+		for (int d = 0; same && d < t->ndim; d++)
+			same = t->dims[d] == pa->dims[d];
+		if (!same) {
+			rt_defer(c, "%s: tensor '%s' has shape %s, expected %s", path, pa->name,
+			         got, want);
+			return RT_EXIT_INPUT;
+		}
+		if (rt_st_read_f32(st, t, c->w + pa->offset, err, sizeof err) != 0) {
+			rt_defer(c, "%s: %s", path, err);
+			return RT_EXIT_INPUT;
+		}
+	}
+	return 0;
+}
+
+int rt_weights_load(rt_ctx *c)
+{
+	rt_st_file st;
+	char err[512];
+	int rc;
+	unsigned char *used = NULL, *all_used = NULL;
+
+	rc = rt_st_open(&st, c->o.weights_in, err, sizeof err) == 0 ? 0 : RT_EXIT_INPUT;
+	if (rc)
+		rt_defer(c, "%s", err);
+	if ((rc = rt_agree_report(c, rc)) != 0) {
+		rt_st_close(&st);
+		return rc;
+	}
+	used = calloc((size_t)st.n + 1, 1);
+	all_used = calloc((size_t)st.n + 1, 1);
+	rc = used && all_used ? read_params(c, &st, used) : RT_EXIT_RUNTIME;
+	rc = rt_agree_report(c, rc);
+	if (!rc) {
+		/* Every rank parsed the same header, so the tables line up. */
+		MPI_Reduce(used, all_used, st.n, MPI_UNSIGNED_CHAR, MPI_MAX, 0, MPI_COMM_WORLD);
+		if (c->rank == 0) {
+			int extra = 0;
+			char list[512];
+			size_t o = 0;
+			list[0] = 0;
+			for (int i = 0; i < st.n; i++) {
+				if (all_used[i])
+					continue;
+				if (extra++ < 8 && o < sizeof list)
+					o += (size_t)snprintf(list + o, sizeof list - o, "%s'%s'",
+					                      extra > 1 ? ", " : "", st.t[i].name);
+			}
+			if (extra)
+				rt_msg(-1, "note: %s: %d tensor%s not used by the model: %s%s",
+				       c->o.weights_in, extra, extra > 1 ? "s" : "", list,
+				       extra > 8 ? ", ..." : "");
+		}
+	}
+	free(used);
+	free(all_used);
+	rt_st_close(&st);
+	return rc;
+}
+
+void rt_weights_init(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	for (int i = 0; i < p->nparams; i++)
+		rt_init_param(&p->params[i], p->seed, c->w + p->params[i].offset);
+}
+
+/* ---- --weights-out ---- */
+
+/* A rank's parameter table as bytes: per parameter, the name with its NUL,
+ * then ndim, dims[ndim], offset as int64 in host order (all ranks of a job
+ * share it). */
+static char *pack_table(const rt_program *p, int *len)
+{
+	size_t n = 0, cap = 64;
+	char *b = malloc(cap);
+	for (int i = 0; b && i < p->nparams; i++) {
+		const rt_param *pa = &p->params[i];
+		size_t nl = strlen(pa->name) + 1, need = nl + (size_t)(2 + pa->ndim) * 8;
+		int64_t v[6];
+		if (n + need > cap) {
+			char *nb;
+			cap = 2 * (n + need);
+			if (!(nb = realloc(b, cap))) {
+				free(b);
+				return NULL;
+			}
+			b = nb;
+		}
+		memcpy(b + n, pa->name, nl);
+		n += nl;
+		v[0] = pa->ndim;
+		for (int d = 0; d < pa->ndim; d++)
+			v[1 + d] = pa->dims[d];
+		v[1 + pa->ndim] = pa->offset;
+		memcpy(b + n, v, (size_t)(2 + pa->ndim) * 8);
+		n += (size_t)(2 + pa->ndim) * 8;
+	}
+	if (n > INT_MAX) {
+		free(b);
+		return NULL;
+	}
+	*len = (int)n;
+	return b;
+}
+
+typedef struct {
+	char *name;
+	int ndim;
+	int64_t dims[4];
+	const float *data;
+} entry;
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
+}
+
+/* Rank 0: turn the gathered tables and values into sorted, de-duplicated
+ * tensors and write them. */
+static int write_gathered(rt_ctx *c, const char *tab, const int *tlen, const int *tdisp,
+                          const float *vals, const int *vdisp)
+{
+	int n = 0, cap = 16, rc = RT_EXIT_OK;
+	entry *e = malloc((size_t)cap * sizeof *e);
+	rt_st_out *out = NULL;
+	char err[512];
+	for (int r = 0; e && r < c->nranks; r++) {
+		const char *s = tab + tdisp[r], *end = s + tlen[r];
+		while (s < end) {
+			int64_t ndim, off;
+			entry x;
+			x.name = (char *)s;
+			s += strlen(s) + 1;
+			memcpy(&ndim, s, 8);
+			x.ndim = (int)ndim;
+			memcpy(x.dims, s + 8, (size_t)ndim * 8);
+			memcpy(&off, s + 8 + ndim * 8, 8);
+			s += (size_t)(2 + ndim) * 8;
+			x.data = vals + vdisp[r] + off;
+			if (n == cap) {
+				entry *ne = realloc(e, (size_t)(cap *= 2) * sizeof *e);
+				if (!ne) {
+					free(e);
+					e = NULL;
+					break;
+				}
+				e = ne;
+			}
+			e[n++] = x;
+		}
+	}
+	if (!e || !(out = malloc((size_t)(n + 1) * sizeof *out))) {
+		free(e);
+		rt_msg(c->rank, "out of memory writing %s", c->o.weights_out);
+		return RT_EXIT_RUNTIME;
+	}
+	/* Stable across ranks: a name held twice (a tied weight) is written
+	 * once, from the lowest rank. */
+	qsort(e, (size_t)n, sizeof *e, cmp_entry);
+	{
+		int k = 0;
+		for (int i = 0; i < n; i++) {
+			if (k && strcmp(out[k - 1].name, e[i].name) == 0)
+				continue;
+			out[k].name = e[i].name;
+			out[k].ndim = e[i].ndim;
+			out[k].dims = e[i].dims;
+			out[k].data = e[i].data;
+			k++;
+		}
+		if (rt_st_write(c->o.weights_out, out, k, err, sizeof err) != 0) {
+			rt_msg(c->rank, "%s", err);
+			rc = RT_EXIT_INPUT;
+		}
+	}
+	free(out);
+	free(e);
+	return rc;
+}
+
+int rt_weights_save(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	int mine = p->replica == 0, rc = 0;
+	int tl = 0, nw;
+	char *tab = mine ? pack_table(p, &tl) : NULL, *alltab = NULL;
+	int *tlen = NULL, *tdisp = NULL, *wlen = NULL, *wdisp = NULL;
+	float *allw = NULL;
+	MPI_Request r;
+
+	if ((mine && !tab) || p->nweights > INT_MAX)
+		rt_die(c, RT_EXIT_RUNTIME, "cannot pack the parameters for --weights-out");
+	nw = mine ? (int)p->nweights : 0;
+	if (c->rank == 0) {
+		tlen = calloc((size_t)c->nranks, sizeof *tlen);
+		tdisp = calloc((size_t)c->nranks, sizeof *tdisp);
+		wlen = calloc((size_t)c->nranks, sizeof *wlen);
+		wdisp = calloc((size_t)c->nranks, sizeof *wdisp);
+		if (!tlen || !tdisp || !wlen || !wdisp)
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
+	}
+	MPI_Igather(&tl, 1, MPI_INT, tlen, 1, MPI_INT, 0, c->comm, &r);
+	rt_wait_req(c, &r, "the parameter gather", "all ranks");
+	MPI_Igather(&nw, 1, MPI_INT, wlen, 1, MPI_INT, 0, c->comm, &r);
+	rt_wait_req(c, &r, "the parameter gather", "all ranks");
+	if (c->rank == 0) {
+		long long tt = 0, wt = 0;
+		for (int i = 0; i < c->nranks; i++) {
+			tdisp[i] = (int)tt;
+			wdisp[i] = (int)wt;
+			tt += tlen[i];
+			wt += wlen[i];
+		}
+		if (tt > INT_MAX || wt > INT_MAX)
+			rt_die(c, RT_EXIT_RUNTIME, "the model is too large to gather on one rank");
+		alltab = malloc((size_t)tt + 1);
+		allw = rt_alloc((size_t)wt * sizeof *allw);
+		if (!alltab || !allw)
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
+	}
+	MPI_Igatherv(tab, tl, MPI_CHAR, alltab, tlen, tdisp, MPI_CHAR, 0, c->comm, &r);
+	rt_wait_req(c, &r, "the parameter gather", "all ranks");
+	MPI_Igatherv(c->w, nw, MPI_FLOAT, allw, wlen, wdisp, MPI_FLOAT, 0, c->comm, &r);
+	rt_wait_req(c, &r, "the parameter gather", "all ranks");
+	if (c->rank == 0)
+		rc = write_gathered(c, alltab, tlen, tdisp, allw, wdisp);
+	free(tab);
+	free(alltab);
+	rt_free(allw);
+	free(tlen);
+	free(tdisp);
+	free(wlen);
+	free(wdisp);
+	return rc;
+}
