@@ -25,7 +25,7 @@ t = TAP()
 E = env_setup(t)
 tmp = E.tmpdir("programs")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")
-t.plan(14)
+t.plan(16)
 
 
 def sh(cmd, **kw):
@@ -136,4 +136,23 @@ ls4, ws4 = train(CE, os.path.join(tmp, "nohostfile"), "microbatches=3")
 t.ok(wh is not None and wh == ws4, "a hostfile with localhost slots runs the same job")
 r = sh([os.path.join(tmp, "hostfile", "run"), "--hostfile", os.path.join(tmp, "nope")])
 t.ok(r.returncode == 2, "an unreadable hostfile exits 2")
+
+# --- faults in an emitted job: a killed rank and a stalled rank
+import time
+job = os.path.join(tmp, "nohostfile", "run")
+t0 = time.time()
+r = sh([job, "--steps", "4", "--timeout", "60"], timeout=120,
+       env=dict(os.environ, PIPERT_FAULT="kill:2:2:5"))
+took = time.time() - t0
+t.ok(r.returncode != 0 and took < 30,
+     "a rank killed mid-step ends the 4-rank job, non-zero (%d), in %.1f s" % (r.returncode, took))
+r = sh([job, "--steps", "4", "--timeout", "2"], timeout=120,
+       env=dict(os.environ, PIPERT_FAULT="stall:2:2:3"))
+m = re.search(r"rank \d+: timed out after 2 s waiting for [A-Z_]+ stage \d+ mb \d+ .*\(peer 2\)",
+              r.stdout + r.stderr)
+if not t.ok(r.returncode == 3 and m is not None,
+            "a stalled rank makes its neighbour time out naming rank, action and peer"):
+    t.diag((r.stdout + r.stderr)[-1500:])
+else:
+    t.diag(m.group(0))
 sys.exit(t.done())
