@@ -25,7 +25,7 @@ t = TAP()
 E = env_setup(t)
 tmp = E.tmpdir("programs")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")
-t.plan(16)
+t.plan(17)
 
 
 def sh(cmd, **kw):
@@ -136,6 +136,23 @@ ls4, ws4 = train(CE, os.path.join(tmp, "nohostfile"), "microbatches=3")
 t.ok(wh is not None and wh == ws4, "a hostfile with localhost slots runs the same job")
 r = sh([os.path.join(tmp, "hostfile", "run"), "--hostfile", os.path.join(tmp, "nope")])
 t.ok(r.returncode == 2, "an unreadable hostfile exits 2")
+
+# --- measured peak memory equals the compiler's prediction where the
+# planned buffers dominate (the seed MLP: 14-76 MB per rank; MPI and BLAS
+# add a few MB of their own, which small models would drown in)
+d = os.path.join(tmp, "mlp4")
+compile_(os.path.join(E.src, "models", "mlp4.pipe"), d, "microbatches=8")
+r = sh([os.path.join(d, "run"), "--steps", "2"], timeout=300)
+pairs = []
+for line in r.stdout.splitlines():
+    if line.startswith("peak_memory_ranks:"):
+        pairs = [tuple(map(float, x.split("/"))) for x in line.split()[1:]]
+close = [abs(m - p) / p for m, p in pairs if p > 20e6]
+if not t.ok(len(pairs) == 4 and close and max(close) < 0.05,
+            "measured peak memory is within 5% of the prediction on the large ranks"):
+    t.diag(r.stdout[-1500:] + r.stderr[-800:])
+else:
+    t.diag("measured/predicted: " + ", ".join("%.0f/%.0f" % q for q in pairs))
 
 # --- faults in an emitted job: a killed rank and a stalled rank
 import time
