@@ -49,8 +49,7 @@ static int run_parser(const SrcFile *f, int start, Program *prog, PipeItem **set
 	int before = diag_errors();
 	int rc = yyparse(scanner, prog, setting);
 	yylex_destroy(scanner);
-	if (rc == 2)
-		fail_io("out of memory while parsing '%s'", f->name);
+	/* rc 2 is bison's full stack: too deep a nesting, reported by yyerror. */
 	return rc == 0 && diag_errors() == before ? 0 : -1;
 }
 

@@ -6,16 +6,20 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 	SimCost *c = xalloc(sizeof *c);
 	int S = s->S;
 	c->name = "model";
-	c->describe = xprintf("model: %.3g FLOP/s per rank, link %.3g B/s, latency %.3g s",
-	                      cc->flops, cc->bandwidth, cc->latency);
+	c->describe = xprintf("model: compute %g FLOP/s per rank (--flops); messages "
+	                      "%g s (--latency) + bytes at %g B/s (--bandwidth); optimizer "
+	                      "4 x its bytes at %g B/s", cc->flops, cc->latency, cc->bandwidth,
+	                      cc->mem_bandwidth);
 	c->f = xalloc((size_t)S * sizeof(double));
 	c->b = xalloc((size_t)S * sizeof(double));
 	c->w = xalloc((size_t)S * sizeof(double));
 	c->r = xalloc((size_t)S * sizeof(double));
 	c->msg_f = xalloc((size_t)S * sizeof(double));
 	c->msg_b = xalloc((size_t)S * sizeof(double));
+	c->allreduce_s = xalloc((size_t)S * sizeof(double));
+	c->optim_p = xalloc((size_t)s->P * sizeof(double));
 	double rows = (double)m->pipe.B / ((double)m->pipe.R * m->pipe.M);
-	int64_t params = 0;
+	int training = m->pipe.optim != OPT_NONE;
 	for (int i = 0; i < S && i < m->S; i++) {
 		const IrStage *st = &m->stages[i];
 		c->f[i] = rows * st->flops_f / cc->flops;
@@ -27,14 +31,15 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 		c->r[i] = rows * rf / cc->flops;
 		c->msg_f[i] = cc->latency + rows * (double)st->out_bytes / cc->bandwidth;
 		c->msg_b[i] = cc->latency + rows * (double)st->in_bytes / cc->bandwidth;
-		params += st->params;
+		/* The stage's f32 gradients: a ring all-reduce moves 2(R-1)/R of
+		 * them; the optimizer step streams weights, gradients and state
+		 * (about 4 passes over the stage's parameter bytes) on its rank. */
+		double bytes = 4.0 * (double)st->params;
+		c->allreduce_s[i] = s->R > 1 ? cc->latency + 2.0 * (s->R - 1) / s->R * bytes
+		                               / cc->bandwidth : 0;
+		if (training)
+			c->optim_p[s->stage_rank[i]] += 4 * bytes / cc->mem_bandwidth;
 	}
-	/* Allreduce of one rank's gradients (ring: 2(R-1)/R of the bytes) and an
-	 * optimizer pass that reads and writes weights, gradients and state. */
-	double rank_bytes = 4.0 * (double)params / s->P;
-	c->allreduce = s->R > 1 ? cc->latency + 2.0 * (s->R - 1) / s->R * rank_bytes / cc->bandwidth
-	                        : 0;
-	c->optim = m->pipe.optim != OPT_NONE ? 4 * rank_bytes / 20e9 : 0;
 	return c;
 }
 

@@ -27,6 +27,11 @@ SrcFile *src_load(const char *path)
 	char *buf = xalloc(cap + 1);
 	for (;;) {
 		size_t got = fread(buf + len, 1, cap - len, fp);
+		if (memchr(buf + len, 0, got)) {    /* early, so /dev/zero is quick */
+			diag_plain("'%s' is a binary file (it contains NUL bytes)", path);
+			fclose(fp);
+			return NULL;
+		}
 		len += got;
 		if (len < cap) {
 			if (ferror(fp)) {
@@ -46,10 +51,6 @@ SrcFile *src_load(const char *path)
 	}
 	fclose(fp);
 	buf[len] = 0;
-	if (memchr(buf, 0, len)) {
-		diag_plain("'%s' is a binary file (it contains NUL bytes)", path);
-		return NULL;
-	}
 	SrcFile *f = xalloc(sizeof *f);
 	f->name = xstrdup(path);
 	f->text = buf;
@@ -76,9 +77,32 @@ void loc_linecol(Loc loc, int *line, int *col)
 	*col = c;
 }
 
-/* Prints "   16 |     layer c : linear(12, 4);" and the caret line. */
-static void show_source(Loc loc, int line, int col)
+/* The offset of the first byte of s[0..n) that is not well-formed UTF-8,
+ * or -1. */
+int src_utf8_invalid(const char *s, size_t n)
 {
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t k = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2
+		         : c >= 0xF0 && c <= 0xF4 ? 3 : 9;
+		if (k == 9 || (k && i + k >= n))
+			return (int)i;
+		for (size_t j = 1; j <= k; j++)
+			if (((unsigned char)s[i + j] & 0xC0) != 0x80)
+				return (int)i;
+		i += k + 1;
+	}
+	return -1;
+}
+
+/* Prints "   16 |     layer c : linear(12, 4);" and the caret line.  A
+ * line too long to read is shown as a window around the column, cut with
+ * "...".  UTF-8 continuation bytes take no column on a terminal, so the
+ * caret line skips them to stay under the right character; a line that is
+ * not UTF-8 shows its bytes >= 0x80 as '?', like control characters. */
+static void show_source(Loc loc, int line)
+{
+	enum { WIDTH = 160, BEFORE = 60 };
 	const SrcFile *f = loc.file;
 	size_t off = loc.off < f->len ? loc.off : f->len;
 	size_t bol = off, eol = off;
@@ -86,22 +110,29 @@ static void show_source(Loc loc, int line, int col)
 		bol--;
 	while (eol < f->len && f->text[eol] != '\n')
 		eol++;
-	if (eol - bol > 400)            /* enormous lines: show nothing rather than noise */
-		return;
-	fprintf(stderr, "%5d | ", line);
-	for (size_t i = bol; i < eol; i++) {
-		unsigned char ch = (unsigned char)f->text[i];
-		fputc(ch == '\t' ? ' ' : (ch < 32 || ch == 127) ? '?' : ch, stderr);
+	size_t from = bol, to = eol;
+	if (eol - bol > WIDTH) {
+		from = off - bol > BEFORE ? off - BEFORE : bol;
+		to = eol - from > WIDTH ? from + WIDTH : eol;
 	}
-	fputs("\n      | ", stderr);
-	for (int i = 1; i < col; i++)
-		fputc(' ', stderr);
+	int utf8 = src_utf8_invalid(f->text + from, to - from) < 0;
+	fprintf(stderr, "%5d | %s", line, from > bol ? "..." : "");
+	for (size_t i = from; i < to; i++) {
+		unsigned char ch = (unsigned char)f->text[i];
+		fputc(ch == '\t' ? ' ' : ch < 32 || ch == 127 || (ch >= 128 && !utf8) ? '?' : ch,
+		      stderr);
+	}
+	fprintf(stderr, "%s\n      | %s", to < eol ? "..." : "", from > bol ? "   " : "");
+	for (size_t i = from; i < off; i++)
+		if (!utf8 || ((unsigned char)f->text[i] & 0xC0) != 0x80)
+			fputc(' ', stderr);
 	fputc('^', stderr);
 	size_t end = loc.end > loc.off ? loc.end : loc.off + 1;
-	if (end > eol)
-		end = eol;
+	if (end > to)
+		end = to;
 	for (size_t i = off + 1; i < end; i++)
-		fputc('~', stderr);
+		if (!utf8 || ((unsigned char)f->text[i] & 0xC0) != 0x80)
+			fputc('~', stderr);
 	fputc('\n', stderr);
 }
 
@@ -113,7 +144,7 @@ static void report(const char *kind, Loc loc, const char *fmt, va_list ap)
 		fprintf(stderr, "%s:%d:%d: %s: ", loc.file->name, line, col, kind);
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
-		show_source(loc, line, col);
+		show_source(loc, line);
 	} else {
 		fprintf(stderr, "pipec: %s: ", kind);
 		vfprintf(stderr, fmt, ap);

@@ -31,6 +31,9 @@ SrcFile *src_load(const char *path);
 SrcFile *src_from_string(const char *name, const char *text);
 
 void loc_linecol(Loc loc, int *line, int *col);
+/* The offset of the first byte of s[0..n) that is not well-formed UTF-8,
+ * or -1 (the scanner quotes a foreign name back, never binary noise). */
+int src_utf8_invalid(const char *s, size_t n);
 
 void diag_error(Loc loc, const char *fmt, ...) PRINTF_LIKE(2, 3);
 void diag_warning(Loc loc, const char *fmt, ...) PRINTF_LIKE(2, 3);

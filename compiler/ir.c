@@ -2,25 +2,51 @@
 #include "ir.h"
 
 #include <math.h>
+#include <string.h>
+
+/* Every tensor produced before layer `first` (or a model input) and read by
+ * a layer at or after it crosses the boundary: tensor t crosses every
+ * boundary in [producer + 1, last reader].  With the core layers that is
+ * exactly the previous layer's output.  One pass over the layers finds
+ * each tensor's last reader; a difference array then sums all boundaries
+ * at once (called per layer by the partitioner, so no per-call scans). */
+static void cross_elems(const IrModel *m, int64_t *cross)
+{
+	int n = m->nlayers;
+	int *last = xalloc((size_t)(m->ntensors + 1) * sizeof *last);
+	for (int t = 0; t < m->ntensors; t++)
+		last[t] = -1;
+	for (int l = 0; l < n; l++)
+		if (m->layers[l].in >= 0 && m->layers[l].in < m->ntensors)
+			last[m->layers[l].in] = l;
+	memset(cross, 0, (size_t)(n + 2) * sizeof *cross);
+	for (int t = 0; t < m->ntensors; t++) {
+		int from = m->tensors[t].producer + 1;
+		if (last[t] >= from) {
+			cross[from] += m->tensors[t].elems;
+			cross[last[t] + 1] -= m->tensors[t].elems;
+		}
+	}
+	for (int b = 1; b <= n; b++)
+		cross[b] += cross[b - 1];
+}
+
+void ir_index(IrModel *m)
+{
+	m->cross = xalloc((size_t)(m->nlayers + 2) * sizeof *m->cross);
+	cross_elems(m, m->cross);
+}
 
 int64_t ir_boundary_bytes(const IrModel *m, int first)
 {
-	/* Every tensor produced before layer `first` (or a model input) and read
-	 * by a layer at or after it crosses the boundary.  With the core layers
-	 * that is exactly the previous layer's output. */
-	int64_t bytes = 0;
-	int esz = dtype_bytes(m->pipe.dtype);
-	for (int t = 0; t < m->ntensors; t++) {
-		const IrTensor *T = &m->tensors[t];
-		if (T->producer >= first)
-			continue;
-		for (int l = first; l < m->nlayers; l++)
-			if (m->layers[l].in == t) {
-				bytes += T->elems * esz;
-				break;
-			}
-	}
-	return bytes;
+	if (first < 0 || first > m->nlayers)
+		return 0;
+	int64_t esz = dtype_bytes(m->pipe.dtype);
+	if (m->cross)
+		return m->cross[first] * esz;
+	int64_t *cross = xalloc((size_t)(m->nlayers + 2) * sizeof *cross);
+	cross_elems(m, cross);
+	return cross[first] * esz;
 }
 
 void ir_stage_costs(IrModel *m)

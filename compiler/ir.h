@@ -146,10 +146,16 @@ typedef struct IrModel {
 	/* after partitioning */
 	IrStage *stages;        /* [S] */
 	int S;
+	/* index (ir_index, after sema): elements per sample crossing the
+	 * boundary before layer b, b = 0 .. nlayers; NULL before */
+	int64_t *cross;
 } IrModel;
 
-/* Bytes per sample of the tensors crossing the boundary before stage s. */
+/* Bytes per sample of the tensors crossing the boundary before stage s:
+ * O(1) once ir_index has run, else O(tensors + layers). */
 int64_t ir_boundary_bytes(const IrModel *m, int first_layer_of_stage);
+/* Fills m->cross from the layers and tensors (sema calls it last). */
+void ir_index(IrModel *m);
 /* Fills the per-stage sums for the partition in m->stages[*].first/last. */
 void ir_stage_costs(IrModel *m);
 /* `pipec -dI`. */

@@ -24,6 +24,7 @@
 #include "sched.h"
 #include "sema.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,7 +91,7 @@ static double number_arg(const char *opt, const char *s)
 {
 	char *end;
 	double v = strtod(s, &end);
-	if (!*s || *end || !(v > 0))
+	if (!*s || *end || !(v > 0) || isinf(v))
 		bad_usage(xprintf("%s needs a positive number, not '%%s'", opt), s);
 	return v;
 }
@@ -130,8 +131,10 @@ static void parse_args(int argc, char **argv, Options *o)
 		} else if (TAKES("--latency")) {
 			o->cc.latency = number_arg("--latency", val);
 		} else if (TAKES("--width")) {
-			o->width = atoi(val);
-			if (o->width < 40 || o->width > 1000)
+			char *end;
+			long w = strtol(val, &end, 10);
+			o->width = !*val || *end || w < 40 || w > 1000 ? 0 : (int)w;
+			if (!o->width)
 				bad_usage("--width must be between 40 and 1000, not '%s'", val);
 		} else if (!strcmp(a, "-o")) {
 			if (i + 1 >= argc)
@@ -181,7 +184,7 @@ static PipeItem **parse_sets(const Options *o)
 	PipeItem **items = xalloc((size_t)(o->sets.n + 1) * sizeof *items);
 	for (int i = 0; i < o->sets.n; i++) {
 		const char *s = o->sets.v[i];
-		if (!strchr(s, '='))
+		if (!strchr(s, '=') && !strchr(s, '{'))     /* KEY { ... } as in the file */
 			bad_usage("--set needs KEY=VALUE, not '%s'", s);
 		SrcFile *f = src_from_string(xprintf("--set '%s'", s), s);
 		items[i] = parse_setting(f);
@@ -232,6 +235,37 @@ static SchedSpec spec_of(const IrModel *m)
 	return sp;
 }
 
+/* The schedule as written in the pipeline block, for titles. */
+static const char *sched_label(const Pipeline *pp)
+{
+	if (pp->sched == SK_INTERLEAVED)
+		return xprintf("interleaved(%d)", pp->V);
+	if (pp->sched == SK_FILE)
+		return xprintf("file(\"%s\")", pp->sched_path);
+	return sched_kind_name(pp->sched);
+}
+
+/* schedule = file("..."): reads the order before the partition, since the
+ * file decides the placement.  A file with V stages per rank makes the
+ * pipeline's stages x V virtual stages; an explicit partition (checked
+ * against `stages` entries) cannot then fit, and says so. */
+static Schedule *read_schedule_file(IrModel *m)
+{
+	SchedSpec sp = spec_of(m);
+	Schedule *s = sched_read_file(&sp, m->pipe.sched_loc);
+	if (!s || s->V == m->pipe.V)
+		return s;
+	if (!m->pipe.part_auto) {
+		diag_error(m->pipe.part_loc, "the partition lists %d stages, but the schedule "
+		           "file places %d stages on %d ranks (%d per rank); use partition = auto",
+		           m->pipe.npart, s->S, s->P, s->V);
+		diag_note(m->pipe.sched_loc, "the schedule file is given here");
+		return NULL;
+	}
+	m->pipe.V = s->V;
+	return s;
+}
+
 /* What each rank will hold, from the same memory plan the emitter uses:
  * the number the compiled program prints as peak_memory_predicted. */
 static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
@@ -242,11 +276,11 @@ static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 		return;
 	}
 	fprintf(out, "memory per rank (bytes, as the compiled program will hold them):\n");
-	fprintf(out, "  %-6s %14s %14s %14s %14s %14s\n", "rank", "weights", "gradients",
+	fprintf(out, "  %-5s %13s %13s %13s %13s %13s\n", "rank", "weights", "gradients",
 	        "optimizer", "arena", "total");
 	for (int rank = 0; rank < s->nranks; rank++) {
 		RankMemory r = memplan_memory(m, s, memplan_rank(m, s, rank));
-		fprintf(out, "  %-6d %14lld %14lld %14lld %14lld %14lld\n", rank,
+		fprintf(out, "  %-5d %13lld %13lld %13lld %13lld %13lld\n", rank,
 		        (long long)r.weights, (long long)r.grads, (long long)r.optim,
 		        (long long)r.arena, (long long)memplan_total(r));
 	}
@@ -293,8 +327,17 @@ int main(int argc, char **argv)
 	if (!m)
 		return EXIT_INPUT;
 
+	/* a custom schedule: which rank holds which stage, and so the number of
+	 * virtual stages per rank, comes from the file; partition needs it */
+	Schedule *file_sched = NULL;
+	if (m->pipe.sched == SK_FILE) {
+		file_sched = read_schedule_file(m);
+		if (!file_sched)
+			return EXIT_INPUT;
+	}
+
 	/* partition */
-	if (partition_model(m, &o.cc) != 0)
+	if (partition_model(m, &o.cc, file_sched ? file_sched->stage_rank : NULL) != 0)
 		return EXIT_INPUT;
 	if (dumping(&o, 'I'))
 		ir_dump(stderr, m);
@@ -308,10 +351,10 @@ int main(int argc, char **argv)
 
 	/* schedule, lower, verify */
 	SchedSpec spec = spec_of(m);
-	Schedule *s = spec.kind == SK_FILE ? sched_read_file(&spec, m->pipe.sched_loc)
-	                                   : sched_generate(&spec, m->pipe.sched_loc);
+	Schedule *s = file_sched ? file_sched : sched_generate(&spec, m->pipe.sched_loc);
 	if (!s)
 		return EXIT_INPUT;
+	s->label = sched_label(&m->pipe);
 	sched_lower(s, &spec);
 	if (dumping(&o, 'S'))
 		sched_write_csv(stderr, s);
@@ -338,6 +381,11 @@ int main(int argc, char **argv)
 		double *peak = xalloc((size_t)s->nranks * sizeof *peak);
 		int *peak_mbs = xalloc((size_t)s->nranks * sizeof *peak_mbs);
 		sched_memory(s, act, peak, peak_mbs);
+		const char *why = !strcmp(o.format, "torch") ? sched_torch_refusal(s) : NULL;
+		if (why) {              /* before -o creates anything */
+			diag_plain("%s", why);
+			return EXIT_INPUT;
+		}
 		FILE *out = open_out(o.out);
 		if (!strcmp(o.format, "text")) {
 			sched_write_text(out, s, r, cost, peak, peak_mbs, o.width);
@@ -350,8 +398,11 @@ int main(int argc, char **argv)
 		else if (!strcmp(o.format, "chrome"))
 			sched_write_chrome(out, s, r);
 		else
-			sched_write_svg(out, s, r, xprintf("%s — %s, P=%d, M=%d", m->name,
-			                                   sched_kind_name(s->kind), s->P, s->M));
+			sched_write_svg(out, s, r, xprintf("%s — %s, P=%d%s%s, M=%d", m->name,
+			                                   s->label, s->P,
+			                                   s->V > 1 ? xprintf(", V=%d", s->V) : "",
+			                                   s->R > 1 ? xprintf(", R=%d", s->R) : "",
+			                                   s->M));
 		close_out(out, o.out);
 	} else {
 		EmitOptions eo = { .dir = o.out, .backend = o.backend,

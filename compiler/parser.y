@@ -13,8 +13,10 @@
 %param {yyscan_t scanner}
 /* Where the tree goes: the whole file, or one --set. */
 %parse-param {Program *prog} {PipeItem **setting}
-/* "unexpected X, expecting Y" with the tokens' string aliases. */
-%define parse.error detailed
+/* "unexpected X, expecting Y" with the tokens' string aliases, written by
+ * yyreport_syntax_error below (custom: it hides SET_MODE, quotes keywords
+ * and names a keyword used as a name). */
+%define parse.error custom
 /* Lookahead correction: the expected-token lists are exact. */
 %define parse.lac full
 /* The grammar is LALR(1) with no conflicts; keep it so. */
@@ -44,12 +46,9 @@ int yylex(YYSTYPE *yylval, YYLTYPE *yylloc, yyscan_t scanner);
 	} \
 } while (0)
 
+/* Both are defined at the end, where the parser's own types are known. */
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, Program *prog, PipeItem **setting,
-                    const char *msg)
-{
-	(void)scanner; (void)prog; (void)setting;
-	diag_error(*loc, "%s", msg);
-}
+                    const char *msg);
 
 static Loc no_loc;
 }
@@ -111,6 +110,10 @@ opt_semi: %empty | ';' ;
 
 model_block
 	: MODEL IDENT '{' model_items '}'
+		{ prog->name = $2; prog->name_loc = @2; }
+	/* A missing '}': recover at 'pipeline' (the only token that may follow)
+	 * and go on to check the pipeline block. */
+	| MODEL IDENT '{' model_items error
 		{ prog->name = $2; prog->name_loc = @2; }
 	;
 
@@ -236,3 +239,70 @@ pipe_item
 	;
 
 %%
+
+static void yyerror(YYLTYPE *loc, yyscan_t scanner, Program *prog, PipeItem **setting,
+                    const char *msg)
+{
+	(void)scanner; (void)prog; (void)setting;
+	/* With parse.error custom, bison calls this only when its stack is
+	 * full ("memory exhausted"), which only nesting such as [[[...]]] or
+	 * f(f(...)) can do: bad input, not a lack of memory. */
+	if (!strcmp(msg, "memory exhausted"))
+		diag_error(*loc, "nested too deeply (more than %d levels)", YYMAXDEPTH);
+	else
+		diag_error(*loc, "%s", msg);
+}
+
+static int is_keyword(yysymbol_kind_t k)
+{
+	return k >= YYSYMBOL_MODEL && k <= YYSYMBOL_FROM;
+}
+
+/* A token's name in a message: keywords and ".." in quotes, like the
+ * punctuation ("unexpected 'model'"); classes bare ("identifier"). */
+static const char *token_name(yysymbol_kind_t k)
+{
+	return is_keyword(k) || k == YYSYMBOL_DOTDOT ? xprintf("'%s'", yysymbol_name(k))
+	                                             : yysymbol_name(k);
+}
+
+/* Bison's detailed message ("syntax error, unexpected X, expecting A or
+ * B", at most four alternatives), except that the start-of-setting marker
+ * is never offered, a keyword where a name belongs says so, and a block
+ * left open at 'pipeline' or the end says that a '}' may be missing. */
+static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Program *prog,
+                                 PipeItem **setting)
+{
+	(void)scanner; (void)prog; (void)setting;
+	yysymbol_kind_t exp[YYNTOKENS];
+	/* < 0: lookahead correction ran out of stack (deep nesting); the
+	 * message then goes without the expected tokens */
+	int n = yypcontext_expected_tokens(ctx, exp, YYNTOKENS);
+	yysymbol_kind_t tok = yypcontext_token(ctx);
+	Loc loc = *yypcontext_location(ctx);
+	int k = 0, want_name = 0;
+	for (int i = 0; i < n; i++)
+		if (exp[i] != YYSYMBOL_SET_MODE) {
+			want_name |= exp[i] == YYSYMBOL_IDENT;
+			exp[k++] = exp[i];
+		}
+	if (want_name && is_keyword(tok)) {
+		diag_error(loc, "'%s' is a keyword and cannot be used as a name", yysymbol_name(tok));
+		return 0;
+	}
+	const char *msg = "syntax error";
+	int want_brace = 0;
+	for (int i = 0; i < k; i++)
+		want_brace |= exp[i] == YYTRANSLATE('}');
+	if (tok != YYSYMBOL_YYEMPTY) {
+		msg = xprintf("%s, unexpected %s", msg, token_name(tok));
+		for (int i = 0; k <= 4 && i < k; i++)
+			msg = xprintf("%s%s%s", msg, i ? " or " : ", expecting ", token_name(exp[i]));
+		/* a block left open: say so, even when the list is too long to give */
+		if (k > 4 && want_brace
+		    && (tok == YYSYMBOL_YYEOF || tok == YYSYMBOL_MODEL || tok == YYSYMBOL_PIPELINE))
+			msg = xprintf("%s; is a '}' missing?", msg);
+	}
+	diag_error(loc, "%s", msg);
+	return 0;
+}

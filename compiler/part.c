@@ -16,7 +16,8 @@
  *
  * Memory: with one group per rank (nparts == ranks) the cap is a per-group
  * limit and the result is exact.  With several groups per rank (interleaved
- * chunks: group g on rank g % ranks) the cap binds the SUM over a rank's
+ * chunks: group g on rank g % ranks, or on group_rank[g] for a custom
+ * placement such as ZB-V's V) the cap binds the SUM over a rank's
  * groups, which couples distant groups (exact optimisation is then a
  * partition problem).  We solve the DP with a per-group limit L and accept
  * the result when every rank's sum fits: first L = cap (if that fits, it is
@@ -31,6 +32,7 @@
 
 typedef struct Part {
 	int n, K;
+	const int *grank;       /* [K] rank of each group, or NULL: g % ranks */
 	const double *bnd;
 	double *pc, *pm;        /* prefix sums of cost and memory, [n+1] */
 	double *best;           /* [(K+1) * (n+1)] */
@@ -95,7 +97,7 @@ static int ranks_fit(const Part *p, const int *first, int ranks, double cap)
 {
 	double *sum = xalloc((size_t)ranks * sizeof *sum);
 	for (int g = 0; g < p->K; g++)
-		sum[g % ranks] += p->pm[first[g + 1]] - p->pm[first[g]];
+		sum[p->grank ? p->grank[g] : g % ranks] += p->pm[first[g + 1]] - p->pm[first[g]];
 	for (int r = 0; r < ranks; r++)
 		if (sum[r] > cap)
 			return 0;
@@ -116,11 +118,22 @@ static double max_cost(const Part *p, const int *first)
 int part_balance(int n, const double *cost, const double *bnd, const double *mem,
                  double cap, int nparts, int ranks, int *first)
 {
+	return part_balance_placed(n, cost, bnd, mem, cap, nparts, ranks, NULL, first);
+}
+
+int part_balance_placed(int n, const double *cost, const double *bnd, const double *mem,
+                        double cap, int nparts, int ranks, const int *group_rank,
+                        int *first)
+{
 	if (nparts < 1 || n < nparts)
 		return -1;
 	if (ranks < 1 || ranks > nparts)
 		ranks = nparts;
-	Part p = { .n = n, .K = nparts, .bnd = bnd };
+	if (group_rank)
+		for (int g = 0; g < nparts; g++)
+			if (group_rank[g] < 0 || group_rank[g] >= ranks)
+				die("group %d placed on rank %d of %d", g, group_rank[g], ranks);
+	Part p = { .n = n, .K = nparts, .bnd = bnd, .grank = group_rank };
 	p.pc = xalloc((size_t)(n + 1) * sizeof *p.pc);
 	p.pm = xalloc((size_t)(n + 1) * sizeof *p.pm);
 	for (int i = 0; i < n; i++) {

@@ -16,4 +16,10 @@
 int part_balance(int n, const double *cost, const double *bnd, const double *mem,
                  double cap, int nparts, int ranks, int *first);
 
+/* The same with group g on rank group_rank[g] (a custom placement such as
+ * ZB-V's V shape); group_rank NULL is g % ranks, part_balance itself. */
+int part_balance_placed(int n, const double *cost, const double *bnd, const double *mem,
+                        double cap, int nparts, int ranks, const int *group_rank,
+                        int *first);
+
 #endif

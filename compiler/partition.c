@@ -16,6 +16,7 @@ const CostConsts cost_defaults = {
 	.flops = 50e9,          /* a CPU core running SGEMM */
 	.bandwidth = 8e9,       /* shared-memory MPI on one node (notes/cpu-mpi-and-ci.md) */
 	.latency = 2e-6,
+	.mem_bandwidth = 20e9,  /* streaming a CPU core's share of DRAM */
 };
 
 /* Optimizer state in floats per parameter. */
@@ -24,7 +25,7 @@ static int optim_floats(OptimKind k)
 	return k == OPT_ADAM ? 2 : k == OPT_SGD ? 1 : 0;
 }
 
-int partition_model(IrModel *m, const CostConsts *cc)
+int partition_model(IrModel *m, const CostConsts *cc, const int *stage_rank)
 {
 	Pipeline *pp = &m->pipe;
 	int S = pp->P * pp->V;
@@ -46,7 +47,8 @@ int partition_model(IrModel *m, const CostConsts *cc)
 			mem[i] = (double)L->nparam_elems * 4 * (1 + (training ? 1 + optim_floats(pp->optim) : 0))
 			         + (training ? rows * inflight * (double)L->act_bytes : 0);
 		}
-		if (part_balance(n, cost, bnd, mem, pp->memory_cap, S, pp->P, first) != 0) {
+		if (part_balance_placed(n, cost, bnd, mem, pp->memory_cap, S, pp->P, stage_rank,
+		                        first) != 0) {
 			if (pp->memory_cap > 0)
 				diag_error(pp->part_loc.file ? pp->part_loc : pp->sched_loc,
 				           "no partition of %d layers into %d stages fits memory = %.0f "
@@ -66,10 +68,10 @@ int partition_model(IrModel *m, const CostConsts *cc)
 		IrStage *st = &m->stages[s];
 		st->first = first[s];
 		st->last = first[s + 1];
-		st->rank = s % pp->P;
+		st->rank = stage_rank ? stage_rank[s] : s % pp->P;
 		if (pp->recompute)
 			st->recompute = pp->nrecompute == S ? pp->recompute[s]
-			                                    : pp->recompute[s % pp->P];
+			                                    : pp->recompute[st->rank];
 	}
 	ir_stage_costs(m);
 	return 0;

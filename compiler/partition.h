@@ -9,13 +9,17 @@ typedef struct CostConsts {
 	double flops;           /* FLOP/s of one rank */
 	double bandwidth;       /* bytes/s of the link between ranks */
 	double latency;         /* seconds per message */
+	double mem_bandwidth;   /* bytes/s of a rank's memory: the optimizer step */
 } CostConsts;
 
 extern const CostConsts cost_defaults;
 
 /* Chooses or applies the partition: fills m->stages / m->S.  Returns 0, or
  * -1 after an input error (an auto partition that cannot meet the memory
- * cap).  Stage-to-rank placement is Megatron's (stage k on rank k mod P). */
-int partition_model(IrModel *m, const CostConsts *cc);
+ * cap).  stage_rank[k] is the pipeline rank holding stage k (a custom
+ * schedule's placement, read from its file); NULL is Megatron's placement,
+ * stage k on rank k mod P.  The memory cap and per-rank recompute ratios
+ * follow the placement. */
+int partition_model(IrModel *m, const CostConsts *cc, const int *stage_rank);
 
 #endif

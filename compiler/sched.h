@@ -105,6 +105,8 @@ typedef struct Schedule {
 	int *stage_rank;        /* [S] pipeline rank of each stage */
 	ActList *rank;          /* [nranks] actions of each rank */
 	int lowered;            /* communication already present (lowered or read so) */
+	const char *label;      /* the schedule as the user wrote it, for titles
+	                         * ("interleaved(2)", "file(\"o.csv\")"); NULL: the kind */
 	/* SK_FILE only (NULL otherwise): the CSV, and for every action the byte
 	 * offset of the row or cell it came from (an action the lowering added
 	 * carries the offset of the compute action it serves).  The verifier
@@ -145,7 +147,9 @@ typedef struct SimCost {
 	double *msg_f;          /* [S] transfer time of stage s's activations to s+1 */
 	double *msg_b;          /* [S] transfer time of stage s's input gradient to s-1 */
 	double allreduce, optim;/* per occurrence */
-} SimCost;                      /* f, b required; w, r, msg_* may be NULL (0, F, 0) */
+	double *allreduce_s;    /* [S] ALLREDUCE of stage s, or NULL: allreduce */
+	double *optim_p;        /* [P] OPTIM on pipeline rank p, or NULL: optim */
+} SimCost;                      /* f, b required; w, r, msg_*, *_s, *_p may be NULL */
 
 /* The uniform cost: F = 1/V, B = 2/V (split: B = W = 1/V), R = F, comm free. */
 SimCost *simcost_uniform(const Schedule *s);
@@ -180,7 +184,10 @@ const char *sched_action_desc(char *buf, size_t size, const Action *a);
 
 /* ---- output ---- */
 void sched_write_csv(FILE *out, const Schedule *s);
+/* NULL if PyTorch's compute-only CSV can express s, else why not (one line). */
+const char *sched_torch_refusal(const Schedule *s);
 int  sched_write_torch(FILE *out, const Schedule *s);  /* -1 + message if inexpressible */
+/* Every line of the text output fits in `width` columns (clamped to 80..160). */
 void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const SimCost *c,
                       const double *peak_bytes, const int *peak_mbs, int width);
 void sched_write_chrome(FILE *out, const Schedule *s, const SimResult *r);

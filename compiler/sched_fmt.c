@@ -21,29 +21,33 @@ void sched_write_csv(FILE *out, const Schedule *s)
 		}
 }
 
+const char *sched_torch_refusal(const Schedule *s)
+{
+	if (s->kind == SK_PIPEDREAM || s->kind == SK_2BW)
+		return xprintf("--format torch cannot express the asynchronous schedule '%s': "
+		               "PyTorch's schedules flush every step", sched_kind_name(s->kind));
+	if (s->R > 1)
+		return xprintf("--format torch cannot express replicas = %d: PyTorch's action "
+		               "CSV describes one pipeline (one row per pipeline rank); run the "
+		               "data-parallel copies with DDP/FSDP around it", s->R);
+	for (int k = 0; k < s->P; k++)
+		for (int i = 0; i < s->rank[k].n; i++)
+			if (s->rank[k].a[i].op == OP_R)
+				return "--format torch cannot express recompute: PyTorch's action CSV "
+				       "has no recompute-forward action (use activation checkpointing "
+				       "inside the stage module instead)";
+	return NULL;
+}
+
 /* PyTorch's compute-only CSV: one row per pipeline rank, cells
  * {stage}{F|B|I|W}{mb}; a split backward's B is PyTorch's I. */
 int sched_write_torch(FILE *out, const Schedule *s)
 {
-	if (s->kind == SK_PIPEDREAM || s->kind == SK_2BW) {
-		diag_plain("--format torch cannot express the asynchronous schedule '%s': "
-		           "PyTorch's schedules flush every step", sched_kind_name(s->kind));
+	const char *why = sched_torch_refusal(s);
+	if (why) {
+		diag_plain("%s", why);
 		return -1;
 	}
-	if (s->R > 1) {
-		diag_plain("--format torch cannot express replicas = %d: PyTorch's action "
-		           "CSV describes one pipeline (one row per pipeline rank); run the "
-		           "data-parallel copies with DDP/FSDP around it", s->R);
-		return -1;
-	}
-	for (int k = 0; k < s->P; k++)
-		for (int i = 0; i < s->rank[k].n; i++)
-			if (s->rank[k].a[i].op == OP_R) {
-				diag_plain("--format torch cannot express recompute: PyTorch's "
-				           "action CSV has no recompute-forward action (use "
-				           "activation checkpointing inside the stage module instead)");
-				return -1;
-			}
 	for (int k = 0; k < s->P; k++) {
 		int first = 1;
 		for (int i = 0; i < s->rank[k].n; i++) {
@@ -107,6 +111,79 @@ static void human_bytes(char *buf, size_t size, double b)
 		snprintf(buf, size, "%.1f %s", b, unit[u]);
 }
 
+/* Prints text wrapped at `width` columns, continuation lines indented by
+ * `indent`, then a newline.  Lines break after a ", " or "; " where they can
+ * (so "V = 2" stays together), else at any space; a word longer than a line
+ * stands alone. */
+static void wrapped(FILE *out, const char *text, int width, int indent)
+{
+	int col = 0;
+	const char *p = text;
+	while (*p) {
+		/* the next phrase: up to and including the next ", " or "; " */
+		const char *e = p;
+		while (*e && !((*e == ',' || *e == ';') && e[1] == ' '))
+			e++;
+		if (*e)
+			e++;
+		int len = (int)(e - p);
+		if (col > indent && col + len > width) {
+			fprintf(out, "\n%*s", indent, "");
+			col = indent;
+			while (*p == ' ')
+				p++, len--;
+		}
+		if (col + len <= width || col > indent) {
+			fprintf(out, "%.*s", len, p);
+			col += len;
+			p = e;
+			continue;
+		}
+		/* a phrase longer than a line: break it at spaces */
+		while (p < e) {
+			const char *w = p;
+			while (w < e && *w == ' ')
+				w++;
+			const char *we = w;
+			while (we < e && *we != ' ')
+				we++;
+			int sp = (int)(w - p), wl = (int)(we - w);
+			if (col > indent && col + sp + wl > width) {
+				fprintf(out, "\n%*s", indent, "");
+				col = indent;
+				sp = 0;
+			}
+			fprintf(out, "%*s%.*s", sp, "", wl, w);
+			col += sp + wl;
+			p = we;
+		}
+	}
+	fputc('\n', out);
+}
+
+/* The largest duration of which every compute / OPTIM action's start and
+ * end are whole multiples (the shortest such action), or 0 if there is none. */
+static double time_quantum(const Schedule *s, const SimResult *r)
+{
+	double q = INFINITY;
+	for (int k = 0; k < s->nranks; k++)
+		for (int i = 0; i < s->rank[k].n; i++) {
+			double d = r->end[k][i] - r->start[k][i];
+			if (d > 0 && d < q && (is_compute(s->rank[k].a[i].op)
+			                       || s->rank[k].a[i].op == OP_OPTIM))
+				q = d;
+		}
+	if (!(q < INFINITY))
+		return 0;
+	for (int k = 0; k < s->nranks; k++)
+		for (int i = 0; i < s->rank[k].n; i++) {
+			double a = r->start[k][i] / q, b = r->end[k][i] / q;
+			if (fabs(a - floor(a + 0.5)) > 1e-6 || fabs(b - floor(b + 0.5)) > 1e-6)
+				return 0;
+		}
+	return q;
+}
+
 void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const SimCost *c,
                       const double *peak_bytes, const int *peak_mbs, int width)
 {
@@ -120,13 +197,26 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	int cols = width - lw - 1;
 	double T = r->step_time > 0 ? r->step_time : 1;
 	double scale = cols / T;
+	/* When every action starts and ends on a multiple of one quantum (the
+	 * uniform cost's 1/V), each quantum gets the same whole number of
+	 * columns, so that equal actions are drawn equally wide (unless that
+	 * would leave more than a quarter of the width unused). */
+	double q = time_quantum(s, r);
+	if (q > 0) {
+		long nq = lround(T / q);
+		if (nq >= 1 && nq <= cols && (cols / nq) * nq * 4 >= 3 * (long)cols) {
+			int per = (int)(cols / nq);
+			cols = per * (int)nq;
+			scale = per / q;
+		}
+	}
 	char *row = xalloc((size_t)cols + 1);
 
-	fprintf(out, "%s: P = %d x %d replica%s = %d rank%s, S = %d stage%s (V = %d), "
-	        "M = %d, %s\n", sched_kind_name(s->kind), s->P, s->R, s->R == 1 ? "" : "s",
-	        n, n == 1 ? "" : "s", s->S, s->S == 1 ? "" : "s", s->V, s->M,
-	        !s->training ? "forward only" : s->split ? "training, split backward"
-	        : "training");
+	wrapped(out, xprintf("%s: P = %d x %d replica%s = %d rank%s, S = %d stage%s (V = %d), "
+	                     "M = %d, %s", s->label ? s->label : sched_kind_name(s->kind), s->P,
+	                     s->R, s->R == 1 ? "" : "s", n, n == 1 ? "" : "s", s->S,
+	                     s->S == 1 ? "" : "s", s->V, s->M, !s->training ? "forward only"
+	                     : s->split ? "training, split backward" : "training"), width, 4);
 	/* time ruler: ticks at round times, at least 8 columns apart */
 	double tick = pow(10, floor(log10(8 / scale)));
 	while (tick * scale < 8)
@@ -184,17 +274,16 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	for (int k = 0; k < n; k++)
 		for (int i = 0; i < s->rank[k].n; i++)
 			has[s->rank[k].a[i].op] = 1;
-	fprintf(out, "legend: %sF<mb> forward", s->V > 1 ? "<stage>" : "");
-	if (has[OP_B])
-		fprintf(out, ", B<mb> backward%s", s->split ? " (input gradient)" : "");
-	if (has[OP_W])
-		fprintf(out, ", W<mb> weight gradient");
-	if (has[OP_R])
-		fprintf(out, ", R<mb> recompute");
-	if (has[OP_OPTIM])
-		fprintf(out, ", O optimizer");
-	fprintf(out, ", '.' idle\n        1 column = %.3g units; narrow cells show less "
-	        "of their label\n", 1 / scale);
+	const char *legend = xprintf("legend: %sF<mb> forward%s%s%s%s, '.' idle; 1 column = "
+	                             "%.3g %s; narrow cells show less of their label",
+	                             s->V > 1 ? "<stage>" : "",
+	                             !has[OP_B] ? "" : s->split ? ", B<mb> backward (input "
+	                             "gradient)" : ", B<mb> backward",
+	                             has[OP_W] ? ", W<mb> weight gradient" : "",
+	                             has[OP_R] ? ", R<mb> recompute" : "",
+	                             has[OP_OPTIM] ? ", O optimizer" : "", 1 / scale,
+	                             r->us_per_unit == 1000 ? "units" : "s");
+	wrapped(out, legend, width, 8);
 	fprintf(out, "# bubble_fraction: idle time / (ranks x step_time): the share of all\n"
 	        "#   rank-time spent waiting, 0..1\n"
 	        "# bubble_overhead: (step_time - ideal) / ideal, ideal = the busiest rank's\n"
@@ -202,7 +291,8 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	fprintf(out, "step_time: %.9g\n", r->step_time);
 	fprintf(out, "bubble_fraction: %.9g\n", r->bubble_fraction);
 	fprintf(out, "bubble_overhead: %.9g\n", r->bubble_overhead);
-	fprintf(out, "cost: %s\n", c && c->describe ? c->describe : c && c->name ? c->name : "?");
+	wrapped(out, xprintf("cost: %s", c && c->describe ? c->describe : c && c->name ? c->name
+	                     : "?"), width, 6);
 	for (int k = 0; k < n; k++) {
 		fprintf(out, "rank %d: idle %.6g", k, r->idle[k]);
 		if (peak_mbs) {
@@ -248,11 +338,16 @@ void sched_write_chrome(FILE *out, const Schedule *s, const SimResult *r)
 			else
 				snprintf(name, sizeof name, "%s %d", op_name(a->op), a->mb);
 			int tid = is_compute(a->op) || a->op == OP_OPTIM ? 0 : 1;
+			/* start and end rounded to the printed nanosecond, the duration
+			 * their difference: a slice ends where the next one starts,
+			 * never after */
+			double t0 = round(r->start[k][i] * us * 1000) / 1000;
+			double t1 = round(r->end[k][i] * us * 1000) / 1000;
 			fprintf(out, ",\n{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,"
 			        "\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"op\":\"%s\","
 			        "\"stage\":%d,\"microbatch\":%d}}",
-			        name, op_name(a->op), k, tid, r->start[k][i] * us,
-			        (r->end[k][i] - r->start[k][i]) * us, op_name(a->op), a->stage, a->mb);
+			        name, op_name(a->op), k, tid, t0, t1 - t0, op_name(a->op), a->stage,
+			        a->mb);
 		}
 	}
 	fprintf(out, "\n],\"displayTimeUnit\":\"ms\"}\n");

@@ -53,10 +53,18 @@ typedef struct Rd {
 	int warned_comm;
 } Rd;
 
+/* An error at [off, end); with end <= off, at the field or cell starting at
+ * off (up to the next ',' or the end of the line). */
 PRINTF_LIKE(4, 5)
 static void err(Rd *rd, uint32_t off, uint32_t end, const char *fmt, ...)
 {
 	va_list ap;
+	if (end <= off) {
+		const char *t = rd->src->text;
+		end = off;
+		while (end < rd->src->len && t[end] != ',' && t[end] != '\n' && t[end] != '\r')
+			end++;
+	}
 	va_start(ap, fmt);
 	diag_verror((Loc){ rd->src, off, end > off ? end : off + 1 }, fmt, ap);
 	va_end(ap);
@@ -444,8 +452,11 @@ static Schedule *build(Rd *rd, int nranks, int torch)
 		if (*f >= 0) {
 			int line, col;
 			loc_linecol((Loc){ rd->src, rows[*f].off, rows[*f].off }, &line, &col);
-			err(rd, r->off, r->off, "micro-batch %d of stage %d runs %s twice "
-			    "(first at line %d%s)", r->mb, r->stage,
+			char desc[64];
+			Action a = { r->op, r->stage, r->mb, -1 };
+			err(rd, r->off, r->off, "rank %d, action %d (%s): micro-batch %d of stage "
+			    "%d runs %s twice (first at line %d%s)", r->rank, r->index,
+			    sched_action_desc(desc, sizeof desc, &a), r->mb, r->stage,
 			    torch && r->op == OP_B && has_w ? "I" : op_name(r->op), line,
 			    torch ? xprintf(", column %d", col) : "");
 		} else

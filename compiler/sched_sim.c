@@ -9,8 +9,8 @@
  *   RECV_*          start when the rank reaches them and end at
  *                   max(that, the message's arrival): the wait is idle time;
  *   ALLREDUCE(s)    every replica of stage s ends it together, at the last
- *                   arrival plus c->allreduce;
- *   OPTIM           costs c->optim.
+ *                   arrival plus c->allreduce (c->allreduce_s[s]);
+ *   OPTIM           costs c->optim (c->optim_p[pipeline rank]).
  * Each action starts when the previous one on its rank ended, so the result
  * does not depend on the order ranks are visited in.
  */
@@ -40,10 +40,12 @@ SimCost *simcost_uniform(const Schedule *s)
 		c->describe = s->split
 			? "uniform: F = 1, B = 1, W = 1 (split backward), R = F, no comm cost"
 			: "uniform: F = 1, B = 2, R = F, no comm cost";
+	else if (s->split)
+		c->describe = xprintf("uniform: per chunk (V = %d) F = %g, B = %g, W = %g, R = F, "
+		                      "no comm cost", s->V, c->f[0], c->b[0], c->w[0]);
 	else
-		c->describe = xprintf("uniform: F = 1, %s per stage, over V = %d chunks: "
-		                      "%g, %g each; R = F, no comm cost",
-		                      s->split ? "B = W = 1" : "B = 2", s->V, c->f[0], c->b[0]);
+		c->describe = xprintf("uniform: per chunk (V = %d) F = %g, B = %g, R = F, "
+		                      "no comm cost", s->V, c->f[0], c->b[0]);
 	return c;
 }
 
@@ -105,7 +107,7 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 			case OP_B: dur = c->b[st]; break;
 			case OP_W: dur = at(c->w, st, 0); break;
 			case OP_R: dur = at(c->r, st, c->f[st]); break;
-			case OP_OPTIM: dur = c->optim; break;
+			case OP_OPTIM: dur = c->optim_p ? c->optim_p[k % P] : c->optim; break;
 			case OP_SEND_F: {
 				int kk = KEY(rep, st, a->mb);
 				posted_f[kk] = 1;
@@ -145,7 +147,7 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 				if (ar_count[st] < s->R)
 					goto blocked;
 				arrived[k] = 0;
-				end = ar_last[st] + c->allreduce;
+				end = ar_last[st] + at(c->allreduce_s, st, c->allreduce);
 				res->end[k][i] = end;
 				t[k] = end;
 				pc[k]++;

@@ -280,10 +280,23 @@ static int check_rank(Ver *v, int k)
 			for (int t = 0; t < S; t++) {
 				if (sr[t] != p)
 					continue;
-				if (v->done[rep * S + t] < M)
-					return fail(v, k, i, "OPTIM before all backward work: stage %d "
-					            "has %d of %d micro-batches finished", t,
+				if (v->done[rep * S + t] < M) {
+					int mb = 0;
+					const char *what = "B";
+					for (; mb < M; mb++) {
+						int kk2 = key(v, rep, t, mb);
+						if (v->b_at[kk2] < 0)
+							break;
+						if (s->split && v->w_at[kk2] < 0) {
+							what = "W";
+							break;
+						}
+					}
+					return fail(v, k, i, "OPTIM before all backward work: micro-batch "
+					            "%d of stage %d has not run %s before it (%d of %d "
+					            "micro-batches finished)", mb, t, what,
 					            v->done[rep * S + t], M);
+				}
 				if (v->R > 1 && v->ar_at[rep * S + t] < 0)
 					return fail(v, k, i, "OPTIM before the ALLREDUCE of stage %d "
 					            "(replicas must sum their gradients first)", t);

@@ -47,14 +47,24 @@ static int dtype_from_name(const char *s)
 	return -1;
 }
 
-/* Reports an unknown name with a suggestion from `names`. */
-static void unknown(Loc loc, const char *what, const char *s, const char *const *names, int n)
+/* Reports an unknown name: with a suggestion from `names` when one is
+ * close, else with the whole list when it is short.  Returns the
+ * suggestion (or NULL). */
+static const char *unknown(Loc loc, const char *what, const char *s, const char *const *names,
+                           int n)
 {
 	const char *best = closest_name(s, names, n);
-	if (best)
+	if (best) {
 		diag_error(loc, "unknown %s '%s'; did you mean '%s'?", what, s, best);
-	else
+	} else if (n <= 12) {
+		char *list = "";
+		for (int i = 0; i < n; i++)
+			list = xprintf("%s%s'%s'", list, !i ? "" : i == n - 1 ? " or " : ", ", names[i]);
+		diag_error(loc, "unknown %s '%s'; expected %s", what, s, list);
+	} else {
 		diag_error(loc, "unknown %s '%s'", what, s);
+	}
+	return best;
 }
 
 /* ------------------------------------------------------------------ */
@@ -202,21 +212,49 @@ static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals)
 /* ------------------------------------------------------------------ */
 /* Model block                                                         */
 
-typedef struct Names {          /* every name declared so far, for duplicates */
-	VEC(const char *) name;
-	VEC(Loc) loc;
+/* Every name declared so far, for duplicates: an open-addressing hash set
+ * (a model may have 100,000 layers; a list would make checking quadratic). */
+typedef struct Names {
+	const char **name;      /* [cap], NULL = empty slot */
+	Loc *loc;               /* [cap] */
+	int n, cap;             /* cap: a power of two, more than 2n */
 } Names;
 
-static int declare(Names *ns, const char *name, Loc loc)
+static uint32_t name_hash(const char *s)
 {
-	for (int i = 0; i < ns->name.n; i++)
-		if (strcmp(ns->name.v[i], name) == 0) {
-			diag_error(loc, "'%s' is already declared", name);
-			diag_note(ns->loc.v[i], "'%s' was declared here", name);
+	uint32_t h = 2166136261u;       /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* Declares `name` at loc; `copy_of` is the repeated declaration that
+ * makes it (fc[3] makes fc0 .. fc2), or NULL. */
+static int declare(Names *ns, const char *name, Loc loc, const LayerDecl *copy_of)
+{
+	if (2 * (ns->n + 1) >= ns->cap) {
+		Names big = { xalloc(sizeof(char *) * (size_t)(ns->cap ? 2 * ns->cap : 64)),
+		              xalloc(sizeof(Loc) * (size_t)(ns->cap ? 2 * ns->cap : 64)),
+		              0, ns->cap ? 2 * ns->cap : 64 };
+		for (int i = 0; i < ns->cap; i++)
+			if (ns->name[i])
+				declare(&big, ns->name[i], ns->loc[i], NULL);
+		*ns = big;
+	}
+	uint32_t mask = (uint32_t)ns->cap - 1, i = name_hash(name) & mask;
+	for (; ns->name[i]; i = (i + 1) & mask)
+		if (strcmp(ns->name[i], name) == 0) {
+			if (copy_of)
+				diag_error(loc, "'%s[%lld]' makes '%s', which is already declared",
+				           copy_of->name, copy_of->count, name);
+			else
+				diag_error(loc, "'%s' is already declared", name);
+			diag_note(ns->loc[i], "'%s' was declared here", name);
 			return -1;
 		}
-	VEC_PUSH(ns->name, name);
-	VEC_PUSH(ns->loc, loc);
+	ns->name[i] = name;
+	ns->loc[i] = loc;
+	ns->n++;
 	return 0;
 }
 
@@ -247,7 +285,7 @@ static void check_tensors(const Program *p, IrModel *m, Names *ns, int *tcap)
 	const TensorDecl *first_target = NULL;
 	for (int i = 0; i < p->tensors.n; i++) {
 		const TensorDecl *d = p->tensors.v[i];
-		int bad = declare(ns, d->name, d->name_loc) != 0;
+		int bad = declare(ns, d->name, d->name_loc, NULL) != 0;
 		int dt = dtype_from_name(d->dtype);
 		if (dt < 0) {
 			unknown(d->dtype_loc, "dtype", d->dtype, dtype_names, DT_COUNT);
@@ -383,7 +421,9 @@ static void add_param(IrLayer *L, const char *name, int ndim, int64_t d0, int64_
 	L->nparam_elems += pp->numel;
 }
 
-static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap)
+/* `before`, here and below: the error count when sema_check began (the
+ * library may check several programs in one process). */
+static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int before)
 {
 	int nl = 0;
 	for (int i = 0; i < p->layers.n; i++) {
@@ -431,7 +471,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap)
 		int copies = d->count < 0 ? 1 : (int)d->count;
 		for (int c = 0; c < copies; c++) {
 			const char *name = d->count < 0 ? d->name : xprintf("%s%d", d->name, c);
-			if (declare(ns, name, d->name_loc) != 0)
+			if (declare(ns, name, d->name_loc, d->count < 0 ? NULL : d) != 0)
 				break;
 			IrLayer *L = &m->layers[m->nlayers++];
 			L->name = name;
@@ -455,15 +495,20 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap)
 				break;
 			}
 			if (!bad_chain && L->in_w != in_w) {
+				/* both layers and both widths: "linear(12, 4) in 'c' expects 12
+				 * inputs, but 'b' outputs 16" */
 				Loc at = d->args.n ? d->args.v[0]->val->loc : d->kind_loc;
+				const char *call = kind == LK_LINEAR
+				                   ? xprintf("linear(%lld, %lld)", (long long)L->in_w,
+				                             (long long)L->out_w)
+				                   : xprintf("%s(%lld)", d->kind, (long long)L->in_w);
 				if (prev_is_input)
-					diag_error(at, "%s(%lld, ...) expects %lld inputs, but input '%s' "
-					           "has %lld features", d->kind, (long long)L->in_w,
-					           (long long)L->in_w, prev_name, (long long)in_w);
+					diag_error(at, "%s in '%s' expects %lld inputs, but input '%s' has %lld "
+					           "features", call, name, (long long)L->in_w, prev_name,
+					           (long long)in_w);
 				else
-					diag_error(at, "%s(%lld, ...) expects %lld inputs, but '%s' outputs "
-					           "%lld", d->kind, (long long)L->in_w, (long long)L->in_w,
-					           prev_name, (long long)in_w);
+					diag_error(at, "%s in '%s' expects %lld inputs, but '%s' outputs %lld",
+					           call, name, (long long)L->in_w, prev_name, (long long)in_w);
 				bad_chain = 1;
 			}
 			if (bad_chain) {
@@ -494,7 +539,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap)
 	}
 	if (m->nlayers == 0 && p->layers.n == 0)
 		diag_error(p->name_loc, "model '%s' has no layers", p->name ? p->name : "?");
-	if (diag_errors())
+	if (diag_errors() != before)
 		return;
 	/* Activation bytes per sample kept for backward: a tensor is kept if
 	 * its consumer's backward reads it as input or its producer's reads it
@@ -511,7 +556,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap)
 	}
 }
 
-static void check_loss(const Program *p, IrModel *m)
+static void check_loss(const Program *p, IrModel *m, int before)
 {
 	static const char *const loss_names[] = { "cross_entropy", "mse" };
 	for (int i = 0; i < p->losses.n; i++) {
@@ -530,7 +575,7 @@ static void check_loss(const Program *p, IrModel *m)
 		else
 			unknown(l->kind_loc, "loss", l->kind, loss_names, 2);
 	}
-	if (diag_errors() || m->nlayers == 0 || !m->target_name || m->loss == LOSS_NONE)
+	if (diag_errors() != before || m->nlayers == 0 || !m->target_name || m->loss == LOSS_NONE)
 		return;
 	const IrTensor *out = &m->tensors[m->layers[m->nlayers - 1].out];
 	const TensorDecl *td = NULL;
@@ -592,12 +637,12 @@ static int int_value(const PipeItem *it, long long lo, long long hi, long long *
 		           value_kind_name(v->kind));
 		return -1;
 	}
-	if (v->i < lo || v->i > hi) {
-		if (hi == (1LL << 31) - 1 || hi == (1LL << 62))
-			diag_error(v->loc, "'%s' must be at least %lld, not %lld", it->key, lo, v->i);
-		else
-			diag_error(v->loc, "'%s' must be between %lld and %lld, not %lld", it->key, lo,
-			           hi, v->i);
+	if (v->i < lo) {
+		diag_error(v->loc, "'%s' must be at least %lld, not %lld", it->key, lo, v->i);
+		return -1;
+	}
+	if (v->i > hi) {
+		diag_error(v->loc, "'%s' must be at most %lld, not %lld", it->key, hi, v->i);
 		return -1;
 	}
 	*out = v->i;
@@ -650,13 +695,14 @@ static void parse_optimizer(const PipeItem *it, Pipeline *pp)
 		return;
 	}
 	pp->optim = sgd ? OPT_SGD : OPT_ADAM;
-	int have_lr = 0;
+	int have_lr = 0, bad_args = 0;
 	for (int i = 0; i < v->args.n; i++) {
 		const Arg *a = v->args.v[i];
 		static const char *const sgd_keys[] = { "lr", "momentum" };
 		if (!a->key) {
 			diag_error(a->val->loc, "optimizer arguments are named: %s(lr = %s)", v->s,
 			           sgd ? "0.01" : "1e-3");
+			bad_args = 1;
 			continue;
 		}
 		if (!strcmp(a->key, "lr")) {
@@ -678,7 +724,7 @@ static void parse_optimizer(const PipeItem *it, Pipeline *pp)
 				           a->key, sgd ? "lr and momentum" : "lr");
 		}
 	}
-	if (!have_lr)
+	if (!have_lr && !bad_args)
 		diag_error(v->loc, "%s needs a learning rate: %s(lr = %s)", v->s, v->s,
 		           sgd ? "0.01" : "1e-3");
 }
@@ -815,18 +861,36 @@ static int *partition_block(const Value *v, const IrModel *m, int *n)
 		next = b + 1;
 	}
 	if (!bad && next != m->nlayers) {
-		diag_error(v->ranges.v[v->ranges.n - 1]->loc, "the partition ends at '%s', but "
-		           "'%s' .. '%s' are in no stage", m->layers[next - 1].name,
-		           m->layers[next].name, m->layers[m->nlayers - 1].name);
+		if (next == m->nlayers - 1)
+			diag_error(v->ranges.v[v->ranges.n - 1]->loc, "the partition ends at '%s', but "
+			           "'%s' after it is in no stage", m->layers[next - 1].name,
+			           m->layers[next].name);
+		else
+			diag_error(v->ranges.v[v->ranges.n - 1]->loc, "the partition ends at '%s', but "
+			           "'%s' .. '%s' are in no stage", m->layers[next - 1].name,
+			           m->layers[next].name, m->layers[m->nlayers - 1].name);
 		bad = 1;
 	}
 	return bad ? NULL : counts;
 }
 
-static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrModel *m)
+/* A constraint between keys is reported at one of them; each other key
+ * that comes from another source gets a note there, so that an error a
+ * --set causes names the --set (and one in the file shows the line). */
+static void note_key(Loc at, const PipeItem *other)
+{
+	if (other && other->val->loc.file != at.file)
+		diag_note(other->val->loc, "'%s' is set here", other->key);
+}
+
+/* layers_ok: the model's layers were all accepted, so their count and
+ * names can be checked against (after a bad layer they cannot). */
+static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrModel *m,
+                           int layers_ok)
 {
 	Pipeline *pp = &m->pipe;
 	const PipeItem *item[K_COUNT] = { 0 };
+	int reported[K_COUNT] = { 0 };  /* an error about the key is out: no "needs" */
 	const char *const *keys = sema_pipeline_keys;
 	for (int i = 0; i < p->items.n + nsets; i++) {
 		const PipeItem *it = i < p->items.n ? p->items.v[i] : sets[i - p->items.n];
@@ -834,7 +898,9 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 		for (k = 0; k < K_COUNT && strcmp(keys[k], it->key); k++)
 			;
 		if (k == K_COUNT) {
-			unknown(it->key_loc, "pipeline key", it->key, keys, K_COUNT);
+			const char *best = unknown(it->key_loc, "pipeline key", it->key, keys, K_COUNT);
+			for (k = 0; best && k < K_COUNT; k++)
+				reported[k] |= keys[k] == best;
 			continue;
 		}
 		if (item[k] && i < p->items.n) {
@@ -844,6 +910,7 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 		}
 		if (it->val->kind == V_BLOCK && k != K_PARTITION) {
 			diag_error(it->val->loc, "only 'partition' takes a block");
+			reported[k] = 1;
 			continue;
 		}
 		item[k] = it;   /* a --set replaces the file's value */
@@ -858,7 +925,8 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 	pp->dtype = DT_F32;
 	int bad = 0;
 	if (!item[K_STAGES]) {
-		diag_error(p->pipeline_loc, "the pipeline block needs 'stages = P'");
+		if (!reported[K_STAGES])
+			diag_error(p->pipeline_loc, "the pipeline block needs 'stages = P'");
 		bad = 1;
 	} else if (int_value(item[K_STAGES], 1, 4096, &x) == 0) {
 		pp->P = (int)x;
@@ -866,7 +934,8 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 		bad = 1;
 	}
 	if (!item[K_BATCH]) {
-		diag_error(p->pipeline_loc, "the pipeline block needs 'batch = B'");
+		if (!reported[K_BATCH])
+			diag_error(p->pipeline_loc, "the pipeline block needs 'batch = B'");
 		bad = 1;
 	} else if (int_value(item[K_BATCH], 1, 1LL << 40, &x) == 0) {
 		pp->B = x;
@@ -915,38 +984,52 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 		pp->sched_loc = p->pipeline_loc;
 
 	/* Constraints between keys. */
-	if (!bad && pp->B % pp->M != 0)
+	if (!bad && pp->B % pp->M != 0) {
 		diag_error(item[K_MICROBATCHES]->val->loc, "microbatches = %d does not divide "
 		           "batch = %lld", pp->M, pp->B);
-	else if (!bad && pp->B % ((long long)pp->R * pp->M) != 0)
+		note_key(item[K_MICROBATCHES]->val->loc, item[K_BATCH]);
+	} else if (!bad && pp->B % ((long long)pp->R * pp->M) != 0) {
 		diag_error(item[K_REPLICAS]->val->loc, "replicas = %d times microbatches = %d "
 		           "does not divide batch = %lld (each replica splits its B/R rows into M "
 		           "micro-batches)", pp->R, pp->M, pp->B);
-	if (!bad && pp->sched == SK_INTERLEAVED && pp->M % pp->P != 0)
+		note_key(item[K_REPLICAS]->val->loc, item[K_BATCH]);
+		note_key(item[K_REPLICAS]->val->loc, item[K_MICROBATCHES]);
+	}
+	if (!bad && pp->sched == SK_INTERLEAVED && pp->M % pp->P != 0) {
 		diag_error(pp->sched_loc, "interleaved needs microbatches (%d) to be a multiple of "
 		           "stages (%d)", pp->M, pp->P);
-	if (training && pp->sched == SK_INFERENCE)
+		note_key(pp->sched_loc, item[K_MICROBATCHES]);
+		note_key(pp->sched_loc, item[K_STAGES]);
+	}
+	if (training && pp->sched == SK_INFERENCE) {
 		diag_error(pp->sched_loc, "schedule 'inference' runs forward only, but an "
 		           "optimizer is given; remove the optimizer or pick a training schedule");
+		note_key(pp->sched_loc, item[K_OPTIMIZER]);
+	}
 	if (!training && pp->sched != SK_INFERENCE && item[K_SCHEDULE] && pp->sched != SK_FILE
 	    && pp->sched != SK_NAIVE && pp->sched != SK_GPIPE && pp->sched != SK_1F1B
-	    && pp->sched != SK_INTERLEAVED)
+	    && pp->sched != SK_INTERLEAVED) {
 		diag_error(pp->sched_loc, "schedule '%s' trains, but no optimizer is given",
 		           sched_kind_name(pp->sched));
-	if (training && m->loss == LOSS_NONE)
+		note_key(pp->sched_loc, item[K_OPTIMIZER]);
+	}
+	if (training && p->losses.n == 0)   /* a bad loss is reported already */
 		diag_error(item[K_OPTIMIZER]->val->loc, "an optimizer needs a loss in the model "
 		           "(loss cross_entropy; or loss mse;)");
-	else if (training && !m->target_name)
+	else if (training && m->loss != LOSS_NONE && !m->target_name)
 		diag_error(item[K_OPTIMIZER]->val->loc, "an optimizer needs a target in the model "
 		           "(target y : i32[batch];)");
 
 	/* Partition. */
 	int S = bad ? 0 : pp->P * pp->V;
-	if (!bad && S > m->nlayers && m->nlayers > 0)
+	if (!bad && S > m->nlayers && layers_ok) {
 		diag_error(item[K_STAGES]->val->loc, "%d stages%s but the model has only %d "
 		           "layer%s; every stage needs at least one", S,
 		           pp->V > 1 ? xprintf(" (%d ranks x %d virtual)", pp->P, pp->V) : "",
 		           m->nlayers, m->nlayers == 1 ? "" : "s");
+		if (pp->V > 1)
+			note_key(item[K_STAGES]->val->loc, item[K_SCHEDULE]);
+	}
 	const PipeItem *pi = item[K_PARTITION];
 	if (pi) {
 		const Value *v = pi->val;
@@ -956,11 +1039,13 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 		} else if (v->kind == V_LIST || v->kind == V_BLOCK) {
 			int n = 0;
 			int *counts = NULL;
+			double listed = 0;      /* the sum as written (counts are clamped) */
 			if (v->kind == V_LIST) {
 				double *d = number_list(pi, &n, 1);
 				if (d) {
 					counts = xalloc((size_t)n * sizeof *counts);
 					for (int i = 0; i < n; i++) {
+						listed += d[i];
 						if (d[i] < 1) {
 							diag_error(v->args.v[i]->val->loc, "stage %d has %g layers; "
 							           "every stage needs at least one", i, d[i]);
@@ -970,21 +1055,24 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 						counts[i] = d[i] > 1e9 ? 1000000000 : (int)d[i];
 					}
 				}
-			} else if (m->nlayers > 0) {
+			} else if (layers_ok) {
 				counts = partition_block(v, m, &n);
 			}
 			if (counts) {
 				long long sum = 0;
 				for (int i = 0; i < n; i++)
 					sum += counts[i];
-				if (S && n != S)
+				if (S && n != S) {
 					diag_error(v->loc, "the partition lists %d stage%s, but there are %d%s",
 					           n, n == 1 ? "" : "s", S,
 					           pp->V > 1 ? xprintf(" (stages = %d times %d virtual stages)",
 					                              pp->P, pp->V) : "");
-				else if (v->kind == V_LIST && sum != m->nlayers && m->nlayers)
-					diag_error(v->loc, "the partition covers %lld layers, but the model "
-					           "has %d", sum, m->nlayers);
+					note_key(v->loc, item[K_STAGES]);
+					if (pp->V > 1)
+						note_key(v->loc, item[K_SCHEDULE]);
+				} else if (v->kind == V_LIST && sum != m->nlayers && layers_ok)
+					diag_error(v->loc, "the partition covers %.0f layers, but the model "
+					           "has %d", listed, m->nlayers);
 				pp->part_counts = counts;
 				pp->npart = n;
 				pp->part_auto = 0;
@@ -1012,16 +1100,26 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 					           "[0, 1]", r[i]);
 					r = NULL;
 				}
-			if (r && S && n != S && n != pp->P)
-				diag_error(ri->val->loc, "'recompute' lists %d ratios, but there are %d "
-				           "stages", n, S);
-			else if (r) {
+			if (r && S && n != S && n != pp->P) {
+				if (pp->V > 1)
+					diag_error(ri->val->loc, "'recompute' lists %d ratios, but there are "
+					           "%d stages (%d ranks x %d virtual): give %d or %d", n, S,
+					           pp->P, pp->V, pp->P, S);
+				else
+					diag_error(ri->val->loc, "'recompute' lists %d ratios, but there are "
+					           "%d stages", n, S);
+				note_key(ri->val->loc, item[K_STAGES]);
+				if (pp->V > 1)
+					note_key(ri->val->loc, item[K_SCHEDULE]);
+			} else if (r) {
 				pp->recompute = r;
 				pp->nrecompute = n;
 			}
-			if (r && !training)
+			if (r && !training) {
 				diag_error(ri->val->loc, "'recompute' saves memory for backward, but "
 				           "there is no optimizer (nothing is trained)");
+				note_key(ri->val->loc, item[K_OPTIMIZER]);
+			}
 		}
 	}
 }
@@ -1036,8 +1134,12 @@ IrModel *sema_check(const Program *p, PipeItem *const *sets, int nsets)
 	Names ns = { 0 };
 	int tcap = 0;
 	check_tensors(p, m, &ns, &tcap);
-	check_layers(p, m, &ns, &tcap);
-	check_loss(p, m);
-	check_pipeline(p, sets, nsets, m);
-	return diag_errors() == before ? m : NULL;
+	check_layers(p, m, &ns, &tcap, before);
+	int layers_ok = diag_errors() == before && m->nlayers > 0;
+	check_loss(p, m, before);
+	check_pipeline(p, sets, nsets, m, layers_ok);
+	if (diag_errors() != before)
+		return NULL;
+	ir_index(m);
+	return m;
 }

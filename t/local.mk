@@ -19,7 +19,7 @@ AM_TESTS_ENVIRONMENT = \
 	PIPEC_HAVE_RUNTIME='$(PIPEC_HAVE_RUNTIME)'; export PIPEC_HAVE_RUNTIME; \
 	PIPEC_SANITIZERS='$(SAN_CFLAGS)'; export PIPEC_SANITIZERS; \
 	PIPEC_FULL='$(PIPEC_FULL)'; export PIPEC_FULL; \
-	$(SAN_ENV) ; export ASAN_OPTIONS UBSAN_OPTIONS 2>/dev/null;
+	eval '$(SAN_ENV)'; export ASAN_OPTIONS UBSAN_OPTIONS;
 
 UNIT_CPPFLAGS = -I$(top_srcdir)/compiler -I$(top_builddir)/compiler -I$(top_srcdir)/t
 UNIT_LDADD = compiler/libpipec.a -lm
@@ -46,4 +46,12 @@ PIPEC_SHELL_TESTS = \
 	%D%/011-programs.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
+	%D%/fuzz.py %D%/diag-sites.py \
 	%D%/lib %D%/ref %D%/models
+
+# Scratch the tests leave in the build tree (t/tmp: runtime fixtures, kept
+# fuzz failures) goes with `make clean`, so distcheck's distclean is clean.
+clean-local: clean-local-t
+clean-local-t:
+	-rm -rf t/tmp
+.PHONY: clean-local-t

@@ -1,0 +1,115 @@
+#!/bin/sh
+# 002-check-models.t — `pipec check` accepts every bundled model, and sweeps
+# of --set over stages, partition, schedules and the other keys give the
+# summary they ask for (stage rows, and the stages' parameters adding up to
+# the model's).
+. "$(dirname "$0")/lib.sh"
+
+# stage_rows: the number of rows of check's per-stage table in $out.
+stage_rows() {
+	printf '%s\n' "$out" | awk '/^  stage +rank/ { on = 1; next } on && /^  [0-9]/ { n++ }
+		END { print n + 0 }'
+}
+
+# params_add_up: the per-stage parameters sum to the model's total.
+params_add_up() {
+	printf '%s\n' "$out" | awk '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($(i + 1) == "parameters") { t = $i; gsub(",", "", t) } }
+		/^  stage +rank/ { on = 1; next }
+		on && /^  [0-9]/ { for (i = 3; i <= NF; i++) if ($i ~ /^[0-9,]+$/) break
+		                    p = $i; gsub(",", "", p); s += p }
+		END { exit !(t != "" && s == t) }'
+}
+
+n=0
+for f in "$PIPEC_SRC"/models/*.pipe; do
+	name=$(basename "$f")
+	n=$((n + 1))
+	run_pipec check "$f"
+	is "$rc" 0 "$name: check exits 0"
+	is "$err" "" "$name: nothing on stderr"
+	like "$out" "^.*$name: model [A-Za-z_0-9]+, [0-9]+ layers, [0-9,]+ parameters" \
+		"$name: the summary's first line"
+	if params_add_up; then pass "$name: stage parameters add up to the model's"; else
+		fail "$name: stage parameters add up to the model's"; printf '%s\n' "$out" | diag; fi
+
+	# stages = 1..4 with an automatic partition.  A schedule read from a
+	# file fixes the number of ranks: any other is an error naming the file.
+	file_p=
+	if grep -Eq '^ *schedule *= *file\(' "$f"; then
+		file_p=$(sed -n 's/^ *stages *= *\([0-9]*\).*/\1/p' "$f")
+	fi
+	for p in 1 2 3 4; do
+		run_pipec check "$f" --set stages=$p --set partition=auto
+		if [ -n "$file_p" ] && [ "$p" != "$file_p" ]; then
+			is "$rc" 1 "$name --set stages=$p: its schedule file has $file_p ranks, exit 1"
+			like "$err" "the file has $file_p pipeline ranks, but the pipeline has stages = $p" \
+				"$name --set stages=$p: says why"
+			continue
+		fi
+		if [ "$name" = deep-narrow.pipe ] && [ $p = 3 ]; then
+			# interleaved needs M % P == 0: 8 micro-batches on 3 ranks do not split
+			is "$rc" 1 "$name --set stages=3: interleaved's M % P rule fails, exit 1"
+			like "$err" "interleaved needs microbatches \(8\) to be a multiple of stages \(3\)" \
+				"$name --set stages=3: says why"
+			continue
+		fi
+		is "$rc" 0 "$name --set stages=$p --set partition=auto: exit 0"
+		v=$(printf '%s\n' "$out" | sed -n 's/.*pipeline: [0-9]* stages\{0,1\} x \([0-9]*\) virtual.*/\1/p')
+		is "$(stage_rows)" $((p * ${v:-1})) "$name --set stages=$p: $((p * ${v:-1})) stage rows"
+		if params_add_up; then pass "$name --set stages=$p: parameters add up"; else
+			fail "$name --set stages=$p: parameters add up"; printf '%s\n' "$out" | diag; fi
+	done
+done
+[ $n -ge 3 ] && pass "there are at least 3 bundled models ($n)" || fail "at least 3 bundled models ($n)"
+
+# Sweeps over the other keys, on the 4-stage MLP.
+MLP=$PIPEC_SRC/models/mlp4.pipe
+while IFS='|' read -r want sets; do
+	[ -n "$want" ] || continue
+	eval "set -- $sets"
+	run_pipec check "$MLP" "$@"
+	is "$rc" 0 "mlp4 $sets: exit 0"
+	like "$out" "$want" "mlp4 $sets: the summary says /$want/"
+done <<'EOF'
+schedule naive,|--set schedule=naive
+schedule gpipe,|--set schedule=gpipe
+schedule 1f1b,|--set schedule=1f1b
+4 stages x 2 virtual.*schedule interleaved\(2\)|--set 'schedule=interleaved(2)' --set partition=auto
+schedule zb-h1,|--set schedule=zb-h1
+4 stages x 2 virtual.*schedule zb-v|--set schedule=zb-v --set partition=auto
+schedule pipedream,|--set schedule=pipedream
+schedule pipedream-2bw,|--set schedule=pipedream-2bw
+schedule inference, inference only|--set schedule=inference --set optimizer=none
+= 1 micro-batch of 256 rows|--set microbatches=1
+= 256 micro-batches of 1 rows|--set microbatches=256
+2 replicas \(8 ranks\), batch 256 = 2 x 4 micro-batches|--set replicas=2 --set microbatches=4
+\(recompute 2\)|--set 'recompute=[0.5, 0.5, 0.5, 0.5]'
+adam\(lr = 0.001\)|--set 'optimizer=adam(lr = 1e-3)'
+sgd\(lr = 0.1, momentum = 0.9\)|--set 'optimizer=sgd(lr = 0.1, momentum = 0.9)'
+partition: auto|--set partition=auto --set memory=16GiB
+partition: as written|--set 'partition=[1, 1, 1, 12]'
+^ +3 +3 +act7 .. head |--set 'partition { stage 0 : fc1; stage 1 : act1 .. fc4; stage 2 : act4 .. fc7; stage 3 : act7 .. head; }'
+^ +1 +1 +head |--set stages=2 --set 'partition = { stage 0 : fc1 .. act7; stage 1 : head; }'
+15 layers|--set dtype=bf16 --set steps=3 --set seed=7
+EOF
+
+# A 10,000-layer model, written out layer by layer: checking is linear in
+# the layers (it took over a minute when boundary sizes were recounted per
+# layer), so a minute is generous even under the sanitizers.
+awk 'BEGIN {
+	print "model big {\n    input x : f32[batch, 64];\n    target y : i32[batch];"
+	for (i = 0; i < 9999; i++)
+		if (i % 2 == 0) printf "    layer fc%d : linear(64, 64);\n", i
+		else printf "    layer act%d : relu;\n", i
+	print "    layer head : linear(64, 10);\n    loss cross_entropy;\n}"
+	print "pipeline { stages = 4; batch = 64; microbatches = 8; optimizer = sgd(lr = 0.01); }"
+}' >"$T/big.pipe"
+start=$(date +%s)
+run_pipec check "$T/big.pipe"
+secs=$(($(date +%s) - start))
+is "$rc" 0 "a 10,000-layer model checks (in ${secs} s)"
+like "$out" "model big, 10000 layers, 20,800,650 parameters" "... 10,000 layers, 20,800,650 parameters"
+is "$(stage_rows)" 4 "... in 4 stages"
+
+done_testing
