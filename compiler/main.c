@@ -4,7 +4,8 @@
  *   check      sema.c               tree        -> model IR        (-dI)
  *   partition  partition.c          model IR    -> stages
  *   schedule   sched_gen.c          stages      -> compute order per rank
- *              sched_read.c         (or a hand-written order: file("..."))
+ *              sched_read.c         (or a hand-written order: file("..."), read
+ *                                   before partition: its placement fixes V)
  *   lower      sched_lower.c        order       -> + R, SEND/RECV, ALLREDUCE, OPTIM (-dS)
  *   verify     sched_verify.c       actions     -> proof or an error naming the action
  *   simulate   sched_sim.c          actions     -> timeline, bubble, memory

@@ -509,7 +509,8 @@ static int order_rows(Rd *rd, int *nranks)
 	for (int i = 0; i < n; i++)
 		if (rows[i].rank > maxr)
 			maxr = rows[i].rank;
-	qsort(rows, (size_t)n, sizeof *rows, cmp_row);
+	if (n > 0)              /* rows is NULL when there are none */
+		qsort(rows, (size_t)n, sizeof *rows, cmp_row);
 	int i = 0;
 	for (int k = 0; k <= maxr; k++) {
 		int want = 0;

@@ -131,6 +131,81 @@ int main(void)
 	is_int(part_balance(6, big, NULL, bm, 11, 4, 2, first), 0, "cap 11 with 2 chunks per rank");
 	ok(valid(6, 4, first) && fits(bm, 11, 4, 2, first), "per-rank cap respected across chunks");
 
+	/* A custom placement (ZB-V's V: groups 0 1 | 1 0 on 2 ranks) binds the
+	 * cap over the groups each rank really holds. */
+	{
+		double one4[4] = { 1, 1, 1, 1 }, mv[4] = { 10, 1, 10, 1 }, mm[4] = { 10, 1, 1, 10 };
+		int v[4] = { 0, 1, 1, 0 };
+		is_int(part_balance(4, one4, NULL, mv, 15, 4, 2, first), -1,
+		       "Megatron placement: groups 0 and 2 (20 bytes) overflow a cap of 15");
+		is_int(part_balance_placed(4, one4, NULL, mv, 15, 4, 2, v, first), 0,
+		       "V placement: the same layers fit (11 per rank)");
+		is_int(part_balance(4, one4, NULL, mm, 15, 4, 2, first), 0,
+		       "Megatron placement: 11 per rank fits");
+		is_int(part_balance_placed(4, one4, NULL, mm, 15, 4, 2, v, first), -1,
+		       "V placement: groups 0 and 3 (20 bytes) overflow it");
+		is_int(part_balance_placed(4, one4, NULL, mm, 0, 4, 2, v, first), 0,
+		       "V placement without a cap: the plain optimum");
+	}
+	{
+		srand(777);
+		int vbad = 0, vcases = 0, vopt = 0;
+		for (int t = 0; t < 2000; t++) {
+			int ranks = 1 + rand() % 3, K = 2 * ranks, n = K + rand() % 5;
+			double cost[12], m[12], sum[3];
+			int grank[6], mine[16];
+			for (int g = 0; g < K; g++)
+				grank[g] = g < ranks ? g : K - 1 - g;
+			for (int i = 0; i < n; i++) {
+				cost[i] = rand() % 10;
+				m[i] = 1 + rand() % 6;
+			}
+			double cap = 4 + rand() % 20;
+			if (part_balance_placed(n, cost, NULL, m, cap, K, ranks, grank, mine) != 0)
+				continue;
+			vcases++;
+			for (int r = 0; r < ranks; r++)
+				sum[r] = 0;
+			for (int g = 0; g < K; g++)
+				for (int i = mine[g]; i < mine[g + 1]; i++)
+					sum[grank[g]] += m[i];
+			int bad = !valid(n, K, mine);
+			for (int r = 0; r < ranks; r++)
+				bad |= sum[r] > cap;
+			vbad += bad;
+			/* no better partition fits the V: brute force over all cuts */
+			int cut[16], best_ok = 1;
+			double got = max_of(n, cost, NULL, K, mine);
+			cut[0] = 0;
+			cut[K] = n;
+			for (int g = 1; g < K; g++)
+				cut[g] = g;
+			for (;;) {
+				double rs[3] = { 0, 0, 0 };
+				for (int g = 0; g < K; g++)
+					for (int i = cut[g]; i < cut[g + 1]; i++)
+						rs[grank[g]] += m[i];
+				int f = 1;
+				for (int r = 0; r < ranks; r++)
+					f &= rs[r] <= cap;
+				if (f && max_of(n, cost, NULL, K, cut) < got)
+					best_ok = 0;
+				int g = K - 1;
+				while (g >= 1 && cut[g] == n - (K - g))
+					g--;
+				if (g < 1)
+					break;
+				cut[g]++;
+				for (int h = g + 1; h < K; h++)
+					cut[h] = cut[h - 1] + 1;
+			}
+			vopt += best_ok;
+		}
+		ok(vcases > 500 && vbad == 0, "V placement: every partition returned (%d) is valid "
+		   "and fits the cap on the ranks that really hold its groups", vcases);
+		diagf("V placement with a cap (bisection heuristic): %d of %d optimal", vopt, vcases);
+	}
+
 	/* brute force on small random cases */
 	srand(12345);
 	int cases = 0, exact = 0, lexi = 0, both = 0, capped_cases = 0, capped_opt = 0;

@@ -48,7 +48,7 @@ class Env:
     pass
 
 
-def env_setup(t, need_runtime=True):
+def env_setup(t, need_runtime=True, need_numpy=True):
     E = Env()
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     E.src = os.environ.get("PIPEC_SRC") or os.path.dirname(here)
@@ -65,7 +65,7 @@ def env_setup(t, need_runtime=True):
         lib = os.path.join(os.environ["PIPEC_RUNTIME_LIB"], "libpipert.a")
         if have == "" or not os.path.exists(lib):
             t.skip_all("the runtime is not built here (needs MPI and a CBLAS)")
-    if os.system(E.python + " -c 'import numpy' 2>/dev/null") != 0:
+    if need_numpy and os.system(E.python + " -c 'import numpy' 2>/dev/null") != 0:
         t.skip_all("no python with numpy for the reference")
     E._tmp = []
 
