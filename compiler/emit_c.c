@@ -43,6 +43,15 @@
 #ifndef PIPEC_MPIRUN
 #define PIPEC_MPIRUN "mpirun"
 #endif
+#ifndef PIPEC_CUDA_CFLAGS
+#define PIPEC_CUDA_CFLAGS "-I/usr/local/cuda/include"
+#endif
+#ifndef PIPEC_CUDA_LIBS
+#define PIPEC_CUDA_LIBS "-L/usr/local/cuda/lib64 -lcudart -lcublas"
+#endif
+#ifndef PIPEC_NCCL_LIBS
+#define PIPEC_NCCL_LIBS "-lnccl"
+#endif
 #ifndef PIPEC_SAN_CFLAGS
 #define PIPEC_SAN_CFLAGS ""
 #endif
@@ -375,13 +384,13 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 			int64_t width = tensor_elems(m, st, n);
 			if (m->loss == LOSS_CROSS_ENTROPY)
 				out(o, "\t/* the loss: cross-entropy, gradient of the global batch's mean */\n"
-				    "\trt_loss_add(c, rt_loss_cross_entropy(%s, rt_target_class(c, mb), "
-				    "P(o[%d]), ROWS, %lld, 1.0 / %lld));\n", y, SLOT_GX(n, n),
+				    "\trt_loss_ce(c, %s, rt_target_class(c, mb), P(o[%d]), ROWS, %lld, "
+				    "1.0 / %lld);\n", y, SLOT_GX(n, n),
 				    (long long)width, m->pipe.B);
 			else
 				out(o, "\t/* the loss: mean squared error over the global batch */\n"
-				    "\trt_loss_add(c, rt_loss_mse(%s, rt_target_dense(c, mb), P(o[%d]), "
-				    "ROWS, %lld, 1.0 / %lld.0));\n", y, SLOT_GX(n, n), (long long)width,
+				    "\trt_loss_mse_acc(c, %s, rt_target_dense(c, mb), P(o[%d]), ROWS, %lld, "
+				    "1.0 / %lld.0);\n", y, SLOT_GX(n, n), (long long)width,
 				    (long long)(m->pipe.B * width));
 		}
 	}
@@ -650,11 +659,7 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 
 int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, const EmitOptions *eo)
 {
-	if (!strcmp(eo->backend, "cuda")) {
-		diag_plain("--backend cuda is not available yet in this build of pipec; use "
-		           "--backend cpu");
-		return 1;
-	}
+	int cuda = !strcmp(eo->backend, "cuda");
 	make_dir(eo->dir);
 	const char *tmpl = read_template("rank.c.tmpl");
 	VEC(char) ranks = { 0 };
@@ -673,15 +678,20 @@ int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, const 
 	                    : sched_kind_name(s->kind);
 	const char *keys[] = { "VERSION", "SOURCE", "DIR", "CC", "SAN_CFLAGS", "RT_INCLUDE",
 	                       "RT_LIB", "MPI_CFLAGS", "MPI_LIBS", "BLAS_LIBS", "RANKS",
-	                       "NRANKS", "MPIRUN", "MPIRUN_NAME", "MODEL", "SCHEDULE" };
+	                       "NRANKS", "MPIRUN", "MPIRUN_NAME", "MODEL", "SCHEDULE",
+	                       "CUDA_CFLAGS", "CUDA_LIBS", "NCCL_LIBS" };
 	const char *vals[] = { PACKAGE_VERSION, m->file->name, eo->dir, cc && *cc ? cc : "cc",
 	                       PIPEC_SAN_CFLAGS, rt_inc && *rt_inc ? rt_inc : PIPEC_INCLUDEDIR,
 	                       rt_lib && *rt_lib ? rt_lib : PIPEC_LIBDIR, PIPEC_MPI_CFLAGS,
 	                       PIPEC_MPI_LIBS, PIPEC_BLAS_LIBS, ranks.v,
-	                       xprintf("%d", s->nranks), PIPEC_MPIRUN, "mpirun", m->name, sched };
+	                       xprintf("%d", s->nranks), PIPEC_MPIRUN, "mpirun", m->name, sched,
+	                       PIPEC_CUDA_CFLAGS, PIPEC_CUDA_LIBS, PIPEC_NCCL_LIBS };
 	int nk = (int)(sizeof keys / sizeof keys[0]);
-	write_file(eo->dir, "Makefile", substitute(read_template("Makefile.in.tmpl"), keys, vals, nk),
-	           0);
+	/* The rank files are the same for both back ends: only what they link
+	 * against differs (libpipert.a or libpipert_cuda.a). */
+	write_file(eo->dir, "Makefile",
+	           substitute(read_template(cuda ? "Makefile.cuda.tmpl" : "Makefile.in.tmpl"), keys,
+	                      vals, nk), 0);
 	write_file(eo->dir, "run", substitute(read_template("run.tmpl"), keys, vals, nk), 1);
 	printf("pipec: wrote %d rank program%s, Makefile and run to %s/\n", s->nranks,
 	       s->nranks == 1 ? "" : "s", eo->dir);

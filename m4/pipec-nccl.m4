@@ -19,5 +19,7 @@ AC_DEFUN([PIPEC_CHECK_NCCL], [
           [AC_MSG_ERROR([NCCL requested but nccl.h / libnccl were not found])])])
   AC_SUBST([NCCL_CFLAGS])
   AC_SUBST([NCCL_LIBS])
+  AC_DEFINE_UNQUOTED([PIPEC_NCCL_LIBS], ["$NCCL_LIBS"], [NCCL link flags for emitted programs])
+  AC_DEFINE_UNQUOTED([PIPEC_NCCL_LIBS], ["$NCCL_LIBS"], [NCCL link flags for emitted programs])
   AM_CONDITIONAL([HAVE_NCCL], [test "x$pipec_have_nccl" = xyes])
 ])

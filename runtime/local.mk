@@ -10,10 +10,11 @@ include_HEADERS += %D%/pipert.h
 ## ask for -O3's model.  An explicit -f option outlives a later -O2 in CFLAGS.
 %C%_libpipert_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic
 %C%_libpipert_a_SOURCES = \
-	%D%/pipert.h %D%/rt_internal.h \
+	%D%/pipert.h %D%/rt_internal.h %D%/rt_dev.h %D%/rt_math.h \
 	%D%/rt_main.c %D%/rt_opts.c %D%/rt_comm.c %D%/rt_data.c %D%/rt_init.c \
-	%D%/rt_json.c %D%/rt_kernels.c %D%/rt_npy.c %D%/rt_optim.c \
-	%D%/rt_safetensors.c %D%/rt_trace.c %D%/rt_util.c %D%/rt_weights.c
+	%D%/rt_json.c %D%/rt_kernels.c %D%/rt_loss.c %D%/rt_npy.c %D%/rt_optim.c \
+	%D%/rt_safetensors.c %D%/rt_trace.c %D%/rt_util.c %D%/rt_weights.c \
+	%D%/rt_dev_cpu.c
 PIPEC_HAVE_RUNTIME = yes
 endif
 
@@ -29,3 +30,6 @@ RUNTIME_TESTS = \
 TESTS += $(RUNTIME_TESTS)
 EXTRA_DIST += $(RUNTIME_TESTS) t/runtime-lib.sh t/runtime-kernels.c t/runtime-io.c \
 	t/runtime-ref.py t/rt-fixtures/two_rank.c
+
+## The same API on NVIDIA GPUs: libpipert_cuda.a.
+include %D%/cuda/local.mk

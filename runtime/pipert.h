@@ -17,6 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define RT_ABI_VERSION 1
 
 typedef struct rt_ctx rt_ctx;          /* opaque per-process state */
@@ -191,8 +195,19 @@ double rt_loss_cross_entropy(const float *logits, const int32_t *t, float *dlogi
                              int64_t rows, int64_t classes, double scale);
 double rt_loss_mse(const float *y, const float *t, float *dy,
                    int64_t rows, int64_t width, double scale);
+/* The same, adding the sum to the rank's loss (rt_loss_add) instead of
+ * returning it.  Emitted programs use these: on a GPU the sum stays on the
+ * device, and the host reads it once per step, not once per micro-batch. */
+void rt_loss_ce(rt_ctx *c, const float *logits, const int32_t *t, float *dlogits,
+                int64_t rows, int64_t classes, double scale);
+void rt_loss_mse_acc(rt_ctx *c, const float *y, const float *t, float *dy,
+                     int64_t rows, int64_t width, double scale);
 
 void rt_copy(void *dst, const void *src, size_t bytes);
 void rt_zero(void *dst, size_t bytes);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* PIPERT_H */

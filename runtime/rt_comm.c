@@ -149,7 +149,8 @@ static void recv_checks(rt_ctx *c, const rt_slot *s)
 	       (long long)h[H_RANK]);
 }
 
-void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag, const char *what)
+void rt_mpi_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag,
+                  const char *what)
 {
 	rt_slot *s = slot_of(c, slot, what);
 	post_checks(c, peer, tag, bytes, what);
@@ -165,7 +166,8 @@ void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag, c
 		      "MPI_Irecv", what);
 }
 
-void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag, const char *what)
+void rt_mpi_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag,
+                  const char *what)
 {
 	rt_slot *s = slot_of(c, slot, what);
 	post_checks(c, peer, tag, bytes, what);
@@ -183,7 +185,7 @@ void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int 
 	}
 }
 
-void rt_wait(rt_ctx *c, int slot)
+void rt_mpi_wait(rt_ctx *c, int slot)
 {
 	rt_slot *s;
 	char peer[16];
@@ -211,9 +213,33 @@ void rt_wait(rt_ctx *c, int slot)
 		recv_checks(c, s);
 }
 
-/* ---- Data parallelism. ---- */
+#ifndef RT_CUDA
+/* On the CPU, pipert.h's transport is MPI itself.  (libpipert_cuda.a has
+ * its own, cuda/rt_xport.cu.) */
+void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag, const char *what)
+{
+	rt_mpi_irecv(c, slot, buf, bytes, peer, tag, what);
+}
+
+void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag, const char *what)
+{
+	rt_mpi_isend(c, slot, buf, bytes, peer, tag, what);
+}
+
+void rt_wait(rt_ctx *c, int slot)
+{
+	rt_mpi_wait(c, slot);
+}
 
 void rt_allreduce(rt_ctx *c, int stage)
+{
+	rt_mpi_allreduce(c, stage);
+}
+#endif
+
+/* ---- Data parallelism. ---- */
+
+void rt_mpi_allreduce(rt_ctx *c, int stage)
 {
 	rt_stage_comm *sc = NULL;
 	char what[64];

@@ -124,7 +124,7 @@ static float *synth_projection(rt_ctx *c, int64_t width)
 	}
 	for (int64_t i = 0; i < width * p->in_width; i++)
 		pm[i] = (float)rt_normal_at(p->seed, stream, (uint64_t)i);
-	rt_linear_fwd(c->x, pm, NULL, z, c->x_rows, p->in_width, width);
+	rt_host_linear_fwd(c->x, pm, NULL, z, c->x_rows, p->in_width, width);
 	for (int64_t i = 0; i < c->x_rows * width; i++)
 		z[i] /= sqrtf((float)p->in_width);
 	rt_free(pm);
@@ -233,6 +233,10 @@ int rt_data_load(rt_ctx *c)
 	return rc;
 }
 
+#ifndef RT_CUDA
+/* The step's data, in place.  (libpipert_cuda.a copies each step's rows to
+ * device buffers: cuda/rt_dev_cuda.cu.) */
+
 /* Row of micro-batch mb of the current step within a k-batch array. */
 static int64_t row_of(rt_ctx *c, int mb, int64_t rows, const char *what)
 {
@@ -271,6 +275,7 @@ void rt_output(rt_ctx *c, int mb, const float *y)
 	memcpy(c->out + mb * n, y, (size_t)n * sizeof *y);
 	c->out_seen[mb] = 1;
 }
+#endif
 
 void rt_loss_add(rt_ctx *c, double sum)
 {

@@ -14,6 +14,10 @@
  *   rt_trace.c    action timing, busy time, Chrome trace output
  *   rt_safetensors.c, rt_npy.c, rt_json.c   file formats
  *   rt_util.c     messages, aligned allocation, atomic file writes, memory probes
+ *   rt_dev_cpu.c  the device layer (rt_dev.h): plain memory, the step called
+ * libpipert_cuda.a compiles the same modules with -DRT_CUDA and replaces the
+ * kernels, the optimizer, the data accessors, the transport and the device
+ * layer with its own (cuda/).
  */
 #ifndef PIPERT_INTERNAL_H
 #define PIPERT_INTERNAL_H
@@ -23,6 +27,7 @@
 #include <stdio.h>
 
 #include "pipert.h"
+#include "rt_dev.h"
 
 #if defined(__GNUC__)
 #define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -44,7 +49,10 @@ typedef struct rt_opts {
 	int check_messages;
 	int help;
 	int quiet;                  /* --quiet: no summary lines */
+	int cuda_graph;             /* --cuda-graph (RT_GRAPH_*; CUDA runtime only) */
+	int tf32;                   /* --tf32 (CUDA runtime only) */
 } rt_opts;
+enum { RT_GRAPH_AUTO, RT_GRAPH_ON, RT_GRAPH_OFF };
 
 /* Fills o from argv (defaults from p).  Returns 0, or RT_EXIT_USAGE after
  * writing the reason into err (every rank parses the same argv, so every
@@ -154,6 +162,15 @@ int rt_reset_hwm(void);                       /* VmHWM := VmRSS; 0 on success */
 void rt_fmt_err(char *err, size_t errlen, const char *fmt, ...) RT_PRINTF(3, 4);
 
 /* ---- Transport and collectives (rt_comm.c). ---- */
+/* pipert.h's rt_irecv, rt_isend, rt_wait and rt_allreduce on host memory
+ * over MPI.  libpipert.a's pipert.h functions are these; libpipert_cuda.a
+ * stages messages through them where device memory cannot be shared. */
+void rt_mpi_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag,
+                  const char *what);
+void rt_mpi_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag,
+                  const char *what);
+void rt_mpi_wait(rt_ctx *c, int slot);
+void rt_mpi_allreduce(rt_ctx *c, int stage);   /* on c->g, host memory */
 void rt_comm_init(rt_ctx *c);                 /* after options; collective; dies on failure */
 void rt_comm_free(rt_ctx *c);
 /* Waits for req with the --timeout, naming what and peer on failure. */

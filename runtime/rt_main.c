@@ -125,8 +125,8 @@ static int node_share(rt_ctx *c, int *ranks_here)
 }
 
 /* One forward and backward GEMM of the largest linear weight, before the
- * memory baseline: BLAS allocates its work buffers on first use, and those
- * are not the model's memory. */
+ * memory baseline: BLAS (cuBLAS) allocates its work buffers on first use,
+ * and those are not the model's memory. */
 static void warm_blas(rt_ctx *c)
 {
 	const rt_program *p = c->p;
@@ -138,27 +138,27 @@ static void warm_blas(rt_ctx *c)
 			big = &p->params[i];
 	out = big ? big->dims[0] : 8;
 	in = big ? big->dims[1] : 8;
-	x = rt_alloc((size_t)(rows * in) * sizeof *x);
-	w = rt_alloc((size_t)(out * in) * sizeof *w);
-	y = rt_alloc((size_t)(rows * out) * sizeof *y);
+	x = rt_dev_alloc(c, (size_t)(rows * in) * sizeof *x);
+	w = rt_dev_alloc(c, (size_t)(out * in) * sizeof *w);
+	y = rt_dev_alloc(c, (size_t)(rows * out) * sizeof *y);
 	if (x && w && y) {
 		rt_linear_fwd(x, w, NULL, y, rows, in, out);
 		rt_linear_bwd_data(y, w, x, rows, in, out);
 		rt_linear_bwd_weight(x, y, w, NULL, rows, in, out);
 	}
-	rt_free(x);
-	rt_free(w);
-	rt_free(y);
+	rt_dev_free(c, x);
+	rt_dev_free(c, w);
+	rt_dev_free(c, y);
 }
 
 static int alloc_buffers(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	int training = p->optim != RT_OPTIM_NONE;
-	c->w = rt_alloc((size_t)p->nweights * sizeof(float));
+	c->w = rt_dev_alloc(c, (size_t)p->nweights * sizeof(float));
 	/* Inference keeps no gradients: the compiler predicts none. */
-	c->g = training ? rt_alloc((size_t)p->nweights * sizeof(float)) : NULL;
-	c->arena = rt_alloc((size_t)p->arena_bytes);
+	c->g = training ? rt_dev_alloc(c, (size_t)p->nweights * sizeof(float)) : NULL;
+	c->arena = rt_dev_alloc(c, (size_t)p->arena_bytes);
 	if (!c->w || (training && !c->g) || !c->arena || rt_optim_alloc(c) != 0) {
 		rt_defer(c, "out of memory: %lld weights and a %lld-byte arena",
 		         (long long)p->nweights, (long long)p->arena_bytes);
@@ -169,11 +169,12 @@ static int alloc_buffers(rt_ctx *c)
 
 static void free_all(rt_ctx *c)
 {
-	rt_free(c->w);
-	rt_free(c->g);
-	rt_free(c->opt_m);
-	rt_free(c->opt_v);
-	rt_free(c->arena);
+	rt_dev_free(c, c->w);
+	rt_dev_free(c, c->g);
+	rt_dev_free(c, c->opt_m);
+	rt_dev_free(c, c->opt_v);
+	rt_dev_free(c, c->arena);
+	rt_dev_fini(c);
 	rt_free(c->x);
 	rt_free(c->tc);
 	rt_free(c->td);
@@ -214,6 +215,8 @@ static void summary(rt_ctx *c, const run_stats *rs)
 	}
 	mine[S_BUBBLE] = sum_t > 0 ? 1.0 - sum_b / sum_t : 0.0;
 	mine[S_PEAK] = hwm >= 0 && rs->baseline_kb >= 0 ? 1024.0 * (double)(hwm - rs->baseline_kb) : -1;
+	if (rt_dev_peak_bytes(c) >= 0)          /* a GPU's memory, not the host's */
+		mine[S_PEAK] = rt_dev_peak_bytes(c);
 	mine[S_PRED] = (double)p->predicted_peak_bytes;
 	if (c->rank == c->reporter &&
 	    (!(all = malloc(S_N * sizeof(double) * (size_t)c->nranks)) ||
@@ -264,6 +267,7 @@ static void summary(rt_ctx *c, const run_stats *rs)
 	 * (notes/cpu-mpi-and-ci.md): say so beside the numbers. */
 	printf("oversubscribed: %s (%d ranks on %d cores on this node)\n",
 	       rs->ranks_here > rs->cores ? "yes" : "no", rs->ranks_here, rs->cores);
+	rt_dev_summary(c);
 	fflush(stdout);
 	free(sorted);
 	free(all);
@@ -286,7 +290,7 @@ static void run_steps(rt_ctx *c, run_stats *rs)
 		snprintf(what, sizeof what, "the barrier before step %d", t + 1);
 		rt_barrier(c, what);
 		t0 = rt_now();
-		p->step(c, t);
+		rt_dev_step(c, t);      /* the program's step; on a GPU, until its work is done */
 		snprintf(what, sizeof what, "the barrier after step %d", t + 1);
 		rt_barrier(c, what);
 		t1 = rt_now();
@@ -365,6 +369,10 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	if (!rc && c->o.trace &&
 	    rt_trace_alloc(c, p->nactions ? (size_t)p->nactions * (size_t)c->o.steps : 4096) != 0)
 		rc = RT_EXIT_RUNTIME;
+	{
+		int rd = rt_dev_init(c);    /* collective on a GPU: every rank calls it */
+		rc = rc ? rc : rd;
+	}
 	if (!rc)
 		rc = rt_data_load(c);
 	if ((rc = rt_agree_report(c, rc)) != 0)
@@ -384,6 +392,8 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	} else {
 		rt_weights_init(c);
 	}
+	if ((rc = rt_agree_report(c, rt_dev_start(c))) != 0)
+		goto out;
 
 	/* A common time origin for every rank's trace. */
 	rt_barrier(c, "the start barrier");

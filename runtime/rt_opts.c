@@ -8,6 +8,16 @@
 
 #include "rt_internal.h"
 
+/* The CUDA runtime's options (libpipert_cuda.a). */
+#ifdef RT_CUDA
+#define BACKEND_HELP \
+	"  --cuda-graph on|off          replay each step as one CUDA graph (default: on\n" \
+	"                               where every transfer is a device operation)\n" \
+	"  --tf32                       TF32 tensor cores for float32 GEMMs (or PIPEC_TF32=1)\n"
+#else
+#define BACKEND_HELP ""
+#endif
+
 void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
 {
 	fprintf(f,
@@ -24,6 +34,7 @@ void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
 	        "  --timeout S                  every wait gives up after S seconds (default 300)\n"
 	        "  --check-messages             check each message's stage, micro-batch and size\n"
 	        "  --quiet                      no summary lines (loss lines are still printed)\n"
+	        BACKEND_HELP
 	        "  --help                       this text\n"
 	        "\n"
 	        "Exit status: 0 success, 1 bad input (a file, a shape, a checkpoint), 2 bad\n"
@@ -54,6 +65,9 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 		{ "--weights-in", 1 }, { "--weights-out", 1 }, { "--input", 1 },
 		{ "--target", 1 }, { "--output", 1 }, { "--steps", 1 }, { "--trace", 1 },
 		{ "--timeout", 1 }, { "--check-messages", 0 }, { "--quiet", 0 }, { "--help", 0 },
+#ifdef RT_CUDA
+		{ "--cuda-graph", 1 }, { "--tf32", 0 },
+#endif
 	};
 	memset(o, 0, sizeof *o);
 	o->steps = p->steps > 0 ? p->steps : 1;
@@ -121,7 +135,17 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 		}
 		case 8: o->check_messages = 1; break;
 		case 9: o->quiet = 1; break;
-		default: o->help = 1; break;
+		case 10: o->help = 1; break;
+#ifdef RT_CUDA
+		case 11:
+			if (strcmp(val, "on") && strcmp(val, "off")) {
+				rt_fmt_err(err, errlen, "--cuda-graph: '%s' is not on or off", val);
+				return RT_EXIT_USAGE;
+			}
+			o->cuda_graph = !strcmp(val, "on") ? RT_GRAPH_ON : RT_GRAPH_OFF;
+			break;
+		case 12: o->tf32 = 1; break;
+#endif
 		}
 	}
 	if (o->target && !o->input && !o->help) {

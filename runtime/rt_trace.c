@@ -76,6 +76,7 @@ void rt_begin(rt_ctx *c, int op, int stage, int mb)
 	c->cur.step = c->step;
 	c->in_action = 1;
 	c->cur.t0 = rt_now() - c->t_origin;
+	rt_dev_mark(c, 0);
 }
 
 void rt_end(rt_ctx *c)
@@ -91,6 +92,7 @@ void rt_end(rt_ctx *c)
 		c->ev[c->nev++] = c->cur;
 	else
 		c->dropped_ev++;
+	rt_dev_mark(c, 1);
 }
 
 static void write_events(FILE *f, int rank, const rt_event *ev, size_t n, int *first)

@@ -23,8 +23,9 @@ static void dims_str(char *buf, size_t n, int ndim, const int64_t *dims)
 		snprintf(buf + o, n - o, "]");
 }
 
-/* Reads this rank's parameters from an open file: 0 or RT_EXIT_INPUT. */
-static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used)
+/* Reads this rank's parameters from an open file into w (the weight
+ * buffer's host view): 0 or RT_EXIT_INPUT. */
+static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used, float *w)
 {
 	const rt_program *p = c->p;
 	const char *path = c->o.weights_in;
@@ -49,7 +50,7 @@ static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used)
 			         got, want);
 			return RT_EXIT_INPUT;
 		}
-		if (rt_st_read_f32(st, t, c->w + pa->offset, err, sizeof err) != 0) {
+		if (rt_st_read_f32(st, t, w + pa->offset, err, sizeof err) != 0) {
 			rt_defer(c, "%s: %s", path, err);
 			return RT_EXIT_INPUT;
 		}
@@ -63,6 +64,8 @@ int rt_weights_load(rt_ctx *c)
 	char err[512];
 	int rc;
 	unsigned char *used = NULL, *all_used = NULL;
+	size_t wbytes = (size_t)c->p->nweights * sizeof(float);
+	float *w;
 
 	rc = rt_st_open(&st, c->o.weights_in, err, sizeof err) == 0 ? 0 : RT_EXIT_INPUT;
 	if (rc)
@@ -73,7 +76,10 @@ int rt_weights_load(rt_ctx *c)
 	}
 	used = calloc((size_t)st.n + 1, 1);
 	all_used = calloc((size_t)st.n + 1, 1);
-	rc = used && all_used ? read_params(c, &st, used) : RT_EXIT_RUNTIME;
+	w = rt_dev_map(c, c->w, wbytes, RT_MAP_WRITE);
+	rc = used && all_used && w ? read_params(c, &st, used, w) : RT_EXIT_RUNTIME;
+	if (w)
+		rt_dev_unmap(c, c->w, w, wbytes, rc ? 0 : RT_MAP_WRITE);
 	rc = rt_agree_report(c, rc);
 	if (!rc) {
 		/* Every rank parsed the same header, so the tables line up. */
@@ -105,8 +111,13 @@ int rt_weights_load(rt_ctx *c)
 void rt_weights_init(rt_ctx *c)
 {
 	const rt_program *p = c->p;
+	size_t wbytes = (size_t)p->nweights * sizeof(float);
+	float *w = rt_dev_map(c, c->w, wbytes, RT_MAP_WRITE);
+	if (!w)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory initialising the weights");
 	for (int i = 0; i < p->nparams; i++)
-		rt_init_param(&p->params[i], p->seed, c->w + p->params[i].offset);
+		rt_init_param(&p->params[i], p->seed, w + p->params[i].offset);
+	rt_dev_unmap(c, c->w, w, wbytes, RT_MAP_WRITE);
 }
 
 /* ---- --weights-out ---- */
@@ -230,7 +241,7 @@ int rt_weights_save(rt_ctx *c)
 	int tl = 0, nw;
 	char *tab = mine ? pack_table(p, &tl) : NULL, *alltab = NULL;
 	int *tlen = NULL, *tdisp = NULL, *wlen = NULL, *wdisp = NULL;
-	float *allw = NULL;
+	float *allw = NULL, *w;
 	MPI_Request r;
 
 	if ((mine && !tab) || p->nweights > INT_MAX)
@@ -265,8 +276,11 @@ int rt_weights_save(rt_ctx *c)
 	}
 	MPI_Igatherv(tab, tl, MPI_CHAR, alltab, tlen, tdisp, MPI_CHAR, 0, c->comm, &r);
 	rt_wait_req(c, &r, "the parameter gather", "all ranks");
-	MPI_Igatherv(c->w, nw, MPI_FLOAT, allw, wlen, wdisp, MPI_FLOAT, 0, c->comm, &r);
+	if (!(w = rt_dev_map(c, c->w, (size_t)nw * sizeof(float), RT_MAP_READ)))
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
+	MPI_Igatherv(w, nw, MPI_FLOAT, allw, wlen, wdisp, MPI_FLOAT, 0, c->comm, &r);
 	rt_wait_req(c, &r, "the parameter gather", "all ranks");
+	rt_dev_unmap(c, c->w, w, (size_t)nw * sizeof(float), RT_MAP_READ);
 	if (c->rank == 0)
 		rc = write_gathered(c, alltab, tlen, tdisp, allw, wdisp);
 	free(tab);

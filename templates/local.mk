@@ -2,5 +2,6 @@
 templatesdir = $(pkgdatadir)/templates
 dist_templates_DATA = \
 	%D%/Makefile.in.tmpl \
+	%D%/Makefile.cuda.tmpl \
 	%D%/run.tmpl \
 	%D%/rank.c.tmpl

@@ -1,0 +1,709 @@
+/* rt_dev_cuda.cu — the device layer of libpipert_cuda.a (rt_dev.h).
+ *
+ * A rank drives one device: the local rank's index modulo the devices it
+ * sees.  Its buffers are device memory at the compiler's offsets, its work
+ * goes to one compute stream, and a step runs in one of two ways:
+ *   eager   program->step enqueues every kernel and transfer; each action is
+ *           timed by CUDA events on the compute stream (rt_dev_mark), read
+ *           after the step, so the trace and the bubble are device time;
+ *   graph   after one eager warm-up step, the next step is captured whole
+ *           (kernels, GEMMs, NCCL calls; thread-local capture mode) as one
+ *           CUDA graph, instantiated once and replayed for every later step.
+ *           What changes between steps stays out of the graph: the step's
+ *           data is copied to fixed device buffers before the launch,
+ *           dropout reads the step as its captured value plus a device
+ *           offset, Adam counts its steps on the device, the loss sum is a
+ *           device double zeroed before and read after.
+ * Graphs are on by default where every transfer is a device operation
+ * (NCCL, or none), and off with CUDA IPC or host staging (MPI calls inside
+ * the step cannot be captured), --check-messages, --trace (unless
+ * --cuda-graph on), or a program that reads each loss on the host.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "rt_cuda.h"
+
+rt_cuda rt_cu;
+
+/* ---- Errors. ---- */
+
+void rt_cu_fail(const char *fmt, ...)
+{
+	char buf[900], where[120] = "";
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (rt_cu.c && rt_cu.c->in_action)
+		snprintf(where, sizeof where, " (in %s stage %d mb %d of step %d)",
+		         rt_op_name(rt_cu.c->cur.op), rt_cu.c->cur.stage, rt_cu.c->cur.mb,
+		         rt_cu.c->step + 1);
+	if (rt_cu.c)
+		rt_die(rt_cu.c, RT_EXIT_RUNTIME, "%s%s", buf, where);
+	fprintf(stderr, "pipec-run: %s\n", buf);
+	exit(RT_EXIT_RUNTIME);
+}
+
+void rt_cu_check(cudaError_t e, const char *call, const char *file, int line)
+{
+	if (e == cudaSuccess)
+		return;
+	rt_cu_fail("%s failed: %s (%s) at %s:%d", call, cudaGetErrorString(e), cudaGetErrorName(e),
+	           file, line);
+}
+
+void rt_cublas_check(cublasStatus_t s, const char *call, const char *file, int line)
+{
+	if (s == CUBLAS_STATUS_SUCCESS)
+		return;
+	rt_cu_fail("%s failed: %s at %s:%d", call, cublasGetStatusString(s), file, line);
+}
+
+/* ---- The device, stand-alone or for a rank. ---- */
+
+static const size_t BLAS_WS = (size_t)32 << 20;    /* cuBLAS's advice for Hopper */
+
+int rt_cu_open(int device, char *err, size_t errlen)
+{
+	cudaDeviceProp prop;
+	int n = 0;
+	cudaError_t e = cudaGetDeviceCount(&n);
+	const char *tf = getenv("PIPEC_TF32");
+	if (e != cudaSuccess || n <= 0) {
+		rt_fmt_err(err, errlen, "no CUDA device is visible (%s)",
+		           e != cudaSuccess ? cudaGetErrorString(e) : "no devices");
+		(void)cudaGetLastError();
+		return -1;
+	}
+	rt_cu.device = device % n;
+	if ((e = cudaSetDevice(rt_cu.device)) != cudaSuccess ||
+	    (e = cudaGetDeviceProperties(&prop, rt_cu.device)) != cudaSuccess ||
+	    (e = cudaFree(0)) != cudaSuccess) {
+		rt_fmt_err(err, errlen, "CUDA device %d cannot be used: %s", rt_cu.device,
+		           cudaGetErrorString(e));
+		return -1;
+	}
+	snprintf(rt_cu.device_name, sizeof rt_cu.device_name, "%s", prop.name);
+	rt_cu.cc_major = prop.major;
+	rt_cu.cc_minor = prop.minor;
+	memcpy(rt_cu.uuid, prop.uuid.bytes, 16);
+	rt_cu.tf32 = tf && !strcmp(tf, "1");
+
+	RT_CU(cudaStreamCreateWithFlags(&rt_cu.stream, cudaStreamNonBlocking));
+	RT_CUBLAS(cublasCreate(&rt_cu.blas));
+	RT_CUBLAS(cublasSetStream(rt_cu.blas, rt_cu.stream));
+	/* The handle's own workspace, alive as long as any graph that uses it:
+	 * cuBLAS then allocates nothing while a step is captured. */
+	RT_CU(cudaMalloc(&rt_cu.blas_ws, BLAS_WS));
+	rt_cu.blas_ws_bytes = BLAS_WS;
+	RT_CUBLAS(cublasSetWorkspace(rt_cu.blas, rt_cu.blas_ws, rt_cu.blas_ws_bytes));
+
+	RT_CU(cudaMalloc((void **)&rt_cu.d_loss, sizeof(double)));
+	RT_CU(cudaMalloc((void **)&rt_cu.d_ret, sizeof(double)));
+	RT_CU(cudaMalloc((void **)&rt_cu.d_step_off, sizeof(int64_t)));
+	RT_CU(cudaMalloc((void **)&rt_cu.d_adam_t, sizeof(int64_t)));
+	RT_CU(cudaMalloc((void **)&rt_cu.d_adam_sc, 2 * sizeof(float)));
+	RT_CU(cudaMemsetAsync(rt_cu.d_loss, 0, sizeof(double), rt_cu.stream));
+	RT_CU(cudaMemsetAsync(rt_cu.d_step_off, 0, sizeof(int64_t), rt_cu.stream));
+	RT_CU(cudaMemsetAsync(rt_cu.d_adam_t, 0, sizeof(int64_t), rt_cu.stream));
+	RT_CU(cudaMallocHost((void **)&rt_cu.h_loss, sizeof(double)));
+	RT_CU(cudaMallocHost((void **)&rt_cu.h_ret, sizeof(double)));
+	RT_CU(cudaEventCreate(&rt_cu.ev_step));
+	rt_cu.open = 1;
+	rt_cu_scratch(4096);
+	RT_CU(cudaStreamSynchronize(rt_cu.stream));
+	return 0;
+}
+
+void rt_cu_sync(void)
+{
+	RT_CU(cudaStreamSynchronize(rt_cu.stream));
+}
+
+void rt_cu_close(void)
+{
+	if (!rt_cu.open)
+		return;
+	(void)cudaStreamSynchronize(rt_cu.stream);
+	for (int i = 0; i < rt_cu.cap_mark; i++) {
+		cudaEventDestroy(rt_cu.ev_b[i]);
+		cudaEventDestroy(rt_cu.ev_e[i]);
+	}
+	free(rt_cu.ev_b);
+	free(rt_cu.ev_e);
+	free(rt_cu.mark_op);
+	free(rt_cu.mark_ev);
+	cudaEventDestroy(rt_cu.ev_step);
+	cublasDestroy(rt_cu.blas);
+	cudaFree(rt_cu.blas_ws);
+	cudaFree(rt_cu.d_loss);
+	cudaFree(rt_cu.d_ret);
+	cudaFree(rt_cu.d_step_off);
+	cudaFree(rt_cu.d_adam_t);
+	cudaFree(rt_cu.d_adam_sc);
+	cudaFree(rt_cu.d_scratch);
+	cudaFreeHost(rt_cu.h_loss);
+	cudaFreeHost(rt_cu.h_ret);
+	cudaStreamDestroy(rt_cu.stream);
+	memset(&rt_cu, 0, sizeof rt_cu);
+}
+
+int rt_dev_init(rt_ctx *c)
+{
+	MPI_Comm node;
+	int local = 0;
+	char err[512];
+	rt_cu.c = c;
+	/* Ranks on one node take its devices in turn. */
+	if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL,
+	                        &node) == MPI_SUCCESS) {
+		MPI_Comm_rank(node, &local);
+		MPI_Comm_free(&node);
+	}
+	if (rt_cu_open(local, err, sizeof err) != 0) {
+		rt_defer(c, "%s", err);
+		return RT_EXIT_RUNTIME;
+	}
+	rt_cu.tf32 |= c->o.tf32;
+	return 0;
+}
+
+/* ---- Memory of the model's buffers. ---- */
+
+/* What each allocation took from the device: the drop in free memory
+ * around its cudaMalloc, measured under a lock that the ranks sharing the
+ * device take for their allocations, so they do not count each other's.
+ * The driver maps memory in 2 MiB pages and cudaMalloc places small
+ * allocations in pages already mapped: an allocation counts at least its own
+ * size (rounded to cudaMalloc's 512 bytes), so the total is the model's
+ * bytes up to the allocator's granularity. */
+typedef struct {
+	void *p;
+	double took;
+} alloc_rec;
+static alloc_rec *allocs;
+static int nallocs, cap_allocs;
+
+static int lock_device(void)
+{
+	char path[96];
+	int fd, o;
+	o = snprintf(path, sizeof path, "/tmp/pipec-cuda-");
+	for (int i = 0; i < 16; i++)
+		o += snprintf(path + o, sizeof path - (size_t)o, "%02x", rt_cu.uuid[i]);
+	snprintf(path + o, sizeof path - (size_t)o, ".lock");
+	fd = open(path, O_CREAT | O_RDWR, 0666);
+	if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void unlock_device(int fd)
+{
+	if (fd >= 0) {
+		flock(fd, LOCK_UN);
+		close(fd);
+	}
+}
+
+void *rt_dev_alloc(rt_ctx *c, size_t bytes)
+{
+	size_t f0 = 0, f1 = 0, total = 0;
+	void *p = NULL;
+	int fd;
+	(void)c;
+	if (nallocs == cap_allocs) {
+		int cap = cap_allocs ? 2 * cap_allocs : 16;
+		alloc_rec *a = (alloc_rec *)realloc(allocs, (size_t)cap * sizeof *a);
+		if (!a)
+			return NULL;
+		allocs = a;
+		cap_allocs = cap;
+	}
+	fd = lock_device();
+	(void)cudaMemGetInfo(&f0, &total);
+	if (cudaMalloc(&p, bytes ? bytes : 256) != cudaSuccess) {
+		(void)cudaGetLastError();
+		unlock_device(fd);
+		return NULL;
+	}
+	RT_CU(cudaMemsetAsync(p, 0, bytes ? bytes : 256, rt_cu.stream));
+	RT_CU(cudaStreamSynchronize(rt_cu.stream));
+	(void)cudaMemGetInfo(&f1, &total);
+	unlock_device(fd);
+	allocs[nallocs].p = p;
+	allocs[nallocs].took = f0 > f1 ? (double)(f0 - f1) : 0.0;
+	if (allocs[nallocs].took < (double)((bytes + 511) / 512 * 512))
+		allocs[nallocs].took = (double)((bytes + 511) / 512 * 512);
+	rt_cu.mem_now += allocs[nallocs].took;
+	if (rt_cu.mem_now > rt_cu.mem_peak)
+		rt_cu.mem_peak = rt_cu.mem_now;
+	nallocs++;
+	rt_cu.nalloc++;
+	return p;
+}
+
+void rt_dev_free(rt_ctx *c, void *buf)
+{
+	(void)c;
+	if (!buf)
+		return;
+	for (int i = 0; i < nallocs; i++)
+		if (allocs[i].p == buf) {
+			rt_cu.mem_now -= allocs[i].took;
+			allocs[i] = allocs[--nallocs];
+			break;
+		}
+	RT_CU(cudaFree(buf));
+}
+
+double rt_dev_peak_bytes(rt_ctx *c)
+{
+	(void)c;
+	return rt_cu.mem_peak;
+}
+
+void *rt_dev_map(rt_ctx *c, void *buf, size_t bytes, int mode)
+{
+	/* zeroed: a buffer filled in parts (the parameters) keeps zero gaps */
+	void *h = calloc(1, bytes ? bytes : 1);
+	(void)c;
+	if (!h)
+		return NULL;
+	if ((mode & RT_MAP_READ) && buf && bytes) {
+		RT_CU(cudaStreamSynchronize(rt_cu.stream));
+		RT_CU(cudaMemcpy(h, buf, bytes, cudaMemcpyDeviceToHost));
+	}
+	return h;
+}
+
+void rt_dev_unmap(rt_ctx *c, void *buf, void *host, size_t bytes, int mode)
+{
+	(void)c;
+	if ((mode & RT_MAP_WRITE) && buf && host && bytes) {
+		RT_CU(cudaStreamSynchronize(rt_cu.stream));
+		RT_CU(cudaMemcpy(buf, host, bytes, cudaMemcpyHostToDevice));
+	}
+	free(host);
+}
+
+/* ---- Data of the step (pipert.h). ---- */
+
+static int64_t replica_rows(const rt_program *p)
+{
+	return p->batch / p->R;
+}
+
+static void check_mb(rt_ctx *c, int mb, int have, const char *what)
+{
+	if (mb < 0 || mb >= c->p->M)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: micro-batch %d outside 0..%d", what, mb, c->p->M - 1);
+	if (!have)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: this rank holds no such data", what);
+}
+
+const float *rt_input(rt_ctx *c, int mb)
+{
+	check_mb(c, mb, rt_cu.d_x != NULL, "rt_input");
+	return rt_cu.d_x + mb * c->p->mb_rows * c->p->in_width;
+}
+
+const int32_t *rt_target_class(rt_ctx *c, int mb)
+{
+	check_mb(c, mb, rt_cu.d_tc != NULL, "rt_target_class");
+	return rt_cu.d_tc + mb * c->p->mb_rows;
+}
+
+const float *rt_target_dense(rt_ctx *c, int mb)
+{
+	check_mb(c, mb, rt_cu.d_td != NULL, "rt_target_dense");
+	return rt_cu.d_td + mb * c->p->mb_rows * c->p->target_width;
+}
+
+/* Every step's outputs go to a device buffer (a graph cannot tell the last
+ * step from the others); the last step's are downloaded after it. */
+void rt_output(rt_ctx *c, int mb, const float *y)
+{
+	int64_t n = c->p->mb_rows * c->p->out_width;
+	if (rt_cu.dry || !rt_cu.d_out || mb < 0 || mb >= c->p->M)
+		return;
+	RT_CU(cudaMemcpyAsync(rt_cu.d_out + mb * n, y, (size_t)n * sizeof *y,
+	                      cudaMemcpyDeviceToDevice, rt_cu.stream));
+	c->out_seen[mb] = 1;
+}
+
+/* Copies this replica's rows of step t's batch to the step's buffers. */
+static void stage_data(rt_ctx *c, int t)
+{
+	const rt_program *p = c->p;
+	int64_t rows = replica_rows(p);
+	if (rt_cu.d_x) {
+		int64_t k = c->x_rows / p->batch;
+		int64_t r0 = (t % k) * p->batch + p->replica * rows;
+		RT_CU(cudaMemcpyAsync(rt_cu.d_x, c->x + r0 * p->in_width,
+		                      (size_t)(rows * p->in_width) * sizeof(float),
+		                      cudaMemcpyHostToDevice, rt_cu.stream));
+	}
+	if (rt_cu.d_tc || rt_cu.d_td) {
+		int64_t k = c->t_rows / p->batch;
+		int64_t r0 = (t % k) * p->batch + p->replica * rows;
+		if (rt_cu.d_tc)
+			RT_CU(cudaMemcpyAsync(rt_cu.d_tc, c->tc + r0, (size_t)rows * sizeof(int32_t),
+			                      cudaMemcpyHostToDevice, rt_cu.stream));
+		if (rt_cu.d_td)
+			RT_CU(cudaMemcpyAsync(rt_cu.d_td, c->td + r0 * p->target_width,
+			                      (size_t)(rows * p->target_width) * sizeof(float),
+			                      cudaMemcpyHostToDevice, rt_cu.stream));
+	}
+}
+
+static void pin(void *p, size_t bytes)
+{
+	/* Faster, truly asynchronous uploads; unpinned memory works too. */
+	if (p && bytes && cudaHostRegister(p, bytes, cudaHostRegisterDefault) != cudaSuccess)
+		(void)cudaGetLastError();
+}
+
+static void unpin(void *p)
+{
+	if (p && cudaHostUnregister(p) != cudaSuccess)
+		(void)cudaGetLastError();
+}
+
+/* ---- Device timing of actions. ---- */
+
+static int nev0;    /* c->nev when the current action began */
+
+static void grow_marks(int need)
+{
+	int cap = rt_cu.cap_mark ? rt_cu.cap_mark : 64;
+	while (cap < need)
+		cap *= 2;
+	if (cap == rt_cu.cap_mark)
+		return;
+	rt_cu.ev_b = (cudaEvent_t *)realloc(rt_cu.ev_b, (size_t)cap * sizeof(cudaEvent_t));
+	rt_cu.ev_e = (cudaEvent_t *)realloc(rt_cu.ev_e, (size_t)cap * sizeof(cudaEvent_t));
+	rt_cu.mark_op = (int *)realloc(rt_cu.mark_op, (size_t)cap * sizeof(int));
+	rt_cu.mark_ev = (int *)realloc(rt_cu.mark_ev, (size_t)cap * sizeof(int));
+	if (!rt_cu.ev_b || !rt_cu.ev_e || !rt_cu.mark_op || !rt_cu.mark_ev)
+		rt_cu_fail("out of memory for action timing");
+	for (int i = rt_cu.cap_mark; i < cap; i++) {
+		RT_CU(cudaEventCreate(&rt_cu.ev_b[i]));
+		RT_CU(cudaEventCreate(&rt_cu.ev_e[i]));
+	}
+	rt_cu.cap_mark = cap;
+}
+
+void rt_dev_mark(rt_ctx *c, int end)
+{
+	int k = c->action_index - 1;
+	if (rt_cu.dry || rt_cu.capturing || !rt_cu.open || k < 0)
+		return;
+	if (!end) {
+		if (k >= rt_cu.cap_mark)
+			grow_marks(k + 1);
+		RT_CU(cudaEventRecord(rt_cu.ev_b[k], rt_cu.stream));
+		rt_cu.mark_op[k] = c->cur.op;
+		rt_cu.mark_ev[k] = -1;
+		rt_cu.nmark = k + 1;
+		nev0 = (int)c->nev;
+	} else if (k < rt_cu.nmark) {
+		RT_CU(cudaEventRecord(rt_cu.ev_e[k], rt_cu.stream));
+		rt_cu.mark_ev[k] = (int)c->nev > nev0 ? (int)c->nev - 1 : -1;
+	}
+}
+
+static int is_compute(int op)
+{
+	return op == RT_OP_F || op == RT_OP_B || op == RT_OP_W || op == RT_OP_R;
+}
+
+/* After an eager step: device times replace the host's in the trace and
+ * the busy time (the bubble). */
+static void resolve_marks(rt_ctx *c)
+{
+	double busy = 0.0;
+	for (int k = 0; k < rt_cu.nmark; k++) {
+		float b = 0.0f, e = 0.0f;
+		/* an action that began and never ended has no end record: skipped */
+		if (cudaEventElapsedTime(&b, rt_cu.ev_step, rt_cu.ev_b[k]) != cudaSuccess ||
+		    cudaEventElapsedTime(&e, rt_cu.ev_step, rt_cu.ev_e[k]) != cudaSuccess) {
+			(void)cudaGetLastError();
+			continue;
+		}
+		if (is_compute(rt_cu.mark_op[k]))
+			busy += (e - b) * 1e-3;
+		if (rt_cu.mark_ev[k] >= 0 && rt_cu.mark_ev[k] < (int)c->nev) {
+			c->ev[rt_cu.mark_ev[k]].t0 = rt_cu.step_host_t0 + b * 1e-3;
+			c->ev[rt_cu.mark_ev[k]].t1 = rt_cu.step_host_t0 + e * 1e-3;
+		}
+	}
+	c->busy = busy;
+	rt_cu.nmark = 0;
+}
+
+/* ---- Start-up: data, a dry run, the transport, graphs. ---- */
+
+enum {
+	NO_GRAPH_OPTION = 1, NO_GRAPH_TRANSPORT = 2, NO_GRAPH_LOSS = 4, NO_GRAPH_CHECK = 8,
+	NO_GRAPH_TRACE = 16, NO_GRAPH_STEPS = 32
+};
+
+static const char *graph_reason(int why)
+{
+	if (why & NO_GRAPH_OPTION)
+		return "--cuda-graph off";
+	if (why & NO_GRAPH_TRANSPORT)
+		return "the transport calls MPI inside the step, which a graph cannot capture";
+	if (why & NO_GRAPH_LOSS)
+		return "the program reads each micro-batch's loss on the host (rt_loss_cross_entropy "
+		       "or rt_loss_mse): recompile it with this pipec";
+	if (why & NO_GRAPH_CHECK)
+		return "--check-messages reads message headers on the host";
+	if (why & NO_GRAPH_TRACE)
+		return "--trace times every action (--cuda-graph on times whole steps)";
+	if (why & NO_GRAPH_STEPS)
+		return "one step only";
+	return NULL;
+}
+
+static int alloc_data(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	int64_t rows = replica_rows(p);
+	cudaError_t e = cudaSuccess;
+	/* The last stage may hold the input too (for synthetic targets): only
+	 * the first stage's programs read it. */
+	if (c->x && p->first_stage) {
+		pin(c->x, (size_t)(c->x_rows * p->in_width) * sizeof(float));
+		e = cudaMalloc((void **)&rt_cu.d_x, (size_t)(rows * p->in_width) * sizeof(float));
+	}
+	if (e == cudaSuccess && c->tc) {
+		pin(c->tc, (size_t)c->t_rows * sizeof(int32_t));
+		e = cudaMalloc((void **)&rt_cu.d_tc, (size_t)rows * sizeof(int32_t));
+	}
+	if (e == cudaSuccess && c->td) {
+		pin(c->td, (size_t)(c->t_rows * p->target_width) * sizeof(float));
+		e = cudaMalloc((void **)&rt_cu.d_td, (size_t)(rows * p->target_width) * sizeof(float));
+	}
+	if (e == cudaSuccess && c->out)
+		e = cudaMalloc((void **)&rt_cu.d_out, (size_t)(rows * p->out_width) * sizeof(float));
+	if (e != cudaSuccess) {
+		(void)cudaGetLastError();
+		rt_defer(c, "out of device memory for the data: %s", cudaGetErrorString(e));
+		return RT_EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+/* The step once with rt_cu.dry set: the API records the messages and
+ * checks the slots, and nothing is computed or traced. */
+static void dry_run(rt_ctx *c)
+{
+	size_t nev = c->nev, dropped = c->dropped_ev;
+	int step = c->step;
+	rt_xp_dry_begin(c);
+	c->step = -1;           /* no injected fault matches */
+	rt_cu.dry = 1;
+	c->p->step(c, 0);
+	rt_cu.dry = 0;
+	grow_marks(c->action_index + 1);
+	c->step = step;
+	c->nev = nev;
+	c->dropped_ev = dropped;
+	c->action_index = 0;
+	c->in_action = 0;
+	c->busy = 0.0;
+}
+
+int rt_dev_start(rt_ctx *c)
+{
+	int rc, why = 0, why_all = 0;
+	if ((rc = alloc_data(c)) != 0)
+		return rc;
+	rt_cu_scratch(c->p->mb_rows > 1024 ? c->p->mb_rows : 1024);
+	dry_run(c);
+	if ((rc = rt_xp_setup(c)) != 0)
+		return rc;
+
+	if (c->o.cuda_graph == RT_GRAPH_OFF)
+		why |= NO_GRAPH_OPTION;
+	if (!rt_xp_graph_safe(c))
+		why |= NO_GRAPH_TRANSPORT;
+	if (rt_cu.sync_loss_calls)
+		why |= NO_GRAPH_LOSS;
+	if (c->o.check_messages)
+		why |= NO_GRAPH_CHECK;
+	if (c->o.trace && c->o.cuda_graph != RT_GRAPH_ON)
+		why |= NO_GRAPH_TRACE;
+	if (c->o.steps < 2)
+		why |= NO_GRAPH_STEPS;
+	/* Every rank or none: NCCL calls are captured on both ends. */
+	MPI_Allreduce(&why, &why_all, 1, MPI_INT, MPI_BOR, MPI_COMM_WORLD);
+	rt_cu.graph_on = why_all == 0;
+	rt_cu.graph_note = graph_reason(why_all);
+	rt_cu.enq_graph_all = (double *)calloc((size_t)c->o.steps + 1, sizeof(double));
+	if (!rt_cu.enq_graph_all) {
+		rt_defer(c, "out of memory");
+		return RT_EXIT_RUNTIME;
+	}
+	RT_CU(cudaStreamSynchronize(rt_cu.stream));
+	return 0;
+}
+
+/* ---- The step. ---- */
+
+/* Captures step t as the graph.  Every rank must replay a graph or none
+ * (NCCL calls are captured on both ends), so a capture that fails on any
+ * rank turns graphs off on all, and the step runs eagerly.  Returns whether
+ * the graph is there to launch. */
+static int capture(rt_ctx *c, int t)
+{
+	size_t nev = c->nev, dropped = c->dropped_ev;
+	double h0 = rt_now();
+	cudaError_t e;
+	int ok, all_ok = 0;
+	char why[200] = "";
+	RT_CU(cudaStreamBeginCapture(rt_cu.stream, cudaStreamCaptureModeThreadLocal));
+	rt_cu.capturing = 1;
+	c->p->step(c, t);
+	rt_cu.capturing = 0;
+	e = cudaStreamEndCapture(rt_cu.stream, &rt_cu.graph);
+	if (e == cudaSuccess)
+		e = cudaGraphInstantiate(&rt_cu.exec, rt_cu.graph, 0);
+	ok = e == cudaSuccess;
+	if (!ok) {
+		snprintf(why, sizeof why, "capturing step %d failed on rank %d: %s", t + 1, c->rank,
+		         cudaGetErrorString(e));
+		(void)cudaGetLastError();
+	}
+	/* The capture's host-timed actions are not a step's timeline. */
+	c->nev = nev;
+	c->dropped_ev = dropped;
+	c->action_index = 0;
+	MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+	if (all_ok) {
+		rt_cu.captured_step = t;
+		rt_cu.t_capture = rt_now() - h0;
+		return 1;
+	}
+	if (rt_cu.exec)
+		cudaGraphExecDestroy(rt_cu.exec);
+	if (rt_cu.graph)
+		cudaGraphDestroy(rt_cu.graph);
+	rt_cu.exec = NULL;
+	rt_cu.graph = NULL;
+	rt_cu.graph_on = 0;
+	snprintf(rt_cu.graph_why, sizeof rt_cu.graph_why, "%s; steps ran eagerly",
+	         why[0] ? why : "a capture failed on another rank");
+	rt_cu.graph_note = rt_cu.graph_why;
+	rt_msg(c->rank, "note: CUDA graph off: %s", rt_cu.graph_note);
+	return 0;
+}
+
+void rt_dev_step(rt_ctx *c, int t)
+{
+	const rt_program *p = c->p;
+	int eager = !rt_cu.graph_on || t == 0;
+	double h0;
+
+	RT_CU(cudaMemsetAsync(rt_cu.d_loss, 0, sizeof(double), rt_cu.stream));
+	stage_data(c, t);
+	if (!eager) {
+		rt_cu_set_i64(rt_cu.d_step_off, rt_cu.exec ? t - rt_cu.captured_step : 0);
+		eager = !rt_cu.exec && !capture(c, t);
+	}
+	if (eager) {
+		rt_cu.nmark = 0;
+		RT_CU(cudaEventRecord(rt_cu.ev_step, rt_cu.stream));
+		rt_cu.step_host_t0 = rt_now() - c->t_origin;
+		h0 = rt_now();
+		p->step(c, t);
+		rt_cu.enq_eager += rt_now() - h0;
+		rt_cu.n_eager++;
+	} else {
+		h0 = rt_now();
+		RT_CU(cudaGraphLaunch(rt_cu.exec, rt_cu.stream));
+		rt_cu.enq_graph_all[rt_cu.n_graph++] = rt_now() - h0;
+	}
+	RT_CU(cudaMemcpyAsync(rt_cu.h_loss, rt_cu.d_loss, sizeof(double), cudaMemcpyDeviceToHost,
+	                      rt_cu.stream));
+	if (t == c->o.steps - 1 && rt_cu.d_out)
+		RT_CU(cudaMemcpyAsync(c->out, rt_cu.d_out,
+		                      (size_t)(replica_rows(p) * p->out_width) * sizeof(float),
+		                      cudaMemcpyDeviceToHost, rt_cu.stream));
+	rt_xp_sync(c);
+	c->loss_sum += *rt_cu.h_loss;
+	if (eager)
+		resolve_marks(c);
+	else
+		c->busy = NAN;      /* a replayed graph is timed whole */
+}
+
+/* ---- Summary and shutdown. ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+void rt_dev_summary(rt_ctx *c)
+{
+	const char *note = rt_xp_note(c);
+	(void)c;
+	printf("device: %s (sm_%d%d), device %d of the node\n", rt_cu.device_name, rt_cu.cc_major,
+	       rt_cu.cc_minor, rt_cu.device);
+	printf("transport: %s%s%s%s\n", rt_xp_name(c), note ? " (" : "", note ? note : "",
+	       note ? ")" : "");
+	printf("cuda_graph: %s%s%s%s\n", rt_cu.graph_on ? "on" : "off",
+	       rt_cu.graph_note ? " (" : "", rt_cu.graph_note ? rt_cu.graph_note : "",
+	       rt_cu.graph_note ? ")" : "");
+	printf("tf32: %s\n", rt_cu.tf32 ? "on" : "off");
+	/* Host time to enqueue one step: program->step's calls, or one
+	 * cudaGraphLaunch.  The first eager step also pays lazy loading. */
+	printf("enqueue_per_step_eager: %.6g s (mean of %d step%s%s)\n",
+	       rt_cu.n_eager ? rt_cu.enq_eager / rt_cu.n_eager : 0.0, rt_cu.n_eager,
+	       rt_cu.n_eager == 1 ? "" : "s", rt_cu.graph_on ? ", the warm-up" : "");
+	if (rt_cu.n_graph) {
+		qsort(rt_cu.enq_graph_all, (size_t)rt_cu.n_graph, sizeof(double), cmp_double);
+		printf("enqueue_per_step_graph: %.6g s (median of %d launches; capture and "
+		       "instantiation %.6g s)\n", rt_cu.enq_graph_all[rt_cu.n_graph / 2], rt_cu.n_graph,
+		       rt_cu.t_capture);
+	}
+	printf("peak_memory_measured_as: device memory taken by cudaMalloc of weights, gradients, "
+	       "optimizer state and arena (%d allocations)\n", rt_cu.nalloc);
+}
+
+void rt_dev_fini(rt_ctx *c)
+{
+	if (!rt_cu.open)
+		return;
+	(void)cudaStreamSynchronize(rt_cu.stream);
+	if (rt_cu.exec)
+		cudaGraphExecDestroy(rt_cu.exec);
+	if (rt_cu.graph)
+		cudaGraphDestroy(rt_cu.graph);
+	rt_xp_free(c);
+	cudaFree(rt_cu.d_x);
+	cudaFree(rt_cu.d_tc);
+	cudaFree(rt_cu.d_td);
+	cudaFree(rt_cu.d_out);
+	unpin(c->x);
+	unpin(c->tc);
+	unpin(c->td);
+	free(rt_cu.enq_graph_all);
+	free(allocs);
+	allocs = NULL;
+	nallocs = cap_allocs = 0;
+	rt_cu_close();
+}

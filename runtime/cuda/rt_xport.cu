@@ -1,0 +1,1007 @@
+/* rt_xport.cu — pipert.h's transport between GPU ranks.
+ *
+ * Three ways to move a message, chosen at start-up from what every rank
+ * learnt in the dry run of one step (which slots, peers, tags, sizes) and
+ * which device each rank drives:
+ *
+ * NCCL (every rank on its own device).  One communicator and one stream per
+ *   CHANNEL — one direction of one stage boundary of one replica, split from
+ *   the job's communicator — so that on each channel both ends issue their
+ *   operations in the same order: NCCL matches point-to-point calls in issue
+ *   order, not by tag, and a send holds its stream until the peer's receive
+ *   runs.  The dry run's record is compared at start-up: a schedule whose
+ *   sender and receiver disagree on a channel's micro-batch order cannot use
+ *   NCCL (auto: host staging instead; PIPEC_TRANSPORT=nccl: refused).
+ *     rt_isend: event on the compute stream after the producers; the
+ *               channel stream waits on it and issues ncclSend
+ *     rt_irecv: the same gate (the buffer's previous readers are done),
+ *               then ncclRecv
+ *     rt_wait:  the compute stream waits on an event recorded after the
+ *               operation: a receive's data, or a send's completion
+ *   Nothing blocks the host, so a whole step, NCCL included, can be
+ *   captured as one CUDA graph.  Replicas' gradients: ncclAllReduce per
+ *   stage on the compute stream.
+ *
+ * CUDA IPC (ranks sharing a device; NCCL 2.28 refuses two ranks on one GPU).
+ *   Each rank exports its arena and one interprocess event per slot once.
+ *     rt_isend: records the slot's event after the producers and sends the
+ *               receiver a notice (offset, size, --check-messages header) over
+ *               MPI; posts the receive of the acknowledgement
+ *     rt_wait (receive): waits on the host for the notice, makes the compute
+ *               stream wait on the sender's event, copies peer arena → own
+ *               buffer (cudaMemcpyAsync, device to device) and records its
+ *               own event; when that event has completed — polled while the
+ *               host waits for anything — it acknowledges
+ *     rt_wait (send): waits on the host for the acknowledgement: the copy
+ *               has read the buffer, which may now be reused
+ *   An event is re-recorded only after the acknowledgement that its last
+ *   record was consumed, so no wait can refer to a later record.
+ *
+ * Host staging (different devices without NCCL, or IPC failed): the CPU
+ *   runtime's MPI transport (rt_mpi_*, rt_comm.c) on pinned host copies.
+ *
+ * IPC and host staging call MPI inside the step, which a CUDA graph cannot
+ * capture: with them graphs are off, and the summary says so.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <nccl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rt_cuda.h"
+
+enum { XP_NONE, XP_NCCL, XP_IPC, XP_HOST };
+static const char *const mode_names[] = { "none", "nccl", "cuda-ipc", "host-staged" };
+
+/* --check-messages header: rt_comm.c's layout. */
+enum { H_TAG, H_BYTES, H_STEP, H_RANK, H_OP, H_STAGE, H_MB, H_N };
+
+/* An IPC notice: where the message lies in the sender's arena. */
+typedef struct xp_notice {
+	int64_t off, bytes;
+	int64_t slot;               /* the sender's slot: which of its events */
+	int64_t hdr[H_N];
+} xp_notice;
+
+typedef struct xp_slot {
+	int busy, is_recv, peer, tag, mode, chan;
+	size_t bytes;
+	void *buf;
+	const char *what;
+	cudaEvent_t ev_post, ev_done;   /* NCCL gate and completion; IPC/host: copy done */
+	cudaEvent_t ev_ipc;             /* IPC send: the producers are done (interprocess) */
+	MPI_Request rq[2];              /* IPC: notice; acknowledgement */
+	xp_notice nt;
+	int ack_in, ack_val;            /* acknowledgement received, sent */
+	int ack_pending;                /* IPC receive: acknowledge once ev_done completes */
+	int ack_out;                    /* ... and it is being sent: rq_ack */
+	MPI_Request rq_ack;
+	void *stage;                    /* host staging, pinned */
+	size_t stage_cap;
+	int h2d_pending;                /* host receive: ev_done guards the staging buffer */
+	int64_t *d_hdr, *h_hdr;         /* NCCL --check-messages header, device and pinned */
+} xp_slot;
+
+/* A channel: one direction of one stage boundary between two ranks.  The
+ * stage is the one that receives (RT_TAG's convention). */
+typedef struct xp_key {
+	int32_t src, dst, stage, dir;
+} xp_key;
+
+/* One message of the dry run, as one end issued it. */
+typedef struct xp_rec {
+	xp_key k;
+	int32_t mb, recv;
+} xp_rec;
+
+typedef struct xp_chan {
+	xp_key k;
+	ncclComm_t comm;
+	cudaStream_t stream;
+} xp_chan;
+
+struct rt_xport {
+	int mode;                       /* the job's: XP_NCCL, or per peer (XP_IPC / XP_HOST) */
+	int *peer_mode;                 /* [nranks] */
+	char name[64];
+	char note[256];                 /* why the job uses what it uses */
+	xp_slot *s;
+	int nslots;
+
+	xp_rec *rec;                    /* this rank's dry run */
+	int nrec, caprec;
+
+	/* NCCL */
+	ncclComm_t world;
+	xp_chan *ch;
+	int nch;
+	ncclComm_t *stage_nccl;         /* [c->nstages]: the stage's copies across replicas */
+
+	/* IPC */
+	MPI_Comm c_note, c_ack;
+	char **peer_arena;              /* [nranks] opened arenas */
+	cudaEvent_t **peer_ev;          /* [nranks][peer's slots] opened events */
+	int *peer_nslots;
+
+	float *h_grad;                  /* host staging of the replicas' gradients */
+};
+
+#define NCCL(call) nccl_check((call), #call, __FILE__, __LINE__)
+static void nccl_check(ncclResult_t r, const char *call, const char *file, int line)
+{
+	if (r != ncclSuccess && r != ncclInProgress)
+		rt_cu_fail("%s failed: %s (%s) at %s:%d", call, ncclGetErrorString(r),
+		           ncclGetLastError(NULL), file, line);
+}
+
+#define MPI_OK(call, what) mpi_check((call), #call, what)
+static void mpi_check(int rc, const char *call, const char *what)
+{
+	char s[MPI_MAX_ERROR_STRING];
+	int len = 0;
+	if (rc == MPI_SUCCESS)
+		return;
+	MPI_Error_string(rc, s, &len);
+	rt_cu_fail("%s failed for %s: %s", call, what, s);
+}
+
+static int tag_stage(int tag) { return tag / 2 / 65536; }
+static int tag_mb(int tag) { return tag / 2 % 65536; }
+static int tag_dir(int tag) { return tag & 1; }
+
+/* ---- Waiting on the host, with the transport's progress. ---- */
+
+/* IPC receives acknowledge their copies here, whenever the host waits. */
+static void progress(rt_ctx *c)
+{
+	rt_xport *x = rt_cu.xp;
+	for (int i = 0; x && i < x->nslots; i++) {
+		xp_slot *s = &x->s[i];
+		int done = 0;
+		if (s->ack_out) {
+			MPI_OK(MPI_Test(&s->rq_ack, &done, MPI_STATUS_IGNORE), "an acknowledgement");
+			if (done)
+				s->ack_out = 0;
+		}
+		if (s->ack_pending && !s->ack_out) {
+			cudaError_t e = cudaEventQuery(s->ev_done);
+			if (e == cudaErrorNotReady)
+				continue;
+			RT_CU(e);
+			MPI_OK(MPI_Isend(&s->ack_val, 1, MPI_INT, s->peer, s->tag, x->c_ack, &s->rq_ack),
+			       s->what);
+			s->ack_pending = 0;
+			s->ack_out = 1;
+		}
+	}
+	(void)c;
+}
+
+typedef struct {
+	double start;
+	long spins;
+} backoff;
+
+/* Spin, then yield, then sleep; dies after --timeout naming what it waited for. */
+static void backoff_step(rt_ctx *c, backoff *b, const char *what, const char *peer)
+{
+	double now;
+	if (++b->spins % 64)
+		return;
+	now = rt_now();
+	if (b->start < 0.0)
+		b->start = now;
+	if (now - b->start > c->o.timeout)
+		rt_die(c, RT_EXIT_RUNTIME, "timed out after %g s waiting for %s (peer %s)",
+		       c->o.timeout, what, peer);
+	if (now - b->start < 50e-6) {
+		return;
+	} else if (now - b->start < 2e-3) {
+		sched_yield();
+	} else {
+		struct timespec ts = { 0, 50000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void wait_req(rt_ctx *c, MPI_Request *rq, MPI_Status *st, const char *what, int peer)
+{
+	backoff b = { -1.0, 0 };
+	char ps[16];
+	snprintf(ps, sizeof ps, "%d", peer);
+	for (;;) {
+		int done = 0;
+		MPI_OK(MPI_Test(rq, &done, st), what);
+		if (done)
+			return;
+		progress(c);
+		backoff_step(c, &b, what, ps);
+	}
+}
+
+static void settle(rt_ctx *c, xp_slot *s);
+
+/* Every pending acknowledgement sent and delivered: before a wait that
+ * does not progress (host staging, collectives) and at the end of a step. */
+static void flush_acks(rt_ctx *c)
+{
+	rt_xport *x = rt_cu.xp;
+	for (int i = 0; x && i < x->nslots; i++)
+		settle(c, &x->s[i]);
+}
+
+extern "C" void rt_xp_sync(rt_ctx *c)
+{
+	rt_xport *x = rt_cu.xp;
+	backoff b = { -1.0, 0 };
+	for (;;) {
+		cudaError_t e = cudaStreamQuery(rt_cu.stream);
+		if (e == cudaSuccess)
+			break;
+		if (e != cudaErrorNotReady)
+			RT_CU(e);
+		progress(c);
+		backoff_step(c, &b, "the step's device work", x && x->mode == XP_NCCL ? "NCCL peers"
+		                                                                     : "any");
+	}
+	for (int i = 0; x && i < x->nch; i++)
+		if (x->ch[i].stream)
+			RT_CU(cudaStreamSynchronize(x->ch[i].stream));
+	flush_acks(c);
+}
+
+/* ---- Slots. ---- */
+
+static xp_slot *slot_get(rt_ctx *c, int slot, const char *what)
+{
+	rt_xport *x = rt_cu.xp;
+	xp_slot *s;
+	if (!x || slot < 0 || slot >= x->nslots)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: slot %d out of range (the program has %d)", what, slot,
+		       x ? x->nslots : 0);
+	s = &x->s[slot];
+	if (s->busy)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: slot %d is still in use by %s", what, slot, s->what);
+	return s;
+}
+
+/* A slot about to be reused: its IPC acknowledgement (owed to the last
+ * peer, under the last tag) is sent first. */
+static void settle(rt_ctx *c, xp_slot *s)
+{
+	if (s->ack_pending) {
+		RT_CU(cudaEventSynchronize(s->ev_done));
+		progress(c);
+	}
+	if (s->ack_out) {
+		wait_req(c, &s->rq_ack, MPI_STATUS_IGNORE, s->what, s->peer);
+		s->ack_out = 0;
+	}
+}
+
+static void post_checks(rt_ctx *c, int peer, int tag, const char *what)
+{
+	if (peer < 0 || peer >= c->nranks || peer == c->rank)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: bad peer %d", what, peer);
+	if (tag < 0 || tag > c->tag_ub)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: tag %d outside MPI's range 0..%d", what, tag, c->tag_ub);
+}
+
+static void record(rt_ctx *c, int src, int dst, int tag, int recv)
+{
+	rt_xport *x = rt_cu.xp;
+	if (x->nrec == x->caprec) {
+		int cap = x->caprec ? 2 * x->caprec : 256;
+		xp_rec *r = (xp_rec *)realloc(x->rec, (size_t)cap * sizeof *r);
+		if (!r)
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+		x->rec = r;
+		x->caprec = cap;
+	}
+	x->rec[x->nrec++] = (xp_rec){ { src, dst, tag_stage(tag), tag_dir(tag) }, tag_mb(tag), recv };
+}
+
+static xp_chan *chan_of(rt_ctx *c, int src, int dst, int tag, const char *what)
+{
+	rt_xport *x = rt_cu.xp;
+	int st = tag_stage(tag), dir = tag_dir(tag);
+	for (int i = 0; i < x->nch; i++) {
+		xp_chan *h = &x->ch[i];
+		if (h->k.src == src && h->k.dst == dst && h->k.stage == st && h->k.dir == dir && h->comm)
+			return h;
+	}
+	rt_die(c, RT_EXIT_RUNTIME, "%s: no NCCL channel from rank %d to rank %d for stage %d "
+	       "(the step differs from its dry run)", what, src, dst, st);
+}
+
+/* --check-messages: rt_comm.c's header and judgement, for NCCL and IPC. */
+static void hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h)
+{
+	int in_send = c->in_action && (c->cur.op == RT_OP_SEND_F || c->cur.op == RT_OP_SEND_B);
+	h[H_TAG] = s->tag;
+	h[H_BYTES] = (int64_t)s->bytes;
+	h[H_STEP] = c->step;
+	h[H_RANK] = c->rank;
+	h[H_OP] = in_send ? c->cur.op : -1;
+	h[H_STAGE] = in_send ? c->cur.stage : -1;
+	h[H_MB] = in_send ? c->cur.mb : -1;
+}
+
+static void hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h)
+{
+	int in_recv = c->in_action && (c->cur.op == RT_OP_RECV_F || c->cur.op == RT_OP_RECV_B);
+	int64_t want_op = -1, want_stage = -1, want_mb = -1;
+	int bad = h[H_TAG] != s->tag || h[H_BYTES] != (int64_t)s->bytes || h[H_STEP] != c->step ||
+	          h[H_RANK] != s->peer;
+	if (in_recv && h[H_OP] >= 0) {
+		want_op = c->cur.op == RT_OP_RECV_F ? RT_OP_SEND_F : RT_OP_SEND_B;
+		want_stage = c->cur.op == RT_OP_RECV_F ? c->cur.stage - 1 : c->cur.stage + 1;
+		want_mb = c->cur.mb;
+		bad |= h[H_OP] != want_op || h[H_STAGE] != want_stage || h[H_MB] != want_mb;
+	}
+	if (!bad)
+		return;
+	rt_die(c, RT_EXIT_RUNTIME,
+	       "message check failed for %s (peer %d): expected %s stage %lld mb %lld, %zu bytes, "
+	       "step %d from rank %d; got %s stage %lld mb %lld, %lld bytes, step %lld from rank %lld",
+	       s->what, s->peer, want_op >= 0 ? rt_op_name((int)want_op) : "a message",
+	       (long long)want_stage, (long long)want_mb, s->bytes, c->step + 1, s->peer,
+	       h[H_OP] >= 0 ? rt_op_name((int)h[H_OP]) : "a message", (long long)h[H_STAGE],
+	       (long long)h[H_MB], (long long)h[H_BYTES], (long long)h[H_STEP] + 1,
+	       (long long)h[H_RANK]);
+}
+
+static void stage_fit(rt_ctx *c, xp_slot *s, size_t bytes)
+{
+	if (bytes <= s->stage_cap)
+		return;
+	if (s->stage)
+		RT_CU(cudaFreeHost(s->stage));
+	if (cudaMallocHost(&s->stage, bytes) != cudaSuccess)
+		rt_die(c, RT_EXIT_RUNTIME, "out of pinned host memory for a %zu-byte message", bytes);
+	s->stage_cap = bytes;
+}
+
+/* ---- pipert.h ---- */
+
+extern "C" void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag,
+                         const char *what)
+{
+	rt_xport *x = rt_cu.xp;
+	xp_slot *s = slot_get(c, slot, what);
+	post_checks(c, peer, tag, what);
+	settle(c, s);
+	s->busy = 1;
+	s->is_recv = 1;
+	s->peer = peer;
+	s->tag = tag;
+	s->bytes = bytes;
+	s->buf = buf;
+	s->what = what;
+	if (rt_cu.dry) {
+		record(c, peer, c->rank, tag, 1);
+		return;
+	}
+	s->mode = x->peer_mode[peer];
+	switch (s->mode) {
+	case XP_NCCL: {
+		xp_chan *h = chan_of(c, peer, c->rank, tag, what);
+		RT_CU(cudaEventRecord(s->ev_post, rt_cu.stream));
+		RT_CU(cudaStreamWaitEvent(h->stream, s->ev_post, 0));
+		NCCL(ncclRecv(buf, bytes, ncclInt8, 0, h->comm, h->stream));
+		if (c->o.check_messages)
+			NCCL(ncclRecv(s->d_hdr, H_N, ncclInt64, 0, h->comm, h->stream));
+		RT_CU(cudaEventRecord(s->ev_done, h->stream));
+		break;
+	}
+	case XP_IPC:
+		MPI_OK(MPI_Irecv(&s->nt, (int)sizeof s->nt, MPI_BYTE, peer, tag, x->c_note, &s->rq[0]),
+		       what);
+		break;
+	default:
+		/* The staging buffer is free once the last copy out of it ran. */
+		if (s->h2d_pending) {
+			RT_CU(cudaEventSynchronize(s->ev_done));
+			s->h2d_pending = 0;
+		}
+		stage_fit(c, s, bytes);
+		rt_mpi_irecv(c, slot, s->stage, bytes, peer, tag, what);
+		break;
+	}
+}
+
+extern "C" void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag,
+                         const char *what)
+{
+	rt_xport *x = rt_cu.xp;
+	xp_slot *s = slot_get(c, slot, what);
+	post_checks(c, peer, tag, what);
+	settle(c, s);
+	s->busy = 1;
+	s->is_recv = 0;
+	s->peer = peer;
+	s->tag = tag;
+	s->bytes = bytes;
+	s->buf = (void *)buf;
+	s->what = what;
+	if (rt_cu.dry) {
+		record(c, c->rank, peer, tag, 0);
+		return;
+	}
+	s->mode = x->peer_mode[peer];
+	switch (s->mode) {
+	case XP_NCCL: {
+		xp_chan *h = chan_of(c, c->rank, peer, tag, what);
+		RT_CU(cudaEventRecord(s->ev_post, rt_cu.stream));
+		RT_CU(cudaStreamWaitEvent(h->stream, s->ev_post, 0));
+		NCCL(ncclSend(buf, bytes, ncclInt8, 1, h->comm, h->stream));
+		if (c->o.check_messages) {
+			hdr_fill(c, s, s->h_hdr);
+			RT_CU(cudaMemcpyAsync(s->d_hdr, s->h_hdr, H_N * sizeof(int64_t),
+			                      cudaMemcpyHostToDevice, h->stream));
+			NCCL(ncclSend(s->d_hdr, H_N, ncclInt64, 1, h->comm, h->stream));
+		}
+		RT_CU(cudaEventRecord(s->ev_done, h->stream));
+		break;
+	}
+	case XP_IPC: {
+		const char *a = c->arena, *b = (const char *)buf;
+		if (!a || b < a || b + bytes > a + c->p->arena_bytes)
+			rt_die(c, RT_EXIT_RUNTIME, "%s: the buffer is not in the arena, which is what "
+			       "CUDA IPC shares", what);
+		RT_CU(cudaEventRecord(s->ev_ipc, rt_cu.stream));
+		s->nt.off = b - a;
+		s->nt.bytes = (int64_t)bytes;
+		s->nt.slot = slot;
+		hdr_fill(c, s, s->nt.hdr);
+		MPI_OK(MPI_Irecv(&s->ack_in, 1, MPI_INT, peer, tag, x->c_ack, &s->rq[1]), what);
+		MPI_OK(MPI_Isend(&s->nt, (int)sizeof s->nt, MPI_BYTE, peer, tag, x->c_note, &s->rq[0]),
+		       what);
+		break;
+	}
+	default:
+		/* The CPU transport sends host memory: stage the message now. */
+		stage_fit(c, s, bytes);
+		RT_CU(cudaMemcpyAsync(s->stage, buf, bytes, cudaMemcpyDeviceToHost, rt_cu.stream));
+		RT_CU(cudaEventRecord(s->ev_done, rt_cu.stream));
+		RT_CU(cudaEventSynchronize(s->ev_done));
+		rt_mpi_isend(c, slot, s->stage, bytes, peer, tag, what);
+		break;
+	}
+}
+
+extern "C" void rt_wait(rt_ctx *c, int slot)
+{
+	rt_xport *x = rt_cu.xp;
+	xp_slot *s;
+	if (!x || slot < 0 || slot >= x->nslots)
+		rt_die(c, RT_EXIT_RUNTIME, "rt_wait: slot %d out of range (the program has %d)", slot,
+		       x ? x->nslots : 0);
+	s = &x->s[slot];
+	if (!s->busy)
+		rt_die(c, RT_EXIT_RUNTIME, "rt_wait: slot %d has nothing posted (last: %s)", slot,
+		       s->what ? s->what : "none");
+	s->busy = 0;
+	if (rt_cu.dry)
+		return;
+	switch (s->mode) {
+	case XP_NCCL:
+		RT_CU(cudaStreamWaitEvent(rt_cu.stream, s->ev_done, 0));
+		if (c->o.check_messages && s->is_recv) {
+			RT_CU(cudaEventSynchronize(s->ev_done));
+			RT_CU(cudaMemcpy(s->h_hdr, s->d_hdr, H_N * sizeof(int64_t),
+			                 cudaMemcpyDeviceToHost));
+			hdr_check(c, s, s->h_hdr);
+		}
+		break;
+	case XP_IPC:
+		if (s->is_recv) {
+			MPI_Status st;
+			int count = -1;
+			const xp_notice *nt = &s->nt;
+			wait_req(c, &s->rq[0], &st, s->what, s->peer);
+			if (MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS ||
+			    count != (int)sizeof *nt || nt->bytes != (int64_t)s->bytes)
+				rt_die(c, RT_EXIT_RUNTIME, "%s: rank %d sent %lld bytes, expected %zu",
+				       s->what, s->peer, (long long)nt->bytes, s->bytes);
+			if (nt->slot < 0 || nt->slot >= x->peer_nslots[s->peer])
+				rt_die(c, RT_EXIT_RUNTIME, "%s: bad notice from rank %d", s->what, s->peer);
+			if (c->o.check_messages)
+				hdr_check(c, s, nt->hdr);
+			RT_CU(cudaStreamWaitEvent(rt_cu.stream, x->peer_ev[s->peer][nt->slot], 0));
+			RT_CU(cudaMemcpyAsync(s->buf, x->peer_arena[s->peer] + nt->off, s->bytes,
+			                      cudaMemcpyDeviceToDevice, rt_cu.stream));
+			RT_CU(cudaEventRecord(s->ev_done, rt_cu.stream));
+			s->ack_pending = 1;
+			progress(c);
+		} else {
+			wait_req(c, &s->rq[0], MPI_STATUS_IGNORE, s->what, s->peer);
+			wait_req(c, &s->rq[1], MPI_STATUS_IGNORE, s->what, s->peer);
+		}
+		break;
+	default:
+		flush_acks(c);
+		rt_mpi_wait(c, slot);
+		if (s->is_recv) {
+			RT_CU(cudaMemcpyAsync(s->buf, s->stage, s->bytes, cudaMemcpyHostToDevice,
+			                      rt_cu.stream));
+			RT_CU(cudaEventRecord(s->ev_done, rt_cu.stream));
+			s->h2d_pending = 1;
+		}
+		break;
+	}
+}
+
+extern "C" void rt_allreduce(rt_ctx *c, int stage)
+{
+	rt_xport *x = rt_cu.xp;
+	rt_stage_comm *sc = NULL;
+	int k = -1;
+	if (rt_cu.dry || c->p->R <= 1)
+		return;
+	for (int i = 0; i < c->nstages; i++)
+		if (c->stages[i].stage == stage) {
+			sc = &c->stages[i];
+			k = i;
+		}
+	if (!sc)
+		return;
+	if (x->mode == XP_NCCL) {
+		if (!x->stage_nccl || !x->stage_nccl[k])
+			return;
+		for (int j = 0; j < sc->nseg; j++)
+			NCCL(ncclAllReduce(c->g + sc->seg_off[j], c->g + sc->seg_off[j],
+			                   (size_t)sc->seg_len[j], ncclFloat, ncclSum, x->stage_nccl[k],
+			                   rt_cu.stream));
+		return;
+	}
+	/* Through the host: the CPU runtime's allreduce on a pinned copy. */
+	flush_acks(c);
+	for (int j = 0; j < sc->nseg; j++)
+		RT_CU(cudaMemcpyAsync(x->h_grad + sc->seg_off[j], c->g + sc->seg_off[j],
+		                      (size_t)sc->seg_len[j] * sizeof(float), cudaMemcpyDeviceToHost,
+		                      rt_cu.stream));
+	RT_CU(cudaStreamSynchronize(rt_cu.stream));
+	{
+		float *dev = c->g;
+		c->g = x->h_grad;
+		rt_mpi_allreduce(c, stage);
+		c->g = dev;
+	}
+	for (int j = 0; j < sc->nseg; j++)
+		RT_CU(cudaMemcpyAsync(c->g + sc->seg_off[j], x->h_grad + sc->seg_off[j],
+		                      (size_t)sc->seg_len[j] * sizeof(float), cudaMemcpyHostToDevice,
+		                      rt_cu.stream));
+	/* The next step overwrites the staging copy: the upload must be done. */
+	RT_CU(cudaStreamSynchronize(rt_cu.stream));
+}
+
+/* ---- Start-up. ---- */
+
+extern "C" void rt_xp_dry_begin(rt_ctx *c)
+{
+	rt_xport *x = rt_cu.xp;
+	if (!x) {
+		x = rt_cu.xp = (rt_xport *)calloc(1, sizeof *x);
+		if (!x)
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+		x->nslots = c->p->nslots > 0 ? c->p->nslots : 0;
+		x->s = (xp_slot *)calloc((size_t)x->nslots + 1, sizeof *x->s);
+		x->peer_mode = (int *)calloc((size_t)c->nranks, sizeof *x->peer_mode);
+		if (!x->s || !x->peer_mode)
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+		x->c_note = x->c_ack = MPI_COMM_NULL;
+	}
+	x->nrec = 0;
+}
+
+static int cmp_key(const xp_key *p, const xp_key *q)
+{
+	if (p->src != q->src)
+		return p->src - q->src;
+	if (p->dst != q->dst)
+		return p->dst - q->dst;
+	if (p->stage != q->stage)
+		return p->stage - q->stage;
+	return p->dir - q->dir;
+}
+
+static int cmp_chan(const void *a, const void *b)
+{
+	return cmp_key(&((const xp_chan *)a)->k, &((const xp_chan *)b)->k);
+}
+
+/* Does every channel's sender issue its micro-batches in the order its
+ * receiver posts them?  `all` holds every rank's record in rank order, each
+ * in issue order (a channel's sends all come from one rank, its receives
+ * from another).  On a mismatch, says which in why. */
+static int fifo_ok(const xp_rec *all, int n, char *why, size_t whylen)
+{
+	for (int i = 0; i < n; i++) {
+		const xp_key *k = &all[i].k;
+		int j = 0, r = 0, m = 0, first = 1;
+		for (int q = 0; q < i && first; q++)
+			first = cmp_key(&all[q].k, k) != 0;
+		if (!first)
+			continue;
+		/* the channel's sends (j) and receives (r), side by side */
+		for (;; m++, j++, r++) {
+			while (j < n && (all[j].recv || cmp_key(&all[j].k, k)))
+				j++;
+			while (r < n && (!all[r].recv || cmp_key(&all[r].k, k)))
+				r++;
+			if (j >= n && r >= n)
+				break;
+			if (j < n && r < n && all[j].mb == all[r].mb)
+				continue;
+			snprintf(why, whylen, "rank %d sends stage %d's %s messages to rank %d in "
+			         "another order than rank %d posts their receives (message %d: "
+			         "micro-batch %d sent, %d posted)", k->src, k->stage,
+			         k->dir ? "backward" : "forward", k->dst, k->dst, m,
+			         j < n ? all[j].mb : -1, r < n ? all[r].mb : -1);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Collective: the whole job's records on every rank. */
+static xp_rec *gather_records(rt_ctx *c, int *ntotal)
+{
+	rt_xport *x = rt_cu.xp;
+	int *cnt = (int *)calloc((size_t)c->nranks, sizeof *cnt);
+	int *dsp = (int *)calloc((size_t)c->nranks, sizeof *dsp);
+	int mine = x->nrec * (int)sizeof(xp_rec), total = 0;
+	xp_rec *all;
+	if (!cnt || !dsp)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	MPI_Allgather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, MPI_COMM_WORLD);
+	for (int r = 0; r < c->nranks; r++) {
+		dsp[r] = total;
+		total += cnt[r];
+	}
+	all = (xp_rec *)malloc((size_t)total + sizeof(xp_rec));
+	if (!all)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	MPI_Allgatherv(x->rec, mine, MPI_BYTE, all, cnt, dsp, MPI_BYTE, MPI_COMM_WORLD);
+	*ntotal = total / (int)sizeof(xp_rec);
+	free(cnt);
+	free(dsp);
+	return all;
+}
+
+static int setup_nccl(rt_ctx *c, const xp_rec *all, int n)
+{
+	rt_xport *x = rt_cu.xp;
+	ncclUniqueId id;
+	int maxheld = 0;
+	if (c->rank == 0)
+		NCCL(ncclGetUniqueId(&id));
+	MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+	NCCL(ncclCommInitRank(&x->world, c->nranks, id, c->rank));
+
+	/* The channels, in one order on every rank: each split is collective. */
+	x->ch = (xp_chan *)calloc((size_t)n + 1, sizeof *x->ch);
+	if (!x->ch)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	for (int i = 0; i < n; i++) {
+		int k;
+		for (k = 0; k < x->nch && cmp_key(&x->ch[k].k, &all[i].k); k++)
+			;
+		if (k == x->nch)
+			x->ch[x->nch++].k = all[i].k;
+	}
+	qsort(x->ch, (size_t)x->nch, sizeof *x->ch, cmp_chan);
+	for (int i = 0; i < x->nch; i++) {
+		xp_chan *h = &x->ch[i];
+		int member = h->k.src == c->rank || h->k.dst == c->rank;
+		/* key: the sender is 0 and the receiver 1 in the channel's comm */
+		NCCL(ncclCommSplit(x->world, member ? 0 : NCCL_SPLIT_NOCOLOR, h->k.dst == c->rank,
+		                   &h->comm, NULL));
+		if (member)
+			RT_CU(cudaStreamCreateWithFlags(&h->stream, cudaStreamNonBlocking));
+		else
+			h->comm = NULL;
+	}
+
+	/* Replicas: one communicator per stage, rt_comm_init's grouping. */
+	if (c->p->R > 1) {
+		MPI_Allreduce(&c->nstages, &maxheld, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+		x->stage_nccl = (ncclComm_t *)calloc((size_t)c->nstages + 1, sizeof *x->stage_nccl);
+		if (!x->stage_nccl)
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+		for (int k = 0; k < maxheld; k++) {
+			ncclComm_t sub = NULL;
+			NCCL(ncclCommSplit(x->world, k < c->nstages ? c->stages[k].stage
+			                                           : NCCL_SPLIT_NOCOLOR, c->rank, &sub,
+			                   NULL));
+			if (k < c->nstages)
+				x->stage_nccl[k] = sub;
+		}
+	}
+	if (c->o.check_messages)
+		for (int i = 0; i < x->nslots; i++) {
+			RT_CU(cudaMalloc((void **)&x->s[i].d_hdr, H_N * sizeof(int64_t)));
+			RT_CU(cudaMallocHost((void **)&x->s[i].h_hdr, H_N * sizeof(int64_t)));
+		}
+	return 0;
+}
+
+/* Exports the arena and the slots' events, opens those of the peers this
+ * rank exchanges messages with on its device (once: opening costs about a
+ * millisecond).  Collective.  Returns 0, or -1 on every rank if IPC failed
+ * on some rank, with the first failure in why. */
+static int setup_ipc(rt_ctx *c, const xp_rec *all, int n, char *why, size_t whylen)
+{
+	rt_xport *x = rt_cu.xp;
+	const int nr = c->nranks;
+	int maxslots = 0, bad = 0, anybad = 0;
+	size_t per;
+	char *mine, *hs;
+	unsigned char *talk = (unsigned char *)calloc((size_t)nr, 1);
+	cudaError_t e = cudaSuccess;
+	MPI_Allreduce(&x->nslots, &maxslots, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+	per = sizeof(cudaIpcMemHandle_t) + sizeof(int) + (size_t)maxslots * sizeof(cudaIpcEventHandle_t);
+	mine = (char *)calloc(1, per);
+	hs = (char *)calloc((size_t)nr, per);
+	x->peer_arena = (char **)calloc((size_t)nr, sizeof *x->peer_arena);
+	x->peer_ev = (cudaEvent_t **)calloc((size_t)nr, sizeof *x->peer_ev);
+	x->peer_nslots = (int *)calloc((size_t)nr, sizeof *x->peer_nslots);
+	if (!mine || !hs || !talk || !x->peer_arena || !x->peer_ev || !x->peer_nslots)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	for (int i = 0; i < n; i++) {
+		if (all[i].k.src == c->rank)
+			talk[all[i].k.dst] = 1;
+		if (all[i].k.dst == c->rank)
+			talk[all[i].k.src] = 1;
+	}
+	if (c->arena && (e = cudaIpcGetMemHandle((cudaIpcMemHandle_t *)mine, c->arena)) != cudaSuccess)
+		bad = 1;
+	memcpy(mine + sizeof(cudaIpcMemHandle_t), &x->nslots, sizeof(int));
+	for (int i = 0; i < x->nslots && !bad; i++) {
+		cudaIpcEventHandle_t *h = (cudaIpcEventHandle_t *)(mine + sizeof(cudaIpcMemHandle_t) +
+		                                                   sizeof(int)) + i;
+		if ((e = cudaEventCreateWithFlags(&x->s[i].ev_ipc, cudaEventInterprocess |
+		                                                    cudaEventDisableTiming)) != cudaSuccess ||
+		    (e = cudaIpcGetEventHandle(h, x->s[i].ev_ipc)) != cudaSuccess)
+			bad = 1;
+	}
+	MPI_Allgather(mine, (int)per, MPI_BYTE, hs, (int)per, MPI_BYTE, MPI_COMM_WORLD);
+	for (int r = 0; r < nr && !bad; r++) {
+		const char *h = hs + (size_t)r * per;
+		int ns;
+		if (r == c->rank || !talk[r] || x->peer_mode[r] != XP_IPC)
+			continue;
+		memcpy(&ns, h + sizeof(cudaIpcMemHandle_t), sizeof(int));
+		x->peer_nslots[r] = ns;
+		x->peer_ev[r] = (cudaEvent_t *)calloc((size_t)ns + 1, sizeof(cudaEvent_t));
+		if (!x->peer_ev[r])
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+		if ((e = cudaIpcOpenMemHandle((void **)&x->peer_arena[r],
+		                              *(const cudaIpcMemHandle_t *)h,
+		                              cudaIpcMemLazyEnablePeerAccess)) != cudaSuccess) {
+			bad = 1;
+			break;
+		}
+		for (int i = 0; i < ns && !bad; i++) {
+			cudaIpcEventHandle_t eh;
+			memcpy(&eh, h + sizeof(cudaIpcMemHandle_t) + sizeof(int) + (size_t)i * sizeof eh,
+			       sizeof eh);
+			if ((e = cudaIpcOpenEventHandle(&x->peer_ev[r][i], eh)) != cudaSuccess)
+				bad = 1;
+		}
+	}
+	if (bad) {
+		snprintf(why, whylen, "rank %d: %s", c->rank, cudaGetErrorString(e));
+		(void)cudaGetLastError();
+	}
+	free(mine);
+	free(hs);
+	free(talk);
+	MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+	if (anybad) {
+		for (int r = 0; r < nr; r++)
+			if (x->peer_arena[r]) {
+				(void)cudaIpcCloseMemHandle(x->peer_arena[r]);
+				x->peer_arena[r] = NULL;
+			}
+		return -1;
+	}
+	MPI_Comm_dup(MPI_COMM_WORLD, &x->c_note);
+	MPI_Comm_dup(MPI_COMM_WORLD, &x->c_ack);
+	MPI_Comm_set_errhandler(x->c_note, MPI_ERRORS_RETURN);
+	MPI_Comm_set_errhandler(x->c_ack, MPI_ERRORS_RETURN);
+	return 0;
+}
+
+extern "C" int rt_xp_setup(rt_ctx *c)
+{
+	rt_xport *x = rt_cu.xp;
+	const int nr = c->nranks;
+	const char *want = getenv("PIPEC_TRANSPORT");
+	unsigned char (*ids)[32];
+	unsigned char me[32];
+	char host[64] = "", why[256] = "";
+	int n = 0, shared = 0, fifo, comm_any, mode;
+	xp_rec *all = gather_records(c, &n);
+
+	if (want && !*want)
+		want = NULL;
+	if (want && strcmp(want, "auto") && strcmp(want, "nccl") && strcmp(want, "ipc") &&
+	    strcmp(want, "host")) {
+		rt_defer(c, "PIPEC_TRANSPORT='%s': expected auto, nccl, ipc or host", want);
+		free(all);
+		return RT_EXIT_USAGE;
+	}
+
+	/* Which ranks drive the same device: the device's UUID and the host. */
+	ids = (unsigned char (*)[32])calloc((size_t)nr, 32);
+	if (!ids)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	memset(me, 0, sizeof me);
+	memcpy(me, rt_cu.uuid, 16);
+	gethostname(host, sizeof host - 1);
+	{
+		uint64_t h = rt_hash_name(host);
+		memcpy(me + 16, &h, sizeof h);
+	}
+	MPI_Allgather(me, 32, MPI_BYTE, ids, 32, MPI_BYTE, MPI_COMM_WORLD);
+	for (int a = 0; a < nr; a++)
+		for (int b = a + 1; b < nr; b++)
+			shared |= !memcmp(ids[a], ids[b], 32);
+
+	fifo = fifo_ok(all, n, why, sizeof why);
+	comm_any = n > 0 || c->p->R > 1;
+	if (!comm_any)
+		mode = XP_NONE;
+	else if (want && !strcmp(want, "nccl"))
+		mode = XP_NCCL;
+	else if (want && (!strcmp(want, "ipc") || !strcmp(want, "host")))
+		mode = XP_IPC;      /* per peer below */
+	else
+		mode = !shared && fifo ? XP_NCCL : XP_IPC;
+	if (mode == XP_NCCL && !fifo) {
+		rt_defer(c, "PIPEC_TRANSPORT=nccl: %s; NCCL matches messages in issue order, so this "
+		         "schedule needs PIPEC_TRANSPORT=host", why);
+		free(all);
+		free(ids);
+		return RT_EXIT_RUNTIME;
+	}
+	if (mode == XP_NCCL && shared)
+		snprintf(x->note, sizeof x->note, "ranks share a device: NCCL needs a version that "
+		         "allows it (NCCL_MULTI_RANK_GPU_ENABLE=1, NCCL >= 2.30)");
+	else if (comm_any && !fifo && mode != XP_NCCL)
+		snprintf(x->note, sizeof x->note, "not NCCL: %s", why);
+	else if (comm_any && shared && mode != XP_NCCL)
+		snprintf(x->note, sizeof x->note, "ranks share a device (NCCL refuses that)");
+	x->mode = mode;
+	for (int r = 0; r < nr; r++)
+		x->peer_mode[r] = mode == XP_NCCL ? XP_NCCL
+		                  : mode == XP_NONE ? XP_NONE
+		                  : (!memcmp(ids[r], ids[c->rank], 32) &&
+		                     !(want && !strcmp(want, "host"))) ? XP_IPC : XP_HOST;
+
+	for (int i = 0; i < x->nslots; i++) {
+		RT_CU(cudaEventCreateWithFlags(&x->s[i].ev_post, cudaEventDisableTiming));
+		RT_CU(cudaEventCreateWithFlags(&x->s[i].ev_done, cudaEventDisableTiming));
+	}
+	if (mode == XP_NCCL)
+		setup_nccl(c, all, n);
+	/* Collective: every rank takes this branch or none (same env, same ids). */
+	why[0] = 0;
+	if (mode == XP_IPC && shared && !(want && !strcmp(want, "host")) &&
+	    setup_ipc(c, all, n, why, sizeof why) != 0) {
+		for (int r = 0; r < nr; r++)
+			if (x->peer_mode[r] == XP_IPC)
+				x->peer_mode[r] = XP_HOST;
+		snprintf(x->note, sizeof x->note, "CUDA IPC could not be set up (%s): staged through "
+		         "host memory", why[0] ? why : "on another rank");
+	}
+	if (mode != XP_NCCL && mode != XP_NONE && c->p->R > 1 &&
+	    cudaMallocHost((void **)&x->h_grad, (size_t)c->p->nweights * sizeof(float) + 4) !=
+	        cudaSuccess)
+		rt_die(c, RT_EXIT_RUNTIME, "out of pinned host memory for the gradients");
+
+	/* The job's name for it: every mode some rank uses. */
+	{
+		int used[4] = { 0 }, any[4] = { 0 };
+		for (int r = 0; r < nr; r++)
+			if (r != c->rank)
+				used[x->peer_mode[r]] = 1;
+		MPI_Allreduce(used, any, 4, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+		if (mode == XP_NONE)
+			snprintf(x->name, sizeof x->name, "none");
+		else if (mode == XP_NCCL)
+			snprintf(x->name, sizeof x->name, "nccl");
+		else
+			snprintf(x->name, sizeof x->name, "%s%s%s", any[XP_IPC] ? mode_names[XP_IPC] : "",
+			         any[XP_IPC] && any[XP_HOST] ? "+" : "",
+			         any[XP_HOST] ? mode_names[XP_HOST] : "");
+	}
+	free(all);
+	free(ids);
+	return 0;
+}
+
+extern "C" const char *rt_xp_name(rt_ctx *c)
+{
+	(void)c;
+	return rt_cu.xp ? rt_cu.xp->name : "none";
+}
+
+extern "C" const char *rt_xp_note(rt_ctx *c)
+{
+	(void)c;
+	return rt_cu.xp && rt_cu.xp->note[0] ? rt_cu.xp->note : NULL;
+}
+
+extern "C" int rt_xp_graph_safe(rt_ctx *c)
+{
+	(void)c;
+	return !rt_cu.xp || rt_cu.xp->mode == XP_NCCL || rt_cu.xp->mode == XP_NONE;
+}
+
+extern "C" void rt_xp_free(rt_ctx *c)
+{
+	rt_xport *x = rt_cu.xp;
+	(void)c;
+	if (!x)
+		return;
+	for (int i = 0; i < x->nch; i++) {
+		if (x->ch[i].comm)
+			ncclCommDestroy(x->ch[i].comm);
+		if (x->ch[i].stream)
+			cudaStreamDestroy(x->ch[i].stream);
+	}
+	if (x->stage_nccl) {
+		for (int k = 0; c && k < c->nstages; k++)
+			if (x->stage_nccl[k])
+				ncclCommDestroy(x->stage_nccl[k]);
+		free(x->stage_nccl);
+	}
+	if (x->world)
+		ncclCommDestroy(x->world);
+	for (int r = 0; x->peer_arena && c && r < c->nranks; r++) {
+		if (x->peer_arena[r])
+			cudaIpcCloseMemHandle(x->peer_arena[r]);
+		if (x->peer_ev && x->peer_ev[r]) {
+			for (int i = 0; i < x->peer_nslots[r]; i++)
+				if (x->peer_ev[r][i])
+					cudaEventDestroy(x->peer_ev[r][i]);
+			free(x->peer_ev[r]);
+		}
+	}
+	for (int i = 0; i < x->nslots; i++) {
+		xp_slot *s = &x->s[i];
+		if (s->ev_post)
+			cudaEventDestroy(s->ev_post);
+		if (s->ev_done)
+			cudaEventDestroy(s->ev_done);
+		if (s->ev_ipc)
+			cudaEventDestroy(s->ev_ipc);
+		if (s->stage)
+			cudaFreeHost(s->stage);
+		if (s->d_hdr)
+			cudaFree(s->d_hdr);
+		if (s->h_hdr)
+			cudaFreeHost(s->h_hdr);
+	}
+	if (x->h_grad)
+		cudaFreeHost(x->h_grad);
+	if (x->c_note != MPI_COMM_NULL)
+		MPI_Comm_free(&x->c_note);
+	if (x->c_ack != MPI_COMM_NULL)
+		MPI_Comm_free(&x->c_ack);
+	free(x->peer_arena);
+	free(x->peer_ev);
+	free(x->peer_nslots);
+	free(x->peer_mode);
+	free(x->ch);
+	free(x->rec);
+	free(x->s);
+	free(x);
+	rt_cu.xp = NULL;
+}

@@ -1,0 +1,87 @@
+/* rt_dev.h — where the two runtimes differ: libpipert.a computes on the
+ * CPU, libpipert_cuda.a on a GPU.
+ *
+ * The host modules (rt_main, rt_opts, rt_comm, rt_data, rt_weights,
+ * rt_trace, the file formats) are compiled into both libraries, the second
+ * time with -DRT_CUDA.  Every place where they touch the step's buffers or
+ * run the step goes through the functions below:
+ *   rt_dev_cpu.c         plain memory: a buffer is its own host view, a step
+ *                        is a call of program->step
+ *   cuda/rt_dev_cuda.cu  device memory, the rank's streams, the transport,
+ *                        CUDA graphs, device timing of each action
+ * Functions that return a status return 0 or an exit status (RT_EXIT_*)
+ * after leaving the reason with rt_defer, for rt_agree_report.
+ */
+#ifndef PIPERT_DEV_H
+#define PIPERT_DEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pipert.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* After options and MPI, before any buffer: the CUDA runtime picks the
+ * rank's device, creates its streams and cuBLAS handle; says 'no CUDA
+ * device' when none is visible.  CPU: nothing. */
+int rt_dev_init(rt_ctx *c);
+
+/* Memory for the step's buffers (weights, gradients, optimizer state,
+ * arena): zeroed; NULL if there is none. */
+void *rt_dev_alloc(rt_ctx *c, size_t bytes);
+void rt_dev_free(rt_ctx *c, void *buf);
+
+/* Host access to `bytes` of a step buffer.  rt_dev_map returns a host
+ * pointer holding the buffer's contents (RT_MAP_READ) or to be filled
+ * (RT_MAP_WRITE); rt_dev_unmap writes it back (RT_MAP_WRITE) and releases
+ * it.  CPU: the buffer itself, no copy.  NULL if out of memory. */
+enum { RT_MAP_READ = 1, RT_MAP_WRITE = 2 };
+void *rt_dev_map(rt_ctx *c, void *buf, size_t bytes, int mode);
+void rt_dev_unmap(rt_ctx *c, void *buf, void *host, size_t bytes, int mode);
+
+/* After weights and data, before the first step; collective.  CUDA: the
+ * data is uploaded, the step is run once without computing to learn its
+ * messages, the transport is set up and CUDA graphs are decided. */
+int rt_dev_start(rt_ctx *c);
+
+/* Runs step t of the program and returns when its work is done. */
+void rt_dev_step(rt_ctx *c, int t);
+
+/* The device memory the model's buffers took, in bytes; -1 where the
+ * host's peak resident memory is the measure (CPU). */
+double rt_dev_peak_bytes(rt_ctx *c);
+
+/* The backend's lines of the run summary, printed by the reporter. */
+void rt_dev_summary(rt_ctx *c);
+
+/* Releases what rt_dev_init and rt_dev_start made. */
+void rt_dev_fini(rt_ctx *c);
+
+/* rt_begin (end = 0) and rt_end (end = 1) call this: the CUDA runtime
+ * times each action on the device. */
+#ifdef RT_CUDA
+void rt_dev_mark(rt_ctx *c, int end);
+#else
+#define rt_dev_mark(c, end) ((void)0)
+#endif
+
+/* Math on host memory in host code (the synthetic targets): the CPU
+ * kernels.  In libpipert_cuda.a the kernels of pipert.h take device
+ * pointers, and the CPU ones are built a second time as rt_cpu_*
+ * (cuda/rt_cpu_kernels.c). */
+#ifdef RT_CUDA
+void rt_cpu_linear_fwd(const float *x, const float *w, const float *b, float *y,
+                       int64_t rows, int64_t in, int64_t out);
+#define rt_host_linear_fwd rt_cpu_linear_fwd
+#else
+#define rt_host_linear_fwd rt_linear_fwd
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PIPERT_DEV_H */
