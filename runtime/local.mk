@@ -8,7 +8,10 @@ include_HEADERS += %D%/pipert.h
 ## gcc's -O2 vectorises only loops whose trip count it knows (the
 ## "very-cheap" cost model); the kernels' loops run over runtime sizes, so
 ## ask for -O3's model.  An explicit -f option outlives a later -O2 in CFLAGS.
-%C%_libpipert_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic
+## -fno-math-errno: sqrtf in the Adam loop otherwise keeps errno and stays
+## scalar (456 -> 120 us for 203k parameters); the runtime never reads errno
+## after math calls.
+%C%_libpipert_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic -fno-math-errno
 %C%_libpipert_a_SOURCES = \
 	%D%/pipert.h %D%/rt_internal.h %D%/rt_dev.h %D%/rt_math.h \
 	%D%/rt_main.c %D%/rt_opts.c %D%/rt_comm.c %D%/rt_data.c %D%/rt_init.c \
