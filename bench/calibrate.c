@@ -1,0 +1,205 @@
+/* bench/calibrate.c — this machine's constants for `pipec schedule --cost model`.
+ *
+ * Run as two MPI ranks on one node (bench/run-all.sh does:
+ *   mpirun -np 2 --bind-to none calibrate [LAYER]... ), one BLAS thread each,
+ * both working at once, as two pipeline ranks do.  Prints `key: value` lines:
+ *
+ *   gemm_flops          FLOP/s of one rank, from the runtime's own linear
+ *                       kernels (forward, backward-weight, backward-data) on
+ *                       the layers given ([RANK:]ROWSxINxOUT: the rank whose
+ *                       stage holds the layer, else both), run in sequence
+ *                       as a stage runs them: total FLOPs / total time of
+ *                       both ranks; without layers, one 1024 x 1024 layer
+ *                       at 64 rows
+ *   gemm_flops_rankR    the same, rank R's layers alone
+ *   latency             one-way seconds of an 8-byte message (ping-pong / 2)
+ *   bandwidth           bytes/s of large messages: slope between 64 KiB and 4 MiB
+ *   pingpong_BYTES      one-way seconds at each size
+ *   blas                OpenBLAS's configuration and the kernel it chose
+ *                       (`calibrate --blas` prints only this, as one process)
+ *
+ * The kernels are the runtime's (rt_linear_*), so the rate is the one the
+ * emitted programs get; every figure is a median of repeated timings.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <pipert.h>
+
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp);
+	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static float *fill(size_t n)
+{
+	float *p = malloc(n * sizeof *p);
+	if (!p) {
+		fprintf(stderr, "calibrate: out of memory\n");
+		MPI_Abort(MPI_COMM_WORLD, 3);
+	}
+	for (size_t i = 0; i < n; i++)
+		p[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+	return p;
+}
+
+typedef struct {
+	long r, in, out;
+	float *x, *w, *b, *y, *dx, *dw, *db;
+} layer;
+
+/* Seconds for one forward and backward pass over a sequence of linear layers
+ * (forward in order, then backward-weight and backward-data in reverse, 6·r·i·o
+ * FLOPs each), as a stage runs them, so that the caches hold what a stage's
+ * working set lets them hold: median of repeats, both ranks timing at once. */
+static double time_layers(layer *L, int n, double *flops)
+{
+	double t[9];
+	int reps, ns = 9;
+	*flops = 0;
+	for (int i = 0; i < n; i++) {
+		layer *l = &L[i];
+		l->x = fill((size_t)(l->r * l->in));
+		l->w = fill((size_t)(l->out * l->in));
+		l->b = fill((size_t)l->out);
+		l->y = fill((size_t)(l->r * l->out));
+		l->dx = fill((size_t)(l->r * l->in));
+		l->dw = fill((size_t)(l->out * l->in));
+		l->db = fill((size_t)l->out);
+		*flops += 6.0 * l->r * l->in * l->out;
+	}
+	/* Enough passes per sample for about 10 ms of work at 50 GFLOP/s. */
+	reps = *flops > 0 ? (int)(5e8 / *flops) + 1 : 1;
+	for (int s = -2; s < ns; s++) {      /* two warm-up samples: caches, BLAS buffers */
+		MPI_Barrier(MPI_COMM_WORLD);
+		double t0 = now();
+		for (int k = 0; k < reps; k++) {
+			for (int i = 0; i < n; i++)
+				rt_linear_fwd(L[i].x, L[i].w, L[i].b, L[i].y, L[i].r, L[i].in, L[i].out);
+			for (int i = n - 1; i >= 0; i--) {
+				rt_linear_bwd_weight(L[i].x, L[i].y, L[i].dw, L[i].db, L[i].r, L[i].in, L[i].out);
+				rt_linear_bwd_data(L[i].y, L[i].w, L[i].dx, L[i].r, L[i].in, L[i].out);
+			}
+		}
+		if (s >= 0)
+			t[s] = (now() - t0) / reps;
+	}
+	for (int i = 0; i < n; i++) {
+		free(L[i].x); free(L[i].w); free(L[i].b); free(L[i].y);
+		free(L[i].dx); free(L[i].dw); free(L[i].db);
+	}
+	return n ? median(t, ns) : 0.0;
+}
+
+/* One-way time of a message of n bytes between ranks 0 and 1. */
+static double pingpong(int rank, size_t n)
+{
+	char *buf = calloc(n ? n : 1, 1);
+	int iters = n <= 1024 ? 1000 : n <= 65536 ? 200 : n <= (1 << 20) ? 40 : 10, rounds = 7;
+	double t[7];
+	for (int s = 0; s < rounds; s++) {
+		MPI_Barrier(MPI_COMM_WORLD);
+		double t0 = now();
+		for (int i = 0; i < iters; i++) {
+			if (rank == 0) {
+				MPI_Send(buf, (int)n, MPI_BYTE, 1, 0, MPI_COMM_WORLD);
+				MPI_Recv(buf, (int)n, MPI_BYTE, 1, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+			} else if (rank == 1) {
+				MPI_Recv(buf, (int)n, MPI_BYTE, 0, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+				MPI_Send(buf, (int)n, MPI_BYTE, 0, 0, MPI_COMM_WORLD);
+			}
+		}
+		t[s] = (now() - t0) / (2.0 * iters);
+	}
+	free(buf);
+	return median(t, rounds);
+}
+
+int main(int argc, char **argv)
+{
+	int rank, size;
+	MPI_Init(&argc, &argv);
+	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &size);
+	if (argc == 2 && !strcmp(argv[1], "--blas")) {     /* just say which BLAS */
+		printf("blas: %s | %s\n", openblas_get_config(), openblas_get_corename());
+		MPI_Finalize();
+		return 0;
+	}
+	if (size != 2) {
+		if (rank == 0)
+			fprintf(stderr, "calibrate: run it as 2 ranks (mpirun -np 2)\n");
+		MPI_Finalize();
+		return 2;
+	}
+
+	/* GEMM rate: layers [RANK:]ROWSxINxOUT from the command line (a model's
+	 * linear layers at its micro-batch rows; RANK: the rank whose stage holds
+	 * it, else both), or one 64x1024x1024 layer. */
+	layer *L = calloc((size_t)argc + 1, sizeof *L);
+	int n = 0;
+	for (int i = 1; i < argc; i++) {
+		int who = -1, k = 0;
+		long r, in, out;
+		if (sscanf(argv[i], "%d:%n", &who, &k) != 1 || argv[i][k - 1] != ':')
+			who = -1, k = 0;
+		if (sscanf(argv[i] + k, "%ldx%ldx%ld", &r, &in, &out) != 3 || r < 1 || in < 1 || out < 1) {
+			if (rank == 0)
+				fprintf(stderr, "calibrate: bad layer '%s' ([RANK:]ROWSxINxOUT)\n", argv[i]);
+			MPI_Finalize();
+			return 2;
+		}
+		if (who < 0 || who == rank)
+			L[n++] = (layer){ .r = r, .in = in, .out = out };
+	}
+	if (argc == 1)
+		L[n++] = (layer){ .r = 64, .in = 1024, .out = 1024 };
+	double fl, t = time_layers(L, n, &fl), all[2][2], mine[2] = { fl, t };
+	MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+	if (rank == 0) {
+		for (int r = 0; r < 2; r++)
+			if (all[r][1] > 0)
+				printf("gemm_flops_rank%d: %.6g\n", r, all[r][0] / all[r][1]);
+		printf("gemm_flops: %.6g\n", (all[0][0] + all[1][0]) / (all[0][1] + all[1][1]));
+	}
+	free(L);
+
+	/* Link: ping-pong one-way times; latency at 8 B, bandwidth as the slope
+	 * between 64 KiB and 4 MiB. */
+	static const size_t sizes[] = { 8, 1024, 65536, 1 << 20, 4 << 20 };
+	double ow[5];
+	for (int i = 0; i < 5; i++) {
+		ow[i] = pingpong(rank, sizes[i]);
+		if (rank == 0)
+			printf("pingpong_%zu: %.6g\n", sizes[i], ow[i]);
+	}
+	if (rank == 0) {
+		double bw = (double)(sizes[4] - sizes[2]) / (ow[4] - ow[2]);
+		printf("latency: %.6g\n", ow[0]);
+		printf("bandwidth: %.6g\n", bw);
+		printf("blas: %s | %s\n", openblas_get_config(), openblas_get_corename());
+	}
+	MPI_Finalize();
+	return 0;
+}

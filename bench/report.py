@@ -1,0 +1,340 @@
+"""bench/report.py — docs/performance.md from bench/performance.md.in and the
+results (CSV, JSON) of the last run.
+
+The template holds the prose; `@@NAME@@` lines are replaced by generated
+tables and pictures, `@@VAL:NAME@@` by single figures, so the document and
+the numbers it quotes always come from the same run.
+"""
+import os
+import re
+
+import lib
+
+DOCS = os.path.join(lib.ROOT, "docs")
+
+
+def _f(v, spec):
+    if v in ("", None):
+        return "–"
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if x != x:
+        return "–"
+    return spec % x
+
+
+def table(rows, cols):
+    """cols: [(header, key or function, printf spec or None)]"""
+    out = ["| " + " | ".join(h for h, _, _ in cols) + " |",
+           "|" + "|".join(" ---: " if s else " --- " for _, _, s in cols) + "|"]
+    for r in rows:
+        cells = []
+        for _, k, spec in cols:
+            v = k(r) if callable(k) else r.get(k, "")
+            cells.append(_f(v, spec) if spec else str(v))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def _csv(cfg, name):
+    p = os.path.join(cfg.out, name)
+    return lib.read_csv(p) if os.path.exists(p) else []
+
+
+def _img(cfg, name, alt):
+    p = os.path.join(cfg.out, name)
+    if not os.path.exists(p):
+        return "*(no picture: %s was not produced by this run)*" % name
+    return "![%s](%s)" % (alt, os.path.relpath(p, DOCS))
+
+
+def _missing(what):
+    return "*(not measured in this run: `bench/run-all.sh --only %s`)*" % what
+
+
+def blocks(cfg):
+    b, v = {}, {}
+    meta = lib.load_json(os.path.join(cfg.out, "machine.json"), {})
+    quick = meta.get("mode") == "quick"
+    b["MODE"] = (
+        "> **These figures come from a `--quick` run** (%s) on a machine that other jobs were "
+        "using at the same time (load average %s at the start, %s at the end): few runs, "
+        "noisy. Treat them as a smoke test; `bench/run-all.sh` on a quiet machine gives the "
+        "figures to quote." % (meta.get("date", "?"), meta.get("load_start", "?"),
+                                meta.get("load_end", "?"))
+        if quick else
+        "> Figures from a full run (%s), load average %s at the start and %s at the end."
+        % (meta.get("date", "?"), meta.get("load_start", "?"), meta.get("load_end", "?")))
+    if meta.get("failed"):
+        b["MODE"] += "\n>\n> Experiments that failed in this run: %s (see bench/results/bench.log)." \
+            % ", ".join(meta["failed"])
+    v["nproc"] = meta.get("nproc", "?")
+    b["MACHINE"] = table([
+        {"k": "CPU", "v": meta.get("cpu", "?")},
+        {"k": "cores (`nproc`)", "v": meta.get("nproc", "?")},
+        {"k": "OpenBLAS (config; kernel)", "v": meta.get("openblas", "?").replace(" | ", "; kernel ")},
+        {"k": "OPENBLAS_CORETYPE", "v": meta.get("openblas_coretype", "?")},
+        {"k": "MPI", "v": meta.get("mpi", "?")},
+        {"k": "C compiler", "v": meta.get("cc", "?")},
+        {"k": "PyTorch", "v": "%s (BLAS: %s, CPU capability %s)" % (
+            meta.get("torch", "?"), meta.get("torch_blas", "?"), meta.get("torch_isa", "?"))},
+        {"k": "pipec", "v": "%s, tree %s" % (meta.get("pipec", "?"), meta.get("git", "?"))},
+        {"k": "Linux", "v": meta.get("kernel", "?")},
+        {"k": "mode", "v": "%s, %s timed runs per configuration after a warm-up" % (
+            meta.get("mode", "?"), 2 if quick else 5)},
+        {"k": "seconds per experiment", "v": ", ".join("%s %s" % kv for kv in
+                                                      meta.get("seconds", {}).items())},
+    ], [("", "k", None), ("", "v", None)])
+
+    # ---- compare ----
+    rows = _csv(cfg, "compare.csv")
+    if rows:
+        b["COMPARE"] = table(rows, [
+            ("model", "model", None), ("P", "P", None), ("schedule", "schedule", None),
+            ("M", "M", None), ("batch", "batch", None),
+            ("oversub.", "oversubscribed", None), ("runs", "runs", None),
+            ("pipec step (s)", "pipec_step_s", "%.4g"), ("pipec samples/s", "pipec_samples_s", "%.0f"),
+            ("PyTorch step (s)", "torch_step_s", "%.4g"), ("PyTorch samples/s", "torch_samples_s", "%.0f"),
+            ("pipec / PyTorch", "ratio", "%.2f×"),
+            ("step-1 loss pipec", "loss_pipec", "%.9g"), ("step-1 loss PyTorch", "loss_torch", "%.9g"),
+            ("rel. diff", "loss_rel_diff", "%.1e"), ("step-2 rel. diff", "loss2_rel_diff", "%.1e"),
+            ("same order", "same_order", None)])
+        b["COMPARE_SPREAD"] = table(rows, [
+            ("model", "model", None), ("P", "P", None), ("schedule", "schedule", None),
+            ("pipec min–max (s)", lambda r: "%.4g–%.4g" % (float(r["pipec_min_s"]), float(r["pipec_max_s"])), None),
+            ("PyTorch min–max (s)", lambda r: "%.4g–%.4g" % (float(r["torch_min_s"]), float(r["torch_max_s"])), None),
+            ("gloo barrier pair (µs)", lambda r: 1e6 * float(r["torch_barrier_s"]), "%.0f"),
+            ("pipec bubble measured", "bubble_measured", "%.3f"),
+            ("pipec bubble predicted", "bubble_predicted", "%.3f")])
+        for r in rows:
+            if r["P"] == "2":
+                v["ratio_%s_%s" % (r["model"], r["schedule"])] = "%.2f×" % float(r["ratio"])
+        dn = [float(r["ratio"]) for r in rows if r["model"] == "deep-narrow" and r["P"] == "2"]
+        ml = [float(r["ratio"]) for r in rows if r["model"] == "mlp4" and r["P"] == "2"]
+        v["ratio_deep_min"] = "%.1f×" % min(dn) if dn else "–"
+        v["ratio_deep_max"] = "%.1f×" % max(dn) if dn else "–"
+        v["ratio_mlp4_min"] = "%.2f×" % min(ml) if ml else "–"
+        v["ratio_mlp4_max"] = "%.2f×" % max(ml) if ml else "–"
+        v["loss_maxdiff"] = "%.1e" % max(float(r["loss_rel_diff"]) for r in rows)
+    else:
+        b["COMPARE"] = b["COMPARE_SPREAD"] = _missing("compare")
+    b["FIG_COMPARE"] = "\n\n".join([_img(cfg, "compare-mlp4.svg", "mlp4: pipec vs PyTorch"),
+                                    _img(cfg, "compare-deep-narrow.svg", "deep-narrow: pipec vs PyTorch")])
+
+    # ---- overhead ----
+    rows = _csv(cfg, "overhead.csv")
+    if rows:
+        b["OVERHEAD"] = table(rows, [
+            ("M", "M", None), ("actions per rank", "actions_rank0", None),
+            ("step (s)", "step_s", "%.4g"), ("step / actions (µs)", "step_per_action_us", "%.3f"),
+            ("(step − compute) / actions, rank 0 (µs)", "overhead_rank0_us", "%.3f"),
+            ("rank 1 (µs)", "overhead_rank1_us", "%.3f"),
+            ("bubble measured", "bubble_measured", "%.3f"),
+            ("compiler's predicted bubble", "bubble_predicted", "%.3f")])
+        last = rows[-1]
+        v["overhead_us"] = "%.2f µs" % float(last["overhead_us"])
+        v["overhead_allin_us"] = "%.2f µs" % float(last["step_per_action_us"])
+        v["overhead_slope_us"] = "%.2f µs" % float(last["slope_us_per_action"])
+        v["overhead_M"] = last["M"]
+        v["torch_action_us"] = "%.0f µs" % float(last["torch_step_per_action_us"])
+        v["pipec_action_us_64"] = ("%.2f µs" % float(last["pipec_step_per_action_us_M64"])
+                                   if last["pipec_step_per_action_us_M64"] else "–")
+        v["trace_glue_us"] = "%.2f µs" % float(last["trace_glue_us"])
+    else:
+        b["OVERHEAD"] = _missing("overhead")
+    rows = _csv(cfg, "overhead_trace.csv")
+    b["OVERHEAD_TRACE"] = table(rows, [("op", "op", None)] + [
+        ("%s: mean µs" % k.replace("_us", "").replace("rank", "rank "), k, "%.3f")
+        for k in (rows[0].keys() if rows else []) if k != "op"]) if rows else _missing("overhead")
+    b["FIG_OVERHEAD"] = _img(cfg, "overhead.svg", "per-action cost")
+
+    # ---- calibration and prediction ----
+    rows = _csv(cfg, "calibration.csv")
+    b["CALIBRATION"] = table(rows, [
+        ("measured", "what", None), ("GEMM FLOP/s per rank", "gemm_flops", "%.3g"),
+        ("one-way latency (s)", "latency_s", "%.3g"), ("bandwidth (B/s)", "bandwidth_Bps", "%.3g")]) \
+        if rows else _missing("calibrate")
+    cal = lib.load_json(os.path.join(cfg.out, "calibration.json"))
+    if cal:
+        g = cal["generic"]
+        v["cal_flops"] = "%.3g" % g["gemm_flops"]
+        v["cal_latency"] = "%.3g" % g["latency"]
+        v["cal_bandwidth"] = "%.3g" % g["bandwidth"]
+    rows = _csv(cfg, "bubble.csv")
+    meas = [r for r in rows if r["P"] == "2"]
+    if meas:
+        b["BUBBLE"] = table(meas, [
+            ("schedule", "schedule", None), ("M", "M", None),
+            ("measured", "measured", "%.3f"),
+            ("runs min–max", lambda r: "%.3f–%.3f" % (float(r["measured_min"]), float(r["measured_max"])), None),
+            ("simulator, calibrated", "sim_model_calibrated", "%.3f"),
+            ("measured − simulator", "measured_minus_sim", "%+.3f"),
+            ("compiler's prediction", "compiler_predicted", "%.3f"),
+            ("simulator, uniform cost", "sim_uniform", "%.3f"),
+            ("formula (P−1)/(VM+P−1)", "formula", "%.3f")])
+        d = [abs(float(r["measured_minus_sim"])) for r in meas]
+        v["bubble_maxdiff"] = "%.3f" % max(d)
+        v["bubble_meddiff"] = "%.3f" % lib.median(d)
+        big = [abs(float(r["measured_minus_sim"])) for r in meas if int(r["M"]) >= 8]
+        v["bubble_maxdiff_m8"] = "%.3f" % max(big) if big else "–"
+    else:
+        b["BUBBLE"] = _missing("bubble")
+    p4 = [r for r in rows if r["P"] == "4"]
+    b["BUBBLE_P4"] = table(p4, [("schedule", "schedule", None), ("M", "M", None),
+                                ("simulator, uniform cost", "sim_uniform", "%.3f"),
+                                ("formula", "formula", "%.3f")]) if p4 else _missing("bubble")
+    b["FIG_BUBBLE"] = _img(cfg, "bubble.svg", "bubble vs M")
+    rows = _csv(cfg, "predict.csv")
+    if rows:
+        b["PREDICT"] = table(rows, [
+            ("model", "model", None), ("schedule", "schedule", None), ("M", "M", None),
+            ("measured (s)", "measured_s", "%.4g"),
+            ("calibrated on its layers (s)", "pred_calibrated_s", "%.4g"),
+            ("error", lambda r: 100 * float(r["err_calibrated"]), "%+.0f%%"),
+            ("generic calibration (s)", "pred_generic_s", "%.4g"),
+            ("error ", lambda r: 100 * float(r["err_generic"]), "%+.0f%%"),
+            ("pipec's defaults (s)", "pred_default_s", "%.4g"),
+            ("error  ", lambda r: 100 * float(r["err_default"]), "%+.0f%%")])
+        e = [abs(float(r["err_calibrated"])) for r in rows]
+        v["pred_maxerr"] = "%.0f%%" % (100 * max(e))
+        v["pred_mederr"] = "%.0f%%" % (100 * lib.median(e))
+        v["pred_within10"] = "%d of %d" % (sum(1 for x in e if x <= 0.10), len(e))
+    else:
+        b["PREDICT"] = _missing("predict")
+    b["FIG_PREDICT"] = _img(cfg, "predict.svg", "predicted vs measured")
+
+    # ---- seeds ----
+    rows = _csv(cfg, "stages.csv")
+    b["STAGES"] = table(rows, [
+        ("model", "model", None), ("configuration", "config", None),
+        ("processes", "processes", None), ("threads each", "threads_per_process", None),
+        ("M", "M", None), ("batch", "batch", None), ("step (s)", "step_s", "%.4g"),
+        ("samples/s", "samples_s", "%.0f"),
+        ("vs single process, 1 thread", "speedup_vs_single_1thread", "%.2f×"),
+        ("bubble measured", "bubble_measured", "%.3f")]) if rows else _missing("seeds")
+    for r in rows:
+        v["stages_%s_%s" % (r["model"], re.sub(r"\W+", "_", r["config"]).strip("_"))] = \
+            "%.2f×" % float(r["speedup_vs_single_1thread"])
+    b["FIG_STAGES"] = "\n\n".join([_img(cfg, "stages-mlp4.svg", "mlp4 by configuration"),
+                                   _img(cfg, "stages-uniform.svg", "uniform by configuration")])
+    rows = _csv(cfg, "microbatch.csv")
+    b["MICROBATCH"] = table(rows, [
+        ("sweep", "sweep", None), ("M", "M", None), ("rows per micro-batch", "rows_per_mb", None),
+        ("batch", "batch", None), ("step = latency (s)", "step_s", "%.4g"),
+        ("samples/s", "samples_s", "%.0f"), ("bubble measured", "bubble_measured", "%.3f"),
+        ("bubble predicted", "bubble_predicted", "%.3f")]) if rows else _missing("seeds")
+    b["FIG_MICROBATCH"] = "\n\n".join([_img(cfg, "microbatch-count.svg", "throughput vs M"),
+                                       _img(cfg, "microbatch-size.svg", "latency vs micro-batch size")])
+    rows = _csv(cfg, "memory.csv")
+    if rows:
+        b["MEMORY"] = table(rows, [
+            ("P", "P", None), ("schedule", "schedule", None), ("rank", "rank", None),
+            ("measured (MB)", lambda r: float(r["measured_bytes"]) / 1e6, "%.2f"),
+            ("predicted (MB)", lambda r: float(r["predicted_bytes"]) / 1e6, "%.2f"),
+            ("error", lambda r: 100 * float(r["error"]), "%+.2f%%")])
+        # The figure that decides whether a model fits is the largest rank's;
+        # small ranks' relative errors are page-granularity noise, so the
+        # absolute error is given beside it.
+        big = {}
+        for r in rows:
+            k = (r["P"], r["schedule"])
+            if k not in big or float(r["predicted_bytes"]) > float(big[k]["predicted_bytes"]):
+                big[k] = r
+        v["mem_maxerr"] = "%.2f%%" % max(100 * abs(float(r["error"])) for r in big.values())
+        v["mem_maxabs"] = "%.2f MB" % max(abs(float(r["measured_bytes"]) - float(r["predicted_bytes"])) / 1e6
+                                          for r in rows)
+    else:
+        b["MEMORY"] = _missing("seeds")
+    b["FIG_MEMORY"] = "\n\n".join([_img(cfg, "memory-p2.svg", "memory P=2"),
+                                   _img(cfg, "memory-p4.svg", "memory P=4")])
+
+    # ---- compiler ----
+    rows = _csv(cfg, "compiler.csv")
+    if rows:
+        b["COMPILER"] = table(rows, [
+            ("sweep", "sweep", None), ("layers", "layers", None), ("P", "P", None), ("M", "M", None),
+            ("pipec (s)", "pipec_s", "%.3f"), ("pipec peak RSS (MB)", "pipec_rss_MB", "%.1f"),
+            ("C, all ranks (KB)", "source_total_KB", "%.0f"),
+            ("C, largest rank (KB)", "source_largest_KB", "%.0f"),
+            ("lines", "largest_rank_lines", None),
+            ("cc -O2 largest rank (s)", "cc_largest_s", "%.2f"),
+            ("cc peak RSS (MB)", "cc_rss_MB", "%.0f"), ("binary (KB)", "binary_KB", "%.0f")])
+        big = max(rows, key=lambda r: int(r["P"]) * int(r["M"]) if r["sweep"] == "PxM" else 0)
+        v["cc_big"] = "%.1f s" % float(big["cc_largest_s"])
+        v["cc_big_pm"] = "P = %s, M = %s" % (big["P"], big["M"])
+        v["cc_big_kb"] = "%.0f KB" % float(big["source_largest_KB"])
+        v["cc_big_bin"] = "%.0f KB" % float(big["binary_KB"])
+        v["pipec_big"] = "%.3f s" % float(big["pipec_s"])
+    else:
+        b["COMPILER"] = _missing("compiler")
+    b["FIG_COMPILER"] = "\n\n".join([_img(cfg, "compiler-pm.svg", "compile time vs PxM"),
+                                     _img(cfg, "compiler-layers.svg", "compile time vs layers")])
+    b["GOALS"] = goals(cfg, v)
+    return b, v
+
+
+def goals(cfg, v):
+    """The issue's goals with the achieved figure and a verdict."""
+    def verdict(ok):
+        return "–" if ok is None else ("met" if ok else "**missed**")
+
+    def num(s):
+        try:
+            return float(re.sub(r"[^0-9.eE+-]", "", s))
+        except (TypeError, ValueError):
+            return None
+
+    rows = []
+    o = num(v.get("overhead_us"))
+    rows.append({"goal": "per-action runtime overhead on the CPU < 2 µs",
+                 "got": "%s (step − compute) / actions at M = %s; %s all-in (step / actions); "
+                        "slope %s" % (v.get("overhead_us", "–"), v.get("overhead_M", "–"),
+                                      v.get("overhead_allin_us", "–"), v.get("overhead_slope_us", "–")),
+                 "ok": verdict(None if o is None else o < 2)})
+    d = num(v.get("ratio_deep_min"))
+    rows.append({"goal": "≥ 3× PyTorch's samples/s where per-action overhead matters (deep-narrow, P = 2)",
+                 "got": "%s–%s" % (v.get("ratio_deep_min", "–"), v.get("ratio_deep_max", "–")),
+                 "ok": verdict(None if d is None else d >= 3)})
+    m = num(v.get("ratio_mlp4_min"))
+    rows.append({"goal": "no slower than PyTorch where GEMMs dominate (mlp4, P = 2)",
+                 "got": "%s–%s" % (v.get("ratio_mlp4_min", "–"), v.get("ratio_mlp4_max", "–")),
+                 "ok": verdict(None if m is None else m >= 1)})
+    bd = num(v.get("bubble_maxdiff"))
+    rows.append({"goal": "measured bubble within 0.03 of the prediction, balanced stages (uniform, P = 2)",
+                 "got": "largest absolute difference between measured and simulated %s "
+                        "(median %s; %s for M ≥ 8)"
+                        % (v.get("bubble_maxdiff", "–"), v.get("bubble_meddiff", "–"),
+                           v.get("bubble_maxdiff_m8", "–")),
+                 "ok": verdict(None if bd is None else bd <= 0.03)})
+    pe = num(v.get("pred_maxerr"))
+    rows.append({"goal": "predicted step time within 10% of measured after calibration (P = 2)",
+                 "got": "largest error %s, median %s; %s within 10%%"
+                        % (v.get("pred_maxerr", "–"), v.get("pred_mederr", "–"), v.get("pred_within10", "–")),
+                 "ok": verdict(None if pe is None else pe <= 10)})
+    me = num(v.get("mem_maxerr"))
+    rows.append({"goal": "(not a goal of the issue) peak memory of the largest rank as predicted",
+                 "got": "largest error %s; largest absolute error over all ranks %s"
+                        % (v.get("mem_maxerr", "–"), v.get("mem_maxabs", "–")),
+                 "ok": verdict(None if me is None else me <= 5)})
+    return table(rows, [("goal", "goal", None), ("achieved", "got", None), ("verdict", "ok", None)])
+
+
+def write(cfg, template=None, out=None):
+    template = template or os.path.join(lib.BENCH, "performance.md.in")
+    out = out or os.path.join(DOCS, "performance.md")
+    b, v = blocks(cfg)
+    with open(template) as f:
+        text = f.read()
+
+    def val(m):
+        return str(v.get(m.group(1), "–"))
+    text = re.sub(r"@@VAL:(\w+)@@", val, text)
+
+    def blk(m):
+        return b.get(m.group(1), "*(unknown block %s)*" % m.group(1))
+    text = re.sub(r"@@(\w+)@@", blk, text)
+    with open(out, "w") as f:
+        f.write(text)
+    cfg.say("report: wrote %s" % os.path.relpath(out, lib.ROOT))
