@@ -127,6 +127,7 @@ typedef struct Pipeline {
 	int steps;
 	long long seed;
 	double memory_cap;      /* bytes per rank for partition = auto, 0 = none */
+	Loc memory_loc;         /* its value, for the message when nothing fits */
 } Pipeline;
 
 typedef struct IrModel {

@@ -50,7 +50,7 @@ int partition_model(IrModel *m, const CostConsts *cc, const int *stage_rank)
 		if (part_balance_placed(n, cost, bnd, mem, pp->memory_cap, S, pp->P, stage_rank,
 		                        first) != 0) {
 			if (pp->memory_cap > 0)
-				diag_error(pp->part_loc.file ? pp->part_loc : pp->sched_loc,
+				diag_error(pp->memory_loc.file ? pp->memory_loc : pp->sched_loc,
 				           "no partition of %d layers into %d stages fits memory = %.0f "
 				           "bytes per rank", n, S, pp->memory_cap);
 			else

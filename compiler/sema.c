@@ -971,6 +971,8 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 		else
 			pp->dtype = dt;
 	}
+	if (item[K_MEMORY])
+		pp->memory_loc = item[K_MEMORY]->val->loc;
 	if (item[K_MEMORY] && size_value(item[K_MEMORY]->val, &pp->memory_cap) != 0)
 		diag_error(item[K_MEMORY]->val->loc, "'memory' must be a size such as 16GiB, "
 		           "512MiB or a byte count");
