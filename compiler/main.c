@@ -338,7 +338,13 @@ int main(int argc, char **argv)
 	}
 
 	/* partition */
-	if (partition_model(m, &o.cc, file_sched ? file_sched->stage_rank : NULL) != 0)
+	const int *placement = file_sched ? file_sched->stage_rank : NULL;
+	if (m->pipe.sched == SK_ZBV) {
+		int *v = xalloc((size_t)2 * m->pipe.P * sizeof *v);
+		sched_zbv_placement(m->pipe.P, v);
+		placement = v;
+	}
+	if (partition_model(m, &o.cc, placement) != 0)
 		return EXIT_INPUT;
 	if (dumping(&o, 'I'))
 		ir_dump(stderr, m);

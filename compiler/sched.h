@@ -120,6 +120,9 @@ typedef struct Schedule {
  * do not hold (interleaved needs M % P == 0, ...). */
 Schedule *sched_generate(const SchedSpec *spec, Loc where);
 
+/* zb-v's V-shaped placement: rank r holds stages r and 2P-1-r. */
+void sched_zbv_placement(int P, int *stage_rank);
+
 /* Reads a custom order (pipec's CSV with or without communication rows, or
  * PyTorch's action CSV).  Errors name FILE:LINE:COL of the CSV; returns NULL
  * after reporting them. */

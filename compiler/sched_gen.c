@@ -150,6 +150,79 @@ static void gen_interleaved(Schedule *s)
 	}
 }
 
+/* zb-v: zero-bubble V (Qi et al., "Pipeline Parallelism with Controllable
+ * Memory", 2024; torch's ScheduleZBVZeroBubble).  Rank r holds chunk 0 =
+ * stage r and chunk 1 = stage 2P-1-r, so the pipeline runs down the ranks
+ * and back up: the last rank holds the turn (stages P-1 and P) and hands it
+ * over locally.  Backward is split (B = input gradient, W = weights).  Per
+ * rank: warm-up 2(P-r)-1 chunk-0 forwards, r pairs (F1, F0), P-r triples
+ * (F1, B1, W1); then steady (F0, B0, W0, F1, B1, W1) rounds; then cool-down
+ * B's with W's deferred to the end.  The order is generated for
+ * max(M, 2P-1) micro-batches and the ones past M dropped, as torch does. */
+static void zbv_push(Schedule *s, int r, int op, int stage, int mb)
+{
+	if (mb < s->M)
+		actlist_push(&s->rank[r], op, stage, mb, -1);
+}
+
+void sched_zbv_placement(int P, int *stage_rank)
+{
+	for (int r = 0; r < P; r++) {
+		stage_rank[r] = r;
+		stage_rank[2 * P - 1 - r] = r;
+	}
+}
+
+static void gen_zbv(Schedule *s)
+{
+	int P = s->P, n = s->M > 2 * P - 1 ? s->M : 2 * P - 1;
+	sched_zbv_placement(P, s->stage_rank);
+	for (int r = 0; r < P; r++) {
+		int c0 = r, c1 = 2 * P - 1 - r;
+		int f0 = 0, f1 = 0, b0 = 0, b1 = 0;
+		if (!s->training) {     /* forward only: down, then back up */
+			for (int mb = 0; mb < s->M; mb++)
+				zbv_push(s, r, OP_F, c0, mb);
+			for (int mb = 0; mb < s->M; mb++)
+				zbv_push(s, r, OP_F, c1, mb);
+			continue;
+		}
+		for (int i = 0; i < 2 * (P - r) - 1; i++)
+			zbv_push(s, r, OP_F, c0, f0++);
+		for (int i = 0; i < r; i++) {
+			zbv_push(s, r, OP_F, c1, f1++);
+			zbv_push(s, r, OP_F, c0, f0++);
+		}
+		for (int i = 0; i < P - r; i++) {
+			zbv_push(s, r, OP_F, c1, f1++);
+			zbv_push(s, r, OP_B, c1, b1);
+			zbv_push(s, r, OP_W, c1, b1++);
+		}
+		while (f1 < f0 || f0 < n) {
+			if (f0 < n)
+				zbv_push(s, r, OP_F, c0, f0++);
+			zbv_push(s, r, OP_B, c0, b0);
+			zbv_push(s, r, OP_W, c0, b0++);
+			zbv_push(s, r, OP_F, c1, f1++);
+			zbv_push(s, r, OP_B, c1, b1);
+			zbv_push(s, r, OP_W, c1, b1++);
+		}
+		int w0 = b0, w1 = b1;
+		for (int i = 0; i < r; i++) {
+			zbv_push(s, r, OP_B, c0, b0++);
+			zbv_push(s, r, OP_B, c1, b1++);
+		}
+		for (int i = 0; i < P - r; i++) {
+			zbv_push(s, r, OP_B, c0, b0++);
+			zbv_push(s, r, OP_W, c0, w0++);
+		}
+		while (w1 < b1)
+			zbv_push(s, r, OP_W, c1, w1++);
+		while (w0 < b0)
+			zbv_push(s, r, OP_W, c0, w0++);
+	}
+}
+
 Schedule *sched_generate(const SchedSpec *spec, Loc where)
 {
 	SchedKind kind = spec->kind;
@@ -158,18 +231,17 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where)
 		die("schedule '%s' asked for P=%d V=%d M=%d R=%d", name,
 		    spec->P, spec->V, spec->M, spec->R);
 	switch (kind) {
-	case SK_ZBV:
 	case SK_PIPEDREAM:
 	case SK_2BW:
 		diag_error(where, "schedule '%s' is not supported yet (planned: "
-		           "asynchronous schedules and zero-bubble V)", name);
+		           "asynchronous schedules with weight stashing)", name);
 		return NULL;
 	case SK_FILE:
 		die("sched_generate called for a file schedule");
 	default:
 		break;
 	}
-	int V = kind == SK_INTERLEAVED ? spec->V : 1;
+	int V = kind == SK_INTERLEAVED ? spec->V : kind == SK_ZBV ? 2 : 1;
 	if (kind == SK_INTERLEAVED && spec->M % spec->P != 0) {
 		int up = (spec->M / spec->P + 1) * spec->P;
 		diag_error(where, "interleaved(%d) needs the number of micro-batches to be "
@@ -179,8 +251,12 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where)
 		return NULL;
 	}
 	int training = spec->training && kind != SK_INFERENCE;
-	int split = training && kind == SK_ZBH1;
+	int split = training && (kind == SK_ZBH1 || kind == SK_ZBV);
 	Schedule *s = sched_new(kind, spec->P, V, spec->M, spec->R, training, split);
+	if (kind == SK_ZBV) {
+		gen_zbv(s);
+		return s;
+	}
 	if (!training && !(kind == SK_INTERLEAVED && V > 1)) {
 		gen_forward_only(s);
 		return s;

@@ -122,6 +122,9 @@ subset = [
             "recompute=[1,0]"]),
     ("ce", ["schedule=zb-h1"]),
     ("ce", ["schedule=zb-h1", "recompute=[0.5,0.5,0.5,0.5]", "replicas=2", "microbatches=4"]),
+    ("ce", ["schedule=zb-v", "stages=2", "partition=auto"]),  # V shape, local turn
+    ("ce", ["schedule=zb-v", "stages=2", "microbatches=2", "replicas=2", "recompute=[1,0]",
+            "partition=auto", "optimizer=adam(lr=0.01)"]),
     ("ce", ["microbatches=2"]),                               # M < P
     ("ce", ["stages=2", "microbatches=3", "partition=auto"]),  # M % P != 0
     ("ce", ["stages=8", "partition=auto", "microbatches=3"]),  # one layer per stage
