@@ -112,25 +112,25 @@ static void post_checks(rt_ctx *c, int peer, int tag, size_t bytes, const char *
  * emitter's convention, both ends just have to agree. */
 enum { H_TAG, H_BYTES, H_STEP, H_RANK, H_OP, H_STAGE, H_MB };
 
-static void send_checks(rt_ctx *c, rt_slot *s)
+void rt_hdr_fill(rt_ctx *c, int64_t *h, int tag, size_t bytes)
 {
 	int in_send = c->in_action && (c->cur.op == RT_OP_SEND_F || c->cur.op == RT_OP_SEND_B);
-	s->hdr[H_TAG] = s->tag;
-	s->hdr[H_BYTES] = (int64_t)s->bytes;
-	s->hdr[H_STEP] = c->step;
-	s->hdr[H_RANK] = c->rank;
-	s->hdr[H_OP] = in_send ? c->cur.op : -1;
-	s->hdr[H_STAGE] = in_send ? c->cur.stage : -1;
-	s->hdr[H_MB] = in_send ? c->cur.mb : -1;
+	h[H_TAG] = tag;
+	h[H_BYTES] = (int64_t)bytes;
+	h[H_STEP] = c->step;
+	h[H_RANK] = c->rank;
+	h[H_OP] = in_send ? c->cur.op : -1;
+	h[H_STAGE] = in_send ? c->cur.stage : -1;
+	h[H_MB] = in_send ? c->cur.mb : -1;
 }
 
-static void recv_checks(rt_ctx *c, const rt_slot *s)
+void rt_hdr_check(rt_ctx *c, const int64_t *h, const char *what, int peer, int tag,
+                  size_t bytes)
 {
-	const int64_t *h = s->hdr;
 	int in_recv = c->in_action && (c->cur.op == RT_OP_RECV_F || c->cur.op == RT_OP_RECV_B);
 	int64_t want_op = -1, want_stage = -1, want_mb = -1;
-	int bad = h[H_TAG] != s->tag || h[H_BYTES] != (int64_t)s->bytes || h[H_STEP] != c->step ||
-	          h[H_RANK] != s->peer;
+	int bad = h[H_TAG] != tag || h[H_BYTES] != (int64_t)bytes || h[H_STEP] != c->step ||
+	          h[H_RANK] != peer;
 	if (in_recv && h[H_OP] >= 0) {
 		want_op = c->cur.op == RT_OP_RECV_F ? RT_OP_SEND_F : RT_OP_SEND_B;
 		want_stage = c->cur.op == RT_OP_RECV_F ? c->cur.stage - 1 : c->cur.stage + 1;
@@ -142,11 +142,21 @@ static void recv_checks(rt_ctx *c, const rt_slot *s)
 	rt_die(c, RT_EXIT_RUNTIME,
 	       "message check failed for %s (peer %d): expected %s stage %lld mb %lld, %zu bytes, "
 	       "step %d from rank %d; got %s stage %lld mb %lld, %lld bytes, step %lld from rank %lld",
-	       s->what, s->peer, want_op >= 0 ? rt_op_name((int)want_op) : "a message",
-	       (long long)want_stage, (long long)want_mb, s->bytes, c->step + 1, s->peer,
+	       what, peer, want_op >= 0 ? rt_op_name((int)want_op) : "a message",
+	       (long long)want_stage, (long long)want_mb, bytes, c->step + 1, peer,
 	       h[H_OP] >= 0 ? rt_op_name((int)h[H_OP]) : "a message", (long long)h[H_STAGE],
 	       (long long)h[H_MB], (long long)h[H_BYTES], (long long)h[H_STEP] + 1,
 	       (long long)h[H_RANK]);
+}
+
+static void send_checks(rt_ctx *c, rt_slot *s)
+{
+	rt_hdr_fill(c, s->hdr, s->tag, s->bytes);
+}
+
+static void recv_checks(rt_ctx *c, const rt_slot *s)
+{
+	rt_hdr_check(c, s->hdr, s->what, s->peer, s->tag, s->bytes);
 }
 
 void rt_mpi_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag,

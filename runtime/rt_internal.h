@@ -135,6 +135,13 @@ struct rt_ctx {
 	int fault_kind, fault_step, fault_action;
 };
 
+/* --check-messages headers (rt_comm.c), shared by every transport: fill
+ * h[RT_HDR_N] with what this send is; judge a received one against the
+ * current RECV action and the posted tag and size (exit 3 on a mismatch). */
+void rt_hdr_fill(rt_ctx *c, int64_t *h, int tag, size_t bytes);
+void rt_hdr_check(rt_ctx *c, const int64_t *h, const char *what, int peer, int tag,
+                  size_t bytes);
+
 /* ---- Messages and exits (rt_util.c). ---- */
 void rt_msg(int rank, const char *fmt, ...) RT_PRINTF(2, 3);    /* "pipec-run: rank R: ..." */
 /* A failure while ranks run: message, then MPI_Abort so the whole job ends. */

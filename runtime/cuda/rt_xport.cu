@@ -57,7 +57,7 @@ enum { XP_NONE, XP_NCCL, XP_IPC, XP_HOST };
 static const char *const mode_names[] = { "none", "nccl", "cuda-ipc", "host-staged" };
 
 /* --check-messages header: rt_comm.c's layout. */
-enum { H_TAG, H_BYTES, H_STEP, H_RANK, H_OP, H_STAGE, H_MB, H_N };
+enum { H_N = RT_HDR_N };        /* --check-messages header (rt_comm.c) */
 
 /* An IPC notice: where the message lies in the sender's arena. */
 typedef struct xp_notice {
@@ -320,38 +320,12 @@ static xp_chan *chan_of(rt_ctx *c, int src, int dst, int tag, const char *what)
 /* --check-messages: rt_comm.c's header and judgement, for NCCL and IPC. */
 static void hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h)
 {
-	int in_send = c->in_action && (c->cur.op == RT_OP_SEND_F || c->cur.op == RT_OP_SEND_B);
-	h[H_TAG] = s->tag;
-	h[H_BYTES] = (int64_t)s->bytes;
-	h[H_STEP] = c->step;
-	h[H_RANK] = c->rank;
-	h[H_OP] = in_send ? c->cur.op : -1;
-	h[H_STAGE] = in_send ? c->cur.stage : -1;
-	h[H_MB] = in_send ? c->cur.mb : -1;
+	rt_hdr_fill(c, h, s->tag, s->bytes);
 }
 
 static void hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h)
 {
-	int in_recv = c->in_action && (c->cur.op == RT_OP_RECV_F || c->cur.op == RT_OP_RECV_B);
-	int64_t want_op = -1, want_stage = -1, want_mb = -1;
-	int bad = h[H_TAG] != s->tag || h[H_BYTES] != (int64_t)s->bytes || h[H_STEP] != c->step ||
-	          h[H_RANK] != s->peer;
-	if (in_recv && h[H_OP] >= 0) {
-		want_op = c->cur.op == RT_OP_RECV_F ? RT_OP_SEND_F : RT_OP_SEND_B;
-		want_stage = c->cur.op == RT_OP_RECV_F ? c->cur.stage - 1 : c->cur.stage + 1;
-		want_mb = c->cur.mb;
-		bad |= h[H_OP] != want_op || h[H_STAGE] != want_stage || h[H_MB] != want_mb;
-	}
-	if (!bad)
-		return;
-	rt_die(c, RT_EXIT_RUNTIME,
-	       "message check failed for %s (peer %d): expected %s stage %lld mb %lld, %zu bytes, "
-	       "step %d from rank %d; got %s stage %lld mb %lld, %lld bytes, step %lld from rank %lld",
-	       s->what, s->peer, want_op >= 0 ? rt_op_name((int)want_op) : "a message",
-	       (long long)want_stage, (long long)want_mb, s->bytes, c->step + 1, s->peer,
-	       h[H_OP] >= 0 ? rt_op_name((int)h[H_OP]) : "a message", (long long)h[H_STAGE],
-	       (long long)h[H_MB], (long long)h[H_BYTES], (long long)h[H_STEP] + 1,
-	       (long long)h[H_RANK]);
+	rt_hdr_check(c, h, s->what, s->peer, s->tag, s->bytes);
 }
 
 static void stage_fit(rt_ctx *c, xp_slot *s, size_t bytes)
