@@ -3,7 +3,7 @@
 
 if HAVE_RUNTIME
 lib_LIBRARIES += %D%/libpipert.a
-include_HEADERS += %D%/pipert.h
+include_HEADERS += %D%/pipert.h %D%/rt_tf_sizes.h
 %C%_libpipert_a_CPPFLAGS = -I$(srcdir)/%D% $(MPI_CFLAGS) $(BLAS_CFLAGS)
 ## gcc's -O2 vectorises only loops whose trip count it knows (the
 ## "very-cheap" cost model); the kernels' loops run over runtime sizes, so
@@ -13,11 +13,11 @@ include_HEADERS += %D%/pipert.h
 ## after math calls.
 %C%_libpipert_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic -fno-math-errno
 %C%_libpipert_a_SOURCES = \
-	%D%/pipert.h %D%/rt_internal.h %D%/rt_dev.h %D%/rt_math.h \
+	%D%/pipert.h %D%/rt_tf_sizes.h %D%/rt_internal.h %D%/rt_dev.h %D%/rt_math.h \
 	%D%/rt_main.c %D%/rt_opts.c %D%/rt_comm.c %D%/rt_data.c %D%/rt_init.c \
 	%D%/rt_json.c %D%/rt_kernels.c %D%/rt_loss.c %D%/rt_npy.c %D%/rt_optim.c \
 	%D%/rt_safetensors.c %D%/rt_trace.c %D%/rt_util.c %D%/rt_weights.c \
-	%D%/rt_dev_cpu.c
+	%D%/rt_dev_cpu.c %D%/rt_tf.c
 PIPEC_HAVE_RUNTIME = yes
 endif
 
@@ -29,10 +29,11 @@ RUNTIME_TESTS = \
 	t/501-runtime-io.t \
 	t/502-runtime-mpi.t \
 	t/503-runtime-errors.t \
-	t/504-runtime-faults.t
+	t/504-runtime-faults.t \
+	t/505-runtime-tf.t
 TESTS += $(RUNTIME_TESTS)
 EXTRA_DIST += $(RUNTIME_TESTS) t/runtime-lib.sh t/runtime-kernels.c t/runtime-io.c \
-	t/runtime-ref.py t/rt-fixtures/two_rank.c
+	t/runtime-ref.py t/rt-fixtures/two_rank.c t/runtime-tf.c
 
 ## The same API on NVIDIA GPUs: libpipert_cuda.a.
 include %D%/cuda/local.mk

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rt_tf_sizes.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,10 +34,11 @@ typedef struct rt_ctx rt_ctx;          /* opaque per-process state */
 enum {
 	RT_INIT_UNIFORM_FANIN,  /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)): nn.Linear weight and bias */
 	RT_INIT_ONES,           /* nn.LayerNorm weight */
-	RT_INIT_ZEROS           /* nn.LayerNorm bias */
+	RT_INIT_ZEROS,          /* nn.LayerNorm bias */
+	RT_INIT_NORMAL          /* N(0, std²): transformers' weights and embeddings */
 };
 
-enum { RT_LOSS_NONE, RT_LOSS_CROSS_ENTROPY, RT_LOSS_MSE };
+enum { RT_LOSS_NONE, RT_LOSS_CROSS_ENTROPY, RT_LOSS_MSE, RT_LOSS_NEXT_TOKEN };
 enum { RT_OPTIM_NONE, RT_OPTIM_SGD, RT_OPTIM_ADAM };
 enum { RT_DT_F32, RT_DT_I32 };
 
@@ -56,7 +59,27 @@ typedef struct rt_param {
 	int init;               /* RT_INIT_* */
 	int64_t fan_in;         /* for RT_INIT_UNIFORM_FANIN */
 	int stage;              /* the (virtual) stage that owns it: used by rt_allreduce */
+	/* Added for transformers (0 keeps the old meaning). */
+	double std;             /* RT_INIT_NORMAL */
+	int tied;               /* 1: another pipeline rank holds this parameter too
+	                         * (a token embedding and its tied lm_head on other
+	                         * stages): before every optimizer step the copies'
+	                         * gradients are summed, so the copies stay equal */
 } rt_param;
+
+/* A model input (the program's `inputs`): the first stage reads each from
+ * its own file (--input NAME=FILE.npy).  A sequence input (i32) is
+ * [rows, T] with T <= width, the same T for every sequence input of a run;
+ * its values must lie in [0, limit) when limit > 0 (token ids below the
+ * vocabulary, token types below their count, masks 0 or 1). */
+typedef struct rt_input_desc {
+	const char *name;
+	int dtype;              /* RT_DT_F32 or RT_DT_I32 */
+	int64_t width;          /* features, or the maximum length of a sequence */
+	int seq;                /* 1: a sequence (i32 [rows, T]) */
+	int64_t limit;          /* values must be < limit (0: no check) */
+	const char *what;       /* "token id", "token type", "mask value": for messages */
+} rt_input_desc;
 
 typedef struct rt_program {
 	const char *model;      /* model name */
@@ -106,6 +129,14 @@ typedef struct rt_program {
 	 * leaves them out) keeps the old behaviour. */
 	int nactions;                   /* rt_begin calls per step: sizes the trace
 	                                 * buffer up front; 0 = count the first step */
+
+	/* Sequence models (transformers.md).  ninputs 0: one f32 input of
+	 * in_width features, as before. */
+	const rt_input_desc *inputs;
+	int ninputs;
+	int64_t seq_max;                /* declared sequence length; 0: none */
+	int out_seq;                    /* the output is per position: out_width is
+	                                 * seq_max positions' worth, a run writes T's */
 } rt_program;
 
 /* Parses the options of the emitted program (--help, --weights-in,
@@ -121,6 +152,12 @@ float *rt_grads(rt_ctx *c);            /* NULL when optim is RT_OPTIM_NONE (infe
 
 /* ---- Data of the current step, for this replica's rows. ---- */
 const float   *rt_input(rt_ctx *c, int mb);          /* [mb_rows, in_width] */
+/* Input k (of program->inputs) of micro-batch mb: f32 [mb_rows, width] or
+ * i32 [mb_rows, T]. */
+const void    *rt_data(rt_ctx *c, int k, int mb);
+/* The run's sequence length T (every rank knows it from the start): the
+ * sequence inputs' columns, or seq_max with synthetic data; 0 if none. */
+int64_t rt_seq_len(rt_ctx *c);
 const int32_t *rt_target_class(rt_ctx *c, int mb);   /* [mb_rows] */
 const float   *rt_target_dense(rt_ctx *c, int mb);   /* [mb_rows, target_width] */
 void rt_output(rt_ctx *c, int mb, const float *y);   /* last stage: keep rows for --output */
@@ -202,6 +239,113 @@ void rt_loss_ce(rt_ctx *c, const float *logits, const int32_t *t, float *dlogits
                 int64_t rows, int64_t classes, double scale);
 void rt_loss_mse_acc(rt_ctx *c, const float *y, const float *t, float *dy,
                      int64_t rows, int64_t width, double scale);
+
+/* ---- GEMM: the runtime's one row-major matrix product (CBLAS on the
+ * CPU, cuBLAS on a GPU, where the column-major mapping lives in one
+ * function).  For i < batch:
+ *     C_i = alpha · op(A_i) · op(B_i) + beta · C_i
+ * op(X) = X, or Xᵀ when trans_x; op(A) is [m, k], op(B) is [k, n], C is
+ * [m, n]; lda, ldb, ldc are row strides (of the matrices as stored); sa,
+ * sb, sc the distance between consecutive batch entries, in floats. ---- */
+void rt_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+             const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb,
+             float beta, float *c, int64_t ldc, int64_t sc, int64_t batch);
+
+/* ---- Transformer layers (rt_tf.c; transformers.md).
+ *
+ * Sequences: B samples of T positions; a hidden state is [B, T, d]
+ * row-major; ids, mask and token types are int32 [B, T] (mask 1 = token,
+ * 0 = padding; NULL = every position is a token; types NULL = all 0).
+ * Position ids are 0 .. T-1.
+ *
+ * `w` (and `g`, its gradient) points at the layer's first parameter; the
+ * layer's parameters follow one another in the order below, each in the
+ * layout Hugging Face stores it:
+ *   bert_embeddings  word_embeddings [vocab, d], position_embeddings
+ *                    [positions, d], token_type_embeddings [types, d],
+ *                    LayerNorm.weight [d], LayerNorm.bias [d]
+ *   bert_layer       attention.self.query.weight [d, d], .bias [d], key.weight,
+ *                    key.bias, value.weight, value.bias, attention.output.dense
+ *                    .weight [d, d], .bias, attention.output.LayerNorm.weight,
+ *                    .bias, intermediate.dense.weight [ffn, d], .bias [ffn],
+ *                    output.dense.weight [d, ffn], .bias [d],
+ *                    output.LayerNorm.weight, .bias        (Linear: [out, in])
+ *   gpt2_embeddings  wte [vocab, d], wpe [positions, d]
+ *   gpt2_block       ln_1.weight, ln_1.bias, attn.c_attn.weight [d, 3d],
+ *                    attn.c_attn.bias [3d], attn.c_proj.weight [d, d],
+ *                    attn.c_proj.bias, ln_2.weight, ln_2.bias, mlp.c_fc.weight
+ *                    [d, ffn], mlp.c_fc.bias [ffn], mlp.c_proj.weight [ffn, d],
+ *                    mlp.c_proj.bias [d]                   (Conv1D: [in, out])
+ * bert_layer: post-layernorm, padding-masked attention, erf gelu (BertLayer).
+ * gpt2_block: pre-layernorm, causal (and padding-masked) attention, tanh
+ * gelu (GPT2Block).  Attention scores are q·kᵀ/sqrt(d/heads); a masked key
+ * gets the score -inf-like (the most negative float, as transformers does).
+ *
+ * Buffers, each of B times the per-sample floats of rt_tf_sizes.h at the
+ * run's T (the compiler plans them at the declared maximum T):
+ *   save   written by _fwd, read by _bwd and _wgt (what backward needs);
+ *   stash  written by _bwd when g is NULL (the output gradients of the
+ *          layer's linears and layernorms), read by _wgt: zero-bubble's
+ *          split of the backward into B (input gradient) and W (weights);
+ *   work   scratch for the call's temporaries; nothing survives the call.
+ * _bwd writes dx (overwrites; NULL = not needed) and, when g is not NULL,
+ * accumulates the weight gradients into g; _wgt accumulates them from the
+ * stash.  _fwd with save NULL is inference: nothing kept. ---- */
+typedef struct rt_tf {
+	int64_t d, heads, ffn;
+	double eps;
+	int64_t vocab, positions, types;    /* embeddings */
+} rt_tf;
+
+void rt_bert_layer_fwd(const rt_tf *L, const float *w, const float *x, const int32_t *mask,
+                       float *y, float *save, float *work, int64_t B, int64_t T);
+void rt_bert_layer_bwd(const rt_tf *L, const float *w, float *g, const float *x,
+                       const float *save, const float *dy, float *dx, float *stash,
+                       float *work, int64_t B, int64_t T);
+void rt_bert_layer_wgt(const rt_tf *L, float *g, const float *x, const float *save,
+                       const float *stash, float *work, int64_t B, int64_t T);
+
+void rt_gpt2_block_fwd(const rt_tf *L, const float *w, const float *x, const int32_t *mask,
+                       float *y, float *save, float *work, int64_t B, int64_t T);
+void rt_gpt2_block_bwd(const rt_tf *L, const float *w, float *g, const float *x,
+                       const float *save, const float *dy, float *dx, float *stash,
+                       float *work, int64_t B, int64_t T);
+void rt_gpt2_block_wgt(const rt_tf *L, float *g, const float *x, const float *save,
+                       const float *stash, float *work, int64_t B, int64_t T);
+
+/* Embeddings have no input gradient: _bwd accumulates the weight
+ * gradients (a scatter-add over the ids). */
+void rt_bert_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, const int32_t *types,
+                     float *y, float *save, int64_t B, int64_t T);
+void rt_bert_emb_bwd(const rt_tf *L, const float *w, float *g, const int32_t *ids,
+                     const int32_t *types, const float *save, const float *dy, float *work,
+                     int64_t B, int64_t T);
+void rt_gpt2_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                     int64_t B, int64_t T);
+void rt_gpt2_emb_bwd(const rt_tf *L, float *g, const int32_t *ids, const float *dy,
+                     int64_t B, int64_t T);
+
+/* Mean over the positions whose mask is 1 (sentence-transformers' mean
+ * pooling: sum(x·mask) / max(sum(mask), 1e-9)): x [B, T, d] -> y [B, d]. */
+void rt_mean_pool_fwd(const float *x, const int32_t *mask, float *y, int64_t B, int64_t T,
+                      int64_t d);
+void rt_mean_pool_bwd(const int32_t *mask, const float *dy, float *dx, int64_t B, int64_t T,
+                      int64_t d);
+/* y = x / max(||x||₂, 1e-12) per row (torch.nn.functional.normalize). */
+void rt_l2_normalize_fwd(const float *x, float *y, int64_t rows, int64_t d);
+void rt_l2_normalize_bwd(const float *x, const float *dy, float *dx, int64_t rows, int64_t d);
+
+/* gelu's tanh form (nn.GELU(approximate='tanh'), GPT-2's gelu_new). */
+void rt_gelu_tanh_fwd(const float *x, float *y, int64_t n);
+void rt_gelu_tanh_bwd(const float *x, const float *dy, float *dx, int64_t n);
+
+/* Next-token cross-entropy: logits [B, T, vocab]; position t < T-1 is
+ * scored against ids[t+1]; adds the micro-batch's loss sum to the rank's
+ * loss (rt_loss_add) and writes dlogits = scale · d(sum)/dlogits (zero at
+ * t = T-1; the emitter passes scale = 1 / (global batch · (T-1))).
+ * dlogits NULL: the loss only. */
+void rt_loss_next_token(rt_ctx *c, const float *logits, const int32_t *ids, float *dlogits,
+                        int64_t B, int64_t T, int64_t vocab, double scale);
 
 void rt_copy(void *dst, const void *src, size_t bytes);
 void rt_zero(void *dst, size_t bytes);

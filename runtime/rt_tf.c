@@ -1,0 +1,821 @@
+/* rt_tf.c — transformer layers of pipert.h (BertLayer, GPT2Block, their
+ * embeddings, mean pooling, L2 normalisation, tanh gelu, the next-token
+ * loss) and rt_gemm, the strided-batched GEMM their attention runs on.
+ *
+ * Every matrix product goes through rt_gemm or rt_linear_*, every
+ * layernorm and softmax through rt_layernorm_* and rt_softmax_*; what is
+ * left here is the composition plus a few element-wise loops (residual
+ * adds, the attention mask, Conv1D's bias rows, gathers and scatters), so
+ * a GPU port replaces those loops and keeps the composition.
+ *
+ * Buffers (rt_tf_sizes.h gives their planned sizes; N = B·T rows, P the
+ * attention probabilities [B, heads, T, T], every piece B samples long):
+ *   bert_layer save   q k v ctx r1 a r2 [N, d] · P · hpre hact [N, ffn] ·
+ *                     mu1 rs1 mu2 rs2 [N]       (r1 = x + attn, a = LN1(r1),
+ *                     r2 = a + out(hact), y = LN2(r2))
+ *   bert_layer stash  dy dr2 da dr1 dq dk dv [N, d] · dhpre [N, ffn]
+ *   gpt2_block save   h0 [N, d] · qkv [N, 3d] · ctx h1 h2 [N, d] · P ·
+ *                     f1 g1 [N, ffn] · mu1 rs1 mu2 rs2 [N]
+ *                     (h0 = ln_1(x), h1 = x + attn, h2 = ln_2(h1),
+ *                     g1 = gelu(f1), y = h1 + mlp_c_proj(g1))
+ *   gpt2_block stash  dy dh2 dh1 [N, d] · dqkv [N, 3d] · dh0 [N, d] ·
+ *                     df1 [N, ffn]
+ *   work              four [N, d] slots A-D · two [B, heads, T, T] · two
+ *                     [N, ffn], reused as the comments of each function say
+ * Both blocks save 7Td + hT² + 2Tf + 4T floats per sample, a Td less than
+ * planned (the last layernorm's output is y, which backward does not
+ * read; GPT-2's first layernorm reads x), and stash 7Td + Tf of 8Td + 2Tf.
+ * Attention runs on every sample's heads with batched GEMMs; its scores
+ * are a temporary in work, its probabilities are saved.
+ *
+ * The stash holds the output gradient of every linear and layernorm, so
+ * _wgt makes exactly the weight-gradient calls _bwd makes when g is given,
+ * on the same values: the split gives the same gradients bit for bit.
+ */
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+/* ---- GEMM ---- */
+
+void rt_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+             const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb,
+             float beta, float *c, int64_t ldc, int64_t sc, int64_t batch)
+{
+	if (m <= 0 || n <= 0)
+		return;
+	/* One call per entry: OpenBLAS's batched interface is recent and not
+	 * in every CBLAS; the batches here are heads, a few dozen at most. */
+	for (int64_t i = 0; i < batch; i++)
+		cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+		            trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+		            alpha, a + i * sa, (int)lda, b + i * sb, (int)ldb,
+		            beta, c + i * sc, (int)ldc);
+}
+
+/* ---- Element-wise pieces ---- */
+
+static void add_to(float *restrict y, const float *restrict x, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		y[i] += x[i];
+}
+
+/* Conv1D (GPT-2's linear): y = x·W + b with W [in, out]. */
+static void conv1d_fwd(const float *x, const float *w, const float *b, float *y,
+                       int64_t rows, int64_t in, int64_t out)
+{
+	for (int64_t r = 0; r < rows; r++)
+		memcpy(y + r * out, b, (size_t)out * sizeof *y);
+	rt_gemm(0, 0, rows, out, in, 1.0f, x, in, 0, w, out, 0, 1.0f, y, out, 0, 1);
+}
+
+static void conv1d_bwd_data(const float *dy, const float *w, float *dx,
+                            int64_t rows, int64_t in, int64_t out)
+{
+	/* dx[rows, in] = dy[rows, out] · Wᵀ */
+	rt_gemm(0, 1, rows, in, out, 1.0f, dy, out, 0, w, out, 0, 0.0f, dx, in, 0, 1);
+}
+
+static void conv1d_bwd_weight(const float *x, const float *dy, float *dw, float *db,
+                              int64_t rows, int64_t in, int64_t out)
+{
+	/* dW[in, out] += xᵀ · dy; db as rt_linear_bwd_weight sums it. */
+	rt_gemm(1, 0, in, out, rows, 1.0f, x, in, 0, dy, out, 0, 1.0f, dw, out, 0, 1);
+	for (int64_t r = 0; r < rows; r++) {
+		const float *restrict d = dy + r * out;
+		float *restrict o = db;
+		for (int64_t j = 0; j < out; j++)
+			o[j] += d[j];
+	}
+}
+
+/* ---- Attention ----
+ * q, k, v are column blocks of rows ld floats apart (bert keeps three
+ * [N, d] buffers, GPT-2 one [N, 3d]); head hh is columns hh·dh ..
+ * (hh+1)·dh.  Scores and probabilities are [B, heads, T, T]: one batched
+ * GEMM per sample covers its heads. */
+
+/* transformers adds finfo(float32).min to the score of a padded key
+ * (BERT's extended attention mask), and GPT-2 first replaces the scores of
+ * future keys by it (torch.where) and then adds the padding mask, so a
+ * future padded key reaches -inf.  Both are kept as they are: a row whose
+ * every key is masked then gives what transformers gives. */
+static void mask_scores(float *s, const int32_t *mask, int causal, int64_t B, int64_t h,
+                        int64_t T)
+{
+	if (!mask && !causal)
+		return;
+	for (int64_t b = 0; b < B; b++)
+		for (int64_t r = 0; r < h * T; r++) {
+			float *restrict row = s + (b * h * T + r) * T;
+			int64_t i = r % T;
+			if (causal)
+				for (int64_t j = i + 1; j < T; j++)
+					row[j] = -FLT_MAX;
+			if (mask)
+				for (int64_t j = 0; j < T; j++)
+					if (!mask[b * T + j])
+						row[j] += -FLT_MAX;
+		}
+}
+
+static void attn_fwd(const rt_tf *L, const float *q, const float *k, const float *v,
+                     int64_t ld, const int32_t *mask, int causal, float *s, float *p,
+                     float *ctx, int64_t B, int64_t T)
+{
+	int64_t d = L->d, h = L->heads, dh = d / h, tt = T * T;
+	float scale = (float)(1.0 / sqrt((double)dh));
+	for (int64_t b = 0; b < B; b++)
+		rt_gemm(0, 1, T, T, dh, scale, q + b * T * ld, ld, dh, k + b * T * ld, ld, dh,
+		        0.0f, s + b * h * tt, T, tt, h);
+	mask_scores(s, mask, causal, B, h, T);
+	rt_softmax_fwd(s, p, B * h * T, T);
+	for (int64_t b = 0; b < B; b++)
+		rt_gemm(0, 0, T, dh, T, 1.0f, p + b * h * tt, T, tt, v + b * T * ld, ld, dh,
+		        0.0f, ctx + b * T * d, d, dh, h);
+}
+
+/* dq, dk, dv: column blocks of rows ldg apart, like q, k, v.  dp and ds
+ * are two [B, heads, T, T] scratch buffers (rt_softmax_bwd is not in place). */
+static void attn_bwd(const rt_tf *L, const float *q, const float *k, const float *v,
+                     int64_t ld, const float *p, const float *dctx, int causal,
+                     float *dp, float *ds, float *dq, float *dk, float *dv, int64_t ldg,
+                     int64_t B, int64_t T)
+{
+	int64_t d = L->d, h = L->heads, dh = d / h, tt = T * T;
+	float scale = (float)(1.0 / sqrt((double)dh));
+	for (int64_t b = 0; b < B; b++) {
+		/* dP = dctx · vᵀ; dv = Pᵀ · dctx */
+		rt_gemm(0, 1, T, T, dh, 1.0f, dctx + b * T * d, d, dh, v + b * T * ld, ld, dh,
+		        0.0f, dp + b * h * tt, T, tt, h);
+		rt_gemm(1, 0, T, dh, T, 1.0f, p + b * h * tt, T, tt, dctx + b * T * d, d, dh,
+		        0.0f, dv + b * T * ldg, ldg, dh, h);
+	}
+	rt_softmax_bwd(p, dp, ds, B * h * T, T);
+	/* A score torch.where replaced passes no gradient back; an added mask
+	 * does (it only matters in a row whose keys are all masked). */
+	if (causal)
+		for (int64_t r = 0; r < B * h * T; r++)
+			for (int64_t j = r % T + 1; j < T; j++)
+				ds[r * T + j] = 0.0f;
+	for (int64_t b = 0; b < B; b++) {
+		/* dq = scale · dS · k; dk = scale · dSᵀ · q */
+		rt_gemm(0, 0, T, dh, T, scale, ds + b * h * tt, T, tt, k + b * T * ld, ld, dh,
+		        0.0f, dq + b * T * ldg, ldg, dh, h);
+		rt_gemm(1, 0, T, dh, T, scale, ds + b * h * tt, T, tt, q + b * T * ld, ld, dh,
+		        0.0f, dk + b * T * ldg, ldg, dh, h);
+	}
+}
+
+/* ---- Buffer layouts: offsets in floats, so that one description serves
+ * const and writable buffers alike. ---- */
+
+typedef struct tf_work {
+	int64_t a, b, c, d;         /* [N, d] */
+	int64_t r1, r2;             /* [B, heads, T, T] */
+	int64_t f1, f2;             /* [N, ffn] */
+} tf_work;
+
+static tf_work work_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t nd = B * T * L->d, nf = B * T * L->ffn, ns = B * L->heads * T * T;
+	tf_work k;
+	k.a = 0;
+	k.b = nd;
+	k.c = 2 * nd;
+	k.d = 3 * nd;
+	k.r1 = 4 * nd;
+	k.r2 = k.r1 + ns;
+	k.f1 = k.r2 + ns;
+	k.f2 = k.f1 + nf;
+	return k;
+}
+
+/* BertLayer's parameters, in pipert.h's order (Linear: [out, in]). */
+typedef struct bert_w {
+	int64_t wq, bq, wk, bk, wv, bv, wo, bo, ln1g, ln1b, wi, bi, wout, bout, ln2g, ln2b;
+} bert_w;
+
+static bert_w bert_w_at(const rt_tf *L)
+{
+	int64_t d = L->d, f = L->ffn;
+	bert_w o;
+	o.wq = 0;
+	o.bq = o.wq + d * d;
+	o.wk = o.bq + d;
+	o.bk = o.wk + d * d;
+	o.wv = o.bk + d;
+	o.bv = o.wv + d * d;
+	o.wo = o.bv + d;
+	o.bo = o.wo + d * d;
+	o.ln1g = o.bo + d;
+	o.ln1b = o.ln1g + d;
+	o.wi = o.ln1b + d;
+	o.bi = o.wi + f * d;
+	o.wout = o.bi + f;
+	o.bout = o.wout + d * f;
+	o.ln2g = o.bout + d;
+	o.ln2b = o.ln2g + d;
+	return o;
+}
+
+typedef struct bert_save {
+	int64_t q, k, v, ctx, r1, a, r2, p, hpre, hact, mu1, rs1, mu2, rs2;
+} bert_save;
+
+static bert_save bert_save_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t n = B * T, nd = n * L->d, nf = n * L->ffn;
+	bert_save s;
+	s.q = 0;
+	s.k = nd;
+	s.v = 2 * nd;
+	s.ctx = 3 * nd;
+	s.r1 = 4 * nd;
+	s.a = 5 * nd;
+	s.r2 = 6 * nd;
+	s.p = 7 * nd;
+	s.hpre = s.p + B * L->heads * T * T;
+	s.hact = s.hpre + nf;
+	s.mu1 = s.hact + nf;
+	s.rs1 = s.mu1 + n;
+	s.mu2 = s.rs1 + n;
+	s.rs2 = s.mu2 + n;
+	return s;
+}
+
+typedef struct bert_stash {
+	int64_t dy, dr2, da, dr1, dq, dk, dv, dhpre;
+} bert_stash;
+
+static bert_stash bert_stash_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t nd = B * T * L->d;
+	bert_stash g;
+	g.dy = 0;
+	g.dr2 = nd;
+	g.da = 2 * nd;
+	g.dr1 = 3 * nd;
+	g.dq = 4 * nd;
+	g.dk = 5 * nd;
+	g.dv = 6 * nd;
+	g.dhpre = 7 * nd;
+	return g;
+}
+
+/* GPT2Block's parameters, in pipert.h's order (Conv1D: [in, out]). */
+typedef struct gpt2_w {
+	int64_t ln1g, ln1b, wattn, battn, wproj, bproj, ln2g, ln2b, wfc, bfc, wmp, bmp;
+} gpt2_w;
+
+static gpt2_w gpt2_w_at(const rt_tf *L)
+{
+	int64_t d = L->d, f = L->ffn;
+	gpt2_w o;
+	o.ln1g = 0;
+	o.ln1b = d;
+	o.wattn = 2 * d;
+	o.battn = o.wattn + 3 * d * d;
+	o.wproj = o.battn + 3 * d;
+	o.bproj = o.wproj + d * d;
+	o.ln2g = o.bproj + d;
+	o.ln2b = o.ln2g + d;
+	o.wfc = o.ln2b + d;
+	o.bfc = o.wfc + d * f;
+	o.wmp = o.bfc + f;
+	o.bmp = o.wmp + f * d;
+	return o;
+}
+
+typedef struct gpt2_save {
+	int64_t h0, qkv, ctx, h1, h2, p, f1, g1, mu1, rs1, mu2, rs2;
+} gpt2_save;
+
+static gpt2_save gpt2_save_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t n = B * T, nd = n * L->d, nf = n * L->ffn;
+	gpt2_save s;
+	s.h0 = 0;
+	s.qkv = nd;
+	s.ctx = 4 * nd;
+	s.h1 = 5 * nd;
+	s.h2 = 6 * nd;
+	s.p = 7 * nd;
+	s.f1 = s.p + B * L->heads * T * T;
+	s.g1 = s.f1 + nf;
+	s.mu1 = s.g1 + nf;
+	s.rs1 = s.mu1 + n;
+	s.mu2 = s.rs1 + n;
+	s.rs2 = s.mu2 + n;
+	return s;
+}
+
+typedef struct gpt2_stash {
+	int64_t dy, dh2, dh1, dqkv, dh0, df1;
+} gpt2_stash;
+
+static gpt2_stash gpt2_stash_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t nd = B * T * L->d;
+	gpt2_stash g;
+	g.dy = 0;
+	g.dh2 = nd;
+	g.dh1 = 2 * nd;
+	g.dqkv = 3 * nd;
+	g.dh0 = 6 * nd;
+	g.df1 = 7 * nd;
+	return g;
+}
+
+/* ---- BertLayer (post-layernorm) ---- */
+
+void rt_bert_layer_fwd(const rt_tf *L, const float *w, const float *x, const int32_t *mask,
+                       float *y, float *save, float *work, int64_t B, int64_t T)
+{
+	int64_t d = L->d, f = L->ffn, n = B * T;
+	bert_w o = bert_w_at(L);
+	tf_work k = work_at(L, B, T);
+	float *q, *kk, *v, *p, *ctx, *r1, *a, *r2, *hpre, *hact, *mu1, *rs1, *mu2, *rs2;
+	if (save) {
+		bert_save s = bert_save_at(L, B, T);
+		q = save + s.q, kk = save + s.k, v = save + s.v, p = save + s.p;
+		ctx = save + s.ctx, r1 = save + s.r1, a = save + s.a, r2 = save + s.r2;
+		hpre = save + s.hpre, hact = save + s.hact;
+		mu1 = save + s.mu1, rs1 = save + s.rs1, mu2 = save + s.mu2, rs2 = save + s.rs2;
+	} else {
+		/* Inference: slots are reused as their values die (q, k, v after
+		 * the context; the statistics right after each layernorm). */
+		q = work + k.a, kk = work + k.b, v = work + k.c, ctx = work + k.d;
+		p = work + k.r2;
+		r1 = work + k.a, a = work + k.b, r2 = work + k.a;
+		mu1 = mu2 = work + k.c, rs1 = rs2 = work + k.d;
+		hpre = work + k.f1, hact = work + k.f2;
+	}
+	rt_linear_fwd(x, w + o.wq, w + o.bq, q, n, d, d);
+	rt_linear_fwd(x, w + o.wk, w + o.bk, kk, n, d, d);
+	rt_linear_fwd(x, w + o.wv, w + o.bv, v, n, d, d);
+	attn_fwd(L, q, kk, v, d, mask, 0, work + k.r1, p, ctx, B, T);
+	rt_linear_fwd(ctx, w + o.wo, w + o.bo, r1, n, d, d);
+	add_to(r1, x, n * d);
+	rt_layernorm_fwd(r1, w + o.ln1g, w + o.ln1b, a, mu1, rs1, n, d, L->eps);
+	rt_linear_fwd(a, w + o.wi, w + o.bi, hpre, n, d, f);
+	rt_gelu_fwd(hpre, hact, n * f);
+	rt_linear_fwd(hact, w + o.wout, w + o.bout, r2, n, f, d);
+	add_to(r2, a, n * d);
+	rt_layernorm_fwd(r2, w + o.ln2g, w + o.ln2b, y, mu2, rs2, n, d, L->eps);
+}
+
+void rt_bert_layer_bwd(const rt_tf *L, const float *w, float *g, const float *x,
+                       const float *save, const float *dy, float *dx, float *stash,
+                       float *work, int64_t B, int64_t T)
+{
+	int64_t d = L->d, f = L->ffn, n = B * T;
+	bert_w o = bert_w_at(L);
+	bert_save s = bert_save_at(L, B, T);
+	tf_work k = work_at(L, B, T);
+	int keep = !g && stash;     /* zero-bubble's B: stash for the W */
+	bert_stash st = bert_stash_at(L, B, T);
+	/* Without a stash the gradients live in work: A dr2 -> dq, B da -> dk,
+	 * C dr1 -> dv (each dies before the next takes its slot), D dctx. */
+	float *dr2 = keep ? stash + st.dr2 : work + k.a;
+	float *da = keep ? stash + st.da : work + k.b;
+	float *dr1 = keep ? stash + st.dr1 : work + k.c;
+	float *dq = keep ? stash + st.dq : work + k.a;
+	float *dk = keep ? stash + st.dk : work + k.b;
+	float *dv = keep ? stash + st.dv : work + k.c;
+	float *dhpre = keep ? stash + st.dhpre : work + k.f2;
+	float *dctx = work + k.d, *dhact = work + k.f1;
+	const float *r1 = save + s.r1, *a = save + s.a, *r2 = save + s.r2;
+
+	if (keep)
+		rt_copy(stash + st.dy, dy, (size_t)(n * d) * sizeof *dy);
+	/* y = LN2(r2), r2 = a + out(hact) */
+	rt_layernorm_bwd_data(r2, w + o.ln2g, save + s.mu2, save + s.rs2, dy, dr2, n, d);
+	if (g) {
+		rt_layernorm_bwd_weight(r2, save + s.mu2, save + s.rs2, dy, g + o.ln2g, g + o.ln2b, n, d);
+		rt_linear_bwd_weight(save + s.hact, dr2, g + o.wout, g + o.bout, n, f, d);
+	}
+	rt_linear_bwd_data(dr2, w + o.wout, dhact, n, f, d);
+	rt_gelu_bwd(save + s.hpre, dhact, dhpre, n * f);
+	if (g)
+		rt_linear_bwd_weight(a, dhpre, g + o.wi, g + o.bi, n, d, f);
+	rt_linear_bwd_data(dhpre, w + o.wi, da, n, d, f);
+	add_to(da, dr2, n * d);
+	/* a = LN1(r1), r1 = x + attention */
+	if (g)
+		rt_layernorm_bwd_weight(r1, save + s.mu1, save + s.rs1, da, g + o.ln1g, g + o.ln1b, n, d);
+	rt_layernorm_bwd_data(r1, w + o.ln1g, save + s.mu1, save + s.rs1, da, dr1, n, d);
+	if (g)
+		rt_linear_bwd_weight(save + s.ctx, dr1, g + o.wo, g + o.bo, n, d, d);
+	rt_linear_bwd_data(dr1, w + o.wo, dctx, n, d, d);
+	if (dx)
+		rt_copy(dx, dr1, (size_t)(n * d) * sizeof *dx);
+	attn_bwd(L, save + s.q, save + s.k, save + s.v, d, save + s.p, dctx, 0,
+	         work + k.r1, work + k.r2, dq, dk, dv, d, B, T);
+	if (g) {
+		rt_linear_bwd_weight(x, dq, g + o.wq, g + o.bq, n, d, d);
+		rt_linear_bwd_weight(x, dk, g + o.wk, g + o.bk, n, d, d);
+		rt_linear_bwd_weight(x, dv, g + o.wv, g + o.bv, n, d, d);
+	}
+	if (dx) {
+		/* dx += dq·Wq + dk·Wk + dv·Wv */
+		rt_gemm(0, 0, n, d, d, 1.0f, dq, d, 0, w + o.wq, d, 0, 1.0f, dx, d, 0, 1);
+		rt_gemm(0, 0, n, d, d, 1.0f, dk, d, 0, w + o.wk, d, 0, 1.0f, dx, d, 0, 1);
+		rt_gemm(0, 0, n, d, d, 1.0f, dv, d, 0, w + o.wv, d, 0, 1.0f, dx, d, 0, 1);
+	}
+}
+
+void rt_bert_layer_wgt(const rt_tf *L, float *g, const float *x, const float *save,
+                       const float *stash, float *work, int64_t B, int64_t T)
+{
+	int64_t d = L->d, f = L->ffn, n = B * T;
+	bert_w o = bert_w_at(L);
+	bert_save s = bert_save_at(L, B, T);
+	bert_stash st = bert_stash_at(L, B, T);
+	(void)work;
+	/* The calls of rt_bert_layer_bwd's `if (g)` branches, on the stash. */
+	rt_layernorm_bwd_weight(save + s.r2, save + s.mu2, save + s.rs2, stash + st.dy,
+	                        g + o.ln2g, g + o.ln2b, n, d);
+	rt_linear_bwd_weight(save + s.hact, stash + st.dr2, g + o.wout, g + o.bout, n, f, d);
+	rt_linear_bwd_weight(save + s.a, stash + st.dhpre, g + o.wi, g + o.bi, n, d, f);
+	rt_layernorm_bwd_weight(save + s.r1, save + s.mu1, save + s.rs1, stash + st.da,
+	                        g + o.ln1g, g + o.ln1b, n, d);
+	rt_linear_bwd_weight(save + s.ctx, stash + st.dr1, g + o.wo, g + o.bo, n, d, d);
+	rt_linear_bwd_weight(x, stash + st.dq, g + o.wq, g + o.bq, n, d, d);
+	rt_linear_bwd_weight(x, stash + st.dk, g + o.wk, g + o.bk, n, d, d);
+	rt_linear_bwd_weight(x, stash + st.dv, g + o.wv, g + o.bv, n, d, d);
+}
+
+/* ---- GPT2Block (pre-layernorm) ---- */
+
+void rt_gpt2_block_fwd(const rt_tf *L, const float *w, const float *x, const int32_t *mask,
+                       float *y, float *save, float *work, int64_t B, int64_t T)
+{
+	int64_t d = L->d, f = L->ffn, n = B * T;
+	gpt2_w o = gpt2_w_at(L);
+	tf_work k = work_at(L, B, T);
+	float *h0, *qkv, *p, *ctx, *h1, *h2, *f1, *g1, *mu1, *rs1, *mu2, *rs2;
+	if (save) {
+		gpt2_save s = gpt2_save_at(L, B, T);
+		h0 = save + s.h0, qkv = save + s.qkv, p = save + s.p, ctx = save + s.ctx;
+		h1 = save + s.h1, h2 = save + s.h2, f1 = save + s.f1, g1 = save + s.g1;
+		mu1 = save + s.mu1, rs1 = save + s.rs1, mu2 = save + s.mu2, rs2 = save + s.rs2;
+	} else {
+		/* Inference: h0 in A (dead once qkv is made) then the context;
+		 * qkv in B-D, then h1 in B and h2 in C; statistics in whichever
+		 * slot is free at the time. */
+		h0 = work + k.a, qkv = work + k.b, ctx = work + k.a, p = work + k.r2;
+		mu1 = work + k.b, rs1 = work + k.c;
+		h1 = work + k.b, h2 = work + k.c, mu2 = work + k.d, rs2 = work + k.a;
+		f1 = work + k.f1, g1 = work + k.f2;
+	}
+	rt_layernorm_fwd(x, w + o.ln1g, w + o.ln1b, h0, mu1, rs1, n, d, L->eps);
+	conv1d_fwd(h0, w + o.wattn, w + o.battn, qkv, n, d, 3 * d);
+	attn_fwd(L, qkv, qkv + d, qkv + 2 * d, 3 * d, mask, 1, work + k.r1, p, ctx, B, T);
+	conv1d_fwd(ctx, w + o.wproj, w + o.bproj, h1, n, d, d);
+	add_to(h1, x, n * d);
+	rt_layernorm_fwd(h1, w + o.ln2g, w + o.ln2b, h2, mu2, rs2, n, d, L->eps);
+	conv1d_fwd(h2, w + o.wfc, w + o.bfc, f1, n, d, f);
+	rt_gelu_tanh_fwd(f1, g1, n * f);
+	conv1d_fwd(g1, w + o.wmp, w + o.bmp, y, n, f, d);
+	add_to(y, h1, n * d);
+}
+
+void rt_gpt2_block_bwd(const rt_tf *L, const float *w, float *g, const float *x,
+                       const float *save, const float *dy, float *dx, float *stash,
+                       float *work, int64_t B, int64_t T)
+{
+	int64_t d = L->d, f = L->ffn, n = B * T;
+	gpt2_w o = gpt2_w_at(L);
+	gpt2_save s = gpt2_save_at(L, B, T);
+	tf_work k = work_at(L, B, T);
+	int keep = !g && stash;     /* zero-bubble's B: stash for the W */
+	gpt2_stash st = gpt2_stash_at(L, B, T);
+	/* Without a stash: A dh2, B dh1, then dqkv over A-C (dh1 is copied to
+	 * dx first); D dctx, then dh0; A again for ln_1's input gradient. */
+	float *dh2 = keep ? stash + st.dh2 : work + k.a;
+	float *dh1 = keep ? stash + st.dh1 : work + k.b;
+	float *dqkv = keep ? stash + st.dqkv : work + k.a;
+	float *dh0 = keep ? stash + st.dh0 : work + k.d;
+	float *df1 = keep ? stash + st.df1 : work + k.f2;
+	float *dctx = work + k.d, *dg1 = work + k.f1, *dln1 = work + k.a;
+	const float *qkv = save + s.qkv;
+
+	if (keep)
+		rt_copy(stash + st.dy, dy, (size_t)(n * d) * sizeof *dy);
+	/* y = h1 + mlp_c_proj(gelu(c_fc(ln_2(h1)))) */
+	if (g)
+		conv1d_bwd_weight(save + s.g1, dy, g + o.wmp, g + o.bmp, n, f, d);
+	conv1d_bwd_data(dy, w + o.wmp, dg1, n, f, d);
+	rt_gelu_tanh_bwd(save + s.f1, dg1, df1, n * f);
+	if (g)
+		conv1d_bwd_weight(save + s.h2, df1, g + o.wfc, g + o.bfc, n, d, f);
+	conv1d_bwd_data(df1, w + o.wfc, dh2, n, d, f);
+	if (g)
+		rt_layernorm_bwd_weight(save + s.h1, save + s.mu2, save + s.rs2, dh2,
+		                        g + o.ln2g, g + o.ln2b, n, d);
+	rt_layernorm_bwd_data(save + s.h1, w + o.ln2g, save + s.mu2, save + s.rs2, dh2, dh1, n, d);
+	add_to(dh1, dy, n * d);
+	/* h1 = x + c_proj(attn(ln_1(x))) */
+	if (g)
+		conv1d_bwd_weight(save + s.ctx, dh1, g + o.wproj, g + o.bproj, n, d, d);
+	conv1d_bwd_data(dh1, w + o.wproj, dctx, n, d, d);
+	if (dx)
+		rt_copy(dx, dh1, (size_t)(n * d) * sizeof *dx);
+	attn_bwd(L, qkv, qkv + d, qkv + 2 * d, 3 * d, save + s.p, dctx, 1,
+	         work + k.r1, work + k.r2, dqkv, dqkv + d, dqkv + 2 * d, 3 * d, B, T);
+	if (g)
+		conv1d_bwd_weight(save + s.h0, dqkv, g + o.wattn, g + o.battn, n, d, 3 * d);
+	conv1d_bwd_data(dqkv, w + o.wattn, dh0, n, d, 3 * d);
+	if (g)
+		rt_layernorm_bwd_weight(x, save + s.mu1, save + s.rs1, dh0, g + o.ln1g, g + o.ln1b, n, d);
+	if (dx) {
+		rt_layernorm_bwd_data(x, w + o.ln1g, save + s.mu1, save + s.rs1, dh0, dln1, n, d);
+		add_to(dx, dln1, n * d);
+	}
+}
+
+void rt_gpt2_block_wgt(const rt_tf *L, float *g, const float *x, const float *save,
+                       const float *stash, float *work, int64_t B, int64_t T)
+{
+	int64_t d = L->d, f = L->ffn, n = B * T;
+	gpt2_w o = gpt2_w_at(L);
+	gpt2_save s = gpt2_save_at(L, B, T);
+	gpt2_stash st = gpt2_stash_at(L, B, T);
+	(void)work;
+	/* The calls of rt_gpt2_block_bwd's `if (g)` branches, on the stash. */
+	conv1d_bwd_weight(save + s.g1, stash + st.dy, g + o.wmp, g + o.bmp, n, f, d);
+	conv1d_bwd_weight(save + s.h2, stash + st.df1, g + o.wfc, g + o.bfc, n, d, f);
+	rt_layernorm_bwd_weight(save + s.h1, save + s.mu2, save + s.rs2, stash + st.dh2,
+	                        g + o.ln2g, g + o.ln2b, n, d);
+	conv1d_bwd_weight(save + s.ctx, stash + st.dh1, g + o.wproj, g + o.bproj, n, d, d);
+	conv1d_bwd_weight(save + s.h0, stash + st.dqkv, g + o.wattn, g + o.battn, n, d, 3 * d);
+	rt_layernorm_bwd_weight(x, save + s.mu1, save + s.rs1, stash + st.dh0,
+	                        g + o.ln1g, g + o.ln1b, n, d);
+}
+
+/* ---- Embeddings ----
+ * An id outside its table reads nothing: the row comes out NaN (as a bad
+ * class id in rt_loss_cross_entropy) and backward skips it. */
+
+static const float *table_row(const float *table, int64_t rows, int64_t id, int64_t d)
+{
+	return id >= 0 && id < rows ? table + id * d : NULL;
+}
+
+/* e[b, t] = word[ids] + pos[t] + type[types], for rows r0 .. r0+nr of
+ * [B·T]. */
+static void bert_emb_sum(const rt_tf *L, const float *w, const int32_t *ids,
+                         const int32_t *types, float *e, int64_t T, int64_t r0, int64_t nr)
+{
+	int64_t d = L->d;
+	const float *word = w, *pos = word + L->vocab * d, *type = pos + L->positions * d;
+	for (int64_t r = 0; r < nr; r++) {
+		int64_t bt = r0 + r;
+		const float *restrict a = table_row(word, L->vocab, ids[bt], d);
+		const float *restrict p = table_row(pos, L->positions, bt % T, d);
+		const float *restrict c = table_row(type, L->types, types ? types[bt] : 0, d);
+		float *restrict er = e + r * d;
+		if (!a || !p || !c) {
+			for (int64_t j = 0; j < d; j++)
+				er[j] = NAN;
+			continue;
+		}
+		for (int64_t j = 0; j < d; j++)
+			er[j] = a[j] + p[j] + c[j];
+	}
+}
+
+void rt_bert_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, const int32_t *types,
+                     float *y, float *save, int64_t B, int64_t T)
+{
+	int64_t d = L->d, n = B * T;
+	const float *lg = w + (L->vocab + L->positions + L->types) * d, *lb = lg + d;
+	if (save) {
+		float *e = save, *mu = save + n * d, *rs = mu + n;
+		bert_emb_sum(L, w, ids, types, e, T, 0, n);
+		rt_layernorm_fwd(e, lg, lb, y, mu, rs, n, d, L->eps);
+		return;
+	}
+	/* Inference: this call has no work buffer, and rt_layernorm_fwd does
+	 * not run in place, so the sums go through the stack a few rows at a
+	 * time (about 16 KiB; one row when d is wider). */
+	{
+		int64_t rows = d < 4096 ? 4096 / d : 1;
+		float e[rows * d], mu[rows], rs[rows];
+		for (int64_t r0 = 0; r0 < n; r0 += rows) {
+			int64_t nr = n - r0 < rows ? n - r0 : rows;
+			bert_emb_sum(L, w, ids, types, e, T, r0, nr);
+			rt_layernorm_fwd(e, lg, lb, y + r0 * d, mu, rs, nr, d, L->eps);
+		}
+	}
+}
+
+void rt_bert_emb_bwd(const rt_tf *L, const float *w, float *g, const int32_t *ids,
+                     const int32_t *types, const float *save, const float *dy, float *work,
+                     int64_t B, int64_t T)
+{
+	int64_t d = L->d, n = B * T;
+	int64_t pos = L->vocab * d, type = pos + L->positions * d;
+	int64_t lg = type + L->types * d, lb = lg + d;
+	const float *e = save, *mu = save + n * d, *rs = mu + n;
+	float *de = work;
+	rt_layernorm_bwd_weight(e, mu, rs, dy, g + lg, g + lb, n, d);
+	rt_layernorm_bwd_data(e, w + lg, mu, rs, dy, de, n, d);
+	for (int64_t bt = 0; bt < n; bt++) {
+		int64_t id = ids[bt], t = bt % T, ty = types ? types[bt] : 0;
+		const float *restrict src = de + bt * d;
+		float *restrict ga, *restrict gp, *restrict gc;
+		if (id < 0 || id >= L->vocab || t >= L->positions || ty < 0 || ty >= L->types)
+			continue;
+		ga = g + id * d, gp = g + pos + t * d, gc = g + type + ty * d;
+		for (int64_t j = 0; j < d; j++)
+			ga[j] += src[j];
+		for (int64_t j = 0; j < d; j++)
+			gp[j] += src[j];
+		for (int64_t j = 0; j < d; j++)
+			gc[j] += src[j];
+	}
+}
+
+void rt_gpt2_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                     int64_t B, int64_t T)
+{
+	int64_t d = L->d;
+	const float *wte = w, *wpe = w + L->vocab * d;
+	for (int64_t bt = 0; bt < B * T; bt++) {
+		const float *restrict a = table_row(wte, L->vocab, ids[bt], d);
+		const float *restrict p = table_row(wpe, L->positions, bt % T, d);
+		float *restrict yr = y + bt * d;
+		if (!a || !p) {
+			for (int64_t j = 0; j < d; j++)
+				yr[j] = NAN;
+			continue;
+		}
+		for (int64_t j = 0; j < d; j++)
+			yr[j] = a[j] + p[j];
+	}
+}
+
+void rt_gpt2_emb_bwd(const rt_tf *L, float *g, const int32_t *ids, const float *dy,
+                     int64_t B, int64_t T)
+{
+	int64_t d = L->d;
+	float *wpe = g + L->vocab * d;
+	for (int64_t bt = 0; bt < B * T; bt++) {
+		int64_t id = ids[bt], t = bt % T;
+		const float *restrict src = dy + bt * d;
+		float *restrict ga, *restrict gp;
+		if (id < 0 || id >= L->vocab || t >= L->positions)
+			continue;
+		ga = g + id * d, gp = wpe + t * d;
+		for (int64_t j = 0; j < d; j++)
+			ga[j] += src[j];
+		for (int64_t j = 0; j < d; j++)
+			gp[j] += src[j];
+	}
+}
+
+/* ---- Pooling and normalisation ---- */
+
+/* 1 / max(count of tokens, 1e-9), as sentence-transformers divides. */
+static float pool_scale(const int32_t *mask, int64_t b, int64_t T)
+{
+	double cnt = 0.0;
+	for (int64_t t = 0; t < T; t++)
+		cnt += mask ? (double)mask[b * T + t] : 1.0;
+	return (float)(1.0 / (cnt > 1e-9 ? cnt : 1e-9));
+}
+
+void rt_mean_pool_fwd(const float *x, const int32_t *mask, float *y, int64_t B, int64_t T,
+                      int64_t d)
+{
+	for (int64_t b = 0; b < B; b++) {
+		float *restrict yr = y + b * d;
+		float inv = pool_scale(mask, b, T);
+		memset(yr, 0, (size_t)d * sizeof *yr);
+		for (int64_t t = 0; t < T; t++) {
+			const float *restrict xr = x + (b * T + t) * d;
+			float m = mask ? (float)mask[b * T + t] : 1.0f;
+			if (m == 0.0f)
+				continue;
+			for (int64_t j = 0; j < d; j++)
+				yr[j] += xr[j] * m;
+		}
+		for (int64_t j = 0; j < d; j++)
+			yr[j] *= inv;
+	}
+}
+
+void rt_mean_pool_bwd(const int32_t *mask, const float *dy, float *dx, int64_t B, int64_t T,
+                      int64_t d)
+{
+	for (int64_t b = 0; b < B; b++) {
+		float inv = pool_scale(mask, b, T);
+		for (int64_t t = 0; t < T; t++) {
+			const float *restrict dyr = dy + b * d;
+			float *restrict dxr = dx + (b * T + t) * d;
+			float s = (mask ? (float)mask[b * T + t] : 1.0f) * inv;
+			for (int64_t j = 0; j < d; j++)
+				dxr[j] = dyr[j] * s;
+		}
+	}
+}
+
+static double row_norm(const float *restrict x, int64_t d)
+{
+	double ss = 0.0;
+	for (int64_t j = 0; j < d; j++)
+		ss += (double)x[j] * x[j];
+	return sqrt(ss);
+}
+
+void rt_l2_normalize_fwd(const float *x, float *y, int64_t rows, int64_t d)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		const float *restrict xr = x + r * d;
+		float *restrict yr = y + r * d;
+		double nrm = row_norm(xr, d);
+		float inv = (float)(1.0 / (nrm > 1e-12 ? nrm : 1e-12));
+		for (int64_t j = 0; j < d; j++)
+			yr[j] = xr[j] * inv;
+	}
+}
+
+void rt_l2_normalize_bwd(const float *x, const float *dy, float *dx, int64_t rows, int64_t d)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		const float *restrict xr = x + r * d, *restrict dyr = dy + r * d;
+		float *restrict dxr = dx + r * d;
+		double nrm = row_norm(xr, d), dot = 0.0;
+		float inv, c;
+		if (nrm <= 1e-12) {
+			/* The clamp is constant there: y = x / 1e-12. */
+			for (int64_t j = 0; j < d; j++)
+				dxr[j] = (float)(dyr[j] * 1e12);
+			continue;
+		}
+		/* dx = (dy - y·(y·dy)) / ||x|| */
+		for (int64_t j = 0; j < d; j++)
+			dot += (double)xr[j] * dyr[j];
+		inv = (float)(1.0 / nrm);
+		c = (float)(dot / (nrm * nrm));
+		for (int64_t j = 0; j < d; j++)
+			dxr[j] = inv * (dyr[j] - xr[j] * c);
+	}
+}
+
+/* ---- gelu, tanh form ---- */
+
+void rt_gelu_tanh_fwd(const float *restrict x, float *restrict y, int64_t n)
+{
+	const float k = 0.7978845608028654f;    /* sqrt(2/π) */
+	for (int64_t i = 0; i < n; i++) {
+		float u = k * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
+		y[i] = 0.5f * x[i] * (1.0f + tanhf(u));
+	}
+}
+
+void rt_gelu_tanh_bwd(const float *restrict x, const float *restrict dy, float *restrict dx,
+                      int64_t n)
+{
+	/* With u = k(x + 0.044715x³), t = tanh u:
+	 * d/dx ½x(1 + t) = ½(1 + t) + ½x(1 - t²)·k(1 + 3·0.044715x²). */
+	const float k = 0.7978845608028654f;
+	for (int64_t i = 0; i < n; i++) {
+		float x2 = x[i] * x[i];
+		float t = tanhf(k * (x[i] + 0.044715f * x2 * x[i]));
+		float du = k * (1.0f + 0.134145f * x2);
+		dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * du);
+	}
+}
+
+/* ---- Next-token loss ---- */
+
+/* Sample b's positions 0 .. T-2 are rows of logits whose targets are
+ * ids[b, 1 .. T-1], contiguous: one cross-entropy call per sample. */
+static double next_token_sum(const float *logits, const int32_t *ids, float *dlogits,
+                             int64_t B, int64_t T, int64_t vocab, double scale)
+{
+	double total = 0.0;
+	if (T < 1)
+		return 0.0;
+	for (int64_t b = 0; b < B; b++) {
+		total += rt_loss_cross_entropy(logits + b * T * vocab, ids + b * T + 1,
+		                               dlogits ? dlogits + b * T * vocab : NULL,
+		                               T - 1, vocab, scale);
+		if (dlogits)
+			memset(dlogits + (b * T + T - 1) * vocab, 0, (size_t)vocab * sizeof *dlogits);
+	}
+	return total;
+}
+
+void rt_loss_next_token(rt_ctx *c, const float *logits, const int32_t *ids, float *dlogits,
+                        int64_t B, int64_t T, int64_t vocab, double scale)
+{
+	rt_loss_add(c, next_token_sum(logits, ids, dlogits, B, T, vocab, scale));
+}

@@ -1,0 +1,48 @@
+/* rt_tf_sizes.h — per-sample buffer sizes of the transformer kernels.
+ *
+ * The one source of truth shared by the compiler (which plans these
+ * buffers in each rank's arena at the declared maximum sequence length)
+ * and the runtime (whose kernels lay their saved activations, stashed
+ * gradients and scratch out inside them at the run's length).  Sizes are
+ * in floats per sample of T positions; a kernel called on B samples gets
+ * B times as much and may lay it out as it likes.  Plain C: no runtime
+ * dependencies, so the compiler includes it as is.
+ *
+ * What a block keeps (bert_layer and gpt2_block alike, d wide, h heads,
+ * f the feed-forward width): q, k, v (3Td), the attention probabilities
+ * (hT²), the context (Td), both layernorms' inputs and outputs (4Td) with
+ * their mean and rstd (4T), the feed-forward pre- and post-activation (2Tf).
+ */
+#ifndef PIPERT_TF_SIZES_H
+#define PIPERT_TF_SIZES_H
+
+#include <stdint.h>
+
+static inline int64_t rt_tf_block_save(int64_t T, int64_t d, int64_t h, int64_t f)
+{
+	return 8 * T * d + h * T * T + 2 * T * f + 4 * T;
+}
+
+static inline int64_t rt_tf_block_stash(int64_t T, int64_t d, int64_t h, int64_t f)
+{
+	(void)h;
+	return 8 * T * d + 2 * T * f;
+}
+
+static inline int64_t rt_tf_block_work(int64_t T, int64_t d, int64_t h, int64_t f)
+{
+	return 4 * T * d + 2 * h * T * T + 2 * T * f;
+}
+
+/* bert_embeddings: the sum before its layernorm, with mean and rstd. */
+static inline int64_t rt_bert_emb_save(int64_t T, int64_t d)
+{
+	return T * d + 2 * T;
+}
+
+static inline int64_t rt_bert_emb_work(int64_t T, int64_t d)
+{
+	return 2 * T * d;
+}
+
+#endif /* PIPERT_TF_SIZES_H */
