@@ -94,18 +94,21 @@ void check_summary(FILE *out, const IrModel *m)
 		ff += m->layers[l].flops_f;
 		fb += m->layers[l].flops_b + m->layers[l].flops_w;
 	}
-	const IrTensor *in = &m->tensors[0];
 	fprintf(out, "%s: model %s, %d layers, %s parameters (%s in f32)\n", m->file->name,
 	        m->name, m->nlayers, commas(params), human(4.0 * (double)params));
-	fprintf(out, "  input %s: %s[batch", in->name, dtype_name(in->dtype));
-	for (int i = 0; i < in->ndim; i++)
-		fprintf(out, ", %lld", (long long)in->dims[i]);
-	fputs("]", out);
+	for (int t = 0; t < m->ntensors && m->tensors[t].producer < 0; t++) {
+		const IrTensor *in = &m->tensors[t];
+		fprintf(out, "%sinput %s: %s[batch", t ? "; " : "  ", in->name, dtype_name(in->dtype));
+		for (int i = 0; i < in->ndim; i++)
+			fprintf(out, ", %lld", (long long)in->dims[i]);
+		fputs("]", out);
+	}
 	if (m->target_name)
 		fprintf(out, "; target %s: %s[batch%s]", m->target_name, dtype_name(m->target_dtype),
 		        m->target_width > 1 ? xprintf(", %lld", (long long)m->target_width) : "");
 	fprintf(out, "; loss %s\n", m->loss == LOSS_CROSS_ENTROPY ? "cross_entropy"
-	                            : m->loss == LOSS_MSE ? "mse" : "none");
+	                            : m->loss == LOSS_MSE ? "mse"
+	                            : m->loss == LOSS_NEXT_TOKEN ? "next_token" : "none");
 	fprintf(out, "  per sample: forward %sFLOP, backward %sFLOP\n", flops_str(ff), flops_str(fb));
 	const char *sched = pp->sched == SK_INTERLEAVED ? xprintf("interleaved(%d)", pp->V)
 	                    : pp->sched == SK_FILE ? xprintf("file(\"%s\")", pp->sched_path)
@@ -127,11 +130,11 @@ void check_summary(FILE *out, const IrModel *m)
 
 	/* Per layer, for models small enough to read. */
 	if (m->nlayers <= 200) {
-		fprintf(out, "\n  %-14s %-10s %-14s %12s %12s %14s\n", "layer", "kind", "width",
+		fprintf(out, "\n  %-14s %-15s %-14s %12s %12s %14s\n", "layer", "kind", "width",
 		        "params", "fwd FLOP", "kept bytes");
 		for (int l = 0; l < m->nlayers; l++) {
 			const IrLayer *L = &m->layers[l];
-			fprintf(out, "  %-14s %-10s %-14s %12s %11s  %13s\n", L->name,
+			fprintf(out, "  %-14s %-15s %-14s %12s %11s  %13s\n", L->name,
 			        layer_kind_name(L->kind),
 			        xprintf("%lld -> %lld", (long long)L->in_w, (long long)L->out_w),
 			        commas(L->nparam_elems), flops_str(L->flops_f), commas(L->act_bytes));
@@ -152,4 +155,29 @@ void check_summary(FILE *out, const IrModel *m)
 	}
 	fputs("  (FLOP and act bytes are per sample; act bytes are what one sample keeps "
 	      "from forward to backward)\n", out);
+	/* What crosses each boundary: derived from what later layers read. */
+	int *side = xalloc((size_t)(m->ntensors + 1) * sizeof *side);
+	for (int s = 1; s < m->S; s++) {
+		int first = m->stages[s].first;
+		const IrTensor *mt = &m->tensors[m->layers[first - 1].out];
+		int n = ir_side_tensors(m, first, side);
+		fprintf(out, "  stage %d -> %d: %s", s - 1, s, mt->name);
+		for (int k = 0; k < n; k++)
+			fprintf(out, " + %s", m->tensors[side[k]].name);
+		fprintf(out, " (%s bytes per sample)\n", commas(ir_boundary_bytes(m, first)));
+	}
+	for (int l = 0; l < m->nlayers; l++) {
+		const IrLayer *L = &m->layers[l];
+		if (L->tied < 0)
+			continue;
+		const IrLayer *E = &m->layers[L->tied];
+		int split = 0;
+		for (int s = 0; s < m->S; s++)
+			if (l >= m->stages[s].first && l < m->stages[s].last)
+				split = !(L->tied >= m->stages[s].first && L->tied < m->stages[s].last);
+		fprintf(out, "  %s uses %s's token embedding %s [%lld, %lld]%s\n", L->name, E->name,
+		        E->params[0].name, (long long)E->vocab, (long long)E->d,
+		        split ? ": its stage holds a copy; the copies' gradients are summed "
+		                "before every optimizer step" : "");
+	}
 }

@@ -208,38 +208,121 @@ typedef struct Emit {
 	const SimResult *r;
 	const RankPlan *plan;
 	int rank, prank, replica;
-	int64_t *param_off;     /* [nlayers] float offset of a held layer's first param */
+	int64_t *param_off;     /* [nlayers] float offset of a held layer's first param, -1 */
+	int64_t *tied_off;      /* [nlayers] a tied lm_head's copy of the token table, -1 */
 	int64_t nweights;
 	Out o;
 } Emit;
 
+static int local_tensor(const IrModel *m, const IrStage *st, int k)
+{
+	return k == 0 ? m->layers[st->first].in : m->layers[st->first + k - 1].out;
+}
+
 static int64_t tensor_elems(const IrModel *m, const IrStage *st, int k)
 {
-	int t = k == 0 ? m->layers[st->first].in : m->layers[st->first + k - 1].out;
-	return m->tensors[t].elems;
+	return m->tensors[local_tensor(m, st, k)].elems;
 }
 
-/* Pointer to slot `slot` of the current (stage, mb) table `o`. */
-static const char *slot_ptr(const Emit *e, const StagePlan *sp, int slot)
+/* Elements per sample of tensor t as a C expression: a sequence tensor
+ * scales with the run's length T. */
+static const char *elems_expr(const IrModel *m, int t)
 {
-	if (sp->stage == 0 && (slot == SLOT_X(sp->n, 0) || slot == SLOT_RX(sp->n, 0)))
-		return "(float *)rt_input(c, mb)";
-	return xprintf("P(o[%d])", slot);
-	(void)e;
+	const IrTensor *T = &m->tensors[t];
+	if (!T->seq)
+		return xprintf("%lld", (long long)T->elems);
+	int64_t per = T->elems / m->seq_max;
+	return per == 1 ? "T" : xprintf("T * %lld", (long long)per);
 }
 
-/* Forward of local layer j reading slot xs and writing ys (stats ss). */
+/* Rows of t seen as a matrix of its last dimension, for a micro-batch. */
+static const char *rows_expr(const IrModel *m, int t)
+{
+	const IrTensor *T = &m->tensors[t];
+	int64_t per = T->elems / T->dims[T->ndim - 1];
+	if (T->seq) {
+		per /= m->seq_max;
+		return per == 1 ? "ROWS * T" : xprintf("ROWS * T * %lld", (long long)per);
+	}
+	return per == 1 ? "ROWS" : xprintf("ROWS * %lld", (long long)per);
+}
+
+/* Bytes of local tensor k's message (k = 0: received, k = n: sent). */
+static const char *msg_bytes(const IrModel *m, const StagePlan *sp, const IrStage *st, int k,
+                             int grad)
+{
+	int64_t hdr = grad ? 0 : k == 0 ? sp->in.bytes : sp->out.bytes;
+	const char *main = xprintf("(int64_t)ROWS * %s * 4", elems_expr(m, local_tensor(m, st, k)));
+	return hdr ? xprintf("%lld + %s", (long long)hdr, main) : main;
+}
+
+/* Pointer to local tensor k in its slot of the current (stage, mb) table
+ * `o`: X(k) / RX(k) lie behind the message header at the stage's ends,
+ * and the first stage's input is the data. */
+static const char *x_ptr(const Emit *e, const StagePlan *sp, int slot, int k)
+{
+	const IrModel *m = e->m;
+	if (sp->stage == 0 && k == 0) {
+		int t = m->layers[m->stages[0].first].in;
+		return m->tensors[t].dtype == DT_I32
+		       ? xprintf("(const int32_t *)rt_data(c, %d, mb)", t)
+		       : m->ninputs > 1 || m->seq_max ? xprintf("(float *)rt_data(c, %d, mb)", t)
+		       : "(float *)rt_input(c, mb)";
+	}
+	int64_t hdr = k == 0 ? sp->in.bytes : k == sp->n ? sp->out.bytes : 0;
+	const char *ty = m->tensors[local_tensor(m, &m->stages[sp->stage], k)].dtype == DT_I32
+	                 ? "(const int32_t *)" : "(float *)";
+	return hdr ? xprintf("%s(A + o[%d] + %lld)", ty, slot, (long long)hdr)
+	       : !strcmp(ty, "(float *)") ? xprintf("P(o[%d])", slot)
+	       : xprintf("%s(A + o[%d])", ty, slot);
+}
+
+/* A gradient or statistics slot: no header. */
+static const char *slot_ptr(const StagePlan *sp, int slot)
+{
+	(void)sp;
+	return xprintf("P(o[%d])", slot);
+}
+
+/* Side tensor t (a model input: mask, token types, ids) as the stage sees
+ * it: the data on the first stage, else the input message's header. */
+static const char *side_ptr(const Emit *e, const StagePlan *sp, int t)
+{
+	if (t < 0)
+		return "NULL";
+	if (sp->stage == 0)
+		return xprintf("(const int32_t *)rt_data(c, %d, mb)", t);
+	for (int i = 0; i < sp->in.n; i++)
+		if (sp->in.t[i] == t)
+			return xprintf("(const int32_t *)(A + o[%d] + %lld)", SLOT_X(sp->n, 0),
+			               (long long)sp->in.off[i]);
+	die("stage %d: side tensor '%s' does not reach it", sp->stage, e->m->tensors[t].name);
+}
+
+/* The float offset of a layer's weight: an lm_head tied to an embedding
+ * uses the embedding's token table, here or in this rank's copy. */
+static int64_t weight_off(const Emit *e, int l)
+{
+	const IrLayer *L = &e->m->layers[l];
+	if (L->tied >= 0)
+		return e->param_off[L->tied] >= 0 ? e->param_off[L->tied] : e->tied_off[l];
+	return e->param_off[l];
+}
+
+/* Forward of local layer j reading slot xs and writing ys (saves in ss;
+ * -1: nothing is kept). */
 static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int j, int xs,
                            int ys, int ss)
 {
 	const IrModel *m = e->m;
-	const IrLayer *L = &m->layers[st->first + j];
+	int l = st->first + j;
+	const IrLayer *L = &m->layers[l];
 	Out *o = &e->o;
-	const char *x = slot_ptr(e, sp, xs), *y = slot_ptr(e, sp, ys);
-	int64_t n = tensor_elems(m, st, j);
-	int64_t rows_per = n / L->in_w;
-	const char *rows = rows_per == 1 ? "ROWS" : xprintf("ROWS * %lld", (long long)rows_per);
-	int64_t w = e->param_off[st->first + j];
+	const char *x = x_ptr(e, sp, xs, j), *y = x_ptr(e, sp, ys, j + 1);
+	const char *n = elems_expr(m, L->in);
+	const char *rows = rows_expr(m, L->in);
+	const char *save = ss >= 0 && sp->off[0][ss] != NO_BUFFER ? slot_ptr(sp, ss) : "NULL";
+	int64_t w = weight_off(e, l);
 	line_to(o, m, L->loc);
 	switch (L->kind) {
 	case LK_LINEAR:
@@ -251,23 +334,46 @@ static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 	case LK_GELU:
 	case LK_TANH:
 	case LK_SIGMOID:
-		out(o, "\trt_%s_fwd(%s, %s, ROWS * %lld);\n", layer_kind_name(L->kind), x, y,
-		    (long long)n);
+		out(o, "\trt_%s_fwd(%s, %s, ROWS * %s);\n", layer_kind_name(L->kind), x, y, n);
 		break;
 	case LK_DROPOUT:
 		if (e->s->training)
-			out(o, "\trt_dropout_fwd(%s, %s, ROWS, %lld, %.17g, %lluu, %d, t, row0);\n", x, y,
-			    (long long)n, L->p, (unsigned long long)m->pipe.seed, st->first + j);
+			out(o, "\trt_dropout_fwd(%s, %s, ROWS, %s, %.17g, %lluu, %d, t, row0);\n", x, y,
+			    n, L->p, (unsigned long long)m->pipe.seed, l);
 		else
-			out(o, "\trt_copy(%s, %s, sizeof(float) * ROWS * %lld);\n", y, x, (long long)n);
+			out(o, "\trt_copy(%s, %s, sizeof(float) * ROWS * %s);\n", y, x, n);
 		break;
 	case LK_LAYERNORM:
-		out(o, "\trt_layernorm_fwd(%s, W + %lld, W + %lld, %s, P(o[%d]), P(o[%d]) + %s, %s, "
-		    "%lld, %.17g);\n", x, (long long)w, (long long)(w + L->out_w), y, ss, ss, rows,
-		    rows, (long long)L->out_w, L->eps);
+		out(o, "\trt_layernorm_fwd(%s, W + %lld, W + %lld, %s, %s, %s + %s, %s, "
+		    "%lld, %.17g);\n", x, (long long)w, (long long)(w + L->out_w), y, save, save,
+		    rows, rows, (long long)L->out_w, L->eps);
 		break;
 	case LK_SOFTMAX:
 		out(o, "\trt_softmax_fwd(%s, %s, %s, %lld);\n", x, y, rows, (long long)L->out_w);
+		break;
+	case LK_BERT_EMB:
+		out(o, "\trt_bert_emb_fwd(&tf%d, W + %lld, %s, %s, %s, %s, ROWS, T);\n", l,
+		    (long long)w, x, side_ptr(e, sp, L->side[0]), y, save);
+		break;
+	case LK_GPT2_EMB:
+		out(o, "\trt_gpt2_emb_fwd(&tf%d, W + %lld, %s, %s, ROWS, T);\n", l, (long long)w, x, y);
+		break;
+	case LK_BERT_LAYER:
+	case LK_GPT2_BLOCK:
+		out(o, "\trt_%s_fwd(&tf%d, W + %lld, %s, %s, %s, %s, WORK, ROWS, T);\n",
+		    L->kind == LK_BERT_LAYER ? "bert_layer" : "gpt2_block", l, (long long)w, x,
+		    side_ptr(e, sp, L->side[0]), y, save);
+		break;
+	case LK_MEAN_POOL:
+		out(o, "\trt_mean_pool_fwd(%s, %s, %s, ROWS, T, %lld);\n", x,
+		    side_ptr(e, sp, L->side[0]), y, (long long)L->out_w);
+		break;
+	case LK_L2_NORM:
+		out(o, "\trt_l2_normalize_fwd(%s, %s, %s, %lld);\n", x, y, rows, (long long)L->out_w);
+		break;
+	case LK_LM_HEAD:
+		out(o, "\trt_linear_fwd(%s, W + %lld, NULL, %s, %s, %lld, %lld);\n", x, (long long)w,
+		    y, rows, (long long)L->in_w, (long long)L->out_w);
 		break;
 	default:
 		unreachable();
@@ -275,29 +381,34 @@ static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 }
 
 /* Backward of local layer j: the input-gradient part when `data`, the
- * weight-gradient part when `weight`. */
+ * weight-gradient part when `weight` (both: the whole backward; a split
+ * schedule's B stashes what its W reads). */
 static void emit_layer_bwd(Emit *e, const IrStage *st, const StagePlan *sp, int j, int data,
                            int weight)
 {
 	const IrModel *m = e->m;
-	const IrLayer *L = &m->layers[st->first + j];
+	int l = st->first + j;
+	const IrLayer *L = &m->layers[l];
 	Out *o = &e->o;
 	int n = sp->n;
-	const char *x = slot_ptr(e, sp, SLOT_RX(n, j));
-	const char *y = slot_ptr(e, sp, SLOT_RX(n, j + 1));
-	const char *dy = slot_ptr(e, sp, SLOT_GX(n, j + 1));
-	int has_dx = j > 0 || sp->stage > 0;
-	const char *dx = has_dx ? slot_ptr(e, sp, SLOT_GX(n, j)) : NULL;
-	int64_t ne = tensor_elems(m, st, j);
-	int64_t rows_per = ne / L->in_w;
-	const char *rows = rows_per == 1 ? "ROWS" : xprintf("ROWS * %lld", (long long)rows_per);
-	int64_t w = e->param_off[st->first + j];
-	const char *st_ptr = xprintf("P(o[%d])", SLOT_RST(n, j));
-	if (!(weight && L->nparams) && !(data && has_dx))
+	const char *x = x_ptr(e, sp, SLOT_RX(n, j), j);
+	const char *y = x_ptr(e, sp, SLOT_RX(n, j + 1), j + 1);
+	const char *dy = slot_ptr(sp, SLOT_GX(n, j + 1));
+	int has_dx = (j > 0 || sp->stage > 0) && !layer_is_embedding(L->kind);
+	const char *dx = has_dx ? slot_ptr(sp, SLOT_GX(n, j)) : "NULL";
+	const char *ne = elems_expr(m, L->in);
+	const char *rows = rows_expr(m, L->in);
+	int64_t w = weight_off(e, l);
+	const char *st_ptr = slot_ptr(sp, SLOT_RST(n, j));
+	int params = L->nparams > 0 || L->tied >= 0;
+	int block = L->kind == LK_BERT_LAYER || L->kind == LK_GPT2_BLOCK;
+	int stash = block && data && !weight;      /* B of a split backward */
+	if (!(weight && params) && !(data && has_dx) && !stash)
 		return;
 	line_to(o, m, L->loc);
 	switch (L->kind) {
 	case LK_LINEAR:
+	case LK_LM_HEAD:
 		if (weight)
 			out(o, "\trt_linear_bwd_weight(%s, %s, G + %lld, %s, %s, %lld, %lld);\n", x, dy,
 			    (long long)w,
@@ -310,15 +421,15 @@ static void emit_layer_bwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 	case LK_RELU:
 	case LK_TANH:
 	case LK_SIGMOID:
-		out(o, "\trt_%s_bwd(%s, %s, %s, ROWS * %lld);\n", layer_kind_name(L->kind), y, dy, dx,
-		    (long long)ne);
+		out(o, "\trt_%s_bwd(%s, %s, %s, ROWS * %s);\n", layer_kind_name(L->kind), y, dy, dx,
+		    ne);
 		break;
 	case LK_GELU:
-		out(o, "\trt_gelu_bwd(%s, %s, %s, ROWS * %lld);\n", x, dy, dx, (long long)ne);
+		out(o, "\trt_gelu_bwd(%s, %s, %s, ROWS * %s);\n", x, dy, dx, ne);
 		break;
 	case LK_DROPOUT:
-		out(o, "\trt_dropout_bwd(%s, %s, ROWS, %lld, %.17g, %lluu, %d, t, row0);\n", dy, dx,
-		    (long long)ne, L->p, (unsigned long long)m->pipe.seed, st->first + j);
+		out(o, "\trt_dropout_bwd(%s, %s, ROWS, %s, %.17g, %lluu, %d, t, row0);\n", dy, dx,
+		    ne, L->p, (unsigned long long)m->pipe.seed, l);
 		break;
 	case LK_LAYERNORM:
 		if (weight)
@@ -331,6 +442,36 @@ static void emit_layer_bwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 		break;
 	case LK_SOFTMAX:
 		out(o, "\trt_softmax_bwd(%s, %s, %s, %s, %lld);\n", y, dy, dx, rows,
+		    (long long)L->out_w);
+		break;
+	case LK_BERT_EMB:
+		out(o, "\trt_bert_emb_bwd(&tf%d, W + %lld, G + %lld, %s, %s, %s, %s, WORK, ROWS, T);\n",
+		    l, (long long)w, (long long)w, x, side_ptr(e, sp, L->side[0]), st_ptr, dy);
+		break;
+	case LK_GPT2_EMB:
+		out(o, "\trt_gpt2_emb_bwd(&tf%d, G + %lld, %s, %s, ROWS, T);\n", l, (long long)w, x, dy);
+		break;
+	case LK_BERT_LAYER:
+	case LK_GPT2_BLOCK: {
+		const char *k = L->kind == LK_BERT_LAYER ? "bert_layer" : "gpt2_block";
+		const char *gst = slot_ptr(sp, SLOT_GST(n, j));
+		if (data && weight)
+			out(o, "\trt_%s_bwd(&tf%d, W + %lld, G + %lld, %s, %s, %s, %s, NULL, WORK, ROWS, "
+			    "T);\n", k, l, (long long)w, (long long)w, x, st_ptr, dy, dx);
+		else if (data)
+			out(o, "\trt_%s_bwd(&tf%d, W + %lld, NULL, %s, %s, %s, %s, %s, WORK, ROWS, T);\n",
+			    k, l, (long long)w, x, st_ptr, dy, dx, gst);
+		else
+			out(o, "\trt_%s_wgt(&tf%d, G + %lld, %s, %s, %s, WORK, ROWS, T);\n", k, l,
+			    (long long)w, x, st_ptr, gst);
+		break;
+	}
+	case LK_MEAN_POOL:
+		out(o, "\trt_mean_pool_bwd(%s, %s, %s, ROWS, T, %lld);\n",
+		    side_ptr(e, sp, L->side[0]), dy, dx, (long long)L->out_w);
+		break;
+	case LK_L2_NORM:
+		out(o, "\trt_l2_normalize_bwd(%s, %s, %s, %s, %lld);\n", x, dy, dx, rows,
 		    (long long)L->out_w);
 		break;
 	default:
@@ -369,24 +510,53 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 	}
 	out(o, "};\n\n");
 
+	/* the transformer layers' dimensions */
+	for (int l = st->first; l < st->last; l++) {
+		const IrLayer *L = &m->layers[l];
+		if (L->kind == LK_BERT_EMB || L->kind == LK_GPT2_EMB || L->kind == LK_BERT_LAYER
+		    || L->kind == LK_GPT2_BLOCK)
+			out(o, "static const rt_tf tf%d = { .d = %lld, .heads = %lld, .ffn = %lld, "
+			    ".eps = %.17g, .vocab = %lld, .positions = %lld, .types = %lld };   /* %s */\n",
+			    l, (long long)L->d, (long long)L->heads, (long long)L->ffn, L->eps,
+			    (long long)L->vocab, (long long)L->positions, (long long)L->ntypes, L->name);
+	}
+	out(o, "\n");
+	const char *seq = m->seq_max ? "\tconst int64_t T = rt_seq_len(c);\n" : "";
+	const char *seq_void = m->seq_max ? " (void)T;" : "";
+
 	/* forward */
 	out(o, "static void s%d_fwd(rt_ctx *c, char *A, const int64_t *o, int mb, int t)\n{\n", g);
-	out(o, "\tconst float *W = rt_weights(c);\n\tint64_t row0 = %lld + (int64_t)mb * ROWS;\n",
-	    (long long)row0);
-	out(o, "\t(void)W; (void)t; (void)row0;\n");
+	out(o, "\tconst float *W = rt_weights(c);\n\tint64_t row0 = %lld + (int64_t)mb * ROWS;\n%s",
+	    (long long)row0, seq);
+	out(o, "\t(void)W; (void)t; (void)row0;%s\n", seq_void);
 	for (int j = 0; j < n; j++)
 		emit_layer_fwd(e, st, sp, j, SLOT_X(n, j), SLOT_X(n, j + 1), SLOT_ST(n, j));
 	line_back(o);
+	/* the side tensors travel on with the output */
+	for (int i = 0; i < sp->out.n; i++) {
+		int tt = sp->out.t[i];
+		out(o, "\trt_copy(A + o[%d] + %lld, %s, (size_t)ROWS * %s * 4);   /* %s */\n",
+		    SLOT_X(n, n), (long long)sp->out.off[i], side_ptr(e, sp, tt),
+		    elems_expr(m, tt), m->tensors[tt].name);
+	}
 	if (last) {
-		const char *y = slot_ptr(e, sp, SLOT_X(n, n));
+		const char *y = x_ptr(e, sp, SLOT_X(n, n), n);
 		out(o, "\trt_output(c, mb, %s);\n", y);
 		if (s->training) {
 			int64_t width = tensor_elems(m, st, n);
+			const IrTensor *ot = &m->tensors[local_tensor(m, st, n)];
 			if (m->loss == LOSS_CROSS_ENTROPY)
 				out(o, "\t/* the loss: cross-entropy, gradient of the global batch's mean */\n"
 				    "\trt_loss_ce(c, %s, rt_target_class(c, mb), P(o[%d]), ROWS, %lld, "
 				    "1.0 / %lld);\n", y, SLOT_GX(n, n),
 				    (long long)width, m->pipe.B);
+			else if (m->loss == LOSS_NEXT_TOKEN)
+				out(o, "\t/* the loss: next-token cross-entropy, gradient of the mean over the "
+				    "global batch's B·(T-1) positions */\n"
+				    "\trt_loss_next_token(c, %s, %s, P(o[%d]), ROWS, T, %lld, "
+				    "1.0 / ((double)%lld * (double)(T - 1)));\n", y,
+				    side_ptr(e, sp, m->loss_ids), SLOT_GX(n, n),
+				    (long long)ot->dims[ot->ndim - 1], m->pipe.B);
 			else
 				out(o, "\t/* the loss: mean squared error over the global batch */\n"
 				    "\trt_loss_mse_acc(c, %s, rt_target_dense(c, mb), P(o[%d]), ROWS, %lld, "
@@ -403,7 +573,7 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 		out(o, "static void s%d_rec(rt_ctx *c, char *A, const int64_t *o, int mb, int t)\n{\n",
 		    g);
 		out(o, "\tconst float *W = rt_weights(c);\n\tint64_t row0 = %lld + (int64_t)mb * "
-		    "ROWS;\n\t(void)W; (void)t; (void)row0;\n", (long long)row0);
+		    "ROWS;\n%s\t(void)W; (void)t; (void)row0;%s\n", (long long)row0, seq, seq_void);
 		for (int j = sp->rec_from; j < n; j++)
 			emit_layer_fwd(e, st, sp, j, SLOT_RX(n, j), SLOT_RX(n, j + 1), SLOT_RST(n, j));
 		line_back(o);
@@ -412,15 +582,16 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 	/* backward */
 	out(o, "static void s%d_bwd(rt_ctx *c, char *A, const int64_t *o, int mb, int t)\n{\n", g);
 	out(o, "\tconst float *W = rt_weights(c);\n\tfloat *G = rt_grads(c);\n"
-	    "\tint64_t row0 = %lld + (int64_t)mb * ROWS;\n"
-	    "\t(void)W; (void)G; (void)t; (void)row0;\n", (long long)row0);
+	    "\tint64_t row0 = %lld + (int64_t)mb * ROWS;\n%s"
+	    "\t(void)W; (void)G; (void)t; (void)row0;%s\n", (long long)row0, seq, seq_void);
 	for (int j = n - 1; j >= 0; j--)
 		emit_layer_bwd(e, st, sp, j, 1, !s->split);
 	line_back(o);
 	out(o, "}\n\n");
 	if (s->split) {
 		out(o, "static void s%d_wgt(rt_ctx *c, char *A, const int64_t *o, int mb)\n{\n", g);
-		out(o, "\tfloat *G = rt_grads(c);\n\t(void)G; (void)mb;\n");
+		out(o, "\tconst float *W = rt_weights(c);\n\tfloat *G = rt_grads(c);\n%s"
+		    "\t(void)W; (void)G; (void)mb;%s\n", seq, seq_void);
 		for (int j = n - 1; j >= 0; j--)
 			emit_layer_bwd(e, st, sp, j, 0, 1);
 		line_back(o);
@@ -441,10 +612,12 @@ static void emit_step(Emit *e)
 	const ActList *l = &s->rank[e->rank];
 	Out *o = &e->o;
 	int N = l->n;
-	int64_t rows = p->rows;
 	out(o, "/* ---- the step: rank %d's schedule, one runtime call per action ---- */\n\n",
 	    e->rank);
 	out(o, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n\t(void)A; (void)t;\n");
+	if (m->seq_max)
+		out(o, "\tconst int64_t T = rt_seq_len(c);   /* the run's sequence length */\n"
+		    "\t(void)T;\n");
 	/* what happens before each action: receives posted, sends completed */
 	int *head = xalloc((size_t)(N + 1) * sizeof *head), *next = xalloc((size_t)(N + 1) * sizeof *next);
 	for (int q = 0; q <= N; q++)
@@ -466,10 +639,10 @@ static void emit_step(Emit *e)
 				const IrStage *st = &m->stages[a->stage];
 				int k = a->op == OP_RECV_F ? 0 : sp->n;
 				int slot = a->op == OP_RECV_F ? SLOT_X(sp->n, 0) : SLOT_GX(sp->n, sp->n);
-				out(o, "\trt_irecv(c, %d, A + %lld, %lld, %d, RT_TAG(%d, %d, %d), "
+				out(o, "\trt_irecv(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
 				    "\"%s stage %d mb %d from rank %d\");\n", p->req[i],
 				    (long long)sp->off[a->mb][slot],
-				    (long long)(rows * tensor_elems(m, st, k) * 4), a->peer, a->stage, a->mb,
+				    msg_bytes(m, sp, st, k, a->op == OP_RECV_B), a->peer, a->stage, a->mb,
 				    a->op == OP_RECV_B, op_name(a->op), a->stage, a->mb, a->peer);
 			} else {
 				out(o, "\trt_wait(c, %d);   /* %s stage %d mb %d has been received */\n",
@@ -513,10 +686,10 @@ static void emit_step(Emit *e)
 			int fwd = a->op == OP_SEND_F;
 			int k = fwd ? sp->n : 0;
 			int slot = fwd ? SLOT_X(sp->n, sp->n) : SLOT_GX(sp->n, 0);
-			out(o, "rt_isend(c, %d, A + %lld, %lld, %d, RT_TAG(%d, %d, %d), "
+			out(o, "rt_isend(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
 			    "\"%s stage %d mb %d to rank %d\"); ", p->req[q],
 			    (long long)sp->off[a->mb][slot],
-			    (long long)(rows * tensor_elems(m, st, k) * 4), a->peer,
+			    msg_bytes(m, sp, st, k, !fwd), a->peer,
 			    fwd ? a->stage + 1 : a->stage - 1, a->mb, !fwd, op_name(a->op), a->stage,
 			    a->mb, a->peer);
 			break;
@@ -535,6 +708,29 @@ static void emit_step(Emit *e)
 	out(o, "}\n\n");
 }
 
+static int stage_of(const IrModel *m, int l)
+{
+	for (int s = 0; s < m->S; s++)
+		if (l >= m->stages[s].first && l < m->stages[s].last)
+			return s;
+	return -1;
+}
+
+static void emit_param(Emit *e, const IrParam *pp, int64_t off, int stage, int tied)
+{
+	Out *o = &e->o;
+	out(o, "\t{ \"%s\", %d, { %lld", pp->name, pp->ndim, (long long)pp->dims[0]);
+	if (pp->ndim > 1)
+		out(o, ", %lld", (long long)pp->dims[1]);
+	out(o, " }, %lld, %lld, %s, %lld, %d", (long long)off, (long long)pp->numel,
+	    pp->init == INIT_ONES ? "RT_INIT_ONES" : pp->init == INIT_ZEROS ? "RT_INIT_ZEROS"
+	    : pp->init == INIT_NORMAL ? "RT_INIT_NORMAL" : "RT_INIT_UNIFORM_FANIN",
+	    (long long)pp->fan_in, stage);
+	if (pp->init == INIT_NORMAL || tied)
+		out(o, ", %.17g, %d", pp->std, tied);
+	out(o, " },%s\n", tied ? "   /* a copy: the embedding's stage holds it too */" : "");
+}
+
 static void emit_params(Emit *e)
 {
 	const IrModel *m = e->m;
@@ -542,6 +738,9 @@ static void emit_params(Emit *e)
 	int np = 0;
 	int64_t off = 0;
 	e->param_off = xalloc((size_t)m->nlayers * sizeof *e->param_off);
+	e->tied_off = xalloc((size_t)m->nlayers * sizeof *e->tied_off);
+	for (int l = 0; l < m->nlayers; l++)
+		e->param_off[l] = e->tied_off[l] = -1;
 	out(o, "/* Parameters held by this rank: PyTorch names and layouts; offsets in floats\n"
 	    " * into the weight and gradient buffers. */\nstatic const rt_param params[] = {\n");
 	for (int i = 0; i < e->plan->nstages; i++) {
@@ -549,21 +748,33 @@ static void emit_params(Emit *e)
 		for (int l = st->first; l < st->last; l++) {
 			const IrLayer *L = &m->layers[l];
 			e->param_off[l] = off;
+			/* an embedding whose tied head is on another rank */
+			int shared = 0;
+			for (int h = 0; h < m->nlayers && layer_is_embedding(L->kind); h++)
+				if (m->layers[h].tied == l && !memplan_stage(e->plan, stage_of(m, h)))
+					shared = 1;
 			for (int k = 0; k < L->nparams; k++) {
-				const IrParam *pp = &L->params[k];
-				out(o, "\t{ \"%s\", %d, { %lld", pp->name, pp->ndim, (long long)pp->dims[0]);
-				if (pp->ndim > 1)
-					out(o, ", %lld", (long long)pp->dims[1]);
-				out(o, " }, %lld, %lld, %s, %lld, %d },\n", (long long)off,
-				    (long long)pp->numel,
-				    pp->init == INIT_ONES ? "RT_INIT_ONES" : pp->init == INIT_ZEROS
-				    ? "RT_INIT_ZEROS" : "RT_INIT_UNIFORM_FANIN",
-				    (long long)pp->fan_in, e->plan->st[i].stage);
-				off += pp->numel;
+				emit_param(e, &L->params[k], off, e->plan->st[i].stage, k == 0 && shared);
+				off += L->params[k].numel;
 				np++;
 			}
 		}
 	}
+	/* A tied lm_head whose embedding lives on another rank: a copy. */
+	for (int i = 0; i < e->plan->nstages; i++) {
+		const IrStage *st = &m->stages[e->plan->st[i].stage];
+		for (int l = st->first; l < st->last; l++) {
+			const IrLayer *L = &m->layers[l];
+			if (L->tied < 0 || e->param_off[L->tied] >= 0)
+				continue;
+			const IrParam *pp = &m->layers[L->tied].params[0];
+			e->tied_off[l] = off;
+			emit_param(e, pp, off, e->plan->st[i].stage, 1);
+			off += pp->numel;
+			np++;
+		}
+	}
+	/* The embedding whose tied head lives on another rank is tied too. */
 	if (np == 0)
 		out(o, "\t{ 0 }\n");
 	out(o, "};\n\n");
@@ -571,11 +782,44 @@ static void emit_params(Emit *e)
 	out(o, "#define NPARAMS %d\n\n", np);
 }
 
+/* The model's inputs, with the bounds their values must respect. */
+static void emit_inputs(Emit *e)
+{
+	const IrModel *m = e->m;
+	Out *o = &e->o;
+	if (m->ninputs <= 1 && !m->seq_max)
+		return;
+	out(o, "static const rt_input_desc inputs[] = {\n");
+	for (int t = 0; t < m->ninputs; t++) {
+		const IrTensor *T = &m->tensors[t];
+		int64_t limit = 0;
+		const char *what = "value";
+		for (int l = 0; l < m->nlayers; l++) {
+			const IrLayer *L = &m->layers[l];
+			if (layer_is_embedding(L->kind) && L->in == t) {
+				limit = L->vocab;
+				what = "token id";
+			} else if (L->kind == LK_BERT_EMB && L->side[0] == t) {
+				limit = L->ntypes;
+				what = "token type";
+			} else if (L->side[0] == t && limit == 0) {
+				limit = 2;
+				what = "mask value";
+			}
+		}
+		out(o, "\t{ \"%s\", %s, %lld, %d, %lld, \"%s\" },\n", T->name,
+		    T->dtype == DT_I32 ? "RT_DT_I32" : "RT_DT_F32", (long long)T->elems, T->seq,
+		    (long long)limit, what);
+	}
+	out(o, "};\n\n");
+}
+
 static void emit_program_struct(Emit *e)
 {
 	const IrModel *m = e->m;
 	const Schedule *s = e->s;
 	Out *o = &e->o;
+	emit_inputs(e);
 	const Pipeline *pp = &m->pipe;
 	const IrTensor *in = &m->tensors[m->layers[0].in];
 	const IrTensor *outt = &m->tensors[m->layers[m->nlayers - 1].out];
@@ -593,7 +837,8 @@ static void emit_program_struct(Emit *e)
 	out(o, "\t.in_width = %lld, .out_width = %lld,\n", (long long)in->elems,
 	    (long long)outt->elems);
 	out(o, "\t.loss = %s,\n", !s->training ? "RT_LOSS_NONE"
-	    : m->loss == LOSS_CROSS_ENTROPY ? "RT_LOSS_CROSS_ENTROPY" : "RT_LOSS_MSE");
+	    : m->loss == LOSS_CROSS_ENTROPY ? "RT_LOSS_CROSS_ENTROPY"
+	    : m->loss == LOSS_NEXT_TOKEN ? "RT_LOSS_NEXT_TOKEN" : "RT_LOSS_MSE");
 	out(o, "\t.target_dtype = %s, .target_width = %lld,\n",
 	    m->target_dtype == DT_I32 ? "RT_DT_I32" : "RT_DT_F32",
 	    (long long)(m->target_name ? m->target_width : 0));
@@ -608,7 +853,11 @@ static void emit_program_struct(Emit *e)
 	    e->plan->nreq);
 	out(o, "\t.predicted_bubble = %.6f, .predicted_peak_bytes = %lld,\n",
 	    e->r ? e->r->bubble_fraction : 0.0, (long long)peak);
-	out(o, "\t.step = step,\n};\n\n");
+	out(o, "\t.step = step,\n");
+	if (m->ninputs > 1 || m->seq_max)
+		out(o, "\t.inputs = inputs, .ninputs = %d, .seq_max = %lld, .out_seq = %d,\n",
+		    m->ninputs, (long long)m->seq_max, outt->seq);
+	out(o, "};\n\n");
 }
 
 static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r, int rank,
@@ -645,6 +894,9 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 	e.o.base += so.line;
 
 	emit_params(&e);
+	if (e.plan->work_off >= 0)
+		out(&e.o, "/* Scratch of the transformer layers, shared by every action. */\n"
+		    "#define WORK ((float *)(A + %lld))\n\n", (long long)e.plan->work_off);
 	for (int i = 0; i < e.plan->nstages; i++)
 		emit_stage(&e, &e.plan->st[i]);
 	emit_step(&e);

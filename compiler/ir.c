@@ -4,6 +4,68 @@
 #include <math.h>
 #include <string.h>
 
+int layer_bwd_reads_in(LayerKind k)
+{
+	switch (k) {
+	case LK_LINEAR: case LK_GELU: case LK_LAYERNORM: case LK_BERT_EMB: case LK_BERT_LAYER:
+	case LK_L2_NORM: case LK_GPT2_EMB: case LK_GPT2_BLOCK: case LK_LM_HEAD:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int layer_bwd_data_reads_in(LayerKind k)
+{
+	return k == LK_GELU || k == LK_LAYERNORM || k == LK_BERT_LAYER || k == LK_GPT2_BLOCK
+	       || k == LK_L2_NORM;
+}
+
+int layer_bwd_reads_out(LayerKind k)
+{
+	return k == LK_RELU || k == LK_TANH || k == LK_SIGMOID || k == LK_SOFTMAX;
+}
+
+int layer_is_embedding(LayerKind k)
+{
+	return k == LK_BERT_EMB || k == LK_GPT2_EMB;
+}
+
+/* Each tensor's last reader: the layers' main and side inputs, and the
+ * loss (which reads at the last layer). */
+static int *last_readers(const IrModel *m)
+{
+	int *last = xalloc((size_t)(m->ntensors + 1) * sizeof *last);
+	for (int t = 0; t < m->ntensors; t++)
+		last[t] = -1;
+	for (int l = 0; l < m->nlayers; l++) {
+		const IrLayer *L = &m->layers[l];
+		if (L->in >= 0 && L->in < m->ntensors)
+			last[L->in] = l;
+		for (int k = 0; k < 2; k++)
+			if (L->side[k] >= 0 && L->side[k] < m->ntensors)
+				last[L->side[k]] = l;
+	}
+	if (m->loss_ids >= 0 && m->nlayers > 0)
+		last[m->loss_ids] = m->nlayers - 1;
+	return last;
+}
+
+int ir_side_tensors(const IrModel *m, int first, int *out)
+{
+	if (first <= 0 || first >= m->nlayers)
+		return 0;
+	int *last = last_readers(m);
+	int main_t = m->layers[first - 1].out, n = 0;
+	for (int t = 0; t < m->ntensors; t++)
+		if (t != main_t && m->tensors[t].producer < first && last[t] >= first) {
+			if (out)
+				out[n] = t;
+			n++;
+		}
+	return n;
+}
+
 /* Every tensor produced before layer `first` (or a model input) and read by
  * a layer at or after it crosses the boundary: tensor t crosses every
  * boundary in [producer + 1, last reader].  With the core layers that is
@@ -13,12 +75,7 @@
 static void cross_elems(const IrModel *m, int64_t *cross)
 {
 	int n = m->nlayers;
-	int *last = xalloc((size_t)(m->ntensors + 1) * sizeof *last);
-	for (int t = 0; t < m->ntensors; t++)
-		last[t] = -1;
-	for (int l = 0; l < n; l++)
-		if (m->layers[l].in >= 0 && m->layers[l].in < m->ntensors)
-			last[m->layers[l].in] = l;
+	int *last = last_readers(m);
 	memset(cross, 0, (size_t)(n + 2) * sizeof *cross);
 	for (int t = 0; t < m->ntensors; t++) {
 		int from = m->tensors[t].producer + 1;
@@ -55,7 +112,7 @@ void ir_stage_costs(IrModel *m)
 		IrStage *st = &m->stages[s];
 		int n = st->last - st->first;
 		st->nrecompute = (int)lround(st->recompute * n);
-		st->params = 0;
+		st->params = st->copy_params = 0;
 		st->flops_f = st->flops_b = st->flops_w = 0;
 		st->act_bytes = 0;
 		st->in_bytes = s > 0 ? ir_boundary_bytes(m, st->first) : 0;
@@ -64,6 +121,8 @@ void ir_stage_costs(IrModel *m)
 		for (int l = st->first; l < st->last; l++) {
 			const IrLayer *L = &m->layers[l];
 			st->params += L->nparam_elems;
+			if (L->tied >= 0 && !(L->tied >= st->first && L->tied < st->last))
+				st->copy_params += m->layers[L->tied].params[0].numel;
 			st->flops_f += L->flops_f;
 			st->flops_b += L->flops_b;
 			st->flops_w += L->flops_w;

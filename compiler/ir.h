@@ -29,7 +29,14 @@
 	X(LK_SIGMOID,   "sigmoid",   0) \
 	X(LK_DROPOUT,   "dropout",   0) \
 	X(LK_LAYERNORM, "layernorm", 1) \
-	X(LK_SOFTMAX,   "softmax",   0)
+	X(LK_SOFTMAX,   "softmax",   0) \
+	X(LK_BERT_EMB,  "bert_embeddings", 1) \
+	X(LK_BERT_LAYER, "bert_layer", 1) \
+	X(LK_MEAN_POOL, "mean_pool", 0) \
+	X(LK_L2_NORM,   "l2_normalize", 0) \
+	X(LK_GPT2_EMB,  "gpt2_embeddings", 1) \
+	X(LK_GPT2_BLOCK, "gpt2_block", 1) \
+	X(LK_LM_HEAD,   "lm_head",   1)
 
 typedef enum {
 #define X(e, s, p) e,
@@ -39,6 +46,15 @@ typedef enum {
 } LayerKind;
 
 const char *layer_kind_name(int k);
+
+/* What a kind's backward reads, for the memory plan and the activation
+ * accounting: its input (any part), its input in the input-gradient half,
+ * its output. */
+int layer_bwd_reads_in(LayerKind k);
+int layer_bwd_data_reads_in(LayerKind k);
+int layer_bwd_reads_out(LayerKind k);
+/* Token embeddings: the layer reads token ids (i32), has no input gradient. */
+int layer_is_embedding(LayerKind k);
 
 #define DTYPES(X) X(DT_F32, "f32", 4) X(DT_F16, "f16", 2) X(DT_BF16, "bf16", 2) X(DT_I32, "i32", 4)
 typedef enum {
@@ -50,10 +66,10 @@ typedef enum {
 const char *dtype_name(int dt);
 int dtype_bytes(int dt);
 
-typedef enum { LOSS_NONE, LOSS_CROSS_ENTROPY, LOSS_MSE } LossKind;
+typedef enum { LOSS_NONE, LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NEXT_TOKEN } LossKind;
 typedef enum { OPT_NONE, OPT_SGD, OPT_ADAM } OptimKind;
 
-enum { INIT_UNIFORM_FANIN, INIT_ONES, INIT_ZEROS };   /* = RT_INIT_* */
+enum { INIT_UNIFORM_FANIN, INIT_ONES, INIT_ZEROS, INIT_NORMAL };   /* = RT_INIT_* */
 
 /* A tensor of one sample (the batch dimension is implicit). */
 typedef struct IrTensor {
@@ -61,7 +77,8 @@ typedef struct IrTensor {
 	int dtype;
 	int ndim;               /* dims after batch */
 	int64_t dims[4];
-	int64_t elems;          /* product of dims */
+	int64_t elems;          /* product of dims (at the declared sequence length) */
+	int seq;                /* dims[0] is the sequence axis: a run may be shorter */
 	int producer;           /* layer index that writes it, -1 for a model input */
 } IrTensor;
 
@@ -72,19 +89,25 @@ typedef struct IrParam {
 	int64_t numel;
 	int init;               /* INIT_* */
 	int64_t fan_in;
+	double std;             /* INIT_NORMAL */
+	Loc loc;                /* the layer (or its `from`) that binds it */
 } IrParam;
 
 typedef struct IrLayer {
 	const char *name;
 	LayerKind kind;
 	Loc loc;
-	int in, out;            /* tensor indices read / written */
+	int in, out;            /* tensor indices read / written: the main path */
+	int side[2];            /* tensors also read (attention mask, token types), -1 */
 	int64_t in_w, out_w;    /* last-dimension widths */
 	/* arguments, by kind */
 	int bias;               /* linear */
 	double p;               /* dropout */
-	double eps;             /* layernorm */
-	IrParam params[2];
+	double eps;             /* layernorm, transformer layers */
+	int64_t d, heads, ffn;  /* transformer layers */
+	int64_t vocab, positions, ntypes;   /* embeddings, lm_head */
+	int tied;               /* lm_head: the embedding layer whose weight it uses, -1 */
+	IrParam *params;
 	int nparams;
 	int64_t nparam_elems;
 	/* per sample */
@@ -92,6 +115,11 @@ typedef struct IrLayer {
 	double flops_b;         /* input-gradient half of backward */
 	double flops_w;         /* weight-gradient half of backward */
 	int64_t act_bytes;      /* kept from forward for backward */
+	/* Per sample, in floats, at the declared sequence length: what forward
+	 * saves for backward besides the layer's output (layernorm's mean and
+	 * rstd, a transformer block's internals), what the input-gradient pass
+	 * stashes for the weight pass of a split backward, and scratch. */
+	int64_t save_elems, stash_elems, work_elems;
 } IrLayer;
 
 typedef struct IrStage {
@@ -100,6 +128,8 @@ typedef struct IrStage {
 	double recompute;       /* ratio r: the last round(r*n) layers are recomputed */
 	int nrecompute;         /* round(r*n) */
 	int64_t params;         /* parameter elements */
+	int64_t copy_params;    /* a tied lm_head's copy of a token embedding held
+	                         * by another stage (not counted in params) */
 	double flops_f, flops_b, flops_w;   /* per sample */
 	int64_t act_bytes;      /* per sample kept for backward, recompute applied */
 	int64_t in_bytes, out_bytes;        /* per sample crossing its boundaries */
@@ -141,6 +171,8 @@ typedef struct IrModel {
 	int target_dtype;
 	int64_t target_width;   /* 1 for class ids */
 	LossKind loss;
+	int loss_ids;           /* next_token: the ids tensor the loss reads, -1 */
+	int64_t seq_max;        /* declared sequence length, 0 if no sequence input */
 	IrLayer *layers;
 	int nlayers;
 	Pipeline pipe;
@@ -152,6 +184,10 @@ typedef struct IrModel {
 	int64_t *cross;
 } IrModel;
 
+/* Tensors other than the main path's that cross the boundary before layer
+ * `first` (first > 0), in tensor order: fills out (if not NULL, room for
+ * ntensors) and returns how many. */
+int ir_side_tensors(const IrModel *m, int first, int *out);
 /* Bytes per sample of the tensors crossing the boundary before stage s:
  * O(1) once ir_index has run, else O(tensors + layers). */
 int64_t ir_boundary_bytes(const IrModel *m, int first_layer_of_stage);

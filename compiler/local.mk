@@ -8,7 +8,7 @@ noinst_LIBRARIES = %D%/libpipec.a
 AM_YFLAGS = -d -Wall -Wno-yacc
 BUILT_SOURCES += %D%/parser.h
 
-PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% \
+PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	-DPIPEC_PKGDATADIR='"$(pkgdatadir)"' \
 	-DPIPEC_LIBDIR='"$(libdir)"' -DPIPEC_INCLUDEDIR='"$(includedir)"' \
 	-DPIPEC_SAN_CFLAGS='"$(SAN_CFLAGS)"'

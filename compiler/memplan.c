@@ -28,19 +28,33 @@ typedef struct Planner {
 	int M;
 } Planner;
 
+MsgSides memplan_sides(const IrModel *m, int first, int64_t rows)
+{
+	MsgSides r = { 0 };
+	r.t = xalloc((size_t)(m->ntensors + 1) * sizeof *r.t);
+	r.n = ir_side_tensors(m, first, r.t);
+	r.off = xalloc((size_t)(r.n + 1) * sizeof *r.off);
+	for (int i = 0; i < r.n; i++) {
+		r.off[i] = r.bytes;
+		/* 64-byte aligned pieces: the main tensor after them stays aligned */
+		r.bytes += (rows * m->tensors[r.t[i]].elems * 4 + 63) / 64 * 64;
+	}
+	return r;
+}
+
 static int needs_in(LayerKind k)
 {
-	return k == LK_LINEAR || k == LK_GELU || k == LK_LAYERNORM;
+	return layer_bwd_reads_in(k);
 }
 
 static int needs_out(LayerKind k)
 {
-	return k == LK_RELU || k == LK_TANH || k == LK_SIGMOID || k == LK_SOFTMAX;
+	return layer_bwd_reads_out(k);
 }
 
-static int has_stats(LayerKind k)
+static int64_t save_bytes(const Planner *pl, const IrLayer *L)
 {
-	return k == LK_LAYERNORM;
+	return pl->p->rows * L->save_elems * 4;
 }
 
 static int has_params(const IrLayer *L)
@@ -90,6 +104,14 @@ static int64_t tensor_bytes(const Planner *pl, const IrStage *st, int k)
 	return pl->p->rows * m->tensors[t].elems * 4;
 }
 
+/* A forward instance X(k) / RX(k): the tensor, behind the message header
+ * at the stage's ends. */
+static int64_t x_bytes(const Planner *pl, const StagePlan *sp, const IrStage *st, int k)
+{
+	return tensor_bytes(pl, st, k) + (k == 0 ? sp->in.bytes : 0)
+	       + (k == sp->n ? sp->out.bytes : 0);
+}
+
 /* Compute actions: which buffers each reads and writes (see memplan.h). */
 static void plan_compute(Planner *pl, const Action *a, int q)
 {
@@ -113,7 +135,7 @@ static void plan_compute(Planner *pl, const Action *a, int q)
 			touch(pl, ids[SLOT_X(n, 0)], t);
 		}
 		for (int k = 1; k <= n; k++) {
-			int id = get(pl, g, mb, SLOT_X(n, k), tensor_bytes(pl, st, k));
+			int id = get(pl, g, mb, SLOT_X(n, k), x_bytes(pl, sp, st, k));
 			touch(pl, id, t);
 			if (k <= sp->rec_from)
 				ids[SLOT_RX(n, k)] = id;
@@ -124,8 +146,9 @@ static void plan_compute(Planner *pl, const Action *a, int q)
 			nids[SLOT_X(m->stages[g + 1].last - m->stages[g + 1].first, 0)] = ids[SLOT_X(n, n)];
 		}
 		for (int j = 0; j < n; j++)
-			if (has_stats(m->layers[st->first + j].kind)) {
-				int id = get(pl, g, mb, SLOT_ST(n, j), 2 * pl->p->rows * 4);
+			if (m->layers[st->first + j].save_elems > 0
+			    && (training || m->layers[st->first + j].kind == LK_LAYERNORM)) {
+				int id = get(pl, g, mb, SLOT_ST(n, j), save_bytes(pl, &m->layers[st->first + j]));
 				touch(pl, id, t);
 				if (j < sp->rec_from)
 					ids[SLOT_RST(n, j)] = id;
@@ -135,11 +158,14 @@ static void plan_compute(Planner *pl, const Action *a, int q)
 		break;
 	case OP_R:
 		touch(pl, ids[SLOT_X(n, sp->rec_from)], t);
+		if (sp->in.n)           /* the side tensors (a mask) come from the input */
+			touch(pl, ids[SLOT_X(n, 0)], t);
 		for (int k = sp->rec_from + 1; k <= n; k++)
-			touch(pl, get(pl, g, mb, SLOT_RX(n, k), tensor_bytes(pl, st, k)), t);
+			touch(pl, get(pl, g, mb, SLOT_RX(n, k), x_bytes(pl, sp, st, k)), t);
 		for (int j = sp->rec_from; j < n; j++)
-			if (has_stats(m->layers[st->first + j].kind))
-				touch(pl, get(pl, g, mb, SLOT_RST(n, j), 2 * pl->p->rows * 4), t);
+			if (m->layers[st->first + j].save_elems > 0)
+				touch(pl, get(pl, g, mb, SLOT_RST(n, j),
+				              save_bytes(pl, &m->layers[st->first + j])), t);
 		break;
 	case OP_B:
 	case OP_W:
@@ -148,13 +174,21 @@ static void plan_compute(Planner *pl, const Action *a, int q)
 			int in_b = a->op == OP_B;
 			int w_part = has_params(L) && (a->op == OP_W || !s->split);
 			/* what this layer's part of the action reads */
-			int data_in = L->kind == LK_GELU || L->kind == LK_LAYERNORM;
+			int data_in = layer_bwd_data_reads_in(L->kind);
 			if ((in_b && data_in) || (w_part && needs_in(L->kind)))
 				touch(pl, ids[SLOT_RX(n, j)], t);
 			if (in_b && needs_out(L->kind))
 				touch(pl, ids[SLOT_RX(n, j + 1)], t);
-			if (has_stats(L->kind) && (in_b || w_part))
+			if (L->save_elems > 0 && (in_b || w_part))
 				touch(pl, ids[SLOT_RST(n, j)], t);
+			/* a split backward's B stashes what its W reads */
+			if (s->split && L->stash_elems > 0 && has_params(L)) {
+				if (in_b)
+					touch(pl, get(pl, g, mb, SLOT_GST(n, j), pl->p->rows * L->stash_elems * 4),
+					      t);
+				else
+					touch(pl, ids[SLOT_GST(n, j)], t);
+			}
 			if (in_b || w_part)
 				touch(pl, ids[SLOT_GX(n, j + 1)], t);
 			/* and writes: the input gradient, except the model input's */
@@ -412,6 +446,8 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 		sp->n = st->last - st->first;
 		sp->rec_from = s->training ? sp->n - st->nrecompute : sp->n;
 		sp->kept = xalloc((size_t)sp->n + 1);
+		sp->in = memplan_sides(m, st->first, p->rows);
+		sp->out = memplan_sides(m, st->last, p->rows);
 		for (int k = 0; k <= sp->n; k++) {
 			int consumer = k < sp->n && needs_in(m->layers[st->first + k].kind);
 			int producer = k > 0 && needs_out(m->layers[st->first + k - 1].kind);
@@ -439,7 +475,7 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 		case OP_RECV_F: {
 			const StagePlan *sp = &p->st[pl.local_of[a->stage]];
 			int id = get(&pl, a->stage, a->mb, SLOT_X(sp->n, 0),
-			             tensor_bytes(&pl, &m->stages[a->stage], 0));
+			             x_bytes(&pl, sp, &m->stages[a->stage], 0));
 			touch(&pl, id, 2 * p->post_at[q]);
 			touch(&pl, id, 2 * q + 1);
 			break;
@@ -472,7 +508,24 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 	}
 	/* Forward-only: a stage output kept for nobody still lives until it
 	 * is sent or handed to the next stage; the touches above did that. */
+	/* Scratch: one buffer for the whole step, as large as the hungriest
+	 * layer's (actions run one at a time). */
+	p->work_off = -1;
+	for (int i = 0; i < p->nstages; i++) {
+		const IrStage *st = &m->stages[p->st[i].stage];
+		for (int l = st->first; l < st->last; l++)
+			if (m->layers[l].work_elems * p->rows * 4 > p->work_bytes)
+				p->work_bytes = m->layers[l].work_elems * p->rows * 4;
+	}
+	int work = -1;
+	if (p->work_bytes > 0) {
+		work = new_buf(&pl, p->work_bytes);
+		touch(&pl, work, 0);
+		touch(&pl, work, 2 * N + 1);
+	}
 	place(&pl);
+	if (work >= 0)
+		p->work_off = pl.bufs.v[work].off;
 	for (int lidx = 0; lidx < p->nstages; lidx++) {
 		StagePlan *sp = &p->st[lidx];
 		sp->off = xalloc((size_t)s->M * sizeof *sp->off);
@@ -492,7 +545,7 @@ RankMemory memplan_memory(const IrModel *m, const Schedule *s, const RankPlan *p
 	RankMemory r = { 0 };
 	int64_t n = 0;
 	for (int i = 0; i < p->nstages; i++)
-		n += m->stages[p->st[i].stage].params;
+		n += m->stages[p->st[i].stage].params + m->stages[p->st[i].stage].copy_params;
 	const Pipeline *pp = &m->pipe;
 	int state = pp->optim == OPT_ADAM ? 2 : pp->optim == OPT_SGD && pp->momentum > 0 ? 1 : 0;
 	r.weights = 4 * n;

@@ -29,15 +29,35 @@
  *   RX(k)            the instance backward reads (= X(k) unless recomputed)
  *   GX(k)            gradient of tensor k
  *   ST(j)            statistics of local layer j (layernorm: mean, rstd)
- *   RST(j)           the instance backward reads                          */
+ *   RST(j)           the instance backward reads
+ *   GST(j)           what a split backward's B stashes for its W (transformer
+ *                    layers: the output gradients of their linears)
+ * X(0) of a stage after the first and X(n) of a stage before the last are
+ * messages: they begin with a header holding the side tensors that cross
+ * the boundary (the attention mask, the token ids a later loss reads; see
+ * MsgSides), and the main tensor follows it.  So does every RX(0), RX(n)
+ * instance, so a pointer to tensor 0 or n is always the buffer + header. */
 #define SLOT_X(n, k)   (0 * (n) + (k))
 #define SLOT_RX(n, k)  ((n) + 1 + (k))
 #define SLOT_GX(n, k)  (2 * ((n) + 1) + (k))
 #define SLOT_ST(n, j)  (3 * ((n) + 1) + (j))
 #define SLOT_RST(n, j) (3 * ((n) + 1) + (n) + (j))
-#define SLOT_COUNT(n)  (3 * ((n) + 1) + 2 * (n))
+#define SLOT_GST(n, j) (3 * ((n) + 1) + 2 * (n) + (j))
+#define SLOT_COUNT(n)  (3 * ((n) + 1) + 3 * (n))
 
 #define NO_BUFFER (-1)
+
+/* The side tensors crossing the boundary before a layer, as they lie in
+ * a message's header: tensor t[i] at byte off[i], rows·elems·4 bytes each
+ * at the declared sequence length. */
+typedef struct MsgSides {
+	int n;
+	int *t;                 /* tensor indices, ascending */
+	int64_t *off;           /* byte offsets in the header */
+	int64_t bytes;          /* the header */
+} MsgSides;
+
+MsgSides memplan_sides(const IrModel *m, int first_layer, int64_t rows);
 
 typedef struct StagePlan {
 	int stage;              /* global stage index */
@@ -45,6 +65,7 @@ typedef struct StagePlan {
 	int64_t **off;          /* [M][SLOT_COUNT(n)] byte offsets, NO_BUFFER if unused */
 	unsigned char *kept;    /* [n+1] tensor k is read by backward */
 	int rec_from;           /* local tensor index from which R recomputes (n if none) */
+	MsgSides in, out;       /* headers of X(0) and X(n); n = 0 at the pipeline's ends */
 } StagePlan;
 
 typedef struct RankPlan {
@@ -60,6 +81,8 @@ typedef struct RankPlan {
 	                         * (n actions = at the step end) */
 	int nbuffers;
 	int64_t buffer_bytes;   /* sum of all buffers: what no reuse would cost */
+	int64_t work_off, work_bytes;   /* the layers' scratch, shared by every action;
+	                                 * work_off -1 if no layer needs any */
 } RankPlan;
 
 /* Plans rank `rank` of schedule s for model m. */

@@ -9,6 +9,7 @@
  * (partition.c); here only its syntax and sums are checked.
  */
 #include "sema.h"
+#include "rt_tf_sizes.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +17,12 @@
 
 static const char *const layer_kind_names[] = {
 #define X(e, s, p) s,
+	LAYER_KINDS(X)
+#undef X
+};
+
+static const int layer_kinds_params[] = {
+#define X(e, s, p) p,
 	LAYER_KINDS(X)
 #undef X
 };
@@ -71,7 +78,7 @@ static const char *unknown(Loc loc, const char *what, const char *s, const char 
 /* Layer arguments: a small table per kind binds positional and named  */
 /* arguments and checks their types and ranges.                        */
 
-typedef enum { A_WIDTH, A_BOOL, A_PROB, A_POSNUM } ArgType;
+typedef enum { A_WIDTH, A_BOOL, A_PROB, A_POSNUM, A_NAME } ArgType;
 
 typedef struct ArgSpec {
 	const char *name;
@@ -92,7 +99,35 @@ static const ArgSpec linear_args[] = {
 static const ArgSpec dropout_args[] = { { "p", A_PROB, 1, 0 } };
 static const ArgSpec layernorm_args[] = { { "d", A_WIDTH, 1, 0 }, { "eps", A_POSNUM, 0, 1e-5 } };
 
+static const ArgSpec bert_emb_args[] = {
+	{ "vocab", A_WIDTH, 1, 0 }, { "d", A_WIDTH, 1, 0 }, { "positions", A_WIDTH, 1, 0 },
+	{ "types", A_WIDTH, 0, 2 }, { "eps", A_POSNUM, 0, 1e-12 },
+};
+static const ArgSpec bert_layer_args[] = {
+	{ "d", A_WIDTH, 1, 0 }, { "heads", A_WIDTH, 1, 0 }, { "ffn", A_WIDTH, 1, 0 },
+	{ "eps", A_POSNUM, 0, 1e-12 }, { "mask", A_NAME, 0, 0 },
+};
+static const ArgSpec gpt2_emb_args[] = {
+	{ "vocab", A_WIDTH, 1, 0 }, { "d", A_WIDTH, 1, 0 }, { "positions", A_WIDTH, 1, 0 },
+};
+static const ArgSpec gpt2_block_args[] = {
+	{ "d", A_WIDTH, 1, 0 }, { "heads", A_WIDTH, 1, 0 }, { "eps", A_POSNUM, 0, 1e-5 },
+	{ "mask", A_NAME, 0, 0 },
+};
+static const ArgSpec mean_pool_args[] = { { "mask", A_NAME, 0, 0 } };
+static const ArgSpec lm_head_args[] = {
+	{ "vocab", A_WIDTH, 1, 0 }, { "d", A_WIDTH, 1, 0 }, { "tied", A_NAME, 0, 0 },
+};
+
 static const KindSpec kind_specs[LK_COUNT] = {
+	[LK_BERT_EMB] = { bert_emb_args, 5, "bert_embeddings(vocab, d, positions, types = 2, "
+	                  "eps = 1e-12)" },
+	[LK_BERT_LAYER] = { bert_layer_args, 5, "bert_layer(d, heads, ffn, eps = 1e-12)" },
+	[LK_MEAN_POOL] = { mean_pool_args, 1, "mean_pool or mean_pool(mask = NAME)" },
+	[LK_L2_NORM] = { NULL, 0, "l2_normalize" },
+	[LK_GPT2_EMB] = { gpt2_emb_args, 3, "gpt2_embeddings(vocab, d, positions)" },
+	[LK_GPT2_BLOCK] = { gpt2_block_args, 4, "gpt2_block(d, heads, eps = 1e-5)" },
+	[LK_LM_HEAD] = { lm_head_args, 3, "lm_head(vocab, d) or lm_head(vocab, d, tied = LAYER)" },
 	[LK_LINEAR] = { linear_args, 3, "linear(in, out) or linear(in, out, bias = false)" },
 	[LK_RELU] = { NULL, 0, "relu" },
 	[LK_GELU] = { NULL, 0, "gelu" },
@@ -105,13 +140,16 @@ static const KindSpec kind_specs[LK_COUNT] = {
 
 /* Binds l's arguments to spec; vals[i] gets argument i's value.  Returns 0
  * if all is well. */
-static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals)
+static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals, const char **svals,
+                     Loc *locs)
 {
 	int bad = 0;
 	int set[8] = { 0 };
 	const char *names[8];
 	for (int i = 0; i < ks->nargs; i++) {
 		vals[i] = ks->args[i].dflt;
+		svals[i] = NULL;
+		locs[i] = l->kind_loc;
 		names[i] = ks->args[i].name;
 	}
 	if (ks->nargs == 0 && l->has_parens && l->args.n > 0) {
@@ -158,7 +196,16 @@ static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals)
 		}
 		set[k] = 1;
 		const Value *v = a->val;
+		locs[k] = v->loc;
 		switch (ks->args[k].type) {
+		case A_NAME:
+			if (v->kind != V_WORD) {
+				diag_error(v->loc, "'%s' of '%s' names a %s", ks->args[k].name, l->kind,
+				           !strcmp(ks->args[k].name, "tied") ? "layer" : "model input");
+				bad = 1;
+			}
+			svals[k] = v->s;
+			break;
 		case A_WIDTH:
 			if (v->kind != V_INT || v->i < 1) {
 				diag_error(v->loc, "'%s' of '%s' must be a positive integer",
@@ -283,6 +330,7 @@ static void check_tensors(const Program *p, IrModel *m, Names *ns, int *tcap)
 {
 	int ntargets = 0;
 	const TensorDecl *first_target = NULL;
+	const char *seq_name = NULL;
 	for (int i = 0; i < p->tensors.n; i++) {
 		const TensorDecl *d = p->tensors.v[i];
 		int bad = declare(ns, d->name, d->name_loc, NULL) != 0;
@@ -346,27 +394,41 @@ static void check_tensors(const Program *p, IrModel *m, Names *ns, int *tcap)
 			           d->name, d->dtype);
 			continue;
 		}
-		if (dt == DT_I32) {
-			diag_error(d->dtype_loc, "input '%s' is i32, but no layer kind here takes "
-			           "token ids (the MLP layers read f32 features)", d->name);
+		if (dt == DT_I32 && nd != 1) {
+			diag_error(d->loc, "an i32 input holds token ids, a mask or token types: "
+			           "i32[batch, LENGTH], not %d dimensions after batch", nd);
 			continue;
 		}
-		add_tensor(m, tcap, d->name, dt, nd, dims, -1);
+		int ti = add_tensor(m, tcap, d->name, dt, nd, dims, -1);
+		if (dt == DT_I32) {
+			m->tensors[ti].seq = 1;
+			if (m->seq_max && m->seq_max != dims[0]) {
+				diag_error(d->dims.v[1].loc, "sequence inputs share one length, but '%s' is "
+				           "%lld long and '%s' %lld", d->name, (long long)dims[0],
+				           seq_name, (long long)m->seq_max);
+				continue;
+			}
+			m->seq_max = dims[0];
+			seq_name = d->name;
+		}
 		m->ninputs++;
 	}
 	if (m->ninputs == 0 && p->tensors.n == ntargets)
 		diag_error(p->name_loc, "model '%s' declares no input", p->name);
-	else if (m->ninputs > 1)
-		diag_error(p->tensors.v[1]->loc, "this model kind takes one input (several inputs "
-		           "are for sequence models)");
 }
 
-static void layer_costs(IrLayer *L, const IrTensor *in, int dtb)
+/* FLOPs per sample, and what forward saves / backward stashes / scratch,
+ * in floats per sample (transformer sizes from runtime/rt_tf_sizes.h, the
+ * formulas the runtime's kernels use). */
+static void layer_costs(IrLayer *L, const IrTensor *in)
 {
 	double t = (double)in->elems / (double)L->in_w;   /* rows per sample */
 	double n_in = (double)in->elems, n_out = t * (double)L->out_w;
+	double T = (double)(in->seq ? in->dims[0] : 1), d = (double)L->d;
+	int64_t Ti = in->seq ? in->dims[0] : 1;
 	switch (L->kind) {
 	case LK_LINEAR:
+	case LK_LM_HEAD:
 		L->flops_f = 2.0 * t * (double)L->in_w * (double)L->out_w + (L->bias ? n_out : 0);
 		L->flops_b = 2.0 * t * (double)L->in_w * (double)L->out_w;
 		L->flops_w = 2.0 * t * (double)L->in_w * (double)L->out_w + (L->bias ? n_out : 0);
@@ -375,6 +437,7 @@ static void layer_costs(IrLayer *L, const IrTensor *in, int dtb)
 		L->flops_f = 8 * n_in;
 		L->flops_b = 10 * n_in;
 		L->flops_w = 3 * n_in;
+		L->save_elems = 2 * (int64_t)t;
 		break;
 	case LK_SOFTMAX:
 		L->flops_f = 5 * n_in;
@@ -389,36 +452,204 @@ static void layer_costs(IrLayer *L, const IrTensor *in, int dtb)
 		L->flops_f = 6 * n_in;
 		L->flops_b = 3 * n_in;
 		break;
+	case LK_BERT_LAYER:
+	case LK_GPT2_BLOCK: {
+		double gemm = 2.0 * T * (4 * d * d + 2 * d * (double)L->ffn);
+		double attn = 4.0 * T * T * d;
+		L->flops_f = gemm + attn + 40 * T * d + 5 * (double)L->heads * T * T;
+		L->flops_b = gemm + 2 * attn + 50 * T * d + 5 * (double)L->heads * T * T;
+		L->flops_w = gemm;
+		L->save_elems = rt_tf_block_save(Ti, L->d, L->heads, L->ffn);
+		L->stash_elems = rt_tf_block_stash(Ti, L->d, L->heads, L->ffn);
+		L->work_elems = rt_tf_block_work(Ti, L->d, L->heads, L->ffn);
+		break;
+	}
+	case LK_BERT_EMB:
+		L->flops_f = 12 * T * d;
+		L->flops_w = 14 * T * d;
+		L->save_elems = rt_bert_emb_save(Ti, L->d);
+		L->work_elems = rt_bert_emb_work(Ti, L->d);
+		break;
+	case LK_GPT2_EMB:
+		L->flops_f = 2 * T * d;
+		L->flops_w = 2 * T * d;
+		break;
+	case LK_MEAN_POOL:
+	case LK_L2_NORM:
+		L->flops_f = 3 * n_in;
+		L->flops_b = 3 * n_in;
+		break;
 	default:
 		L->flops_f = n_in;
 		L->flops_b = n_in;
 		break;
 	}
-	(void)dtb;
 }
 
-/* What a layer's backward reads: its input, its output, or neither. */
-static int needs_input(LayerKind k)
-{
-	return k == LK_LINEAR || k == LK_GELU || k == LK_LAYERNORM;
-}
-static int needs_output(LayerKind k)
-{
-	return k == LK_RELU || k == LK_TANH || k == LK_SIGMOID || k == LK_SOFTMAX;
-}
-
-static void add_param(IrLayer *L, const char *name, int ndim, int64_t d0, int64_t d1, int init,
-                      int64_t fan_in)
+static void add_param(IrLayer *L, const char *prefix, const char *name, int ndim, int64_t d0,
+                      int64_t d1, int init, int64_t fan_in)
 {
 	IrParam *pp = &L->params[L->nparams++];
-	pp->name = xprintf("%s.%s", L->name, name);
+	pp->name = xprintf("%s.%s", prefix, name);
 	pp->ndim = ndim;
 	pp->dims[0] = d0;
 	pp->dims[1] = d1;
 	pp->numel = ndim == 1 ? d0 : d0 * d1;
 	pp->init = init;
 	pp->fan_in = fan_in;
+	pp->std = 0.02;         /* transformers' initializer_range */
+	pp->loc = L->loc;
 	L->nparam_elems += pp->numel;
+}
+
+/* The parameters of a layer, under `prefix` (its name, or its `from`), in
+ * the order and layouts the runtime's kernels take them (pipert.h). */
+static void add_params(IrLayer *L, const char *pre)
+{
+	int64_t d = L->d, f = L->ffn;
+	L->params = xalloc(16 * sizeof *L->params);
+	switch (L->kind) {
+	case LK_LINEAR:
+		add_param(L, pre, "weight", 2, L->out_w, L->in_w, INIT_UNIFORM_FANIN, L->in_w);
+		if (L->bias)
+			add_param(L, pre, "bias", 1, L->out_w, 0, INIT_UNIFORM_FANIN, L->in_w);
+		break;
+	case LK_LAYERNORM:
+		add_param(L, pre, "weight", 1, L->out_w, 0, INIT_ONES, 0);
+		add_param(L, pre, "bias", 1, L->out_w, 0, INIT_ZEROS, 0);
+		break;
+	case LK_BERT_EMB:
+		add_param(L, pre, "word_embeddings.weight", 2, L->vocab, d, INIT_NORMAL, 0);
+		add_param(L, pre, "position_embeddings.weight", 2, L->positions, d, INIT_NORMAL, 0);
+		add_param(L, pre, "token_type_embeddings.weight", 2, L->ntypes, d, INIT_NORMAL, 0);
+		add_param(L, pre, "LayerNorm.weight", 1, d, 0, INIT_ONES, 0);
+		add_param(L, pre, "LayerNorm.bias", 1, d, 0, INIT_ZEROS, 0);
+		break;
+	case LK_BERT_LAYER: {
+		static const char *const qkv[] = { "query", "key", "value" };
+		for (int i = 0; i < 3; i++) {
+			add_param(L, pre, xprintf("attention.self.%s.weight", qkv[i]), 2, d, d,
+			          INIT_NORMAL, 0);
+			add_param(L, pre, xprintf("attention.self.%s.bias", qkv[i]), 1, d, 0,
+			          INIT_ZEROS, 0);
+		}
+		add_param(L, pre, "attention.output.dense.weight", 2, d, d, INIT_NORMAL, 0);
+		add_param(L, pre, "attention.output.dense.bias", 1, d, 0, INIT_ZEROS, 0);
+		add_param(L, pre, "attention.output.LayerNorm.weight", 1, d, 0, INIT_ONES, 0);
+		add_param(L, pre, "attention.output.LayerNorm.bias", 1, d, 0, INIT_ZEROS, 0);
+		add_param(L, pre, "intermediate.dense.weight", 2, f, d, INIT_NORMAL, 0);
+		add_param(L, pre, "intermediate.dense.bias", 1, f, 0, INIT_ZEROS, 0);
+		add_param(L, pre, "output.dense.weight", 2, d, f, INIT_NORMAL, 0);
+		add_param(L, pre, "output.dense.bias", 1, d, 0, INIT_ZEROS, 0);
+		add_param(L, pre, "output.LayerNorm.weight", 1, d, 0, INIT_ONES, 0);
+		add_param(L, pre, "output.LayerNorm.bias", 1, d, 0, INIT_ZEROS, 0);
+		break;
+	}
+	case LK_GPT2_EMB:
+		add_param(L, pre, "wte.weight", 2, L->vocab, d, INIT_NORMAL, 0);
+		add_param(L, pre, "wpe.weight", 2, L->positions, d, INIT_NORMAL, 0);
+		break;
+	case LK_GPT2_BLOCK:
+		add_param(L, pre, "ln_1.weight", 1, d, 0, INIT_ONES, 0);
+		add_param(L, pre, "ln_1.bias", 1, d, 0, INIT_ZEROS, 0);
+		add_param(L, pre, "attn.c_attn.weight", 2, d, 3 * d, INIT_NORMAL, 0);
+		add_param(L, pre, "attn.c_attn.bias", 1, 3 * d, 0, INIT_ZEROS, 0);
+		add_param(L, pre, "attn.c_proj.weight", 2, d, d, INIT_NORMAL, 0);
+		add_param(L, pre, "attn.c_proj.bias", 1, d, 0, INIT_ZEROS, 0);
+		add_param(L, pre, "ln_2.weight", 1, d, 0, INIT_ONES, 0);
+		add_param(L, pre, "ln_2.bias", 1, d, 0, INIT_ZEROS, 0);
+		add_param(L, pre, "mlp.c_fc.weight", 2, d, f, INIT_NORMAL, 0);
+		add_param(L, pre, "mlp.c_fc.bias", 1, f, 0, INIT_ZEROS, 0);
+		add_param(L, pre, "mlp.c_proj.weight", 2, f, d, INIT_NORMAL, 0);
+		add_param(L, pre, "mlp.c_proj.bias", 1, d, 0, INIT_ZEROS, 0);
+		break;
+	case LK_LM_HEAD:
+		if (L->tied < 0)
+			add_param(L, pre, "weight", 2, L->vocab, d, INIT_NORMAL, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The checkpoint prefix of copy c of d (c < 0: not repeated): `from` with
+ * {i} replaced, or the layer's name.  NULL after an error. */
+static const char *param_prefix(const LayerDecl *d, const char *name, int c)
+{
+	if (!d->from)
+		return name;
+	VEC(char) r = { 0 };
+	int used = 0;
+	for (const char *p = d->from; *p; p++) {
+		if (*p == '{') {
+			if (!strncmp(p, "{i}", 3)) {
+				if (c < 0) {
+					diag_error(d->from_loc, "'{i}' in a prefix stands for the copy's index, "
+					           "but '%s' is not repeated (layer %s[N] : ...)", d->name,
+					           d->name);
+					return NULL;
+				}
+				const char *num = xprintf("%d", c);
+				for (; *num; num++)
+					VEC_PUSH(r, *num);
+				p += 2;
+				used = 1;
+				continue;
+			}
+			diag_error(d->from_loc, "unknown placeholder in prefix \"%s\": only {i} (the "
+			           "copy's index) is replaced", d->from);
+			return NULL;
+		}
+		VEC_PUSH(r, *p);
+	}
+	VEC_PUSH(r, 0);
+	if (c >= 0 && d->count > 1 && !used) {
+		diag_error(d->from_loc, "every copy of '%s' would bind the same tensors \"%s.*\"; "
+		           "put {i} where the copy's index goes (\"%s.{i}\")", d->name, d->from,
+		           d->from);
+		return NULL;
+	}
+	if (!r.v[0]) {
+		diag_error(d->from_loc, "an empty prefix binds nothing");
+		return NULL;
+	}
+	return r.v;
+}
+
+/* A model input by name, or -1. */
+static int find_input(const IrModel *m, const char *name)
+{
+	for (int t = 0; t < m->ntensors; t++)
+		if (m->tensors[t].producer < 0 && !strcmp(m->tensors[t].name, name))
+			return t;
+	return -1;
+}
+
+/* The side input a layer reads: the one its argument names (an error if
+ * there is none such), else the input called `dflt`, else -1. */
+static int side_input(const IrModel *m, const char *named, Loc at, const char *dflt,
+                      int seq_len, int *bad)
+{
+	int t = find_input(m, named ? named : dflt);
+	if (named && t < 0) {
+		diag_error(at, "'%s' is not an input of the model", named);
+		*bad = 1;
+		return -1;
+	}
+	if (t >= 0 && (m->tensors[t].dtype != DT_I32 || m->tensors[t].ndim != 1)) {
+		diag_error(at, "input '%s' must be i32[batch, %d] to be used as a %s", m->tensors[t].name,
+		           seq_len, dflt);
+		*bad = 1;
+		return -1;
+	}
+	return t;
+}
+
+static int cmp_param_name(const void *a, const void *b)
+{
+	const IrParam *x = *(const IrParam *const *)a, *y = *(const IrParam *const *)b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : x->loc.off < y->loc.off ? -1 : x->loc.off > y->loc.off;
 }
 
 /* `before`, here and below: the error count when sema_check began (the
@@ -440,11 +671,15 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 		}
 	}
 	m->layers = xalloc((size_t)(nl ? nl : 1) * sizeof *m->layers);
-	int cur = m->ninputs ? 0 : -1;  /* tensor flowing into the next layer */
+	/* The main path starts at the input called `ids` if there is one, else
+	 * at the first input. */
+	int cur = find_input(m, "ids");
+	if (cur < 0)
+		cur = m->ninputs ? 0 : -1;
+	int start = cur;
 	int bad_chain = cur < 0;
-	const char *prev_name = m->ninputs ? m->tensors[0].name : NULL;
+	const char *prev_name = cur >= 0 ? m->tensors[cur].name : NULL;
 	int prev_is_input = 1;
-	int dtb = 4;
 	for (int i = 0; i < p->layers.n; i++) {
 		const LayerDecl *d = p->layers.v[i];
 		int kind = -1;
@@ -455,16 +690,18 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			diag_error(d->count_loc, "a repeat count must be at least 1");
 			continue;
 		}
-		if (d->from)
-			diag_error(d->from_loc, "'from' binds a checkpoint prefix; it is for the "
-			           "transformer layer kinds, not '%s'", d->kind);
 		if (kind < 0) {
 			unknown(d->kind_loc, "layer kind", d->kind, layer_kind_names, LK_COUNT);
 			bad_chain = 1;
 			continue;
 		}
+		if (d->from && !layer_kinds_params[kind])
+			diag_error(d->from_loc, "'from' binds a checkpoint prefix, but '%s' has no "
+			           "parameters", d->kind);
 		double vals[8];
-		if (bind_args(d, &kind_specs[kind], vals) != 0) {
+		const char *svals[8];
+		Loc locs[8];
+		if (bind_args(d, &kind_specs[kind], vals, svals, locs) != 0) {
 			bad_chain = 1;
 			continue;
 		}
@@ -478,8 +715,14 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			L->kind = (LayerKind)kind;
 			L->loc = d->loc;
 			L->in = cur;
-			int64_t in_w = cur >= 0 ? m->tensors[cur].dims[m->tensors[cur].ndim - 1] : 0;
+			L->side[0] = L->side[1] = -1;
+			L->tied = -1;
+			const IrTensor *it = cur >= 0 ? &m->tensors[cur] : NULL;
+			int64_t in_w = it ? it->dims[it->ndim - 1] : 0;
+			int seq = it && it->seq;
+			int64_t T = seq ? it->dims[0] : 0;
 			L->in_w = L->out_w = in_w;
+			int bad = 0;
 			switch (kind) {
 			case LK_LINEAR:
 				L->in_w = (int64_t)vals[0];
@@ -493,14 +736,104 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 				L->in_w = L->out_w = (int64_t)vals[0];
 				L->eps = vals[1];
 				break;
+			case LK_BERT_EMB:
+			case LK_GPT2_EMB:
+				L->vocab = (int64_t)vals[0];
+				L->d = L->out_w = (int64_t)vals[1];
+				L->positions = (int64_t)vals[2];
+				if (kind == LK_BERT_EMB) {
+					L->ntypes = (int64_t)vals[3];
+					L->eps = vals[4];
+				}
+				L->in_w = in_w;
+				if (!bad_chain && (it->dtype != DT_I32 || !seq)) {
+					diag_error(d->kind_loc, "'%s' reads token ids (an i32[batch, LENGTH] "
+					           "input), but %s'%s' holds %s features", d->kind,
+					           prev_is_input ? "input " : "", prev_name, dtype_name(it->dtype));
+					bad = 1;
+				} else if (!bad_chain && T > L->positions) {
+					diag_error(locs[2], "'%s' has %lld positions, but '%s' is %lld tokens "
+					           "long", name, (long long)L->positions, m->tensors[cur].name,
+					           (long long)T);
+					bad = 1;
+				}
+				if (kind == LK_BERT_EMB && !bad_chain)
+					L->side[0] = side_input(m, NULL, d->kind_loc, "types", (int)T, &bad);
+				break;
+			case LK_BERT_LAYER:
+			case LK_GPT2_BLOCK:
+				L->d = L->in_w = L->out_w = (int64_t)vals[0];
+				L->heads = (int64_t)vals[1];
+				L->ffn = kind == LK_BERT_LAYER ? (int64_t)vals[2] : 4 * L->d;
+				L->eps = kind == LK_BERT_LAYER ? vals[3] : vals[2];
+				if (L->d % L->heads) {
+					diag_error(locs[1], "%lld heads do not divide d = %lld",
+					           (long long)L->heads, (long long)L->d);
+					bad = 1;
+				}
+				if (!bad_chain && !seq) {
+					diag_error(d->kind_loc, "'%s' runs over a sequence [batch, LENGTH, d], but "
+					           "'%s' is not one", d->kind, prev_name);
+					bad = 1;
+				}
+				if (!bad_chain)
+					L->side[0] = side_input(m, svals[kind == LK_BERT_LAYER ? 4 : 3],
+					                        locs[kind == LK_BERT_LAYER ? 4 : 3], "mask",
+					                        (int)T, &bad);
+				break;
+			case LK_MEAN_POOL:
+				if (!bad_chain && !seq) {
+					diag_error(d->kind_loc, "'mean_pool' averages over a sequence, but '%s' "
+					           "is not one", prev_name);
+					bad = 1;
+				}
+				if (!bad_chain)
+					L->side[0] = side_input(m, svals[0], locs[0], "mask", (int)T, &bad);
+				break;
+			case LK_LM_HEAD:
+				L->vocab = L->out_w = (int64_t)vals[0];
+				L->d = L->in_w = (int64_t)vals[1];
+				if (svals[2]) {
+					int e = -1;
+					for (int l = 0; l < m->nlayers - 1; l++)
+						if (!strcmp(m->layers[l].name, svals[2]))
+							e = l;
+					if (e < 0) {
+						diag_error(locs[2], "'tied' names no earlier layer '%s'", svals[2]);
+						bad = 1;
+					} else if (!layer_is_embedding(m->layers[e].kind)) {
+						diag_error(locs[2], "'tied = %s' needs a token embedding "
+						           "(bert_embeddings or gpt2_embeddings), but '%s' is %s",
+						           svals[2], svals[2], layer_kind_name(m->layers[e].kind));
+						bad = 1;
+					} else if (m->layers[e].vocab != L->vocab || m->layers[e].d != L->d) {
+						diag_error(locs[2], "lm_head(%lld, %lld) cannot share the [%lld, %lld] "
+						           "token embedding of '%s'", (long long)L->vocab,
+						           (long long)L->d, (long long)m->layers[e].vocab,
+						           (long long)m->layers[e].d, svals[2]);
+						bad = 1;
+					} else {
+						L->tied = e;
+					}
+				}
+				break;
 			}
-			if (!bad_chain && L->in_w != in_w) {
+			if (!bad_chain && !bad && it && it->dtype == DT_I32 && !layer_is_embedding(kind)) {
+				diag_error(d->kind_loc, "'%s' reads f32 features, but %s'%s' holds i32 token "
+				           "ids (start with bert_embeddings or gpt2_embeddings)", d->kind,
+				           prev_is_input ? "input " : "", prev_name);
+				bad = 1;
+			}
+			if (!bad_chain && !bad && !layer_is_embedding(kind) && L->in_w != in_w) {
 				/* both layers and both widths: "linear(12, 4) in 'c' expects 12
 				 * inputs, but 'b' outputs 16" */
 				Loc at = d->args.n ? d->args.v[0]->val->loc : d->kind_loc;
 				const char *call = kind == LK_LINEAR
 				                   ? xprintf("linear(%lld, %lld)", (long long)L->in_w,
 				                             (long long)L->out_w)
+				                   : kind == LK_LM_HEAD
+				                   ? xprintf("lm_head(%lld, %lld)", (long long)L->vocab,
+				                             (long long)L->in_w)
 				                   : xprintf("%s(%lld)", d->kind, (long long)L->in_w);
 				if (prev_is_input)
 					diag_error(at, "%s in '%s' expects %lld inputs, but input '%s' has %lld "
@@ -509,28 +842,33 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 				else
 					diag_error(at, "%s in '%s' expects %lld inputs, but '%s' outputs %lld",
 					           call, name, (long long)L->in_w, prev_name, (long long)in_w);
-				bad_chain = 1;
+				bad = 1;
 			}
-			if (bad_chain) {
+			if (bad)
+				bad_chain = 1;
+			const char *prefix = param_prefix(d, name, d->count < 0 ? -1 : c);
+			if (bad_chain || !prefix) {
+				bad_chain = 1;
 				cur = -1;
 				prev_name = name;
 				prev_is_input = 0;
 				continue;
 			}
-			const IrTensor *it = &m->tensors[cur];
-			if (kind == LK_LINEAR) {
-				add_param(L, "weight", 2, L->out_w, L->in_w, INIT_UNIFORM_FANIN, L->in_w);
-				if (L->bias)
-					add_param(L, "bias", 1, L->out_w, 0, INIT_UNIFORM_FANIN, L->in_w);
-			} else if (kind == LK_LAYERNORM) {
-				add_param(L, "weight", 1, L->out_w, 0, INIT_ONES, 0);
-				add_param(L, "bias", 1, L->out_w, 0, INIT_ZEROS, 0);
-			}
-			layer_costs(L, it, dtb);
+			add_params(L, prefix);
+			layer_costs(L, it);
 			int64_t dims[4];
+			int nd = it->ndim, oseq = it->seq;
 			memcpy(dims, it->dims, sizeof dims);
-			dims[it->ndim - 1] = L->out_w;
-			int ti = add_tensor(m, tcap, name, it->dtype, it->ndim, dims, m->nlayers - 1);
+			if (layer_is_embedding(kind))
+				dims[nd++] = L->d;
+			else if (kind == LK_MEAN_POOL) {
+				dims[0] = dims[1];
+				nd = 1;
+				oseq = 0;
+			}
+			dims[nd - 1] = L->out_w;
+			int ti = add_tensor(m, tcap, name, DT_F32, nd, dims, m->nlayers - 1);
+			m->tensors[ti].seq = oseq;
 			L->out = ti;
 			cur = ti;
 			prev_name = name;
@@ -541,24 +879,60 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 		diag_error(p->name_loc, "model '%s' has no layers", p->name ? p->name : "?");
 	if (diag_errors() != before)
 		return;
+	/* Every input is read by someone: the main path or a side argument. */
+	for (int t = 0; t < m->ntensors; t++) {
+		if (m->tensors[t].producer >= 0 || t == start)
+			continue;
+		int used = 0;
+		for (int l = 0; l < m->nlayers && !used; l++)
+			used = m->layers[l].side[0] == t || m->layers[l].side[1] == t;
+		const TensorDecl *td = NULL;
+		for (int i = 0; i < p->tensors.n; i++)
+			if (!strcmp(p->tensors.v[i]->name, m->tensors[t].name))
+				td = p->tensors.v[i];
+		if (!used && !(m->tensors[t].dtype == DT_I32 && p->losses.n
+		               && !strcmp(p->losses.v[0]->kind, "next_token")))
+			diag_error(td->name_loc, "input '%s' is not read by any layer (the network "
+			           "starts at '%s'; an attention layer reads an input called 'mask', "
+			           "bert_embeddings one called 'types')", m->tensors[t].name,
+			           m->tensors[start].name);
+	}
+	/* Each checkpoint tensor is bound once. */
+	int np = 0;
+	for (int l = 0; l < m->nlayers; l++)
+		np += m->layers[l].nparams;
+	const IrParam **all = xalloc((size_t)(np ? np : 1) * sizeof *all);
+	np = 0;
+	for (int l = 0; l < m->nlayers; l++)
+		for (int k = 0; k < m->layers[l].nparams; k++)
+			all[np++] = &m->layers[l].params[k];
+	qsort(all, (size_t)np, sizeof *all, cmp_param_name);
+	for (int i = 1; i < np; i++)
+		if (!strcmp(all[i]->name, all[i - 1]->name)) {
+			diag_error(all[i]->loc, "parameter '%s' is bound twice (two layers would hold "
+			           "one checkpoint tensor; give each its own prefix, or share a token "
+			           "embedding with lm_head(..., tied = LAYER))", all[i]->name);
+			diag_note(all[i - 1]->loc, "it is first bound here");
+			break;
+		}
 	/* Activation bytes per sample kept for backward: a tensor is kept if
 	 * its consumer's backward reads it as input or its producer's reads it
-	 * as output; layernorm also keeps mean and rstd per row.  The last
-	 * layer's output is always kept: the loss gradient lands there. */
+	 * as output; the last layer's output always (the loss gradient lands
+	 * there); plus what each layer saves (layernorm's mean and rstd, a
+	 * transformer block's internals). */
 	for (int i = 0; i < m->nlayers; i++) {
 		IrLayer *L = &m->layers[i];
 		const IrTensor *out = &m->tensors[L->out];
-		int keep = needs_output(L->kind) || i == m->nlayers - 1
-		           || (i + 1 < m->nlayers && needs_input(m->layers[i + 1].kind));
-		L->act_bytes = keep ? out->elems * 4 : 0;
-		if (L->kind == LK_LAYERNORM)
-			L->act_bytes += 2 * 4 * (out->elems / L->out_w);
+		int keep = layer_bwd_reads_out(L->kind) || i == m->nlayers - 1
+		           || (i + 1 < m->nlayers && layer_bwd_reads_in(m->layers[i + 1].kind));
+		L->act_bytes = (keep ? out->elems * 4 : 0) + L->save_elems * 4;
 	}
 }
 
 static void check_loss(const Program *p, IrModel *m, int before)
 {
-	static const char *const loss_names[] = { "cross_entropy", "mse" };
+	static const char *const loss_names[] = { "cross_entropy", "mse", "next_token" };
+	m->loss_ids = -1;
 	for (int i = 0; i < p->losses.n; i++) {
 		const LossDecl *l = p->losses.v[i];
 		if (i > 0) {
@@ -570,10 +944,33 @@ static void check_loss(const Program *p, IrModel *m, int before)
 		else if (!strcmp(l->kind, "mse"))
 			m->loss = LOSS_MSE;
 		else if (!strcmp(l->kind, "next_token"))
+			m->loss = LOSS_NEXT_TOKEN;
+		else
+			unknown(l->kind_loc, "loss", l->kind, loss_names, 3);
+	}
+	if (m->loss == LOSS_NEXT_TOKEN && diag_errors() == before && m->nlayers > 0) {
+		const LossDecl *l = p->losses.v[0];
+		/* the ids the first embedding reads */
+		for (int i = 0; i < m->nlayers && m->loss_ids < 0; i++)
+			if (layer_is_embedding(m->layers[i].kind))
+				m->loss_ids = m->layers[i].in;
+		const IrLayer *last = &m->layers[m->nlayers - 1];
+		if (m->loss_ids < 0)
 			diag_error(l->kind_loc, "loss 'next_token' is for language models; this model "
 			           "has no token-id input");
-		else
-			unknown(l->kind_loc, "loss", l->kind, loss_names, 2);
+		else if (last->kind != LK_LM_HEAD)
+			diag_error(l->kind_loc, "loss 'next_token' scores logits over the vocabulary: "
+			           "the last layer must be an lm_head, but '%s' is %s", last->name,
+			           layer_kind_name(last->kind));
+		else if (!m->tensors[last->out].seq)
+			diag_error(l->kind_loc, "loss 'next_token' needs logits per position, but '%s' "
+			           "outputs one row per sample", last->name);
+		if (m->target_name && m->loss_ids >= 0)
+			for (int i = 0; i < p->tensors.n; i++)
+				if (p->tensors.v[i]->is_target)
+					diag_error(p->tensors.v[i]->loc, "loss 'next_token' reads its targets "
+					           "from the input ids; remove target '%s'", m->target_name);
+		return;
 	}
 	if (diag_errors() != before || m->nlayers == 0 || !m->target_name || m->loss == LOSS_NONE)
 		return;
@@ -1018,7 +1415,7 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 	if (training && p->losses.n == 0)   /* a bad loss is reported already */
 		diag_error(item[K_OPTIMIZER]->val->loc, "an optimizer needs a loss in the model "
 		           "(loss cross_entropy; or loss mse;)");
-	else if (training && m->loss != LOSS_NONE && !m->target_name)
+	else if (training && m->loss != LOSS_NONE && m->loss != LOSS_NEXT_TOKEN && !m->target_name)
 		diag_error(item[K_OPTIMIZER]->val->loc, "an optimizer needs a target in the model "
 		           "(target y : i32[batch];)");
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""char-gpt-data.py — a character-level language-modelling set from text files.
+
+    python3 scripts/char-gpt-data.py --out DIR [--len 64] [--rows 2048] [--seed 1]
+        [FILE...]     (default: every file in /usr/share/common-licenses)
+
+Each character becomes its byte value (non-ASCII bytes map to '?', so the
+vocabulary is 128 ids).  Writes DIR/ids.npy, int32 [rows, len]: windows of
+the concatenated text at random offsets (seeded), for `loss next_token`;
+and DIR/config.json, the transformers GPT2Config of models/char-gpt.pipe, so
+that after `run --weights-out DIR/model.safetensors`
+`GPT2LMHeadModel.from_pretrained(DIR)` loads the trained model.
+Needs numpy only.
+"""
+import argparse
+import glob
+import json
+import os
+
+import numpy as np
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--len", type=int, default=64)
+    ap.add_argument("--rows", type=int, default=2048)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("files", nargs="*")
+    a = ap.parse_args()
+    files = a.files or sorted(f for f in glob.glob("/usr/share/common-licenses/*")
+                              if os.path.isfile(f))
+    text = b"".join(open(f, "rb").read() for f in files)
+    ids = np.frombuffer(text, dtype=np.uint8).astype(np.int32)
+    ids[ids >= 128] = ord("?")
+    if len(ids) <= a.len:
+        raise SystemExit("char-gpt-data: %d characters are fewer than one window" % len(ids))
+    rng = np.random.default_rng(a.seed)
+    start = rng.integers(0, len(ids) - a.len, size=a.rows)
+    windows = np.stack([ids[s:s + a.len] for s in start]).astype(np.int32)
+    os.makedirs(a.out, exist_ok=True)
+    np.save(os.path.join(a.out, "ids.npy"), windows)
+    config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
+              "vocab_size": 128, "n_positions": a.len, "n_embd": 64, "n_layer": 4,
+              "n_head": 4, "n_inner": None, "activation_function": "gelu_new",
+              "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+              "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True,
+              "bos_token_id": None, "eos_token_id": None}
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    print("char-gpt-data: %d characters from %d files -> %s/ids.npy [%d, %d]"
+          % (len(ids), len(files), a.out, a.rows, a.len))
+
+
+if __name__ == "__main__":
+    main()
