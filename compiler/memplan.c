@@ -59,7 +59,7 @@ static int64_t save_bytes(const Planner *pl, const IrLayer *L)
 
 static int has_params(const IrLayer *L)
 {
-	return L->nparams > 0;
+	return L->nparams > 0 || L->tied >= 0;      /* a tied head uses another's */
 }
 
 static int *slot_ids(Planner *pl, int g, int mb)
