@@ -48,7 +48,8 @@ PIPEC_SHELL_TESTS = \
 	%D%/020-schedule-cli.t \
 	%D%/021-custom-schedule.t \
 	%D%/022-zbv.t \
-	%D%/040-transformers.t
+	%D%/040-transformers.t \
+	%D%/041-minilm.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
 	%D%/fuzz.py %D%/diag-sites.py \
