@@ -726,8 +726,7 @@ static void emit_param(Emit *e, const IrParam *pp, int64_t off, int stage, int t
 	    pp->init == INIT_ONES ? "RT_INIT_ONES" : pp->init == INIT_ZEROS ? "RT_INIT_ZEROS"
 	    : pp->init == INIT_NORMAL ? "RT_INIT_NORMAL" : "RT_INIT_UNIFORM_FANIN",
 	    (long long)pp->fan_in, stage);
-	if (pp->init == INIT_NORMAL || tied)
-		out(o, ", %.17g, %d", pp->std, tied);
+	out(o, ", %.17g, %d", pp->init == INIT_NORMAL ? pp->std : 0.0, tied);
 	out(o, " },%s\n", tied ? "   /* a copy: the embedding's stage holds it too */" : "");
 }
 

@@ -705,6 +705,19 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			bad_chain = 1;
 			continue;
 		}
+		/* What is wrong with the declaration is said once, not per copy. */
+		if ((kind == LK_BERT_LAYER || kind == LK_GPT2_BLOCK)
+		    && (int64_t)vals[0] % (int64_t)vals[1]) {
+			diag_error(locs[1], "%lld heads do not divide d = %lld", (long long)vals[1],
+			           (long long)vals[0]);
+			bad_chain = 1;
+			continue;
+		}
+		if (d->from && layer_kinds_params[kind]
+		    && !param_prefix(d, d->name, d->count < 0 ? -1 : 0)) {
+			bad_chain = 1;
+			continue;
+		}
 		int copies = d->count < 0 ? 1 : (int)d->count;
 		for (int c = 0; c < copies; c++) {
 			const char *name = d->count < 0 ? d->name : xprintf("%s%d", d->name, c);
@@ -766,11 +779,6 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 				L->heads = (int64_t)vals[1];
 				L->ffn = kind == LK_BERT_LAYER ? (int64_t)vals[2] : 4 * L->d;
 				L->eps = kind == LK_BERT_LAYER ? vals[3] : vals[2];
-				if (L->d % L->heads) {
-					diag_error(locs[1], "%lld heads do not divide d = %lld",
-					           (long long)L->heads, (long long)L->d);
-					bad = 1;
-				}
 				if (!bad_chain && !seq) {
 					diag_error(d->kind_loc, "'%s' runs over a sequence [batch, LENGTH, d], but "
 					           "'%s' is not one", d->kind, prev_name);
@@ -793,7 +801,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			case LK_LM_HEAD:
 				L->vocab = L->out_w = (int64_t)vals[0];
 				L->d = L->in_w = (int64_t)vals[1];
-				if (svals[2]) {
+				if (svals[2] && !bad_chain) {
 					int e = -1;
 					for (int l = 0; l < m->nlayers - 1; l++)
 						if (!strcmp(m->layers[l].name, svals[2]))
@@ -846,7 +854,8 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			}
 			if (bad)
 				bad_chain = 1;
-			const char *prefix = param_prefix(d, name, d->count < 0 ? -1 : c);
+			const char *prefix = layer_kinds_params[kind]
+			                     ? param_prefix(d, name, d->count < 0 ? -1 : c) : name;
 			if (bad_chain || !prefix) {
 				bad_chain = 1;
 				cur = -1;
