@@ -30,10 +30,11 @@ RUNTIME_TESTS = \
 	t/502-runtime-mpi.t \
 	t/503-runtime-errors.t \
 	t/504-runtime-faults.t \
-	t/505-runtime-tf.t
+	t/505-runtime-tf.t \
+	t/506-runtime-inputs.t
 TESTS += $(RUNTIME_TESTS)
 EXTRA_DIST += $(RUNTIME_TESTS) t/runtime-lib.sh t/runtime-kernels.c t/runtime-io.c \
-	t/runtime-ref.py t/rt-fixtures/two_rank.c t/runtime-tf.c
+	t/runtime-ref.py t/rt-fixtures/two_rank.c t/runtime-tf.c t/runtime-inputs.c
 
 ## The same API on NVIDIA GPUs: libpipert_cuda.a.
 include %D%/cuda/local.mk

@@ -325,6 +325,132 @@ static int stage_segments(rt_ctx *c, rt_stage_comm *sc)
 	return 0;
 }
 
+/* ---- Tied parameters. ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* One communicator per tied parameter and replica, joining the pipeline
+ * ranks that hold a copy of it (a token embedding on the first stage, its
+ * tied lm_head on the last).  Splits are collective over the job, so every
+ * rank must make the same sequence of them: the ranks first agree on the
+ * job's list of tied names (by hash), then split once per name with colour
+ * = replica for the holders.  With one tied name this is one split. */
+static void tied_init(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	int mine = 0, total = 0, nu = 0, *cnt, *dsp;
+	uint64_t *h, *all;
+	MPI_Group wg;
+
+	for (int i = 0; i < p->nparams; i++)
+		mine += p->params[i].tied != 0;
+	h = malloc((size_t)(mine + 1) * sizeof *h);
+	cnt = malloc((size_t)c->nranks * sizeof *cnt);
+	dsp = malloc((size_t)c->nranks * sizeof *dsp);
+	c->tied = calloc((size_t)mine + 1, sizeof *c->tied);
+	if (!h || !cnt || !dsp || !c->tied)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	mine = 0;
+	for (int i = 0; i < p->nparams; i++)
+		if (p->params[i].tied)
+			h[mine++] = rt_hash_name(p->params[i].name);
+	MPI_Allgather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, c->comm);
+	for (int r = 0; r < c->nranks; r++) {
+		dsp[r] = total;
+		total += cnt[r];
+	}
+	if (!(all = malloc((size_t)(total + 1) * sizeof *all)))
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	MPI_Allgatherv(h, mine, MPI_UINT64_T, all, cnt, dsp, MPI_UINT64_T, c->comm);
+	qsort(all, (size_t)total, sizeof *all, cmp_u64);
+	for (int i = 0; i < total; i++)
+		if (!nu || all[nu - 1] != all[i])
+			all[nu++] = all[i];
+
+	MPI_Comm_group(c->comm, &wg);
+	for (int u = 0; u < nu; u++) {
+		const rt_param *pa = NULL;
+		MPI_Comm sub;
+		int size = 0;
+		for (int i = 0; i < p->nparams && !pa; i++)
+			if (p->params[i].tied && rt_hash_name(p->params[i].name) == all[u])
+				pa = &p->params[i];
+		MPI_Comm_split(c->comm, pa ? p->replica : MPI_UNDEFINED, c->rank, &sub);
+		if (sub == MPI_COMM_NULL)
+			continue;
+		MPI_Comm_size(sub, &size);
+		if (size < 2) {         /* no other copy in this replica: nothing to sum */
+			MPI_Comm_free(&sub);
+			continue;
+		}
+		MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
+		{
+			/* The copies must be the same tensor, or the sums would mix
+			 * unrelated ranges of the gradient buffers. */
+			long long n[2] = { pa->numel, -pa->numel }, ext[2];
+			MPI_Allreduce(n, ext, 2, MPI_LONG_LONG, MPI_MAX, sub);
+			if (ext[0] != pa->numel || -ext[1] != pa->numel)
+				rt_die(c, RT_EXIT_RUNTIME, "inconsistent program: tied parameter '%s' has %lld "
+				       "elements here and %lld on another rank", pa->name,
+				       (long long)pa->numel, ext[0] != pa->numel ? ext[0] : -ext[1]);
+		}
+		{
+			rt_tied *t = &c->tied[c->ntied++];
+			MPI_Group g;
+			int o;
+			t->name = pa->name;
+			t->comm = sub;
+			t->off = pa->offset;
+			t->len = pa->numel;
+			o = snprintf(t->peers, sizeof t->peers, "ranks");
+			MPI_Comm_group(sub, &g);
+			for (int r = 0, first = 1; r < size && o < (int)sizeof t->peers - 12; r++) {
+				int wr;
+				MPI_Group_translate_ranks(g, 1, &r, wg, &wr);
+				if (wr == c->rank)
+					continue;
+				o += snprintf(t->peers + o, sizeof t->peers - (size_t)o, "%s%d",
+				              first ? " " : ",", wr);
+				first = 0;
+			}
+			MPI_Group_free(&g);
+		}
+	}
+	MPI_Group_free(&wg);
+	free(all);
+	free(h);
+	free(cnt);
+	free(dsp);
+}
+
+void rt_tied_sum_one(rt_ctx *c, int i, float *x)
+{
+	rt_tied *t = &c->tied[i];
+	int64_t left = t->len;
+	char what[160];
+	snprintf(what, sizeof what, "OPTIM: the gradient sum of tied '%s'", t->name);
+	while (left > 0) {
+		/* MPI counts are int: long ranges go in pieces. */
+		int n = left > INT_MAX / 2 ? INT_MAX / 2 : (int)left;
+		MPI_Request r;
+		check(c, MPI_Iallreduce(MPI_IN_PLACE, x, n, MPI_FLOAT, MPI_SUM, t->comm, &r),
+		      "MPI_Iallreduce", what);
+		rt_wait_req(c, &r, what, t->peers);
+		x += n;
+		left -= n;
+	}
+}
+
+void rt_tied_sum(rt_ctx *c, float *g)
+{
+	for (int i = 0; i < c->ntied; i++)
+		rt_tied_sum_one(c, i, g + c->tied[i].off);
+}
+
 void rt_comm_init(rt_ctx *c)
 {
 	const rt_program *p = c->p;
@@ -399,6 +525,7 @@ void rt_comm_init(rt_ctx *c)
 		}
 	}
 	free(held);
+	tied_init(c);
 
 	MPI_Comm_split(MPI_COMM_WORLD, p->last_stage ? 0 : MPI_UNDEFINED, c->rank, &c->last);
 	if (c->last != MPI_COMM_NULL)
@@ -420,6 +547,12 @@ void rt_comm_free(rt_ctx *c)
 	free(c->stages);
 	c->stages = NULL;
 	c->nstages = 0;
+	for (int i = 0; i < c->ntied; i++)
+		if (c->tied[i].comm != MPI_COMM_NULL)
+			MPI_Comm_free(&c->tied[i].comm);
+	free(c->tied);
+	c->tied = NULL;
+	c->ntied = 0;
 	if (c->last != MPI_COMM_NULL)
 		MPI_Comm_free(&c->last);
 	if (c->chk != MPI_COMM_NULL)

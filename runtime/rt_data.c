@@ -10,6 +10,15 @@
  * from (seed, element); its targets are a fixed function of the features —
  * the argmax of a fixed random projection (classes) or tanh of one (MSE) —
  * so the task is learnable and the loss falls when the model trains.
+ *
+ * A program with `inputs` (transformers.md) has one file per input
+ * (--input NAME=FILE.npy): float features [k·B, width], or int32 sequences
+ * [k·B, T] with 1 <= T <= width, the same T and rows for every sequence
+ * input of a run, every value checked against the input's limit before the
+ * first step, each error naming file, row, column and value.  Only the
+ * ranks of the first stage read them; rt_data_share tells every rank T.
+ * Synthetic sequences are T = seq_max positions: token ids uniform below
+ * the vocabulary, masks all 1, token types all 0.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
@@ -109,24 +118,51 @@ static int synth_input(rt_ctx *c)
 	return 0;
 }
 
+/* The features synthetic targets are a function of: the input, or for a
+ * program with `inputs` its first one, int32 values mapped into [-1, 1)
+ * (a copy, *owned set) so that a projection of them is O(1) as well. */
+static const float *target_features(rt_ctx *c, int64_t *rows, int64_t *width, float **owned)
+{
+	const rt_program *p = c->p;
+	const rt_indata *in;
+	*owned = NULL;
+	if (p->ninputs == 0) {
+		*rows = c->x_rows;
+		*width = p->in_width;
+		return c->x;
+	}
+	in = &c->in[0];
+	*rows = in->rows;
+	*width = in->cols;
+	if (p->inputs[0].dtype == RT_DT_F32)
+		return in->data;
+	if (!(*owned = rt_alloc((size_t)(in->rows * in->cols) * sizeof **owned)))
+		return NULL;
+	for (int64_t i = 0; i < in->rows * in->cols; i++) {
+		double v = ((const int32_t *)in->data)[i], lim = (double)p->inputs[0].limit;
+		(*owned)[i] = (float)(lim > 0 ? 2.0 * (v + 0.5) / lim - 1.0 : v);
+	}
+	return *owned;
+}
+
 /* z = x·Pᵀ/sqrt(in) for a fixed N(0, 1) matrix P [width, in]: the shared
  * ingredient of both synthetic target kinds. */
-static float *synth_projection(rt_ctx *c, int64_t width)
+static float *synth_projection(rt_ctx *c, const float *x, int64_t rows, int64_t in, int64_t width)
 {
 	const rt_program *p = c->p;
 	uint64_t stream = rt_hash_name("pipec.synthetic.projection");
-	float *pm = rt_alloc((size_t)(width * p->in_width) * sizeof *pm);
-	float *z = rt_alloc((size_t)(c->x_rows * width) * sizeof *z);
+	float *pm = rt_alloc((size_t)(width * in) * sizeof *pm);
+	float *z = rt_alloc((size_t)(rows * width) * sizeof *z);
 	if (!pm || !z) {
 		rt_free(pm);
 		rt_free(z);
 		return NULL;
 	}
-	for (int64_t i = 0; i < width * p->in_width; i++)
+	for (int64_t i = 0; i < width * in; i++)
 		pm[i] = (float)rt_normal_at(p->seed, stream, (uint64_t)i);
-	rt_host_linear_fwd(c->x, pm, NULL, z, c->x_rows, p->in_width, width);
-	for (int64_t i = 0; i < c->x_rows * width; i++)
-		z[i] /= sqrtf((float)p->in_width);
+	rt_host_linear_fwd(x, pm, NULL, z, rows, in, width);
+	for (int64_t i = 0; i < rows * width; i++)
+		z[i] /= sqrtf((float)in);
 	rt_free(pm);
 	return z;
 }
@@ -135,10 +171,15 @@ static int synth_targets(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	int64_t w = p->target_dtype == RT_DT_I32 ? p->out_width : p->target_width;
-	float *z = synth_projection(c, w);
+	int64_t rows, in;
+	float *owned, *z = NULL;
+	const float *x = target_features(c, &rows, &in, &owned);
+	if (x)
+		z = synth_projection(c, x, rows, in, w);
+	rt_free(owned);
 	if (!z)
 		return RT_EXIT_RUNTIME;
-	c->t_rows = c->x_rows;
+	c->t_rows = rows;
 	if (p->target_dtype == RT_DT_I32) {
 		if (!(c->tc = rt_alloc((size_t)c->t_rows * sizeof *c->tc)))
 			goto oom;
@@ -172,9 +213,12 @@ static int load_targets(rt_ctx *c)
 	int classes = p->target_dtype == RT_DT_I32;
 
 	/* The input's row count, from its header when this rank holds no input. */
-	if (c->x)
+	if (p->ninputs > 0 && c->in && c->in[0].data)
+		want = c->in[0].rows;
+	else if (p->ninputs == 0 && c->x)
 		want = c->x_rows;
-	else if (rt_npy_probe(input_path(c->o.input), &in, err, sizeof err) == 0 && in.ndim >= 1)
+	else if (rt_npy_probe(p->ninputs > 0 ? c->o.in_path[0] : input_path(c->o.input), &in,
+	                      err, sizeof err) == 0 && in.ndim >= 1)
 		want = in.dims[0];
 	if (rt_npy_read(path, &a, err, sizeof err) != 0) {
 		rt_defer(c, "%s", err);
@@ -205,10 +249,259 @@ bad:
 	return RT_EXIT_INPUT;
 }
 
+/* ---- Programs with `inputs`. ---- */
+
+/* The input's name in the synthetic stream, so that each input draws its
+ * own numbers and renaming one changes only its own. */
+static uint64_t synth_stream(const rt_input_desc *d)
+{
+	char key[256];
+	snprintf(key, sizeof key, "pipec.synthetic.input.%s", d->name ? d->name : "");
+	return rt_hash_name(key);
+}
+
+/* Which kind of int32 input a description is.  The descriptor says it only
+ * in words (`what`, the messages' noun): the emitter writes "token id",
+ * "token type" and "mask value" (pipert.h). */
+static int is_mask(const rt_input_desc *d) { return d->what && strstr(d->what, "mask"); }
+static int is_types(const rt_input_desc *d) { return d->what && strstr(d->what, "type"); }
+static int is_ids(const rt_input_desc *d) { return d->what && strstr(d->what, "token id"); }
+
+static int synth_one(rt_ctx *c, int k)
+{
+	const rt_program *p = c->p;
+	const rt_input_desc *d = &p->inputs[k];
+	rt_indata *in = &c->in[k];
+	uint64_t stream = synth_stream(d);
+	int64_t n;
+	in->path = NULL;
+	in->rows = SYNTH_BATCHES * p->batch;
+	/* A synthetic sequence is as long as the model allows. */
+	in->cols = d->seq && p->seq_max > 0 && p->seq_max <= d->width ? p->seq_max : d->width;
+	n = in->rows * in->cols;
+	if (!(in->data = rt_alloc((size_t)n * 4)))
+		return RT_EXIT_RUNTIME;
+	if (d->dtype == RT_DT_F32) {
+		float *x = in->data;
+		for (int64_t i = 0; i < n; i++)
+			x[i] = (float)rt_normal_at(p->seed, stream, (uint64_t)i);
+	} else if (!is_mask(d) && !is_types(d) && d->limit > 0) {
+		/* Uniform below the limit: the high 32 bits scaled, no modulo bias
+		 * worth the name for limits below 2^31. */
+		int32_t *v = in->data;
+		for (int64_t i = 0; i < n; i++)
+			v[i] = (int32_t)(((rt_rand_at(p->seed, stream, (uint64_t)i) >> 32) *
+			                  (uint64_t)d->limit) >> 32);
+	} else if (is_mask(d)) {
+		int32_t *v = in->data;
+		for (int64_t i = 0; i < n; i++)
+			v[i] = 1;      /* every position is a token */
+	}                          /* token types (and unbounded ids): all 0, as allocated */
+	return 0;
+}
+
+/* The message for value v at (row, col) of input d that is outside
+ * [0, limit). */
+static void defer_value(rt_ctx *c, const char *path, const rt_input_desc *d, int64_t row,
+                        int64_t col, long long v)
+{
+	if (is_mask(d) && d->limit == 2)
+		rt_defer(c, "%s: row %lld, column %lld: mask value %lld is not 0 or 1", path,
+		         (long long)row, (long long)col, v);
+	else if (is_ids(d))
+		rt_defer(c, "%s: row %lld, column %lld: token id %lld is outside the vocabulary "
+		         "[0, %lld)", path, (long long)row, (long long)col, v, (long long)d->limit);
+	else
+		rt_defer(c, "%s: row %lld, column %lld: %s %lld is outside [0, %lld)", path,
+		         (long long)row, (long long)col, d->what ? d->what : "value", v,
+		         (long long)d->limit);
+}
+
+/* int32 (or int64) data of input d as int32 [rows, cols], every value
+ * checked; NULL after a message. */
+static int32_t *as_checked_i32(rt_ctx *c, const char *path, const rt_input_desc *d,
+                               const rt_npy *a, int64_t rows, int64_t cols)
+{
+	int32_t *v;
+	if (a->type != RT_NPY_I32 && a->type != RT_NPY_I64) {
+		rt_defer(c, "%s: %ss are integers (int32 or int64), found %s data", path,
+		         d->what ? d->what : "value", a->type == RT_NPY_F32 ? "float32" : "float64");
+		return NULL;
+	}
+	if (!(v = rt_alloc((size_t)(rows * cols) * sizeof *v))) {
+		rt_defer(c, "%s: out of memory", path);
+		return NULL;
+	}
+	for (int64_t i = 0; i < rows * cols; i++) {
+		int64_t x = a->type == RT_NPY_I32 ? ((const int32_t *)a->data)[i]
+		                                  : ((const int64_t *)a->data)[i];
+		if (x < INT32_MIN || x > INT32_MAX) {
+			rt_defer(c, "%s: row %lld, column %lld: %s %lld does not fit int32", path,
+			         (long long)(i / cols), (long long)(i % cols),
+			         d->what ? d->what : "value", (long long)x);
+			goto bad;
+		}
+		if (d->limit > 0 && (x < 0 || x >= d->limit)) {
+			defer_value(c, path, d, i / cols, i % cols, (long long)x);
+			goto bad;
+		}
+		v[i] = (int32_t)x;
+	}
+	return v;
+bad:
+	rt_free(v);
+	return NULL;
+}
+
+/* Input k from its file: shape, type and values checked. */
+static int load_one(rt_ctx *c, int k)
+{
+	const rt_program *p = c->p;
+	const rt_input_desc *d = &p->inputs[k];
+	rt_indata *in = &c->in[k];
+	const char *path = c->o.in_path[k];
+	char err[512], got[160];
+	rt_npy a;
+	int64_t rows;
+	in->path = path;
+	if (rt_npy_read(path, &a, err, sizeof err) != 0) {
+		rt_defer(c, "%s", err);
+		return RT_EXIT_INPUT;
+	}
+	shape_str(got, sizeof got, &a);
+	rows = a.ndim ? a.dims[0] : 0;
+	if (d->seq) {
+		if (a.ndim != 2 || rows < p->batch || rows % p->batch || a.dims[1] < 1) {
+			rt_defer(c, "%s: input '%s' is sequences of shape [k*%lld, T] (k >= 1 batches of "
+			         "%lld rows, 1 <= T <= %lld), found %s", path, d->name, (long long)p->batch,
+			         (long long)p->batch, (long long)d->width, got);
+			goto bad;
+		}
+		if (a.dims[1] > d->width) {
+			rt_defer(c, "%s: a sequence of %lld tokens is longer than the model's %lld", path,
+			         (long long)a.dims[1], (long long)d->width);
+			goto bad;
+		}
+		in->cols = a.dims[1];
+	} else {
+		in->cols = d->width;
+		if ((in->rows = check_rows(c, path, "input", &a, d->width, -1)) < 0)
+			goto bad;
+	}
+	in->rows = rows;
+	if (d->dtype == RT_DT_I32)
+		in->data = as_checked_i32(c, path, d, &a, in->rows, in->cols);
+	else if (!(in->data = rt_npy_as_f32(&a, err, sizeof err)))
+		rt_defer(c, "%s: %s", path, err);
+	rt_free(a.data);
+	return in->data ? 0 : RT_EXIT_INPUT;
+bad:
+	rt_free(a.data);
+	return RT_EXIT_INPUT;
+}
+
+static const char *in_name(const rt_indata *in)
+{
+	return in->path ? in->path : "the synthetic data";
+}
+
+/* The inputs of one run belong together: the same rows (step n takes the
+ * same batch of each), and sequences of one length T. */
+static int check_together(rt_ctx *c, int n)
+{
+	const rt_program *p = c->p;
+	int ref = -1, seq_ref = -1;
+	for (int k = 0; k < n; k++) {
+		const rt_input_desc *d = &p->inputs[k];
+		const rt_indata *in = &c->in[k];
+		if (!in->data)
+			continue;
+		if (d->seq && seq_ref >= 0 &&
+		    (in->rows != c->in[seq_ref].rows || in->cols != c->in[seq_ref].cols)) {
+			const rt_indata *r = &c->in[seq_ref];
+			const rt_input_desc *rd = &p->inputs[seq_ref];
+			rt_defer(c, "%s is [%lld, %lld], but %s is [%lld, %lld]: %s", in_name(in),
+			         (long long)in->rows, (long long)in->cols, in_name(r), (long long)r->rows,
+			         (long long)r->cols,
+			         !is_ids(rd) ? "the sequence inputs of a run have one shape"
+			         : is_mask(d) ? "a mask has the shape of the ids"
+			         : is_types(d) ? "token types have the shape of the ids"
+			         : "every sequence input has the shape of the ids");
+			return RT_EXIT_INPUT;
+		}
+		if (ref >= 0 && in->rows != c->in[ref].rows) {
+			rt_defer(c, "%s has %lld rows, but %s has %lld: the inputs are row for row",
+			         in_name(in), (long long)in->rows, in_name(&c->in[ref]),
+			         (long long)c->in[ref].rows);
+			return RT_EXIT_INPUT;
+		}
+		if (ref < 0)
+			ref = k;
+		if (d->seq && seq_ref < 0) {
+			seq_ref = k;
+			/* Position t is scored against the token at t + 1. */
+			if (p->loss == RT_LOSS_NEXT_TOKEN && in->cols < 2) {
+				rt_defer(c, "%s: next-token training needs sequences of at least 2 tokens, "
+				         "found %lld", in_name(in), (long long)in->cols);
+				return RT_EXIT_INPUT;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The inputs of a program with `inputs`: all of them on the first stage,
+ * the first one only on a last stage that synthesises targets from it. */
+static int load_inputs(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	int n = p->first_stage ? p->ninputs : 1, rc = 0;
+	if (!(c->in = calloc((size_t)p->ninputs, sizeof *c->in)))
+		return RT_EXIT_RUNTIME;
+	for (int k = 0; k < n && !rc; k++)
+		rc = c->o.in_path ? load_one(c, k) : synth_one(c, k);
+	return rc ? rc : check_together(c, n);
+}
+
+void rt_data_share(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	long long mine = 0, all = 0;
+	if (p->seq_max <= 0) {
+		c->seq_len = 0;
+		return;
+	}
+	for (int k = 0; c->in && k < p->ninputs; k++)
+		if (p->inputs[k].seq && c->in[k].data && c->in[k].cols > mine)
+			mine = c->in[k].cols;
+	/* Every rank agreed that the data loaded, so every rank is here; the
+	 * ranks without data contribute 0. */
+	if (MPI_Allreduce(&mine, &all, 1, MPI_LONG_LONG, MPI_MAX, c->comm) != MPI_SUCCESS)
+		rt_die(c, RT_EXIT_RUNTIME, "cannot share the sequence length");
+	/* No sequence input (a model with seq_max but float inputs): the
+	 * declared length. */
+	c->seq_len = all > 0 ? all : p->seq_max;
+}
+
+int64_t rt_seq_len(rt_ctx *c)
+{
+	return c->seq_len;
+}
+
+int64_t rt_out_row_floats(const rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	if (p->out_seq && p->seq_max > 0)
+		return p->out_width / p->seq_max * c->seq_len;
+	return p->out_width;
+}
+
 int rt_data_load(rt_ctx *c)
 {
 	const rt_program *p = c->p;
-	int needs_targets = p->last_stage && p->loss != RT_LOSS_NONE;
+	/* A next-token loss takes its targets from the ids. */
+	int needs_targets = p->last_stage && p->loss != RT_LOSS_NONE &&
+	                    p->loss != RT_LOSS_NEXT_TOKEN;
 	int rc = 0;
 
 	if (p->batch <= 0 || p->M <= 0 || p->R <= 0 || p->mb_rows * p->M * p->R != p->batch) {
@@ -218,7 +511,9 @@ int rt_data_load(rt_ctx *c)
 	}
 	/* Synthetic targets are computed from the features, so the last stage
 	 * needs the input too when no targets are given. */
-	if (p->first_stage || (needs_targets && !c->o.target))
+	if (p->ninputs > 0 && (p->first_stage || (needs_targets && !c->o.target)))
+		rc = load_inputs(c);
+	else if (p->first_stage || (needs_targets && !c->o.target))
 		rc = c->o.input ? load_input(c) : synth_input(c);
 	if (!rc && needs_targets)
 		rc = c->o.target ? load_targets(c) : synth_targets(c);
@@ -250,8 +545,29 @@ static int64_t row_of(rt_ctx *c, int mb, int64_t rows, const char *what)
 	return (c->step % k) * p->batch + p->replica * (p->batch / p->R) + mb * p->mb_rows;
 }
 
+const void *rt_data(rt_ctx *c, int k, int mb)
+{
+	const rt_program *p = c->p;
+	const rt_indata *in;
+	int64_t r;
+	if (p->ninputs == 0 && k == 0)
+		return rt_input(c, mb);
+	if (k < 0 || k >= p->ninputs)
+		rt_die(c, RT_EXIT_RUNTIME, "rt_data: input %d outside 0..%d", k, p->ninputs - 1);
+	in = c->in ? &c->in[k] : NULL;
+	r = row_of(c, mb, in && in->data ? in->rows : 0, "rt_data");    /* dies without data */
+	/* Both types are 4 bytes: rows are cols * 4 bytes apart. */
+	return (const char *)in->data + r * in->cols * 4;
+}
+
 const float *rt_input(rt_ctx *c, int mb)
 {
+	if (c->p->ninputs > 0) {
+		if (c->p->inputs[0].dtype != RT_DT_F32)
+			rt_die(c, RT_EXIT_RUNTIME, "rt_input: input '%s' is int32 (use rt_data)",
+			       c->p->inputs[0].name);
+		return rt_data(c, 0, mb);
+	}
 	return c->x + row_of(c, mb, c->x ? c->x_rows : 0, "rt_input") * c->p->in_width;
 }
 
@@ -268,7 +584,7 @@ const float *rt_target_dense(rt_ctx *c, int mb)
 void rt_output(rt_ctx *c, int mb, const float *y)
 {
 	const rt_program *p = c->p;
-	int64_t n = p->mb_rows * p->out_width;
+	int64_t n = p->mb_rows * rt_out_row_floats(c);
 	/* Only the last step's outputs are written: copy nothing before it. */
 	if (!c->out || c->step != c->o.steps - 1 || mb < 0 || mb >= p->M)
 		return;
@@ -282,10 +598,26 @@ void rt_loss_add(rt_ctx *c, double sum)
 	c->loss_sum += sum;
 }
 
+void rt_data_free(rt_ctx *c)
+{
+	for (int k = 0; c->in && k < c->p->ninputs; k++)
+		rt_free(c->in[k].data);
+	free(c->in);
+	c->in = NULL;
+	rt_free(c->x);
+	rt_free(c->tc);
+	rt_free(c->td);
+	rt_free(c->out);
+	rt_free(c->out_seen);
+	c->x = c->td = c->out = NULL;
+	c->tc = NULL;
+	c->out_seen = NULL;
+}
+
 int rt_data_write_output(rt_ctx *c)
 {
 	const rt_program *p = c->p;
-	int64_t per = p->batch / p->R * p->out_width;
+	int64_t row = rt_out_row_floats(c), per = p->batch / p->R * row;
 	float *all = NULL;
 	int rank_in = 0, size = 1, rc = 0;
 	MPI_Request r;
@@ -309,8 +641,15 @@ int rt_data_write_output(rt_ctx *c)
 	rt_wait_req(c, &r, "the output gather", "last-stage ranks");
 	if (rank_in == 0 && all) {
 		char err[512];
-		int64_t dims[2] = { p->batch, p->out_width };
-		if (rt_npy_write_f32(c->o.output, all, 2, dims, err, sizeof err) != 0) {
+		int64_t dims[3] = { p->batch, row, 0 };
+		int ndim = 2;
+		if (p->out_seq && p->seq_max > 0 && c->seq_len > 0) {
+			/* Per position: [B, T, features of a position]. */
+			dims[1] = c->seq_len;
+			dims[2] = row / c->seq_len;
+			ndim = 3;
+		}
+		if (rt_npy_write_f32(c->o.output, all, ndim, dims, err, sizeof err) != 0) {
 			rt_msg(c->rank, "%s", err);
 			rc = RT_EXIT_INPUT;
 		}

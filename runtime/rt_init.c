@@ -2,7 +2,8 @@
  *
  * Every random number the runtime draws is a pure function of (seed, a
  * stream id, an index): weights from (seed, parameter name, element), data
- * from (seed, "input", element), dropout from (seed, key, step, row, col).
+ * from (seed, "input" or the input's name, element), dropout from (seed,
+ * key, step, row, col).
  * Nothing depends on how the model is partitioned, which rank draws, or in
  * which order — so every partition and schedule of a model starts from the
  * same weights and sees the same masks.
@@ -54,6 +55,14 @@ void rt_init_param(const rt_param *pa, uint64_t seed, float *w)
 		break;
 	case RT_INIT_ZEROS:
 		memset(w, 0, (size_t)pa->numel * sizeof *w);
+		break;
+	case RT_INIT_NORMAL:
+		/* transformers' _init_weights: normal_(mean = 0, std = initializer_range)
+		 * for embeddings and linear weights.  Element i is the i-th normal of
+		 * the name's stream, so a tied copy on another rank (same name) starts
+		 * equal to the original. */
+		for (int64_t i = 0; i < pa->numel; i++)
+			w[i] = (float)(pa->std * rt_normal_at(seed, stream, (uint64_t)i));
 		break;
 	default: {
 		/* nn.Linear: kaiming_uniform_(a = sqrt(5)) on the weight gives

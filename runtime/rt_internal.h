@@ -43,7 +43,13 @@ enum { RT_EXIT_OK = 0, RT_EXIT_INPUT = 1, RT_EXIT_USAGE = 2, RT_EXIT_RUNTIME = 3
 /* ---- Options (rt_opts.c). ---- */
 typedef struct rt_opts {
 	const char *weights_in, *weights_out;
-	const char *input, *target, *output, *trace;
+	const char *input, *target, *output, *trace;   /* input: the last --input */
+	/* A program with `inputs` (ninputs > 0): each input's file, by the
+	 * input's index, from `--input NAME=FILE` (or the bare form for a single
+	 * input); NULL when no --input was given (synthetic data). */
+	const char **in_path;
+	const char **in_args;       /* every --input's value, in order */
+	int nin_args;
 	int steps;                  /* from --steps, else the program's */
 	double timeout;             /* seconds, every wait */
 	int check_messages;
@@ -59,6 +65,7 @@ enum { RT_GRAPH_AUTO, RT_GRAPH_ON, RT_GRAPH_OFF };
  * rank fails the same way and none waits for another). */
 int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
                   char *err, size_t errlen);
+void rt_opts_free(rt_opts *o);
 void rt_opts_help(FILE *f, const rt_program *p, const char *argv0);
 
 /* ---- One communication slot (rt_comm.c). ---- */
@@ -86,6 +93,23 @@ typedef struct rt_stage_comm {
 	char peers[96];             /* "ranks 1,3", for timeout messages */
 } rt_stage_comm;
 
+/* One input of a program with `inputs` (rt_data.c): the whole file (or
+ * synthetic data), converted once at start-up. */
+typedef struct rt_indata {
+	const char *path;           /* its file; NULL: synthetic */
+	void *data;                 /* [rows, cols]: float (RT_DT_F32) or int32_t (RT_DT_I32) */
+	int64_t rows, cols;         /* cols: the width, or a sequence's T */
+} rt_indata;
+
+/* A tied parameter (rt_param.tied) and the ranks of this replica that hold
+ * a copy of it (rt_comm.c): their gradients are summed before each update. */
+typedef struct rt_tied {
+	const char *name;
+	MPI_Comm comm;              /* the holders in this replica; NULL: no other copy */
+	int64_t off, len;           /* its range of the gradient buffer, in floats */
+	char peers[96];             /* "ranks 3", for timeout messages */
+} rt_tied;
+
 struct rt_ctx {
 	const rt_program *p;
 	rt_opts o;
@@ -106,6 +130,8 @@ struct rt_ctx {
 	int32_t *tc;                /* [t_rows] class ids */
 	float *td;                  /* [t_rows, target_width] */
 	int64_t t_rows;
+	rt_indata *in;              /* [p->ninputs] (NULL when ninputs is 0) */
+	int64_t seq_len;            /* the run's T (rt_seq_len), the same on every rank */
 	float *out;                 /* last step's outputs of this replica */
 	unsigned char *out_seen;    /* [M] which micro-batches rt_output kept */
 	double loss_sum;
@@ -119,6 +145,8 @@ struct rt_ctx {
 	int nslots;
 	rt_stage_comm *stages;
 	int nstages;
+	rt_tied *tied;              /* tied parameters this rank holds */
+	int ntied;
 
 	/* Trace (rt_trace.c). */
 	rt_event *ev;
@@ -179,6 +207,16 @@ void rt_mpi_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, 
 void rt_mpi_wait(rt_ctx *c, int slot);
 void rt_mpi_allreduce(rt_ctx *c, int stage);   /* on c->g, host memory */
 void rt_comm_init(rt_ctx *c);                 /* after options; collective; dies on failure */
+/* Sums the tied parameters' gradients (g: host memory laid out as c->g)
+ * over their holders; rt_optim_step calls it before updating.  _one: the
+ * i-th tied parameter's, at x (its len floats, host memory). */
+void rt_tied_sum(rt_ctx *c, float *g);
+void rt_tied_sum_one(rt_ctx *c, int i, float *x);
+#ifdef RT_CUDA
+/* The same on the device gradients, staged through host memory
+ * (cuda/rt_dev_cuda.cu); the CUDA rt_optim_step calls it. */
+void rt_cu_tied_sum(rt_ctx *c);
+#endif
 void rt_comm_free(rt_ctx *c);
 /* Waits for req with the --timeout, naming what and peer on failure. */
 void rt_wait_req(rt_ctx *c, MPI_Request *req, const char *what, const char *peer);
@@ -189,7 +227,13 @@ double rt_reduce_loss(rt_ctx *c);             /* last-stage ranks; the sum on th
 
 /* ---- Data (rt_data.c). ---- */
 int rt_data_load(rt_ctx *c);                  /* local status */
+/* After rt_data_load's agreement; collective: every rank learns T. */
+void rt_data_share(rt_ctx *c);
+/* Floats of one output row this run: out_width, or T positions' worth of
+ * it for a model whose output is per position (out_seq). */
+int64_t rt_out_row_floats(const rt_ctx *c);
 int rt_data_write_output(rt_ctx *c);          /* last-stage ranks; local status */
+void rt_data_free(rt_ctx *c);
 
 /* ---- Weights (rt_weights.c). ---- */
 int rt_weights_load(rt_ctx *c);               /* collective; returns agreed status */

@@ -4,7 +4,8 @@
  * so that a bad file or shape makes every rank exit with the same status
  * instead of leaving some waiting on a dead peer:
  *   MPI, options, job shape  → 2 on a bad command line or a wrong launch
- *   data (inputs, targets)   → 1 on a bad file or shape
+ *   data (inputs, targets)   → 1 on a bad file, shape or value; then every
+ *                              rank learns the sequence length T
  *   buffers, weights         → 1 on a bad checkpoint
  * Then the step loop, where a failure is a runtime error: the failing rank
  * prints why and calls MPI_Abort (status 3), which ends every rank.
@@ -86,6 +87,20 @@ static int check_program(rt_ctx *c)
 			       "weight buffer", i, pa->name ? pa->name : "?");
 			return RT_EXIT_RUNTIME;
 		}
+	}
+	for (int k = 0; k < p->ninputs; k++) {
+		const rt_input_desc *d = p->inputs ? &p->inputs[k] : NULL;
+		if (!d || !d->name || d->width < 1 || (d->dtype != RT_DT_F32 && d->dtype != RT_DT_I32)) {
+			rt_msg(c->rank, "inconsistent program: input %d is not described", k);
+			return RT_EXIT_RUNTIME;
+		}
+	}
+	/* rt_output's rows are T positions of out_width / seq_max floats. */
+	if (p->ninputs < 0 || p->seq_max < 0 ||
+	    (p->out_seq && (p->seq_max == 0 || p->out_width % p->seq_max))) {
+		rt_msg(c->rank, "inconsistent program: %d inputs, output of %lld per %lld positions",
+		       p->ninputs, (long long)p->out_width, (long long)p->seq_max);
+		return RT_EXIT_RUNTIME;
 	}
 	return 0;
 }
@@ -175,13 +190,10 @@ static void free_all(rt_ctx *c)
 	rt_dev_free(c, c->opt_v);
 	rt_dev_free(c, c->arena);
 	rt_dev_fini(c);
-	rt_free(c->x);
-	rt_free(c->tc);
-	rt_free(c->td);
-	rt_free(c->out);
-	rt_free(c->out_seen);
+	rt_data_free(c);
 	free(c->ev);
 	rt_comm_free(c);
+	rt_opts_free(&c->o);
 }
 
 /* ---- The summary. ---- */
@@ -278,8 +290,11 @@ static void summary(rt_ctx *c, const run_stats *rs)
 static void run_steps(rt_ctx *c, run_stats *rs)
 {
 	const rt_program *p = c->p;
+	/* The printed loss is the mean the gradients are of: per sample (CE),
+	 * per element (MSE), per predicted position (next token: T-1 a row). */
 	double denom = p->loss == RT_LOSS_MSE ? (double)p->batch * (double)p->target_width
-	                                      : (double)p->batch;
+	             : p->loss == RT_LOSS_NEXT_TOKEN ? (double)p->batch * (double)(c->seq_len - 1)
+	             : (double)p->batch;
 	char what[64];
 	for (int t = 0; t < c->o.steps; t++) {
 		double t0, t1, loss;
@@ -340,6 +355,7 @@ int rt_main(const rt_program *p, int argc, char **argv)
 				rt_opts_help(stdout, p, argv[0]);
 			fflush(stdout);
 		}
+		rt_opts_free(&c->o);
 		MPI_Finalize();
 		return rc;
 	}
@@ -348,6 +364,7 @@ int rt_main(const rt_program *p, int argc, char **argv)
 		if (c->rank == 0)
 			rt_msg(-1, "the ranks were started with different options; DIR/run passes the "
 			       "same options to every rank");
+		rt_opts_free(&c->o);
 		MPI_Finalize();
 		return RT_EXIT_USAGE;
 	}
@@ -357,6 +374,7 @@ int rt_main(const rt_program *p, int argc, char **argv)
 		rc = RT_EXIT_USAGE;
 	}
 	if ((rc = rt_agree(c, rc ? rc : check_program(c))) != 0) {
+		rt_opts_free(&c->o);
 		MPI_Finalize();
 		return rc;
 	}
@@ -377,6 +395,9 @@ int rt_main(const rt_program *p, int argc, char **argv)
 		rc = rt_data_load(c);
 	if ((rc = rt_agree_report(c, rc)) != 0)
 		goto out;
+	/* Only the first stage read the sequences; every rank sizes its work
+	 * by their length from its first step on. */
+	rt_data_share(c);
 
 	/* Memory baseline: what the process holds before the model's own
 	 * buffers (MPI, BLAS, data, trace); the peak is measured above it. */

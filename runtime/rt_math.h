@@ -5,11 +5,15 @@
  * runtime's (rt_init.c, rt_kernels.c): the dropout mask of an element is a
  * pure function of (seed, key, step, global row, column), so a GPU run
  * drops exactly the elements a CPU run drops.  t/runtime-cuda-kernels.c
- * checks the masks for equality against the CPU kernels.
+ * checks the masks for equality against the CPU kernels.  The transformer
+ * layers' element-wise math (tanh gelu, the attention masks) is here too,
+ * called by rt_tf.c and cuda/rt_tf.cu alike.
  */
 #ifndef PIPERT_MATH_H
 #define PIPERT_MATH_H
 
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 
 #ifdef __CUDACC__
@@ -43,6 +47,38 @@ RT_HD uint64_t rt_dropout_row_base(uint64_t seed, uint64_t key, int64_t step, in
 RT_HD int rt_dropout_keep(uint64_t base, int64_t col, uint64_t thresh)
 {
 	return (rt_mix64_hd(base + (uint64_t)col * 0x9e3779b97f4a7c15ull) >> 11) >= thresh;
+}
+
+/* gelu's tanh form (rt_tf.c, rt_tf.cu): nn.GELU(approximate='tanh'),
+ * ½x(1 + tanh u) with u = k(x + 0.044715x³), k = sqrt(2/π). */
+RT_HD float rt_gelu_tanh_hd(float x)
+{
+	const float k = 0.7978845608028654f;
+	float u = k * (x + 0.044715f * x * x * x);
+	return 0.5f * x * (1.0f + tanhf(u));
+}
+
+/* Its input gradient: dy · (½(1 + t) + ½x(1 - t²)·k(1 + 3·0.044715x²)). */
+RT_HD float rt_gelu_tanh_grad_hd(float x, float dy)
+{
+	const float k = 0.7978845608028654f;
+	float x2 = x * x;
+	float t = tanhf(k * (x + 0.044715f * x2 * x));
+	float du = k * (1.0f + 0.134145f * x2);
+	return dy * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+}
+
+/* An attention score after the masks, as transformers computes it: a
+ * future key (causal) is replaced by the most negative float (torch.where),
+ * then a padded key gets it added (the extended attention mask), so a
+ * future padded key reaches -inf. */
+RT_HD float rt_attn_mask_hd(float s, int future, int padded)
+{
+	if (future)
+		s = -FLT_MAX;
+	if (padded)
+		s += -FLT_MAX;
+	return s;
 }
 
 #endif /* PIPERT_MATH_H */

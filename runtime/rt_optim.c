@@ -72,6 +72,22 @@ void rt_optim_step(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	int64_t n = p->nweights;
+	/* Tied copies (a token embedding and its lm_head on other stages)
+	 * each hold part of the weight's gradient: the sum of both is the
+	 * gradient of the one shared weight, and applying the same sum to
+	 * equal copies keeps them equal (Megatron's embedding all-reduce).  It
+	 * runs after the step's data-parallel rt_allreduce, so the sum covers
+	 * every replica.
+	 * It cannot deadlock in a synchronous schedule: OPTIM is every rank's
+	 * last action of the step (cli.md), so a rank that waits here has
+	 * posted every message of its step and waits on nothing else; each
+	 * other holder needs only messages that ranks post before their own
+	 * OPTIM, so it gets here too.  (The wait keeps MPI progressing the
+	 * posted sends; --timeout still names the peer if one never comes.)
+	 * An asynchronous schedule that updates mid-step (pipedream) would
+	 * break that argument: tied weights need the compiler to refuse it. */
+	if (p->optim != RT_OPTIM_NONE && c->ntied)
+		rt_tied_sum(c, c->g);
 	switch (p->optim) {
 	case RT_OPTIM_SGD:
 		sgd(c->w, c->g, c->opt_m, n, (float)p->lr, (float)p->momentum);

@@ -1,10 +1,12 @@
 /* rt_opts.c — the emitted program's command line (cli.md, "The emitted
  * directory").  Accepts `--opt VALUE` and `--opt=VALUE`. */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rt_internal.h"
 
@@ -17,6 +19,15 @@
 #else
 #define BACKEND_HELP ""
 #endif
+
+/* "ids, mask, types": the names of a program's inputs, for messages. */
+static void input_names(char *buf, size_t n, const rt_program *p)
+{
+	size_t o = 0;
+	buf[0] = 0;
+	for (int k = 0; k < p->ninputs && o < n; k++)
+		o += (size_t)snprintf(buf + o, n - o, "%s%s", k ? ", " : "", p->inputs[k].name);
+}
 
 void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
 {
@@ -41,6 +52,87 @@ void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
 	        "options, 3 a runtime failure (a rank died or timed out).\n",
 	        argv0, p->model ? p->model : "a pipec model", (long long)p->in_width,
 	        (long long)p->out_width, p->steps);
+	if (p->ninputs > 0) {
+		/* The inputs a model with several (or sequence) inputs takes. */
+		fprintf(f, "\nInputs (--input NAME=FILE.npy, one per input; k*B rows each):\n");
+		for (int k = 0; k < p->ninputs; k++) {
+			const rt_input_desc *d = &p->inputs[k];
+			fprintf(f, "  %-12s %s [k*%lld, %s%lld]", d->name,
+			        d->dtype == RT_DT_I32 ? "int32 (or int64)" : "float32", (long long)p->batch,
+			        d->seq ? "T <= " : "", (long long)d->width);
+			if (d->limit > 0)
+				fprintf(f, ", each %s in [0, %lld)", d->what ? d->what : "value",
+				        (long long)d->limit);
+			fprintf(f, "\n");
+		}
+		if (p->loss == RT_LOSS_NEXT_TOKEN)
+			fprintf(f, "The loss's targets are the input ids (no --target).\n");
+		if (p->out_seq && p->seq_max > 0)
+			fprintf(f, "--output writes one row per position: [B, T, %lld].\n",
+			        (long long)(p->out_width / p->seq_max));
+	}
+}
+
+/* Gives each input of a program with `inputs` its file from the --input
+ * options.  `--input NAME=FILE` names the input; a program of one input
+ * also takes the bare form, and an argument that is an existing file is
+ * always a file (a file name may hold '=').  Every input needs one file: a missing one is as
+ * much a usage error as an unknown name, since data of some inputs and
+ * synthetic data of others would not belong together. */
+static int bind_inputs(rt_opts *o, const rt_program *p, char *err, size_t errlen)
+{
+	char names[512];
+	input_names(names, sizeof names, p);
+	o->in_path = calloc((size_t)p->ninputs, sizeof *o->in_path);
+	if (!o->in_path) {
+		rt_fmt_err(err, errlen, "out of memory");
+		return RT_EXIT_USAGE;
+	}
+	for (int i = 0; i < o->nin_args; i++) {
+		const char *arg = o->in_args[i], *val = arg, *eq = strchr(val, '=');
+		int k = -1, named = 1;
+		if (!eq || eq == val || access(val, F_OK) == 0)
+			named = 0;
+		for (const char *s = val; named && s < eq; s++)
+			if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+				named = 0;
+		if (named) {
+			size_t n = (size_t)(eq - val);
+			for (k = 0; k < p->ninputs; k++)
+				if (strlen(p->inputs[k].name) == n && strncmp(p->inputs[k].name, val, n) == 0)
+					break;
+			if (k == p->ninputs) {
+				rt_fmt_err(err, errlen, "--input %s: the model has no input '%.*s' (its inputs: %s)",
+				           val, (int)n, val, names);
+				return RT_EXIT_USAGE;
+			}
+			val = eq + 1;
+			if (!*val) {
+				rt_fmt_err(err, errlen, "--input %s: no file after '='", arg);
+				return RT_EXIT_USAGE;
+			}
+		} else if (p->ninputs == 1) {
+			k = 0;
+		} else {
+			rt_fmt_err(err, errlen, "--input %s: the model has %d inputs (%s): give each as "
+			           "--input NAME=FILE.npy", val, p->ninputs, names);
+			return RT_EXIT_USAGE;
+		}
+		if (o->in_path[k]) {
+			rt_fmt_err(err, errlen, "--input: input '%s' is given twice (%s and %s)",
+			           p->inputs[k].name, o->in_path[k], val);
+			return RT_EXIT_USAGE;
+		}
+		o->in_path[k] = val;
+	}
+	for (int k = 0; k < p->ninputs; k++)
+		if (!o->in_path[k]) {
+			rt_fmt_err(err, errlen, "--input: no file for input '%s' (give --input NAME=FILE.npy "
+			           "for each of %s, or no --input for synthetic data)", p->inputs[k].name,
+			           names);
+			return RT_EXIT_USAGE;
+		}
+	return 0;
 }
 
 static int parse_int(const char *s, long long lo, long long hi, long long *out)
@@ -70,6 +162,10 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 #endif
 	};
 	memset(o, 0, sizeof *o);
+	if (!(o->in_args = calloc((size_t)argc + 1, sizeof *o->in_args))) {
+		rt_fmt_err(err, errlen, "out of memory");
+		return RT_EXIT_USAGE;
+	}
 	o->steps = p->steps > 0 ? p->steps : 1;
 	o->timeout = 300.0;
 
@@ -108,6 +204,7 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 			/* `--input NAME=FILE` names one of several inputs; a program of
 			 * one input takes either form. */
 			o->input = val;
+			o->in_args[o->nin_args++] = val;
 			break;
 		case 3: o->target = val; break;
 		case 4: o->output = val; break;
@@ -148,9 +245,24 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 #endif
 		}
 	}
-	if (o->target && !o->input && !o->help) {
+	if (o->help)
+		return 0;
+	if (o->target && p->loss == RT_LOSS_NEXT_TOKEN) {
+		rt_fmt_err(err, errlen, "--target: this model's loss reads its targets from the input ids");
+		return RT_EXIT_USAGE;
+	}
+	if (o->target && !o->input) {
 		rt_fmt_err(err, errlen, "--target needs --input (targets are row for row with the input)");
 		return RT_EXIT_USAGE;
 	}
+	if (p->ninputs > 0 && o->input)
+		return bind_inputs(o, p, err, errlen);
 	return 0;
+}
+
+void rt_opts_free(rt_opts *o)
+{
+	free((void *)o->in_path);
+	free((void *)o->in_args);
+	o->in_path = o->in_args = NULL;
 }

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "rt_internal.h"
+#include "rt_math.h"
 
 /* ---- GEMM ---- */
 
@@ -113,13 +114,9 @@ static void mask_scores(float *s, const int32_t *mask, int causal, int64_t B, in
 		for (int64_t r = 0; r < h * T; r++) {
 			float *restrict row = s + (b * h * T + r) * T;
 			int64_t i = r % T;
-			if (causal)
-				for (int64_t j = i + 1; j < T; j++)
-					row[j] = -FLT_MAX;
-			if (mask)
-				for (int64_t j = 0; j < T; j++)
-					if (!mask[b * T + j])
-						row[j] += -FLT_MAX;
+			for (int64_t j = 0; j < T; j++)
+				row[j] = rt_attn_mask_hd(row[j], causal && j > i,
+				                         mask && !mask[b * T + j]);
 		}
 }
 
@@ -773,25 +770,16 @@ void rt_l2_normalize_bwd(const float *x, const float *dy, float *dx, int64_t row
 
 void rt_gelu_tanh_fwd(const float *restrict x, float *restrict y, int64_t n)
 {
-	const float k = 0.7978845608028654f;    /* sqrt(2/π) */
-	for (int64_t i = 0; i < n; i++) {
-		float u = k * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
-		y[i] = 0.5f * x[i] * (1.0f + tanhf(u));
-	}
+	for (int64_t i = 0; i < n; i++)
+		y[i] = rt_gelu_tanh_hd(x[i]);
 }
 
 void rt_gelu_tanh_bwd(const float *restrict x, const float *restrict dy, float *restrict dx,
                       int64_t n)
 {
-	/* With u = k(x + 0.044715x³), t = tanh u:
-	 * d/dx ½x(1 + t) = ½(1 + t) + ½x(1 - t²)·k(1 + 3·0.044715x²). */
-	const float k = 0.7978845608028654f;
-	for (int64_t i = 0; i < n; i++) {
-		float x2 = x[i] * x[i];
-		float t = tanhf(k * (x[i] + 0.044715f * x2 * x[i]));
-		float du = k * (1.0f + 0.134145f * x2);
-		dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * du);
-	}
+	/* rt_math.h: the derivative of ½x(1 + tanh u). */
+	for (int64_t i = 0; i < n; i++)
+		dx[i] = rt_gelu_tanh_grad_hd(x[i], dy[i]);
 }
 
 /* ---- Next-token loss ---- */

@@ -23,6 +23,12 @@ static void dims_str(char *buf, size_t n, int ndim, const int64_t *dims)
 		snprintf(buf + o, n - o, "]");
 }
 
+static int is_float(const char *dtype)
+{
+	return !strcmp(dtype, "F32") || !strcmp(dtype, "F16") || !strcmp(dtype, "BF16") ||
+	       !strcmp(dtype, "F64");
+}
+
 /* Reads this rank's parameters from an open file into w (the weight
  * buffer's host view): 0 or RT_EXIT_INPUT. */
 static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used, float *w)
@@ -48,6 +54,16 @@ static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used, float *w)
 		if (!same) {
 			rt_defer(c, "%s: tensor '%s' has shape %s, expected %s", path, pa->name,
 			         got, want);
+			return RT_EXIT_INPUT;
+		}
+		/* A checkpoint in another float width loads: F16, BF16 and F64 are
+		 * converted to float32 on reading (rt_st_read_f32), as PyTorch's
+		 * load_state_dict copies into a float32 model.  An integer or bool
+		 * tensor (a buffer such as embeddings.position_ids, I64) bound to a
+		 * parameter is a wrong binding, not data to convert. */
+		if (!is_float(t->dtype)) {
+			rt_defer(c, "%s: tensor '%s' has dtype %s, expected F32 (or F16, BF16, F64, "
+			         "converted)", path, pa->name, t->dtype);
 			return RT_EXIT_INPUT;
 		}
 		if (rt_st_read_f32(st, t, w + pa->offset, err, sizeof err) != 0) {
@@ -168,7 +184,11 @@ typedef struct {
 
 static int cmp_entry(const void *a, const void *b)
 {
-	return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
+	const entry *x = a, *y = b;
+	int d = strcmp(x->name, y->name);
+	/* Equal names (a tied weight's copies): the lower rank's first, as its
+	 * values lie lower in the gathered buffer. */
+	return d ? d : (x->data > y->data) - (x->data < y->data);
 }
 
 /* Rank 0: turn the gathered tables and values into sorted, de-duplicated
@@ -210,8 +230,10 @@ static int write_gathered(rt_ctx *c, const char *tab, const int *tlen, const int
 		rt_msg(c->rank, "out of memory writing %s", c->o.weights_out);
 		return RT_EXIT_RUNTIME;
 	}
-	/* Stable across ranks: a name held twice (a tied weight) is written
-	 * once, from the lowest rank. */
+	/* A name held twice (a tied weight) is written once, from the lowest
+	 * rank: the embedding's stage, under the embedding's name, as
+	 * transformers writes tied weights.  The copies are equal (their
+	 * gradients are summed before every update, rt_optim_step). */
 	qsort(e, (size_t)n, sizeof *e, cmp_entry);
 	{
 		int k = 0;

@@ -11,6 +11,31 @@
  *     (cuBLAS sums in another order than OpenBLAS); TF32 (inputs rounded to
  *     10-bit mantissas): 4 · 2^-11 · Σ|a||b|;
  *   - 1e-12 relative: the losses' double sums.
+ * The transformer layers (rt_tf.cu against rt_tf.c, as rt_cpu_*):
+ *   - rt_gemm, strided-batched with every transpose: the GEMM bound above,
+ *     with |beta|·|C| added to the scale;
+ *   - exact: what rt_tf.cu adds in rt_tf.c's order with the same float
+ *     operations on the same inputs (embedding sums and scatter-adds, mean
+ *     pooling, layernorm weight gradients, the next-token gradient's zero
+ *     rows);
+ *   - the blocks (bert_layer, gpt2_block): max |GPU - CPU| over a buffer
+ *     within 2e-5 · max(1, max |CPU|), the measure t/ref/tf_ref.py holds
+ *     the CPU to against float64 (limit 1e-4 there).  The CPU's own
+ *     float32 error by that measure is at most 5e-7 on tf_ref.py's cases;
+ *     the GPU's is of the same order (cuBLAS's summation order, double row
+ *     sums in another order, 2-ulp expf/erff/tanhf), so 2e-5 leaves a
+ *     factor ~20 over both together, while a wrong layout, mask or
+ *     transpose is wrong by O(1).  Backward starts from the CPU's save, so
+ *     its differences are its own.  The GPU against itself (the zero-bubble
+ *     split, inference against training, dx NULL: the same calls on the
+ *     same values) should be bit for bit; within 1e-6 passes, saying so
+ *     (cuBLAS may choose its kernels by the pointers' alignment);
+ *   - gelu_tanh: tanhf of either library is within 2 ulp, magnified by
+ *     x/2 forward (1e-6 of |y| + 1 for |x| <= 6) and by x·k(1 + 0.134x²)/2
+ *     backward (1e-5);
+ *   - l2_normalize: its norm and dot product are double sums in another
+ *     order; the float factors they give may differ by an ulp (2.5e-7
+ *     forward; backward 1e-6 of |dx| + 1e-3, dy - x·c cancelling).
  * Prints TAP; exits 77 (skip) when no CUDA device is visible.
  */
 #include <math.h>
@@ -197,7 +222,7 @@ typedef void (*fwd_fn)(const float *, float *, int64_t);
 typedef void (*bwd_fn)(const float *, const float *, float *, int64_t);
 
 static void test_pointwise(const char *name, fwd_fn cf, fwd_fn gf, bwd_fn cb, bwd_fn gb,
-                           int bwd_from_x, double tol)
+                           int bwd_from_x, double tol, double tol_bwd)
 {
 	const int64_t n = 100003;
 	float *x = hrand(n, 6), *dy = hrand(n, 1), *y = malloc(n * 4), *dx = malloc(n * 4);
@@ -221,7 +246,7 @@ static void test_pointwise(const char *name, fwd_fn cf, fwd_fn gf, bwd_fn cb, bw
 	cb(bwd_from_x ? x : y, dy, dx, n);
 	gb(bwd_from_x ? X : Y, DY, DX, n);
 	snprintf(what, sizeof what, "%s backward", name);
-	check(what, DX, dx, n, tol, 1.0);
+	check(what, DX, dx, n, tol_bwd, 1.0);
 	free(x); free(dy); free(y); free(dx);
 	cudaFree(X); cudaFree(DY); cudaFree(Y); cudaFree(DX);
 }
@@ -406,6 +431,509 @@ static void test_optim(int adam)
 	rt_dev_free(&c, c.opt_v);
 }
 
+/* ---- The transformer layers (rt_tf.cu against rt_tf.c). ---- */
+
+static float *hnan(int64_t n)      /* host floats, all NaN (0xff bytes) */
+{
+	float *h = malloc((size_t)(n ? n : 1) * sizeof *h);
+	memset(h, 0xff, (size_t)(n ? n : 1) * sizeof *h);
+	return h;
+}
+
+static float *dnan(int64_t n)      /* device floats, all NaN: scratch that must be written */
+{
+	float *d = NULL;
+	RT_CU(cudaMalloc((void **)&d, (size_t)(n ? n : 1) * sizeof *d));
+	RT_CU(cudaMemset(d, 0xff, (size_t)(n ? n : 1) * sizeof *d));
+	RT_CU(cudaDeviceSynchronize());
+	return d;
+}
+
+static void up(void *d, const void *h, size_t bytes)
+{
+	rt_cu_sync();
+	RT_CU(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+	RT_CU(cudaDeviceSynchronize());
+}
+
+static float *hcopy(const float *a, int64_t n)
+{
+	float *b = malloc((size_t)(n ? n : 1) * sizeof *b);
+	memcpy(b, a, (size_t)n * sizeof *b);
+	return b;
+}
+
+/* The same bits, or NaN on both sides (NaN payloads may differ). */
+static int same_nan(const float *a, const float *b, int64_t n, int64_t *at)
+{
+	for (int64_t i = 0; i < n; i++)
+		if (isnan(a[i]) ? !isnan(b[i]) : memcmp(a + i, b + i, sizeof *a) != 0) {
+			if (at)
+				*at = i;
+			return 0;
+		}
+	return 1;
+}
+
+/* max |g - h| / max(1, max |h|): t/ref/tf_ref.py's measure.  NaN on one
+ * side only is infinitely wrong; NaN on both is agreement. */
+static double norm_err(const float *g, const float *h, int64_t n, int64_t *at)
+{
+	double big = 1.0, worst = 0.0;
+	for (int64_t i = 0; i < n; i++)
+		if (!isnan(h[i]) && fabs(h[i]) > big)
+			big = fabs(h[i]);
+	for (int64_t i = 0; i < n; i++) {
+		double e = isnan(h[i]) ? (isnan(g[i]) ? 0.0 : INFINITY)
+		                       : isnan(g[i]) ? INFINITY : fabs((double)g[i] - h[i]);
+		if (e > worst) {
+			worst = e;
+			*at = i;
+		}
+	}
+	return worst / big;
+}
+
+/* maxrel, with NaN on both sides agreeing and on one side infinitely wrong. */
+static double maxrel_nan(const float *a, const float *b, int64_t n, double floor)
+{
+	double m = 0.0;
+	for (int64_t i = 0; i < n; i++) {
+		double e = isnan(b[i]) ? (isnan(a[i]) ? 0.0 : INFINITY)
+		         : isnan(a[i]) ? INFINITY : fabs((double)a[i] - b[i]) / (fabs(b[i]) + floor);
+		m = e > m ? e : m;
+	}
+	return m;
+}
+
+static void cmp_norm(const char *what, const float *g, const float *h, int64_t n, double tol)
+{
+	int64_t at = 0;
+	double e = norm_err(g, h, n, &at);
+	ok(e <= tol, "%s: max difference %.3g of max(1, max|CPU|) (limit %.3g)%s", what, e, tol,
+	   e > tol ? " FAILED" : "");
+	if (e > tol)
+		printf("#   element %lld: GPU %.9g, CPU %.9g\n", (long long)at, g[at], h[at]);
+}
+
+static void check_norm(const char *what, const float *d, const float *h, int64_t n, double tol)
+{
+	float *g = back(d, n);
+	cmp_norm(what, g, h, n, tol);
+	free(g);
+}
+
+static void check_exact(const char *what, const float *d, const float *h, int64_t n)
+{
+	float *g = back(d, n);
+	int64_t at = 0;
+	int eq = same_nan(g, h, n, &at);
+	ok(eq, "%s: the same bits%s", what, eq ? "" : " FAILED");
+	if (!eq)
+		printf("#   element %lld: GPU %.9g, CPU %.9g\n", (long long)at, g[at], h[at]);
+	free(g);
+}
+
+/* Two GPU results that should agree bit for bit (the same cuBLAS calls on
+ * the same values); cuBLAS may pick its kernels by the pointers' alignment,
+ * so within 1e-6 by the blocks' measure passes too, saying so. */
+static void check_gpu_same(const char *what, const float *d1, const float *d2, int64_t n)
+{
+	float *a = back(d1, n), *b = back(d2, n);
+	int64_t at = 0;
+	int eq = same_nan(a, b, n, &at);
+	double e = eq ? 0.0 : norm_err(a, b, n, &at);
+	ok(e <= 1e-6, "%s: %s%s", what, eq ? "the same bits" : "not the same bits, but close",
+	   e > 1e-6 ? " FAILED" : "");
+	if (!eq)
+		printf("#   element %lld: %.9g against %.9g (%.3g)\n", (long long)at, a[at], b[at], e);
+	free(a);
+	free(b);
+}
+
+/* C = alpha·op(A)·op(B) + beta·C, strided-batched, every transpose, with
+ * leading dimensions and strides that leave gaps (which must stay as they
+ * were). */
+static void test_gemm(int ta, int tb)
+{
+	const int64_t m = 13, n = 7, k = 9, batch = 3;
+	int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+	int64_t lda = ac + 3, ldb = bc + 1, ldc = n + 2;
+	int64_t sa = ar * lda + 5, sb = br * ldb + 2, sc = m * ldc + 7;
+	int64_t na = sa * batch, nb = sb * batch, nc = sc * batch;
+	float alpha = 0.7f, beta = 0.5f;
+	float *a = hrand(na, 1), *b = hrand(nb, 1), *c = hrand(nc, 1), *c0 = hcopy(c, nc);
+	float *aa = absv(a, na), *ab = absv(b, nb), *sc_ = absv(c, nc);
+	float *A = dev(a, (size_t)na * 4), *B = dev(b, (size_t)nb * 4), *C = dev(c0, (size_t)nc * 4);
+	char what[96];
+	rt_cpu_gemm(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+	rt_cpu_gemm(ta, tb, m, n, k, alpha, aa, lda, sa, ab, ldb, sb, beta, sc_, ldc, sc, batch);
+	rt_gemm(ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+	snprintf(what, sizeof what, "rt_gemm %s%s, batch %lld, strided", ta ? "T" : "N",
+	         tb ? "T" : "N", (long long)batch);
+	check_scaled(what, C, c, sc_, nc, 4.0);
+	free(a); free(b); free(c); free(c0); free(aa); free(ab); free(sc_);
+	cudaFree(A); cudaFree(B); cudaFree(C);
+}
+
+typedef struct piece {
+	const char *name;
+	int64_t len;
+} piece;
+
+/* Compares buffers piece by piece (rt_tf.c's layouts, in order). */
+static void check_pieces(const char *what, const float *d, const float *h, const piece *ps,
+                         int np, double tol)
+{
+	float *g;
+	int64_t off = 0, tot = 0;
+	char w[160];
+	for (int i = 0; i < np; i++)
+		tot += ps[i].len;
+	g = back(d, tot);
+	for (int i = 0; i < np; i++) {
+		snprintf(w, sizeof w, "%s %s", what, ps[i].name);
+		cmp_norm(w, g + off, h + off, ps[i].len, tol);
+		off += ps[i].len;
+	}
+	free(g);
+}
+
+#define TF_TOL 2e-5
+
+typedef void (*blk_fwd)(const rt_tf *, const float *, const float *, const int32_t *, float *,
+                        float *, float *, int64_t, int64_t);
+typedef void (*blk_bwd)(const rt_tf *, const float *, float *, const float *, const float *,
+                        const float *, float *, float *, float *, int64_t, int64_t);
+typedef void (*blk_wgt)(const rt_tf *, float *, const float *, const float *, const float *,
+                        float *, int64_t, int64_t);
+
+/* mask_kind: 0 NULL, 1 padding of 0, T/2 and T-1 tokens (by sample), 2
+ * holes and a sample of padding only. */
+static void test_block(int gpt2, int64_t B, int64_t T, int64_t d, int64_t h, int64_t f,
+                       int mask_kind)
+{
+	rt_tf L = { .d = d, .heads = h, .ffn = f, .eps = gpt2 ? 1e-5 : 1e-12 };
+	int64_t n = B * T, nd = n * d, nf = n * f, np = B * h * T * T;
+	int64_t nw = gpt2 ? 2 * d + 3 * d * d + 3 * d + d * d + d + 2 * d + d * f + f + f * d + d
+	                  : 4 * (d * d + d) + 2 * d + f * d + f + d * f + d + 2 * d;
+	int64_t ssave = B * rt_tf_block_save(T, d, h, f), sstash = B * rt_tf_block_stash(T, d, h, f);
+	int64_t swork = B * rt_tf_block_work(T, d, h, f);
+	blk_fwd cf = gpt2 ? rt_cpu_gpt2_block_fwd : rt_cpu_bert_layer_fwd;
+	blk_fwd gf = gpt2 ? rt_gpt2_block_fwd : rt_bert_layer_fwd;
+	blk_bwd cb = gpt2 ? rt_cpu_gpt2_block_bwd : rt_cpu_bert_layer_bwd;
+	blk_bwd gb = gpt2 ? rt_gpt2_block_bwd : rt_bert_layer_bwd;
+	blk_wgt cw = gpt2 ? rt_cpu_gpt2_block_wgt : rt_cpu_bert_layer_wgt;
+	blk_wgt gw = gpt2 ? rt_gpt2_block_wgt : rt_bert_layer_wgt;
+	piece bert_save[] = {
+		{ "q", nd }, { "k", nd }, { "v", nd }, { "ctx", nd }, { "r1", nd }, { "a", nd },
+		{ "r2", nd }, { "P", np }, { "hpre", nf }, { "hact", nf }, { "mu1", n }, { "rs1", n },
+		{ "mu2", n }, { "rs2", n } };
+	piece gpt2_save[] = {
+		{ "h0", nd }, { "qkv", 3 * nd }, { "ctx", nd }, { "h1", nd }, { "h2", nd }, { "P", np },
+		{ "f1", nf }, { "g1", nf }, { "mu1", n }, { "rs1", n }, { "mu2", n }, { "rs2", n } };
+	piece bert_stash[] = {
+		{ "dy", nd }, { "dr2", nd }, { "da", nd }, { "dr1", nd }, { "dq", nd }, { "dk", nd },
+		{ "dv", nd }, { "dhpre", nf } };
+	piece gpt2_stash[] = {
+		{ "dy", nd }, { "dh2", nd }, { "dh1", nd }, { "dqkv", 3 * nd }, { "dh0", nd },
+		{ "df1", nf } };
+	const piece *save_p = gpt2 ? gpt2_save : bert_save, *stash_p = gpt2 ? gpt2_stash : bert_stash;
+	int nsave_p = gpt2 ? 12 : 14, nstash_p = gpt2 ? 6 : 8;
+	float *w = hrand(nw, 0.3f), *x = hrand(nd, 1), *dy = hrand(nd, 1), *g0 = hrand(nw, 1);
+	float *y = malloc((size_t)nd * 4), *save = hnan(ssave), *stash = hnan(sstash);
+	float *work = hnan(swork), *dx = malloc((size_t)nd * 4), *g = hcopy(g0, nw);
+	float *dx2 = malloc((size_t)nd * 4), *g2 = hcopy(g0, nw);
+	int32_t *mask = NULL, *M = NULL;
+	float *W, *X, *DY, *Y, *Y2, *SAVE, *STASH, *WORK, *DX, *DX2, *G, *G2, *G3;
+	char what[256], name[120];
+	snprintf(name, sizeof name, "%s B=%lld T=%lld d=%lld heads=%lld ffn=%lld, %s",
+	         gpt2 ? "gpt2_block" : "bert_layer", (long long)B, (long long)T, (long long)d,
+	         (long long)h, (long long)f,
+	         mask_kind == 0 ? "mask NULL" : mask_kind == 1 ? "right padding"
+	                                                        : "holes, a sample of padding only");
+	if (mask_kind) {
+		mask = malloc((size_t)n * sizeof *mask);
+		for (int64_t b = 0; b < B; b++)
+			for (int64_t t = 0; t < T; t++) {
+				int32_t v;
+				if (mask_kind == 1)
+					v = t < T - (b % 3 == 0 ? 0 : b % 3 == 1 ? T / 2 : T - 1);
+				else
+					v = b == B - 1 ? 0 : (t * 7 + b) % 3 != 0;
+				mask[b * T + t] = v;
+			}
+		M = dev(mask, (size_t)n * sizeof *mask);
+	}
+	W = dev(w, (size_t)nw * 4);
+	X = dev(x, (size_t)nd * 4);
+	DY = dev(dy, (size_t)nd * 4);
+	Y = dnan(nd), Y2 = dnan(nd), SAVE = dnan(ssave), STASH = dnan(sstash), WORK = dnan(swork);
+	DX = dnan(nd), DX2 = dnan(nd);
+	G = dev(g0, (size_t)nw * 4), G2 = dev(g0, (size_t)nw * 4), G3 = dev(g0, (size_t)nw * 4);
+
+	/* The CPU: forward, backward with g, and the split for its stash. */
+	cf(&L, w, x, mask, y, save, work, B, T);
+	cb(&L, w, g, x, save, dy, dx, NULL, work, B, T);
+	cb(&L, w, NULL, x, save, dy, dx2, stash, work, B, T);
+	cw(&L, g2, x, save, stash, work, B, T);
+
+	/* Forward. */
+	gf(&L, W, X, M, Y, SAVE, WORK, B, T);
+	snprintf(what, sizeof what, "%s: forward", name);
+	check_norm(what, Y, y, nd, TF_TOL);
+	snprintf(what, sizeof what, "%s: save", name);
+	check_pieces(what, SAVE, save, save_p, nsave_p, TF_TOL);
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	gf(&L, W, X, M, Y2, NULL, WORK, B, T);
+	snprintf(what, sizeof what, "%s: inference (save NULL) gives training's forward", name);
+	check_gpu_same(what, Y2, Y, nd);
+
+	/* Backward from the CPU's save. */
+	up(SAVE, save, (size_t)ssave * 4);
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	gb(&L, W, G, X, SAVE, DY, DX, NULL, WORK, B, T);
+	snprintf(what, sizeof what, "%s: input gradient", name);
+	check_norm(what, DX, dx, nd, TF_TOL);
+	snprintf(what, sizeof what, "%s: weight gradients (accumulated)", name);
+	check_norm(what, G, g, nw, TF_TOL);
+
+	/* The zero-bubble split: B with a stash, then W. */
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	gb(&L, W, NULL, X, SAVE, DY, DX2, STASH, WORK, B, T);
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	gw(&L, G2, X, SAVE, STASH, WORK, B, T);
+	snprintf(what, sizeof what, "%s: stash", name);
+	check_pieces(what, STASH, stash, stash_p, nstash_p, TF_TOL);
+	snprintf(what, sizeof what, "%s: split backward, input gradient as _bwd's", name);
+	check_gpu_same(what, DX2, DX, nd);
+	snprintf(what, sizeof what, "%s: split backward, _wgt's weight gradients as _bwd's", name);
+	check_gpu_same(what, G2, G, nw);
+
+	/* dx NULL: the weight gradients alone. */
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	gb(&L, W, G3, X, SAVE, DY, NULL, NULL, WORK, B, T);
+	snprintf(what, sizeof what, "%s: dx NULL, the same weight gradients", name);
+	check_gpu_same(what, G3, G, nw);
+
+	free(w); free(x); free(dy); free(g0); free(y); free(save); free(stash); free(work);
+	free(dx); free(g); free(dx2); free(g2); free(mask);
+	cudaFree(W); cudaFree(X); cudaFree(DY); cudaFree(Y); cudaFree(Y2); cudaFree(SAVE);
+	cudaFree(STASH); cudaFree(WORK); cudaFree(DX); cudaFree(DX2); cudaFree(G); cudaFree(G2);
+	cudaFree(G3); cudaFree(M);
+}
+
+/* bert_embeddings: forward with and without save (an invalid id and an
+ * invalid type give NaN rows when bad_rows); backward with every row valid
+ * (a NaN row would make the layernorm's weight gradients NaN on both). */
+static void test_bert_emb(int64_t B, int64_t T, int with_types, int bad_rows)
+{
+	rt_tf L = { .d = 40, .eps = 1e-12, .vocab = 23, .positions = 16, .types = 3 };
+	int64_t d = L.d, n = B * T, nd = n * d;
+	int64_t nw = (L.vocab + L.positions + L.types) * d + 2 * d;
+	int64_t ssave = B * rt_bert_emb_save(T, d), swork = B * rt_bert_emb_work(T, d);
+	float *w = hrand(nw, 1), *dy = hrand(nd, 1), *g0 = hrand(nw, 1), *g = hcopy(g0, nw);
+	float *y = malloc((size_t)nd * 4), *save = hnan(ssave), *work = hnan(swork);
+	int32_t *ids = malloc((size_t)n * 4), *types = malloc((size_t)n * 4);
+	int32_t *IDS, *TYPES = NULL;
+	float *W, *DY, *Y, *Y2, *SAVE, *WORK, *G;
+	char name[100], what[160];
+	snprintf(name, sizeof name, "bert_emb B=%lld T=%lld d=%lld, types %s%s", (long long)B,
+	         (long long)T, (long long)d, with_types ? "given" : "NULL",
+	         bad_rows ? ", ids and types out of range" : "");
+	for (int64_t i = 0; i < n; i++) {
+		ids[i] = (int32_t)((i * 7 + 3) % L.vocab);
+		types[i] = (int32_t)((i * 5) % L.types);
+	}
+	for (int64_t i = 0; i < 4 && i < n; i++)
+		ids[i] = 5;             /* repeated ids: the scatter adds them in order */
+	if (bad_rows) {
+		ids[n / 2] = (int32_t)L.vocab;
+		ids[n - 1] = -1;
+		if (with_types)
+			types[1] = (int32_t)L.types;
+	}
+	IDS = dev(ids, (size_t)n * 4);
+	if (with_types)
+		TYPES = dev(types, (size_t)n * 4);
+	W = dev(w, (size_t)nw * 4), DY = dev(dy, (size_t)nd * 4), G = dev(g0, (size_t)nw * 4);
+	Y = dnan(nd), Y2 = dnan(nd), SAVE = dnan(ssave), WORK = dnan(swork);
+
+	rt_cpu_bert_emb_fwd(&L, w, ids, with_types ? types : NULL, y, save, B, T);
+	rt_bert_emb_fwd(&L, W, IDS, TYPES, Y, SAVE, B, T);
+	snprintf(what, sizeof what, "%s: the sums (save)", name);
+	check_exact(what, SAVE, save, nd);
+	{
+		/* test_layernorm's tolerance; a NaN row's statistics are NaN on
+		 * both sides */
+		float *gs = back(SAVE, ssave);
+		double e1 = maxrel_nan(gs + nd, save + nd, n, 1e-6);
+		double e2 = maxrel_nan(gs + nd + n, save + nd + n, n, 1e-6);
+		snprintf(what, sizeof what, "%s: mean and rstd (save)", name);
+		ok(e1 <= 1e-7 && e2 <= 1e-7, "%s: max relative differences %.3g, %.3g (limit 1e-7)%s",
+		   what, e1, e2, e1 <= 1e-7 && e2 <= 1e-7 ? "" : " FAILED");
+		free(gs);
+	}
+	snprintf(what, sizeof what, "%s: forward", name);
+	check_norm(what, Y, y, nd, 1e-6);
+	rt_bert_emb_fwd(&L, W, IDS, TYPES, Y2, NULL, B, T);
+	snprintf(what, sizeof what, "%s: inference's fused kernel gives training's forward", name);
+	{
+		float *a = back(Y2, nd), *b = back(Y, nd);
+		int eq = same_nan(a, b, nd, NULL);
+		ok(eq, "%s: %s", what, eq ? "the same bits" : "not the same bits FAILED");
+		free(a);
+		free(b);
+	}
+	if (!bad_rows) {
+		/* Backward from the CPU's save. */
+		rt_cpu_bert_emb_bwd(&L, w, g, ids, with_types ? types : NULL, save, dy, work, B, T);
+		up(SAVE, save, (size_t)ssave * 4);
+		rt_bert_emb_bwd(&L, W, G, IDS, TYPES, SAVE, DY, WORK, B, T);
+		snprintf(what, sizeof what, "%s: layernorm weight and bias gradients", name);
+		check_exact(what, G + (nw - 2 * d), g + (nw - 2 * d), 2 * d);
+		/* the tables: sums of the layernorm's input gradient (1e-5 of
+		 * |value| + 1e-2 elementwise, test_layernorm) */
+		snprintf(what, sizeof what, "%s: table gradients (accumulated)", name);
+		check_norm(what, G, g, nw - 2 * d, 1e-5);
+	}
+	free(w); free(dy); free(g0); free(g); free(y); free(save); free(work); free(ids);
+	free(types);
+	cudaFree(IDS); cudaFree(TYPES); cudaFree(W); cudaFree(DY); cudaFree(Y); cudaFree(Y2);
+	cudaFree(SAVE); cudaFree(WORK); cudaFree(G);
+}
+
+/* gpt2_embeddings: sums and scatter-adds in the CPU's order, so its bits;
+ * positions < T, an id out of range: NaN rows forward, skipped backward. */
+static void test_gpt2_emb(void)
+{
+	const int64_t B = 5, T = 13;
+	rt_tf L = { .d = 300, .vocab = 17, .positions = 12 };
+	int64_t d = L.d, n = B * T, nd = n * d, nw = (L.vocab + L.positions) * d;
+	float *w = hrand(nw, 1), *dy = hrand(nd, 1), *g = hrand(nw, 1), *y = malloc((size_t)nd * 4);
+	int32_t *ids = malloc((size_t)n * 4), *IDS;
+	float *W, *DY, *G, *Y;
+	for (int64_t i = 0; i < n; i++)
+		ids[i] = (int32_t)((i * i + 1) % L.vocab);
+	ids[3] = ids[4] = ids[20] = ids[40] = 2;
+	ids[7] = (int32_t)L.vocab;
+	ids[8] = -3;
+	IDS = dev(ids, (size_t)n * 4);
+	W = dev(w, (size_t)nw * 4), DY = dev(dy, (size_t)nd * 4), G = dev(g, (size_t)nw * 4);
+	Y = dnan(nd);
+	rt_cpu_gpt2_emb_fwd(&L, w, ids, y, B, T);
+	rt_gpt2_emb_fwd(&L, W, IDS, Y, B, T);
+	check_exact("gpt2_emb B=5 T=13 d=300 (12 positions, bad ids): forward", Y, y, nd);
+	rt_cpu_gpt2_emb_bwd(&L, g, ids, dy, B, T);
+	rt_gpt2_emb_bwd(&L, G, IDS, DY, B, T);
+	check_exact("gpt2_emb B=5 T=13 d=300 (12 positions, bad ids): gradients, in the CPU's order",
+	            G, g, nw);
+	free(w); free(dy); free(g); free(y); free(ids);
+	cudaFree(IDS); cudaFree(W); cudaFree(DY); cudaFree(G); cudaFree(Y);
+}
+
+static void test_pool(int with_mask)
+{
+	const int64_t B = 4, T = 11, d = 300;
+	float *x = hrand(B * T * d, 1), *dy = hrand(B * d, 1);
+	float *y = malloc((size_t)(B * d) * 4), *dx = malloc((size_t)(B * T * d) * 4);
+	int32_t *mask = malloc((size_t)(B * T) * 4), *M = NULL;
+	float *X = dev(x, (size_t)(B * T * d) * 4), *DY = dev(dy, (size_t)(B * d) * 4);
+	float *Y = dnan(B * d), *DX = dnan(B * T * d);
+	for (int64_t i = 0; i < B * T; i++)
+		mask[i] = i / T == 2 ? 0 : (i * 5) % 4 != 0;    /* sample 2: padding only */
+	if (with_mask)
+		M = dev(mask, (size_t)(B * T) * 4);
+	rt_cpu_mean_pool_fwd(x, with_mask ? mask : NULL, y, B, T, d);
+	rt_mean_pool_fwd(X, M, Y, B, T, d);
+	check_exact(with_mask ? "mean_pool forward (a sample of padding only)"
+	                      : "mean_pool forward, mask NULL", Y, y, B * d);
+	rt_cpu_mean_pool_bwd(with_mask ? mask : NULL, dy, dx, B, T, d);
+	rt_mean_pool_bwd(M, DY, DX, B, T, d);
+	check_exact(with_mask ? "mean_pool backward" : "mean_pool backward, mask NULL", DX, dx,
+	            B * T * d);
+	free(x); free(dy); free(y); free(dx); free(mask);
+	cudaFree(M); cudaFree(X); cudaFree(DY); cudaFree(Y); cudaFree(DX);
+}
+
+static void test_l2(void)
+{
+	const int64_t rows = 9, d = 1000, n = rows * d;
+	float *x = hrand(n, 1), *dy = hrand(n, 1), *y = malloc((size_t)n * 4);
+	float *dx = malloc((size_t)n * 4), *X, *DY, *Y, *DX;
+	for (int64_t j = 0; j < d; j++) {
+		x[3 * d + j] = 0.0f;                    /* norm 0: the clamp */
+		x[5 * d + j] = (j % 2 ? 1e-16f : -1e-16f);  /* norm 3e-15: the clamp */
+		x[7 * d + j] *= 1e4f;
+	}
+	X = dev(x, (size_t)n * 4), DY = dev(dy, (size_t)n * 4), Y = dnan(n), DX = dnan(n);
+	rt_cpu_l2_normalize_fwd(x, y, rows, d);
+	rt_l2_normalize_fwd(X, Y, rows, d);
+	check("l2_normalize forward (norms 0 and below 1e-12 among the rows)", Y, y, n, 2.5e-7,
+	      1e-30);
+	rt_cpu_l2_normalize_bwd(x, dy, dx, rows, d);
+	rt_l2_normalize_bwd(X, DY, DX, rows, d);
+	check("l2_normalize backward", DX, dx, n, 1e-6, 1e-3);
+	free(x); free(dy); free(y); free(dx);
+	cudaFree(X); cudaFree(DY); cudaFree(Y); cudaFree(DX);
+}
+
+static void test_next_token(int64_t B, int64_t T, int64_t V)
+{
+	int64_t n = B * T * V;
+	double scale = 1.0 / (8.0 * (double)(T > 1 ? T - 1 : 1)), acc;
+	float *z = hrand(n, 5), *dz = hnan(n);
+	int32_t *ids = malloc((size_t)(B * T) * 4), *IDS;
+	float *Z = dev(z, (size_t)n * 4), *DZ = dnan(n);
+	rt_ctx cc;
+	char what[120];
+	for (int64_t i = 0; i < B * T; i++)
+		ids[i] = (int32_t)((i * 7919 + 11) % V);
+	IDS = dev(ids, (size_t)(B * T) * 4);
+	memset(&cc, 0, sizeof cc);
+	rt_cpu_loss_next_token(&cc, z, ids, dz, B, T, V, scale);
+	RT_CU(cudaMemset(rt_cu.d_loss, 0, sizeof(double)));
+	RT_CU(cudaDeviceSynchronize());
+	rt_loss_next_token(NULL, Z, IDS, DZ, B, T, V, scale);
+	rt_loss_next_token(NULL, Z, IDS, NULL, B, T, V, scale);    /* the loss only */
+	acc = dev_double(rt_cu.d_loss);
+	ok(fabs(acc - 2 * cc.loss_sum) <= 2e-12 * fabs(cc.loss_sum),
+	   "next-token loss B=%lld T=%lld vocab=%lld accumulates on the device: %.17g "
+	   "(2 x CPU %.17g)", (long long)B, (long long)T, (long long)V, acc, 2 * cc.loss_sum);
+	snprintf(what, sizeof what, "next-token loss B=%lld T=%lld vocab=%lld: gradient (last "
+	         "positions zero)", (long long)B, (long long)T, (long long)V);
+	check(what, DZ, dz, n, 1e-6, 1e-9);
+	free(z); free(dz); free(ids);
+	cudaFree(Z); cudaFree(DZ); cudaFree(IDS);
+}
+
+static void test_tf(void)
+{
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb = 0; tb < 2; tb++)
+			test_gemm(ta, tb);
+	test_pointwise("gelu_tanh", rt_cpu_gelu_tanh_fwd, rt_gelu_tanh_fwd, rt_cpu_gelu_tanh_bwd,
+	               rt_gelu_tanh_bwd, 1, 1e-6, 1e-5);
+	for (int gpt2 = 0; gpt2 < 2; gpt2++) {
+		/* B > heads: attention batched per head over the samples */
+		test_block(gpt2, 3, 7, 24, 2, 40, 1);
+		test_block(gpt2, 2, 6, 16, 2, 32, 0);
+		test_block(gpt2, 3, 5, 24, 3, 24, 2);
+		test_block(gpt2, 2, 1, 16, 2, 24, 0);
+		/* B <= heads: per sample over its heads; several warps per row */
+		test_block(gpt2, 4, 64, 128, 8, 512, 1);
+	}
+	test_bert_emb(3, 7, 1, 0);
+	test_bert_emb(2, 9, 0, 0);
+	test_bert_emb(3, 7, 1, 1);
+	test_gpt2_emb();
+	test_pool(1);
+	test_pool(0);
+	test_l2();
+	test_next_token(3, 6, 1000);
+	test_next_token(2, 1, 13);
+}
+
 int main(void)
 {
 	char err[256];
@@ -418,11 +946,11 @@ int main(void)
 	test_linear(64, 1024, 2048, 0);
 	test_linear(33, 100, 10, 0);
 	test_linear(64, 512, 256, 1);
-	test_pointwise("relu", rt_cpu_relu_fwd, rt_relu_fwd, rt_cpu_relu_bwd, rt_relu_bwd, 0, 0.0);
-	test_pointwise("gelu", rt_cpu_gelu_fwd, rt_gelu_fwd, rt_cpu_gelu_bwd, rt_gelu_bwd, 1, 5e-7);
-	test_pointwise("tanh", rt_cpu_tanh_fwd, rt_tanh_fwd, rt_cpu_tanh_bwd, rt_tanh_bwd, 0, 5e-7);
+	test_pointwise("relu", rt_cpu_relu_fwd, rt_relu_fwd, rt_cpu_relu_bwd, rt_relu_bwd, 0, 0.0, 0.0);
+	test_pointwise("gelu", rt_cpu_gelu_fwd, rt_gelu_fwd, rt_cpu_gelu_bwd, rt_gelu_bwd, 1, 5e-7, 5e-7);
+	test_pointwise("tanh", rt_cpu_tanh_fwd, rt_tanh_fwd, rt_cpu_tanh_bwd, rt_tanh_bwd, 0, 5e-7, 5e-7);
 	test_pointwise("sigmoid", rt_cpu_sigmoid_fwd, rt_sigmoid_fwd, rt_cpu_sigmoid_bwd,
-	               rt_sigmoid_bwd, 0, 5e-7);
+	               rt_sigmoid_bwd, 0, 5e-7, 5e-7);
 	test_dropout();
 	test_layernorm(19, 300);
 	test_layernorm(3, 4096);
@@ -431,6 +959,7 @@ int main(void)
 	test_losses();
 	test_optim(0);
 	test_optim(1);
+	test_tf();
 	{
 		float *a = hrand(1000, 1), *A = dev(a, 4000), *B = dev(NULL, 4000), *z = calloc(1000, 4);
 		rt_copy(B, A, 4000);

@@ -402,7 +402,7 @@ static void test_init(void)
 {
 	enum { NI = 20000 };
 	static float a[NI], b[NI], d[NI];
-	rt_param pa = { "fc1.weight", 2, { 200, 100 }, 0, NI, RT_INIT_UNIFORM_FANIN, 100, 0 };
+	rt_param pa = { "fc1.weight", 2, { 200, 100 }, 0, NI, RT_INIT_UNIFORM_FANIN, 100, 0, 0.0, 0 };
 	rt_param pb = pa;
 	double mean = 0, var = 0, bound = 0.1;
 	int in_range = 1;

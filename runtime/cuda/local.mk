@@ -18,13 +18,14 @@ lib_LIBRARIES += runtime/libpipert_cuda.a
 runtime_libpipert_cuda_a_CPPFLAGS = -DRT_CUDA -I$(srcdir)/runtime $(MPI_CFLAGS) $(BLAS_CFLAGS)
 runtime_libpipert_cuda_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic
 runtime_libpipert_cuda_a_SOURCES = \
-	runtime/pipert.h runtime/rt_internal.h runtime/rt_dev.h runtime/rt_math.h \
+	runtime/pipert.h runtime/rt_tf_sizes.h runtime/rt_internal.h runtime/rt_dev.h \
+	runtime/rt_math.h \
 	runtime/rt_main.c runtime/rt_opts.c runtime/rt_comm.c runtime/rt_data.c \
 	runtime/rt_init.c runtime/rt_json.c runtime/rt_npy.c runtime/rt_safetensors.c \
 	runtime/rt_trace.c runtime/rt_util.c runtime/rt_weights.c \
-	%D%/rt_cuda.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c
+	%D%/rt_cuda.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c %D%/rt_cpu_tf.c
 ## nvcc's objects are added whole: Automake knows no .cu sources.
-PIPERT_CUDA_OBJECTS = %D%/rt_dev_cuda.o %D%/rt_kernels.o %D%/rt_xport.o
+PIPERT_CUDA_OBJECTS = %D%/rt_dev_cuda.o %D%/rt_kernels.o %D%/rt_tf.o %D%/rt_xport.o
 runtime_libpipert_cuda_a_LIBADD = $(PIPERT_CUDA_OBJECTS)
 runtime_libpipert_cuda_a_DEPENDENCIES = $(PIPERT_CUDA_OBJECTS)
 PIPEC_HAVE_CUDA_RUNTIME = yes
@@ -39,7 +40,8 @@ NVCC_ARCH = -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=co
 NVCC_FLAGS = -std=c++17 -O3 --fmad=false $(NVCC_ARCH) -DRT_CUDA \
 	-DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX -Xcompiler -fPIC
 PIPERT_CUDA_DEPS = $(srcdir)/%D%/rt_cuda.h $(srcdir)/runtime/rt_internal.h \
-	$(srcdir)/runtime/pipert.h $(srcdir)/runtime/rt_dev.h $(srcdir)/runtime/rt_math.h
+	$(srcdir)/runtime/pipert.h $(srcdir)/runtime/rt_tf_sizes.h $(srcdir)/runtime/rt_dev.h \
+	$(srcdir)/runtime/rt_math.h
 
 SUFFIXES = .cu
 ## The host compiler gets the project's warning flags (-Werror included
@@ -52,7 +54,7 @@ SUFFIXES = .cu
 	  -c -o $@ $<
 $(PIPERT_CUDA_OBJECTS): $(PIPERT_CUDA_DEPS)
 
-EXTRA_DIST += %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_xport.cu
+EXTRA_DIST += %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_tf.cu %D%/rt_xport.cu
 CLEANFILES += $(PIPERT_CUDA_OBJECTS)
 
 ## Tests: the emitted CUDA programs build (no GPU needed); the device

@@ -7,8 +7,10 @@
  *                    data staging, the step with and without a CUDA graph,
  *                    device timing of actions, the summary
  *   rt_kernels.cu    pipert.h's kernels, the losses, the optimizers
+ *   rt_tf.cu         pipert.h's transformer layers and rt_gemm (rt_tf.c's)
  *   rt_xport.cu      pipert.h's transport: NCCL, CUDA IPC, host staging
  *   rt_cpu_kernels.c the CPU kernels again, as rt_cpu_* (host math, tests)
+ *   rt_cpu_tf.c      the CPU transformer layers again, as rt_cpu_*
  *
  * Every kernel call enqueues on the compute stream rt_cu.stream.  While
  * rt_cu.dry is set (rt_dev_start's dry run of one step) the API records
@@ -112,6 +114,11 @@ void rt_cu_sync(void);
 void rt_cu_gemm_rm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                    float *c, int64_t ldc);
+/* The same, strided-batched: entry i on a + i·sa, b + i·sb, c + i·sc. */
+void rt_cu_gemm_rm_batched(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                           float alpha, const float *a, int64_t lda, int64_t sa,
+                           const float *b, int64_t ldb, int64_t sb, float beta, float *c,
+                           int64_t ldc, int64_t sc, int64_t batch);
 void rt_cu_set_i64(int64_t *d, int64_t v);  /* enqueued: *d = v */
 void rt_cu_scratch(int64_t doubles);         /* grows the scratch (outside capture) */
 

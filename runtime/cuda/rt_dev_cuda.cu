@@ -298,6 +298,11 @@ void rt_dev_unmap(rt_ctx *c, void *buf, void *host, size_t bytes, int mode)
 
 /* ---- Data of the step (pipert.h). ---- */
 
+/* A program with `inputs`: each input's rows of this replica for the step,
+ * [batch / R, cols] of 4-byte values (float or int32), NULL where this rank
+ * holds none of it. */
+static char **d_in;
+
 static int64_t replica_rows(const rt_program *p)
 {
 	return p->batch / p->R;
@@ -311,8 +316,25 @@ static void check_mb(rt_ctx *c, int mb, int have, const char *what)
 		rt_die(c, RT_EXIT_RUNTIME, "%s: this rank holds no such data", what);
 }
 
+const void *rt_data(rt_ctx *c, int k, int mb)
+{
+	const rt_program *p = c->p;
+	if (p->ninputs == 0 && k == 0)
+		return rt_input(c, mb);
+	if (k < 0 || k >= p->ninputs)
+		rt_die(c, RT_EXIT_RUNTIME, "rt_data: input %d outside 0..%d", k, p->ninputs - 1);
+	check_mb(c, mb, d_in && d_in[k] != NULL, "rt_data");
+	return d_in[k] + mb * p->mb_rows * c->in[k].cols * 4;
+}
+
 const float *rt_input(rt_ctx *c, int mb)
 {
+	if (c->p->ninputs > 0) {
+		if (c->p->inputs[0].dtype != RT_DT_F32)
+			rt_die(c, RT_EXIT_RUNTIME, "rt_input: input '%s' is int32 (use rt_data)",
+			       c->p->inputs[0].name);
+		return (const float *)rt_data(c, 0, mb);
+	}
 	check_mb(c, mb, rt_cu.d_x != NULL, "rt_input");
 	return rt_cu.d_x + mb * c->p->mb_rows * c->p->in_width;
 }
@@ -333,7 +355,7 @@ const float *rt_target_dense(rt_ctx *c, int mb)
  * step from the others); the last step's are downloaded after it. */
 void rt_output(rt_ctx *c, int mb, const float *y)
 {
-	int64_t n = c->p->mb_rows * c->p->out_width;
+	int64_t n = c->p->mb_rows * rt_out_row_floats(c);
 	if (rt_cu.dry || !rt_cu.d_out || mb < 0 || mb >= c->p->M)
 		return;
 	RT_CU(cudaMemcpyAsync(rt_cu.d_out + mb * n, y, (size_t)n * sizeof *y,
@@ -346,6 +368,14 @@ static void stage_data(rt_ctx *c, int t)
 {
 	const rt_program *p = c->p;
 	int64_t rows = replica_rows(p);
+	for (int k = 0; d_in && k < p->ninputs; k++)
+		if (d_in[k]) {
+			const rt_indata *in = &c->in[k];
+			int64_t r0 = (t % (in->rows / p->batch)) * p->batch + p->replica * rows;
+			RT_CU(cudaMemcpyAsync(d_in[k], (const char *)in->data + r0 * in->cols * 4,
+			                      (size_t)(rows * in->cols) * 4, cudaMemcpyHostToDevice,
+			                      rt_cu.stream));
+		}
 	if (rt_cu.d_x) {
 		int64_t k = c->x_rows / p->batch;
 		int64_t r0 = (t % k) * p->batch + p->replica * rows;
@@ -451,11 +481,62 @@ static void resolve_marks(rt_ctx *c)
 	rt_cu.nmark = 0;
 }
 
+/* ---- Tied parameters' gradients (rt_optim_step). ---- */
+
+/* Pinned host copies of the tied gradients, one after another. */
+static float *h_tied;
+
+static int alloc_tied(rt_ctx *c)
+{
+	int64_t n = 0;
+	if (!c->ntied || c->p->optim == RT_OPTIM_NONE)
+		return 0;
+	for (int i = 0; i < c->ntied; i++)
+		n += c->tied[i].len;
+	if (cudaMallocHost((void **)&h_tied, (size_t)n * sizeof(float)) != cudaSuccess) {
+		(void)cudaGetLastError();
+		rt_defer(c, "out of pinned host memory for the tied gradients");
+		return RT_EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+/* rt_tied_sum on the device gradients, through host memory: download,
+ * MPI allreduce (rt_comm.c), upload, on the compute stream after the
+ * step's backward work and allreduces.  (NCCL on a communicator of the
+ * holders would keep graphs on; the MPI path works with every transport.)
+ * rt_xp_sync before the wait also sends every pending CUDA IPC
+ * acknowledgement: a peer waiting for one in its last send's rt_wait would
+ * otherwise never reach its own OPTIM, and neither would we. */
+extern "C" void rt_cu_tied_sum(rt_ctx *c)
+{
+	int64_t o = 0;
+	if (rt_cu.dry || !c->ntied || !h_tied)
+		return;
+	for (int i = 0; i < c->ntied; i++) {
+		RT_CU(cudaMemcpyAsync(h_tied + o, c->g + c->tied[i].off,
+		                      (size_t)c->tied[i].len * sizeof(float), cudaMemcpyDeviceToHost,
+		                      rt_cu.stream));
+		o += c->tied[i].len;
+	}
+	rt_xp_sync(c);
+	o = 0;
+	for (int i = 0; i < c->ntied; i++) {
+		rt_tied_sum_one(c, i, h_tied + o);
+		RT_CU(cudaMemcpyAsync(c->g + c->tied[i].off, h_tied + o,
+		                      (size_t)c->tied[i].len * sizeof(float), cudaMemcpyHostToDevice,
+		                      rt_cu.stream));
+		o += c->tied[i].len;
+	}
+	/* The next step's download overwrites h_tied only after rt_dev_step's
+	 * end-of-step sync, which these uploads precede on the stream. */
+}
+
 /* ---- Start-up: data, a dry run, the transport, graphs. ---- */
 
 enum {
 	NO_GRAPH_OPTION = 1, NO_GRAPH_TRANSPORT = 2, NO_GRAPH_LOSS = 4, NO_GRAPH_CHECK = 8,
-	NO_GRAPH_TRACE = 16, NO_GRAPH_STEPS = 32
+	NO_GRAPH_TRACE = 16, NO_GRAPH_STEPS = 32, NO_GRAPH_TIED = 64
 };
 
 static const char *graph_reason(int why)
@@ -473,6 +554,8 @@ static const char *graph_reason(int why)
 		return "--trace times every action (--cuda-graph on times whole steps)";
 	if (why & NO_GRAPH_STEPS)
 		return "one step only";
+	if (why & NO_GRAPH_TIED)
+		return "tied weights' gradients are summed through host memory (MPI inside the step)";
 	return NULL;
 }
 
@@ -486,6 +569,17 @@ static int alloc_data(rt_ctx *c)
 	if (c->x && p->first_stage) {
 		pin(c->x, (size_t)(c->x_rows * p->in_width) * sizeof(float));
 		e = cudaMalloc((void **)&rt_cu.d_x, (size_t)(rows * p->in_width) * sizeof(float));
+	}
+	if (c->in && p->first_stage) {
+		if (!(d_in = (char **)calloc((size_t)p->ninputs, sizeof *d_in))) {
+			rt_defer(c, "out of memory");
+			return RT_EXIT_RUNTIME;
+		}
+		for (int k = 0; k < p->ninputs && e == cudaSuccess; k++)
+			if (c->in[k].data) {
+				pin(c->in[k].data, (size_t)(c->in[k].rows * c->in[k].cols) * 4);
+				e = cudaMalloc((void **)&d_in[k], (size_t)(rows * c->in[k].cols) * 4);
+			}
 	}
 	if (e == cudaSuccess && c->tc) {
 		pin(c->tc, (size_t)c->t_rows * sizeof(int32_t));
@@ -528,7 +622,7 @@ static void dry_run(rt_ctx *c)
 int rt_dev_start(rt_ctx *c)
 {
 	int rc, why = 0, why_all = 0;
-	if ((rc = alloc_data(c)) != 0)
+	if ((rc = alloc_data(c)) != 0 || (rc = alloc_tied(c)) != 0)
 		return rc;
 	rt_cu_scratch(c->p->mb_rows > 1024 ? c->p->mb_rows : 1024);
 	dry_run(c);
@@ -547,6 +641,8 @@ int rt_dev_start(rt_ctx *c)
 		why |= NO_GRAPH_TRACE;
 	if (c->o.steps < 2)
 		why |= NO_GRAPH_STEPS;
+	if (h_tied)
+		why |= NO_GRAPH_TIED;
 	/* Every rank or none: NCCL calls are captured on both ends. */
 	MPI_Allreduce(&why, &why_all, 1, MPI_INT, MPI_BOR, MPI_COMM_WORLD);
 	rt_cu.graph_on = why_all == 0;
@@ -639,7 +735,7 @@ void rt_dev_step(rt_ctx *c, int t)
 	                      rt_cu.stream));
 	if (t == c->o.steps - 1 && rt_cu.d_out)
 		RT_CU(cudaMemcpyAsync(c->out, rt_cu.d_out,
-		                      (size_t)(replica_rows(p) * p->out_width) * sizeof(float),
+		                      (size_t)(replica_rows(p) * rt_out_row_floats(c)) * sizeof(float),
 		                      cudaMemcpyDeviceToHost, rt_cu.stream));
 	rt_xp_sync(c);
 	c->loss_sum += *rt_cu.h_loss;
@@ -701,6 +797,16 @@ void rt_dev_fini(rt_ctx *c)
 	unpin(c->x);
 	unpin(c->tc);
 	unpin(c->td);
+	for (int k = 0; d_in && k < c->p->ninputs; k++)
+		if (d_in[k]) {
+			cudaFree(d_in[k]);
+			unpin(c->in[k].data);
+		}
+	free(d_in);
+	d_in = NULL;
+	if (h_tied)
+		cudaFreeHost(h_tied);
+	h_tied = NULL;
 	free(rt_cu.enq_graph_all);
 	free(allocs);
 	allocs = NULL;

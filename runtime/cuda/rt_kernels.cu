@@ -94,23 +94,45 @@ __device__ static float block_max(float v, float *sh)
  * SAME transpose flag as op (N: op(B)ᵀ = Bᵀ = the view; T: op(B)ᵀ = B = the
  * view transposed), likewise for A.  Hence
  *     cublas gemm(op_b, op_a, n, m, k, alpha, B, ldb, A, lda, beta, C, ldc)
- * with every leading dimension as the row-major caller gave it. */
+ * with every leading dimension as the row-major caller gave it.
+ *
+ * Strided batches (pipert.h's rt_gemm, the attention of rt_tf.cu): entry i
+ * is the same product on a + i·sa, b + i·sb, c + i·sc, and the swap above
+ * carries the strides with their matrices (B's stride goes with B).  One
+ * entry is the plain cublasGemmEx call, as before batches existed. */
+extern "C" void rt_cu_gemm_rm_batched(int trans_a, int trans_b, int64_t m, int64_t n,
+                                      int64_t k, float alpha, const float *a, int64_t lda,
+                                      int64_t sa, const float *b, int64_t ldb, int64_t sb,
+                                      float beta, float *c, int64_t ldc, int64_t sc,
+                                      int64_t batch)
+{
+	cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+	cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+	cublasComputeType_t ct = rt_cu.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+	if (m <= 0 || n <= 0 || batch <= 0)
+		return;
+	if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||
+	    !fits_int(ldc) || !fits_int(batch))
+		rt_cu_fail("a GEMM of %lld x %lld x %lld (batch %lld) is too large for cuBLAS's int "
+		           "sizes", (long long)m, (long long)n, (long long)k, (long long)batch);
+	if (batch == 1)
+		RT_CUBLAS(cublasGemmEx(rt_cu.blas, op_b, op_a, (int)n, (int)m, (int)k, &alpha,
+		                       b, CUDA_R_32F, (int)ldb, a, CUDA_R_32F, (int)lda, &beta, c,
+		                       CUDA_R_32F, (int)ldc, ct, CUBLAS_GEMM_DEFAULT));
+	else
+		RT_CUBLAS(cublasGemmStridedBatchedEx(rt_cu.blas, op_b, op_a, (int)n, (int)m, (int)k,
+		                                     &alpha, b, CUDA_R_32F, (int)ldb, (long long)sb,
+		                                     a, CUDA_R_32F, (int)lda, (long long)sa, &beta,
+		                                     c, CUDA_R_32F, (int)ldc, (long long)sc,
+		                                     (int)batch, ct, CUBLAS_GEMM_DEFAULT));
+}
+
 extern "C" void rt_cu_gemm_rm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                               float alpha, const float *a, int64_t lda, const float *b,
                               int64_t ldb, float beta, float *c, int64_t ldc)
 {
-	if (m <= 0 || n <= 0)
-		return;
-	if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||
-	    !fits_int(ldc))
-		rt_cu_fail("a GEMM of %lld x %lld x %lld is too large for cuBLAS's int sizes",
-		           (long long)m, (long long)n, (long long)k);
-	RT_CUBLAS(cublasGemmEx(rt_cu.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-	                       trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m, (int)k, &alpha,
-	                       b, CUDA_R_32F, (int)ldb, a, CUDA_R_32F, (int)lda, &beta, c,
-	                       CUDA_R_32F, (int)ldc,
-	                       rt_cu.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
-	                       CUBLAS_GEMM_DEFAULT));
+	rt_cu_gemm_rm_batched(trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c,
+	                      ldc, 0, 1);
 }
 
 /* ---- Linear: y = x·Wᵀ + b, W is [out, in]. ---- */
@@ -689,6 +711,8 @@ extern "C" void rt_optim_step(rt_ctx *c)
 	int64_t n = p->nweights;
 	if (rt_cu.dry || n <= 0)
 		return;
+	if (p->optim != RT_OPTIM_NONE)
+		rt_cu_tied_sum(c);      /* tied copies: summed gradients (rt_optim.c says why) */
 	switch (p->optim) {
 	case RT_OPTIM_SGD:
 		k_sgd<<<grid_for(n), TPB, 0, rt_cu.stream>>>(c->w, c->g, c->opt_m, n, (float)p->lr,

@@ -72,14 +72,14 @@
 
 #if PRANK == 0
 static const rt_param params[] = {
-	{ "fc1.weight", 2, { HID, IN }, 0, HID * IN, RT_INIT_UNIFORM_FANIN, IN, 0 },
-	{ "fc1.bias", 1, { HID }, HID * IN, HID, RT_INIT_UNIFORM_FANIN, IN, 0 },
+	{ "fc1.weight", 2, { HID, IN }, 0, HID * IN, RT_INIT_UNIFORM_FANIN, IN, 0, 0.0, 0 },
+	{ "fc1.bias", 1, { HID }, HID * IN, HID, RT_INIT_UNIFORM_FANIN, IN, 0, 0.0, 0 },
 };
 #define NWEIGHTS (HID * IN + HID)
 #else
 static const rt_param params[] = {
-	{ "fc2.weight", 2, { OUT, HID }, 0, OUT * HID, RT_INIT_UNIFORM_FANIN, HID, 1 },
-	{ "fc2.bias", 1, { OUT }, OUT * HID, OUT, RT_INIT_UNIFORM_FANIN, HID, 1 },
+	{ "fc2.weight", 2, { OUT, HID }, 0, OUT * HID, RT_INIT_UNIFORM_FANIN, HID, 1, 0.0, 0 },
+	{ "fc2.bias", 1, { OUT }, OUT * HID, OUT, RT_INIT_UNIFORM_FANIN, HID, 1, 0.0, 0 },
 };
 #define NWEIGHTS (OUT * HID + OUT)
 #endif
