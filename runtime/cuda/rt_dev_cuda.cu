@@ -624,7 +624,15 @@ int rt_dev_start(rt_ctx *c)
 	int rc, why = 0, why_all = 0;
 	if ((rc = alloc_data(c)) != 0 || (rc = alloc_tied(c)) != 0)
 		return rc;
-	rt_cu_scratch(c->p->mb_rows > 1024 ? c->p->mb_rows : 1024);
+	/* The losses' per-row scratch, at its largest before the first step:
+	 * growing it inside a step would synchronise the device with NCCL
+	 * receives in flight.  The next-token loss has a row per position. */
+	{
+		int64_t rows = c->p->mb_rows;
+		if (c->p->loss == RT_LOSS_NEXT_TOKEN && c->p->seq_max > 0)
+			rows *= c->p->seq_max;
+		rt_cu_scratch(rows > 1024 ? rows : 1024);
+	}
 	dry_run(c);
 	if ((rc = rt_xp_setup(c)) != 0)
 		return rc;
