@@ -1,0 +1,172 @@
+/* rt_tf_layout.h — where things lie inside the transformer kernels'
+ * weights, save, stash and work buffers (pipert.h, rt_tf_sizes.h).
+ *
+ * Offsets in floats, so one description serves const and writable
+ * buffers alike.  Shared by the CPU kernels (rt_tf.c) and the GPU ones
+ * (cuda/rt_tf.cu): a save or stash written by one runtime is what the
+ * other would write, and t/runtime-cuda-kernels.c compares them piece by
+ * piece.  Plain C that nvcc compiles too; private to the runtime.
+ */
+#ifndef PIPERT_TF_LAYOUT_H
+#define PIPERT_TF_LAYOUT_H
+
+#include "pipert.h"
+
+typedef struct tf_work {
+	int64_t a, b, c, d;         /* [N, d] */
+	int64_t r1, r2;             /* [B, heads, T, T] */
+	int64_t f1, f2;             /* [N, ffn] */
+} tf_work;
+
+static inline tf_work work_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t nd = B * T * L->d, nf = B * T * L->ffn, ns = B * L->heads * T * T;
+	tf_work k;
+	k.a = 0;
+	k.b = nd;
+	k.c = 2 * nd;
+	k.d = 3 * nd;
+	k.r1 = 4 * nd;
+	k.r2 = k.r1 + ns;
+	k.f1 = k.r2 + ns;
+	k.f2 = k.f1 + nf;
+	return k;
+}
+
+/* BertLayer's parameters, in pipert.h's order (Linear: [out, in]). */
+typedef struct bert_w {
+	int64_t wq, bq, wk, bk, wv, bv, wo, bo, ln1g, ln1b, wi, bi, wout, bout, ln2g, ln2b;
+} bert_w;
+
+static inline bert_w bert_w_at(const rt_tf *L)
+{
+	int64_t d = L->d, f = L->ffn;
+	bert_w o;
+	o.wq = 0;
+	o.bq = o.wq + d * d;
+	o.wk = o.bq + d;
+	o.bk = o.wk + d * d;
+	o.wv = o.bk + d;
+	o.bv = o.wv + d * d;
+	o.wo = o.bv + d;
+	o.bo = o.wo + d * d;
+	o.ln1g = o.bo + d;
+	o.ln1b = o.ln1g + d;
+	o.wi = o.ln1b + d;
+	o.bi = o.wi + f * d;
+	o.wout = o.bi + f;
+	o.bout = o.wout + d * f;
+	o.ln2g = o.bout + d;
+	o.ln2b = o.ln2g + d;
+	return o;
+}
+
+typedef struct bert_save {
+	int64_t q, k, v, ctx, r1, a, r2, p, hpre, hact, mu1, rs1, mu2, rs2;
+} bert_save;
+
+static inline bert_save bert_save_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t n = B * T, nd = n * L->d, nf = n * L->ffn;
+	bert_save s;
+	s.q = 0;
+	s.k = nd;
+	s.v = 2 * nd;
+	s.ctx = 3 * nd;
+	s.r1 = 4 * nd;
+	s.a = 5 * nd;
+	s.r2 = 6 * nd;
+	s.p = 7 * nd;
+	s.hpre = s.p + B * L->heads * T * T;
+	s.hact = s.hpre + nf;
+	s.mu1 = s.hact + nf;
+	s.rs1 = s.mu1 + n;
+	s.mu2 = s.rs1 + n;
+	s.rs2 = s.mu2 + n;
+	return s;
+}
+
+typedef struct bert_stash {
+	int64_t dy, dr2, da, dr1, dq, dk, dv, dhpre;
+} bert_stash;
+
+static inline bert_stash bert_stash_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t nd = B * T * L->d;
+	bert_stash g;
+	g.dy = 0;
+	g.dr2 = nd;
+	g.da = 2 * nd;
+	g.dr1 = 3 * nd;
+	g.dq = 4 * nd;
+	g.dk = 5 * nd;
+	g.dv = 6 * nd;
+	g.dhpre = 7 * nd;
+	return g;
+}
+
+/* GPT2Block's parameters, in pipert.h's order (Conv1D: [in, out]). */
+typedef struct gpt2_w {
+	int64_t ln1g, ln1b, wattn, battn, wproj, bproj, ln2g, ln2b, wfc, bfc, wmp, bmp;
+} gpt2_w;
+
+static inline gpt2_w gpt2_w_at(const rt_tf *L)
+{
+	int64_t d = L->d, f = L->ffn;
+	gpt2_w o;
+	o.ln1g = 0;
+	o.ln1b = d;
+	o.wattn = 2 * d;
+	o.battn = o.wattn + 3 * d * d;
+	o.wproj = o.battn + 3 * d;
+	o.bproj = o.wproj + d * d;
+	o.ln2g = o.bproj + d;
+	o.ln2b = o.ln2g + d;
+	o.wfc = o.ln2b + d;
+	o.bfc = o.wfc + d * f;
+	o.wmp = o.bfc + f;
+	o.bmp = o.wmp + f * d;
+	return o;
+}
+
+typedef struct gpt2_save {
+	int64_t h0, qkv, ctx, h1, h2, p, f1, g1, mu1, rs1, mu2, rs2;
+} gpt2_save;
+
+static inline gpt2_save gpt2_save_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t n = B * T, nd = n * L->d, nf = n * L->ffn;
+	gpt2_save s;
+	s.h0 = 0;
+	s.qkv = nd;
+	s.ctx = 4 * nd;
+	s.h1 = 5 * nd;
+	s.h2 = 6 * nd;
+	s.p = 7 * nd;
+	s.f1 = s.p + B * L->heads * T * T;
+	s.g1 = s.f1 + nf;
+	s.mu1 = s.g1 + nf;
+	s.rs1 = s.mu1 + n;
+	s.mu2 = s.rs1 + n;
+	s.rs2 = s.mu2 + n;
+	return s;
+}
+
+typedef struct gpt2_stash {
+	int64_t dy, dh2, dh1, dqkv, dh0, df1;
+} gpt2_stash;
+
+static inline gpt2_stash gpt2_stash_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t nd = B * T * L->d;
+	gpt2_stash g;
+	g.dy = 0;
+	g.dh2 = nd;
+	g.dh1 = 2 * nd;
+	g.dqkv = 3 * nd;
+	g.dh0 = 6 * nd;
+	g.df1 = 7 * nd;
+	return g;
+}
+
+#endif /* PIPERT_TF_LAYOUT_H */
