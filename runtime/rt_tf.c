@@ -1,6 +1,7 @@
 /* rt_tf.c — transformer layers of pipert.h (BertLayer, GPT2Block, their
  * embeddings, mean pooling, L2 normalisation, tanh gelu, the next-token
- * loss) and rt_gemm, the strided-batched GEMM their attention runs on.
+ * loss, GPT-2's generation with a key/value cache) and rt_gemm, the
+ * strided-batched GEMM their attention runs on.
  *
  * Every matrix product goes through rt_gemm or rt_linear_*, every
  * layernorm and softmax through rt_layernorm_* and rt_softmax_*; what is
@@ -105,36 +106,50 @@ static void conv1d_bwd_weight(const float *x, const float *dy, float *dw, float 
  * (BERT's extended attention mask), and GPT-2 first replaces the scores of
  * future keys by it (torch.where) and then adds the padding mask, so a
  * future padded key reaches -inf.  Both are kept as they are: a row whose
- * every key is masked then gives what transformers gives. */
+ * every key is masked then gives what transformers gives.  Scores are
+ * [B, h, T, Lk]: query i is at position pos0 + i, key j at position j
+ * (Lk = T and pos0 = 0 but for the key/value cache, which has no mask). */
 static void mask_scores(float *s, const int32_t *mask, int causal, int64_t B, int64_t h,
-                        int64_t T)
+                        int64_t T, int64_t Lk, int64_t pos0)
 {
 	if (!mask && !causal)
 		return;
 	for (int64_t b = 0; b < B; b++)
 		for (int64_t r = 0; r < h * T; r++) {
-			float *restrict row = s + (b * h * T + r) * T;
-			int64_t i = r % T;
-			for (int64_t j = 0; j < T; j++)
+			float *restrict row = s + (b * h * T + r) * Lk;
+			int64_t i = pos0 + r % T;
+			for (int64_t j = 0; j < Lk; j++)
 				row[j] = rt_attn_mask_hd(row[j], causal && j > i,
-				                         mask && !mask[b * T + j]);
+				                         mask && !mask[b * Lk + j]);
 		}
+}
+
+/* T queries per sample against Lk keys and values: a sample's queries
+ * start sq floats after the previous sample's, rows ldq apart; its keys and
+ * values sk floats after, rows ldk apart (the cache's rows are not the
+ * queries').  s and p are [B, heads, T, Lk], ctx [B·T, d]. */
+static void attend(const rt_tf *L, const float *q, int64_t ldq, int64_t sq, const float *k,
+                   const float *v, int64_t ldk, int64_t sk, const int32_t *mask, int causal,
+                   float *s, float *p, float *ctx, int64_t B, int64_t T, int64_t Lk,
+                   int64_t pos0)
+{
+	int64_t d = L->d, h = L->heads, dh = d / h, tl = T * Lk;
+	float scale = (float)(1.0 / sqrt((double)dh));
+	for (int64_t b = 0; b < B; b++)
+		rt_gemm(0, 1, T, Lk, dh, scale, q + b * sq, ldq, dh, k + b * sk, ldk, dh,
+		        0.0f, s + b * h * tl, Lk, tl, h);
+	mask_scores(s, mask, causal, B, h, T, Lk, pos0);
+	rt_softmax_fwd(s, p, B * h * T, Lk);
+	for (int64_t b = 0; b < B; b++)
+		rt_gemm(0, 0, T, dh, Lk, 1.0f, p + b * h * tl, Lk, tl, v + b * sk, ldk, dh,
+		        0.0f, ctx + b * T * d, d, dh, h);
 }
 
 static void attn_fwd(const rt_tf *L, const float *q, const float *k, const float *v,
                      int64_t ld, const int32_t *mask, int causal, float *s, float *p,
                      float *ctx, int64_t B, int64_t T)
 {
-	int64_t d = L->d, h = L->heads, dh = d / h, tt = T * T;
-	float scale = (float)(1.0 / sqrt((double)dh));
-	for (int64_t b = 0; b < B; b++)
-		rt_gemm(0, 1, T, T, dh, scale, q + b * T * ld, ld, dh, k + b * T * ld, ld, dh,
-		        0.0f, s + b * h * tt, T, tt, h);
-	mask_scores(s, mask, causal, B, h, T);
-	rt_softmax_fwd(s, p, B * h * T, T);
-	for (int64_t b = 0; b < B; b++)
-		rt_gemm(0, 0, T, dh, T, 1.0f, p + b * h * tt, T, tt, v + b * T * ld, ld, dh,
-		        0.0f, ctx + b * T * d, d, dh, h);
+	attend(L, q, ld, T * ld, k, v, ld, T * ld, mask, causal, s, p, ctx, B, T, T, 0);
 }
 
 /* dq, dk, dv: column blocks of rows ldg apart, like q, k, v.  dp and ds
@@ -290,10 +305,27 @@ void rt_bert_layer_wgt(const rt_tf *L, float *g, const float *x, const float *sa
 
 /* ---- GPT2Block (pre-layernorm) ---- */
 
+/* What follows the attention, shared by the full-sequence and the cached
+ * forward: h1 = x + c_proj(ctx), h2 = ln_2(h1), y = h1 + mlp(h2). */
+static void gpt2_post_attn(const rt_tf *L, const float *w, const float *x, const float *ctx,
+                           float *y, float *h1, float *h2, float *f1, float *g1, float *mu2,
+                           float *rs2, int64_t n)
+{
+	int64_t d = L->d, f = L->ffn;
+	gpt2_w o = gpt2_w_at(L);
+	conv1d_fwd(ctx, w + o.wproj, w + o.bproj, h1, n, d, d);
+	add_to(h1, x, n * d);
+	rt_layernorm_fwd(h1, w + o.ln2g, w + o.ln2b, h2, mu2, rs2, n, d, L->eps);
+	conv1d_fwd(h2, w + o.wfc, w + o.bfc, f1, n, d, f);
+	rt_gelu_tanh_fwd(f1, g1, n * f);
+	conv1d_fwd(g1, w + o.wmp, w + o.bmp, y, n, f, d);
+	add_to(y, h1, n * d);
+}
+
 void rt_gpt2_block_fwd(const rt_tf *L, const float *w, const float *x, const int32_t *mask,
                        float *y, float *save, float *work, int64_t B, int64_t T)
 {
-	int64_t d = L->d, f = L->ffn, n = B * T;
+	int64_t d = L->d, n = B * T;
 	gpt2_w o = gpt2_w_at(L);
 	tf_work k = work_at(L, B, T);
 	float *h0, *qkv, *p, *ctx, *h1, *h2, *f1, *g1, *mu1, *rs1, *mu2, *rs2;
@@ -314,13 +346,7 @@ void rt_gpt2_block_fwd(const rt_tf *L, const float *w, const float *x, const int
 	rt_layernorm_fwd(x, w + o.ln1g, w + o.ln1b, h0, mu1, rs1, n, d, L->eps);
 	conv1d_fwd(h0, w + o.wattn, w + o.battn, qkv, n, d, 3 * d);
 	attn_fwd(L, qkv, qkv + d, qkv + 2 * d, 3 * d, mask, 1, work + k.r1, p, ctx, B, T);
-	conv1d_fwd(ctx, w + o.wproj, w + o.bproj, h1, n, d, d);
-	add_to(h1, x, n * d);
-	rt_layernorm_fwd(h1, w + o.ln2g, w + o.ln2b, h2, mu2, rs2, n, d, L->eps);
-	conv1d_fwd(h2, w + o.wfc, w + o.bfc, f1, n, d, f);
-	rt_gelu_tanh_fwd(f1, g1, n * f);
-	conv1d_fwd(g1, w + o.wmp, w + o.bmp, y, n, f, d);
-	add_to(y, h1, n * d);
+	gpt2_post_attn(L, w, x, ctx, y, h1, h2, f1, g1, mu2, rs2, n);
 }
 
 void rt_gpt2_block_bwd(const rt_tf *L, const float *w, float *g, const float *x,
@@ -394,6 +420,65 @@ void rt_gpt2_block_wgt(const rt_tf *L, float *g, const float *x, const float *sa
 	conv1d_bwd_weight(save + s.h0, stash + st.dqkv, g + o.wattn, g + o.battn, n, d, 3 * d);
 	rt_layernorm_bwd_weight(x, save + s.mu1, save + s.rs1, stash + st.dh0,
 	                        g + o.ln1g, g + o.ln1b, n, d);
+}
+
+/* ---- GPT2Block with a key/value cache (generation) ----
+ * rt_gpt2_block_fwd's inference on T new positions pos0 .. pos0+T-1 of
+ * each sample, whose keys and values join the cache kc, vc [B, cap, d]
+ * before the queries attend to cache positions 0 .. Lk-1, Lk = pos0 + T
+ * (the causal mask, at absolute positions, hides the later ones of a
+ * prefill).  work, B·rt_gpt2_kv_work(T, Lk, ...) floats, N = B·T rows:
+ *   A [N, d] · B-D [N, 3d] · S, P [B, heads, T, Lk] · F1, F2 [N, ffn]
+ * work_at's slots with Lk-wide scores, used as the full block's inference
+ * uses them: h0 in A (ln_1's statistics in B, C) then the context, qkv
+ * over B-D, then h1 in B and h2 in C (ln_2's statistics in D, A); scores
+ * in S, probabilities in P; c_fc's output in F1, its gelu in F2.  The new
+ * keys and values are read from the cache, not from qkv: one GEMM per
+ * sample covers the old positions and the new. */
+static tf_work kv_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
+{
+	tf_work k = work_at(L, B, T);
+	int64_t ns = B * L->heads * T * Lk;
+	k.r2 = k.r1 + ns;
+	k.f1 = k.r2 + ns;
+	k.f2 = k.f1 + B * T * L->ffn;
+	return k;
+}
+
+void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
+                          float *kc, float *vc, int64_t cap, float *work, int64_t B,
+                          int64_t T, int64_t pos0)
+{
+	int64_t d = L->d, n = B * T, lk = pos0 + T;
+	gpt2_w o = gpt2_w_at(L);
+	tf_work k = kv_work_at(L, B, T, lk);
+	float *h0 = work + k.a, *qkv = work + k.b, *ctx = work + k.a;
+	if (n <= 0)
+		return;
+	rt_layernorm_fwd(x, w + o.ln1g, w + o.ln1b, h0, work + k.b, work + k.c, n, d, L->eps);
+	conv1d_fwd(h0, w + o.wattn, w + o.battn, qkv, n, d, 3 * d);
+	for (int64_t b = 0; b < B; b++)
+		for (int64_t t = 0; t < T; t++) {
+			const float *r = qkv + (b * T + t) * 3 * d;
+			int64_t at = (b * cap + pos0 + t) * d;
+			memcpy(kc + at, r + d, (size_t)d * sizeof *kc);
+			memcpy(vc + at, r + 2 * d, (size_t)d * sizeof *vc);
+		}
+	attend(L, qkv, 3 * d, T * 3 * d, kc, vc, d, cap * d, NULL, 1, work + k.r1, work + k.r2,
+	       ctx, B, T, lk, pos0);
+	gpt2_post_attn(L, w, x, ctx, y, work + k.b, work + k.c, work + k.f1, work + k.f2,
+	               work + k.d, work + k.a, n);
+}
+
+/* Sample b's last position to row b.  Rows move down only (b·T + T-1 >=
+ * b), and each source lies past every destination written before it, so
+ * rows in order are safe in place. */
+void rt_take_last(float *x, int64_t B, int64_t T, int64_t d)
+{
+	if (T == 1)
+		return;
+	for (int64_t b = 0; b < B; b++)
+		memmove(x + b * d, x + (b * T + T - 1) * d, (size_t)d * sizeof *x);
 }
 
 /* ---- Embeddings ----
@@ -483,11 +568,19 @@ void rt_bert_emb_bwd(const rt_tf *L, const float *w, float *g, const int32_t *id
 void rt_gpt2_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, float *y,
                      int64_t B, int64_t T)
 {
+	rt_gpt2_emb_fwd_at(L, w, ids, y, B, T, 0);
+}
+
+/* Generation embeds T positions from pos0 on: a position past the table
+ * reads nothing (NaN), as an id outside it does. */
+void rt_gpt2_emb_fwd_at(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                        int64_t B, int64_t T, int64_t pos0)
+{
 	int64_t d = L->d;
 	const float *wte = w, *wpe = w + L->vocab * d;
 	for (int64_t bt = 0; bt < B * T; bt++) {
 		const float *restrict a = table_row(wte, L->vocab, ids[bt], d);
-		const float *restrict p = table_row(wpe, L->positions, bt % T, d);
+		const float *restrict p = table_row(wpe, L->positions, pos0 + bt % T, d);
 		float *restrict yr = y + bt * d;
 		if (!a || !p) {
 			for (int64_t j = 0; j < d; j++)

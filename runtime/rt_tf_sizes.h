@@ -34,6 +34,13 @@ static inline int64_t rt_tf_block_work(int64_t T, int64_t d, int64_t h, int64_t 
 	return 4 * T * d + 2 * h * T * T + 2 * T * f;
 }
 
+/* gpt2_block with a key/value cache (rt_gpt2_block_fwd_kv): T new
+ * positions attending to Lk = pos0 + T cached ones, per sample. */
+static inline int64_t rt_gpt2_kv_work(int64_t T, int64_t Lk, int64_t d, int64_t h, int64_t f)
+{
+	return 4 * T * d + 2 * h * T * Lk + 2 * T * f;
+}
+
 /* bert_embeddings: the sum before its layernorm, with mean and rstd. */
 static inline int64_t rt_bert_emb_save(int64_t T, int64_t d)
 {

@@ -46,6 +46,9 @@
 #define rt_bert_emb_bwd rt_cpu_bert_emb_bwd
 #define rt_gpt2_emb_fwd rt_cpu_gpt2_emb_fwd
 #define rt_gpt2_emb_bwd rt_cpu_gpt2_emb_bwd
+#define rt_gpt2_emb_fwd_at rt_cpu_gpt2_emb_fwd_at
+#define rt_gpt2_block_fwd_kv rt_cpu_gpt2_block_fwd_kv
+#define rt_take_last rt_cpu_take_last
 #define rt_mean_pool_fwd rt_cpu_mean_pool_fwd
 #define rt_mean_pool_bwd rt_cpu_mean_pool_bwd
 #define rt_l2_normalize_fwd rt_cpu_l2_normalize_fwd

@@ -206,22 +206,25 @@ static void heads_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float al
 			        c + i * hc, ldc, sc, B);
 }
 
+/* Scores [B, h, T, Lk]: query i at position pos0 + i, key j at position j
+ * (rt_tf.c: Lk = T and pos0 = 0 but for the key/value cache). */
 __global__ static void k_mask_scores(float *__restrict__ s, const int32_t *__restrict__ mask,
-                                     int causal, int64_t h, int64_t T, int64_t n)
+                                     int causal, int64_t h, int64_t T, int64_t Lk, int64_t pos0,
+                                     int64_t n)
 {
 	GRID_STRIDE(i, n) {
-		int64_t row = i / T, j = i - row * T, qi = row % T, b = row / (h * T);
-		s[i] = rt_attn_mask_hd(s[i], causal && j > qi, mask && !mask[b * T + j]);
+		int64_t row = i / Lk, j = i - row * Lk, qi = pos0 + row % T, b = row / (h * T);
+		s[i] = rt_attn_mask_hd(s[i], causal && j > qi, mask && !mask[b * Lk + j]);
 	}
 }
 
 static void mask_scores(float *s, const int32_t *mask, int causal, int64_t B, int64_t h,
-                        int64_t T)
+                        int64_t T, int64_t Lk, int64_t pos0)
 {
-	int64_t n = B * h * T * T;
+	int64_t n = B * h * T * Lk;
 	if ((!mask && !causal) || n <= 0)
 		return;
-	k_mask_scores<<<grid_for(n), TPB, 0, rt_cu.stream>>>(s, mask, causal, h, T, n);
+	k_mask_scores<<<grid_for(n), TPB, 0, rt_cu.stream>>>(s, mask, causal, h, T, Lk, pos0, n);
 	RT_CU_LAUNCHED("attention (masks)");
 }
 
@@ -235,20 +238,30 @@ __global__ static void k_causal_zero(float *__restrict__ ds, int64_t T, int64_t 
 	}
 }
 
+/* T queries per sample against Lk keys and values (rt_tf.c's attend): a
+ * sample's queries start sq floats after the previous sample's, rows ldq
+ * apart; its keys and values sk floats after, rows ldk apart. */
+static void attend(const rt_tf *L, const float *q, int64_t ldq, int64_t sq, const float *k,
+                   const float *v, int64_t ldk, int64_t sk, const int32_t *mask, int causal,
+                   float *s, float *p, float *ctx, int64_t B, int64_t T, int64_t Lk,
+                   int64_t pos0)
+{
+	int64_t d = L->d, h = L->heads, dh = d / h, tl = T * Lk;
+	float scale = (float)(1.0 / sqrt((double)dh));
+	/* S = scale · q · kᵀ */
+	heads_gemm(0, 1, T, Lk, dh, scale, q, ldq, sq, dh, k, ldk, sk, dh, s, Lk, h * tl, tl, B, h);
+	mask_scores(s, mask, causal, B, h, T, Lk, pos0);
+	rt_softmax_fwd(s, p, B * h * T, Lk);
+	/* ctx = P · v */
+	heads_gemm(0, 0, T, dh, Lk, 1.0f, p, Lk, h * tl, tl, v, ldk, sk, dh, ctx, d, T * d, dh,
+	           B, h);
+}
+
 static void attn_fwd(const rt_tf *L, const float *q, const float *k, const float *v,
                      int64_t ld, const int32_t *mask, int causal, float *s, float *p,
                      float *ctx, int64_t B, int64_t T)
 {
-	int64_t d = L->d, h = L->heads, dh = d / h, tt = T * T;
-	float scale = (float)(1.0 / sqrt((double)dh));
-	/* S = scale · q · kᵀ */
-	heads_gemm(0, 1, T, T, dh, scale, q, ld, T * ld, dh, k, ld, T * ld, dh, s, T, h * tt, tt,
-	           B, h);
-	mask_scores(s, mask, causal, B, h, T);
-	rt_softmax_fwd(s, p, B * h * T, T);
-	/* ctx = P · v */
-	heads_gemm(0, 0, T, dh, T, 1.0f, p, T, h * tt, tt, v, ld, T * ld, dh, ctx, d, T * d, dh,
-	           B, h);
+	attend(L, q, ld, T * ld, k, v, ld, T * ld, mask, causal, s, p, ctx, B, T, T, 0);
 }
 
 static void attn_bwd(const rt_tf *L, const float *q, const float *k, const float *v,
@@ -402,11 +415,28 @@ extern "C" void rt_bert_layer_wgt(const rt_tf *L, float *g, const float *x, cons
 
 /* ---- GPT2Block (pre-layernorm) ---- */
 
+/* What follows the attention, shared by the full-sequence and the cached
+ * forward (rt_tf.c): h1 = x + c_proj(ctx), h2 = ln_2(h1), y = h1 + mlp(h2). */
+static void gpt2_post_attn(const rt_tf *L, const float *w, const float *x, const float *ctx,
+                           float *y, float *h1, float *h2, float *f1, float *g1, float *mu2,
+                           float *rs2, int64_t n)
+{
+	int64_t d = L->d, f = L->ffn;
+	gpt2_w o = gpt2_w_at(L);
+	conv1d_fwd(ctx, w + o.wproj, w + o.bproj, h1, n, d, d);
+	add_to(h1, x, n * d);
+	rt_layernorm_fwd(h1, w + o.ln2g, w + o.ln2b, h2, mu2, rs2, n, d, L->eps);
+	conv1d_fwd(h2, w + o.wfc, w + o.bfc, f1, n, d, f);
+	rt_gelu_tanh_fwd(f1, g1, n * f);
+	conv1d_fwd(g1, w + o.wmp, w + o.bmp, y, n, f, d);
+	add_to(y, h1, n * d);
+}
+
 extern "C" void rt_gpt2_block_fwd(const rt_tf *L, const float *w, const float *x,
                                   const int32_t *mask, float *y, float *save, float *work,
                                   int64_t B, int64_t T)
 {
-	int64_t d = L->d, f = L->ffn, n = B * T;
+	int64_t d = L->d, n = B * T;
 	gpt2_w o = gpt2_w_at(L);
 	tf_work k = work_at(L, B, T);
 	float *h0, *qkv, *p, *ctx, *h1, *h2, *f1, *g1, *mu1, *rs1, *mu2, *rs2;
@@ -427,13 +457,7 @@ extern "C" void rt_gpt2_block_fwd(const rt_tf *L, const float *w, const float *x
 	rt_layernorm_fwd(x, w + o.ln1g, w + o.ln1b, h0, mu1, rs1, n, d, L->eps);
 	conv1d_fwd(h0, w + o.wattn, w + o.battn, qkv, n, d, 3 * d);
 	attn_fwd(L, qkv, qkv + d, qkv + 2 * d, 3 * d, mask, 1, work + k.r1, p, ctx, B, T);
-	conv1d_fwd(ctx, w + o.wproj, w + o.bproj, h1, n, d, d);
-	add_to(h1, x, n * d);
-	rt_layernorm_fwd(h1, w + o.ln2g, w + o.ln2b, h2, mu2, rs2, n, d, L->eps);
-	conv1d_fwd(h2, w + o.wfc, w + o.bfc, f1, n, d, f);
-	rt_gelu_tanh_fwd(f1, g1, n * f);
-	conv1d_fwd(g1, w + o.wmp, w + o.bmp, y, n, f, d);
-	add_to(y, h1, n * d);
+	gpt2_post_attn(L, w, x, ctx, y, h1, h2, f1, g1, mu2, rs2, n);
 }
 
 extern "C" void rt_gpt2_block_bwd(const rt_tf *L, const float *w, float *g, const float *x,
@@ -513,6 +537,88 @@ extern "C" void rt_gpt2_block_wgt(const rt_tf *L, float *g, const float *x, cons
 	                        g + o.ln1g, g + o.ln1b, n, d);
 }
 
+/* ---- GPT2Block with a key/value cache (generation) ----
+ * rt_tf.c's rt_gpt2_block_fwd_kv, call for call, in the same work slots
+ * (kv_work_at is rt_tf.c's, copied: keep them equal): A [N, d] · B-D
+ * [N, 3d] · S, P [B, heads, T, Lk] · F1, F2 [N, ffn], Lk = pos0 + T. */
+static tf_work kv_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
+{
+	tf_work k = work_at(L, B, T);
+	int64_t ns = B * L->heads * T * Lk;
+	k.r2 = k.r1 + ns;
+	k.f1 = k.r2 + ns;
+	k.f2 = k.f1 + B * T * L->ffn;
+	return k;
+}
+
+/* The keys and values of qkv's n = B·T rows (columns d .. 3d) into the
+ * caches at positions pos0 .. pos0+T-1 of their samples. */
+__global__ static void k_kv_store(const float *__restrict__ qkv, float *__restrict__ kc,
+                                  float *__restrict__ vc, int64_t cap, int64_t T, int64_t pos0,
+                                  int64_t d, int64_t n)
+{
+	GRID_STRIDE(i, n * d) {
+		int64_t bt = i / d, j = i - bt * d, b = bt / T, t = bt - b * T;
+		int64_t at = (b * cap + pos0 + t) * d + j;
+		kc[at] = qkv[bt * 3 * d + d + j];
+		vc[at] = qkv[bt * 3 * d + 2 * d + j];
+	}
+}
+
+extern "C" void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
+                                     float *kc, float *vc, int64_t cap, float *work, int64_t B,
+                                     int64_t T, int64_t pos0)
+{
+	int64_t d = L->d, n = B * T, lk = pos0 + T;
+	gpt2_w o = gpt2_w_at(L);
+	tf_work k = kv_work_at(L, B, T, lk);
+	float *h0 = work + k.a, *qkv = work + k.b, *ctx = work + k.a;
+	/* A write past cap lands in the next sample's cache, or past the
+	 * buffer: refuse it, dry run included, so the first step says so. */
+	if (pos0 < 0 || lk > cap)
+		rt_cu_fail("rt_gpt2_block_fwd_kv: positions %lld .. %lld do not fit a cache of %lld",
+		           (long long)pos0, (long long)(lk - 1), (long long)cap);
+	if (rt_cu.dry || n <= 0)
+		return;
+	rt_layernorm_fwd(x, w + o.ln1g, w + o.ln1b, h0, work + k.b, work + k.c, n, d, L->eps);
+	conv1d_fwd(h0, w + o.wattn, w + o.battn, qkv, n, d, 3 * d);
+	if (d > 0) {
+		k_kv_store<<<grid_for(n * d), TPB, 0, rt_cu.stream>>>(qkv, kc, vc, cap, T, pos0, d, n);
+		RT_CU_LAUNCHED("rt_gpt2_block_fwd_kv (cache)");
+	}
+	attend(L, qkv, 3 * d, T * 3 * d, kc, vc, d, cap * d, NULL, 1, work + k.r1, work + k.r2,
+	       ctx, B, T, lk, pos0);
+	gpt2_post_attn(L, w, x, ctx, y, work + k.b, work + k.c, work + k.f1, work + k.f2,
+	               work + k.d, work + k.a, n);
+}
+
+/* rt_take_last in place, by one block.  Rows move down only: row b's
+ * source is row b·T + T-1.  So with T > 1 the rows b of [lo, hi), hi =
+ * lo·T + T-1 (at most B), read rows at or past hi, none of them one the
+ * group writes, nor one an earlier group wrote (all below lo); the groups
+ * go in order, a barrier apart, and grow about T-fold, so a few barriers
+ * cover any B. */
+__global__ static void k_take_last(float *x, int64_t B, int64_t T, int64_t d)
+{
+	for (int64_t lo = 0; lo < B;) {
+		int64_t hi = lo * T + T - 1 < B ? lo * T + T - 1 : B;
+		for (int64_t i = threadIdx.x; i < (hi - lo) * d; i += blockDim.x) {
+			int64_t b = lo + i / d, j = i - (i / d) * d;
+			x[b * d + j] = x[(b * T + T - 1) * d + j];
+		}
+		__syncthreads();
+		lo = hi;
+	}
+}
+
+extern "C" void rt_take_last(float *x, int64_t B, int64_t T, int64_t d)
+{
+	if (rt_cu.dry || B <= 0 || T <= 1 || d <= 0)
+		return;
+	k_take_last<<<1, 1024, 0, rt_cu.stream>>>(x, B, T, d);
+	RT_CU_LAUNCHED("rt_take_last");
+}
+
 /* ---- Embeddings ----
  * As rt_tf.c: an id outside its table reads nothing (the row comes out
  * NaN) and backward skips its row. */
@@ -521,6 +627,7 @@ extern "C" void rt_gpt2_block_wgt(const rt_tf *L, float *g, const float *x, cons
 typedef struct emb_rows {
 	const int32_t *ids, *types;     /* types NULL: all 0 */
 	int64_t T, vocab, positions, ntypes;
+	int64_t pos0;                   /* row bt's position: pos0 + bt % T */
 	int bert;                       /* the token types count (BERT) */
 } emb_rows;
 
@@ -534,6 +641,7 @@ static emb_rows emb_rows_of(const rt_tf *L, const int32_t *ids, const int32_t *t
 	e.vocab = L->vocab;
 	e.positions = L->positions;
 	e.ntypes = L->types;
+	e.pos0 = 0;
 	e.bert = bert;
 	return e;
 }
@@ -543,14 +651,14 @@ enum { EMB_WORD, EMB_POS, EMB_TYPE };
 __device__ static int64_t emb_key(const emb_rows &e, int which, int64_t bt)
 {
 	return which == EMB_WORD ? (int64_t)e.ids[bt]
-	     : which == EMB_POS ? bt % e.T
+	     : which == EMB_POS ? e.pos0 + bt % e.T
 	     : (e.types ? (int64_t)e.types[bt] : 0);
 }
 
 __device__ static bool emb_valid(const emb_rows &e, int64_t bt)
 {
-	int64_t id = e.ids[bt], ty = e.types ? e.types[bt] : 0;
-	if (id < 0 || id >= e.vocab || bt % e.T >= e.positions)
+	int64_t id = e.ids[bt], ty = e.types ? e.types[bt] : 0, t = e.pos0 + bt % e.T;
+	if (id < 0 || id >= e.vocab || t < 0 || t >= e.positions)
 		return false;
 	return !e.bert || (ty >= 0 && ty < e.ntypes);
 }
@@ -563,7 +671,7 @@ __device__ static float emb_value(const emb_rows &e, const float *__restrict__ w
 	float v;
 	if (!emb_valid(e, bt))
 		return NAN;
-	v = w[(int64_t)e.ids[bt] * d + j] + pos[(bt % e.T) * d + j];
+	v = w[(int64_t)e.ids[bt] * d + j] + pos[(e.pos0 + bt % e.T) * d + j];
 	if (e.bert)
 		v = v + type[(e.types ? (int64_t)e.types[bt] : 0) * d + j];
 	return v;
@@ -706,10 +814,19 @@ extern "C" void rt_bert_emb_bwd(const rt_tf *L, const float *w, float *g, const 
 extern "C" void rt_gpt2_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, float *y,
                                 int64_t B, int64_t T)
 {
+	rt_gpt2_emb_fwd_at(L, w, ids, y, B, T, 0);
+}
+
+/* Generation embeds T positions from pos0 on (a position past the table
+ * reads nothing, as rt_tf.c's). */
+extern "C" void rt_gpt2_emb_fwd_at(const rt_tf *L, const float *w, const int32_t *ids,
+                                   float *y, int64_t B, int64_t T, int64_t pos0)
+{
 	int64_t d = L->d, n = B * T;
 	emb_rows e = emb_rows_of(L, ids, NULL, T, 0);
 	if (rt_cu.dry || n <= 0 || d <= 0)
 		return;
+	e.pos0 = pos0;
 	k_emb_sum<<<grid_for(n * d), TPB, 0, rt_cu.stream>>>(e, w, y, n, d);
 	RT_CU_LAUNCHED("rt_gpt2_emb_fwd");
 }
