@@ -40,6 +40,32 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 		if (training)
 			c->optim_p[s->stage_rank[i]] += 4 * bytes / cc->mem_bandwidth;
 	}
+	if (s->kind == SK_GENERATE) {
+		/* A decode step runs one position per sequence: 1/T of the
+		 * prefill's FLOPs (T the declared prompt length; attention over the
+		 * cache is a small share at these lengths), but it still reads
+		 * every weight of the stage once, so it costs at least that at the
+		 * memory bandwidth: small batches decode at the speed of memory. */
+		double T = m->seq_max > 0 ? (double)m->seq_max : 1.0;
+		c->f_dec = xalloc((size_t)S * sizeof(double));
+		c->msg_f_dec = xalloc((size_t)S * sizeof(double));
+		for (int i = 0; i < S && i < m->S; i++) {
+			const IrStage *st = &m->stages[i];
+			double wread = 4.0 * (double)st->params / cc->mem_bandwidth;
+			c->f_dec[i] = rows * st->flops_f / T / cc->flops;
+			if (c->f_dec[i] < wread)
+				c->f_dec[i] = wread;
+			if (c->f[i] < wread)
+				c->f[i] = wread;
+			c->msg_f_dec[i] = cc->latency + rows * (double)st->out_bytes / T
+			                  / cc->bandwidth;
+		}
+		c->msg_tok = cc->latency + rows * 4.0 / cc->bandwidth;
+		c->describe = xprintf("%s; generate: a decode step is 1/T of the prefill's FLOPs "
+		                      "(T = %lld), and any step at least one read of the stage's "
+		                      "weights at %g B/s", c->describe, (long long)T,
+		                      cc->mem_bandwidth);
+	}
 	return c;
 }
 
@@ -127,6 +153,17 @@ void check_summary(FILE *out, const IrModel *m)
 	        : pp->optim == OPT_ADAM ? xprintf("adam(lr = %g)", pp->lr) : "inference only");
 	fprintf(out, "  partition: %s\n", pp->part_auto ? "auto (balanced by the cost model)"
 	                                                 : "as written");
+	if (pp->sched == SK_GENERATE) {
+		fprintf(out, "  generate: %d new tokens per sequence after prompts of up to %lld, "
+		        "%s%s; key/value caches hold %lld positions\n", pp->gen_tokens,
+		        (long long)m->seq_max, pp->sample ? xprintf("sample(temperature = %g, "
+		        "top_k = %d, seed = %lld)", pp->temperature, pp->top_k, pp->sample_seed)
+		        : "greedy", pp->eos >= 0 ? xprintf(", eos = %lld", pp->eos) : "",
+		        (long long)pp->kv_cap);
+		for (int s = 0; s < m->S; s++)
+			fprintf(out, "  kv cache stage %d: %s bytes (%s)\n", s,
+			        commas(ir_kv_bytes(m, s)), human((double)ir_kv_bytes(m, s)));
+	}
 
 	/* Per layer, for models small enough to read. */
 	if (m->nlayers <= 200) {

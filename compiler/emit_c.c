@@ -211,6 +211,9 @@ typedef struct Emit {
 	int64_t *param_off;     /* [nlayers] float offset of a held layer's first param, -1 */
 	int64_t *tied_off;      /* [nlayers] a tied lm_head's copy of the token table, -1 */
 	int64_t nweights;
+	int gen;                /* schedule = generate */
+	int64_t *kv_off;        /* generate: [nlayers] arena byte offset of a held
+	                         * gpt2_block's caches for group 0, -1 */
 	Out o;
 } Emit;
 
@@ -356,10 +359,25 @@ static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 		    (long long)w, x, side_ptr(e, sp, L->side[0]), y, save);
 		break;
 	case LK_GPT2_EMB:
-		out(o, "\trt_gpt2_emb_fwd(&tf%d, W + %lld, %s, %s, ROWS, T);\n", l, (long long)w, x, y);
+		if (e->gen)     /* the prompts in round 0, then the tokens picked last round */
+			out(o, "\trt_gpt2_emb_fwd_at(&tf%d, W + %lld, t == 0 ? %s : rt_gen_tokens(c, "
+			    "mb), %s, ROWS, T, pos);\n", l, (long long)w, x, y);
+		else
+			out(o, "\trt_gpt2_emb_fwd(&tf%d, W + %lld, %s, %s, ROWS, T);\n", l, (long long)w,
+			    x, y);
 		break;
-	case LK_BERT_LAYER:
 	case LK_GPT2_BLOCK:
+		if (e->gen) {
+			int64_t kv = (int64_t)e->plan->rows * m->pipe.kv_cap * L->d * 4;
+			out(o, "\trt_gpt2_block_fwd_kv(&tf%d, W + %lld, %s, %s, P(%lld + (int64_t)mb * "
+			    "%lld), P(%lld + (int64_t)mb * %lld), %lld, WORK, ROWS, T, pos);\n", l,
+			    (long long)w, x, y, (long long)e->kv_off[l], (long long)(2 * kv),
+			    (long long)(e->kv_off[l] + kv), (long long)(2 * kv),
+			    (long long)m->pipe.kv_cap);
+			break;
+		}
+		/* fall through */
+	case LK_BERT_LAYER:
 		out(o, "\trt_%s_fwd(&tf%d, W + %lld, %s, %s, %s, %s, WORK, ROWS, T);\n",
 		    L->kind == LK_BERT_LAYER ? "bert_layer" : "gpt2_block", l, (long long)w, x,
 		    side_ptr(e, sp, L->side[0]), y, save);
@@ -372,6 +390,10 @@ static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 		out(o, "\trt_l2_normalize_fwd(%s, %s, %s, %lld);\n", x, y, rows, (long long)L->out_w);
 		break;
 	case LK_LM_HEAD:
+		if (e->gen) {   /* only the last position's logits pick a token */
+			out(o, "\trt_take_last(%s, ROWS, T, %lld);\n", x, (long long)L->in_w);
+			rows = "ROWS";
+		}
 		out(o, "\trt_linear_fwd(%s, W + %lld, NULL, %s, %s, %lld, %lld);\n", x, (long long)w,
 		    y, rows, (long long)L->in_w, (long long)L->out_w);
 		break;
@@ -529,6 +551,9 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 	out(o, "\tconst float *W = rt_weights(c);\n\tint64_t row0 = %lld + (int64_t)mb * ROWS;\n%s",
 	    (long long)row0, seq);
 	out(o, "\t(void)W; (void)t; (void)row0;%s\n", seq_void);
+	if (e->gen)
+		out(o, "\tconst int64_t pos = rt_gen_pos(c);   /* the round's first position */\n"
+		    "\t(void)pos;\n");
 	for (int j = 0; j < n; j++)
 		emit_layer_fwd(e, st, sp, j, SLOT_X(n, j), SLOT_X(n, j + 1), SLOT_ST(n, j));
 	line_back(o);
@@ -541,7 +566,10 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 	}
 	if (last) {
 		const char *y = x_ptr(e, sp, SLOT_X(n, n), n);
-		out(o, "\trt_output(c, mb, %s);\n", y);
+		if (e->gen)
+			out(o, "\trt_gen_pick(c, mb, %s);   /* the group's next tokens */\n", y);
+		else
+			out(o, "\trt_output(c, mb, %s);\n", y);
 		if (s->training) {
 			int64_t width = tensor_elems(m, st, n);
 			const IrTensor *ot = &m->tensors[local_tensor(m, st, n)];
@@ -612,12 +640,30 @@ static void emit_step(Emit *e)
 	const ActList *l = &s->rank[e->rank];
 	Out *o = &e->o;
 	int N = l->n;
-	out(o, "/* ---- the step: rank %d's schedule, one runtime call per action ---- */\n\n",
-	    e->rank);
+	/* generate: token messages use request slots after the plan's */
+	int tok_slot = p->nreq, ntok = m->pipe.gen_tokens;
+	if (e->gen) {
+		out(o, "/* ---- one round of generation: rank %d's schedule, one runtime call per "
+		    "action ----\n * Round t = 0 is the prefill of every group's prompts, rounds 1 .. "
+		    "%d decode one token\n * each.  The token ring's messages exist only where a "
+		    "round has them: RECV_TOK\n * from round 1 on, SEND_TOK up to the last round "
+		    "but one. */\n\n", e->rank, ntok - 1);
+		out(o, "#define NTOK %d   /* rounds: max_new_tokens */\n\n", ntok);
+	} else {
+		out(o, "/* ---- the step: rank %d's schedule, one runtime call per action ---- */\n\n",
+		    e->rank);
+	}
 	out(o, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n\t(void)A; (void)t;\n");
 	if (m->seq_max)
-		out(o, "\tconst int64_t T = rt_seq_len(c);   /* the run's sequence length */\n"
-		    "\t(void)T;\n");
+		out(o, "\tconst int64_t T = rt_seq_len(c);   /* the %s sequence length */\n"
+		    "\t(void)T;\n", e->gen ? "round's" : "run's");
+	for (int q = 0; e->gen && q < N; q++)
+		if (l->a[q].op == OP_RECV_TOK) {
+			const Action *a = &l->a[q];
+			out(o, "\tif (t > 0) rt_irecv(c, %d, rt_gen_tokens(c, %d), (int64_t)ROWS * 4, %d, "
+			    "RT_TAG(0, %d, 0), \"RECV_TOK group %d from rank %d\");\n", tok_slot + a->mb,
+			    a->mb, a->peer, a->mb, a->mb, a->peer);
+		}
 	/* what happens before each action: receives posted, sends completed */
 	int *head = xalloc((size_t)(N + 1) * sizeof *head), *next = xalloc((size_t)(N + 1) * sizeof *next);
 	for (int q = 0; q <= N; q++)
@@ -654,11 +700,26 @@ static void emit_step(Emit *e)
 		const Action *a = &l->a[q];
 		const StagePlan *sp = a->stage >= 0 ? memplan_stage(p, a->stage) : NULL;
 		const char *tab = sp ? xprintf("o%d[%d]", a->stage, a->mb) : "";
-		out(o, "\t/* %d: %s", q, op_name(a->op));
+		if (a->op == OP_RECV_TOK) {
+			out(o, "\t/* %d: RECV_TOK stage 0 group %d from rank %d: the token picked last "
+			    "round */\n\tif (t > 0) { rt_begin(c, RT_OP_RECV_TOK, 0, %d); rt_wait(c, %d); "
+			    "rt_end(c); }\n", q, a->mb, a->peer, a->mb, tok_slot + a->mb);
+			continue;
+		}
+		if (a->op == OP_SEND_TOK) {
+			out(o, "\t/* %d: SEND_TOK stage %d group %d to rank %d */\n\tif (t < NTOK - 1) { "
+			    "rt_begin(c, RT_OP_SEND_TOK, %d, %d); rt_isend(c, %d, rt_gen_tokens(c, %d), "
+			    "(int64_t)ROWS * 4, %d, RT_TAG(0, %d, 0), \"SEND_TOK group %d to rank %d\"); "
+			    "rt_end(c); }\n", q, a->stage, a->mb, a->peer, a->stage, a->mb,
+			    tok_slot + a->mb, a->mb, a->peer, a->mb, a->mb, a->peer);
+			continue;
+		}
+		out(o, "\t/* %d: %s", q, e->gen && a->op == OP_F ? "F (prefill in round 0, then "
+		    "decode)" : op_name(a->op));
 		if (a->stage >= 0)
 			out(o, " stage %d", a->stage);
 		if (a->mb >= 0)
-			out(o, " mb %d", a->mb);
+			out(o, e->gen ? " group %d" : " mb %d", a->mb);
 		if (a->peer >= 0)
 			out(o, " %s rank %d", a->op == OP_SEND_F || a->op == OP_SEND_B ? "to" : "from",
 			    a->peer);
@@ -705,7 +766,21 @@ static void emit_step(Emit *e)
 		}
 		out(o, "rt_end(c);\n");
 	}
+	for (int q = 0; e->gen && q < N; q++)
+		if (l->a[q].op == OP_SEND_TOK)
+			out(o, "\tif (t < NTOK - 1) rt_wait(c, %d);   /* SEND_TOK group %d has been "
+			    "received */\n", tok_slot + l->a[q].mb, l->a[q].mb);
 	out(o, "}\n\n");
+}
+
+/* Generate: request slots of the token ring on this rank. */
+static int tok_slots(const Emit *e)
+{
+	int n = 0;
+	const ActList *l = &e->s->rank[e->rank];
+	for (int q = 0; e->gen && q < l->n; q++)
+		n += l->a[q].op == OP_SEND_TOK || l->a[q].op == OP_RECV_TOK;
+	return n;
 }
 
 static int stage_of(const IrModel *m, int l)
@@ -849,23 +924,43 @@ static void emit_program_struct(Emit *e)
 	out(o, "\t.params = params, .nparams = NPARAMS, .nweights = %lld,\n",
 	    (long long)e->nweights);
 	out(o, "\t.arena_bytes = %lld, .nslots = %d,\n", (long long)e->plan->arena_bytes,
-	    e->plan->nreq);
+	    e->plan->nreq + tok_slots(e));
 	out(o, "\t.predicted_bubble = %.6f, .predicted_peak_bytes = %lld,\n",
 	    e->r ? e->r->bubble_fraction : 0.0, (long long)peak);
 	out(o, "\t.step = step,\n");
 	if (m->ninputs > 1 || m->seq_max)
 		out(o, "\t.inputs = inputs, .ninputs = %d, .seq_max = %lld, .out_seq = %d,\n",
 		    m->ninputs, (long long)m->seq_max, outt->seq);
+	if (e->gen)
+		out(o, "\t.gen_tokens = NTOK, .gen_sample = %d, .gen_temperature = %.17g, "
+		    ".gen_top_k = %d,\n\t.gen_seed = %lluu, .gen_eos = %lld, .gen_vocab = %lld,\n"
+		    "\t.kv_cap = %lld, .kv_bytes = %lld,\n", pp->sample, pp->temperature, pp->top_k,
+		    (unsigned long long)pp->sample_seed, pp->eos, (long long)outt->dims[outt->ndim - 1],
+		    (long long)pp->kv_cap, (long long)e->plan->kv_bytes);
 	out(o, "};\n\n");
 }
 
 static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r, int rank,
                          const EmitOptions *eo, const char *tmpl)
 {
-	Emit e = { .m = m, .s = s, .r = r, .rank = rank };
+	Emit e = { .m = m, .s = s, .r = r, .rank = rank, .gen = s->kind == SK_GENERATE };
 	e.prank = rank % s->P;
 	e.replica = rank / s->P;
 	e.plan = memplan_rank(m, s, rank);
+	/* generate: each gpt2_block's caches, group after group, layer after layer */
+	e.kv_off = xalloc((size_t)m->nlayers * sizeof *e.kv_off);
+	int64_t kv_at = e.plan->kv_off;
+	for (int l = 0; l < m->nlayers; l++) {
+		e.kv_off[l] = -1;
+		int st = stage_of(m, l);
+		if (e.gen && m->layers[l].kind == LK_GPT2_BLOCK && memplan_stage(e.plan, st)) {
+			e.kv_off[l] = kv_at;
+			kv_at += 2 * m->pipe.B * m->pipe.kv_cap * m->layers[l].d * 4;
+		}
+	}
+	if (kv_at != e.plan->kv_off + e.plan->kv_bytes)
+		die("rank %d: key/value caches of %lld bytes, planned %lld", rank,
+		    (long long)(kv_at - e.plan->kv_off), (long long)e.plan->kv_bytes);
 	if (eo->dump_plan)
 		memplan_dump(stderr, m, s, e.plan);
 	e.o.name = xprintf("rank%d.c", rank);

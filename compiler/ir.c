@@ -165,3 +165,14 @@ void ir_dump(FILE *out, const IrModel *m)
 		        (long long)st->act_bytes, (long long)st->in_bytes, (long long)st->out_bytes);
 	}
 }
+
+int64_t ir_kv_bytes(const IrModel *m, int s)
+{
+	if (m->pipe.sched != SK_GENERATE)
+		return 0;
+	int64_t bytes = 0;
+	for (int l = m->stages[s].first; l < m->stages[s].last; l++)
+		if (m->layers[l].kind == LK_GPT2_BLOCK)
+			bytes += 2 * (int64_t)m->pipe.B * m->pipe.kv_cap * m->layers[l].d * 4;
+	return bytes;
+}

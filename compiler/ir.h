@@ -158,6 +158,14 @@ typedef struct Pipeline {
 	long long seed;
 	double memory_cap;      /* bytes per rank for partition = auto, 0 = none */
 	Loc memory_loc;         /* its value, for the message when nothing fits */
+	/* schedule = generate */
+	int gen_tokens;         /* max_new_tokens */
+	int sample;             /* 0 greedy, 1 sample(...) */
+	double temperature;     /* sample: logits / temperature (default 1) */
+	int top_k;              /* sample: 0 = every token, else the k most likely */
+	long long sample_seed;  /* sample: the draws' seed */
+	long long eos;          /* -1 none, else the end-of-sequence id */
+	int64_t kv_cap;         /* positions cached per sequence: seq_max + gen_tokens */
 } Pipeline;
 
 typedef struct IrModel {
@@ -191,6 +199,10 @@ int ir_side_tensors(const IrModel *m, int first, int *out);
 /* Bytes per sample of the tensors crossing the boundary before stage s:
  * O(1) once ir_index has run, else O(tensors + layers). */
 int64_t ir_boundary_bytes(const IrModel *m, int first_layer_of_stage);
+/* schedule = generate: bytes of the key/value caches stage s keeps for
+ * the whole batch (every gpt2_block: keys and values of kv_cap positions
+ * of d floats per sequence); 0 otherwise. */
+int64_t ir_kv_bytes(const IrModel *m, int s);
 /* Fills m->cross from the layers and tensors (sema calls it last). */
 void ir_index(IrModel *m);
 /* Fills the per-stage sums for the partition in m->stages[*].first/last. */

@@ -228,6 +228,7 @@ static SchedSpec spec_of(const IrModel *m)
 	sp.R = m->pipe.R;
 	sp.training = m->pipe.optim != OPT_NONE;
 	sp.path = m->pipe.sched_path;
+	sp.ntok = m->pipe.sched == SK_GENERATE ? m->pipe.gen_tokens : 1;
 	unsigned char *rc = xalloc((size_t)m->S + 1);
 	int any = 0;
 	for (int s = 0; s < m->S; s++)
@@ -378,6 +379,8 @@ int main(int argc, char **argv)
 	/* simulate */
 	SimCost *cost = !strcmp(o.cost, "uniform") ? simcost_uniform(s) : cost_model(m, s, &o.cc);
 	SimResult *r = sched_simulate(s, cost);
+	/* generate: every round runs the same program, planned once */
+	const Schedule *round = s->kind == SK_GENERATE ? sched_generate_template(s) : s;
 
 	int rc = 0;
 	if (!strcmp(o.cmd, "schedule")) {
@@ -396,7 +399,7 @@ int main(int argc, char **argv)
 		FILE *out = open_out(o.out);
 		if (!strcmp(o.format, "text")) {
 			sched_write_text(out, s, r, cost, peak, peak_mbs, o.width);
-			memory_table(out, m, s);
+			memory_table(out, m, round);
 		}
 		else if (!strcmp(o.format, "csv"))
 			sched_write_csv(out, s);
@@ -415,7 +418,7 @@ int main(int argc, char **argv)
 		EmitOptions eo = { .dir = o.out, .backend = o.backend,
 		                   .line_directives = o.line_directives,
 		                   .dump_plan = dumping(&o, 'M') };
-		rc = emit_program(m, s, r, &eo);
+		rc = emit_program(m, round, r, &eo);
 	}
 	pool_free_all();
 	return rc;

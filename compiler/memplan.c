@@ -526,6 +526,12 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 	place(&pl);
 	if (work >= 0)
 		p->work_off = pl.bufs.v[work].off;
+	/* generate: the caches live as long as the run, after everything else */
+	for (int i = 0; i < p->nstages; i++)
+		p->kv_bytes += ir_kv_bytes(m, p->st[i].stage);
+	p->kv_off = (p->arena_bytes + 63) / 64 * 64;
+	if (p->kv_bytes)
+		p->arena_bytes = p->kv_off + p->kv_bytes;
 	for (int lidx = 0; lidx < p->nstages; lidx++) {
 		StagePlan *sp = &p->st[lidx];
 		sp->off = xalloc((size_t)s->M * sizeof *sp->off);
@@ -552,6 +558,7 @@ RankMemory memplan_memory(const IrModel *m, const Schedule *s, const RankPlan *p
 	r.grads = s->training ? 4 * n : 0;
 	r.optim = s->training ? 4 * n * state : 0;
 	r.arena = p->arena_bytes;
+	r.kv = p->kv_bytes;
 	return r;
 }
 

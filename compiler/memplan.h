@@ -83,6 +83,10 @@ typedef struct RankPlan {
 	int64_t buffer_bytes;   /* sum of all buffers: what no reuse would cost */
 	int64_t work_off, work_bytes;   /* the layers' scratch, shared by every action;
 	                                 * work_off -1 if no layer needs any */
+	int64_t kv_off, kv_bytes;       /* generate: the key/value caches of the rank's
+	                                 * gpt2_blocks at the arena's end (layer by
+	                                 * layer, then group by group: keys [rows, cap,
+	                                 * d] then values); kv_bytes 0 otherwise */
 } RankPlan;
 
 /* Plans rank `rank` of schedule s for model m. */
@@ -95,7 +99,8 @@ const StagePlan *memplan_stage(const RankPlan *p, int g);
  * state (SGD momentum: one float per parameter; Adam: two) and the arena.
  * The emitted program reports this beside its measured peak. */
 typedef struct RankMemory {
-	int64_t weights, grads, optim, arena;
+	int64_t weights, grads, optim, arena;   /* arena includes kv */
+	int64_t kv;                             /* generate: the key/value caches */
 } RankMemory;
 
 RankMemory memplan_memory(const IrModel *m, const Schedule *s, const RankPlan *p);

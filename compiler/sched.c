@@ -22,6 +22,13 @@ const char *op_name(int op)
 	return op_names[op];
 }
 
+const char *sched_op_label(const Schedule *s, const Action *a)
+{
+	if (s->kind == SK_GENERATE && a->op == OP_F && SCHED_ROUND(s, a->mb) > 0)
+		return "DECODE";
+	return op_name(a->op);
+}
+
 int op_from_name(const char *s)
 {
 	for (int i = 0; i < OP_COUNT; i++)
@@ -68,6 +75,7 @@ Schedule *sched_new(SchedKind kind, int P, int V, int M, int R, int training, in
 	s->nranks = P * R;
 	s->training = training;
 	s->split = split;
+	s->ntok = 1;
 	s->stage_rank = xalloc((size_t)s->S * sizeof *s->stage_rank);
 	for (int k = 0; k < s->S; k++)
 		s->stage_rank[k] = k % P;

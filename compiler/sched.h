@@ -37,7 +37,9 @@
 	X(OP_SEND_B,    "SEND_B",    0)   \
 	X(OP_RECV_B,    "RECV_B",    0)   \
 	X(OP_ALLREDUCE, "ALLREDUCE", 0)   \
-	X(OP_OPTIM,     "OPTIM",     0)
+	X(OP_OPTIM,     "OPTIM",     0)   \
+	X(OP_SEND_TOK,  "SEND_TOK",  0)   \
+	X(OP_RECV_TOK,  "RECV_TOK",  0)
 
 typedef enum {
 #define X(e, s, t) e,
@@ -52,7 +54,9 @@ int op_from_name(const char *s);        /* -1 if unknown */
 typedef struct Action {
 	int32_t op;             /* Op */
 	int32_t stage;          /* global stage, -1 for OPTIM */
-	int32_t mb;             /* micro-batch 0..M-1, -1 for ALLREDUCE/OPTIM */
+	int32_t mb;             /* micro-batch 0..M-1, -1 for ALLREDUCE/OPTIM;
+	                         * generate: t*M + g, group g's token round t
+	                         * (SCHED_GROUP, SCHED_ROUND) */
 	int32_t peer;           /* other rank of a SEND/RECV, else -1 */
 } Action;
 
@@ -74,6 +78,7 @@ void actlist_push(ActList *l, int op, int stage, int mb, int peer);
 	X(SK_PIPEDREAM,   "pipedream",     0) \
 	X(SK_2BW,         "pipedream-2bw", 0) \
 	X(SK_INFERENCE,   "inference",     0) \
+	X(SK_GENERATE,    "generate",      0) \
 	X(SK_FILE,        "file",          0)
 
 typedef enum {
@@ -93,6 +98,7 @@ typedef struct SchedSpec {
 	int M;                  /* micro-batches per replica */
 	int R;                  /* data-parallel replicas */
 	int training;           /* 0: forward only (inference) */
+	int ntok;               /* SK_GENERATE: tokens generated, one round each */
 	const unsigned char *recompute;  /* [S] or NULL: stage s recomputes some layers */
 	const char *path;       /* SK_FILE: file to read, already resolved */
 } SchedSpec;
@@ -102,6 +108,8 @@ typedef struct Schedule {
 	int P, V, S, M, R, nranks;
 	int training;
 	int split;              /* backward split into B and W */
+	int ntok;               /* generate: rounds (tokens per sequence); else 1.
+	                         * Micro-batch keys then run 0 .. M*ntok-1 */
 	int *stage_rank;        /* [S] pipeline rank of each stage */
 	ActList *rank;          /* [nranks] actions of each rank */
 	int lowered;            /* communication already present (lowered or read so) */
@@ -152,6 +160,9 @@ typedef struct SimCost {
 	double allreduce, optim;/* per occurrence */
 	double *allreduce_s;    /* [S] ALLREDUCE of stage s, or NULL: allreduce */
 	double *optim_p;        /* [P] OPTIM on pipeline rank p, or NULL: optim */
+	double *f_dec;          /* generate: [S] a decode round's F, or NULL: f */
+	double *msg_f_dec;      /* generate: [S] its activations' transfer, or NULL */
+	double msg_tok;         /* generate: a token from the last stage to the first */
 } SimCost;                      /* f, b required; w, r, msg_*, *_s, *_p may be NULL */
 
 /* The uniform cost: F = 1/V, B = 2/V (split: B = W = 1/V), R = F, comm free. */
@@ -182,6 +193,26 @@ void sched_memory(const Schedule *s, const double *act_bytes,
 Schedule *sched_new(SchedKind kind, int P, int V, int M, int R, int training, int split);
 /* "F stage 3 mb 1", "OPTIM", "ALLREDUCE stage 2" into buf (>= 64 bytes). */
 const char *sched_action_desc(char *buf, size_t size, const Action *a);
+/* Generate: the group and the token round of an action's micro-batch key
+ * (round 0 is the prefill of the group's prompts, later rounds decode one
+ * token each); other schedules have one round. */
+#define SCHED_GROUP(s, mb) ((mb) % (s)->M)
+#define SCHED_ROUND(s, mb) ((mb) / (s)->M)
+/* Keys of (stage, micro-batch) pairs per replica and stage: M * ntok. */
+#define SCHED_KEYS(s) ((s)->M * (s)->ntok)
+/* Generate: pipeline rank p's actions of round t, appended to l (the full
+ * program is rounds 0 .. ntok-1 in order; the emitter writes one round
+ * with the guards this function applies: RECV_TOK only when t > 0,
+ * SEND_TOK only when t < ntok - 1). */
+void sched_generate_round(const Schedule *s, int p, int t, ActList *l);
+/* Generate: one round as the emitted program runs it, for every round:
+ * micro-batch keys are the groups 0..M-1, RECV_TOK (group g's token) and
+ * SEND_TOK are both present, and the program guards them by the round
+ * (sched_generate_round).  ntok = 1.  The memory plan and the emitter work
+ * on this; the verifier and the simulator on the whole program. */
+Schedule *sched_generate_template(const Schedule *s);
+/* "DECODE" for a generate schedule's F after round 0, else op_name(op). */
+const char *sched_op_label(const Schedule *s, const Action *a);
 /* The global rank of pipeline rank prank in replica rep. */
 #define SCHED_RANK(s, rep, prank) ((rep) * (s)->P + (prank))
 

@@ -9,6 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The micro-batch as printed: generate prints the group (0..M-1); which
+ * round an action belongs to is its place in the rank's program. */
+static int mb_out(const Schedule *s, int mb)
+{
+	return mb >= 0 && s->kind == SK_GENERATE ? SCHED_GROUP(s, mb) : mb;
+}
+
 void sched_write_csv(FILE *out, const Schedule *s)
 {
 	fprintf(out, "rank,index,op,stage,microbatch,peer\n");
@@ -16,13 +23,16 @@ void sched_write_csv(FILE *out, const Schedule *s)
 	for (int k = 0; k < lists; k++)
 		for (int i = 0; i < s->rank[k].n; i++) {
 			const Action *a = &s->rank[k].a[i];
-			fprintf(out, "%d,%d,%s,%d,%d,%d\n", k, i, op_name(a->op), a->stage,
-			        a->mb, a->peer);
+			fprintf(out, "%d,%d,%s,%d,%d,%d\n", k, i, sched_op_label(s, a), a->stage,
+			        mb_out(s, a->mb), a->peer);
 		}
 }
 
 const char *sched_torch_refusal(const Schedule *s)
 {
+	if (s->kind == SK_GENERATE)
+		return xprintf("--format torch cannot express generate: PyTorch's schedules have "
+		               "no token ring from the last stage back to the first");
 	if (s->kind == SK_PIPEDREAM || s->kind == SK_2BW)
 		return xprintf("--format torch cannot express the asynchronous schedule '%s': "
 		               "PyTorch's schedules flush every step", sched_kind_name(s->kind));
@@ -78,7 +88,9 @@ static int is_compute(int op)
  * actions. */
 static int cell_label(char *buf, size_t size, const Schedule *s, const Action *a)
 {
-	char c = a->op == OP_OPTIM ? 'O' : op_name(a->op)[0];
+	char c = a->op == OP_OPTIM ? 'O' : sched_op_label(s, a)[0];
+	if (s->kind == SK_GENERATE)
+		return snprintf(buf, size, "%c%d", c, mb_out(s, a->mb));
 	if (a->op == OP_OPTIM)
 		return snprintf(buf, size, "O");
 	if (s->V > 1)
@@ -261,7 +273,7 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 			/* a label needs one fill column after it, or cells run together */
 			if (len >= w && s->V > 1 && a->op != OP_OPTIM)   /* drop the stage */
 				len = snprintf(label, sizeof label, "%c%d", op_name(a->op)[0], a->mb);
-			char opch = a->op == OP_OPTIM ? 'O' : op_name(a->op)[0];
+			char opch = a->op == OP_OPTIM ? 'O' : sched_op_label(s, a)[0];
 			for (int x = 0; x < w; x++)
 				row[c0 + x] = len < w || (len == w && a->op == OP_OPTIM)
 				            ? (x < len ? label[x] : fill_char(a->op))
@@ -274,7 +286,12 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	for (int k = 0; k < n; k++)
 		for (int i = 0; i < s->rank[k].n; i++)
 			has[s->rank[k].a[i].op] = 1;
-	const char *legend = xprintf("legend: %sF<mb> forward%s%s%s%s, '.' idle; 1 column = "
+	const char *legend = s->kind == SK_GENERATE
+		? xprintf("legend: F<group> prefill (the group's prompts), D<group> decode (one "
+		          "token each), %d rounds; '.' idle; 1 column = %.3g %s; narrow cells "
+		          "show less of their label", s->ntok, 1 / scale,
+		          r->us_per_unit == 1000 ? "units" : "s")
+		: xprintf("legend: %sF<mb> forward%s%s%s%s, '.' idle; 1 column = "
 	                             "%.3g %s; narrow cells show less of their label",
 	                             s->V > 1 ? "<stage>" : "",
 	                             !has[OP_B] ? "" : s->split ? ", B<mb> backward (input "
@@ -336,7 +353,7 @@ void sched_write_chrome(FILE *out, const Schedule *s, const SimResult *r)
 			else if (a->op == OP_ALLREDUCE)
 				snprintf(name, sizeof name, "ALLREDUCE %d", a->stage);
 			else
-				snprintf(name, sizeof name, "%s %d", op_name(a->op), a->mb);
+				snprintf(name, sizeof name, "%s %d", op_name(a->op), mb_out(s, a->mb));
 			int tid = is_compute(a->op) || a->op == OP_OPTIM ? 0 : 1;
 			/* start and end rounded to the printed nanosecond, the duration
 			 * their difference: a slice ends where the next one starts,
@@ -345,9 +362,10 @@ void sched_write_chrome(FILE *out, const Schedule *s, const SimResult *r)
 			double t1 = round(r->end[k][i] * us * 1000) / 1000;
 			fprintf(out, ",\n{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,"
 			        "\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"op\":\"%s\","
-			        "\"stage\":%d,\"microbatch\":%d}}",
-			        name, op_name(a->op), k, tid, t0, t1 - t0, op_name(a->op), a->stage,
-			        a->mb);
+			        "\"stage\":%d,\"microbatch\":%d%s}}",
+			        name, op_name(a->op), k, tid, t0, t1 - t0, sched_op_label(s, a),
+			        a->stage, mb_out(s, a->mb), s->kind == SK_GENERATE && a->mb >= 0
+			        ? xprintf(",\"round\":%d", SCHED_ROUND(s, a->mb)) : "");
 		}
 	}
 	fprintf(out, "\n],\"displayTimeUnit\":\"ms\"}\n");
@@ -478,14 +496,15 @@ void sched_write_svg(FILE *out, const Schedule *s, const SimResult *r, const cha
 			fprintf(out, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.0f\" "
 			        "fill=\"%s\" stroke=\"white\" stroke-width=\"0.5\"><title>%s stage %d "
 			        "mb %d [%.4g, %.4g]</title></rect>\n", x, y, w, rowh,
-			        chunk_color(col, sizeof col, a->op, chunk, s->V),
-			        op_name(a->op), a->stage, a->mb, t0, t1);
+			        s->kind == SK_GENERATE && a->op == OP_F && a->mb >= s->M ? "#76b7b2"
+			        : chunk_color(col, sizeof col, a->op, chunk, s->V),
+			        sched_op_label(s, a), a->stage, mb_out(s, a->mb), t0, t1);
 			if (a->mb >= 0 && labels[a->op]) {
 				char lab[32];
 				if (labels[a->op] == 2)
 					snprintf(lab, sizeof lab, "%d:%d", a->stage, a->mb);
 				else
-					snprintf(lab, sizeof lab, "%d", a->mb);
+					snprintf(lab, sizeof lab, "%d", mb_out(s, a->mb));
 				fprintf(out, "<text x=\"%.2f\" y=\"%.1f\" font-size=\"10\" "
 					        "fill=\"white\" text-anchor=\"middle\">%s</text>\n",
 					        x + w / 2, y + rowh * 0.68, lab);

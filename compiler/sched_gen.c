@@ -223,6 +223,64 @@ static void gen_zbv(Schedule *s)
 	}
 }
 
+/* generate: a ring.  Round t of group g runs F on every stage in turn
+ * (round 0 on the group's prompts: the prefill; later rounds on the one
+ * token the last stage picked in round t-1: a decode step), and the last
+ * stage sends the token it picks back to the first (SEND_TOK / RECV_TOK,
+ * keyed by the round that produced the token).  Every rank runs the
+ * rounds in order and, within one, the groups in order: group g's round t
+ * needs only group g's round t-1, which every rank finished earlier in its
+ * own order, so the ring cannot deadlock, and with M >= P groups every
+ * stage has a group to work on while the others travel.  The program is
+ * built lowered: the token ring is not a forward edge the lowering knows. */
+void sched_generate_round(const Schedule *s, int p, int t, ActList *l)
+{
+	int P = s->P, M = s->M, last = s->S - 1;
+	for (int g = 0; g < M; g++) {
+		int k = t * s->M + g;
+		if (p == 0 && t > 0 && P > 1)
+			actlist_push(l, OP_RECV_TOK, 0, k - M, P - 1);
+		if (p > 0)
+			actlist_push(l, OP_RECV_F, p, k, p - 1);
+		actlist_push(l, OP_F, p, k, -1);
+		if (p < P - 1)
+			actlist_push(l, OP_SEND_F, p, k, p + 1);
+		if (p == P - 1 && t < s->ntok - 1 && P > 1)
+			actlist_push(l, OP_SEND_TOK, last, k, 0);
+	}
+}
+
+static void gen_generate(Schedule *s)
+{
+	for (int p = 0; p < s->P; p++)
+		for (int t = 0; t < s->ntok; t++)
+			sched_generate_round(s, p, t, &s->rank[p]);
+	s->lowered = 1;
+}
+
+Schedule *sched_generate_template(const Schedule *s)
+{
+	Schedule *r = sched_new(SK_GENERATE, s->P, 1, s->M, 1, 0, 0);
+	r->ntok = 1;
+	r->label = s->label;
+	for (int p = 0; p < s->P; p++) {
+		ActList *l = &r->rank[p];
+		for (int g = 0; g < s->M; g++) {
+			if (p == 0 && s->P > 1)
+				actlist_push(l, OP_RECV_TOK, 0, g, s->P - 1);
+			if (p > 0)
+				actlist_push(l, OP_RECV_F, p, g, p - 1);
+			actlist_push(l, OP_F, p, g, -1);
+			if (p < s->P - 1)
+				actlist_push(l, OP_SEND_F, p, g, p + 1);
+			if (p == s->P - 1 && s->P > 1)
+				actlist_push(l, OP_SEND_TOK, s->S - 1, g, 0);
+		}
+	}
+	r->lowered = 1;
+	return r;
+}
+
 Schedule *sched_generate(const SchedSpec *spec, Loc where)
 {
 	SchedKind kind = spec->kind;
@@ -249,6 +307,15 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where)
 		           "stages = %d (try microbatches = %d)",
 		           spec->V, spec->M, spec->P, up);
 		return NULL;
+	}
+	if (kind == SK_GENERATE) {
+		if (spec->R != 1 || spec->training || spec->ntok < 1)
+			die("generate asked for R=%d training=%d ntok=%d", spec->R,
+			    spec->training, spec->ntok);
+		Schedule *s = sched_new(kind, spec->P, 1, spec->M, 1, 0, 0);
+		s->ntok = spec->ntok;
+		gen_generate(s);
+		return s;
 	}
 	int training = spec->training && kind != SK_INFERENCE;
 	int split = training && (kind == SK_ZBH1 || kind == SK_ZBV);

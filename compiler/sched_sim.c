@@ -10,7 +10,10 @@
  *                   max(that, the message's arrival): the wait is idle time;
  *   ALLREDUCE(s)    every replica of stage s ends it together, at the last
  *                   arrival plus c->allreduce (c->allreduce_s[s]);
- *   OPTIM           costs c->optim (c->optim_p[pipeline rank]).
+ *   OPTIM           costs c->optim (c->optim_p[pipeline rank]);
+ *   generate        a decode round's F costs c->f_dec (its activations
+ *                   c->msg_f_dec), and a token takes c->msg_tok round the
+ *                   ring (SEND_TOK / RECV_TOK as SEND_F / RECV_F).
  * Each action starts when the previous one on its rank ended, so the result
  * does not depend on the order ranks are visited in.
  */
@@ -58,7 +61,7 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 {
 	if (!s->lowered)
 		die("simulating a schedule that was not lowered");
-	int n = s->nranks, P = s->P, S = s->S, M = s->M;
+	int n = s->nranks, P = s->P, S = s->S, M = SCHED_KEYS(s);
 	int nkeys = s->R * S * M;
 	SimResult *res = xalloc(sizeof *res);
 	res->start = xalloc((size_t)n * sizeof *res->start);
@@ -80,6 +83,8 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 	double *arr_b = xalloc((size_t)(nkeys + 1) * sizeof *arr_b);
 	unsigned char *posted_f = xalloc((size_t)nkeys + 1);
 	unsigned char *posted_b = xalloc((size_t)nkeys + 1);
+	unsigned char *posted_t = xalloc((size_t)nkeys + 1);
+	double *arr_t = xalloc((size_t)(nkeys + 1) * sizeof *arr_t);
 	int *ar_count = xalloc((size_t)S * sizeof *ar_count);
 	double *ar_last = xalloc((size_t)S * sizeof *ar_last);
 	int head = 0, tail = 0, nq = n;
@@ -103,7 +108,9 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 			int st = a->stage;
 			double dur = 0, now = t[k], end;
 			switch (a->op) {
-			case OP_F: dur = c->f[st]; break;
+			case OP_F:
+				dur = a->mb >= s->M && c->f_dec ? c->f_dec[st] : c->f[st];
+				break;
 			case OP_B: dur = c->b[st]; break;
 			case OP_W: dur = at(c->w, st, 0); break;
 			case OP_R: dur = at(c->r, st, c->f[st]); break;
@@ -111,7 +118,8 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 			case OP_SEND_F: {
 				int kk = KEY(rep, st, a->mb);
 				posted_f[kk] = 1;
-				arr_f[kk] = now + at(c->msg_f, st, 0);
+				arr_f[kk] = now + (a->mb >= s->M && c->msg_f_dec ? c->msg_f_dec[st]
+				                   : at(c->msg_f, st, 0));
 				WAKE(a->peer);
 				break;
 			}
@@ -121,6 +129,22 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 				arr_b[kk] = now + at(c->msg_b, st, 0);
 				WAKE(a->peer);
 				break;
+			}
+			case OP_SEND_TOK: {
+				int kk = KEY(rep, st, a->mb);
+				posted_t[kk] = 1;
+				arr_t[kk] = now + c->msg_tok;
+				WAKE(a->peer);
+				break;
+			}
+			case OP_RECV_TOK: {
+				int kk = KEY(rep, S - 1, a->mb);
+				if (!posted_t[kk])
+					goto blocked;
+				res->start[k][i] = now;
+				res->end[k][i] = t[k] = arr_t[kk] > now ? arr_t[kk] : now;
+				pc[k]++;
+				continue;
 			}
 			case OP_RECV_F:
 			case OP_RECV_B: {
@@ -195,7 +219,7 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 void sched_memory(const Schedule *s, const double *act_bytes,
                   double *peak_bytes, int *peak_mbs)
 {
-	int S = s->S, M = s->M;
+	int S = s->S, M = SCHED_KEYS(s);
 	unsigned char *state = xalloc((size_t)S * M);  /* bit 1: in flight, 2: SEND_F follows */
 	for (int k = 0; k < s->nranks; k++) {
 		const ActList *l = &s->rank[k];

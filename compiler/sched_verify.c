@@ -10,6 +10,8 @@
  *   2. every F (and B, W when training / split) of every replica, stage and
  *      micro-batch happens;
  *   3. every SEND has its RECV on the peer and every RECV its SEND;
+ *      generate's token ring included (a decode round's F on the first
+ *      stage needs the token its group's previous round picked);
  *   4. an event-driven run of all ranks with the emitted programs' blocking
  *      semantics (a SEND never waits; a RECV waits for its SEND to be posted;
  *      an ALLREDUCE of stage s waits for every replica's ALLREDUCE of s):
@@ -35,6 +37,9 @@ typedef struct Ver {
 	/* messages, keyed by (replica, SENDING stage, micro-batch):
 	 * rank and index of the SEND_F / RECV_F / SEND_B / RECV_B */
 	int *sf_rank, *sf_at, *rf_rank, *rf_at, *sb_rank, *sb_at, *rb_rank, *rb_at;
+	/* generate's tokens, keyed by (replica, last stage, producing key) */
+	int *st_rank, *st_at, *rt_rank, *rt_at;
+	int groups;             /* generate: M groups, keys are t*groups + g */
 	int *done;              /* [R*S] micro-batches whose backward work is finished */
 	int *ar_at;             /* [R*S] index of the stage's ALLREDUCE, or -1 */
 } Ver;
@@ -107,7 +112,8 @@ static int check_rank(Ver *v, int k)
 		if (op < 0 || op >= OP_COUNT)
 			return fail(v, k, i, "unknown op %d", op);
 		int compute = op == OP_F || op == OP_B || op == OP_W || op == OP_R;
-		int comm = op >= OP_SEND_F && op <= OP_RECV_B;
+		int tok = op == OP_SEND_TOK || op == OP_RECV_TOK;
+		int comm = (op >= OP_SEND_F && op <= OP_RECV_B) || tok;
 		if (op == OP_OPTIM) {
 			if (st != -1 || mb != -1 || a->peer != -1)
 				return fail(v, k, i, "OPTIM carries stage -1, micro-batch -1 "
@@ -134,7 +140,8 @@ static int check_rank(Ver *v, int k)
 		if (comm && (a->peer < 0 || a->peer >= s->nranks))
 			return fail(v, k, i, "peer %d is not a rank (0..%d)", a->peer,
 			            s->nranks - 1);
-		if (!s->training && op != OP_F && op != OP_SEND_F && op != OP_RECV_F)
+		if (!s->training && op != OP_F && op != OP_SEND_F && op != OP_RECV_F
+		    && !(tok && s->kind == SK_GENERATE))
 			return fail(v, k, i, "a forward-only schedule has no %s", op_name(op));
 		if (op == OP_W && !s->split)
 			return fail(v, k, i, "W in a schedule whose backward is not split");
@@ -162,8 +169,47 @@ static int check_rank(Ver *v, int k)
 					            st, mb, st - 1, SCHED_RANK(s, rep, sr[st - 1]));
 				}
 			}
+			if (st == 0 && s->kind == SK_GENERATE && mb >= v->groups) {
+				/* a decode round: its token comes round the ring */
+				int prev = key(v, rep, S - 1, mb - v->groups);
+				int local = sr[S - 1] == p && v->f_at[prev] >= 0;
+				if (!local && v->rt_rank[prev] != k)
+					return fail(v, k, i, "its token never arrives: no RECV_TOK of "
+					            "group %d round %d before it", mb % v->groups,
+					            mb / v->groups - 1);
+			}
 			v->f_at[kk] = i;
 			break;
+		case OP_SEND_TOK:
+			if (st != S - 1)
+				return fail(v, k, i, "only the last stage sends tokens");
+			if (v->f_at[kk] < 0)
+				return fail(v, k, i, "sends a token that is not picked yet: F of "
+				            "stage %d mb %d has not run before it", st, mb);
+			if (mb / v->groups >= s->ntok - 1)
+				return fail(v, k, i, "the last round's token goes nowhere");
+			if (a->peer != SCHED_RANK(s, rep, sr[0]))
+				return fail(v, k, i, "peer is rank %d, but stage 0 is on rank %d",
+				            a->peer, SCHED_RANK(s, rep, sr[0]));
+			if (v->st_rank[kk] >= 0)
+				return fail(v, k, i, "sent twice (first at action %d)", v->st_at[kk]);
+			v->st_rank[kk] = k;
+			v->st_at[kk] = i;
+			break;
+		case OP_RECV_TOK: {
+			if (st != 0)
+				return fail(v, k, i, "only the first stage receives tokens");
+			int from = key(v, rep, S - 1, mb);
+			if (a->peer != SCHED_RANK(s, rep, sr[S - 1]))
+				return fail(v, k, i, "peer is rank %d, but stage %d is on rank %d",
+				            a->peer, S - 1, SCHED_RANK(s, rep, sr[S - 1]));
+			if (v->rt_rank[from] >= 0)
+				return fail(v, k, i, "received twice (first at action %d)",
+				            v->rt_at[from]);
+			v->rt_rank[from] = k;
+			v->rt_at[from] = i;
+			break;
+		}
 		case OP_B:
 			if (v->b_at[kk] >= 0)
 				return fail(v, k, i, "micro-batch %d of stage %d runs B twice "
@@ -364,6 +410,16 @@ static int check_matching(Ver *v)
 					return fail(v, k, i, "nobody sends it: rank %d has no SEND_B "
 					            "of stage %d mb %d", a->peer, st + 1, mb);
 				break;
+			case OP_SEND_TOK:
+				if (v->rt_rank[key(v, rep, st, mb)] < 0)
+					return fail(v, k, i, "nobody receives it: rank %d has no "
+					            "RECV_TOK of mb %d", a->peer, mb);
+				break;
+			case OP_RECV_TOK:
+				if (v->st_rank[key(v, rep, v->S - 1, mb)] < 0)
+					return fail(v, k, i, "nobody sends it: rank %d has no SEND_TOK "
+					            "of mb %d", a->peer, mb);
+				break;
 			default:
 				break;
 			}
@@ -377,7 +433,7 @@ static int waits_for(const Ver *v, const int *pc, const int *arrived, int k)
 {
 	const Schedule *s = v->s;
 	const Action *a = &s->rank[k].a[pc[k]];
-	if (a->op == OP_RECV_F || a->op == OP_RECV_B)
+	if (a->op == OP_RECV_F || a->op == OP_RECV_B || a->op == OP_RECV_TOK)
 		return a->peer;
 	if (a->op == OP_ALLREDUCE)
 		for (int rep = 0; rep < v->R; rep++) {
@@ -399,6 +455,7 @@ static int check_deadlock(Ver *v)
 	int head = 0, tail = 0, nq = n;  /* circular; every rank starts runnable */
 	unsigned char *posted_f = xalloc((size_t)v->nkeys + 1);
 	unsigned char *posted_b = xalloc((size_t)v->nkeys + 1);
+	unsigned char *posted_t = xalloc((size_t)v->nkeys + 1);
 	int *ar_count = ints(S, 0);
 
 	for (int k = 0; k < n; k++)
@@ -425,6 +482,13 @@ static int check_deadlock(Ver *v)
 			case OP_SEND_B:
 				posted_b[key(v, rep, a->stage, a->mb)] = 1;
 				WAKE(a->peer);
+				break;
+			case OP_SEND_TOK:
+				posted_t[key(v, rep, a->stage, a->mb)] = 1;
+				WAKE(a->peer);
+				break;
+			case OP_RECV_TOK:
+				blocked = !posted_t[key(v, rep, S - 1, a->mb)];
 				break;
 			case OP_RECV_F:
 				blocked = !posted_f[key(v, rep, a->stage - 1, a->mb)];
@@ -479,7 +543,8 @@ static int check_deadlock(Ver *v)
 			snprintf(chain + len, sizeof chain - len, " (a cycle)");
 		const Action *a = &s->rank[k].a[pc[k]];
 		const char *what = a->op == OP_ALLREDUCE ? "every replica's ALLREDUCE"
-			: a->op == OP_RECV_F ? "its SEND_F" : "its SEND_B";
+			: a->op == OP_RECV_F ? "its SEND_F" : a->op == OP_RECV_TOK ? "its SEND_TOK"
+			: "its SEND_B";
 		return fail(v, k, pc[k], "deadlock: waits forever for %s; %d rank%s "
 		            "blocked: %s", what, nblocked, nblocked == 1 ? "" : "s", chain);
 	}
@@ -490,10 +555,12 @@ int sched_verify(const Schedule *s, void (*report)(const char *fmt, ...))
 {
 	if (!s->lowered)
 		die("verifying a schedule that was not lowered");
-	Ver v = { .s = s, .report = report, .P = s->P, .S = s->S, .M = s->M, .R = s->R };
+	/* generate: every round of every group is a key of its own */
+	Ver v = { .s = s, .report = report, .P = s->P, .S = s->S, .M = SCHED_KEYS(s),
+	          .R = s->R, .groups = s->M };
 	if (s->nranks != s->P * s->R)
 		die("schedule has %d ranks, not P*R = %d", s->nranks, s->P * s->R);
-	v.nkeys = s->R * s->S * s->M;
+	v.nkeys = s->R * s->S * v.M;
 	v.f_at = ints(v.nkeys, -1);
 	v.b_at = ints(v.nkeys, -1);
 	v.w_at = ints(v.nkeys, -1);
@@ -506,6 +573,10 @@ int sched_verify(const Schedule *s, void (*report)(const char *fmt, ...))
 	v.sb_at = ints(v.nkeys, -1);
 	v.rb_rank = ints(v.nkeys, -1);
 	v.rb_at = ints(v.nkeys, -1);
+	v.st_rank = ints(v.nkeys, -1);
+	v.st_at = ints(v.nkeys, -1);
+	v.rt_rank = ints(v.nkeys, -1);
+	v.rt_at = ints(v.nkeys, -1);
 	v.done = ints(s->R * s->S, 0);
 	v.ar_at = ints(s->R * s->S, -1);
 

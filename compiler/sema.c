@@ -63,7 +63,7 @@ static const char *unknown(Loc loc, const char *what, const char *s, const char 
 	const char *best = closest_name(s, names, n);
 	if (best) {
 		diag_error(loc, "unknown %s '%s'; did you mean '%s'?", what, s, best);
-	} else if (n <= 12) {
+	} else if (n <= 16) {
 		char *list = "";
 		for (int i = 0; i < n; i++)
 			list = xprintf("%s%s'%s'", list, !i ? "" : i == n - 1 ? " or " : ", ", names[i]);
@@ -1019,7 +1019,8 @@ static void check_loss(const Program *p, IrModel *m, int before)
 	X(K_STAGES, "stages") X(K_BATCH, "batch") X(K_MICROBATCHES, "microbatches") \
 	X(K_SCHEDULE, "schedule") X(K_PARTITION, "partition") X(K_RECOMPUTE, "recompute") \
 	X(K_REPLICAS, "replicas") X(K_DTYPE, "dtype") X(K_OPTIMIZER, "optimizer") \
-	X(K_STEPS, "steps") X(K_SEED, "seed") X(K_MEMORY, "memory")
+	X(K_STEPS, "steps") X(K_SEED, "seed") X(K_MEMORY, "memory") \
+	X(K_MAX_NEW, "max_new_tokens") X(K_SAMPLING, "sampling") X(K_EOS, "eos")
 
 enum {
 #define X(e, s) e,
@@ -1289,6 +1290,122 @@ static void note_key(Loc at, const PipeItem *other)
 		diag_note(other->val->loc, "'%s' is set here", other->key);
 }
 
+/* sampling = greedy | sample(temperature = T, top_k = K, seed = S) */
+static void parse_sampling(const PipeItem *it, Pipeline *pp)
+{
+	const Value *v = it->val;
+	pp->temperature = 1.0;
+	if (v->kind == V_WORD && !strcmp(v->s, "greedy"))
+		return;
+	if ((v->kind != V_CALL && v->kind != V_WORD) || strcmp(v->s, "sample")) {
+		diag_error(v->loc, "'sampling' must be greedy or sample(temperature = 0.8, "
+		           "top_k = 40, seed = 1)");
+		return;
+	}
+	pp->sample = 1;
+	for (int i = 0; i < v->args.n; i++) {
+		const Arg *a = v->args.v[i];
+		static const char *const keys[] = { "temperature", "top_k", "seed" };
+		if (!a->key) {
+			diag_error(a->val->loc, "sample's arguments are named: sample(temperature "
+			           "= 0.8, top_k = 40, seed = 1)");
+		} else if (!strcmp(a->key, "temperature")) {
+			if (!is_number(a->val) || !(a->val->d > 0) || isinf(a->val->d))
+				diag_error(a->val->loc, "'temperature' must be a positive number");
+			pp->temperature = a->val->d;
+		} else if (!strcmp(a->key, "top_k")) {
+			if (a->val->kind != V_INT || a->val->i < 1 || a->val->i > (1 << 30))
+				diag_error(a->val->loc, "'top_k' must be an integer of at least 1 (the "
+				           "number of most likely tokens drawn from)");
+			else
+				pp->top_k = (int)a->val->i;
+		} else if (!strcmp(a->key, "seed")) {
+			if (a->val->kind != V_INT)
+				diag_error(a->val->loc, "'seed' must be an integer");
+			else
+				pp->sample_seed = a->val->i;
+		} else {
+			const char *best = closest_name(a->key, keys, 3);
+			if (best)
+				diag_error(a->key_loc, "sample has no argument '%s'; did you mean "
+				           "'%s'?", a->key, best);
+			else
+				diag_error(a->key_loc, "sample has no argument '%s' (it takes "
+				           "temperature, top_k and seed)", a->key);
+		}
+	}
+}
+
+/* schedule = generate: the model must be a decoder the generating program
+ * can run with a key/value cache, fed by one token-id input. */
+static void check_generate(IrModel *m, const PipeItem *const *item, Loc where)
+{
+	Pipeline *pp = &m->pipe;
+	if (!item[K_MAX_NEW]) {
+		diag_error(where, "schedule = generate needs 'max_new_tokens = N' (the tokens "
+		           "generated per sequence)");
+		return;
+	}
+	const IrLayer *last = m->nlayers ? &m->layers[m->nlayers - 1] : NULL;
+	if (!last || last->kind != LK_LM_HEAD) {
+		diag_error(where, "generate runs a decoder whose last layer is an lm_head, but "
+		           "the last layer here is '%s' (%s)", last ? last->name : "?",
+		           last ? layer_kind_name(last->kind) : "none");
+		if (last)
+			diag_note(last->loc, "the last layer");
+		return;
+	}
+	if (m->ninputs != 1 || m->tensors[0].dtype != DT_I32 || !m->seq_max) {
+		diag_error(where, "generate takes one input, the prompts' token ids (input ids : "
+		           "i32[batch, T]); this model has %d input%s", m->ninputs,
+		           m->ninputs == 1 ? "" : "s");
+		return;
+	}
+	if (m->layers[0].kind != LK_GPT2_EMB) {
+		diag_error(m->layers[0].loc, "generate needs gpt2_embeddings (token and position "
+		           "embeddings) as the first layer, not %s", layer_kind_name(m->layers[0].kind));
+		return;
+	}
+	int64_t positions = m->layers[0].positions;
+	for (int l = 1; l < m->nlayers; l++) {
+		const IrLayer *L = &m->layers[l];
+		switch (L->kind) {
+		case LK_GPT2_BLOCK: case LK_LM_HEAD: case LK_LAYERNORM: case LK_LINEAR:
+		case LK_RELU: case LK_GELU: case LK_TANH: case LK_SIGMOID: case LK_DROPOUT:
+			break;
+		default:
+			diag_error(L->loc, "generate cannot run layer '%s' (%s): a decoder's layers "
+			           "are gpt2_embeddings, gpt2_block, layernorm, lm_head and "
+			           "position-wise ones", L->name, layer_kind_name(L->kind));
+			return;
+		}
+	}
+	pp->kv_cap = m->seq_max + pp->gen_tokens;
+	if (pp->kv_cap > positions) {
+		diag_error(item[K_MAX_NEW]->val->loc, "prompts of up to %lld tokens (ids's "
+		           "length) and max_new_tokens = %d need %lld positions, but the model "
+		           "has %lld (gpt2_embeddings)", (long long)m->seq_max, pp->gen_tokens,
+		           (long long)pp->kv_cap, (long long)positions);
+		diag_note(m->layers[0].loc, "the position table is declared here");
+		return;
+	}
+	/* a decode step's scratch: one position attending to the whole cache */
+	for (int l = 0; l < m->nlayers; l++) {
+		IrLayer *L = &m->layers[l];
+		int64_t w = rt_gpt2_kv_work(1, pp->kv_cap, L->d, L->heads, L->ffn);
+		if (L->kind == LK_GPT2_BLOCK && w > L->work_elems)
+			L->work_elems = w;
+	}
+	if (pp->eos >= m->layers[m->nlayers - 1].vocab)
+		diag_error(item[K_EOS]->val->loc, "eos = %lld is not a token id (the vocabulary "
+		           "has %lld)", pp->eos, (long long)m->layers[m->nlayers - 1].vocab);
+	if (pp->R > 1) {
+		diag_error(item[K_REPLICAS]->val->loc, "generate runs one pipeline (replicas = "
+		           "%d): run several jobs for more", pp->R);
+		note_key(item[K_REPLICAS]->val->loc, item[K_SCHEDULE]);
+	}
+}
+
 /* layers_ok: the model's layers were all accepted, so their count and
  * names can be checked against (after a bad layer they cannot). */
 static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrModel *m,
@@ -1384,6 +1501,13 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 		           "512MiB or a byte count");
 	if (item[K_OPTIMIZER])
 		parse_optimizer(item[K_OPTIMIZER], pp);
+	pp->eos = -1;
+	if (item[K_MAX_NEW] && int_value(item[K_MAX_NEW], 1, 1 << 20, &x) == 0)
+		pp->gen_tokens = (int)x;
+	if (item[K_EOS] && int_value(item[K_EOS], 0, 1LL << 31, &x) == 0)
+		pp->eos = x;
+	if (item[K_SAMPLING])
+		parse_sampling(item[K_SAMPLING], pp);
 	int training = pp->optim != OPT_NONE;
 	pp->sched = training ? SK_1F1B : SK_INFERENCE;
 	if (item[K_SCHEDULE])
@@ -1409,12 +1533,28 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 		note_key(pp->sched_loc, item[K_MICROBATCHES]);
 		note_key(pp->sched_loc, item[K_STAGES]);
 	}
+	if (pp->sched == SK_GENERATE) {
+		if (training) {
+			diag_error(pp->sched_loc, "schedule 'generate' runs forward only, but an "
+			           "optimizer is given; remove it (or --set optimizer=none)");
+			note_key(pp->sched_loc, item[K_OPTIMIZER]);
+		} else if (layers_ok && !bad) {
+			check_generate(m, item, pp->sched_loc);
+		}
+	} else {
+		static const int gen_keys[] = { K_MAX_NEW, K_SAMPLING, K_EOS };
+		for (int i = 0; i < 3; i++)
+			if (item[gen_keys[i]])
+				diag_error(item[gen_keys[i]]->key_loc, "'%s' applies to schedule = "
+				           "generate only", keys[gen_keys[i]]);
+	}
 	if (training && pp->sched == SK_INFERENCE) {
 		diag_error(pp->sched_loc, "schedule 'inference' runs forward only, but an "
 		           "optimizer is given; remove the optimizer or pick a training schedule");
 		note_key(pp->sched_loc, item[K_OPTIMIZER]);
 	}
 	if (!training && pp->sched != SK_INFERENCE && item[K_SCHEDULE] && pp->sched != SK_FILE
+	    && pp->sched != SK_GENERATE
 	    && pp->sched != SK_NAIVE && pp->sched != SK_GPIPE && pp->sched != SK_1F1B
 	    && pp->sched != SK_INTERLEAVED) {
 		diag_error(pp->sched_loc, "schedule '%s' trains, but no optimizer is given",

@@ -46,7 +46,7 @@ enum { RT_DT_F32, RT_DT_I32 };
 enum {
 	RT_OP_F, RT_OP_B, RT_OP_W, RT_OP_R,
 	RT_OP_SEND_F, RT_OP_RECV_F, RT_OP_SEND_B, RT_OP_RECV_B,
-	RT_OP_ALLREDUCE, RT_OP_OPTIM,
+	RT_OP_ALLREDUCE, RT_OP_OPTIM, RT_OP_SEND_TOK, RT_OP_RECV_TOK,
 	RT_NOPS
 };
 
@@ -137,6 +137,20 @@ typedef struct rt_program {
 	int64_t seq_max;                /* declared sequence length; 0: none */
 	int out_seq;                    /* the output is per position: out_width is
 	                                 * seq_max positions' worth, a run writes T's */
+
+	/* schedule = generate (transformers.md): `step` is one round, called
+	 * for rounds 0 (the prefill of every group's prompts) .. gen_tokens-1
+	 * (a decode step each), without a barrier between them.  gen_tokens 0:
+	 * not a generating program. */
+	int gen_tokens;                 /* max_new_tokens */
+	int gen_sample;                 /* 0 greedy, 1 sample */
+	double gen_temperature;
+	int gen_top_k;                  /* 0: every token */
+	uint64_t gen_seed;
+	int64_t gen_eos;                /* -1: none */
+	int64_t gen_vocab;              /* the lm_head's width */
+	int64_t kv_cap;                 /* positions the caches hold: seq_max + gen_tokens */
+	int64_t kv_bytes;               /* this rank's key/value caches (in the arena) */
 } rt_program;
 
 /* Parses the options of the emitted program (--help, --weights-in,
@@ -156,8 +170,23 @@ const float   *rt_input(rt_ctx *c, int mb);          /* [mb_rows, in_width] */
  * i32 [mb_rows, T]. */
 const void    *rt_data(rt_ctx *c, int k, int mb);
 /* The run's sequence length T (every rank knows it from the start): the
- * sequence inputs' columns, or seq_max with synthetic data; 0 if none. */
+ * sequence inputs' columns, or seq_max with synthetic data; 0 if none.
+ * Generating: the positions of the current round (the prompts' length in
+ * round 0, then 1). */
 int64_t rt_seq_len(rt_ctx *c);
+/* Generating: the position of the current round's first token (0 in round
+ * 0, then prompt length + round - 1). */
+int64_t rt_gen_pos(rt_ctx *c);
+/* Generating: group g's token buffer, int32 [mb_rows]: the last stage
+ * writes the tokens it picks there and sends them; the first stage
+ * receives them there and embeds them in the next round. */
+int32_t *rt_gen_tokens(rt_ctx *c, int g);
+/* Generating, on the last stage: picks group g's next tokens from logits
+ * [mb_rows, gen_vocab] (greedy: the first largest; sampled: logits /
+ * temperature, the top_k largest, a draw keyed by (seed, row, round), so
+ * the tokens do not depend on P or M), stops a row at gen_eos, records
+ * them for --output and writes them to rt_gen_tokens(c, g). */
+void rt_gen_pick(rt_ctx *c, int g, const float *logits);
 const int32_t *rt_target_class(rt_ctx *c, int mb);   /* [mb_rows] */
 const float   *rt_target_dense(rt_ctx *c, int mb);   /* [mb_rows, target_width] */
 void rt_output(rt_ctx *c, int mb, const float *y);   /* last stage: keep rows for --output */
@@ -346,6 +375,25 @@ void rt_gelu_tanh_bwd(const float *x, const float *dy, float *dx, int64_t n);
  * dlogits NULL: the loss only. */
 void rt_loss_next_token(rt_ctx *c, const float *logits, const int32_t *ids, float *dlogits,
                         int64_t B, int64_t T, int64_t vocab, double scale);
+
+/* ---- Generation (schedule = generate): GPT-2 with a key/value cache ----
+ * A sequence group of B samples is run first on its prompt (prefill: T =
+ * the prompt's length, pos0 = 0), then one token at a time (decode: T = 1,
+ * pos0 = the position of that token).  Each gpt2_block keeps, per group,
+ * a key cache kc and a value cache vc of [B, cap, d] floats (row b's
+ * position j at (b·cap + j)·d, heads side by side as in c_attn's output):
+ * _fwd_kv writes the keys and values of positions pos0 .. pos0+T-1 there
+ * and lets each query attend to every cached position up to its own, so
+ * no past token is recomputed.  pos0 + T <= cap.  work holds B times
+ * rt_gpt2_kv_work(T, pos0 + T, ...) floats (rt_tf_sizes.h). */
+void rt_gpt2_emb_fwd_at(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                        int64_t B, int64_t T, int64_t pos0);
+void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
+                          float *kc, float *vc, int64_t cap, float *work, int64_t B,
+                          int64_t T, int64_t pos0);
+/* x [B, T, d] -> [B, d]: each sample's last position, in place (the head
+ * of a generating model scores the last position only). */
+void rt_take_last(float *x, int64_t B, int64_t T, int64_t d);
 
 void rt_copy(void *dst, const void *src, size_t bytes);
 void rt_zero(void *dst, size_t bytes);

@@ -485,6 +485,8 @@ void rt_data_share(rt_ctx *c)
 
 int64_t rt_seq_len(rt_ctx *c)
 {
+	if (c->p->gen_tokens > 0 && c->gen_round > 0)
+		return 1;       /* a decode round: one new position */
 	return c->seq_len;
 }
 

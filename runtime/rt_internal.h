@@ -159,6 +159,13 @@ struct rt_ctx {
 	/* The first start-up error of this rank, said by rt_agree_report. */
 	char msg[1024];
 
+	/* Generation (rt_gen.c; program->gen_tokens > 0). */
+	int gen_round;              /* the current round: 0 prefill, then decode */
+	int32_t *gen_tok;           /* [batch / R] token buffers, group g at g * mb_rows */
+	int32_t *gen_out;           /* last stage: [batch, gen_tokens] tokens picked */
+	unsigned char *gen_done;    /* last stage: [batch] rows that produced eos */
+	double gen_ttft, gen_total; /* seconds from the start barrier */
+
 	/* Fault injection for tests (PIPERT_FAULT, rt_main.c). */
 	int fault_kind, fault_step, fault_action;
 };
@@ -316,6 +323,15 @@ int32_t *rt_npy_as_i32(const rt_npy *a, char *err, size_t errlen);
 int64_t rt_npy_numel(const rt_npy *a);
 int rt_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *dims,
                      char *err, size_t errlen);
+int rt_npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *dims,
+                     char *err, size_t errlen);
+
+/* ---- Generation (rt_gen.c). ---- */
+int rt_gen_init(rt_ctx *c);           /* after the data is loaded: checks, buffers */
+void rt_gen_run(rt_ctx *c);           /* every round, timed */
+int rt_gen_write_output(rt_ctx *c);   /* --output: prompts + tokens, on rank 0 */
+void rt_gen_summary(rt_ctx *c);       /* the reporter's extra summary lines */
+void rt_gen_free(rt_ctx *c);
 
 /* ---- A minimal JSON reader (rt_json.c), enough for safetensors. ---- */
 typedef struct rt_json rt_json;

@@ -191,6 +191,7 @@ static void free_all(rt_ctx *c)
 	rt_dev_free(c, c->arena);
 	rt_dev_fini(c);
 	rt_data_free(c);
+	rt_gen_free(c);
 	free(c->ev);
 	rt_comm_free(c);
 	rt_opts_free(&c->o);
@@ -398,6 +399,8 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	/* Only the first stage read the sequences; every rank sizes its work
 	 * by their length from its first step on. */
 	rt_data_share(c);
+	if (p->gen_tokens > 0 && (rc = rt_agree_report(c, rt_gen_init(c))) != 0)
+		goto out;
 
 	/* Memory baseline: what the process holds before the model's own
 	 * buffers (MPI, BLAS, data, trace); the peak is measured above it. */
@@ -419,9 +422,17 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	/* A common time origin for every rank's trace. */
 	rt_barrier(c, "the start barrier");
 	c->t_origin = rt_now();
-	run_steps(c, &rs);
-
-	rc = rt_data_write_output(c);
+	if (p->gen_tokens > 0) {
+		/* one generation, summarised as one step */
+		rt_gen_run(c);
+		c->o.steps = 1;
+		rs.time[0] = c->gen_total;
+		rs.busy[0] = c->busy;
+		rc = rt_gen_write_output(c);
+	} else {
+		run_steps(c, &rs);
+		rc = rt_data_write_output(c);
+	}
 	if (c->o.weights_out) {
 		int r2 = rt_weights_save(c);
 		rc = r2 > rc ? r2 : rc;
@@ -432,6 +443,8 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	}
 	rc = rt_agree(c, rc);
 	summary(c, &rs);
+	if (p->gen_tokens > 0)
+		rt_gen_summary(c);
 out:
 	free(rs.time);
 	free(rs.busy);

@@ -304,8 +304,24 @@ int32_t *rt_npy_as_i32(const rt_npy *a, char *err, size_t errlen)
 	return o;
 }
 
+/* descr '<f4' or '<i4': both 4 bytes an element. */
+static int npy_write4(const char *path, const char *descr, const void *data, int ndim,
+                      const int64_t *dims, char *err, size_t errlen);
+
 int rt_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *dims,
                      char *err, size_t errlen)
+{
+	return npy_write4(path, "<f4", data, ndim, dims, err, errlen);
+}
+
+int rt_npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *dims,
+                     char *err, size_t errlen)
+{
+	return npy_write4(path, "<i4", data, ndim, dims, err, errlen);
+}
+
+static int npy_write4(const char *path, const char *descr, const void *data, int ndim,
+                      const int64_t *dims, char *err, size_t errlen)
 {
 	char h[512];
 	int n;
@@ -314,7 +330,7 @@ int rt_npy_write_f32(const char *path, const float *data, int ndim, const int64_
 	const void *parts[3];
 	size_t lens[3];
 
-	n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+	n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
 	for (int i = 0; i < ndim && n < 200; i++) {
 		n += snprintf(h + n, sizeof h - (size_t)n, "%lld,%s", (long long)dims[i],
 		              i + 1 < ndim ? " " : "");
@@ -332,7 +348,7 @@ int rt_npy_write_f32(const char *path, const float *data, int ndim, const int64_
 	pre[9] = (unsigned char)(n >> 8);
 	parts[0] = pre; lens[0] = 10;
 	parts[1] = h; lens[1] = (size_t)n;
-	parts[2] = data; lens[2] = (size_t)numel * sizeof(float);
+	parts[2] = data; lens[2] = (size_t)numel * 4;
 	if (rt_write_atomic(path, parts, lens, 3) != 0) {
 		rt_fmt_err(err, errlen, "%s: cannot write: %s", path, strerror(errno));
 		return -1;

@@ -52,6 +52,14 @@ void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
 	        "options, 3 a runtime failure (a rank died or timed out).\n",
 	        argv0, p->model ? p->model : "a pipec model", (long long)p->in_width,
 	        (long long)p->out_width, p->steps);
+	if (p->gen_tokens > 0)
+		fprintf(f, "\nGeneration (schedule = generate): --input PROMPTS.npy takes int32 [%lld, "
+		        "T0] token ids,\nT0 <= %lld; --output TOKENS.npy writes int32 [%lld, T0 + %d]: "
+		        "each prompt followed\nby its %d new tokens (%s%s).  The summary gives "
+		        "time_to_first_token,\ntime_per_output_token and tokens_per_s.\n",
+		        (long long)p->batch, (long long)p->seq_max, (long long)p->batch,
+		        p->gen_tokens, p->gen_tokens, p->gen_sample ? "sampled" : "greedy",
+		        p->gen_eos >= 0 ? ", a row stops at its end-of-sequence id" : "");
 	if (p->ninputs > 0) {
 		/* The inputs a model with several (or sequence) inputs takes. */
 		fprintf(f, "\nInputs (--input NAME=FILE.npy, one per input; k*B rows each):\n");
@@ -210,6 +218,12 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 		case 4: o->output = val; break;
 		case 5: {
 			long long v;
+			if (p->gen_tokens > 0) {
+				rt_fmt_err(err, errlen, "--steps: a generating program runs one round per "
+				           "new token (max_new_tokens = %d, set when compiling)",
+				           p->gen_tokens);
+				return RT_EXIT_USAGE;
+			}
 			if (parse_int(val, 1, 1000000000, &v) != 0) {
 				rt_fmt_err(err, errlen, "--steps: '%s' is not a positive integer", val);
 				return RT_EXIT_USAGE;

@@ -20,7 +20,7 @@ runtime_libpipert_cuda_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic
 runtime_libpipert_cuda_a_SOURCES = \
 	runtime/pipert.h runtime/rt_tf_sizes.h runtime/rt_tf_layout.h runtime/rt_internal.h runtime/rt_dev.h \
 	runtime/rt_math.h \
-	runtime/rt_main.c runtime/rt_opts.c runtime/rt_comm.c runtime/rt_data.c \
+	runtime/rt_main.c runtime/rt_gen.c runtime/rt_opts.c runtime/rt_comm.c runtime/rt_data.c \
 	runtime/rt_init.c runtime/rt_json.c runtime/rt_npy.c runtime/rt_safetensors.c \
 	runtime/rt_trace.c runtime/rt_util.c runtime/rt_weights.c \
 	%D%/rt_cuda.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c %D%/rt_cpu_tf.c
