@@ -10,6 +10,7 @@
 #include "tap.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -875,6 +876,70 @@ static void test_scale(void)
 	is_int(v, 0, "P = 64, M = 512, 2 replicas verifies");
 }
 
+/* ---- generate: the token ring ---- */
+
+/* Every generate program verifies, its uniform timeline has the ring's
+ * closed form max(M, P)(N-1) + M + P - 1, and a broken ring is refused. */
+static void test_generate(void)
+{
+	int unsound = 0, wrong = 0, n = 0;
+	for (int P = 1; P <= 8; P++)
+		for (int M = 1; M <= 12; M++)
+			for (int N = 1; N <= 6; N++) {
+				SchedSpec sp = spec(SK_GENERATE, P, 1, M, 1, 0);
+				sp.ntok = N;
+				Schedule *s = sched_generate(&sp, nowhere);
+				n++;
+				if (!s || sched_verify(s, report) != 0) {
+					if (!unsound++)
+						diagf("P=%d M=%d N=%d: %s", P, M, N, last_report);
+					continue;
+				}
+				SimResult *r = sched_simulate(s, simcost_uniform(s));
+				double T = (M > P ? M : P) * (N - 1.0) + M + P - 1;
+				if (fabs(r->step_time - T) > 1e-9
+				    || fabs(r->bubble_fraction - (1 - (double)M * N / T)) > 1e-9) {
+					if (!wrong++)
+						diagf("P=%d M=%d N=%d: step %g, want %g", P, M, N,
+						     r->step_time, T);
+				}
+			}
+	ok(unsound == 0, "generate: all %d programs verify (P 1..8, M 1..12, N 1..6)", n);
+	ok(wrong == 0, "generate: uniform step time max(M, P)(N-1) + M + P - 1 and bubble "
+	   "1 - MN / that, %d cases (%d wrong)", n, wrong);
+
+	/* the ring broken three ways: the verifier names what is wrong */
+	SchedSpec sp = spec(SK_GENERATE, 3, 1, 2, 1, 0);
+	sp.ntok = 3;
+	Schedule *s = sched_generate(&sp, nowhere);
+	ActList *r0 = &s->rank[0];
+	int at = -1;
+	for (int i = 0; i < r0->n && at < 0; i++)
+		if (r0->a[i].op == OP_RECV_TOK)
+			at = i;
+	Action saved = r0->a[at];
+	r0->a[at] = (Action){ OP_SEND_F, 0, 0, 1 };    /* a SEND_F sent twice */
+	ok(sched_verify(s, report) != 0, "generate: a SEND_F in place of a RECV_TOK is refused (%s)",
+	   last_report);
+	r0->a[at] = saved;
+	memmove(&r0->a[at], &r0->a[at + 1], (size_t)(r0->n - at - 1) * sizeof *r0->a);
+	r0->n--;
+	ok(sched_verify(s, report) != 0 && strstr(last_report, "its token never arrives"),
+	   "generate: a decode without its RECV_TOK is refused (%s)", last_report);
+	s = sched_generate(&sp, nowhere);
+	ActList *r2 = &s->rank[2];
+	for (int i = 0; i < r2->n; i++)
+		if (r2->a[i].op == OP_SEND_TOK) {
+			memmove(&r2->a[i], &r2->a[i + 1], (size_t)(r2->n - i - 1) * sizeof *r2->a);
+			r2->n--;
+			break;
+		}
+	ok(sched_verify(s, report) != 0 && strstr(last_report, "nobody sends it"),
+	   "generate: a token never sent is refused (%s)", last_report);
+	s = sched_generate(&sp, nowhere);
+	ok(sched_verify(s, report) == 0, "generate: the untouched program verifies");
+}
+
 int main(void)
 {
 	/* names */
@@ -886,6 +951,7 @@ int main(void)
 
 	test_generate_errors();
 	test_sweep();
+	test_generate();
 	test_roundtrips();
 	test_lowering();
 	test_broken();
