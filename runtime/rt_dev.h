@@ -42,6 +42,10 @@ enum { RT_MAP_READ = 1, RT_MAP_WRITE = 2 };
 void *rt_dev_map(rt_ctx *c, void *buf, size_t bytes, int mode);
 void rt_dev_unmap(rt_ctx *c, void *buf, void *host, size_t bytes, int mode);
 
+/* 0 while the CUDA runtime runs the step only to learn its messages (its
+ * dry run): host code called from the step then does nothing.  CPU: 1. */
+int rt_dev_computing(rt_ctx *c);
+
 /* After weights and data, before the first step; collective.  CUDA: the
  * data is uploaded, the step is run once without computing to learn its
  * messages, the transport is set up and CUDA graphs are decided. */

@@ -49,6 +49,12 @@ void rt_dev_step(rt_ctx *c, int t)
 	c->p->step(c, t);
 }
 
+int rt_dev_computing(rt_ctx *c)
+{
+	(void)c;
+	return 1;
+}
+
 double rt_dev_peak_bytes(rt_ctx *c)
 {
 	(void)c;

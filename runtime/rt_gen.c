@@ -50,7 +50,8 @@ int rt_gen_init(rt_ctx *c)
 		         (long long)(c->seq_len + p->gen_tokens), (long long)p->kv_cap);
 		return RT_EXIT_INPUT;
 	}
-	c->gen_tok = rt_alloc((size_t)rows * sizeof *c->gen_tok);
+	/* the step's buffers: device memory on a GPU */
+	c->gen_tok = rt_dev_alloc(c, (size_t)rows * sizeof *c->gen_tok);
 	if (!c->gen_tok)
 		return RT_EXIT_RUNTIME;
 	if (p->last_stage) {
@@ -64,7 +65,7 @@ int rt_gen_init(rt_ctx *c)
 
 void rt_gen_free(rt_ctx *c)
 {
-	rt_free(c->gen_tok);
+	rt_dev_free(c, c->gen_tok);
 	rt_free(c->gen_out);
 	rt_free(c->gen_done);
 	c->gen_tok = c->gen_out = NULL;
@@ -129,14 +130,22 @@ static int32_t sample_row(const rt_program *p, const float *z, double *prob, dou
 	return (int32_t)(pick < 0 ? 0 : pick);
 }
 
-void rt_gen_pick(rt_ctx *c, int g, const float *logits)
+/* On a GPU the logits and the token buffer are device memory: the pick
+ * reads the one and writes the other through host copies (rt_dev_map). */
+void rt_gen_pick(rt_ctx *c, int g, const float *dev_logits)
 {
 	const rt_program *p = c->p;
 	int64_t V = p->gen_vocab, rows = p->mb_rows;
-	int32_t *tok = rt_gen_tokens(c, g);
+	size_t lbytes = (size_t)(rows * V) * sizeof(float), tbytes = (size_t)rows * sizeof(int32_t);
+	int32_t *dev_tok = rt_gen_tokens(c, g), *tok;
+	const float *logits;
 	double *prob = NULL;
-	if (p->gen_sample && !(prob = malloc((size_t)V * sizeof *prob)))
-		rt_die(c, RT_EXIT_RUNTIME, "out of memory sampling");
+	if (!rt_dev_computing(c))
+		return;
+	logits = rt_dev_map(c, (void *)dev_logits, lbytes, RT_MAP_READ);
+	tok = rt_dev_map(c, dev_tok, tbytes, RT_MAP_WRITE);
+	if (!logits || !tok || (p->gen_sample && !(prob = malloc((size_t)V * sizeof *prob))))
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory picking tokens");
 	for (int64_t r = 0; r < rows; r++) {
 		int64_t row = (int64_t)g * rows + r;       /* in this replica's batch */
 		const float *z = logits + r * V;
@@ -158,6 +167,8 @@ void rt_gen_pick(rt_ctx *c, int g, const float *logits)
 		c->gen_out[row * p->gen_tokens + c->gen_round] = t;
 	}
 	free(prob);
+	rt_dev_unmap(c, (void *)dev_logits, (void *)logits, lbytes, RT_MAP_READ);
+	rt_dev_unmap(c, dev_tok, tok, tbytes, RT_MAP_WRITE);
 }
 
 void rt_gen_run(rt_ctx *c)
@@ -208,13 +219,12 @@ int rt_gen_write_output(rt_ctx *c)
 	}
 	if (!(all = rt_alloc((size_t)(B * (T0 + N)) * sizeof *all)))
 		rt_die(c, RT_EXIT_RUNTIME, "out of memory writing the tokens");
-	for (int g = 0; g < p->M; g++) {
-		const int32_t *ids = rt_data(c, 0, g);
-		for (int64_t r = 0; r < p->mb_rows; r++) {
-			int64_t row = (int64_t)g * p->mb_rows + r;
-			memcpy(all + row * (T0 + N), ids + r * T0, (size_t)T0 * sizeof *all);
-			memcpy(all + row * (T0 + N) + T0, gen + row * N, (size_t)N * sizeof *all);
-		}
+	/* the prompts from the host copy of the input (rt_data may be device
+	 * memory); synthetic prompts are whatever the first stage embedded */
+	for (int64_t row = 0; row < B; row++) {
+		const int32_t *ids = (const int32_t *)c->in[0].data + row * c->in[0].cols;
+		memcpy(all + row * (T0 + N), ids, (size_t)T0 * sizeof *all);
+		memcpy(all + row * (T0 + N) + T0, gen + row * N, (size_t)N * sizeof *all);
 	}
 	{
 		char err[512];

@@ -189,9 +189,9 @@ static void free_all(rt_ctx *c)
 	rt_dev_free(c, c->opt_m);
 	rt_dev_free(c, c->opt_v);
 	rt_dev_free(c, c->arena);
+	rt_gen_free(c);
 	rt_dev_fini(c);
 	rt_data_free(c);
-	rt_gen_free(c);
 	free(c->ev);
 	rt_comm_free(c);
 	rt_opts_free(&c->o);

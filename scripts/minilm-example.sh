@@ -30,7 +30,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import numpy, tokeniz
 fi
 out=build/minilm
 mkdir -p "$out"
-"$venv/bin/python" scripts/tokenize.py --tokenizer "$model/tokenizer.json" \
+"$venv/bin/python" scripts/bert-tokenize.py --tokenizer "$model/tokenizer.json" \
 	--out-ids "$out/ids.npy" --out-mask "$out/mask.npy" "$@"
 
 export PIPEC_PKGDATADIR="$top/templates"

@@ -47,7 +47,7 @@ ok() {  # STATUS DESCRIPTION
 
 for model in "$src"/models/*.pipe; do
 	m=$(basename "$model" .pipe)
-	for sched in naive gpipe 1f1b "interleaved(2)" zb-h1 inference; do
+	for sched in naive gpipe 1f1b "interleaved(2)" zb-h1 inference generate; do
 		d=$T/$m-$(echo "$sched" | tr -d '()')
 		set -- --set "schedule=$sched"
 		case $sched in interleaved*) set -- "$@" --set partition=auto ;; esac

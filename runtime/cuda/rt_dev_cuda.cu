@@ -272,6 +272,12 @@ double rt_dev_peak_bytes(rt_ctx *c)
 	return rt_cu.mem_peak;
 }
 
+int rt_dev_computing(rt_ctx *c)
+{
+	(void)c;
+	return !rt_cu.dry;
+}
+
 void *rt_dev_map(rt_ctx *c, void *buf, size_t bytes, int mode)
 {
 	/* zeroed: a buffer filled in parts (the parameters) keeps zero gaps */
@@ -536,7 +542,7 @@ extern "C" void rt_cu_tied_sum(rt_ctx *c)
 
 enum {
 	NO_GRAPH_OPTION = 1, NO_GRAPH_TRANSPORT = 2, NO_GRAPH_LOSS = 4, NO_GRAPH_CHECK = 8,
-	NO_GRAPH_TRACE = 16, NO_GRAPH_STEPS = 32, NO_GRAPH_TIED = 64
+	NO_GRAPH_TRACE = 16, NO_GRAPH_STEPS = 32, NO_GRAPH_TIED = 64, NO_GRAPH_GEN = 128
 };
 
 static const char *graph_reason(int why)
@@ -556,6 +562,9 @@ static const char *graph_reason(int why)
 		return "one step only";
 	if (why & NO_GRAPH_TIED)
 		return "tied weights' gradients are summed through host memory (MPI inside the step)";
+	if (why & NO_GRAPH_GEN)
+		return "generation: every round attends over a longer cache and picks its tokens on "
+		       "the host, so no two rounds launch the same work";
 	return NULL;
 }
 
@@ -609,6 +618,13 @@ static void dry_run(rt_ctx *c)
 	c->step = -1;           /* no injected fault matches */
 	rt_cu.dry = 1;
 	c->p->step(c, 0);
+	/* Generation: round 0 is the prefill; a decode round adds the token
+	 * ring's messages, which the transport must know as well. */
+	if (c->p->gen_tokens > 1) {
+		c->gen_round = 1;
+		c->p->step(c, 1);
+		c->gen_round = 0;
+	}
 	rt_cu.dry = 0;
 	grow_marks(c->action_index + 1);
 	c->step = step;
@@ -651,6 +667,8 @@ int rt_dev_start(rt_ctx *c)
 		why |= NO_GRAPH_STEPS;
 	if (h_tied)
 		why |= NO_GRAPH_TIED;
+	if (c->p->gen_tokens > 0)
+		why |= NO_GRAPH_GEN;
 	/* Every rank or none: NCCL calls are captured on both ends. */
 	MPI_Allreduce(&why, &why_all, 1, MPI_INT, MPI_BOR, MPI_COMM_WORLD);
 	rt_cu.graph_on = why_all == 0;

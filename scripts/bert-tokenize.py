@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""tokenize.py — sentences to the int32 `ids` / `mask` inputs of a BERT-style .pipe model.
+"""bert-tokenize.py — sentences to the int32 `ids` / `mask` inputs of a BERT-style .pipe model.
 
-    python3 scripts/tokenize.py --tokenizer MODEL_DIR/tokenizer.json \\
+    python3 scripts/bert-tokenize.py --tokenizer MODEL_DIR/tokenizer.json \\
         --out-ids ids.npy --out-mask mask.npy [--out-types types.npy] \\
         [--max-len 128] SENTENCE...
-    python3 scripts/tokenize.py --tokenizer ... --out-ids ... --out-mask ... --file F
+    python3 scripts/bert-tokenize.py --tokenizer ... --out-ids ... --out-mask ... --file F
 
 Sentences come from the command line or, with `--file F` (`-` = stdin), one per
 line (blank lines skipped).  Tokenization is that of the tokenizer.json itself
@@ -20,23 +20,14 @@ single sentences).
 
 Needs: numpy, tokenizers (pip install numpy tokenizers).
 """
+import argparse
 import os
 import sys
 
-# This file is called tokenize.py, the name of a standard-library module that
-# Python imports on its own (tracebacks, linecache, inspect).  Running it as a
-# script puts its directory first on sys.path, so take that entry out before
-# anything else is imported, or the standard library would find this file.
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path
-               if os.path.abspath(p or os.curdir) != _here]
-
-import argparse  # noqa: E402
-
 try:
-    import numpy as np  # noqa: E402
+    import numpy as np
 except ImportError:
-    sys.exit("tokenize.py: needs numpy (pip install numpy)")
+    sys.exit("bert-tokenize.py: needs numpy (pip install numpy)")
 
 
 def load_tokenizer(tokenizer_json, max_len=128):
@@ -104,10 +95,10 @@ def main(argv=None):
     try:
         ids, mask, types = tokenize(a.tokenizer, sentences, a.max_len)
     except ImportError:
-        sys.exit("tokenize.py: needs the Hugging Face `tokenizers` package "
+        sys.exit("bert-tokenize.py: needs the Hugging Face `tokenizers` package "
                  "(pip install tokenizers)")
     except Exception as e:  # unreadable tokenizer.json and the like
-        sys.exit("tokenize.py: %s: %s" % (a.tokenizer, e))
+        sys.exit("bert-tokenize.py: %s: %s" % (a.tokenizer, e))
     np.save(a.out_ids, ids)
     np.save(a.out_mask, mask)
     if a.out_types:
