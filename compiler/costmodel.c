@@ -61,6 +61,9 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 			                  / cc->bandwidth;
 		}
 		c->msg_tok = cc->latency + rows * 4.0 / cc->bandwidth;
+		c->msg_kv = xalloc((size_t)S * sizeof(double));
+		for (int i = 0; i < S && i < m->S; i++)
+			c->msg_kv[i] = cc->latency + (double)ir_kv_bytes(m, i) / m->pipe.M / cc->bandwidth;
 		c->describe = xprintf("%s; generate: a decode step is 1/T of the prefill's FLOPs "
 		                      "(T = %lld), and any step at least one read of the stage's "
 		                      "weights at %g B/s", c->describe, (long long)T,
@@ -160,6 +163,10 @@ void check_summary(FILE *out, const IrModel *m)
 		        "top_k = %d, seed = %lld)", pp->temperature, pp->top_k, pp->sample_seed)
 		        : "greedy", pp->eos >= 0 ? xprintf(", eos = %lld", pp->eos) : "",
 		        (long long)pp->kv_cap);
+		if (pp->disagg)
+			fprintf(out, "  prefill: disaggregated: ranks 0..%d prefill and hand each group's "
+			        "caches to ranks %d..%d, which decode (%d ranks)\n", pp->P - 1, pp->P,
+			        2 * pp->P - 1, 2 * pp->P);
 		for (int s = 0; s < m->S; s++)
 			fprintf(out, "  kv cache stage %d: %s bytes (%s)\n", s,
 			        commas(ir_kv_bytes(m, s)), human((double)ir_kv_bytes(m, s)));

@@ -214,6 +214,9 @@ typedef struct Emit {
 	int gen;                /* schedule = generate */
 	int64_t *kv_off;        /* generate: [nlayers] arena byte offset of a held
 	                         * gpt2_block's caches for group 0, -1 */
+	int xslots;             /* generate: request slots of tokens and caches */
+	int64_t kv_group;       /* generate: bytes of one group's caches on this rank
+	                         * (groups follow one another: one message each) */
 	Out o;
 } Emit;
 
@@ -371,8 +374,8 @@ static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 			int64_t kv = (int64_t)e->plan->rows * m->pipe.kv_cap * L->d * 4;
 			out(o, "\trt_gpt2_block_fwd_kv(&tf%d, W + %lld, %s, %s, P(%lld + (int64_t)mb * "
 			    "%lld), P(%lld + (int64_t)mb * %lld), %lld, WORK, ROWS, T, pos);\n", l,
-			    (long long)w, x, y, (long long)e->kv_off[l], (long long)(2 * kv),
-			    (long long)(e->kv_off[l] + kv), (long long)(2 * kv),
+			    (long long)w, x, y, (long long)e->kv_off[l], (long long)e->kv_group,
+			    (long long)(e->kv_off[l] + kv), (long long)e->kv_group,
 			    (long long)m->pipe.kv_cap);
 			break;
 		}
@@ -640,30 +643,77 @@ static void emit_step(Emit *e)
 	const ActList *l = &s->rank[e->rank];
 	Out *o = &e->o;
 	int N = l->n;
-	/* generate: token messages use request slots after the plan's */
-	int tok_slot = p->nreq, ntok = m->pipe.gen_tokens;
+	/* generate: the token ring and the caches' hand-over use request slots
+	 * after the plan's, one per action; a guard says which rounds have it */
+	int ntok = m->pipe.gen_tokens, P = s->P;
+	int role = !e->gen ? 0 : !s->disagg ? 1 : e->rank < P ? 2 : 3;  /* ring, prefill, decode */
+	int *xslot = xalloc((size_t)(N + 1) * sizeof *xslot);
+	const char **guard = xalloc((size_t)(N + 1) * sizeof *guard);
+	const char **peer = xalloc((size_t)(N + 1) * sizeof *peer);
+	for (int q = 0, next = p->nreq; q < N; q++) {
+		const Action *a = &l->a[q];
+		xslot[q] = -1;
+		guard[q] = NULL;
+		peer[q] = xprintf("%d", a->peer);
+		switch (a->op) {
+		case OP_RECV_TOK:
+			/* colocated: from round 1 on; disaggregated: from the prefill's
+			 * last rank in round 1, from the decode pipeline's after that
+			 * (where that is this rank itself, the token is already here) */
+			guard[q] = role == 1 ? "t > 0" : P == 1 ? "t == 1" : NULL;
+			if (role == 3 && P > 1)
+				peer[q] = xprintf("(t == 1 ? %d : %d)", P - 1, 2 * P - 1);
+			else if (role == 3)
+				peer[q] = xprintf("%d", P - 1);
+			break;
+		case OP_RECV_KV:
+			guard[q] = "t == 1";
+			break;
+		case OP_SEND_TOK:
+		case OP_SEND_KV:
+			guard[q] = "t < NTOK - 1";
+			break;
+		default:
+			continue;
+		}
+		xslot[q] = next++;
+	}
+	e->xslots = 0;
+	for (int q = 0; q < N; q++)
+		e->xslots += xslot[q] >= 0;
 	if (e->gen) {
 		out(o, "/* ---- one round of generation: rank %d's schedule, one runtime call per "
 		    "action ----\n * Round t = 0 is the prefill of every group's prompts, rounds 1 .. "
-		    "%d decode one token\n * each.  The token ring's messages exist only where a "
-		    "round has them: RECV_TOK\n * from round 1 on, SEND_TOK up to the last round "
-		    "but one. */\n\n", e->rank, ntok - 1);
+		    "%d decode one token\n * each.  The token ring's messages%s exist only in the "
+		    "rounds their guard names. */\n\n", e->rank, ntok - 1,
+		    s->disagg ? " and the caches' hand-over" : "");
 		out(o, "#define NTOK %d   /* rounds: max_new_tokens */\n\n", ntok);
 	} else {
 		out(o, "/* ---- the step: rank %d's schedule, one runtime call per action ---- */\n\n",
 		    e->rank);
 	}
 	out(o, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n\t(void)A; (void)t;\n");
+	if (role == 2)
+		out(o, "\tif (t != 0)\n\t\treturn;   /* a prefill rank: round 0 only */\n");
+	else if (role == 3)
+		out(o, "\tif (t == 0)\n\t\treturn;   /* a decode rank: rounds 1 .. NTOK-1 */\n");
 	if (m->seq_max)
 		out(o, "\tconst int64_t T = rt_seq_len(c);   /* the %s sequence length */\n"
 		    "\t(void)T;\n", e->gen ? "round's" : "run's");
-	for (int q = 0; e->gen && q < N; q++)
-		if (l->a[q].op == OP_RECV_TOK) {
-			const Action *a = &l->a[q];
-			out(o, "\tif (t > 0) rt_irecv(c, %d, rt_gen_tokens(c, %d), (int64_t)ROWS * 4, %d, "
-			    "RT_TAG(0, %d, 0), \"RECV_TOK group %d from rank %d\");\n", tok_slot + a->mb,
-			    a->mb, a->peer, a->mb, a->mb, a->peer);
-		}
+	/* generate: receives of tokens and caches are posted at the round's start */
+	for (int q = 0; q < N; q++) {
+		const Action *a = &l->a[q];
+		if (a->op == OP_RECV_TOK)
+			out(o, "\t%srt_irecv(c, %d, rt_gen_tokens(c, %d), (int64_t)ROWS * 4, %s, "
+			    "RT_TAG(0, %d, 0), \"RECV_TOK group %d\");\n",
+			    guard[q] ? xprintf("if (%s) ", guard[q]) : "", xslot[q], a->mb, peer[q],
+			    a->mb, a->mb);
+		else if (a->op == OP_RECV_KV)
+			out(o, "\tif (%s) rt_irecv(c, %d, A + %lld, %lld, %s, RT_TAG(%d, %d, 1), "
+			    "\"RECV_KV stage %d group %d from rank %d\");\n", guard[q], xslot[q],
+			    (long long)(e->plan->kv_off + a->mb * e->kv_group), (long long)e->kv_group,
+			    peer[q], a->stage, a->mb, a->stage, a->mb, a->peer);
+	}
 	/* what happens before each action: receives posted, sends completed */
 	int *head = xalloc((size_t)(N + 1) * sizeof *head), *next = xalloc((size_t)(N + 1) * sizeof *next);
 	for (int q = 0; q <= N; q++)
@@ -700,18 +750,39 @@ static void emit_step(Emit *e)
 		const Action *a = &l->a[q];
 		const StagePlan *sp = a->stage >= 0 ? memplan_stage(p, a->stage) : NULL;
 		const char *tab = sp ? xprintf("o%d[%d]", a->stage, a->mb) : "";
-		if (a->op == OP_RECV_TOK) {
-			out(o, "\t/* %d: RECV_TOK stage 0 group %d from rank %d: the token picked last "
-			    "round */\n\tif (t > 0) { rt_begin(c, RT_OP_RECV_TOK, 0, %d); rt_wait(c, %d); "
-			    "rt_end(c); }\n", q, a->mb, a->peer, a->mb, tok_slot + a->mb);
-			continue;
-		}
-		if (a->op == OP_SEND_TOK) {
-			out(o, "\t/* %d: SEND_TOK stage %d group %d to rank %d */\n\tif (t < NTOK - 1) { "
-			    "rt_begin(c, RT_OP_SEND_TOK, %d, %d); rt_isend(c, %d, rt_gen_tokens(c, %d), "
-			    "(int64_t)ROWS * 4, %d, RT_TAG(0, %d, 0), \"SEND_TOK group %d to rank %d\"); "
-			    "rt_end(c); }\n", q, a->stage, a->mb, a->peer, a->stage, a->mb,
-			    tok_slot + a->mb, a->mb, a->peer, a->mb, a->mb, a->peer);
+		if (xslot[q] >= 0) {
+			const char *g = guard[q] ? xprintf("if (%s) ", guard[q]) : "";
+			switch (a->op) {
+			case OP_RECV_TOK:
+				out(o, "\t/* %d: RECV_TOK stage 0 group %d from rank %s: the token picked "
+				    "last round */\n\t%s{ rt_begin(c, RT_OP_RECV_TOK, 0, %d); rt_wait(c, %d); "
+				    "rt_end(c); }\n", q, a->mb, peer[q], g, a->mb, xslot[q]);
+				break;
+			case OP_RECV_KV:
+				out(o, "\t/* %d: RECV_KV stage %d group %d from rank %d: the caches its "
+				    "prefill built */\n\t%s{ rt_begin(c, RT_OP_RECV_KV, %d, %d); rt_wait(c, %d); "
+				    "rt_end(c); }\n", q, a->stage, a->mb, a->peer, g, a->stage, a->mb,
+				    xslot[q]);
+				break;
+			case OP_SEND_TOK:
+				out(o, "\t/* %d: SEND_TOK stage %d group %d to rank %d */\n\t%s{ "
+				    "rt_begin(c, RT_OP_SEND_TOK, %d, %d); rt_isend(c, %d, rt_gen_tokens(c, %d), "
+				    "(int64_t)ROWS * 4, %d, RT_TAG(0, %d, 0), \"SEND_TOK group %d to rank %d\"); "
+				    "rt_end(c); }\n", q, a->stage, a->mb, a->peer, g, a->stage, a->mb,
+				    xslot[q], a->mb, a->peer, a->mb, a->mb, a->peer);
+				break;
+			case OP_SEND_KV:
+				out(o, "\t/* %d: SEND_KV stage %d group %d to rank %d: the group's caches, to "
+				    "decode */\n\t%s{ rt_begin(c, RT_OP_SEND_KV, %d, %d); rt_isend(c, %d, A + "
+				    "%lld, %lld, %d, RT_TAG(%d, %d, 1), \"SEND_KV stage %d group %d to rank "
+				    "%d\"); rt_end(c); }\n", q, a->stage, a->mb, a->peer, g, a->stage, a->mb,
+				    xslot[q], (long long)(e->plan->kv_off + a->mb * e->kv_group),
+				    (long long)e->kv_group, a->peer, a->stage, a->mb, a->stage, a->mb,
+				    a->peer);
+				break;
+			default:
+				unreachable();
+			}
 			continue;
 		}
 		out(o, "\t/* %d: %s", q, e->gen && a->op == OP_F ? "F (prefill in round 0, then "
@@ -766,21 +837,11 @@ static void emit_step(Emit *e)
 		}
 		out(o, "rt_end(c);\n");
 	}
-	for (int q = 0; e->gen && q < N; q++)
-		if (l->a[q].op == OP_SEND_TOK)
-			out(o, "\tif (t < NTOK - 1) rt_wait(c, %d);   /* SEND_TOK group %d has been "
-			    "received */\n", tok_slot + l->a[q].mb, l->a[q].mb);
+	for (int q = 0; q < N; q++)
+		if (l->a[q].op == OP_SEND_TOK || l->a[q].op == OP_SEND_KV)
+			out(o, "\tif (%s) rt_wait(c, %d);   /* %s group %d has been received */\n",
+			    guard[q], xslot[q], op_name(l->a[q].op), l->a[q].mb);
 	out(o, "}\n\n");
-}
-
-/* Generate: request slots of the token ring on this rank. */
-static int tok_slots(const Emit *e)
-{
-	int n = 0;
-	const ActList *l = &e->s->rank[e->rank];
-	for (int q = 0; e->gen && q < l->n; q++)
-		n += l->a[q].op == OP_SEND_TOK || l->a[q].op == OP_RECV_TOK;
-	return n;
 }
 
 static int stage_of(const IrModel *m, int l)
@@ -924,7 +985,7 @@ static void emit_program_struct(Emit *e)
 	out(o, "\t.params = params, .nparams = NPARAMS, .nweights = %lld,\n",
 	    (long long)e->nweights);
 	out(o, "\t.arena_bytes = %lld, .nslots = %d,\n", (long long)e->plan->arena_bytes,
-	    e->plan->nreq + tok_slots(e));
+	    e->plan->nreq + e->xslots);
 	out(o, "\t.predicted_bubble = %.6f, .predicted_peak_bytes = %lld,\n",
 	    e->r ? e->r->bubble_fraction : 0.0, (long long)peak);
 	out(o, "\t.step = step,\n");
@@ -934,9 +995,10 @@ static void emit_program_struct(Emit *e)
 	if (e->gen)
 		out(o, "\t.gen_tokens = NTOK, .gen_sample = %d, .gen_temperature = %.17g, "
 		    ".gen_top_k = %d,\n\t.gen_seed = %lluu, .gen_eos = %lld, .gen_vocab = %lld,\n"
-		    "\t.kv_cap = %lld, .kv_bytes = %lld,\n", pp->sample, pp->temperature, pp->top_k,
-		    (unsigned long long)pp->sample_seed, pp->eos, (long long)outt->dims[outt->ndim - 1],
-		    (long long)pp->kv_cap, (long long)e->plan->kv_bytes);
+		    "\t.kv_cap = %lld, .kv_bytes = %lld, .gen_disagg = %d,\n", pp->sample,
+		    pp->temperature, pp->top_k, (unsigned long long)pp->sample_seed, pp->eos,
+		    (long long)outt->dims[outt->ndim - 1], (long long)pp->kv_cap,
+		    (long long)e->plan->kv_bytes, s->disagg);
 	out(o, "};\n\n");
 }
 
@@ -945,9 +1007,10 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 {
 	Emit e = { .m = m, .s = s, .r = r, .rank = rank, .gen = s->kind == SK_GENERATE };
 	e.prank = rank % s->P;
-	e.replica = rank / s->P;
+	e.replica = s->disagg ? 0 : rank / s->P;   /* disaggregated: two pipelines, one batch */
 	e.plan = memplan_rank(m, s, rank);
-	/* generate: each gpt2_block's caches, group after group, layer after layer */
+	/* generate: the caches group by group (one message each), and within a
+	 * group each gpt2_block's keys then values, [rows, kv_cap, d] each */
 	e.kv_off = xalloc((size_t)m->nlayers * sizeof *e.kv_off);
 	int64_t kv_at = e.plan->kv_off;
 	for (int l = 0; l < m->nlayers; l++) {
@@ -955,12 +1018,13 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 		int st = stage_of(m, l);
 		if (e.gen && m->layers[l].kind == LK_GPT2_BLOCK && memplan_stage(e.plan, st)) {
 			e.kv_off[l] = kv_at;
-			kv_at += 2 * m->pipe.B * m->pipe.kv_cap * m->layers[l].d * 4;
+			kv_at += 2 * e.plan->rows * m->pipe.kv_cap * m->layers[l].d * 4;
 		}
 	}
-	if (kv_at != e.plan->kv_off + e.plan->kv_bytes)
+	e.kv_group = kv_at - e.plan->kv_off;
+	if (e.kv_group * s->M != e.plan->kv_bytes)
 		die("rank %d: key/value caches of %lld bytes, planned %lld", rank,
-		    (long long)(kv_at - e.plan->kv_off), (long long)e.plan->kv_bytes);
+		    (long long)(e.kv_group * s->M), (long long)e.plan->kv_bytes);
 	if (eo->dump_plan)
 		memplan_dump(stderr, m, s, e.plan);
 	e.o.name = xprintf("rank%d.c", rank);

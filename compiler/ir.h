@@ -166,6 +166,7 @@ typedef struct Pipeline {
 	long long sample_seed;  /* sample: the draws' seed */
 	long long eos;          /* -1 none, else the end-of-sequence id */
 	int64_t kv_cap;         /* positions cached per sequence: seq_max + gen_tokens */
+	int disagg;             /* prefill = disaggregated: ranks of its own */
 } Pipeline;
 
 typedef struct IrModel {

@@ -229,6 +229,7 @@ static SchedSpec spec_of(const IrModel *m)
 	sp.training = m->pipe.optim != OPT_NONE;
 	sp.path = m->pipe.sched_path;
 	sp.ntok = m->pipe.sched == SK_GENERATE ? m->pipe.gen_tokens : 1;
+	sp.disagg = m->pipe.sched == SK_GENERATE && m->pipe.disagg;
 	unsigned char *rc = xalloc((size_t)m->S + 1);
 	int any = 0;
 	for (int s = 0; s < m->S; s++)

@@ -22,6 +22,13 @@ const char *op_name(int op)
 	return op_names[op];
 }
 
+int sched_holder(const Schedule *s, int rep, int st, int mb)
+{
+	if (s->disagg)
+		return (SCHED_ROUND(s, mb) > 0 ? s->P : 0) + s->stage_rank[st];
+	return SCHED_RANK(s, rep, s->stage_rank[st]);
+}
+
 const char *sched_op_label(const Schedule *s, const Action *a)
 {
 	if (s->kind == SK_GENERATE && a->op == OP_F && SCHED_ROUND(s, a->mb) > 0)

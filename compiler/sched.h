@@ -39,7 +39,9 @@
 	X(OP_ALLREDUCE, "ALLREDUCE", 0)   \
 	X(OP_OPTIM,     "OPTIM",     0)   \
 	X(OP_SEND_TOK,  "SEND_TOK",  0)   \
-	X(OP_RECV_TOK,  "RECV_TOK",  0)
+	X(OP_RECV_TOK,  "RECV_TOK",  0)   \
+	X(OP_SEND_KV,   "SEND_KV",   0)   \
+	X(OP_RECV_KV,   "RECV_KV",   0)
 
 typedef enum {
 #define X(e, s, t) e,
@@ -99,6 +101,7 @@ typedef struct SchedSpec {
 	int R;                  /* data-parallel replicas */
 	int training;           /* 0: forward only (inference) */
 	int ntok;               /* SK_GENERATE: tokens generated, one round each */
+	int disagg;             /* SK_GENERATE: prefill on ranks of its own */
 	const unsigned char *recompute;  /* [S] or NULL: stage s recomputes some layers */
 	const char *path;       /* SK_FILE: file to read, already resolved */
 } SchedSpec;
@@ -110,6 +113,11 @@ typedef struct Schedule {
 	int split;              /* backward split into B and W */
 	int ntok;               /* generate: rounds (tokens per sequence); else 1.
 	                         * Micro-batch keys then run 0 .. M*ntok-1 */
+	int disagg;             /* generate with disaggregated prefill: ranks
+	                         * 0..P-1 run round 0 (the prefill) and hand each
+	                         * group's key/value caches (SEND_KV / RECV_KV) and
+	                         * first token to ranks P..2P-1, which decode;
+	                         * nranks = 2P, R = 1 */
 	int *stage_rank;        /* [S] pipeline rank of each stage */
 	ActList *rank;          /* [nranks] actions of each rank */
 	int lowered;            /* communication already present (lowered or read so) */
@@ -163,6 +171,7 @@ typedef struct SimCost {
 	double *f_dec;          /* generate: [S] a decode round's F, or NULL: f */
 	double *msg_f_dec;      /* generate: [S] its activations' transfer, or NULL */
 	double msg_tok;         /* generate: a token from the last stage to the first */
+	double *msg_kv;         /* generate, disaggregated: [S] one group's caches of a stage */
 } SimCost;                      /* f, b required; w, r, msg_*, *_s, *_p may be NULL */
 
 /* The uniform cost: F = 1/V, B = 2/V (split: B = W = 1/V), R = F, comm free. */
@@ -198,6 +207,10 @@ const char *sched_action_desc(char *buf, size_t size, const Action *a);
  * token each); other schedules have one round. */
 #define SCHED_GROUP(s, mb) ((mb) % (s)->M)
 #define SCHED_ROUND(s, mb) ((mb) / (s)->M)
+/* The rank that runs stage st for micro-batch key mb in replica rep:
+ * stage_rank[st] moved to the replica, or with disaggregated prefill to
+ * the decode ranks for rounds after the first. */
+int sched_holder(const Schedule *s, int rep, int st, int mb);
 /* Keys of (stage, micro-batch) pairs per replica and stage: M * ntok. */
 #define SCHED_KEYS(s) ((s)->M * (s)->ntok)
 /* Generate: pipeline rank p's actions of round t, appended to l (the full

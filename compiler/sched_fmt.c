@@ -224,11 +224,17 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	}
 	char *row = xalloc((size_t)cols + 1);
 
-	wrapped(out, xprintf("%s: P = %d x %d replica%s = %d rank%s, S = %d stage%s (V = %d), "
-	                     "M = %d, %s", s->label ? s->label : sched_kind_name(s->kind), s->P,
-	                     s->R, s->R == 1 ? "" : "s", n, n == 1 ? "" : "s", s->S,
-	                     s->S == 1 ? "" : "s", s->V, s->M, !s->training ? "forward only"
-	                     : s->split ? "training, split backward" : "training"), width, 4);
+	if (s->disagg)
+		wrapped(out, xprintf("%s: P = %d, prefill on ranks 0..%d, decode on ranks %d..%d, "
+		                     "S = %d stage%s, M = %d groups", s->label ? s->label
+		                     : sched_kind_name(s->kind), s->P, s->P - 1, s->P, n - 1, s->S,
+		                     s->S == 1 ? "" : "s", s->M), width, 4);
+	else
+		wrapped(out, xprintf("%s: P = %d x %d replica%s = %d rank%s, S = %d stage%s (V = %d), "
+		                     "M = %d, %s", s->label ? s->label : sched_kind_name(s->kind), s->P,
+		                     s->R, s->R == 1 ? "" : "s", n, n == 1 ? "" : "s", s->S,
+		                     s->S == 1 ? "" : "s", s->V, s->M, !s->training ? "forward only"
+		                     : s->split ? "training, split backward" : "training"), width, 4);
 	/* time ruler: ticks at round times, at least 8 columns apart */
 	double tick = pow(10, floor(log10(8 / scale)));
 	while (tick * scale < 8)

@@ -235,18 +235,25 @@ static void gen_zbv(Schedule *s)
  * built lowered: the token ring is not a forward edge the lowering knows. */
 void sched_generate_round(const Schedule *s, int p, int t, ActList *l)
 {
-	int P = s->P, M = s->M, last = s->S - 1;
+	int P = s->P, M = s->M, last = s->S - 1, N = s->ntok;
+	int me = sched_holder(s, 0, p, t * M);
 	for (int g = 0; g < M; g++) {
-		int k = t * s->M + g;
-		if (p == 0 && t > 0 && P > 1)
-			actlist_push(l, OP_RECV_TOK, 0, k - M, P - 1);
+		int k = t * M + g;
+		/* disaggregated: the first decode round starts from the caches
+		 * the prefill rank of the same stage built */
+		if (s->disagg && t == 1)
+			actlist_push(l, OP_RECV_KV, p, g, sched_holder(s, 0, p, g));
+		if (p == 0 && t > 0 && sched_holder(s, 0, last, k - M) != me)
+			actlist_push(l, OP_RECV_TOK, 0, k - M, sched_holder(s, 0, last, k - M));
 		if (p > 0)
-			actlist_push(l, OP_RECV_F, p, k, p - 1);
+			actlist_push(l, OP_RECV_F, p, k, sched_holder(s, 0, p - 1, k));
 		actlist_push(l, OP_F, p, k, -1);
 		if (p < P - 1)
-			actlist_push(l, OP_SEND_F, p, k, p + 1);
-		if (p == P - 1 && t < s->ntok - 1 && P > 1)
-			actlist_push(l, OP_SEND_TOK, last, k, 0);
+			actlist_push(l, OP_SEND_F, p, k, sched_holder(s, 0, p + 1, k));
+		if (s->disagg && t == 0 && N > 1)
+			actlist_push(l, OP_SEND_KV, p, k, sched_holder(s, 0, p, k + M));
+		if (p == P - 1 && t < N - 1 && sched_holder(s, 0, 0, k + M) != me)
+			actlist_push(l, OP_SEND_TOK, last, k, sched_holder(s, 0, 0, k + M));
 	}
 }
 
@@ -254,7 +261,7 @@ static void gen_generate(Schedule *s)
 {
 	for (int p = 0; p < s->P; p++)
 		for (int t = 0; t < s->ntok; t++)
-			sched_generate_round(s, p, t, &s->rank[p]);
+			sched_generate_round(s, p, t, &s->rank[sched_holder(s, 0, p, t * s->M)]);
 	s->lowered = 1;
 }
 
@@ -263,18 +270,34 @@ Schedule *sched_generate_template(const Schedule *s)
 	Schedule *r = sched_new(SK_GENERATE, s->P, 1, s->M, 1, 0, 0);
 	r->ntok = 1;
 	r->label = s->label;
-	for (int p = 0; p < s->P; p++) {
-		ActList *l = &r->rank[p];
+	r->disagg = s->disagg;
+	if (s->disagg) {
+		r->nranks = 2 * s->P;
+		r->rank = xalloc((size_t)r->nranks * sizeof *r->rank);
+	}
+	/* Every action the rank has in any round, keyed by group; a program
+	 * guards those that only some rounds have (sched.h). */
+	int P = s->P, last = s->S - 1;
+	for (int k = 0; k < r->nranks; k++) {
+		ActList *l = &r->rank[k];
+		int p = k % P, decode = s->disagg ? k >= P : 1, prefill = s->disagg ? k < P : 1;
 		for (int g = 0; g < s->M; g++) {
-			if (p == 0 && s->P > 1)
-				actlist_push(l, OP_RECV_TOK, 0, g, s->P - 1);
+			if (s->disagg && decode)
+				actlist_push(l, OP_RECV_KV, p, g, p);
+			/* the token comes from the prefill's last rank in round 1,
+			 * from the decode pipeline's last rank after that */
+			if (p == 0 && decode && (s->disagg || P > 1))
+				actlist_push(l, OP_RECV_TOK, 0, g, s->disagg ? 2 * P - 1 : P - 1);
 			if (p > 0)
-				actlist_push(l, OP_RECV_F, p, g, p - 1);
+				actlist_push(l, OP_RECV_F, p, g, k - 1);
 			actlist_push(l, OP_F, p, g, -1);
-			if (p < s->P - 1)
-				actlist_push(l, OP_SEND_F, p, g, p + 1);
-			if (p == s->P - 1 && s->P > 1)
-				actlist_push(l, OP_SEND_TOK, s->S - 1, g, 0);
+			if (p < P - 1)
+				actlist_push(l, OP_SEND_F, p, g, k + 1);
+			if (s->disagg && prefill)
+				actlist_push(l, OP_SEND_KV, p, g, P + p);
+			int to = s->disagg ? P : 0;    /* the next round's first stage */
+			if (p == P - 1 && to != k)
+				actlist_push(l, OP_SEND_TOK, last, g, to);
 		}
 	}
 	r->lowered = 1;
@@ -314,6 +337,11 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where)
 			    spec->training, spec->ntok);
 		Schedule *s = sched_new(kind, spec->P, 1, spec->M, 1, 0, 0);
 		s->ntok = spec->ntok;
+		if (spec->disagg) {
+			s->disagg = 1;
+			s->nranks = 2 * spec->P;
+			s->rank = xalloc((size_t)s->nranks * sizeof *s->rank);
+		}
 		gen_generate(s);
 		return s;
 	}

@@ -13,7 +13,8 @@
  *   OPTIM           costs c->optim (c->optim_p[pipeline rank]);
  *   generate        a decode round's F costs c->f_dec (its activations
  *                   c->msg_f_dec), and a token takes c->msg_tok round the
- *                   ring (SEND_TOK / RECV_TOK as SEND_F / RECV_F).
+ *                   ring (SEND_TOK / RECV_TOK as SEND_F / RECV_F), a
+ *                   disaggregated prefill's caches c->msg_kv[stage].
  * Each action starts when the previous one on its rank ended, so the result
  * does not depend on the order ranks are visited in.
  */
@@ -85,6 +86,8 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 	unsigned char *posted_b = xalloc((size_t)nkeys + 1);
 	unsigned char *posted_t = xalloc((size_t)nkeys + 1);
 	double *arr_t = xalloc((size_t)(nkeys + 1) * sizeof *arr_t);
+	unsigned char *posted_kv = xalloc((size_t)nkeys + 1);
+	double *arr_kv = xalloc((size_t)(nkeys + 1) * sizeof *arr_kv);
 	int *ar_count = xalloc((size_t)S * sizeof *ar_count);
 	double *ar_last = xalloc((size_t)S * sizeof *ar_last);
 	int head = 0, tail = 0, nq = n;
@@ -100,7 +103,7 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 		head = (head + 1) % n;
 		nq--;
 		queued[k] = 0;
-		int rep = k / P;
+		int rep = s->disagg ? 0 : k / P;
 		const ActList *l = &s->rank[k];
 		while (pc[k] < l->n) {
 			int i = pc[k];
@@ -143,6 +146,22 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 					goto blocked;
 				res->start[k][i] = now;
 				res->end[k][i] = t[k] = arr_t[kk] > now ? arr_t[kk] : now;
+				pc[k]++;
+				continue;
+			}
+			case OP_SEND_KV: {
+				int kk = KEY(rep, st, a->mb);
+				posted_kv[kk] = 1;
+				arr_kv[kk] = now + at(c->msg_kv, st, 0);
+				WAKE(a->peer);
+				break;
+			}
+			case OP_RECV_KV: {
+				int kk = KEY(rep, st, a->mb);
+				if (!posted_kv[kk])
+					goto blocked;
+				res->start[k][i] = now;
+				res->end[k][i] = t[k] = arr_kv[kk] > now ? arr_kv[kk] : now;
 				pc[k]++;
 				continue;
 			}

@@ -39,6 +39,8 @@ typedef struct Ver {
 	int *sf_rank, *sf_at, *rf_rank, *rf_at, *sb_rank, *sb_at, *rb_rank, *rb_at;
 	/* generate's tokens, keyed by (replica, last stage, producing key) */
 	int *st_rank, *st_at, *rt_rank, *rt_at;
+	/* disaggregated prefill's caches, keyed by (stage, group) */
+	int *skv_rank, *skv_at, *rkv_rank, *rkv_at;
 	int groups;             /* generate: M groups, keys are t*groups + g */
 	int *done;              /* [R*S] micro-batches whose backward work is finished */
 	int *ar_at;             /* [R*S] index of the stage's ALLREDUCE, or -1 */
@@ -102,7 +104,7 @@ static int check_rank(Ver *v, int k)
 	const Schedule *s = v->s;
 	const ActList *l = &s->rank[k];
 	int P = v->P, S = v->S, M = v->M;
-	int rep = k / P, p = k % P;
+	int rep = s->disagg ? 0 : k / P, p = k % P;
 	const int *sr = s->stage_rank;
 	int optim_at = -1;
 
@@ -113,7 +115,8 @@ static int check_rank(Ver *v, int k)
 			return fail(v, k, i, "unknown op %d", op);
 		int compute = op == OP_F || op == OP_B || op == OP_W || op == OP_R;
 		int tok = op == OP_SEND_TOK || op == OP_RECV_TOK;
-		int comm = (op >= OP_SEND_F && op <= OP_RECV_B) || tok;
+		int kvop = op == OP_SEND_KV || op == OP_RECV_KV;
+		int comm = (op >= OP_SEND_F && op <= OP_RECV_B) || tok || kvop;
 		if (op == OP_OPTIM) {
 			if (st != -1 || mb != -1 || a->peer != -1)
 				return fail(v, k, i, "OPTIM carries stage -1, micro-batch -1 "
@@ -122,9 +125,14 @@ static int check_rank(Ver *v, int k)
 			if (st < 0 || st >= S)
 				return fail(v, k, i, "stage %d is out of range (stages 0..%d)",
 				            st, S - 1);
-			if (sr[st] != p)
+			/* a received token or cache serves the next round */
+			int acting = op == OP_RECV_TOK || op == OP_RECV_KV ? mb + v->groups : mb;
+			if (op != OP_ALLREDUCE && (mb < 0 || mb >= M))
+				return fail(v, k, i, "micro-batch %d is out of range (0..%d)",
+				            mb, M - 1);
+			if (sched_holder(s, rep, st, acting) != k)
 				return fail(v, k, i, "stage %d is not on this rank (it is on "
-				            "rank %d)", st, SCHED_RANK(s, rep, sr[st]));
+				            "rank %d)", st, sched_holder(s, rep, st, acting));
 			if (op == OP_ALLREDUCE) {
 				if (mb != -1 || a->peer != -1)
 					return fail(v, k, i, "ALLREDUCE carries micro-batch -1 "
@@ -141,7 +149,7 @@ static int check_rank(Ver *v, int k)
 			return fail(v, k, i, "peer %d is not a rank (0..%d)", a->peer,
 			            s->nranks - 1);
 		if (!s->training && op != OP_F && op != OP_SEND_F && op != OP_RECV_F
-		    && !(tok && s->kind == SK_GENERATE))
+		    && !(tok && s->kind == SK_GENERATE) && !(kvop && s->disagg))
 			return fail(v, k, i, "a forward-only schedule has no %s", op_name(op));
 		if (op == OP_W && !s->split)
 			return fail(v, k, i, "W in a schedule whose backward is not split");
@@ -158,21 +166,29 @@ static int check_rank(Ver *v, int k)
 				            "(first at action %d)", mb, st, v->f_at[kk]);
 			if (st > 0) {
 				int prev = key(v, rep, st - 1, mb);
-				int local = sr[st - 1] == p && v->f_at[prev] >= 0;
+				int here = sched_holder(s, rep, st - 1, mb) == k;
+				int local = here && v->f_at[prev] >= 0;
 				if (!local && v->rf_rank[prev] != k) {
-					if (sr[st - 1] == p)
+					if (here)
 						return fail(v, k, i, "its input is not ready: F of stage "
 						            "%d mb %d has not run on this rank before it",
 						            st - 1, mb);
 					return fail(v, k, i, "its input never arrives: no RECV_F of "
 					            "stage %d mb %d before it (stage %d is on rank %d)",
-					            st, mb, st - 1, SCHED_RANK(s, rep, sr[st - 1]));
+					            st, mb, st - 1, sched_holder(s, rep, st - 1, mb));
 				}
+			}
+			if (s->disagg && mb / v->groups == 1) {
+				/* the first decode round starts from the prefill's caches */
+				if (v->rkv_rank[key(v, rep, st, mb - v->groups)] != k)
+					return fail(v, k, i, "its caches never arrive: no RECV_KV of "
+					            "stage %d group %d before it", st, mb % v->groups);
 			}
 			if (st == 0 && s->kind == SK_GENERATE && mb >= v->groups) {
 				/* a decode round: its token comes round the ring */
 				int prev = key(v, rep, S - 1, mb - v->groups);
-				int local = sr[S - 1] == p && v->f_at[prev] >= 0;
+				int local = sched_holder(s, rep, S - 1, mb - v->groups) == k
+				            && v->f_at[prev] >= 0;
 				if (!local && v->rt_rank[prev] != k)
 					return fail(v, k, i, "its token never arrives: no RECV_TOK of "
 					            "group %d round %d before it", mb % v->groups,
@@ -188,9 +204,9 @@ static int check_rank(Ver *v, int k)
 				            "stage %d mb %d has not run before it", st, mb);
 			if (mb / v->groups >= s->ntok - 1)
 				return fail(v, k, i, "the last round's token goes nowhere");
-			if (a->peer != SCHED_RANK(s, rep, sr[0]))
-				return fail(v, k, i, "peer is rank %d, but stage 0 is on rank %d",
-				            a->peer, SCHED_RANK(s, rep, sr[0]));
+			if (a->peer != sched_holder(s, rep, 0, mb + v->groups))
+				return fail(v, k, i, "peer is rank %d, but the next round's stage 0 is "
+				            "on rank %d", a->peer, sched_holder(s, rep, 0, mb + v->groups));
 			if (v->st_rank[kk] >= 0)
 				return fail(v, k, i, "sent twice (first at action %d)", v->st_at[kk]);
 			v->st_rank[kk] = k;
@@ -200,9 +216,9 @@ static int check_rank(Ver *v, int k)
 			if (st != 0)
 				return fail(v, k, i, "only the first stage receives tokens");
 			int from = key(v, rep, S - 1, mb);
-			if (a->peer != SCHED_RANK(s, rep, sr[S - 1]))
+			if (a->peer != sched_holder(s, rep, S - 1, mb))
 				return fail(v, k, i, "peer is rank %d, but stage %d is on rank %d",
-				            a->peer, S - 1, SCHED_RANK(s, rep, sr[S - 1]));
+				            a->peer, S - 1, sched_holder(s, rep, S - 1, mb));
 			if (v->rt_rank[from] >= 0)
 				return fail(v, k, i, "received twice (first at action %d)",
 				            v->rt_at[from]);
@@ -210,6 +226,33 @@ static int check_rank(Ver *v, int k)
 			v->rt_at[from] = i;
 			break;
 		}
+		case OP_SEND_KV:
+			if (!s->disagg || mb >= v->groups)
+				return fail(v, k, i, "caches are handed over only from a disaggregated "
+				            "prefill (round 0)");
+			if (v->f_at[kk] < 0)
+				return fail(v, k, i, "sends caches not built yet: F of stage %d group %d "
+				            "has not run before it", st, mb);
+			if (a->peer != sched_holder(s, rep, st, mb + v->groups))
+				return fail(v, k, i, "peer is rank %d, but stage %d decodes on rank %d",
+				            a->peer, st, sched_holder(s, rep, st, mb + v->groups));
+			if (v->skv_rank[kk] >= 0)
+				return fail(v, k, i, "sent twice (first at action %d)", v->skv_at[kk]);
+			v->skv_rank[kk] = k;
+			v->skv_at[kk] = i;
+			break;
+		case OP_RECV_KV:
+			if (!s->disagg || mb >= v->groups)
+				return fail(v, k, i, "caches are handed over only from a disaggregated "
+				            "prefill (round 0)");
+			if (a->peer != sched_holder(s, rep, st, mb))
+				return fail(v, k, i, "peer is rank %d, but stage %d prefills on rank %d",
+				            a->peer, st, sched_holder(s, rep, st, mb));
+			if (v->rkv_rank[kk] >= 0)
+				return fail(v, k, i, "received twice (first at action %d)", v->rkv_at[kk]);
+			v->rkv_rank[kk] = k;
+			v->rkv_at[kk] = i;
+			break;
 		case OP_B:
 			if (v->b_at[kk] >= 0)
 				return fail(v, k, i, "micro-batch %d of stage %d runs B twice "
@@ -263,7 +306,7 @@ static int check_rank(Ver *v, int k)
 			if (v->f_at[kk] < 0)
 				return fail(v, k, i, "sends activations that do not exist yet: F "
 				            "of stage %d mb %d has not run before it", st, mb);
-			if (check_peer(v, k, i, a, SCHED_RANK(s, rep, sr[st + 1]), "receiver"))
+			if (check_peer(v, k, i, a, sched_holder(s, rep, st + 1, mb), "receiver"))
 				return -1;
 			if (v->sf_rank[kk] >= 0)
 				return fail(v, k, i, "sent twice (first at action %d)", v->sf_at[kk]);
@@ -277,7 +320,7 @@ static int check_rank(Ver *v, int k)
 			if (v->b_at[kk] < 0)
 				return fail(v, k, i, "sends a gradient that does not exist yet: B "
 				            "of stage %d mb %d has not run before it", st, mb);
-			if (check_peer(v, k, i, a, SCHED_RANK(s, rep, sr[st - 1]), "receiver"))
+			if (check_peer(v, k, i, a, sched_holder(s, rep, st - 1, mb), "receiver"))
 				return -1;
 			if (v->sb_rank[kk] >= 0)
 				return fail(v, k, i, "sent twice (first at action %d)", v->sb_at[kk]);
@@ -288,7 +331,7 @@ static int check_rank(Ver *v, int k)
 			if (st == 0)
 				return fail(v, k, i, "the first stage receives no activations");
 			int from = key(v, rep, st - 1, mb);
-			if (check_peer(v, k, i, a, SCHED_RANK(s, rep, sr[st - 1]), "sender"))
+			if (check_peer(v, k, i, a, sched_holder(s, rep, st - 1, mb), "sender"))
 				return -1;
 			if (v->rf_rank[from] >= 0)
 				return fail(v, k, i, "received twice (first at action %d)",
@@ -301,7 +344,7 @@ static int check_rank(Ver *v, int k)
 			if (st == S - 1)
 				return fail(v, k, i, "the last stage receives no gradient");
 			int from = key(v, rep, st + 1, mb);
-			if (check_peer(v, k, i, a, SCHED_RANK(s, rep, sr[st + 1]), "sender"))
+			if (check_peer(v, k, i, a, sched_holder(s, rep, st + 1, mb), "sender"))
 				return -1;
 			if (v->rb_rank[from] >= 0)
 				return fail(v, k, i, "received twice (first at action %d)",
@@ -365,8 +408,8 @@ static int check_complete(Ver *v)
 	const Schedule *s = v->s;
 	for (int rep = 0; rep < v->R; rep++)
 		for (int st = 0; st < v->S; st++) {
-			int k = SCHED_RANK(s, rep, s->stage_rank[st]);
 			for (int mb = 0; mb < v->M; mb++) {
+				int k = sched_holder(s, rep, st, mb);
 				int kk = key(v, rep, st, mb);
 				const char *what = v->f_at[kk] < 0 ? "F"
 					: s->training && v->b_at[kk] < 0 ? "B"
@@ -384,7 +427,7 @@ static int check_matching(Ver *v)
 {
 	const Schedule *s = v->s;
 	for (int k = 0; k < s->nranks; k++) {
-		int rep = k / v->P;
+		int rep = s->disagg ? 0 : k / v->P;
 		const ActList *l = &s->rank[k];
 		for (int i = 0; i < l->n; i++) {
 			const Action *a = &l->a[i];
@@ -420,6 +463,16 @@ static int check_matching(Ver *v)
 					return fail(v, k, i, "nobody sends it: rank %d has no SEND_TOK "
 					            "of mb %d", a->peer, mb);
 				break;
+			case OP_SEND_KV:
+				if (v->rkv_rank[key(v, rep, st, mb)] < 0)
+					return fail(v, k, i, "nobody receives it: rank %d has no RECV_KV "
+					            "of stage %d group %d", a->peer, st, mb);
+				break;
+			case OP_RECV_KV:
+				if (v->skv_rank[key(v, rep, st, mb)] < 0)
+					return fail(v, k, i, "nobody sends it: rank %d has no SEND_KV "
+					            "of stage %d group %d", a->peer, st, mb);
+				break;
 			default:
 				break;
 			}
@@ -433,7 +486,8 @@ static int waits_for(const Ver *v, const int *pc, const int *arrived, int k)
 {
 	const Schedule *s = v->s;
 	const Action *a = &s->rank[k].a[pc[k]];
-	if (a->op == OP_RECV_F || a->op == OP_RECV_B || a->op == OP_RECV_TOK)
+	if (a->op == OP_RECV_F || a->op == OP_RECV_B || a->op == OP_RECV_TOK
+	    || a->op == OP_RECV_KV)
 		return a->peer;
 	if (a->op == OP_ALLREDUCE)
 		for (int rep = 0; rep < v->R; rep++) {
@@ -456,6 +510,7 @@ static int check_deadlock(Ver *v)
 	unsigned char *posted_f = xalloc((size_t)v->nkeys + 1);
 	unsigned char *posted_b = xalloc((size_t)v->nkeys + 1);
 	unsigned char *posted_t = xalloc((size_t)v->nkeys + 1);
+	unsigned char *posted_kv = xalloc((size_t)v->nkeys + 1);
 	int *ar_count = ints(S, 0);
 
 	for (int k = 0; k < n; k++)
@@ -468,7 +523,7 @@ static int check_deadlock(Ver *v)
 		head = (head + 1) % n;
 		nq--;
 		queued[k] = 0;
-		int rep = k / P;
+		int rep = s->disagg ? 0 : k / P;
 		const ActList *l = &s->rank[k];
 		while (pc[k] < l->n) {
 			const Action *a = &l->a[pc[k]];
@@ -489,6 +544,13 @@ static int check_deadlock(Ver *v)
 				break;
 			case OP_RECV_TOK:
 				blocked = !posted_t[key(v, rep, S - 1, a->mb)];
+				break;
+			case OP_SEND_KV:
+				posted_kv[key(v, rep, a->stage, a->mb)] = 1;
+				WAKE(a->peer);
+				break;
+			case OP_RECV_KV:
+				blocked = !posted_kv[key(v, rep, a->stage, a->mb)];
 				break;
 			case OP_RECV_F:
 				blocked = !posted_f[key(v, rep, a->stage - 1, a->mb)];
@@ -544,6 +606,7 @@ static int check_deadlock(Ver *v)
 		const Action *a = &s->rank[k].a[pc[k]];
 		const char *what = a->op == OP_ALLREDUCE ? "every replica's ALLREDUCE"
 			: a->op == OP_RECV_F ? "its SEND_F" : a->op == OP_RECV_TOK ? "its SEND_TOK"
+			: a->op == OP_RECV_KV ? "its SEND_KV"
 			: "its SEND_B";
 		return fail(v, k, pc[k], "deadlock: waits forever for %s; %d rank%s "
 		            "blocked: %s", what, nblocked, nblocked == 1 ? "" : "s", chain);
@@ -558,7 +621,7 @@ int sched_verify(const Schedule *s, void (*report)(const char *fmt, ...))
 	/* generate: every round of every group is a key of its own */
 	Ver v = { .s = s, .report = report, .P = s->P, .S = s->S, .M = SCHED_KEYS(s),
 	          .R = s->R, .groups = s->M };
-	if (s->nranks != s->P * s->R)
+	if (s->nranks != s->P * s->R * (1 + s->disagg))
 		die("schedule has %d ranks, not P*R = %d", s->nranks, s->P * s->R);
 	v.nkeys = s->R * s->S * v.M;
 	v.f_at = ints(v.nkeys, -1);
@@ -577,6 +640,10 @@ int sched_verify(const Schedule *s, void (*report)(const char *fmt, ...))
 	v.st_at = ints(v.nkeys, -1);
 	v.rt_rank = ints(v.nkeys, -1);
 	v.rt_at = ints(v.nkeys, -1);
+	v.skv_rank = ints(v.nkeys, -1);
+	v.skv_at = ints(v.nkeys, -1);
+	v.rkv_rank = ints(v.nkeys, -1);
+	v.rkv_at = ints(v.nkeys, -1);
 	v.done = ints(s->R * s->S, 0);
 	v.ar_at = ints(s->R * s->S, -1);
 

@@ -1020,7 +1020,8 @@ static void check_loss(const Program *p, IrModel *m, int before)
 	X(K_SCHEDULE, "schedule") X(K_PARTITION, "partition") X(K_RECOMPUTE, "recompute") \
 	X(K_REPLICAS, "replicas") X(K_DTYPE, "dtype") X(K_OPTIMIZER, "optimizer") \
 	X(K_STEPS, "steps") X(K_SEED, "seed") X(K_MEMORY, "memory") \
-	X(K_MAX_NEW, "max_new_tokens") X(K_SAMPLING, "sampling") X(K_EOS, "eos")
+	X(K_MAX_NEW, "max_new_tokens") X(K_SAMPLING, "sampling") X(K_EOS, "eos") \
+	X(K_PREFILL, "prefill")
 
 enum {
 #define X(e, s) e,
@@ -1508,6 +1509,14 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 		pp->eos = x;
 	if (item[K_SAMPLING])
 		parse_sampling(item[K_SAMPLING], pp);
+	if (item[K_PREFILL]) {
+		const Value *v = item[K_PREFILL]->val;
+		if (v->kind == V_WORD && !strcmp(v->s, "disaggregated"))
+			pp->disagg = 1;
+		else if (!(v->kind == V_WORD && !strcmp(v->s, "colocated")))
+			diag_error(v->loc, "'prefill' must be colocated (the decode pipeline's ranks "
+			           "prefill too) or disaggregated (ranks of its own)");
+	}
 	int training = pp->optim != OPT_NONE;
 	pp->sched = training ? SK_1F1B : SK_INFERENCE;
 	if (item[K_SCHEDULE])
@@ -1542,8 +1551,8 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 			check_generate(m, item, pp->sched_loc);
 		}
 	} else {
-		static const int gen_keys[] = { K_MAX_NEW, K_SAMPLING, K_EOS };
-		for (int i = 0; i < 3; i++)
+		static const int gen_keys[] = { K_MAX_NEW, K_SAMPLING, K_EOS, K_PREFILL };
+		for (int i = 0; i < 4; i++)
 			if (item[gen_keys[i]])
 				diag_error(item[gen_keys[i]]->key_loc, "'%s' applies to schedule = "
 				           "generate only", keys[gen_keys[i]]);

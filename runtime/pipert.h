@@ -47,6 +47,7 @@ enum {
 	RT_OP_F, RT_OP_B, RT_OP_W, RT_OP_R,
 	RT_OP_SEND_F, RT_OP_RECV_F, RT_OP_SEND_B, RT_OP_RECV_B,
 	RT_OP_ALLREDUCE, RT_OP_OPTIM, RT_OP_SEND_TOK, RT_OP_RECV_TOK,
+	RT_OP_SEND_KV, RT_OP_RECV_KV,
 	RT_NOPS
 };
 
@@ -151,6 +152,8 @@ typedef struct rt_program {
 	int64_t gen_vocab;              /* the lm_head's width */
 	int64_t kv_cap;                 /* positions the caches hold: seq_max + gen_tokens */
 	int64_t kv_bytes;               /* this rank's key/value caches (in the arena) */
+	int gen_disagg;                 /* prefill on ranks 0..P-1, decode on P..2P-1
+	                                 * (nranks = 2P, R = 1, replica 0) */
 } rt_program;
 
 /* Parses the options of the emitted program (--help, --weights-in,

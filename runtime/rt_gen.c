@@ -21,8 +21,6 @@
 
 #include "rt_internal.h"
 
-enum { TAG_TOKENS = 31001 };    /* the final hand-over to rank 0, on MPI_COMM_WORLD */
-
 int64_t rt_gen_pos(rt_ctx *c)
 {
 	return c->gen_round == 0 ? 0 : c->seq_len + c->gen_round - 1;
@@ -54,12 +52,15 @@ int rt_gen_init(rt_ctx *c)
 	c->gen_tok = rt_dev_alloc(c, (size_t)rows * sizeof *c->gen_tok);
 	if (!c->gen_tok)
 		return RT_EXIT_RUNTIME;
-	if (p->last_stage) {
-		c->gen_out = rt_alloc((size_t)(rows * p->gen_tokens) * sizeof *c->gen_out);
-		c->gen_done = rt_alloc((size_t)rows);
-		if (!c->gen_out || !c->gen_done)
-			return RT_EXIT_RUNTIME;
-	}
+	/* every rank: the last stages' picks are gathered by a maximum over
+	 * ranks (with disaggregated prefill two ranks pick: round 0 and the
+	 * rest), so what a rank did not pick stays -1 */
+	c->gen_out = rt_alloc((size_t)(rows * p->gen_tokens) * sizeof *c->gen_out);
+	c->gen_done = rt_alloc((size_t)rows);
+	if (!c->gen_out || !c->gen_done)
+		return RT_EXIT_RUNTIME;
+	for (int64_t i = 0; i < rows * p->gen_tokens; i++)
+		c->gen_out[i] = -1;
 	return 0;
 }
 
@@ -194,28 +195,29 @@ void rt_gen_run(rt_ctx *c)
 			       c->slots[i].what);
 }
 
-/* The last stage's tokens reach rank 0 (the first stage, which has the
- * prompts) once, after the run. */
+/* The picked tokens reach rank 0 (the first stage, which has the prompts)
+ * once, after the run; a row's tokens after its end-of-sequence id are that
+ * id. */
 int rt_gen_write_output(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	int64_t B = p->batch, N = p->gen_tokens, T0 = c->seq_len;
-	int last_rank = p->P - 1;   /* replica 0's last stage */
 	int32_t *gen = NULL, *all = NULL;
 	int rc = 0;
 	if (!c->o.output)
 		return 0;
-	if (c->rank == last_rank && last_rank != 0)
-		MPI_Send(c->gen_out, (int)(B * N), MPI_INT, 0, TAG_TOKENS, MPI_COMM_WORLD);
+	if (c->rank == 0 && !(gen = rt_alloc((size_t)(B * N) * sizeof *gen)))
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the tokens");
+	MPI_Reduce(c->gen_out, gen, (int)(B * N), MPI_INT, MPI_MAX, 0, MPI_COMM_WORLD);
 	if (c->rank != 0)
 		return 0;
-	if (last_rank == 0) {
-		gen = c->gen_out;
-	} else {
-		if (!(gen = rt_alloc((size_t)(B * N) * sizeof *gen)))
-			rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the tokens");
-		MPI_Recv(gen, (int)(B * N), MPI_INT, last_rank, TAG_TOKENS, MPI_COMM_WORLD,
-		         MPI_STATUS_IGNORE);
+	for (int64_t row = 0; row < B && p->gen_eos >= 0; row++) {
+		int stop = 0;
+		for (int64_t j = 0; j < N; j++) {
+			if (stop)
+				gen[row * N + j] = (int32_t)p->gen_eos;
+			stop |= gen[row * N + j] == p->gen_eos;
+		}
 	}
 	if (!(all = rt_alloc((size_t)(B * (T0 + N)) * sizeof *all)))
 		rt_die(c, RT_EXIT_RUNTIME, "out of memory writing the tokens");
@@ -234,8 +236,7 @@ int rt_gen_write_output(rt_ctx *c)
 			rc = RT_EXIT_INPUT;
 		}
 	}
-	if (gen != c->gen_out)
-		rt_free(gen);
+	rt_free(gen);
 	rt_free(all);
 	return rc;
 }

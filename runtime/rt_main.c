@@ -71,7 +71,8 @@ static int check_program(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	if (!p->step || p->nweights < 0 || p->arena_bytes < 0 || p->nparams < 0 || p->nslots < 0 ||
-	    p->P < 1 || p->R < 1 || p->P * p->R != p->nranks || p->replica != p->rank / p->P) {
+	    p->P < 1 || p->R < 1 || p->P * p->R * (p->gen_disagg ? 2 : 1) != p->nranks ||
+	    p->replica != (p->gen_disagg ? 0 : p->rank / p->P)) {
 		rt_msg(c->rank, "inconsistent program (ranks %d = %d x %d, replica %d)", p->nranks,
 		       p->P, p->R, p->replica);
 		return RT_EXIT_RUNTIME;

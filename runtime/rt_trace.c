@@ -22,7 +22,7 @@ const char *rt_op_name(int op)
 {
 	static const char *names[RT_NOPS] = {
 		"F", "B", "W", "R", "SEND_F", "RECV_F", "SEND_B", "RECV_B", "ALLREDUCE", "OPTIM",
-		"SEND_TOK", "RECV_TOK",
+		"SEND_TOK", "RECV_TOK", "SEND_KV", "RECV_KV",
 	};
 	return op >= 0 && op < RT_NOPS ? names[op] : "OP";
 }

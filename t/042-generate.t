@@ -122,6 +122,20 @@ for P, M, part in cases if FULL else covering:
                                                 ("time_to_first_token", "time_per_output_token",
                                                  "tokens_per_s", "generation_time")})
 
+# ---- disaggregated prefill: ranks 0..P-1 prefill, P..2P-1 decode ----
+dcases = [(1, 1, None), (1, 3, None), (2, 2, None), (2, 4, "[5, 2]"), (3, 6, "[1, 5, 1]"),
+          (4, 8, "[3, 1, 1, 2]"), (4, 3, None)]
+for P, M, part in dcases if FULL else [(1, 3, None), (2, 4, "[5, 2]"), (3, 6, "[1, 5, 1]")]:
+    sets = ["stages=%d" % P, "microbatches=%d" % M, "prefill=disaggregated"]
+    if part:
+        sets.append("partition=" + part)
+    got, out, why = compile_run(sets, ["--input", PROMPTS], "d%dm%d" % (P, M))
+    ok = got is not None and got.shape == expected.shape and (got == expected).all()
+    if not t.ok(ok and "ranks: %d" % (2 * P) in out,
+                "disaggregated prefill on %d + %d ranks, M=%d%s: tokens equal transformers'"
+                % (P, P, M, ", partition " + part if part else "")):
+        t.diag(why if got is None else "got\n%s\nexpected\n%s" % (got[:6], expected[:6]))
+
 # Negative control: other weights give other tokens, so the comparison can fail.
 got, _, why = compile_run(["stages=2", "microbatches=2"], ["--input", PROMPTS], "noweights",
                           weights=False)
@@ -163,6 +177,23 @@ g1, _, why = compile_run(["stages=1", "microbatches=1",
                           "sampling=sample(temperature = 1, top_k = 1, seed = 9)"],
                          ["--input", PROMPTS], "topk1")
 t.ok(g1 is not None and (g1 == expected).all(), "sample(top_k = 1) is greedy decoding")
+
+d, _, why_d = compile_run(["stages=2", "microbatches=4", "prefill=disaggregated", samp],
+                         ["--input", PROMPTS], "sd")
+t.ok(d is not None and a is not None and (d == a).all(),
+     "sampled tokens with disaggregated prefill equal the colocated ones")
+e0 = int(expected[1, T0])     # row 1's first new token: a row can stop in the prefill
+want0 = expected.copy()
+for r in range(B):
+    hit = [j for j in range(T0, T0 + N) if want0[r, j] == e0]
+    if hit:
+        want0[r, hit[0]:] = e0
+got, _, why = compile_run(["stages=2", "microbatches=2", "prefill=disaggregated",
+                           "eos=%d" % e0], ["--input", PROMPTS], "deos")
+if not t.ok(got is not None and (got == want0).all(),
+            "eos = %d with disaggregated prefill: rows that stop in the prefill stay stopped"
+            % e0):
+    t.diag(why if got is None else "got\n%s\nwant\n%s" % (got[:6], want0[:6]))
 
 # ---- shorter prompts: the same on every pipeline ----
 short = os.path.join(tmp, "short.npy")

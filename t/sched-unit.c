@@ -33,7 +33,7 @@ static void report(const char *fmt, ...)
 
 static SchedSpec spec(int kind, int P, int V, int M, int R, int training)
 {
-	return (SchedSpec){ kind, P, V, M, R, training, 1, NULL, NULL };
+	return (SchedSpec){ kind, P, V, M, R, training, 1, 0, NULL, NULL };
 }
 
 static Schedule *build(const SchedSpec *sp)
@@ -508,7 +508,7 @@ static void test_lowering(void)
 static void test_broken(void)
 {
 	SchedSpec sp2 = spec(SK_FILE, 2, 1, 2, 1, 1);
-	Schedule *s = build(&(SchedSpec){ SK_1F1B, 2, 1, 2, 1, 1, 1, NULL, NULL });
+	Schedule *s = build(&(SchedSpec){ SK_1F1B, 2, 1, 2, 1, 1, 1, 0, NULL, NULL });
 	char *text = csv_without(s, "1,0,RECV_F,1,0,0\n");
 	file_case("a dropped RECV is refused at the F that needed it", text, sp2, 2,
 	          "rank 1, action 0 (F stage 1 mb 0): its input never arrives",
@@ -905,6 +905,35 @@ static void test_generate(void)
 				}
 			}
 	ok(unsound == 0, "generate: all %d programs verify (P 1..8, M 1..12, N 1..6)", n);
+
+	/* disaggregated prefill: ranks 0..P-1 prefill, then the decode
+	 * pipeline is the colocated ring of N-1 rounds, started at time P when
+	 * group 0's first token arrives: P + max(M, P)(N-2) + M + P - 1 */
+	int d_unsound = 0, d_wrong = 0, dn = 0;
+	for (int P = 1; P <= 6; P++)
+		for (int M = 1; M <= 9; M++)
+			for (int N = 1; N <= 5; N++) {
+				SchedSpec sp = spec(SK_GENERATE, P, 1, M, 1, 0);
+				sp.ntok = N;
+				sp.disagg = 1;
+				Schedule *s = sched_generate(&sp, nowhere);
+				dn++;
+				if (!s || s->nranks != 2 * P || sched_verify(s, report) != 0) {
+					if (!d_unsound++)
+						diagf("disaggregated P=%d M=%d N=%d: %s", P, M, N, last_report);
+					continue;
+				}
+				SimResult *r = sched_simulate(s, simcost_uniform(s));
+				double T = N == 1 ? M + P - 1
+				           : P + (M > P ? M : P) * (N - 2.0) + M + P - 1;
+				if (fabs(r->step_time - T) > 1e-9 && !d_wrong++)
+					diagf("disaggregated P=%d M=%d N=%d: step %g, want %g", P, M, N,
+					      r->step_time, T);
+			}
+	ok(d_unsound == 0, "generate, disaggregated prefill: all %d programs verify on 2P ranks",
+	   dn);
+	ok(d_wrong == 0, "generate, disaggregated prefill: uniform step time P + max(M, P)(N-2) "
+	   "+ M + P - 1 in %d cases (%d wrong)", dn, d_wrong);
 	ok(wrong == 0, "generate: uniform step time max(M, P)(N-1) + M + P - 1 and bubble "
 	   "1 - MN / that, %d cases (%d wrong)", n, wrong);
 
