@@ -68,6 +68,8 @@ static void usage(FILE *to)
 	      "  --flops R          model cost: FLOP/s per rank (default 5e10)\n"
 	      "  --bandwidth R      model cost: link bytes/s (default 8e9)\n"
 	      "  --latency S        model cost: seconds per message (default 2e-6)\n"
+	      "  --mem-bandwidth R  model cost: a rank's memory bytes/s (default 2e10): the\n"
+	      "                     optimizer step, and generation's weight reads per step\n"
 	      "  --width N          schedule text: chart width in columns (default 120)\n"
 	      "  -o PATH            output file (schedule) or directory (compile)\n"
 	      "  --backend B        compile: cpu (default) or cuda\n"
@@ -131,6 +133,8 @@ static void parse_args(int argc, char **argv, Options *o)
 			o->cc.bandwidth = number_arg("--bandwidth", val);
 		} else if (TAKES("--latency")) {
 			o->cc.latency = number_arg("--latency", val);
+		} else if (TAKES("--mem-bandwidth")) {
+			o->cc.mem_bandwidth = number_arg("--mem-bandwidth", val);
 		} else if (TAKES("--width")) {
 			char *end;
 			long w = strtol(val, &end, 10);

@@ -314,6 +314,22 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	fprintf(out, "step_time: %.9g\n", r->step_time);
 	fprintf(out, "bubble_fraction: %.9g\n", r->bubble_fraction);
 	fprintf(out, "bubble_overhead: %.9g\n", r->bubble_overhead);
+	if (s->kind == SK_GENERATE) {
+		/* the run's own numbers, as a generating program prints them */
+		double ttft = 0;
+		for (int k = 0; k < n; k++)
+			for (int i = 0; i < s->rank[k].n; i++) {
+				const Action *a = &s->rank[k].a[i];
+				if (a->op == OP_F && a->stage == s->S - 1 && a->mb < s->M
+				    && r->end[k][i] > ttft)
+					ttft = r->end[k][i];
+			}
+		fprintf(out, "time_to_first_token: %.9g\n", ttft);
+		fprintf(out, "time_per_output_token: %.9g\n",
+		        s->ntok > 1 ? (r->step_time - ttft) / (s->ntok - 1) : 0.0);
+		fprintf(out, "# time to first token: until the last stage has every group's first "
+		        "token; per output token:\n#   the rest of the run over the other rounds\n");
+	}
 	wrapped(out, xprintf("cost: %s", c && c->describe ? c->describe : c && c->name ? c->name
 	                     : "?"), width, 6);
 	for (int k = 0; k < n; k++) {
