@@ -221,7 +221,8 @@ void check_summary(FILE *out, const IrModel *m)
 				split = !(L->tied >= m->stages[s].first && L->tied < m->stages[s].last);
 		fprintf(out, "  %s uses %s's token embedding %s [%lld, %lld]%s\n", L->name, E->name,
 		        E->params[0].name, (long long)E->vocab, (long long)E->d,
-		        split ? ": its stage holds a copy; the copies' gradients are summed "
-		                "before every optimizer step" : "");
+		        !split ? "" : pp->optim != OPT_NONE ? ": its stage holds a copy; the "
+		        "copies' gradients are summed before every optimizer step"
+		        : ": its stage holds a copy, loaded from the same tensor");
 	}
 }

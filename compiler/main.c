@@ -287,9 +287,10 @@ static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 	        "optimizer", "arena", "total");
 	for (int rank = 0; rank < s->nranks; rank++) {
 		RankMemory r = memplan_memory(m, s, memplan_rank(m, s, rank));
-		fprintf(out, "  %-5d %13lld %13lld %13lld %13lld %13lld\n", rank,
+		fprintf(out, "  %-5d %13lld %13lld %13lld %13lld %13lld%s\n", rank,
 		        (long long)r.weights, (long long)r.grads, (long long)r.optim,
-		        (long long)r.arena, (long long)memplan_total(r));
+		        (long long)r.arena, (long long)memplan_total(r),
+		        r.kv ? xprintf("   (arena: %lld of key/value caches)", (long long)r.kv) : "");
 	}
 }
 
