@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "rt_internal.h"
+#include "rt_small_gemm.h"
 
 /* ---- Linear: y = x·Wᵀ + b, W is [out, in] (PyTorch's layout). ---- */
 
@@ -29,6 +30,8 @@ void rt_linear_fwd(const float *x, const float *w, const float *b, float *y,
 			memcpy(y + r * out, b, (size_t)out * sizeof *y);
 		beta = 1.0f;
 	}
+	if (rt_small_gemm(1, rows, out, in, x, w, in, beta, y) == 0)
+		return;         /* one row (a decode step): stream the weights */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in,
 	            1.0f, x, (int)in, w, (int)in, beta, y, (int)out);
 }
