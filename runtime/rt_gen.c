@@ -167,6 +167,8 @@ void rt_gen_pick(rt_ctx *c, int g, const float *dev_logits)
 		tok[r] = t;
 		c->gen_out[row * p->gen_tokens + c->gen_round] = t;
 	}
+	if (c->gen_round == 0 && g == p->M - 1)
+		c->gen_ttft = rt_now() - c->gen_t0;     /* every group has its first token */
 	free(prob);
 	rt_dev_unmap(c, (void *)dev_logits, (void *)logits, lbytes, RT_MAP_READ);
 	rt_dev_unmap(c, dev_tok, tok, tbytes, RT_MAP_WRITE);
@@ -177,15 +179,13 @@ void rt_gen_run(rt_ctx *c)
 	const rt_program *p = c->p;
 	double t0;
 	rt_barrier(c, "the barrier before generation");
-	t0 = rt_now();
+	c->gen_t0 = t0 = rt_now();
 	c->busy = 0.0;
 	for (int t = 0; t < p->gen_tokens; t++) {
 		c->step = t;
 		c->gen_round = t;
 		c->action_index = 0;
 		rt_dev_step(c, t);
-		if (t == 0)
-			c->gen_ttft = rt_now() - t0;
 	}
 	c->gen_total = rt_now() - t0;
 	rt_barrier(c, "the barrier after generation");

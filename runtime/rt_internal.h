@@ -164,7 +164,9 @@ struct rt_ctx {
 	int32_t *gen_tok;           /* [batch / R] token buffers, group g at g * mb_rows */
 	int32_t *gen_out;           /* last stage: [batch, gen_tokens] tokens picked */
 	unsigned char *gen_done;    /* last stage: [batch] rows that produced eos */
-	double gen_ttft, gen_total; /* seconds from the start barrier */
+	double gen_t0;              /* the clock after the barrier before round 0 */
+	double gen_ttft, gen_total; /* seconds from gen_t0: the last group's first
+	                             * tokens picked, the run */
 
 	/* Fault injection for tests (PIPERT_FAULT, rt_main.c). */
 	int fault_kind, fault_step, fault_action;
