@@ -96,7 +96,9 @@ void rt_end(rt_ctx *c)
 	rt_dev_mark(c, 1);
 }
 
-static void write_events(FILE *f, int rank, const rt_event *ev, size_t n, int *first)
+/* gen: a generating program, whose steps are rounds: an F after round 0 is
+ * a decode step, and every slice carries its round (as pipec schedule's). */
+static void write_events(FILE *f, int rank, const rt_event *ev, size_t n, int *first, int gen)
 {
 	fprintf(f, "%s\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":0,"
 	        "\"args\":{\"name\":\"rank %d\"}}", *first ? "" : ",", rank, rank);
@@ -105,8 +107,10 @@ static void write_events(FILE *f, int rank, const rt_event *ev, size_t n, int *f
 	*first = 0;
 	for (size_t i = 0; i < n; i++) {
 		const rt_event *e = &ev[i];
-		const char *op = rt_op_name(e->op);
-		char name[64];
+		const char *op = gen && e->op == RT_OP_F && e->step > 0 ? "DECODE" : rt_op_name(e->op);
+		char name[64], round[32] = "";
+		if (gen)
+			snprintf(round, sizeof round, ",\"round\":%d", e->step);
 		if (e->mb >= 0)
 			snprintf(name, sizeof name, "%s s%d mb%d", op, e->stage, e->mb);
 		else if (e->stage >= 0)
@@ -114,9 +118,9 @@ static void write_events(FILE *f, int rank, const rt_event *ev, size_t n, int *f
 		else
 			snprintf(name, sizeof name, "%s", op);
 		fprintf(f, ",\n{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":0,"
-		        "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"op\":\"%s\",\"stage\":%d,\"microbatch\":%d}}",
+		        "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"op\":\"%s\",\"stage\":%d,\"microbatch\":%d%s}}",
 		        name, is_compute(e->op) ? "compute" : "comm", rank, e->t0 * 1e6,
-		        (e->t1 - e->t0) * 1e6, op, e->stage, e->mb);
+		        (e->t1 - e->t0) * 1e6, op, e->stage, e->mb, round);
 	}
 }
 
@@ -162,7 +166,7 @@ int rt_trace_write(rt_ctx *c, const char *path)
 			fprintf(f, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[");
 			for (int i = 0; i < c->nranks; i++)
 				write_events(f, i, all + displs[i] / (int)sizeof(rt_event),
-				             (size_t)counts[i] / sizeof(rt_event), &first);
+				             (size_t)counts[i] / sizeof(rt_event), &first, c->p->gen_tokens > 0);
 			fprintf(f, "\n]}\n");
 			if (rt_atomic_close(f, tmp, path) != 0) {
 				rt_msg(-1, "%s: cannot write: %s", path, strerror(errno));

@@ -250,6 +250,18 @@ except ValueError:
 rounds = {e["args"].get("round") for e in ev if e["args"]["op"] in ("F", "DECODE")}
 t.ok(ev and rounds == set(range(N)) and any(e["args"]["op"] == "DECODE" for e in ev),
      "chrome: prefill and decode slices carry their round, 0 .. %d" % (N - 1))
+trace = os.path.join(tmp, "trace.json")
+got, _, why = compile_run(["stages=2", "microbatches=3"], ["--input", PROMPTS, "--trace", trace],
+                          "trace")
+try:
+    tev = [e for e in json.load(open(trace))["traceEvents"] if e.get("ph") == "X"]
+except (OSError, ValueError):
+    tev = []
+ops = [e["args"]["op"] for e in tev]
+t.ok(got is not None and ops.count("F") == 2 * 3 and ops.count("DECODE") == 2 * 3 * (N - 1)
+     and ops.count("SEND_TOK") == 3 * (N - 1)
+     and {e["args"].get("round") for e in tev} == set(range(N)),
+     "--trace: the measured timeline has the schedule's prefills, decodes, tokens and rounds")
 r = sh([E.pipec, "schedule", MODEL, "--format", "torch"])
 t.ok(r.returncode == 1 and "generate" in r.stderr, "--format torch refuses generate")
 
