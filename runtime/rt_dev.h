@@ -42,6 +42,15 @@ enum { RT_MAP_READ = 1, RT_MAP_WRITE = 2 };
 void *rt_dev_map(rt_ctx *c, void *buf, size_t bytes, int mode);
 void rt_dev_unmap(rt_ctx *c, void *buf, void *host, size_t bytes, int mode);
 
+/* Generation's greedy pick on the device, where a captured decode round
+ * needs it (CUDA with graphs): 1 if it picked group g's tokens from logits
+ * into tok (device memory), 0 if the caller picks on the host.  After each
+ * round, rt_dev_gen_collect copies the round's picked tokens of the whole
+ * replica batch into tokens ([rows]) and returns 1, or returns 0 if the
+ * host picked them. */
+int rt_dev_gen_pick(rt_ctx *c, int g, const float *logits, int32_t *tok);
+int rt_dev_gen_collect(rt_ctx *c, int32_t *tokens);
+
 /* 0 while the CUDA runtime runs the step only to learn its messages (its
  * dry run): host code called from the step then does nothing.  CPU: 1. */
 int rt_dev_computing(rt_ctx *c);

@@ -49,6 +49,22 @@ void rt_dev_step(rt_ctx *c, int t)
 	c->p->step(c, t);
 }
 
+int rt_dev_gen_pick(rt_ctx *c, int g, const float *logits, int32_t *tok)
+{
+	(void)c;
+	(void)g;
+	(void)logits;
+	(void)tok;
+	return 0;
+}
+
+int rt_dev_gen_collect(rt_ctx *c, int32_t *tokens)
+{
+	(void)c;
+	(void)tokens;
+	return 0;
+}
+
 int rt_dev_computing(rt_ctx *c)
 {
 	(void)c;

@@ -57,7 +57,8 @@ int rt_gen_init(rt_ctx *c)
 	 * rest), so what a rank did not pick stays -1 */
 	c->gen_out = rt_alloc((size_t)(rows * p->gen_tokens) * sizeof *c->gen_out);
 	c->gen_done = rt_alloc((size_t)rows);
-	if (!c->gen_out || !c->gen_done)
+	c->gen_tok_round = rt_alloc((size_t)rows * sizeof *c->gen_tok_round);
+	if (!c->gen_out || !c->gen_done || !c->gen_tok_round)
 		return RT_EXIT_RUNTIME;
 	for (int64_t i = 0; i < rows * p->gen_tokens; i++)
 		c->gen_out[i] = -1;
@@ -68,6 +69,8 @@ void rt_gen_free(rt_ctx *c)
 {
 	rt_dev_free(c, c->gen_tok);
 	rt_free(c->gen_out);
+	rt_free(c->gen_tok_round);
+	c->gen_tok_round = NULL;
 	rt_free(c->gen_done);
 	c->gen_tok = c->gen_out = NULL;
 	c->gen_done = NULL;
@@ -141,7 +144,7 @@ void rt_gen_pick(rt_ctx *c, int g, const float *dev_logits)
 	int32_t *dev_tok = rt_gen_tokens(c, g), *tok;
 	const float *logits;
 	double *prob = NULL;
-	if (!rt_dev_computing(c))
+	if (!rt_dev_computing(c) || rt_dev_gen_pick(c, g, dev_logits, dev_tok))
 		return;
 	logits = rt_dev_map(c, (void *)dev_logits, lbytes, RT_MAP_READ);
 	tok = rt_dev_map(c, dev_tok, tbytes, RT_MAP_WRITE);
@@ -186,6 +189,13 @@ void rt_gen_run(rt_ctx *c)
 		c->gen_round = t;
 		c->action_index = 0;
 		rt_dev_step(c, t);
+		if (p->last_stage && rt_dev_gen_collect(c, c->gen_tok_round)) {
+			/* picked on the device: recorded now that the round is done */
+			for (int64_t r = 0; r < p->batch / p->R; r++)
+				c->gen_out[r * p->gen_tokens + t] = c->gen_tok_round[r];
+			if (t == 0)
+				c->gen_ttft = rt_now() - t0;
+		}
 	}
 	c->gen_total = rt_now() - t0;
 	rt_barrier(c, "the barrier after generation");

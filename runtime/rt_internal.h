@@ -164,6 +164,7 @@ struct rt_ctx {
 	int32_t *gen_tok;           /* [batch / R] token buffers, group g at g * mb_rows */
 	int32_t *gen_out;           /* last stage: [batch, gen_tokens] tokens picked */
 	unsigned char *gen_done;    /* last stage: [batch] rows that produced eos */
+	int32_t *gen_tok_round;     /* [batch / R]: a round's tokens picked on a GPU */
 	double gen_t0;              /* the clock after the barrier before round 0 */
 	double gen_ttft, gen_total; /* seconds from gen_t0: the last group's first
 	                             * tokens picked, the run */

@@ -62,6 +62,14 @@ typedef struct rt_cuda {
 	int64_t *d_step_off;        /* dropout: step = argument + *d_step_off
 	                             * (a replayed graph keeps its captured step) */
 	int64_t *d_adam_t;          /* Adam's step count, counted on the device */
+	/* Generation with graphs (rt_dev_start decides gen_graph): a decode
+	 * round's position is a device scalar set before every round, its
+	 * attention spans the whole cache (later positions masked), and the
+	 * greedy pick runs on the device, its tokens copied to pinned memory
+	 * that rt_dev_gen_collect reads after the round. */
+	int gen_graph;
+	int64_t *d_gen_pos;
+	int32_t *h_gen_tok;         /* pinned: [batch of the replica] */
 	float *d_adam_sc;           /* [step_size, sqrt(1 - beta2^t)] of the step */
 
 	/* Data of the step (rt_input and friends), device copies of this

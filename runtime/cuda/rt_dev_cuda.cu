@@ -108,6 +108,8 @@ int rt_cu_open(int device, char *err, size_t errlen)
 	RT_CU(cudaMalloc((void **)&rt_cu.d_loss, sizeof(double)));
 	RT_CU(cudaMalloc((void **)&rt_cu.d_ret, sizeof(double)));
 	RT_CU(cudaMalloc((void **)&rt_cu.d_step_off, sizeof(int64_t)));
+	RT_CU(cudaMalloc((void **)&rt_cu.d_gen_pos, sizeof(int64_t)));
+	RT_CU(cudaMemsetAsync(rt_cu.d_gen_pos, 0, sizeof(int64_t), rt_cu.stream));
 	RT_CU(cudaMalloc((void **)&rt_cu.d_adam_t, sizeof(int64_t)));
 	RT_CU(cudaMalloc((void **)&rt_cu.d_adam_sc, 2 * sizeof(float)));
 	RT_CU(cudaMemsetAsync(rt_cu.d_loss, 0, sizeof(double), rt_cu.stream));
@@ -146,6 +148,9 @@ void rt_cu_close(void)
 	cudaFree(rt_cu.d_loss);
 	cudaFree(rt_cu.d_ret);
 	cudaFree(rt_cu.d_step_off);
+	cudaFree(rt_cu.d_gen_pos);
+	if (rt_cu.h_gen_tok)
+		cudaFreeHost(rt_cu.h_gen_tok);
 	cudaFree(rt_cu.d_adam_t);
 	cudaFree(rt_cu.d_adam_sc);
 	cudaFree(rt_cu.d_scratch);
@@ -270,6 +275,64 @@ double rt_dev_peak_bytes(rt_ctx *c)
 {
 	(void)c;
 	return rt_cu.mem_peak;
+}
+
+/* The greedy pick of a captured decode round: argmax per row on the
+ * device (the first largest, as torch.argmax and rt_gen_pick), the tokens
+ * into the device buffer the ring sends, and a copy into pinned memory. */
+__global__ static void k_argmax(const float *__restrict__ z, int32_t *__restrict__ tok,
+                                int64_t V)
+{
+	__shared__ float bv[256];
+	__shared__ int64_t bi[256];
+	const float *row = z + (int64_t)blockIdx.x * V;
+	float best = -INFINITY;
+	int64_t at = -1;
+	for (int64_t j = threadIdx.x; j < V; j += blockDim.x)
+		if (at < 0 || row[j] > best) {
+			best = row[j];
+			at = j;
+		}
+	bv[threadIdx.x] = best;
+	bi[threadIdx.x] = at;
+	__syncthreads();
+	for (int s = blockDim.x / 2; s > 0; s /= 2) {
+		if (threadIdx.x < s) {
+			float ov = bv[threadIdx.x + s];
+			int64_t oi = bi[threadIdx.x + s];
+			if (oi >= 0 && (bi[threadIdx.x] < 0 || ov > bv[threadIdx.x]
+			                || (ov == bv[threadIdx.x] && oi < bi[threadIdx.x]))) {
+				bv[threadIdx.x] = ov;
+				bi[threadIdx.x] = oi;
+			}
+		}
+		__syncthreads();
+	}
+	if (threadIdx.x == 0)
+		tok[blockIdx.x] = (int32_t)(bi[0] < 0 ? 0 : bi[0]);
+}
+
+int rt_dev_gen_pick(rt_ctx *c, int g, const float *logits, int32_t *tok)
+{
+	int64_t rows = c->p->mb_rows;
+	if (!rt_cu.gen_graph)
+		return 0;
+	if (rt_cu.dry || rows <= 0)
+		return 1;
+	k_argmax<<<(unsigned)rows, 256, 0, rt_cu.stream>>>(logits, tok, c->p->gen_vocab);
+	RT_CU_LAUNCHED("rt_gen_pick (argmax)");
+	RT_CU(cudaMemcpyAsync(rt_cu.h_gen_tok + (int64_t)g * rows, tok,
+	                      (size_t)rows * sizeof(int32_t), cudaMemcpyDeviceToHost,
+	                      rt_cu.stream));
+	return 1;
+}
+
+int rt_dev_gen_collect(rt_ctx *c, int32_t *tokens)
+{
+	if (!rt_cu.gen_graph)
+		return 0;
+	memcpy(tokens, rt_cu.h_gen_tok, (size_t)(c->p->batch / c->p->R) * sizeof(int32_t));
+	return 1;
 }
 
 int rt_dev_computing(rt_ctx *c)
@@ -563,8 +626,8 @@ static const char *graph_reason(int why)
 	if (why & NO_GRAPH_TIED)
 		return "tied weights' gradients are summed through host memory (MPI inside the step)";
 	if (why & NO_GRAPH_GEN)
-		return "generation: every round attends over a longer cache and picks its tokens on "
-		       "the host, so no two rounds launch the same work";
+		return "generation: decode rounds are captured for greedy sampling on a colocated "
+		       "pipeline with 3 rounds or more";
 	return NULL;
 }
 
@@ -663,17 +726,30 @@ int rt_dev_start(rt_ctx *c)
 		why |= NO_GRAPH_CHECK;
 	if (c->o.trace && c->o.cuda_graph != RT_GRAPH_ON)
 		why |= NO_GRAPH_TRACE;
-	if (c->o.steps < 2)
+	if (c->o.steps < 2 && c->p->gen_tokens == 0)
 		why |= NO_GRAPH_STEPS;
 	if (h_tied)
 		why |= NO_GRAPH_TIED;
-	if (c->p->gen_tokens > 0)
+	/* generation: rounds 1 .. N-2 launch the same work once the position
+	 * is a device scalar and the pick runs on the device (greedy only);
+	 * with prefill on ranks of its own those ranks have nothing to replay */
+	if (c->p->gen_tokens > 0
+	    && (c->p->gen_sample || c->p->gen_disagg || c->p->gen_tokens < 3))
 		why |= NO_GRAPH_GEN;
 	/* Every rank or none: NCCL calls are captured on both ends. */
 	MPI_Allreduce(&why, &why_all, 1, MPI_INT, MPI_BOR, MPI_COMM_WORLD);
 	rt_cu.graph_on = why_all == 0;
 	rt_cu.graph_note = graph_reason(why_all);
-	rt_cu.enq_graph_all = (double *)calloc((size_t)c->o.steps + 1, sizeof(double));
+	rt_cu.gen_graph = rt_cu.graph_on && c->p->gen_tokens > 0;
+	if (rt_cu.gen_graph &&
+	    cudaMallocHost((void **)&rt_cu.h_gen_tok,
+	                   (size_t)(c->p->batch / c->p->R) * sizeof(int32_t)) != cudaSuccess) {
+		rt_defer(c, "out of pinned memory for the tokens");
+		return RT_EXIT_RUNTIME;
+	}
+	rt_cu.enq_graph_all = (double *)calloc((size_t)(c->o.steps > c->p->gen_tokens
+	                                               ? c->o.steps : c->p->gen_tokens) + 1,
+	                                       sizeof(double));
 	if (!rt_cu.enq_graph_all) {
 		rt_defer(c, "out of memory");
 		return RT_EXIT_RUNTIME;
@@ -737,6 +813,14 @@ void rt_dev_step(rt_ctx *c, int t)
 	const rt_program *p = c->p;
 	int eager = !rt_cu.graph_on || t == 0;
 	double h0;
+
+	/* generation: the rounds between the prefill and the last (which sends
+	 * no token) launch the same work; the round's position is data */
+	if (p->gen_tokens > 0) {
+		if (rt_cu.gen_graph)
+			rt_cu_set_i64(rt_cu.d_gen_pos, rt_gen_pos(c));
+		eager = !rt_cu.graph_on || t < 1 || t > p->gen_tokens - 2;
+	}
 
 	RT_CU(cudaMemsetAsync(rt_cu.d_loss, 0, sizeof(double), rt_cu.stream));
 	stage_data(c, t);

@@ -210,21 +210,25 @@ static void heads_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float al
  * (rt_tf.c: Lk = T and pos0 = 0 but for the key/value cache). */
 __global__ static void k_mask_scores(float *__restrict__ s, const int32_t *__restrict__ mask,
                                      int causal, int64_t h, int64_t T, int64_t Lk, int64_t pos0,
-                                     int64_t n)
+                                     const int64_t *__restrict__ dpos, int64_t n)
 {
 	GRID_STRIDE(i, n) {
-		int64_t row = i / Lk, j = i - row * Lk, qi = pos0 + row % T, b = row / (h * T);
+		int64_t row = i / Lk, j = i - row * Lk, b = row / (h * T);
+		int64_t qi = (dpos ? *dpos : pos0) + row % T;
 		s[i] = rt_attn_mask_hd(s[i], causal && j > qi, mask && !mask[b * Lk + j]);
 	}
 }
 
+/* dpos: the queries' first position as a device scalar (a captured decode
+ * round), else pos0. */
 static void mask_scores(float *s, const int32_t *mask, int causal, int64_t B, int64_t h,
-                        int64_t T, int64_t Lk, int64_t pos0)
+                        int64_t T, int64_t Lk, int64_t pos0, const int64_t *dpos)
 {
 	int64_t n = B * h * T * Lk;
 	if ((!mask && !causal) || n <= 0)
 		return;
-	k_mask_scores<<<grid_for(n), TPB, 0, rt_cu.stream>>>(s, mask, causal, h, T, Lk, pos0, n);
+	k_mask_scores<<<grid_for(n), TPB, 0, rt_cu.stream>>>(s, mask, causal, h, T, Lk, pos0, dpos,
+	                                                      n);
 	RT_CU_LAUNCHED("attention (masks)");
 }
 
@@ -244,13 +248,13 @@ __global__ static void k_causal_zero(float *__restrict__ ds, int64_t T, int64_t 
 static void attend(const rt_tf *L, const float *q, int64_t ldq, int64_t sq, const float *k,
                    const float *v, int64_t ldk, int64_t sk, const int32_t *mask, int causal,
                    float *s, float *p, float *ctx, int64_t B, int64_t T, int64_t Lk,
-                   int64_t pos0)
+                   int64_t pos0, const int64_t *dpos)
 {
 	int64_t d = L->d, h = L->heads, dh = d / h, tl = T * Lk;
 	float scale = (float)(1.0 / sqrt((double)dh));
 	/* S = scale · q · kᵀ */
 	heads_gemm(0, 1, T, Lk, dh, scale, q, ldq, sq, dh, k, ldk, sk, dh, s, Lk, h * tl, tl, B, h);
-	mask_scores(s, mask, causal, B, h, T, Lk, pos0);
+	mask_scores(s, mask, causal, B, h, T, Lk, pos0, dpos);
 	rt_softmax_fwd(s, p, B * h * T, Lk);
 	/* ctx = P · v */
 	heads_gemm(0, 0, T, dh, Lk, 1.0f, p, Lk, h * tl, tl, v, ldk, sk, dh, ctx, d, T * d, dh,
@@ -261,7 +265,7 @@ static void attn_fwd(const rt_tf *L, const float *q, const float *k, const float
                      int64_t ld, const int32_t *mask, int causal, float *s, float *p,
                      float *ctx, int64_t B, int64_t T)
 {
-	attend(L, q, ld, T * ld, k, v, ld, T * ld, mask, causal, s, p, ctx, B, T, T, 0);
+	attend(L, q, ld, T * ld, k, v, ld, T * ld, mask, causal, s, p, ctx, B, T, T, 0, NULL);
 }
 
 static void attn_bwd(const rt_tf *L, const float *q, const float *k, const float *v,
@@ -555,11 +559,11 @@ static tf_work kv_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
  * caches at positions pos0 .. pos0+T-1 of their samples. */
 __global__ static void k_kv_store(const float *__restrict__ qkv, float *__restrict__ kc,
                                   float *__restrict__ vc, int64_t cap, int64_t T, int64_t pos0,
-                                  int64_t d, int64_t n)
+                                  const int64_t *__restrict__ dpos, int64_t d, int64_t n)
 {
 	GRID_STRIDE(i, n * d) {
 		int64_t bt = i / d, j = i - bt * d, b = bt / T, t = bt - b * T;
-		int64_t at = (b * cap + pos0 + t) * d + j;
+		int64_t at = (b * cap + (dpos ? *dpos : pos0) + t) * d + j;
 		kc[at] = qkv[bt * 3 * d + d + j];
 		vc[at] = qkv[bt * 3 * d + 2 * d + j];
 	}
@@ -569,25 +573,30 @@ extern "C" void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float
                                      float *kc, float *vc, int64_t cap, float *work, int64_t B,
                                      int64_t T, int64_t pos0)
 {
-	int64_t d = L->d, n = B * T, lk = pos0 + T;
+	/* a captured decode round reads its position from the device and
+	 * attends over the whole cache, the positions after it masked, so that
+	 * every round launches the same work (rt_cuda.h, gen_graph) */
+	const int64_t *dpos = rt_cu.gen_graph && T == 1 ? rt_cu.d_gen_pos : NULL;
+	int64_t d = L->d, n = B * T, lk = dpos ? cap : pos0 + T;
 	gpt2_w o = gpt2_w_at(L);
 	tf_work k = kv_work_at(L, B, T, lk);
 	float *h0 = work + k.a, *qkv = work + k.b, *ctx = work + k.a;
 	/* A write past cap lands in the next sample's cache, or past the
 	 * buffer: refuse it, dry run included, so the first step says so. */
-	if (pos0 < 0 || lk > cap)
+	if (pos0 < 0 || pos0 + T > cap)
 		rt_cu_fail("rt_gpt2_block_fwd_kv: positions %lld .. %lld do not fit a cache of %lld",
-		           (long long)pos0, (long long)(lk - 1), (long long)cap);
+		           (long long)pos0, (long long)(pos0 + T - 1), (long long)cap);
 	if (rt_cu.dry || n <= 0)
 		return;
 	rt_layernorm_fwd(x, w + o.ln1g, w + o.ln1b, h0, work + k.b, work + k.c, n, d, L->eps);
 	conv1d_fwd(h0, w + o.wattn, w + o.battn, qkv, n, d, 3 * d);
 	if (d > 0) {
-		k_kv_store<<<grid_for(n * d), TPB, 0, rt_cu.stream>>>(qkv, kc, vc, cap, T, pos0, d, n);
+		k_kv_store<<<grid_for(n * d), TPB, 0, rt_cu.stream>>>(qkv, kc, vc, cap, T, pos0, dpos,
+		                                                      d, n);
 		RT_CU_LAUNCHED("rt_gpt2_block_fwd_kv (cache)");
 	}
 	attend(L, qkv, 3 * d, T * 3 * d, kc, vc, d, cap * d, NULL, 1, work + k.r1, work + k.r2,
-	       ctx, B, T, lk, pos0);
+	       ctx, B, T, lk, pos0, dpos);
 	gpt2_post_attn(L, w, x, ctx, y, work + k.b, work + k.c, work + k.f1, work + k.f2,
 	               work + k.d, work + k.a, n);
 }
@@ -628,6 +637,7 @@ typedef struct emb_rows {
 	const int32_t *ids, *types;     /* types NULL: all 0 */
 	int64_t T, vocab, positions, ntypes;
 	int64_t pos0;                   /* row bt's position: pos0 + bt % T */
+	const int64_t *dpos;            /* or *dpos + bt % T (a captured decode round) */
 	int bert;                       /* the token types count (BERT) */
 } emb_rows;
 
@@ -642,6 +652,7 @@ static emb_rows emb_rows_of(const rt_tf *L, const int32_t *ids, const int32_t *t
 	e.positions = L->positions;
 	e.ntypes = L->types;
 	e.pos0 = 0;
+	e.dpos = NULL;
 	e.bert = bert;
 	return e;
 }
@@ -651,13 +662,14 @@ enum { EMB_WORD, EMB_POS, EMB_TYPE };
 __device__ static int64_t emb_key(const emb_rows &e, int which, int64_t bt)
 {
 	return which == EMB_WORD ? (int64_t)e.ids[bt]
-	     : which == EMB_POS ? e.pos0 + bt % e.T
+	     : which == EMB_POS ? (e.dpos ? *e.dpos : e.pos0) + bt % e.T
 	     : (e.types ? (int64_t)e.types[bt] : 0);
 }
 
 __device__ static bool emb_valid(const emb_rows &e, int64_t bt)
 {
-	int64_t id = e.ids[bt], ty = e.types ? e.types[bt] : 0, t = e.pos0 + bt % e.T;
+	int64_t id = e.ids[bt], ty = e.types ? e.types[bt] : 0;
+	int64_t t = (e.dpos ? *e.dpos : e.pos0) + bt % e.T;
 	if (id < 0 || id >= e.vocab || t < 0 || t >= e.positions)
 		return false;
 	return !e.bert || (ty >= 0 && ty < e.ntypes);
@@ -671,7 +683,7 @@ __device__ static float emb_value(const emb_rows &e, const float *__restrict__ w
 	float v;
 	if (!emb_valid(e, bt))
 		return NAN;
-	v = w[(int64_t)e.ids[bt] * d + j] + pos[(e.pos0 + bt % e.T) * d + j];
+	v = w[(int64_t)e.ids[bt] * d + j] + pos[((e.dpos ? *e.dpos : e.pos0) + bt % e.T) * d + j];
 	if (e.bert)
 		v = v + type[(e.types ? (int64_t)e.types[bt] : 0) * d + j];
 	return v;
@@ -827,6 +839,7 @@ extern "C" void rt_gpt2_emb_fwd_at(const rt_tf *L, const float *w, const int32_t
 	if (rt_cu.dry || n <= 0 || d <= 0)
 		return;
 	e.pos0 = pos0;
+	e.dpos = rt_cu.gen_graph && T == 1 ? rt_cu.d_gen_pos : NULL;     /* see fwd_kv */
 	k_emb_sum<<<grid_for(n * d), TPB, 0, rt_cu.stream>>>(e, w, y, n, d);
 	RT_CU_LAUNCHED("rt_gpt2_emb_fwd");
 }
