@@ -785,8 +785,9 @@ static void emit_step(Emit *e)
 			}
 			continue;
 		}
-		out(o, "\t/* %d: %s", q, e->gen && a->op == OP_F ? "F (prefill in round 0, then "
-		    "decode)" : op_name(a->op));
+		out(o, "\t/* %d: %s", q, !e->gen || a->op != OP_F ? op_name(a->op)
+		    : role == 2 ? "F (the prefill)" : role == 3 ? "F (a decode step)"
+		    : "F (the prefill in round 0, then a decode step)");
 		if (a->stage >= 0)
 			out(o, " stage %d", a->stage);
 		if (a->mb >= 0)
