@@ -439,16 +439,6 @@ void rt_gpt2_block_wgt(const rt_tf *L, float *g, const float *x, const float *sa
  * in S, probabilities in P; c_fc's output in F1, its gelu in F2.  The new
  * keys and values are read from the cache, not from qkv: one GEMM per
  * sample covers the old positions and the new. */
-static tf_work kv_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
-{
-	tf_work k = work_at(L, B, T);
-	int64_t ns = B * L->heads * T * Lk;
-	k.r2 = k.r1 + ns;
-	k.f1 = k.r2 + ns;
-	k.f2 = k.f1 + B * T * L->ffn;
-	return k;
-}
-
 void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
                           float *kc, float *vc, int64_t cap, float *work, int64_t B,
                           int64_t T, int64_t pos0)

@@ -33,6 +33,19 @@ static inline tf_work work_at(const rt_tf *L, int64_t B, int64_t T)
 	return k;
 }
 
+/* GPT2Block with a key/value cache (rt_gpt2_block_fwd_kv): work_at's
+ * slots with scores and probabilities of [B, heads, T, Lk], Lk the cached
+ * positions attended to (rt_tf_sizes.h's rt_gpt2_kv_work in all). */
+static inline tf_work kv_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
+{
+	tf_work k = work_at(L, B, T);
+	int64_t ns = B * L->heads * T * Lk;
+	k.r2 = k.r1 + ns;
+	k.f1 = k.r2 + ns;
+	k.f2 = k.f1 + B * T * L->ffn;
+	return k;
+}
+
 /* BertLayer's parameters, in pipert.h's order (Linear: [out, in]). */
 typedef struct bert_w {
 	int64_t wq, bq, wk, bk, wv, bv, wo, bo, ln1g, ln1b, wi, bi, wout, bout, ln2g, ln2b;

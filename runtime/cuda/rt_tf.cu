@@ -543,18 +543,8 @@ extern "C" void rt_gpt2_block_wgt(const rt_tf *L, float *g, const float *x, cons
 
 /* ---- GPT2Block with a key/value cache (generation) ----
  * rt_tf.c's rt_gpt2_block_fwd_kv, call for call, in the same work slots
- * (kv_work_at is rt_tf.c's, copied: keep them equal): A [N, d] · B-D
- * [N, 3d] · S, P [B, heads, T, Lk] · F1, F2 [N, ffn], Lk = pos0 + T. */
-static tf_work kv_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
-{
-	tf_work k = work_at(L, B, T);
-	int64_t ns = B * L->heads * T * Lk;
-	k.r2 = k.r1 + ns;
-	k.f1 = k.r2 + ns;
-	k.f2 = k.f1 + B * T * L->ffn;
-	return k;
-}
-
+ * (rt_tf_layout.h's kv_work_at): A [N, d] · B-D [N, 3d] · S, P [B, heads,
+ * T, Lk] · F1, F2 [N, ffn], Lk = pos0 + T (a captured round: the cache). */
 /* The keys and values of qkv's n = B·T rows (columns d .. 3d) into the
  * caches at positions pos0 .. pos0+T-1 of their samples. */
 __global__ static void k_kv_store(const float *__restrict__ qkv, float *__restrict__ kc,
