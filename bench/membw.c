@@ -4,16 +4,22 @@
  *   membw [MiB]      one process, one thread (OPENBLAS_NUM_THREADS=1)
  *
  * Prints `key: value` lines:
- *   read_bw          bytes/s of one thread summing a MiB-sized float array
- *                    (default 1024 MiB, far beyond the caches): the median
- *                    of repeated passes after a warm-up pass
- *   read_bw_best     the best pass
- *   gemm_m1_S        seconds of cblas_sgemm with one row (what the runtime's
- *                    conv1d_fwd and rt_linear_fwd call for a batch-1 decode
- *                    step) on shape S = IN x OUT (W [IN, OUT] as GPT-2's
- *                    Conv1D, or Wt for the tied head's x · Wᵀ)
- *   gemv_S           the same product as cblas_sgemv
- *   gemm_m8_S        cblas_sgemm with 8 rows (batched decode)
+ *   read_bw_Nstream  bytes/s of one thread summing a MiB-sized float array
+ *                    (default 1024 MiB, far beyond the caches) as N
+ *                    interleaved streams: the median of repeated passes
+ *                    after a warm-up pass
+ *   read_bw          the largest of those medians: the single-thread read
+ *                    bandwidth a memory-bound kernel can hope for
+ *   read_bw_streams  the N that gave it
+ *   read_bw_best     the best single pass
+ *   gemm_m1_S        seconds of cblas_sgemm with one row on shape S = IN x
+ *                    OUT (W [IN, OUT] as GPT-2's Conv1D, or Wt for the tied
+ *                    head's x · Wᵀ) — how the runtime computed a batch-1
+ *                    decode step's products before runtime/rt_small_gemm.h
+ *   gemv_S           the same product as cblas_sgemv (the runtime's call
+ *                    for one row now)
+ *   gemm_m8_S        cblas_sgemm with 8 rows (batched decode: the runtime's
+ *                    call for more than one row)
  *   blas             OpenBLAS's configuration and the kernel it chose
  * Each product's weights are distinct copies that together exceed the
  * caches, so every call streams its matrix from memory as a decode step
@@ -61,21 +67,24 @@ static float *fill(size_t n)
 	return p;
 }
 
-/* Sixteen independent accumulators: the loop is bound by loads, not by
- * the adds' latency (the compiler vectorises it at -O3). */
-static float sum(const float *restrict x, size_t n)
+/* S streams (S = 1, 2, 4, 8) over S equal parts of x, sixteen accumulators
+ * each: the loop is bound by loads, not by the adds' latency (the compiler
+ * vectorises it at -O3), and more than one stream lets the hardware
+ * prefetchers run ahead on several pages at once, as a GEMV's kernel does
+ * over several rows of its matrix. */
+static float sum(const float *restrict x, size_t n, int S)
 {
-	float acc[16] = { 0 };
-	size_t i = 0;
-	for (; i + 16 <= n; i += 16)
+	float acc[8][16] = { { 0 } };
+	size_t part = n / (size_t)S / 16 * 16;
+	for (size_t i = 0; i < part; i += 16)
+		for (int s = 0; s < S; s++)
+			for (int j = 0; j < 16; j++)
+				acc[s][j] += x[(size_t)s * part + i + j];
+	float t = 0;
+	for (int s = 0; s < S; s++)
 		for (int j = 0; j < 16; j++)
-			acc[j] += x[i + j];
-	float s = 0;
-	for (int j = 0; j < 16; j++)
-		s += acc[j];
-	for (; i < n; i++)
-		s += x[i];
-	return s;
+			t += acc[s][j];
+	return t;
 }
 
 /* One product shape: `copies` weight matrices of IN x OUT floats, used in
@@ -132,20 +141,28 @@ int main(int argc, char **argv)
 	size_t mib = argc > 1 ? (size_t)atol(argv[1]) : 1024;
 	size_t n = (mib << 20) / sizeof(float);
 	float *a = fill(n);
-	enum { PASSES = 9 };
-	double bw[PASSES];
-	volatile float sink = sum(a, n);   /* warm-up: pages are touched */
-	for (int i = 0; i < PASSES; i++) {
-		double t0 = now();
-		sink += sum(a, n);
-		bw[i] = (double)(n * sizeof(float)) / (now() - t0);
+	enum { PASSES = 7 };
+	double best_med = 0, best = 0;
+	int best_s = 1;
+	volatile float sink = sum(a, n, 1);   /* warm-up: pages are touched */
+	for (int S = 1; S <= 8; S *= 2) {
+		double bw[PASSES];
+		for (int i = 0; i < PASSES; i++) {
+			size_t part = n / (size_t)S / 16 * 16;
+			double t0 = now();
+			sink += sum(a, n, S);
+			bw[i] = (double)(part * (size_t)S * sizeof(float)) / (now() - t0);
+			best = bw[i] > best ? bw[i] : best;
+		}
+		double m = median(bw, PASSES);
+		printf("read_bw_%dstream: %.6g\n", S, m);
+		if (m > best_med)
+			best_med = m, best_s = S;
 	}
 	(void)sink;
 	free(a);
-	double best = 0;
-	for (int i = 0; i < PASSES; i++)
-		best = bw[i] > best ? bw[i] : best;
-	printf("read_bw: %.6g\n", median(bw, PASSES));
+	printf("read_bw: %.6g\n", best_med);
+	printf("read_bw_streams: %d\n", best_s);
 	printf("read_bw_best: %.6g\n", best);
 	fflush(stdout);
 	/* GPT-2 small's decode products (d 768, vocabulary 50257) */

@@ -7,8 +7,10 @@ the numbers it quotes always come from the same run.
 """
 import os
 import re
+import sys
 
-import lib
+sys.dont_write_bytecode = True     # run as a script: no __pycache__ in the source tree
+import lib  # noqa: E402
 
 DOCS = os.path.join(lib.ROOT, "docs")
 
@@ -272,7 +274,180 @@ def blocks(cfg):
     b["FIG_COMPILER"] = "\n\n".join([_img(cfg, "compiler-pm.svg", "compile time vs PxM"),
                                      _img(cfg, "compiler-layers.svg", "compile time vs layers")])
     b["GOALS"] = goals(cfg, v)
+    gen_blocks(cfg, b, v)
     return b, v
+
+
+# ---- generation (bench/exp_generate.py) ----
+
+def _num(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _yes(x):
+    return str(x).strip().lower() in ("yes", "true", "1")
+
+
+def gen_goals(cfg):
+    """The generation issue's goals from the generate_*.csv of the last run:
+    [(goal, achieved, True / False / None)]."""
+    meta = lib.load_json(os.path.join(cfg.out, "generate.json"), {})
+    g2 = meta.get("gpt2", {})
+    out = []
+    rows = _csv(cfg, "generate_gpt2.csv")
+    r1 = [r for r in rows if r["impl"] == "pipec" and r["batch"] == "1"]
+    if r1 and g2.get("floor_s"):
+        x = float(r1[0]["x_floor"])
+        out.append(("batch-1 decode (GPT-2 small, P = 1, one thread) within 1.3× of the memory floor",
+                    "%.1f ms per token = %.2f× the floor (%.1f ms: %.0f MB of weights / %.1f GB/s)"
+                    % (1e3 * float(r1[0]["tpot_s"]), x, 1e3 * g2["floor_s"],
+                       g2["weight_bytes"] / 1e6, g2["read_bw"] / 1e9), x <= 1.3))
+    else:
+        out.append(("batch-1 decode within 1.3× of the memory floor", _missing("generate"), None))
+    r8 = [r for r in rows if r["impl"] == "pipec" and r["batch"] == "8"]
+    t8 = [r for r in rows if r["impl"] == "transformers" and r["batch"] == "8"]
+    if r8 and t8:
+        v = float(r8[0]["vs_torch_decode"])
+        out.append(("batched decode (GPT-2 small, batch 8, one thread) at least as fast as "
+                    "transformers",
+                    "%.1f ms per decode step vs transformers' %.1f ms: %.2f× its speed"
+                    % (1e3 * float(r8[0]["tpot_s"]), 1e3 * float(t8[0]["tpot_s"]), v), v >= 1))
+    else:
+        out.append(("batched decode at least as fast as transformers", _missing("generate"), None))
+    t = [r for r in _csv(cfg, "generate_tiny.csv") if r["impl"] == "pipec" and r["P"] == "2"]
+    if t:
+        best = max(t, key=lambda r: float(r["tokens_s"]))
+        vm, vb = float(best["vs_torch_matching"]), float(best["vs_torch_best"])
+        out.append(("≥ 5× transformers' tokens/s on the tiny model (P = 2, ranks ≤ cores)",
+                    "%.0f tokens/s at M = %s: %.2f× transformers with %s threads (the cores pipec "
+                    "uses), %.2f× transformers at its faster thread count"
+                    % (float(best["tokens_s"]), best["M"], vm, best["torch_threads_matching"], vb),
+                    min(vm, vb) >= 5))
+    else:
+        out.append(("≥ 5× transformers' tokens/s on the tiny model", _missing("generate"), None))
+    return out
+
+
+def gen_blocks(cfg, b, v):
+    meta = lib.load_json(os.path.join(cfg.out, "generate.json"), {})
+    lines = []
+    for part, what in (("tiny", "tiny model"), ("gpt2", "GPT-2 small")):
+        m = meta.get(part)
+        if not m:
+            lines.append("> The %s part was not measured (`bench/run-all.sh --only generate`)." % what)
+            continue
+        oc = m.get("others_cores") or []
+        busy = ("; other processes kept %.2f cores busy on average over its rounds (median; "
+                "largest %.2f)" % (lib.median(oc), max(oc))) if oc else ""
+        lines.append("> %s: a %s run (%s, %.0f s), load average %s at its start and %s at its "
+                     "end%s%s." % (what[0].upper() + what[1:], "`--quick`" if m.get("mode") == "quick"
+                                   else "full", m.get("date", "?"), m.get("seconds", 0),
+                                   m.get("load_start", "?"), m.get("load_end", "?"), busy,
+                                   " — **it failed** (bench/results/bench.log)" if m.get("failed")
+                                   else ""))
+    b["GEN_MODE"] = "\n>\n".join(lines)
+    g2 = meta.get("gpt2", {})
+    v["gen_read_bw"] = "%.1f GB/s" % (g2["read_bw"] / 1e9) if g2.get("read_bw") else "–"
+    v["gen_read_bw_1stream"] = ("%.1f GB/s" % (g2["read_bw_1stream"] / 1e9)
+                                if _num(g2.get("read_bw_1stream")) else "–")
+    v["gen_read_bw_streams"] = str(int(g2["read_bw_streams"])) if g2.get("read_bw_streams") else "–"
+    v["gen_read_bw_runs"] = ", ".join("%.1f" % (x / 1e9) for x in g2.get("read_bw_runs", [])) or "–"
+    v["gen_weight_mb"] = "%.0f MB" % (g2["weight_bytes"] / 1e6) if g2.get("weight_bytes") else "–"
+    v["gen_floor_ms"] = "%.1f ms" % (1e3 * g2["floor_s"]) if g2.get("floor_s") else "–"
+    v["gen_blas"] = g2.get("blas", "–")
+
+    rows = _csv(cfg, "generate_tiny.csv")
+    if rows:
+        b["GEN_TINY"] = table(rows, [
+            ("", "impl", None), ("P", "P", None), ("M", "M", None), ("threads", "threads", None),
+            ("oversub.", "oversubscribed", None), ("runs", "runs", None),
+            ("tokens/s", "tokens_s", "%.0f"), ("decode tokens/s", "decode_tokens_s", "%.0f"),
+            ("TTFT (ms)", lambda r: 1e3 * float(r["ttft_s"]), "%.2f"),
+            ("per output token (ms)", lambda r: 1e3 * float(r["tpot_s"]), "%.3f"),
+            ("run min–max (ms)", lambda r: "%.1f–%.1f" % (1e3 * float(r["gen_min_s"]),
+                                                         1e3 * float(r["gen_max_s"])), None),
+            ("tokens/s vs transformers, same cores", "vs_torch_matching", "%.2f×"),
+            ("vs its best", "vs_torch_best", "%.2f×"),
+            ("decode vs same cores", "decode_vs_torch_matching", "%.2f×"),
+            ("TTFT vs same cores", "ttft_vs_torch_matching", "%.2f×"),
+            ("rows equal", lambda r: r["rows_equal"] or r["tokens_equal"], None)])
+        div = ["- %s P = %s M = %s: %s" % (r["impl"], r["P"], r["M"], r["diverged"])
+               for r in rows if r.get("diverged")]
+        b["GEN_TINY_DIVERGED"] = ("Rows whose tokens differ from transformers' (1 thread), at "
+                                  "their first difference, with the logit gap there (transformers' "
+                                  "pick minus the other's) and the spread of that row's logits:\n\n"
+                                  + "\n".join(div)) if div else \
+            "Every configuration's tokens equal transformers' (greedy, 1 thread), row for row."
+        p2 = [r for r in rows if r["impl"] == "pipec" and r["P"] == "2"]
+        tr = {r["threads"]: r for r in rows if r["impl"] == "transformers"}
+        if p2:
+            best = max(p2, key=lambda r: float(r["tokens_s"]))
+            v["gen_tiny_best_M"] = best["M"]
+            v["gen_tiny_best_tps"] = "%.0f" % float(best["tokens_s"])
+            v["gen_tiny_best_ratio"] = "%.2f×" % float(best["vs_torch_matching"])
+            v["gen_tiny_best_ratio_best"] = "%.2f×" % float(best["vs_torch_best"])
+            v["gen_tiny_m1_tps"] = "%.0f" % float(next(r for r in p2 if r["M"] == "1")["tokens_s"])
+        p1 = [r for r in rows if r["impl"] == "pipec" and r["P"] == "1"]
+        if p1:
+            v["gen_tiny_p1_tps"] = "%.0f" % float(p1[0]["tokens_s"])
+        for t, r in tr.items():
+            v["gen_tiny_torch_t%s_tps" % t] = "%.0f" % float(r["tokens_s"])
+            v["gen_tiny_torch_t%s_tpot" % t] = "%.2f ms" % (1e3 * float(r["tpot_s"]))
+    else:
+        b["GEN_TINY"] = _missing("generate")
+        b["GEN_TINY_DIVERGED"] = ""
+    b["FIG_GEN_TINY"] = _img(cfg, "generate-tiny.svg", "tiny GPT-2: tokens/s against M")
+
+    rows = _csv(cfg, "generate_gpt2.csv")
+    if rows:
+        b["GEN_GPT2"] = table(rows, [
+            ("", "impl", None), ("batch", "batch", None), ("threads", "threads", None),
+            ("runs", "runs", None),
+            ("per output token (ms)", lambda r: 1e3 * float(r["tpot_s"]), "%.1f"),
+            ("× the floor", "x_floor", "%.2f×"),
+            ("decode tokens/s", "decode_tokens_s", "%.1f"),
+            ("TTFT (ms)", lambda r: 1e3 * float(r["ttft_s"]), "%.0f"),
+            ("tokens/s (whole run)", "tokens_s", "%.1f"),
+            ("decode speed vs transformers", "vs_torch_decode", "%.2f×"),
+            ("rows equal", lambda r: r["rows_equal"] or r["tokens_equal"], None)])
+        div = ["- batch %s: %s" % (r["batch"], r["diverged"]) for r in rows if r.get("diverged")]
+        b["GEN_GPT2_DIVERGED"] = ("Rows whose tokens differ from transformers', at their first "
+                                  "difference (logit gap there; spread of the row's logits):\n\n"
+                                  + "\n".join(div)) if div else \
+            "pipec's tokens equal transformers' at batch 1 and batch 8, row for row."
+        for r in rows:
+            k = "gen_gpt2_%s_b%s" % ("pipec" if r["impl"] == "pipec" else "torch", r["batch"])
+            v[k + "_ms"] = "%.1f ms" % (1e3 * float(r["tpot_s"]))
+            v[k + "_xfloor"] = "%.2f×" % float(r["x_floor"])
+    else:
+        b["GEN_GPT2"] = _missing("generate")
+        b["GEN_GPT2_DIVERGED"] = ""
+    rows = _csv(cfg, "generate_blas.csv")
+    if rows:
+        b["GEN_BLAS"] = table(rows, [
+            ("product", "product", None), ("shape (in × out)", "shape", None),
+            ("per step", "per_step", None),
+            ("weights (MB)", lambda r: float(r["bytes"]) / 1e6, "%.1f"),
+            ("sgemm, 1 row (ms)", lambda r: 1e3 * float(r["gemm_m1_s"]), "%.3f"),
+            ("GB/s", "gemm_m1_GBps", "%.1f"),
+            ("sgemv (ms)", lambda r: 1e3 * float(r["gemv_s"]), "%.3f"),
+            ("GB/s ", "gemv_GBps", "%.1f"),
+            ("sgemm, 8 rows (ms)", lambda r: 1e3 * float(r["gemm_m8_s"]), "%.3f"),
+            ("GB/s  ", "gemm_m8_GBps", "%.1f")])
+        tot = rows[-1]
+        v["gen_blas_m1_ms"] = "%.1f ms" % (1e3 * float(tot["gemm_m1_s"]))
+        v["gen_blas_gemv_ms"] = "%.1f ms" % (1e3 * float(tot["gemv_s"]))
+        v["gen_blas_m8_ms"] = "%.1f ms" % (1e3 * float(tot["gemm_m8_s"]))
+        v["gen_blas_m1_over_gemv"] = "%.1f×" % (float(tot["gemm_m1_s"]) / float(tot["gemv_s"]))
+    else:
+        b["GEN_BLAS"] = _missing("generate")
+    b["GEN_GOALS"] = table([{"goal": g, "got": a, "ok": "–" if ok is None else
+                             ("met" if ok else "**missed**")} for g, a, ok in gen_goals(cfg)],
+                           [("goal", "goal", None), ("achieved", "got", None),
+                            ("verdict", "ok", None)])
 
 
 def goals(cfg, v):
@@ -338,3 +513,17 @@ def write(cfg, template=None, out=None):
     with open(out, "w") as f:
         f.write(text)
     cfg.say("report: wrote %s" % os.path.relpath(out, lib.ROOT))
+
+
+class _Cfg:
+    def __init__(self, out):
+        self.out = out
+
+    def say(self, msg):
+        print(msg, flush=True)
+
+
+if __name__ == "__main__":
+    # python3 bench/report.py [RESULTS_DIR]: docs/performance.md from the
+    # results already there, without running anything.
+    write(_Cfg(sys.argv[1] if len(sys.argv) > 1 else os.path.join(lib.BENCH, "results")))

@@ -2,13 +2,22 @@
 # bench/run-all.sh [--quick] [--only LIST] [--out DIR] [--no-docs]
 #
 # Regenerates every benchmark result of issue 11 — bench/results/*.csv and
-# *.svg — and docs/performance.md from them.  Builds what it needs first:
+# *.svg — and of the generation benchmark (`generate`: bench/exp_generate.py,
+# run after bench/bench.py's experiments), and docs/performance.md from them.
+#   --only generate   the generation benchmark alone (quick: about 3 minutes;
+#                     full: about 8), then docs/performance.md from it and the
+#                     other experiments' results already in bench/results
+#   BENCH_GEN_QUIET_WAIT=S   generate waits up to S seconds before each round
+#                     for other processes to leave the cores (shared machines)
+# Builds what it needs first:
 # pipec and the runtime (make in build/, or scripts/setup.sh on a bare
 # checkout), bench/calibrate.c, and a PyTorch to compare with:
 #   BENCH_TORCH_PYTHON=/path/to/python   use that interpreter (must import torch);
 #   else /work/venv-torch/bin/python or .venv-bench-torch/bin/python if they
 #   import torch; else a private venv .venv-bench-torch gets `pip install torch`
-#   (PyPI; about 5 GB with its CUDA libraries; it runs on the CPU all the same).
+#   (PyPI; about 5 GB with its CUDA libraries; it runs on the CPU all the same);
+#   `generate` also needs transformers (installed into the private venv when
+#   missing there).
 #
 #   --quick    a few minutes: fewer configurations, 2 timed runs each; noisy
 #   full run   (default) 5 timed runs of everything after a warm-up run each;
@@ -56,5 +65,63 @@ else
 fi
 say "PyTorch: $torch_py"
 
+# ---- which experiments: bench.py's, and generate (bench/exp_generate.py) ----
+only="" only_given=0 nodocs=0 quick=() out=() pass=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--only) [ $# -ge 2 ] || { say "--only needs a list"; exit 2; }
+		only=$2; only_given=1; shift 2; continue ;;
+	--only=*) only=${1#--only=}; only_given=1 ;;
+	--quick) quick=(--quick); pass+=("$1") ;;
+	--out) [ $# -ge 2 ] || { say "--out needs a directory"; exit 2; }
+		out=(--out "$2"); pass+=("$1" "$2"); shift 2; continue ;;
+	--out=*) out=(--out "${1#--out=}"); pass+=("$1") ;;
+	--no-docs) nodocs=1 ;;
+	*) pass+=("$1") ;;
+	esac
+	shift
+done
+gen=1 rest=""
+if [ "$only_given" = 1 ]; then
+	gen=0
+	IFS=, read -r -a names <<<"$only"
+	for x in "${names[@]}"; do
+		case $x in
+		generate) gen=1 ;;
+		"") ;;
+		*) rest=${rest:+$rest,}$x ;;
+		esac
+	done
+fi
+
+if [ "$gen" = 1 ] && ! "$torch_py" -c 'import transformers, safetensors, numpy' >/dev/null 2>&1; then
+	if [ "$torch_py" = "$top/.venv-bench-torch/bin/python" ]; then
+		say "installing transformers into $top/.venv-bench-torch"
+		"$top/.venv-bench-torch/bin/pip" install --quiet transformers safetensors numpy >&2
+	fi
+	"$torch_py" -c 'import transformers, safetensors, numpy' >/dev/null 2>&1 || {
+		say "$torch_py cannot import transformers (pip install transformers safetensors numpy)"
+		exit 1; }
+fi
+
 export PIPEC_BUILD=$build
-exec "$py" "$top/bench/bench.py" --torch-python "$torch_py" --work "$build/bench-work" "$@"
+rc=0
+if [ "$only_given" = 0 ] || [ -n "$rest" ]; then
+	"$py" "$top/bench/bench.py" --torch-python "$torch_py" --work "$build/bench-work" \
+		${rest:+--only "$rest"} --no-docs ${pass[@]+"${pass[@]}"} || rc=$?
+fi
+if [ "$gen" = 1 ]; then
+	"$py" "$top/bench/exp_generate.py" --torch-python "$torch_py" --work "$build/bench-work" \
+		--no-docs ${quick[@]+"${quick[@]}"} ${out[@]+"${out[@]}"} || rc=1
+fi
+# docs/performance.md quotes bench/results only: results written elsewhere
+# (--out) do not replace it.
+if [ "$nodocs" = 0 ] && [ -n "${out[1]+x}" ] \
+   && [ "$(cd "${out[1]}" 2>/dev/null && pwd -P)" != "$(cd "$top/bench/results" 2>/dev/null && pwd -P)" ]; then
+	say "results in ${out[1]}: docs/performance.md left as it is (python3 bench/report.py ${out[1]} would rewrite it)"
+	nodocs=1
+fi
+if [ "$nodocs" = 0 ]; then
+	"$py" "$top/bench/report.py" || rc=1
+fi
+exit $rc
