@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "rt_internal.h"
+#include "rt_math.h"
 #include "rt_small_gemm.h"
 
 /* ---- Linear: y = x·Wᵀ + b, W is [out, in] (PyTorch's layout). ---- */
@@ -256,10 +257,10 @@ void rt_softmax_fwd(const float *x, float *y, int64_t rows, int64_t d)
 		float inv;
 		for (int64_t j = 0; j < d; j++)
 			mx = xr[j] > mx ? xr[j] : mx;
-		for (int64_t j = 0; j < d; j++) {
+		for (int64_t j = 0; j < d; j++)
 			yr[j] = expf(xr[j] - mx);   /* max subtracted: no overflow */
+		for (int64_t j = 0; j < d; j++)     /* apart: the loop above vectorises */
 			s += yr[j];
-		}
 		inv = (float)(1.0 / s);
 		for (int64_t j = 0; j < d; j++)
 			yr[j] *= inv;

@@ -22,6 +22,24 @@
 #define RT_HD static inline
 #endif
 
+/* The element-wise loops of the CPU kernels (gelu, tanh gelu, softmax's
+ * exponentials) call expf, tanhf and erff once per element.  glibc (2.35
+ * on) has vector versions of them in libmvec, which libm.so pulls in, but
+ * <math.h> declares them only under -ffast-math: without them each call is
+ * scalar, and those calls were a third of a GPT-2 training step and a fifth
+ * of a MiniLM forward here (bench/transformers-notes.md).  Declared here as
+ * glibc's own header would, so gcc vectorises those loops; the functions
+ * are the same functions (at most 4 ulp from correctly rounded, as glibc
+ * documents), nothing else of -ffast-math applies. */
+#if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
+    && defined(__GLIBC__) && !defined(__FAST_MATH__)
+#if __GLIBC_PREREQ(2, 35)
+float expf(float) __attribute__((__simd__("notinbranch")));
+float tanhf(float) __attribute__((__simd__("notinbranch")));
+float erff(float) __attribute__((__simd__("notinbranch")));
+#endif
+#endif
+
 /* splitmix64's finaliser: rt_mix64 of rt_init.c. */
 RT_HD uint64_t rt_mix64_hd(uint64_t x)
 {
