@@ -191,8 +191,18 @@ static void write_file(const char *dir, const char *name, const char *text, int 
 		fail_io("cannot write '%s': %s", path, strerror(errno));
 }
 
+/* mkdir -p: the output directory and any missing parents. */
 static void make_dir(const char *dir)
 {
+	char *path = xstrdup(dir);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(path, 0777) != 0 && errno != EEXIST)
+			fail_io("cannot create directory '%s': %s", path, strerror(errno));
+		*p = '/';
+	}
 	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
 		fail_io("cannot create directory '%s': %s", dir, strerror(errno));
 	struct stat st;

@@ -158,4 +158,13 @@ like "$out" "^ +fc4 +linear +2048 -> 2048 +4,196,352 " "... a per-layer table"
 run_pipec check "$MLP" -dA
 like "$err" "^    layer fc1 : linear\(100, 1024\);" "-dA dumps the syntax tree on stderr"
 
+# compile -o creates missing parent directories, and says why it cannot.
+run_pipec compile "$MLP" -o "$T/new/parent/out"
+is "$rc" 0 "compile -o into missing parents: exit 0"
+[ -f "$T/new/parent/out/rank0.c" ] && [ -x "$T/new/parent/out/run" ]
+is "$?" 0 "... the ranks and the launcher are there"
+: >"$T/a-file"
+run_pipec compile "$MLP" -o "$T/a-file/out"
+is "$rc" 3 "compile -o under a plain file: exit 3"
+like "$err" "cannot create directory '.*a-file/out': Not a directory" "... naming the path"
 done_testing
