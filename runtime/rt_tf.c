@@ -132,6 +132,55 @@ static void mask_scores(float *s, const int32_t *mask, int causal, int64_t B, in
  * start sq floats after the previous sample's, rows ldq apart; its keys and
  * values sk floats after, rows ldk apart (the cache's rows are not the
  * queries').  s and p are [B, heads, T, Lk], ctx [B·T, d]. */
+/* One query per sample (a decode step): per head, a dot product with each
+ * key and a weighted sum of the values, in loops.  As GEMMs these are B·h
+ * calls of one row each, whose call overhead was most of a small model's
+ * decode step.  Four partial sums let the compiler use vector registers
+ * without reassociating anything it was not told to. */
+static float dot4(const float *restrict x, const float *restrict y, int64_t n)
+{
+	float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+	int64_t e = 0;
+	for (; e + 4 <= n; e += 4) {
+		a0 += x[e] * y[e];
+		a1 += x[e + 1] * y[e + 1];
+		a2 += x[e + 2] * y[e + 2];
+		a3 += x[e + 3] * y[e + 3];
+	}
+	for (; e < n; e++)
+		a0 += x[e] * y[e];
+	return (a0 + a1) + (a2 + a3);
+}
+
+static void attend_one(const float *q, int64_t sq, const float *k, const float *v, int64_t ldk,
+                       int64_t sk, const int32_t *mask, int causal, float *s, float *p,
+                       float *ctx, int64_t B, int64_t h, int64_t dh, int64_t Lk, int64_t pos0,
+                       float scale)
+{
+	int64_t d = h * dh;
+	for (int64_t b = 0; b < B; b++)
+		for (int64_t hh = 0; hh < h; hh++) {
+			const float *qh = q + b * sq + hh * dh;
+			float *sr = s + (b * h + hh) * Lk;
+			for (int64_t j = 0; j < Lk; j++)
+				sr[j] = scale * dot4(qh, k + b * sk + j * ldk + hh * dh, dh);
+		}
+	mask_scores(s, mask, causal, B, h, 1, Lk, pos0);
+	rt_softmax_fwd(s, p, B * h, Lk);
+	for (int64_t b = 0; b < B; b++)
+		for (int64_t hh = 0; hh < h; hh++) {
+			float *restrict ch = ctx + b * d + hh * dh;
+			const float *pr = p + (b * h + hh) * Lk;
+			memset(ch, 0, (size_t)dh * sizeof *ch);
+			for (int64_t j = 0; j < Lk; j++) {
+				const float *restrict vj = v + b * sk + j * ldk + hh * dh;
+				const float pj = pr[j];
+				for (int64_t e = 0; e < dh; e++)
+					ch[e] += pj * vj[e];
+			}
+		}
+}
+
 static void attend(const rt_tf *L, const float *q, int64_t ldq, int64_t sq, const float *k,
                    const float *v, int64_t ldk, int64_t sk, const int32_t *mask, int causal,
                    float *s, float *p, float *ctx, int64_t B, int64_t T, int64_t Lk,
@@ -139,6 +188,10 @@ static void attend(const rt_tf *L, const float *q, int64_t ldq, int64_t sq, cons
 {
 	int64_t d = L->d, h = L->heads, dh = d / h, tl = T * Lk;
 	float scale = (float)(1.0 / sqrt((double)dh));
+	if (T == 1) {
+		attend_one(q, sq, k, v, ldk, sk, mask, causal, s, p, ctx, B, h, dh, Lk, pos0, scale);
+		return;
+	}
 	for (int64_t b = 0; b < B; b++)
 		rt_gemm(0, 1, T, Lk, dh, scale, q + b * sq, ldq, dh, k + b * sk, ldk, dh,
 		        0.0f, s + b * h * tl, Lk, tl, h);
