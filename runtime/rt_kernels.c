@@ -31,8 +31,8 @@ void rt_linear_fwd(const float *x, const float *w, const float *b, float *y,
 			memcpy(y + r * out, b, (size_t)out * sizeof *y);
 		beta = 1.0f;
 	}
-	if (rt_small_gemm(1, rows, out, in, x, w, in, beta, y) == 0)
-		return;         /* one row (a decode step): stream the weights */
+	if (rt_small_gemm(1, rows, out, in, x, in, w, in, beta, y, out) == 0)
+		return;         /* one to eight rows (a decode step): rt_small_gemm.h */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in,
 	            1.0f, x, (int)in, w, (int)in, beta, y, (int)out);
 }

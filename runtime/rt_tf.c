@@ -52,8 +52,8 @@ void rt_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float al
 	if (m <= 0 || n <= 0)
 		return;
 	if (batch == 1 && !trans_a && alpha == 1.0f
-	    && rt_small_gemm(trans_b, m, n, k, a, b, ldb, beta, c) == 0)
-		return;         /* one row (a decode step): stream the weights */
+	    && rt_small_gemm(trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc) == 0)
+		return;         /* one to eight rows (a decode step): rt_small_gemm.h */
 	/* One call per entry: OpenBLAS's batched interface is recent and not
 	 * in every CBLAS; the batches here are heads, a few dozen at most. */
 	for (int64_t i = 0; i < batch; i++)
