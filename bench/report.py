@@ -275,6 +275,7 @@ def blocks(cfg):
                                      _img(cfg, "compiler-layers.svg", "compile time vs layers")])
     b["GOALS"] = goals(cfg, v)
     gen_blocks(cfg, b, v)
+    tf_blocks(cfg, b, v)
     return b, v
 
 
@@ -448,6 +449,26 @@ def gen_blocks(cfg, b, v):
                              ("met" if ok else "**missed**")} for g, a, ok in gen_goals(cfg)],
                            [("goal", "goal", None), ("achieved", "got", None),
                             ("verdict", "ok", None)])
+
+
+# ---- transformers (bench/exp_minilm.py, bench/exp_gpt_train.py) ----
+
+def tf_blocks(cfg, b, v):
+    """Section 8: bench/tf_report.py's transformers.md without its title and
+    preamble (the machine, both tables, their figures in short, and the
+    hand-written bench/transformers-notes.md), every heading one level down."""
+    import tf_report
+    if not tf_report.measured(cfg.out):
+        b["TRANSFORMERS"] = ("*(not measured in this run: `bench/exp_minilm.py` and "
+                             "`bench/exp_gpt_train.py`)*")
+        return
+    out, fenced = [], False
+    for line in tf_report.body(cfg.out):
+        for l in line.split("\n"):
+            if l.startswith("```"):
+                fenced = not fenced
+            out.append("#" + l if not fenced and re.match(r"#+ ", l) else l)
+    b["TRANSFORMERS"] = "\n".join(out).rstrip()
 
 
 def goals(cfg, v):

@@ -54,15 +54,15 @@ def machine_section(mm, gm):
         "- `nproc`: %s; CPU: %s; kernel %s" % (m.get("nproc"), m.get("cpu"), m.get("kernel")),
         "- pipec's BLAS: %s (`OPENBLAS_CORETYPE` %s); MPI: %s; cc: %s"
         % (m.get("openblas"), m.get("openblas_coretype"), m.get("mpi"), m.get("cc")),
-        "- PyTorch %s (BLAS %s, ISA %s), git %s" % (m.get("torch"), m.get("torch_blas"),
-                                                     m.get("torch_isa"), m.get("git")),
+        "- PyTorch %s (BLAS %s, ISA %s)" % (m.get("torch"), m.get("torch_blas"), m.get("torch_isa")),
     ]
     for name, x in (("MiniLM", mm), ("GPT-2 training", gm)):
         if x:
-            lines.append("- %s run: %s, %s, %s rounds, %s s; load average (1, 5, 15 min) %s at "
-                         "the start, %s at the end; other processes kept %.2f cores busy per "
-                         "round (median; at most %.2f)"
-                         % (name, x.get("date"), x.get("mode"), x.get("rounds"), x.get("seconds"),
+            lines.append("- %s run: %s, git %s, %s, %s rounds, %s s; load average (1, 5, 15 min) "
+                         "%s at the start, %s at the end; other processes kept %.2f cores busy "
+                         "per round (median; at most %.2f)"
+                         % (name, x.get("date"), x.get("git"), x.get("mode"), x.get("rounds"),
+                            x.get("seconds"),
                             x.get("load_start"), x.get("load_end"),
                             _f(x.get("others_cores_median")) or 0,
                             _f(x.get("others_cores_max")) or 0))
@@ -223,25 +223,38 @@ def gpt_section(rows, runs, gm):
 NOTES_PATH = "transformers-notes.md"
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    out = argv[0] if argv else os.path.join(lib.BENCH, "results")
+def measured(out):
+    """Whether either experiment left its results in OUT."""
+    return any(os.path.exists(os.path.join(out, n)) for n in ("minilm.csv", "gpt_train.csv"))
+
+
+def body(out):
+    """The machine, the two sections and the hand-written notes, as lines
+    (without transformers.md's title and preamble): docs/performance.md's
+    section 8 (bench/report.py) is these lines with the headings one level down."""
     mrows, mruns = _read(out, "minilm.csv"), _read(out, "minilm_runs.csv")
     grows, gruns = _read(out, "gpt_train.csv"), _read(out, "gpt_train_runs.csv")
     mm, gm = _kv(_read(out, "minilm_machine.csv")), _kv(_read(out, "gpt_train_machine.csv"))
-    text = ["# Transformers on the CPU: MiniLM embeddings and GPT-2 training, pipec beside PyTorch",
-            "",
-            "Written by `bench/tf_report.py` from `bench/results/minilm*.csv` "
-            "(`bench/exp_minilm.py`) and `bench/results/gpt_train*.csv` "
-            "(`bench/exp_gpt_train.py`). Timings on a shared 2-core machine: read the ratios "
-            "(both sides measured in the same rounds), not the absolute figures.", ""]
-    text += machine_section(mm, gm)
+    text = machine_section(mm, gm)
     text += minilm_section(mrows, mruns, mm)
     text += gpt_section(grows, gruns, gm)
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), NOTES_PATH)
     if os.path.exists(notes):
         with open(notes) as f:
             text += [f.read().rstrip(), ""]
+    return text
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    out = argv[0] if argv else os.path.join(lib.BENCH, "results")
+    text = ["# Transformers on the CPU: MiniLM embeddings and GPT-2 training, pipec beside PyTorch",
+            "",
+            "Written by `bench/tf_report.py` from `bench/results/minilm*.csv` "
+            "(`bench/exp_minilm.py`) and `bench/results/gpt_train*.csv` "
+            "(`bench/exp_gpt_train.py`). Timings on a shared 2-core machine: read the ratios "
+            "(both sides measured in the same rounds), not the absolute figures.", ""]
+    text += body(out)
     with open(os.path.join(out, "transformers.md"), "w") as f:
         f.write("\n".join(text))
     return 0

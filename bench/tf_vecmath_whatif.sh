@@ -1,20 +1,25 @@
 #!/bin/sh
-# bench/tf_vecmath_whatif.sh [ROUNDS] — a diagnosis, not a fix: how much of pipec's
-# CPU gap to PyTorch on transformers is its scalar tanhf/erff/expf calls.
+# bench/tf_vecmath_whatif.sh [ROUNDS] — a diagnosis, not a fix: what building the runtime's
+# elementwise kernels for this machine's vector units would add.
 #
-# perf shows glibc's scalar tanhf (with its expm1f) at about a third of a GPT-2
-# training step (rt_gelu_tanh_fwd/bwd) and erff + expf (rt_gelu_fwd, the
-# softmax) at about a third of a MiniLM forward.  glibc >= 2.35 ships vector
-# variants of all three in libmvec, but math.h declares them only under
-# __FAST_MATH__, so the runtime's loops stay scalar.  This script rebuilds
-# rt_kernels.c and rt_tf.c in a scratch copy of the runtime with those
-# declarations (-D__FAST_MATH__ only: no -ffast-math, so no reassociation or
-# finite-math assumptions) and -march=native ("vec"), and with -march=native
-# alone ("arch", to tell the two apart), swaps them into copies of
+# History: before commit 895affe, perf showed glibc's scalar tanhf (with its expm1f)
+# at about a third of a GPT-2 training step (rt_gelu_tanh_fwd/bwd) and erff + expf
+# (rt_gelu_fwd, the softmax) at about a third of a MiniLM forward: glibc >= 2.35
+# ships vector variants of all three in libmvec, but math.h declares them only
+# under __FAST_MATH__.  This script found them worth 1.2-1.7x, and 895affe made
+# runtime/rt_math.h declare them, so the runtime as built (baseline x86-64, no
+# -march) now calls the 4-wide SSE variants (_ZGVbN4v_*).
+#
+# What it measures now (bench/transformers-notes.md): it rebuilds rt_kernels.c
+# and rt_tf.c in a scratch copy of the runtime with -march=native ("arch": the
+# same rt_math.h declarations, so the 8-wide AVX2 variants on an AVX2 machine)
+# and with -march=native -D__FAST_MATH__ ("vec": glibc's own declarations, for
+# which rt_math.h's step aside; -D__FAST_MATH__ only, no -ffast-math, so no
+# reassociation or finite-math assumptions), swaps them into copies of
 # libpipert.a, links the same programs against them (+ -lmvec), and times the
-# original ("base") and the two patched programs alternately.  Nothing in the source tree or
-# build/ changes.  Needs the inputs exp_gpt_train.py and exp_minilm.py left in
-# build/bench-work.
+# runtime as built ("base") and the two patched programs alternately.  Nothing
+# in the source tree or build/ changes.  Needs the inputs exp_gpt_train.py and
+# exp_minilm.py left in build/bench-work.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-3}
@@ -26,7 +31,7 @@ rm -rf "$work"
 mkdir -p "$work/rt"
 cp "$top"/runtime/*.c "$top"/runtime/*.h "$work/rt/"
 mpi=$(mpicc --showme:compile 2>/dev/null || echo "-I/usr/lib/x86_64-linux-gnu/openmpi/include")
-# arch: -march=native alone (to tell its share from the vector calls'); vec: both.
+# arch: -march=native (rt_math.h's declarations, wider variants); vec: + glibc's declarations.
 for v in arch vec; do
 	mkdir -p "$work/$v"
 	cp "$top/build/runtime/libpipert.a" "$work/$v/"
