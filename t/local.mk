@@ -60,7 +60,7 @@ EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtu
 ## runtime/local.mk's RUNTIME_TESTS, it builds its C driver with mpicc
 ## against libpipert.a (t/runtime-lib.sh) and skips itself without the runtime.
 TESTS += %D%/507-runtime-kv.t
-EXTRA_DIST += %D%/507-runtime-kv.t %D%/runtime-kv.c
+EXTRA_DIST += %D%/507-runtime-kv.t %D%/runtime-kv.c %D%/guarded.h
 
 # Scratch the tests leave in the build tree (t/tmp: runtime fixtures, kept
 # fuzz failures) goes with `make clean`, so distcheck's distclean is clean.

@@ -31,11 +31,10 @@
 #include <string.h>
 
 #include "rt_tf_layout.h"
+#include "guarded.h"
 #include "tap.h"
 
 enum { D = 16, HEADS = 2, FFN = 64, B = 3, CAP = 20, VOCAB = 40, POSITIONS = 20, LAYERS = 2 };
-enum { GUARD = 64 };
-static const float SENTINEL = 1234.5f;
 static const double TOL = 1e-5;
 
 static void *xmalloc(size_t bytes)
@@ -48,29 +47,6 @@ static void *xmalloc(size_t bytes)
 	return p;
 }
 
-static void poison(float *p, int64_t n)
-{
-	for (int64_t i = 0; i < n; i++)
-		p[i] = NAN;
-}
-
-/* n floats of NaN followed by GUARD sentinels. */
-static float *buffer(int64_t n)
-{
-	float *p = xmalloc((size_t)(n + GUARD) * sizeof *p);
-	poison(p, n);
-	for (int i = 0; i < GUARD; i++)
-		p[n + i] = SENTINEL;
-	return p;
-}
-
-static int guard_ok(const float *p, int64_t n)
-{
-	for (int i = 0; i < GUARD; i++)
-		if (p[n + i] != SENTINEL)
-			return 0;
-	return 1;
-}
 
 /* xorshift64*: the same weights on every machine. */
 static uint64_t rng = 0x9e3779b97f4a7c15u;

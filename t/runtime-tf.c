@@ -26,9 +26,8 @@
 #include <string.h>
 
 #include "../runtime/rt_internal.h"
+#include "guarded.h"
 
-enum { GUARD = 64 };
-static const float SENTINEL = 1234.5f;
 static const char *dir;
 static FILE *checks;
 
@@ -87,29 +86,6 @@ static void store(const char *name, const void *p, int64_t n, size_t size)
 		fail("cannot write %s", path);
 }
 
-static void poison(float *p, int64_t n)
-{
-	for (int64_t i = 0; i < n; i++)
-		p[i] = NAN;
-}
-
-/* n floats of NaN followed by GUARD sentinels. */
-static float *buffer(int64_t n)
-{
-	float *p = xmalloc((size_t)(n + GUARD) * sizeof *p);
-	poison(p, n);
-	for (int i = 0; i < GUARD; i++)
-		p[n + i] = SENTINEL;
-	return p;
-}
-
-static int guard_ok(const float *p, int64_t n)
-{
-	for (int i = 0; i < GUARD; i++)
-		if (p[n + i] != SENTINEL)
-			return 0;
-	return 1;
-}
 
 static float *copy(const float *p, int64_t n)
 {
