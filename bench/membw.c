@@ -18,8 +18,9 @@
  *                    decode step's products before runtime/rt_small_gemm.h
  *   gemv_S           the same product as cblas_sgemv (the runtime's call
  *                    for one row now)
- *   gemm_m8_S        cblas_sgemm with 8 rows (batched decode: the runtime's
- *                    call for more than one row)
+ *   gemm_m8_S        cblas_sgemm with 8 rows, as written (batched decode;
+ *                    the runtime calls sgemm on the transposed product,
+ *                    runtime/rt_small_gemm.h)
  *   blas             OpenBLAS's configuration and the kernel it chose
  * Each product's weights are distinct copies that together exceed the
  * caches, so every call streams its matrix from memory as a decode step
@@ -33,27 +34,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_time.h"
+
 char *openblas_get_config(void);
 char *openblas_get_corename(void);
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp);
-	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static float *fill(size_t n)
 {
