@@ -172,6 +172,22 @@ void check_summary(FILE *out, const IrModel *m)
 			        commas(ir_kv_bytes(m, s)), human((double)ir_kv_bytes(m, s)));
 	}
 
+	if (pp->sched == SK_PIPEDREAM || pp->sched == SK_2BW) {
+		fprintf(out, "  asynchronous: no flush; a run of %d step%s is one stream of %d "
+		        "micro-batches, %s\n", pp->steps, pp->steps == 1 ? "" : "s",
+		        pp->steps * pp->M, pp->sched == SK_2BW
+		        ? "each step computing with the weights one update old"
+		        : "each applying its own gradient after its backward");
+		for (int r = 0; r < pp->P; r++) {
+			int inflight = pp->inflight ? pp->inflight[r] : pp->P - r;
+			int nver = pp->sched == SK_2BW ? 2 : inflight;
+			fprintf(out, "  rank %d: %d micro-batch%s in flight, %d weight version%s "
+			        "(%s bytes)\n", r, inflight, inflight == 1 ? "" : "es", nver,
+			        nver == 1 ? "" : "s",
+			        commas(4 * nver * (m->stages ? m->stages[r].params : 0)));
+		}
+	}
+
 	/* Per layer, for models small enough to read. */
 	if (m->nlayers <= 200) {
 		fprintf(out, "\n  %-14s %-15s %-14s %12s %12s %14s\n", "layer", "kind", "width",

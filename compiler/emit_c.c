@@ -222,6 +222,7 @@ typedef struct Emit {
 	int64_t *tied_off;      /* [nlayers] a tied lm_head's copy of the token table, -1 */
 	int64_t nweights;
 	int gen;                /* schedule = generate */
+	int async;              /* pipedream, pipedream-2bw: s is one step of the stream */
 	int64_t *kv_off;        /* generate: [nlayers] arena byte offset of a held
 	                         * gpt2_block's caches for group 0, -1 */
 	int xslots;             /* generate: request slots of tokens and caches */
@@ -586,23 +587,28 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 		if (s->training) {
 			int64_t width = tensor_elems(m, st, n);
 			const IrTensor *ot = &m->tensors[local_tensor(m, st, n)];
+			/* pipedream: every micro-batch is its own update, of its own mean */
+			long long lb = s->kind == SK_PIPEDREAM ? m->pipe.B / m->pipe.M : m->pipe.B;
+			if (s->kind == SK_PIPEDREAM)
+				out(o, "\t/* pipedream: the gradient is of this micro-batch's own mean loss "
+				    "*/\n");
 			if (m->loss == LOSS_CROSS_ENTROPY)
 				out(o, "\t/* the loss: cross-entropy, gradient of the global batch's mean */\n"
 				    "\trt_loss_ce(c, %s, rt_target_class(c, mb), P(o[%d]), ROWS, %lld, "
 				    "1.0 / %lld);\n", y, SLOT_GX(n, n),
-				    (long long)width, m->pipe.B);
+				    (long long)width, lb);
 			else if (m->loss == LOSS_NEXT_TOKEN)
 				out(o, "\t/* the loss: next-token cross-entropy, gradient of the mean over the "
 				    "global batch's B·(T-1) positions */\n"
 				    "\trt_loss_next_token(c, %s, %s, P(o[%d]), ROWS, T, %lld, "
 				    "1.0 / ((double)%lld * (double)(T - 1)));\n", y,
 				    side_ptr(e, sp, m->loss_ids), SLOT_GX(n, n),
-				    (long long)ot->dims[ot->ndim - 1], m->pipe.B);
+				    (long long)ot->dims[ot->ndim - 1], lb);
 			else
 				out(o, "\t/* the loss: mean squared error over the global batch */\n"
 				    "\trt_loss_mse_acc(c, %s, rt_target_dense(c, mb), P(o[%d]), ROWS, %lld, "
 				    "1.0 / %lld.0);\n", y, SLOT_GX(n, n), (long long)width,
-				    (long long)(m->pipe.B * width));
+				    (long long)(lb * width));
 		}
 	}
 	out(o, "}\n\n");
@@ -643,6 +649,20 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 static const char *op_const(int op)
 {
 	return xprintf("RT_OP_%s", op_name(op));
+}
+
+/* Asynchronous: a key relative to the step (-LAG .. M-1), as the micro-
+ * batch of its own step and as C text for comments. */
+static int mb_slot(const Schedule *s, int rel)
+{
+	return ((rel % s->M) + s->M) % s->M;
+}
+
+static const char *key_text(const Emit *e, int mb)
+{
+	if (!e->async)
+		return xprintf("%d", mb);
+	return mb < 0 ? xprintf("t*%d-%d", e->s->M, -mb) : xprintf("t*%d+%d", e->s->M, mb);
 }
 
 static void emit_step(Emit *e)
@@ -698,6 +718,29 @@ static void emit_step(Emit *e)
 		    "rounds their guard names. */\n\n", e->rank, ntok - 1,
 		    s->disagg ? " and the caches' hand-over" : "");
 		out(o, "#define NTOK %d   /* rounds: max_new_tokens */\n\n", ntok);
+	} else if (e->async) {
+		int lag = s->lag[e->prank];
+		out(o, "/* ---- one step of the stream: rank %d's schedule, one runtime call per action "
+		    "----\n * %s: no flush.  A run is one stream of micro-batches: key k = t*STEP_MB + "
+		    "m is\n * micro-batch m of step t.  This rank runs the forward of key KEY(m) and, "
+		    "LAG keys\n * behind, a backward (of this step's or the previous step's key), each "
+		    "with the\n * weights its forward used (weight stashing: NVER versions, in slots).  "
+		    "The runtime\n * calls step(t) for t = 0 .. steps: LIVE leaves out the keys the run "
+		    "does not have,\n * so step 0 starts without backwards and the extra step (t = steps) "
+		    "drains them. */\n\n", e->rank, sched_kind_name(s->kind));
+		out(o, "#define STEP_MB %d   /* micro-batches per step */\n", s->M);
+		out(o, "#define LAG %d       /* backward keys behind the forward */\n", lag);
+		out(o, "#define NVER %d      /* weight versions kept */\n", s->nver[e->prank]);
+		out(o, "#define KEY(rel) ((int64_t)t * STEP_MB + (rel))\n");
+		out(o, "#define LIVE(k) ((k) >= 0 && (k) < rt_run_keys(c))\n");
+		if (s->kind == SK_2BW)
+			out(o, "/* 2BW: step u computes with W(u-1) and its update writes W(u+1) */\n"
+			    "#define VERSION(k) ((k) / STEP_MB - 1)\n");
+		else
+			out(o, "/* key k computes with the weights after k - LAG updates (the initial "
+			    "ones if\n * negative); its update writes version k + 1 */\n"
+			    "#define VERSION(k) ((k) - LAG)\n");
+		out(o, "#define SLOT(v) ((int)((((v) %% NVER) + NVER) %% NVER))\n\n");
 	} else {
 		out(o, "/* ---- the step: rank %d's schedule, one runtime call per action ---- */\n\n",
 		    e->rank);
@@ -740,26 +783,33 @@ static void emit_step(Emit *e)
 	for (int q = 0; q <= N; q++) {
 		for (int i = head[q]; i >= 0; i = next[i]) {
 			const Action *a = &l->a[i];
+			int mbs = e->async ? mb_slot(s, a->mb) : a->mb;
+			const char *live = e->async ? xprintf("if (LIVE(KEY(%d))) ", a->mb) : "";
 			if (a->op == OP_RECV_F || a->op == OP_RECV_B) {
 				const StagePlan *sp = memplan_stage(p, a->stage);
 				const IrStage *st = &m->stages[a->stage];
 				int k = a->op == OP_RECV_F ? 0 : sp->n;
 				int slot = a->op == OP_RECV_F ? SLOT_X(sp->n, 0) : SLOT_GX(sp->n, sp->n);
-				out(o, "\trt_irecv(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
-				    "\"%s stage %d mb %d from rank %d\");\n", p->req[i],
-				    (long long)sp->off[a->mb][slot],
-				    msg_bytes(m, sp, st, k, a->op == OP_RECV_B), a->peer, a->stage, a->mb,
-				    a->op == OP_RECV_B, op_name(a->op), a->stage, a->mb, a->peer);
+				out(o, "\t%srt_irecv(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
+				    "\"%s stage %d mb %s from rank %d\");\n", live, p->req[i],
+				    (long long)sp->off[mbs][slot],
+				    msg_bytes(m, sp, st, k, a->op == OP_RECV_B), a->peer, a->stage, mbs,
+				    a->op == OP_RECV_B, op_name(a->op), a->stage, key_text(e, a->mb),
+				    a->peer);
 			} else {
-				out(o, "\trt_wait(c, %d);   /* %s stage %d mb %d has been received */\n",
-				    p->req[i], op_name(a->op), a->stage, a->mb);
+				out(o, "\t%srt_wait(c, %d);   /* %s stage %d mb %s has been received */\n",
+				    live, p->req[i], op_name(a->op), a->stage, key_text(e, a->mb));
 			}
 		}
 		if (q == N)
 			break;
 		const Action *a = &l->a[q];
 		const StagePlan *sp = a->stage >= 0 ? memplan_stage(p, a->stage) : NULL;
-		const char *tab = sp ? xprintf("o%d[%d]", a->stage, a->mb) : "";
+		/* async: the key relative to the step, its micro-batch within its
+		 * step (buffers, data rows, tags) and that step */
+		int mbs = e->async ? mb_slot(s, a->mb) : a->mb;
+		const char *tstep = e->async && a->mb < 0 ? "t - 1" : "t";
+		const char *tab = sp ? xprintf("o%d[%d]", a->stage, mbs) : "";
 		if (xslot[q] >= 0) {
 			const char *g = guard[q] ? xprintf("if (%s) ", guard[q]) : "";
 			switch (a->op) {
@@ -800,24 +850,37 @@ static void emit_step(Emit *e)
 		    : "F (the prefill in round 0, then a decode step)");
 		if (a->stage >= 0)
 			out(o, " stage %d", a->stage);
-		if (a->mb >= 0)
+		if (e->async)
+			out(o, " mb %s", key_text(e, a->mb));
+		else if (a->mb >= 0)
 			out(o, e->gen ? " group %d" : " mb %d", a->mb);
 		if (a->peer >= 0)
 			out(o, " %s rank %d", a->op == OP_SEND_F || a->op == OP_SEND_B ? "to" : "from",
 			    a->peer);
-		out(o, " */\n\trt_begin(c, %s, %d, %d); ", op_const(a->op), a->stage, a->mb);
+		if (e->async && (a->op == OP_F || a->op == OP_B || a->op == OP_R))
+			out(o, ", weights %s", a->op == OP_F ? "VERSION(k)" : "stashed by its F");
+		if (e->async && a->op == OP_OPTIM)
+			out(o, ": its gradient, into version %s", s->kind == SK_2BW
+			    ? "k / STEP_MB + 1" : "k + 1");
+		if (e->async)
+			out(o, " */\n\tif (LIVE(KEY(%d))) { rt_begin(c, %s, %d, %d); ", a->mb,
+			    op_const(a->op), a->stage, mbs);
+		else
+			out(o, " */\n\trt_begin(c, %s, %d, %d); ", op_const(a->op), a->stage, a->mb);
+		if (e->async && (a->op == OP_F || a->op == OP_B || a->op == OP_R))
+			out(o, "rt_async_use(c, KEY(%d), SLOT(VERSION(KEY(%d)))); ", a->mb, a->mb);
 		switch (a->op) {
 		case OP_F:
-			out(o, "s%d_fwd(c, A, %s, %d, t); ", a->stage, tab, a->mb);
+			out(o, "s%d_fwd(c, A, %s, %d, %s); ", a->stage, tab, mbs, tstep);
 			break;
 		case OP_B:
-			out(o, "s%d_bwd(c, A, %s, %d, t); ", a->stage, tab, a->mb);
+			out(o, "s%d_bwd(c, A, %s, %d, %s); ", a->stage, tab, mbs, tstep);
 			break;
 		case OP_W:
-			out(o, "s%d_wgt(c, A, %s, %d); ", a->stage, tab, a->mb);
+			out(o, "s%d_wgt(c, A, %s, %d); ", a->stage, tab, mbs);
 			break;
 		case OP_R:
-			out(o, "s%d_rec(c, A, %s, %d, t); ", a->stage, tab, a->mb);
+			out(o, "s%d_rec(c, A, %s, %d, %s); ", a->stage, tab, mbs, tstep);
 			break;
 		case OP_RECV_F:
 		case OP_RECV_B:
@@ -830,23 +893,27 @@ static void emit_step(Emit *e)
 			int k = fwd ? sp->n : 0;
 			int slot = fwd ? SLOT_X(sp->n, sp->n) : SLOT_GX(sp->n, 0);
 			out(o, "rt_isend(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
-			    "\"%s stage %d mb %d to rank %d\"); ", p->req[q],
-			    (long long)sp->off[a->mb][slot],
+			    "\"%s stage %d mb %s to rank %d\"); ", p->req[q],
+			    (long long)sp->off[mbs][slot],
 			    msg_bytes(m, sp, st, k, !fwd), a->peer,
-			    fwd ? a->stage + 1 : a->stage - 1, a->mb, !fwd, op_name(a->op), a->stage,
-			    a->mb, a->peer);
+			    fwd ? a->stage + 1 : a->stage - 1, mbs, !fwd, op_name(a->op), a->stage,
+			    key_text(e, a->mb), a->peer);
 			break;
 		}
 		case OP_ALLREDUCE:
 			out(o, "rt_allreduce(c, %d); ", a->stage);
 			break;
 		case OP_OPTIM:
-			out(o, "rt_optim_step(c); ");
+			if (e->async)
+				out(o, "rt_optim_version(c, SLOT(%s)); ", s->kind == SK_2BW
+				    ? xprintf("KEY(%d) / STEP_MB + 1", a->mb) : xprintf("KEY(%d) + 1", a->mb));
+			else
+				out(o, "rt_optim_step(c); ");
 			break;
 		default:
 			unreachable();
 		}
-		out(o, "rt_end(c);\n");
+		out(o, e->async ? "rt_end(c); }\n" : "rt_end(c);\n");
 	}
 	for (int q = 0; q < N; q++)
 		if (l->a[q].op == OP_SEND_TOK || l->a[q].op == OP_SEND_KV)
@@ -1000,6 +1067,8 @@ static void emit_program_struct(Emit *e)
 	out(o, "\t.predicted_bubble = %.6f, .predicted_peak_bytes = %lld,\n",
 	    e->r ? e->r->bubble_fraction : 0.0, (long long)peak);
 	out(o, "\t.step = step,\n");
+	if (e->async)
+		out(o, "\t.async = 1, .nversions = NVER,\n");
 	if (m->ninputs > 1 || m->seq_max)
 		out(o, "\t.inputs = inputs, .ninputs = %d, .seq_max = %lld, .out_seq = %d,\n",
 		    m->ninputs, (long long)m->seq_max, outt->seq);
@@ -1016,7 +1085,8 @@ static void emit_program_struct(Emit *e)
 static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r, int rank,
                          const EmitOptions *eo, const char *tmpl)
 {
-	Emit e = { .m = m, .s = s, .r = r, .rank = rank, .gen = s->kind == SK_GENERATE };
+	Emit e = { .m = m, .s = s, .r = r, .rank = rank, .gen = s->kind == SK_GENERATE,
+	           .async = s->async };
 	e.prank = rank % s->P;
 	e.replica = s->disagg ? 0 : rank / s->P;   /* disaggregated: two pipelines, one batch */
 	e.plan = memplan_rank(m, s, rank);
@@ -1081,6 +1151,14 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, const EmitOptions *eo)
 {
 	int cuda = !strcmp(eo->backend, "cuda");
+	if (cuda && s->async) {
+		/* the CUDA runtime has no weight-version slots yet (docs/cuda.md) */
+		diag_error(m->pipe.sched_loc, "--backend cuda does not run the asynchronous schedule "
+		           "'%s' yet: its weight versions live in the CPU runtime only; compile "
+		           "for the CPU (the default backend) or pick a synchronous schedule",
+		           sched_kind_name(s->kind));
+		return 1;       /* an input error */
+	}
 	make_dir(eo->dir);
 	const char *tmpl = read_template("rank.c.tmpl");
 	VEC(char) ranks = { 0 };

@@ -167,6 +167,10 @@ typedef struct Pipeline {
 	long long eos;          /* -1 none, else the end-of-sequence id */
 	int64_t kv_cap;         /* positions cached per sequence: seq_max + gen_tokens */
 	int disagg;             /* prefill = disaggregated: ranks of its own */
+	/* schedule = pipedream, pipedream-2bw */
+	int *inflight;          /* [P] micro-batches in flight per rank (P - r unless
+	                         * `inflight` says less) */
+	Loc inflight_loc;       /* `inflight` as written, if it was */
 } Pipeline;
 
 typedef struct IrModel {

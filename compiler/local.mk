@@ -25,7 +25,7 @@ PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	%D%/part.c %D%/part.h \
 	%D%/costmodel.c %D%/costmodel.h \
 	%D%/sched.c %D%/sched.h \
-	%D%/sched_gen.c %D%/sched_lower.c %D%/sched_verify.c \
+	%D%/sched_gen.c %D%/sched_async.c %D%/sched_lower.c %D%/sched_verify.c \
 	%D%/sched_sim.c %D%/sched_fmt.c %D%/sched_read.c \
 	%D%/memplan.c %D%/memplan.h \
 	%D%/emit_c.c %D%/emit.h

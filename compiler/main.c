@@ -234,6 +234,8 @@ static SchedSpec spec_of(const IrModel *m)
 	sp.path = m->pipe.sched_path;
 	sp.ntok = m->pipe.sched == SK_GENERATE ? m->pipe.gen_tokens : 1;
 	sp.disagg = m->pipe.sched == SK_GENERATE && m->pipe.disagg;
+	sp.steps = m->pipe.steps;
+	sp.inflight = m->pipe.inflight;
 	unsigned char *rc = xalloc((size_t)m->S + 1);
 	int any = 0;
 	for (int s = 0; s < m->S; s++)
@@ -271,6 +273,28 @@ static Schedule *read_schedule_file(IrModel *m)
 	}
 	m->pipe.V = s->V;
 	return s;
+}
+
+/* An asynchronous schedule updates each stage on its own clock, so a
+ * weight tied across stages (an lm_head reading the token embedding of
+ * another stage) would have two different values: refused. */
+static int check_async_ties(const IrModel *m)
+{
+	for (int st = 0; st < m->S; st++) {
+		const IrStage *sg = &m->stages[st];
+		for (int l = sg->first; l < sg->last; l++) {
+			int e = m->layers[l].tied;
+			if (e < 0 || (e >= sg->first && e < sg->last))
+				continue;
+			diag_error(m->pipe.sched_loc, "schedule '%s' cannot stash a weight tied across "
+			           "stages: '%s' (stage %d) uses the weight of '%s' (another stage), and "
+			           "the two stages update at different times; untie the head or use a "
+			           "synchronous schedule", sched_kind_name(m->pipe.sched),
+			           m->layers[l].name, st, m->layers[e].name);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* What each rank will hold, from the same memory plan the emitter uses:
@@ -356,6 +380,9 @@ int main(int argc, char **argv)
 	if (dumping(&o, 'I'))
 		ir_dump(stderr, m);
 
+	if ((m->pipe.sched == SK_PIPEDREAM || m->pipe.sched == SK_2BW) && check_async_ties(m))
+		return EXIT_INPUT;
+
 	if (!strcmp(o.cmd, "check")) {
 		check_summary(stdout, m);
 		close_out(stdout, NULL);
@@ -374,6 +401,14 @@ int main(int argc, char **argv)
 		sched_write_csv(stderr, s);
 	if (sched_verify(s, spec.kind == SK_FILE ? report_input : report_internal) != 0)
 		return spec.kind == SK_FILE ? EXIT_INPUT : EXIT_INTERNAL;
+	/* asynchronous: the emitted step is the same for every step, so a
+	 * stream with a first, a middle and a last step covers any run */
+	if (s->async && spec.steps < 3) {
+		SchedSpec three = spec;
+		three.steps = 3;
+		if (sched_verify(sched_async(&three), report_internal) != 0)
+			return EXIT_INTERNAL;
+	}
 	for (int st = 0; st < m->S && st < s->S; st++)
 		m->stages[st].rank = s->stage_rank[st];
 	if (s->S != m->S) {
@@ -385,8 +420,10 @@ int main(int argc, char **argv)
 	/* simulate */
 	SimCost *cost = !strcmp(o.cost, "uniform") ? simcost_uniform(s) : cost_model(m, s, &o.cc);
 	SimResult *r = sched_simulate(s, cost);
-	/* generate: every round runs the same program, planned once */
-	const Schedule *round = s->kind == SK_GENERATE ? sched_generate_template(s) : s;
+	/* generate: every round runs the same program, planned once; so does
+	 * every step of an asynchronous schedule */
+	const Schedule *round = s->kind == SK_GENERATE ? sched_generate_template(s)
+	                      : s->async ? sched_async_template(s) : s;
 
 	int rc = 0;
 	if (!strcmp(o.cmd, "schedule")) {

@@ -7,6 +7,7 @@
  */
 #include "memplan.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@ typedef struct Buf {
 	int64_t size;
 	int start, end;         /* grid points, inclusive; start = -1: not yet written */
 	int64_t off;
+	int key;                /* the micro-batch key it belongs to, or INT_MIN */
 } Buf;
 
 typedef struct Planner {
@@ -23,9 +25,11 @@ typedef struct Planner {
 	const Schedule *s;
 	RankPlan *p;
 	VEC(Buf) bufs;
-	int **ids;              /* [local stage * M + mb][slot] buffer id or -1 */
+	int **ids;              /* [local stage * nk + mb + kofs][slot] buffer id or -1 */
 	int *local_of;          /* [S] local index of a held stage, -1 */
 	int M;
+	int nk, kofs;           /* keys per stage: mb runs -kofs .. nk-kofs-1 */
+	int cur_key;            /* the key of the action being planned */
 } Planner;
 
 MsgSides memplan_sides(const IrModel *m, int first, int64_t rows)
@@ -67,12 +71,15 @@ static int *slot_ids(Planner *pl, int g, int mb)
 	int l = pl->local_of[g];
 	if (l < 0)
 		die("stage %d is not held by rank %d", g, pl->p->rank);
-	return pl->ids[l * pl->M + mb];
+	if (mb + pl->kofs < 0 || mb + pl->kofs >= pl->nk)
+		die("micro-batch key %d outside the plan's window", mb);
+	return pl->ids[l * pl->nk + mb + pl->kofs];
 }
 
 static int new_buf(Planner *pl, int64_t bytes)
 {
-	Buf b = { .size = (bytes + ALIGN - 1) / ALIGN * ALIGN, .start = -1, .end = -1 };
+	Buf b = { .size = (bytes + ALIGN - 1) / ALIGN * ALIGN, .start = -1, .end = -1,
+	          .key = pl->cur_key };
 	VEC_PUSH(pl->bufs, b);
 	return pl->bufs.n - 1;
 }
@@ -92,8 +99,10 @@ static void touch(Planner *pl, int id, int t)
 static int get(Planner *pl, int g, int mb, int slot, int64_t bytes)
 {
 	int *ids = slot_ids(pl, g, mb);
-	if (ids[slot] < 0)
+	if (ids[slot] < 0) {
+		pl->cur_key = mb;
 		ids[slot] = new_buf(pl, bytes);
+	}
 	return ids[slot];
 }
 
@@ -231,7 +240,7 @@ static PeerIndex *peer_index(Planner *pl, PeerCache *cache, int rank)
 	const Schedule *s = pl->s;
 	PeerIndex *pi = xalloc(sizeof *pi);
 	pi->rank = rank;
-	size_t cells = (size_t)4 * s->S * s->M;
+	size_t cells = (size_t)4 * s->S * pl->nk;
 	pi->at = xalloc(cells * sizeof *pi->at);
 	for (size_t i = 0; i < cells; i++)
 		pi->at[i] = -1;
@@ -239,7 +248,7 @@ static PeerIndex *peer_index(Planner *pl, PeerCache *cache, int rank)
 	for (int q = 0; q < l->n; q++) {
 		int k = comm_kind(l->a[q].op);
 		if (k >= 0)
-			pi->at[((size_t)k * s->S + l->a[q].stage) * s->M + l->a[q].mb] = q;
+			pi->at[((size_t)k * s->S + l->a[q].stage) * pl->nk + l->a[q].mb + pl->kofs] = q;
 	}
 	VEC_PUSH(*cache, pi);
 	return pi;
@@ -247,7 +256,9 @@ static PeerIndex *peer_index(Planner *pl, PeerCache *cache, int rank)
 
 static int peer_at(const Planner *pl, const PeerIndex *pi, int kind, int stage, int mb)
 {
-	return pi->at[((size_t)kind * pl->s->S + stage) * pl->s->M + mb];
+	if (mb + pl->kofs < 0 || mb + pl->kofs >= pl->nk)
+		return -1;
+	return pi->at[((size_t)kind * pl->s->S + stage) * pl->nk + mb + pl->kofs];
 }
 
 /* Post points of receives and wait points of sends (memplan.h). */
@@ -280,6 +291,12 @@ static void plan_comm(Planner *pl)
 		const Action *a = &l->a[q];
 		if (a->op != OP_SEND_F && a->op != OP_SEND_B)
 			continue;
+		if (s->async) {
+			/* the receive may be in the peer's next step: waited at the
+			 * step's end, which every step of the stream shares */
+			p->wait_at[q] = N;
+			continue;
+		}
 		PeerIndex *pi = peer_index(pl, &peers, a->peer);
 		int dst_stage = a->op == OP_SEND_F ? a->stage + 1 : a->stage - 1;
 		int j = peer_at(pl, pi, a->op == OP_SEND_F ? 1 : 3, dst_stage, a->mb);
@@ -377,6 +394,63 @@ static void sort_ids(int *v, int n, Buf *ctx)
 	}
 }
 
+/* Asynchronous schedules: the plan is of one step that repeats, on a grid
+ * of `period` points, so lifetimes are arcs of a circle: a buffer written
+ * late in a step and read early in the next (a micro-batch still in
+ * flight) wraps.  Two arcs meet if their intervals overlap shifted by a
+ * whole period either way.  First fit by offset among the placed buffers
+ * that meet it; quadratic, and a rank has a few hundred buffers. */
+static int arcs_meet(const Buf *a, const Buf *b, int period)
+{
+	for (int sh = -period; sh <= period; sh += period)
+		if (a->start <= b->end + sh && b->start + sh <= a->end)
+			return 1;
+	return 0;
+}
+
+static void place_circular(Planner *pl, int period)
+{
+	Buf *b = pl->bufs.v;
+	int n = pl->bufs.n;
+	int *order = xalloc((size_t)(n + 1) * sizeof *order);
+	int used = 0;
+	for (int i = 0; i < n; i++)
+		if (b[i].start >= 0)
+			order[used++] = i;
+	sort_ids(order, used, b);
+	int *meet = xalloc((size_t)(used + 1) * sizeof *meet);
+	int64_t peak = 0, total = 0;
+	for (int oi = 0; oi < used; oi++) {
+		Buf *x = &b[order[oi]];
+		total += x->size;
+		int nm = 0;
+		for (int j = 0; j < oi; j++)
+			if (arcs_meet(x, &b[order[j]], period)) {
+				/* insertion by offset */
+				int at = nm++;
+				while (at > 0 && b[meet[at - 1]].off > b[order[j]].off) {
+					meet[at] = meet[at - 1];
+					at--;
+				}
+				meet[at] = order[j];
+			}
+		int64_t at = 0;
+		for (int j = 0; j < nm; j++) {
+			const Buf *y = &b[meet[j]];
+			if (y->off - at >= x->size)
+				break;
+			if (y->off + y->size > at)
+				at = y->off + y->size;
+		}
+		x->off = at;
+		if (at + x->size > peak)
+			peak = at + x->size;
+	}
+	pl->p->arena_bytes = peak;
+	pl->p->buffer_bytes = total;
+	pl->p->nbuffers = used;
+}
+
 static void place(Planner *pl)
 {
 	Buf *b = pl->bufs.v;
@@ -435,7 +509,11 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 			pl.local_of[g] = p->nstages++;
 	}
 	p->st = xalloc((size_t)(p->nstages + 1) * sizeof *p->st);
-	pl.ids = xalloc((size_t)(p->nstages * s->M + 1) * sizeof *pl.ids);
+	/* keys: 0..M-1, and for an asynchronous step also the previous step's
+	 * still in flight (down to -lag) and, walked a second time, the next */
+	pl.kofs = s->async ? s->lag[prank] : 0;
+	pl.nk = s->async ? 2 * s->M + pl.kofs : s->M;
+	pl.ids = xalloc((size_t)(p->nstages * pl.nk + 1) * sizeof *pl.ids);
 	for (int g = 0; g < s->S; g++) {
 		int l = pl.local_of[g];
 		if (l < 0)
@@ -453,11 +531,11 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 			int producer = k > 0 && needs_out(m->layers[st->first + k - 1].kind);
 			sp->kept[k] = s->training && (consumer || producer || k == sp->rec_from);
 		}
-		for (int mb = 0; mb < s->M; mb++) {
+		for (int key = 0; key < pl.nk; key++) {
 			int *ids = xalloc((size_t)SLOT_COUNT(sp->n) * sizeof *ids);
 			for (int i = 0; i < SLOT_COUNT(sp->n); i++)
 				ids[i] = -1;
-			pl.ids[l * s->M + mb] = ids;
+			pl.ids[l * pl.nk + key] = ids;
 		}
 	}
 
@@ -465,41 +543,48 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 	const ActList *l = &s->rank[rank];
 	int N = l->n;
 	/* Lifetimes: forward instances kept for backward are read there, so
-	 * walking the actions in order and touching every read suffices. */
-	for (int q = 0; q < N; q++) {
-		const Action *a = &l->a[q];
+	 * walking the actions in order and touching every read suffices.  An
+	 * asynchronous step is walked twice, the second time with every key
+	 * moved by M (the next step), so that each key 0..M-1 sees both its
+	 * forward and its backward; only those keys' buffers are placed. */
+	int copies = s->async ? 2 : 1;
+	for (int qq = 0; qq < copies * N; qq++) {
+		int q = qq % N, g0 = 2 * N * (qq / N);     /* grid of this copy */
+		Action shifted = l->a[q];
+		shifted.mb += (qq / N) * s->M;
+		const Action *a = &shifted;
 		switch (a->op) {
 		case OP_F: case OP_B: case OP_W: case OP_R:
-			plan_compute(&pl, a, q);
+			plan_compute(&pl, a, qq);
 			break;
 		case OP_RECV_F: {
 			const StagePlan *sp = &p->st[pl.local_of[a->stage]];
 			int id = get(&pl, a->stage, a->mb, SLOT_X(sp->n, 0),
 			             x_bytes(&pl, sp, &m->stages[a->stage], 0));
-			touch(&pl, id, 2 * p->post_at[q]);
-			touch(&pl, id, 2 * q + 1);
+			touch(&pl, id, g0 + 2 * p->post_at[q]);
+			touch(&pl, id, g0 + 2 * q + 1);
 			break;
 		}
 		case OP_RECV_B: {
 			const StagePlan *sp = &p->st[pl.local_of[a->stage]];
 			int id = get(&pl, a->stage, a->mb, SLOT_GX(sp->n, sp->n),
 			             tensor_bytes(&pl, &m->stages[a->stage], sp->n));
-			touch(&pl, id, 2 * p->post_at[q]);
-			touch(&pl, id, 2 * q + 1);
+			touch(&pl, id, g0 + 2 * p->post_at[q]);
+			touch(&pl, id, g0 + 2 * q + 1);
 			break;
 		}
 		case OP_SEND_F: {
 			const StagePlan *sp = &p->st[pl.local_of[a->stage]];
 			int id = slot_ids(&pl, a->stage, a->mb)[SLOT_X(sp->n, sp->n)];
-			touch(&pl, id, 2 * q + 1);
-			touch(&pl, id, 2 * p->wait_at[q]);
+			touch(&pl, id, g0 + 2 * q + 1);
+			touch(&pl, id, g0 + 2 * p->wait_at[q]);
 			break;
 		}
 		case OP_SEND_B: {
 			const StagePlan *sp = &p->st[pl.local_of[a->stage]];
 			int id = slot_ids(&pl, a->stage, a->mb)[SLOT_GX(sp->n, 0)];
-			touch(&pl, id, 2 * q + 1);
-			touch(&pl, id, 2 * p->wait_at[q]);
+			touch(&pl, id, g0 + 2 * q + 1);
+			touch(&pl, id, g0 + 2 * p->wait_at[q]);
 			break;
 		}
 		default:
@@ -519,11 +604,20 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 	}
 	int work = -1;
 	if (p->work_bytes > 0) {
+		pl.cur_key = 0;
 		work = new_buf(&pl, p->work_bytes);
 		touch(&pl, work, 0);
-		touch(&pl, work, 2 * N + 1);
+		touch(&pl, work, 2 * copies * N + 1);
 	}
-	place(&pl);
+	if (s->async) {
+		/* the keys of this step are whole; the others are copies */
+		for (int i = 0; i < pl.bufs.n; i++)
+			if (pl.bufs.v[i].key < 0 || pl.bufs.v[i].key >= s->M)
+				pl.bufs.v[i].start = -1;
+		place_circular(&pl, 2 * N);
+	} else {
+		place(&pl);
+	}
 	if (work >= 0)
 		p->work_off = pl.bufs.v[work].off;
 	/* generate: the caches live as long as the run, after everything else */
@@ -536,7 +630,7 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 		StagePlan *sp = &p->st[lidx];
 		sp->off = xalloc((size_t)s->M * sizeof *sp->off);
 		for (int mb = 0; mb < s->M; mb++) {
-			int *ids = pl.ids[lidx * s->M + mb];
+			int *ids = pl.ids[lidx * pl.nk + mb + pl.kofs];
 			sp->off[mb] = xalloc((size_t)SLOT_COUNT(sp->n) * sizeof **sp->off);
 			for (int i = 0; i < SLOT_COUNT(sp->n); i++)
 				sp->off[mb][i] = ids[i] >= 0 && pl.bufs.v[ids[i]].start >= 0
@@ -554,7 +648,8 @@ RankMemory memplan_memory(const IrModel *m, const Schedule *s, const RankPlan *p
 		n += m->stages[p->st[i].stage].params + m->stages[p->st[i].stage].copy_params;
 	const Pipeline *pp = &m->pipe;
 	int state = pp->optim == OPT_ADAM ? 2 : pp->optim == OPT_SGD && pp->momentum > 0 ? 1 : 0;
-	r.weights = 4 * n;
+	/* asynchronous: every stashed weight version is a full copy */
+	r.weights = 4 * n * (s->async ? s->nver[p->rank % s->P] : 1);
 	r.grads = s->training ? 4 * n : 0;
 	r.optim = s->training ? 4 * n * state : 0;
 	r.arena = p->arena_bytes;

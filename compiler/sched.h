@@ -60,6 +60,9 @@ typedef struct Action {
 	                         * generate: t*M + g, group g's token round t
 	                         * (SCHED_GROUP, SCHED_ROUND) */
 	int32_t peer;           /* other rank of a SEND/RECV, else -1 */
+	int32_t ver;            /* asynchronous schedules: the weight version an F,
+	                         * R or B computes with, or the one an OPTIM
+	                         * writes (sched_async_version); 0 otherwise */
 } Action;
 
 typedef struct ActList {
@@ -104,6 +107,10 @@ typedef struct SchedSpec {
 	int disagg;             /* SK_GENERATE: prefill on ranks of its own */
 	const unsigned char *recompute;  /* [S] or NULL: stage s recomputes some layers */
 	const char *path;       /* SK_FILE: file to read, already resolved */
+	int steps;              /* asynchronous: steps in the run (the stream is
+	                         * steps * M micro-batches); else unused */
+	const int *inflight;    /* pipedream: [P] micro-batches in flight per rank
+	                         * (1..P-r), or NULL: P-r */
 } SchedSpec;
 
 typedef struct Schedule {
@@ -118,6 +125,15 @@ typedef struct Schedule {
 	                         * group's key/value caches (SEND_KV / RECV_KV) and
 	                         * first token to ranks P..2P-1, which decode;
 	                         * nranks = 2P, R = 1 */
+	int async;              /* pipedream, pipedream-2bw: no flush.  The program
+	                         * is one stream of ntok steps: keys t*M + m run
+	                         * 0 .. M*ntok-1 (SCHED_ROUND is the step), and
+	                         * every rank runs sched_async_step for t = 0 ..
+	                         * ntok (the last, a drain, only finishes the
+	                         * backward work still in flight) */
+	int *lag;               /* async: [P] rank p runs B(k - lag[p]) after F(k) */
+	int *nver;              /* async: [P] weight versions rank p keeps */
+	const unsigned char *rc;/* async: [S] stages that recompute, or NULL */
 	int *stage_rank;        /* [S] pipeline rank of each stage */
 	ActList *rank;          /* [nranks] actions of each rank */
 	int lowered;            /* communication already present (lowered or read so) */
@@ -228,6 +244,38 @@ Schedule *sched_generate_template(const Schedule *s);
 const char *sched_op_label(const Schedule *s, const Action *a);
 /* The global rank of pipeline rank prank in replica rep. */
 #define SCHED_RANK(s, rep, prank) ((rep) * (s)->P + (prank))
+
+/* ---- asynchronous schedules (sched_async.c) ----
+ * Rank p's step t, in program order: for m = 0..M-1, the forward of key
+ * k = t*M + m (RECV_F, F, SEND_F) and then the backward of key k - lag[p]
+ * (RECV_B, R, B, SEND_B) followed by its OPTIM (pipedream: after every
+ * backward; pipedream-2bw: after a step's last micro-batch).  With guard
+ * set, only the actions whose key exists in a run of ntok steps are
+ * appended (t = ntok is the drain); without, all of them, with keys
+ * relative to t*M (a backward's may be negative: the previous step's).
+ *
+ * Versions: a weight version v is held in slot v mod nver[p] (the floor
+ * modulus) of the rank's nver[p] weight buffers, all of which start equal
+ * to the initial weights, so a negative v also reads the initial weights.
+ *   pipedream: key k computes with v = k - lag[p], OPTIM of key k writes
+ *              v = k + 1 (from the newest, k) — the spec's max(0, k-(P-s)+1)
+ *              updates at the default lag P-1-s;
+ *   2bw:       key k computes with v = floor(k/M) - 1, the OPTIM of step u
+ *              writes v = u + 1 from u: W(t+1) = W(t) - update(step t).
+ * The verifier proves that no OPTIM overwrites a slot an in-flight
+ * micro-batch still reads (sched_verify.c). */
+/* The lowered stream of a run of spec->steps steps; the constraints
+ * (R = 1, lag[p] < M, in-flight depths) are sema's to report. */
+Schedule *sched_async(const SchedSpec *spec);
+void sched_async_step(const Schedule *s, int p, int t, int guard, ActList *l);
+/* One step of every rank, unguarded, keys relative to the step: the
+ * program the emitter writes and the memory plan lays out. */
+Schedule *sched_async_template(const Schedule *s);
+/* The version key k computes with on rank p (k may be relative: the
+ * formula is linear in t*M). */
+int sched_async_version(const Schedule *s, int p, int k);
+/* The slot of version v on rank p: v mod nver[p], in 0..nver[p]-1. */
+int sched_async_slot(const Schedule *s, int p, int v);
 
 /* ---- output ---- */
 void sched_write_csv(FILE *out, const Schedule *s);

@@ -314,9 +314,7 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where)
 	switch (kind) {
 	case SK_PIPEDREAM:
 	case SK_2BW:
-		diag_error(where, "schedule '%s' is not supported yet (planned: "
-		           "asynchronous schedules with weight stashing)", name);
-		return NULL;
+		return sched_async(spec);     /* sema checked its constraints */
 	case SK_FILE:
 		die("sched_generate called for a file schedule");
 	default:

@@ -453,7 +453,7 @@ static Schedule *build(Rd *rd, int nranks, int torch)
 			int line, col;
 			loc_linecol((Loc){ rd->src, rows[*f].off, rows[*f].off }, &line, &col);
 			char desc[64];
-			Action a = { r->op, r->stage, r->mb, -1 };
+			Action a = { r->op, r->stage, r->mb, -1, 0 };
 			err(rd, r->off, r->off, "rank %d, action %d (%s): micro-batch %d of stage "
 			    "%d runs %s twice (first at line %d%s)", r->rank, r->index,
 			    sched_action_desc(desc, sizeof desc, &a), r->mb, r->stage,
@@ -488,7 +488,7 @@ static Schedule *build(Rd *rd, int nranks, int torch)
 			continue;
 		ActList *l = &s->rank[r->rank];
 		s->src_off[r->rank][l->n] = r->off;
-		l->a[l->n++] = (Action){ r->op, r->stage, r->mb, r->peer < -1 ? -1 : r->peer };
+		l->a[l->n++] = (Action){ r->op, r->stage, r->mb, r->peer < -1 ? -1 : r->peer, 0 };
 	}
 	return s;
 }

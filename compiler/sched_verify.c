@@ -98,6 +98,110 @@ static int check_peer(const Ver *v, int k, int i, const Action *a, int want, con
 	return 0;
 }
 
+/* Asynchronous schedules (sched_async.c): weight versions on one rank,
+ * checked in program order.  slot_holds[j] is the number of updates in the
+ * weights of slot j; every F must compute with the version the spec gives
+ * its micro-batch, its R and B with the very buffer its F used, unchanged;
+ * an OPTIM adds one update to the newest weights and may only overwrite a
+ * slot no micro-batch in flight still reads; every backward sees the
+ * gradient buffer holding nothing but what it should add to (pipedream:
+ * all earlier micro-batches applied; 2bw: all earlier steps). */
+typedef struct Async {
+	int p, nver, lag;
+	int *slot_holds;        /* [nver] */
+	int *readers;           /* [nver] micro-batches in flight on the slot */
+	int *f_slot;            /* [keys] slot an F used, -1 */
+	int updates, newest;    /* OPTIMs so far; the slot holding them */
+} Async;
+
+static void async_begin(const Ver *v, Async *as, int p)
+{
+	as->p = p;
+	as->nver = v->s->nver[p];
+	as->lag = v->s->lag[p];
+	as->slot_holds = ints(as->nver, 0);
+	as->readers = ints(as->nver, 0);
+	as->f_slot = ints(v->M, -1);
+}
+
+/* The updates the spec puts in the weights key k computes with. */
+static int async_expected(const Schedule *s, const Async *as, int k)
+{
+	int v = s->kind == SK_2BW ? k / s->M - 1 : k - as->lag;
+	return v > 0 ? v : 0;
+}
+
+static int check_async(Ver *v, Async *as, int k, int i, const Action *a)
+{
+	const Schedule *s = v->s;
+	int mb = a->mb, slot = sched_async_slot(s, as->p, a->ver);
+	switch (a->op) {
+	case OP_F: {
+		int want = async_expected(s, as, mb);
+		if (as->slot_holds[slot] != want)
+			return fail(v, k, i, "computes with weight version %d (slot %d holds %d "
+			            "updates), but micro-batch %d must see %d updates", a->ver, slot,
+			            as->slot_holds[slot], mb, want);
+		as->f_slot[mb] = slot;
+		as->readers[slot]++;
+		return 0;
+	}
+	case OP_R:
+	case OP_B:
+		if (as->f_slot[mb] < 0)
+			return 0;       /* the generic pass reports the missing F */
+		if (slot != as->f_slot[mb])
+			return fail(v, k, i, "computes with the weights of slot %d, but its forward "
+			            "used slot %d: no weight stashing", slot, as->f_slot[mb]);
+		if (a->op == OP_B) {
+			int applied = s->kind == SK_2BW ? mb / s->M : mb;
+			if (as->updates != applied)
+				return fail(v, k, i, "the gradient buffer holds %s: %d updates applied "
+				            "before this backward, %d expected", as->updates < applied
+				            ? "an earlier gradient not yet applied"
+				            : "nothing of an update applied too early",
+				            as->updates, applied);
+			as->readers[slot]--;
+		}
+		return 0;
+	case OP_OPTIM: {
+		int step_end = s->kind == SK_2BW ? mb % s->M == s->M - 1 : 1;
+		int idx = s->kind == SK_2BW ? mb / s->M : mb;
+		if (!step_end || as->updates != idx)
+			return fail(v, k, i, "applies the gradient of %s %d, but %d updates were "
+			            "applied before it", s->kind == SK_2BW ? "step" : "micro-batch",
+			            idx, as->updates);
+		if (v->b_at[key(v, 0, as->p, mb)] < 0)
+			return fail(v, k, i, "applies a gradient whose backward (B stage %d mb %d) "
+			            "has not run", as->p, mb);
+		if (as->readers[slot] > 0)
+			return fail(v, k, i, "overwrites weight slot %d while %d micro-batch%s in "
+			            "flight still compute%s with it (more versions alive than the %d "
+			            "planned)", slot, as->readers[slot], as->readers[slot] == 1 ? "" : "es",
+			            as->readers[slot] == 1 ? "s" : "", as->nver);
+		if (a->ver != as->updates + 1)
+			return fail(v, k, i, "writes version %d, but the next version is %d", a->ver,
+			            as->updates + 1);
+		as->updates++;
+		as->slot_holds[slot] = as->updates;
+		as->newest = slot;
+		return 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+static int async_end(Ver *v, Async *as, int k)
+{
+	const Schedule *s = v->s;
+	int want = s->kind == SK_2BW ? s->ntok : v->M;
+	if (as->updates != want)
+		return fail(v, k, s->rank[k].n, "%d optimizer updates, but the run has %d %s",
+		            as->updates, want, s->kind == SK_2BW ? "steps" : "micro-batches");
+	return 0;
+}
+
 /* Pass 1: rank k on its own. */
 static int check_rank(Ver *v, int k)
 {
@@ -107,6 +211,9 @@ static int check_rank(Ver *v, int k)
 	int rep = s->disagg ? 0 : k / P, p = k % P;
 	const int *sr = s->stage_rank;
 	int optim_at = -1;
+	Async as = { 0 };
+	if (s->async)
+		async_begin(v, &as, p);
 
 	for (int i = 0; i < l->n; i++) {
 		const Action *a = &l->a[i];
@@ -118,9 +225,10 @@ static int check_rank(Ver *v, int k)
 		int kvop = op == OP_SEND_KV || op == OP_RECV_KV;
 		int comm = (op >= OP_SEND_F && op <= OP_RECV_B) || tok || kvop;
 		if (op == OP_OPTIM) {
-			if (st != -1 || mb != -1 || a->peer != -1)
-				return fail(v, k, i, "OPTIM carries stage -1, micro-batch -1 "
-				            "and peer -1");
+			if (st != -1 || a->peer != -1 || (s->async ? mb < 0 || mb >= M : mb != -1))
+				return fail(v, k, i, s->async ? "OPTIM carries stage -1, peer -1 and "
+				            "the micro-batch whose gradient it applies"
+				            : "OPTIM carries stage -1, micro-batch -1 and peer -1");
 		} else {
 			if (st < 0 || st >= S)
 				return fail(v, k, i, "stage %d is out of range (stages 0..%d)",
@@ -153,12 +261,15 @@ static int check_rank(Ver *v, int k)
 			return fail(v, k, i, "a forward-only schedule has no %s", op_name(op));
 		if (op == OP_W && !s->split)
 			return fail(v, k, i, "W in a schedule whose backward is not split");
-		if (optim_at >= 0 && op != OP_OPTIM)
+		if (!s->async && optim_at >= 0 && op != OP_OPTIM)
 			return fail(v, k, i, "runs after OPTIM (at action %d): the optimizer "
 			            "step must be the rank's last action", optim_at);
 
 		int kk = op == OP_OPTIM || op == OP_ALLREDUCE ? -1 : key(v, rep, st, mb);
 		int rs = rep * S + st;
+		if (s->async && (op == OP_F || op == OP_R || op == OP_B)
+		    && check_async(v, &as, k, i, a))
+			return -1;
 		switch (op) {
 		case OP_F:
 			if (v->f_at[kk] >= 0)
@@ -364,6 +475,11 @@ static int check_rank(Ver *v, int k)
 			v->ar_at[rs] = i;
 			break;
 		case OP_OPTIM:
+			if (s->async) {
+				if (check_async(v, &as, k, i, a))
+					return -1;
+				break;
+			}
 			if (optim_at >= 0)
 				return fail(v, k, i, "OPTIM twice (first at action %d)", optim_at);
 			for (int t = 0; t < S; t++) {
@@ -396,6 +512,8 @@ static int check_rank(Ver *v, int k)
 			unreachable();
 		}
 	}
+	if (s->async)
+		return async_end(v, &as, k);
 	if (s->training && optim_at < 0)
 		return fail(v, k, l->n, "no OPTIM: a training step ends with the "
 		            "optimizer step");

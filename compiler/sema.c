@@ -63,7 +63,7 @@ static const char *unknown(Loc loc, const char *what, const char *s, const char 
 	const char *best = closest_name(s, names, n);
 	if (best) {
 		diag_error(loc, "unknown %s '%s'; did you mean '%s'?", what, s, best);
-	} else if (n <= 16) {
+	} else if (n <= 20) {
 		char *list = "";
 		for (int i = 0; i < n; i++)
 			list = xprintf("%s%s'%s'", list, !i ? "" : i == n - 1 ? " or " : ", ", names[i]);
@@ -1021,7 +1021,7 @@ static void check_loss(const Program *p, IrModel *m, int before)
 	X(K_REPLICAS, "replicas") X(K_DTYPE, "dtype") X(K_OPTIMIZER, "optimizer") \
 	X(K_STEPS, "steps") X(K_SEED, "seed") X(K_MEMORY, "memory") \
 	X(K_MAX_NEW, "max_new_tokens") X(K_SAMPLING, "sampling") X(K_EOS, "eos") \
-	X(K_PREFILL, "prefill")
+	X(K_PREFILL, "prefill") X(K_INFLIGHT, "inflight")
 
 enum {
 #define X(e, s) e,
@@ -1289,6 +1289,83 @@ static void note_key(Loc at, const PipeItem *other)
 {
 	if (other && other->val->loc.file != at.file)
 		diag_note(other->val->loc, "'%s' is set here", other->key);
+}
+
+/* pipedream and pipedream-2bw (sched_async.c): one pipeline, and each
+ * rank's micro-batches in flight (lag + 1) within [1, P - r], not growing
+ * along the pipeline (rank r+1 would wait for a forward that rank r holds
+ * back for its own backward: a deadlock) and at most M (a step reuses the
+ * buffers of the step before; with more in flight than a step has
+ * micro-batches two steps would need the same ones). */
+static void check_async(const PipeItem *const *item, Pipeline *pp)
+{
+	const char *name = sched_kind_name(pp->sched);
+	int P = pp->P;
+	if (pp->R > 1) {
+		diag_error(item[K_REPLICAS]->val->loc, "schedule '%s' runs one pipeline, but "
+		           "replicas = %d: replicas updating at their own pace would drift apart "
+		           "(data parallelism with asynchronous updates is not supported)",
+		           name, pp->R);
+		note_key(item[K_REPLICAS]->val->loc, item[K_SCHEDULE]);
+		return;
+	}
+	int *inf = xalloc((size_t)P * sizeof *inf);
+	for (int r = 0; r < P; r++)
+		inf[r] = P - r;
+	const PipeItem *it = item[K_INFLIGHT];
+	if (it && pp->sched == SK_2BW) {
+		diag_error(it->key_loc, "'inflight' applies to schedule = pipedream only "
+		           "(pipedream-2bw keeps two weight versions and 1F1B's depth)");
+		return;
+	}
+	if (it) {
+		const Value *v = it->val;
+		if (v->kind != V_LIST) {
+			diag_error(v->loc, "'inflight' must be a list of micro-batches in flight per "
+			           "rank [d0, ...], one per stage");
+			return;
+		}
+		if (v->args.n != P) {
+			diag_error(v->loc, "'inflight' lists %d depths, but there are %d stages",
+			           v->args.n, P);
+			note_key(v->loc, item[K_STAGES]);
+			return;
+		}
+		for (int r = 0; r < P; r++) {
+			const Value *e = v->args.v[r]->val;
+			if (e->kind != V_INT || e->i < 1 || e->i > P - r) {
+				diag_error(e->loc, "inflight of rank %d must be an integer in [1, %d] "
+				           "(at most P - r = %d micro-batches can be in flight there)",
+				           r, P - r, P - r);
+				return;
+			}
+			inf[r] = (int)e->i;
+			if (r > 0 && inf[r] > inf[r - 1]) {
+				diag_error(e->loc, "inflight must not grow along the pipeline: rank %d "
+				           "keeps %d in flight but rank %d only %d, so rank %d would wait "
+				           "for a forward that rank %d holds back until a backward rank %d "
+				           "owes it (a deadlock)", r, inf[r], r - 1, inf[r - 1], r, r - 1, r);
+				return;
+			}
+		}
+		pp->inflight_loc = v->loc;
+	}
+	if (inf[0] > pp->M) {
+		if (pp->sched == SK_2BW)
+			diag_error(pp->sched_loc, "pipedream-2bw needs microbatches >= stages (%d), "
+			           "not %d: a step's update must be ready before the step after next "
+			           "starts, and a step reuses the micro-batch buffers of the one before",
+			           P, pp->M);
+		else
+			diag_error(pp->sched_loc, "pipedream keeps %d micro-batches in flight on rank 0, "
+			           "but microbatches = %d: a step reuses the micro-batch buffers of the "
+			           "one before, so a step needs at least as many micro-batches as are in "
+			           "flight (raise microbatches or lower inflight)", inf[0], pp->M);
+		note_key(pp->sched_loc, item[K_MICROBATCHES]);
+		note_key(pp->sched_loc, item[K_STAGES]);
+		return;
+	}
+	pp->inflight = inf;
 }
 
 /* sampling = greedy | sample(temperature = T, top_k = K, seed = S) */
@@ -1639,6 +1716,12 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 			           "or a block { stage 0 : a .. b; ... }");
 		}
 	}
+
+	if (!bad && (pp->sched == SK_PIPEDREAM || pp->sched == SK_2BW))
+		check_async(item, pp);
+	else if (item[K_INFLIGHT])
+		diag_error(item[K_INFLIGHT]->key_loc, "'inflight' applies to schedule = pipedream "
+		           "only");
 
 	/* Recompute ratios: one per stage, or one per rank applied to each of
 	 * its chunks. */

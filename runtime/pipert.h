@@ -154,6 +154,13 @@ typedef struct rt_program {
 	int64_t kv_bytes;               /* this rank's key/value caches (in the arena) */
 	int gen_disagg;                 /* prefill on ranks 0..P-1, decode on P..2P-1
 	                                 * (nranks = 2P, R = 1, replica 0) */
+
+	/* schedule = pipedream, pipedream-2bw: `step` is one step of a stream
+	 * that never flushes, called for steps 0 .. steps (the last one only
+	 * drains the backwards in flight) without a barrier between them; the
+	 * rank keeps nversions copies of its weights (weight stashing). */
+	int async;
+	int nversions;
 } rt_program;
 
 /* Parses the options of the emitted program (--help, --weights-in,
@@ -212,6 +219,15 @@ void rt_wait(rt_ctx *c, int slot);
 /* ---- Data parallelism and optimizer. ---- */
 void rt_allreduce(rt_ctx *c, int stage);   /* sum the stage's gradients over its replicas */
 void rt_optim_step(rt_ctx *c);             /* update every parameter of the rank, zero grads */
+/* Asynchronous schedules.  The keys of a run: steps * M micro-batches. */
+int64_t rt_run_keys(rt_ctx *c);
+/* Before a compute action of key k: its data are micro-batch k mod M of
+ * step k / M, and it computes with the weights in version slot `slot`. */
+void rt_async_use(rt_ctx *c, int64_t k, int slot);
+/* The optimizer step into slot dst: the newest weights plus this update
+ * (copied first if dst is another slot), gradients zeroed; dst is then the
+ * newest. */
+void rt_optim_version(rt_ctx *c, int dst);
 
 /* ---- Trace: brackets each action of the step. ---- */
 void rt_begin(rt_ctx *c, int op, int stage, int mb);

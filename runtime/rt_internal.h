@@ -118,7 +118,10 @@ struct rt_ctx {
 	double t_origin;            /* clock at the common start barrier */
 
 	/* Buffers, each allocated once before the step loop. */
-	float *w, *g;               /* nweights floats */
+	float *w, *g;               /* nweights floats (w: the newest weights) */
+	float **wv;                 /* async: [nversions] weight slots, w among them */
+	float *w_use;               /* async: the slot the current action computes with */
+	int newest;                 /* async: the slot w is */
 	float *opt_m, *opt_v;       /* momentum buffer (m) or Adam moments */
 	int64_t opt_t;              /* Adam's step count */
 	char *arena;

@@ -61,7 +61,36 @@ static void parse_fault(rt_ctx *c)
 /* ---- Accessors of pipert.h. ---- */
 
 char *rt_arena(rt_ctx *c) { return c->arena; }
-float *rt_weights(rt_ctx *c) { return c->w; }
+float *rt_weights(rt_ctx *c) { return c->w_use ? c->w_use : c->w; }
+
+int64_t rt_run_keys(rt_ctx *c) { return (int64_t)c->o.steps * c->p->M; }
+
+void rt_async_use(rt_ctx *c, int64_t k, int slot)
+{
+	const rt_program *p = c->p;
+	if (!p->async || slot < 0 || slot >= p->nversions || k < 0)
+		rt_die(c, RT_EXIT_RUNTIME, "rt_async_use: key %lld, slot %d of %d", (long long)k,
+		       slot, p->nversions);
+	c->step = (int)(k / p->M);      /* the data of the key's own step */
+	c->w_use = c->wv[slot];
+}
+
+/* Every version slot starts as the initial weights (sched.h: a version
+ * before the first update reads them). */
+static void fill_versions(rt_ctx *c)
+{
+	size_t bytes = (size_t)c->p->nweights * sizeof(float);
+	const float *w0;
+	if (!c->wv || bytes == 0)
+		return;
+	w0 = rt_dev_map(c, c->wv[0], bytes, RT_MAP_READ);
+	for (int i = 1; i < c->p->nversions; i++) {
+		float *wi = rt_dev_map(c, c->wv[i], bytes, RT_MAP_WRITE);
+		memcpy(wi, w0, bytes);
+		rt_dev_unmap(c, c->wv[i], wi, bytes, RT_MAP_WRITE);
+	}
+	rt_dev_unmap(c, c->wv[0], (float *)w0, bytes, RT_MAP_READ);
+}
 float *rt_grads(rt_ctx *c) { return c->g; }
 
 /* ---- Start-up checks. ---- */
@@ -175,6 +204,14 @@ static int alloc_buffers(rt_ctx *c)
 	/* Inference keeps no gradients: the compiler predicts none. */
 	c->g = training ? rt_dev_alloc(c, (size_t)p->nweights * sizeof(float)) : NULL;
 	c->arena = rt_dev_alloc(c, (size_t)p->arena_bytes);
+	if (p->async && p->nversions >= 1 && c->w) {
+		c->wv = calloc((size_t)p->nversions, sizeof *c->wv);
+		if (!c->wv)
+			c->w = NULL;
+		for (int i = 0; c->wv && i < p->nversions; i++)
+			if (!(c->wv[i] = i ? rt_dev_alloc(c, (size_t)p->nweights * sizeof(float)) : c->w))
+				c->w = NULL;
+	}
 	if (!c->w || (training && !c->g) || !c->arena || rt_optim_alloc(c) != 0) {
 		rt_defer(c, "out of memory: %lld weights and a %lld-byte arena",
 		         (long long)p->nweights, (long long)p->arena_bytes);
@@ -185,7 +222,13 @@ static int alloc_buffers(rt_ctx *c)
 
 static void free_all(rt_ctx *c)
 {
-	rt_dev_free(c, c->w);
+	if (c->wv) {        /* c->w is one of them */
+		for (int i = 0; i < c->p->nversions; i++)
+			rt_dev_free(c, c->wv[i]);
+		free(c->wv);
+	} else {
+		rt_dev_free(c, c->w);
+	}
 	rt_dev_free(c, c->g);
 	rt_dev_free(c, c->opt_m);
 	rt_dev_free(c, c->opt_v);
@@ -298,19 +341,34 @@ static void run_steps(rt_ctx *c, run_stats *rs)
 	             : p->loss == RT_LOSS_NEXT_TOKEN ? (double)p->batch * (double)(c->seq_len - 1)
 	             : (double)p->batch;
 	char what[64];
-	for (int t = 0; t < c->o.steps; t++) {
+	/* An asynchronous schedule never flushes: no barrier between its
+	 * steps, and one more call of the step drains the backwards still in
+	 * flight (its time counts to the last step). */
+	int async = p->async != 0;
+	for (int t = 0; t < c->o.steps + async; t++) {
 		double t0, t1, loss;
+		int drain = t == c->o.steps;
 		c->step = t;
 		c->loss_sum = 0.0;
-		c->busy = 0.0;
-		c->action_index = 0;
+		if (!drain) {
+			c->busy = 0.0;
+			c->action_index = 0;
+		}
 		snprintf(what, sizeof what, "the barrier before step %d", t + 1);
-		rt_barrier(c, what);
+		if (!async)
+			rt_barrier(c, what);
 		t0 = rt_now();
 		rt_dev_step(c, t);      /* the program's step; on a GPU, until its work is done */
+		c->step = t;
 		snprintf(what, sizeof what, "the barrier after step %d", t + 1);
-		rt_barrier(c, what);
+		if (!async || drain)
+			rt_barrier(c, async ? "the barrier after the drain" : what);
 		t1 = rt_now();
+		if (drain) {
+			rs->time[t - 1] += t1 - t0;
+			rs->busy[t - 1] = c->busy;
+			break;
+		}
 		rs->time[t] = t1 - t0;
 		rs->busy[t] = c->busy;
 		/* The trace buffer was sized from a guess when the program does not
@@ -417,6 +475,7 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	} else {
 		rt_weights_init(c);
 	}
+	fill_versions(c);
 	if ((rc = rt_agree_report(c, rt_dev_start(c))) != 0)
 		goto out;
 

@@ -102,3 +102,16 @@ void rt_optim_step(rt_ctx *c)
 	/* The next step's backward passes accumulate from zero. */
 	memset(c->g, 0, (size_t)n * sizeof *c->g);
 }
+
+void rt_optim_version(rt_ctx *c, int dst)
+{
+	const rt_program *p = c->p;
+	if (!p->async || !c->wv || dst < 0 || dst >= p->nversions)
+		rt_die(c, RT_EXIT_RUNTIME, "rt_optim_version: slot %d of %d", dst, p->nversions);
+	if (dst != c->newest)
+		memcpy(c->wv[dst], c->wv[c->newest], (size_t)p->nweights * sizeof(float));
+	c->w = c->wv[dst];
+	c->newest = dst;
+	c->w_use = NULL;
+	rt_optim_step(c);
+}

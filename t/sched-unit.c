@@ -33,7 +33,7 @@ static void report(const char *fmt, ...)
 
 static SchedSpec spec(int kind, int P, int V, int M, int R, int training)
 {
-	return (SchedSpec){ kind, P, V, M, R, training, 1, 0, NULL, NULL };
+	return (SchedSpec){ kind, P, V, M, R, training, 1, 0, NULL, NULL, 1, NULL };
 }
 
 static Schedule *build(const SchedSpec *sp)
@@ -249,12 +249,152 @@ static void test_generate_errors(void)
 	   "interleaved with M %% P != 0 is refused, suggesting microbatches = 8");
 	if (rc != 1)
 		diagf("  got: %s", out);
-	static const int later[] = { SK_PIPEDREAM, SK_2BW };
-	for (int i = 0; i < 2; i++) {
-		sp = spec(later[i], 4, 2, 8, 1, 1);
-		out = isolated(gen_only, &sp, &rc);
-		ok(rc == 1 && strstr(out, "is not supported yet"), "%s: not supported yet",
-		   sched_kind_name(later[i]));
+}
+
+/* ---- asynchronous schedules: pipedream, pipedream-2bw ---- */
+
+/* The updates in the weights rank p computes key k with, as the spec
+ * states them (pipe-language.md, "Asynchronous schedules"), counted
+ * independently of sched_async_version: pipedream max(0, k - (P-s) + 1)
+ * at the default depth (k - lag in general); 2bw max(0, k/M - 1). */
+static int spec_updates(const Schedule *s, int p, int k)
+{
+	int v = s->kind == SK_2BW ? k / s->M - 1 : k - s->lag[p];
+	return v > 0 ? v : 0;
+}
+
+static void test_async(void)
+{
+	static const int kinds[] = { SK_PIPEDREAM, SK_2BW };
+	int cases = 0, bad_verify = 0, bad_count = 0, bad_formula = 0, bad_template = 0;
+	for (int ki = 0; ki < 2; ki++)
+		for (int P = 1; P <= 5; P++)
+			for (int M = P; M <= P + 3; M++)
+				for (int steps = 1; steps <= 4; steps++)
+					for (int shallow = 0; shallow <= (kinds[ki] == SK_PIPEDREAM); shallow++) {
+		SchedSpec sp = spec(kinds[ki], P, 1, M, 1, 1);
+		sp.steps = steps;
+		int inflight[8];
+		for (int r = 0; r < P; r++)             /* VPipe's knob: shallower, non-increasing */
+			inflight[r] = shallow ? (P - r + 1) / 2 : P - r;
+		sp.inflight = inflight;
+		Schedule *s = sched_async(&sp);
+		cases++;
+		if (sched_verify(s, report) != 0) {
+			if (bad_verify++ == 0)
+				diagf("%s P=%d M=%d steps=%d: %s", sched_kind_name(kinds[ki]), P, M, steps,
+				      last_report);
+			continue;
+		}
+		for (int p = 0; p < P; p++) {
+			const ActList *l = &s->rank[p];
+			int optims = 0, updates = 0;
+			for (int i = 0; i < l->n; i++) {
+				const Action *a = &l->a[i];
+				if (a->op == OP_OPTIM) {
+					optims++;
+					updates++;
+				}
+				/* the version an F names holds exactly the spec's updates:
+				 * its formula, and the program's own count of OPTIMs for
+				 * pipedream (the newest weights) */
+				if (a->op == OP_F) {
+					int want = spec_updates(s, p, a->mb);
+					int v = a->ver > 0 ? a->ver : 0;
+					if (v != want || (s->kind == SK_PIPEDREAM && updates != want
+					                  && a->mb >= s->lag[p]))
+						bad_formula++;
+				}
+			}
+			if (optims != (s->kind == SK_2BW ? steps : steps * M))
+				bad_count++;
+			/* the emitted program is the template with guards: step t of the
+			 * stream is the template's actions whose key t*M + rel exists */
+			Schedule *tp = sched_async_template(s);
+			int at = 0;
+			for (int t = 0; t <= steps; t++)
+				for (int i = 0; i < tp->rank[p].n; i++) {
+					Action a = tp->rank[p].a[i];
+					int k = t * M + a.mb;
+					if (k < 0 || k >= steps * M)
+						continue;
+					if (at >= l->n || l->a[at].op != a.op || l->a[at].mb != k
+					    || l->a[at].peer != a.peer
+					    || (a.op != OP_OPTIM && a.ver + t * (s->kind == SK_2BW ? 1 : M)
+					        != l->a[at].ver && (a.op == OP_F || a.op == OP_B))) {
+						bad_template++;
+						t = steps + 1;
+						break;
+					}
+					at++;
+				}
+			if (at != l->n && bad_template == 0)
+				bad_template++;
+		}
+	}
+	ok(bad_verify == 0, "async: %d pipedream/2bw streams (P 1..5, M P..P+3, 1..4 steps, "
+	   "default and shallow inflight) verify", cases);
+	ok(bad_formula == 0, "async: every F computes with the spec's version "
+	   "(max(0, k-(P-s)+1) updates; 2bw: max(0, k/M-1)) (%d off)", bad_formula);
+	ok(bad_count == 0, "async: one OPTIM per micro-batch (pipedream) or per step (2bw)");
+	ok(bad_template == 0, "async: the stream is the emitted step with its guards, step "
+	   "after step (%d off)", bad_template);
+
+	/* Memory: rank r keeps min(P - r, inflight) micro-batches in flight. */
+	SchedSpec sp = spec(SK_PIPEDREAM, 4, 1, 6, 1, 1);
+	sp.steps = 3;
+	Schedule *s = sched_async(&sp);
+	double act[4] = { 1, 1, 1, 1 }, peak[4];
+	int mbs[4];
+	sched_memory(s, act, peak, mbs);
+	ok(mbs[0] == 4 && mbs[1] == 3 && mbs[2] == 2 && mbs[3] == 1,
+	   "pipedream P=4: in flight 4 3 2 1 (got %d %d %d %d)", mbs[0], mbs[1], mbs[2], mbs[3]);
+	int shallow[4] = { 2, 2, 1, 1 };
+	sp.inflight = shallow;
+	s = sched_async(&sp);
+	sched_memory(s, act, peak, mbs);
+	ok(mbs[0] == 2 && mbs[1] == 2 && mbs[2] == 1 && mbs[3] == 1,
+	   "pipedream inflight [2,2,1,1]: in flight 2 2 1 1 (got %d %d %d %d)",
+	   mbs[0], mbs[1], mbs[2], mbs[3]);
+
+	/* The verifier catches what weight stashing is for. */
+	struct { const char *what, *needle; int kind; } broken[] = {
+		{ "a backward with the newest weights instead of its forward's",
+		  "no weight stashing", SK_PIPEDREAM },
+		{ "one weight slot too few", "still compute", SK_PIPEDREAM },
+		{ "an update before the backward it applies", "has not run", SK_PIPEDREAM },
+		{ "a 2bw forward with the newest weights", "must see", SK_2BW },
+	};
+	for (int c = 0; c < 4; c++) {
+		SchedSpec b = spec(broken[c].kind, 3, 1, 4, 1, 1);
+		b.steps = 3;
+		Schedule *x = sched_async(&b);
+		ActList *l = &x->rank[0];
+		int done = 0;
+		for (int i = 0; i < l->n && !done; i++) {
+			Action *a = &l->a[i];
+			if (c == 0 && a->op == OP_B && a->mb == 4) {
+				a->ver += 1;
+				done = 1;
+			} else if (c == 1) {
+				x->nver[0] -= 1;
+				done = 1;
+			} else if (c == 2 && a->op == OP_OPTIM && i > 0) {
+				Action t = l->a[i - 1];   /* swap the OPTIM before its B */
+				l->a[i - 1] = *a;
+				*a = t;
+				done = 1;
+			} else if (c == 3 && a->op == OP_F && a->mb == 8) {
+				a->ver += 1;
+				done = 1;
+			}
+		}
+		last_report[0] = 0;
+		int rc = sched_verify(x, report);
+		ok(done && rc != 0 && strstr(last_report, broken[c].needle),
+		   "async verifier refuses %s", broken[c].what);
+		if (rc == 0 || !strstr(last_report, broken[c].needle))
+			diagf("  got: %s", last_report);
 	}
 }
 
@@ -508,7 +648,7 @@ static void test_lowering(void)
 static void test_broken(void)
 {
 	SchedSpec sp2 = spec(SK_FILE, 2, 1, 2, 1, 1);
-	Schedule *s = build(&(SchedSpec){ SK_1F1B, 2, 1, 2, 1, 1, 1, 0, NULL, NULL });
+	Schedule *s = build(&(SchedSpec){ SK_1F1B, 2, 1, 2, 1, 1, 1, 0, NULL, NULL, 1, NULL });
 	char *text = csv_without(s, "1,0,RECV_F,1,0,0\n");
 	file_case("a dropped RECV is refused at the F that needed it", text, sp2, 2,
 	          "rank 1, action 0 (F stage 1 mb 0): its input never arrives",
@@ -947,7 +1087,7 @@ static void test_generate(void)
 		if (r0->a[i].op == OP_RECV_TOK)
 			at = i;
 	Action saved = r0->a[at];
-	r0->a[at] = (Action){ OP_SEND_F, 0, 0, 1 };    /* a SEND_F sent twice */
+	r0->a[at] = (Action){ OP_SEND_F, 0, 0, 1, 0 };    /* a SEND_F sent twice */
 	ok(sched_verify(s, report) != 0, "generate: a SEND_F in place of a RECV_TOK is refused (%s)",
 	   last_report);
 	r0->a[at] = saved;
@@ -979,6 +1119,7 @@ int main(void)
 	is_str(sched_kind_name(SK_2BW), "pipedream-2bw", "schedule kind name");
 
 	test_generate_errors();
+	test_async();
 	test_sweep();
 	test_generate();
 	test_roundtrips();
