@@ -7,6 +7,12 @@ cli.md define: y = x W^T + b, losses are means over the global batch, SGD
 (with momentum) and Adam with PyTorch's semantics.  Tests compare pipec's
 printed losses, --weights-out and --output against it.
 
+Every synchronous schedule computes the same numbers as one whole-batch step;
+the asynchronous ones follow the spec's "Asynchronous schedules" section:
+`pipedream` updates every stage after each micro-batch, micro-batch k using
+at stage s the weights after max(0, k - d_s) updates (d_s = inflight_s - 1,
+inflight default P - s); `pipedream-2bw` computes step t with W(t-1).
+
   pipe_ref.py init  MODEL.pipe --seed S --out W.safetensors
   pipe_ref.py data  MODEL.pipe --seed S --rows N --input X.npy [--target Y.npy]
   pipe_ref.py train MODEL.pipe --weights W --input X --target Y --steps N
@@ -29,10 +35,20 @@ def strip_comments(text):
     return re.sub(r"#[^\n]*", "", text)
 
 
+def fail(msg):
+    sys.stderr.write("pipe_ref.py: %s\n" % msg)
+    sys.exit(2)
+
+
 def parse_pipe(path, sets):
     text = strip_comments(open(path).read())
     model = re.search(r"model\s+\w+\s*\{(.*?)\}\s*pipeline", text, re.S).group(1)
     pipe = re.search(r"pipeline\s*\{(.*)\}\s*$", text, re.S).group(1)
+    keys = {}
+    block = re.search(r"partition\s*(\{.*?\})", pipe, re.S)  # the explicit block form
+    if block:
+        keys["partition"] = block.group(1)
+        pipe = pipe[:block.start()] + ";" + pipe[block.end():]
     layers = []
     loss = None
     target = None
@@ -70,7 +86,6 @@ def parse_pipe(path, sets):
         m = re.match(r"loss\s+(\w+)$", stmt)
         if m:
             loss = m.group(1)
-    keys = {}
     for stmt in pipe.split(";"):
         if "=" in stmt and "{" not in stmt:
             k, v = stmt.split("=", 1)
@@ -86,11 +101,43 @@ def parse_optimizer(spec):
         return None
     m = re.match(r"(\w+)\s*\((.*)\)", spec)
     kind = m.group(1)
+    if kind not in ("sgd", "adam"):
+        fail("unknown optimizer " + spec)
     args = {}
     for a in m.group(2).split(","):
         k, v = a.split("=")
         args[k.strip()] = float(v)
     return kind, args
+
+
+def parse_list(value):
+    return [v.strip() for v in value.strip()[1:-1].split(",")]
+
+
+def stage_of_layers(keys, names):
+    """The stage of each layer, from `partition` (counts or the block form)."""
+    nstages = int(keys["stages"])
+    part = keys.get("partition", "auto").strip()
+    stage = []
+    if part.startswith("["):
+        for s, n in enumerate(parse_list(part)):
+            stage += [s] * int(n)
+        if len(parse_list(part)) != nstages:
+            fail("partition %s does not have %d entries" % (part, nstages))
+    elif part.startswith("{"):
+        ranges = re.findall(r"stage\s+(\d+)\s*:\s*(\w+)\s*(?:\.\.\s*(\w+))?", part)
+        for s, (n, first, last) in enumerate(ranges):
+            if int(n) != s or first not in names or names.index(first) != len(stage) \
+                    or (last or first) not in names:
+                fail("partition block %s: want stages 0, 1, ... over the layers in order" % part)
+            stage += [s] * (names.index(last or first) - len(stage) + 1)
+        if len(ranges) != nstages:
+            fail("partition %s does not have %d stages" % (part, nstages))
+    else:
+        fail("the asynchronous schedules need an explicit partition, not %r" % part)
+    if len(stage) != len(names):
+        fail("partition %s covers %d layers, the model has %d" % (part, len(stage), len(names)))
+    return stage
 
 
 def build(layers, in_width):
@@ -260,6 +307,77 @@ def loss_and_grad(kind, out, t):
 TRAINING = True
 
 
+def update(opt, state, name, w, g):
+    """One optimizer step of parameter NAME (PyTorch's semantics): the new value.
+    state[NAME] is its momentum buffer (SGD) or (m, v, t) (Adam)."""
+    kind, a = opt
+    if kind == "sgd":
+        mom = a.get("momentum", 0.0)
+        if mom:
+            buf = state.get(name)
+            buf = g.copy() if buf is None else mom * buf + g
+            state[name] = buf
+            g = buf
+        return w - a["lr"] * g
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    m, v, t = state.get(name, (np.zeros_like(g), np.zeros_like(g), 0))
+    t += 1
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    state[name] = (m, v, t)
+    mhat = m / (1 - b1 ** t)
+    vhat = v / (1 - b2 ** t)
+    return w - a["lr"] * mhat / (np.sqrt(vhat) + eps)
+
+
+def train_steps(net, P, X, Y, loss, opt, B, steps, delayed):
+    """One whole-batch update per step: every synchronous schedule, and
+    pipedream-2bw (delayed: step t computes with W(t-1), W(-1) = W(0), and
+    W(t+1) = opt(W(t), g_t)).  Returns the final weights, losses, last output."""
+    k = X.shape[0] // B
+    state = {}
+    losses = []
+    out = None
+    prev = P
+    for step in range(steps):
+        rows = slice((step % k) * B, (step % k + 1) * B)
+        W = prev if delayed else P
+        out, saved = forward(net, W, X[rows])
+        if not TRAINING:
+            continue
+        L, d = loss_and_grad(loss, out, Y[rows])
+        losses.append(L)
+        G = backward(net, W, saved, d)
+        prev, P = P, dict(P, **{n: update(opt, state, n, P[n], g) for n, g in G.items()})
+    return P, losses, out
+
+
+def train_pipedream(net, P, X, Y, loss, opt, B, M, steps, lag):
+    """PipeDream with weight stashing: micro-batch k (micro-batch k mod M of
+    step k // M) runs forward and backward with, for each parameter, the
+    weights after max(0, k - lag[name]) updates, and every stage then applies
+    k's gradient (of k's own mean loss) to its newest weights.  Each stage
+    updates once per micro-batch, so version v is one dict for the model."""
+    kdata = X.shape[0] // B
+    b = B // M
+    state = {}
+    hist = [P]  # hist[v]: the weights after v updates
+    losses, outs = [], []
+    for k in range(steps * M):
+        step, j = divmod(k, M)
+        rows = slice((step % kdata) * B + j * b, (step % kdata) * B + (j + 1) * b)
+        W = {n: hist[max(0, k - lag.get(n, 0))][n] for n in P}
+        out, saved = forward(net, W, X[rows])
+        L, d = loss_and_grad(loss, out, Y[rows])
+        G = backward(net, W, saved, d)
+        hist.append(dict(hist[k], **{n: update(opt, state, n, hist[k][n], g)
+                                     for n, g in G.items()}))
+        losses.append(L)
+        outs.append(out)
+    means = [float(np.mean(losses[n * M:(n + 1) * M])) for n in range(steps)]
+    return hist[-1], means, np.concatenate(outs[-M:])
+
+
 def train(args):
     global TRAINING
     inputs, target, layers, loss, keys = parse_pipe(args.model, args.set)
@@ -270,38 +388,27 @@ def train(args):
     opt = parse_optimizer(keys.get("optimizer"))
     TRAINING = opt is not None
     Y = np.load(args.target) if args.target else None
-    k = X.shape[0] // B
-    state = {}
-    losses = []
-    out = None
-    for step in range(args.steps):
-        rows = slice((step % k) * B, (step % k + 1) * B)
-        out, saved = forward(net, P, X[rows])
+    sched = keys.get("schedule", "1f1b" if TRAINING else "inference")
+    if sched in ("pipedream", "pipedream-2bw"):
         if not TRAINING:
-            continue
-        L, d = loss_and_grad(loss, out, Y[rows])
-        losses.append(L)
-        G = backward(net, P, saved, d)
-        kind, a = opt
-        for name, g in G.items():
-            if kind == "sgd":
-                mom = a.get("momentum", 0.0)
-                if mom:
-                    buf = state.get(name)
-                    buf = g.copy() if buf is None else mom * buf + g
-                    state[name] = buf
-                    g = buf
-                P[name] = P[name] - a["lr"] * g
-            else:
-                b1, b2, eps = 0.9, 0.999, 1e-8
-                m, v, t = state.get(name, (np.zeros_like(g), np.zeros_like(g), 0))
-                t += 1
-                m = b1 * m + (1 - b1) * g
-                v = b2 * v + (1 - b2) * g * g
-                state[name] = (m, v, t)
-                mhat = m / (1 - b1 ** t)
-                vhat = v / (1 - b2 ** t)
-                P[name] = P[name] - a["lr"] * mhat / (np.sqrt(vhat) + eps)
+            fail("schedule %s needs an optimizer (it trains)" % sched)
+        if int(keys.get("replicas", "1")) != 1:
+            fail("the reference does not model replicas with schedule " + sched)
+        stage = stage_of_layers(keys, [L["name"] for L in net])
+    if sched == "pipedream":
+        M = int(keys.get("microbatches", "1"))
+        nstages = int(keys["stages"])
+        if B % M:
+            fail("microbatches %d does not divide batch %d" % (M, B))
+        inflight = [int(i) for i in parse_list(keys["inflight"])] if "inflight" in keys \
+            else [nstages - s for s in range(nstages)]
+        if len(inflight) != nstages or min(inflight) < 1:
+            fail("inflight %s: want %d integers >= 1" % (inflight, nstages))
+        lag = {name: inflight[s] - 1 for L, s in zip(net, stage) for name, _ in L["params"]}
+        P, losses, out = train_pipedream(net, P, X, Y, loss, opt, B, M, args.steps, lag)
+    else:
+        P, losses, out = train_steps(net, P, X, Y, loss, opt, B, args.steps,
+                                     delayed=sched == "pipedream-2bw")
     if args.weights_out:
         write_safetensors(args.weights_out, P)
     if args.losses:
