@@ -196,6 +196,49 @@ static double time_quantum(const Schedule *s, const SimResult *r)
 	return q;
 }
 
+/* Asynchronous schedules: which weights each forward computes with (its
+ * R and B use the same, stashed), in runs of micro-batches: "mb 0-3 v0". */
+static void write_versions(FILE *out, const Schedule *s, int width)
+{
+	fprintf(out, "weight versions (updates in the weights each forward computes with; its "
+	        "backward uses the same, stashed):\n");
+	for (int k = 0; k < s->nranks; k++) {
+		char line[4096];
+		int len = snprintf(line, sizeof line, "rank %d (%d slot%s):", k, s->nver[k],
+		                   s->nver[k] == 1 ? "" : "s");
+		const ActList *l = &s->rank[k];
+		int from = -1, to = -1, ver = -1, more = 0;
+		for (int i = 0; i <= l->n; i++) {
+			const Action *a = i < l->n ? &l->a[i] : NULL;
+			if (a && a->op != OP_F)
+				continue;
+			int v = a ? (a->ver > 0 ? a->ver : 0) : -2;
+			if (a && v == ver && a->mb == to + 1) {
+				to = a->mb;
+				continue;
+			}
+			if (from >= 0) {
+				char item[48];
+				int n = from == to ? snprintf(item, sizeof item, " mb %d v%d,", from, ver)
+				        : snprintf(item, sizeof item, " mb %d-%d v%d,", from, to, ver);
+				if (len + n + 4 > width || len + n + 4 >= (int)sizeof line) {
+					more = 1;
+					break;
+				}
+				memcpy(line + len, item, (size_t)n + 1);
+				len += n;
+			}
+			if (a) {
+				from = to = a->mb;
+				ver = v;
+			}
+		}
+		if (len > 0 && line[len - 1] == ',')
+			line[--len] = 0;
+		fprintf(out, "%s%s\n", line, more ? " ..." : "");
+	}
+}
+
 void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const SimCost *c,
                       const double *peak_bytes, const int *peak_mbs, int width)
 {
@@ -311,7 +354,14 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	        "#   rank-time spent waiting, 0..1\n"
 	        "# bubble_overhead: (step_time - ideal) / ideal, ideal = the busiest rank's\n"
 	        "#   compute time: how much longer the step is than its compute alone\n");
-	fprintf(out, "step_time: %.9g\n", r->step_time);
+	if (s->async) {
+		fprintf(out, "# asynchronous: the run is one stream of %d steps; step_time is its "
+		        "time over the steps\n", s->ntok);
+		fprintf(out, "run_time: %.9g\n", r->step_time);
+		fprintf(out, "step_time: %.9g\n", r->step_time / s->ntok);
+	} else {
+		fprintf(out, "step_time: %.9g\n", r->step_time);
+	}
 	fprintf(out, "bubble_fraction: %.9g\n", r->bubble_fraction);
 	fprintf(out, "bubble_overhead: %.9g\n", r->bubble_overhead);
 	if (s->kind == SK_GENERATE) {
@@ -345,6 +395,14 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 		}
 		fputc('\n', out);
 	}
+	if (s->async)
+		write_versions(out, s, width);
+}
+
+/* The updates in the weights an action computes with (asynchronous). */
+static int updates_of(const Action *a)
+{
+	return a->ver > 0 ? a->ver : 0;
 }
 
 /* ---- Chrome trace-event JSON ---- */
@@ -382,12 +440,19 @@ void sched_write_chrome(FILE *out, const Schedule *s, const SimResult *r)
 			 * never after */
 			double t0 = round(r->start[k][i] * us * 1000) / 1000;
 			double t1 = round(r->end[k][i] * us * 1000) / 1000;
+			const char *extra = s->kind == SK_GENERATE && a->mb >= 0
+			        ? xprintf(",\"round\":%d", SCHED_ROUND(s, a->mb)) : "";
+			if (s->async && (a->op == OP_F || a->op == OP_B || a->op == OP_R))
+				extra = xprintf(",\"version\":%d,\"slot\":%d", updates_of(a),
+				                sched_async_slot(s, k % s->P, a->ver));
+			else if (s->async && a->op == OP_OPTIM)
+				extra = xprintf(",\"writes_version\":%d,\"slot\":%d", a->ver,
+				                sched_async_slot(s, k % s->P, a->ver));
 			fprintf(out, ",\n{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,"
 			        "\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"op\":\"%s\","
 			        "\"stage\":%d,\"microbatch\":%d%s}}",
 			        name, op_name(a->op), k, tid, t0, t1 - t0, sched_op_label(s, a),
-			        a->stage, mb_out(s, a->mb), s->kind == SK_GENERATE && a->mb >= 0
-			        ? xprintf(",\"round\":%d", SCHED_ROUND(s, a->mb)) : "");
+			        a->stage, mb_out(s, a->mb), extra);
 		}
 	}
 	fprintf(out, "\n],\"displayTimeUnit\":\"ms\"}\n");
@@ -514,12 +579,18 @@ void sched_write_svg(FILE *out, const Schedule *s, const SimResult *r, const cha
 				continue;
 			double x = left + t0 * sx, w = (t1 - t0) * sx;
 			char col[16];
-			int chunk = a->stage >= 0 ? a->stage / s->P : 0;
+			int chunk = a->stage >= 0 ? a->stage / s->P : 0, shades = s->V;
+			if (s->async && (a->op == OP_F || a->op == OP_B || a->op == OP_R)) {
+				/* a version's shade: the forward and backward that share
+				 * weights share a shade */
+				shades = s->nver[k % s->P] > 1 ? s->nver[k % s->P] : 1;
+				chunk = sched_async_slot(s, k % s->P, a->ver);
+			}
 			fprintf(out, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.0f\" "
 			        "fill=\"%s\" stroke=\"white\" stroke-width=\"0.5\"><title>%s stage %d "
 			        "mb %d [%.4g, %.4g]</title></rect>\n", x, y, w, rowh,
 			        s->kind == SK_GENERATE && a->op == OP_F && a->mb >= s->M ? "#76b7b2"
-			        : chunk_color(col, sizeof col, a->op, chunk, s->V),
+			        : chunk_color(col, sizeof col, a->op, chunk, shades),
 			        sched_op_label(s, a), a->stage, mb_out(s, a->mb), t0, t1);
 			if (a->mb >= 0 && labels[a->op]) {
 				char lab[32];
