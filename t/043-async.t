@@ -142,7 +142,7 @@ for kind, P, M, opt, shallow in itertools.product(
     full.append(("ce", sets))
 
 cases = full if os.environ.get("PIPEC_FULL") else subset
-t.plan(2 * len(cases) + 5)
+t.plan(2 * len(cases) + 10)
 
 first_ref = None
 for i, (key, sets) in enumerate(cases):
@@ -201,4 +201,33 @@ if not t.ok(len(pairs) == 4 and close and max(close) < 0.05,
     t.diag(r.stdout[-1500:] + r.stderr[-800:])
 else:
     t.diag("measured/predicted: " + ", ".join("%.0f/%.0f" % q for q in pairs))
+
+# --- inspection: versions in text and chrome, OPTIM rows in csv, refusals
+MLP4 = os.path.join(E.src, "models", "mlp4.pipe")
+base = ["--set", "schedule=pipedream", "--set", "microbatches=4", "--set", "steps=2"]
+r = sh([E.pipec, "schedule", MLP4] + base)
+t.ok(r.returncode == 0 and "rank 0 (4 slots): mb 0-3 v0, mb 4 v1, mb 5 v2" in r.stdout
+     and "rank 3 (1 slot): mb 0 v0, mb 1 v1" in r.stdout and "run_time:" in r.stdout,
+     "pipec schedule lists the version each forward uses (the spec's max(0, k-(P-s)+1))")
+r = sh([E.pipec, "schedule", MLP4, "--format", "chrome"] + base)
+import json
+try:
+    ev = [e for e in json.loads(r.stdout)["traceEvents"] if e.get("ph") == "X"]
+    fb = [e["args"] for e in ev if e["args"]["op"] in ("F", "B") and e["pid"] == 1]
+    vers = {(a["op"], a["microbatch"]): a["version"] for a in fb}
+    good = all(vers[("F", k)] == vers[("B", k)] == max(0, k - 2) for k in range(8))
+except (ValueError, KeyError) as exc:
+    good = False
+    t.diag(str(exc))
+t.ok(good, "chrome: rank 1's F and B of each micro-batch carry the same version, max(0, k-2)")
+r = sh([E.pipec, "schedule", MLP4, "--format", "csv"] + base)
+optims = [line.split(",") for line in r.stdout.splitlines() if ",OPTIM," in line]
+t.ok(len(optims) == 4 * 8 and all(o[3] == "-1" for o in optims)
+     and [int(o[4]) for o in optims if o[0] == "2"] == list(range(8)),
+     "csv: one OPTIM per micro-batch and rank, carrying the micro-batch it applies")
+r = sh([E.pipec, "schedule", MLP4, "--format", "torch"] + base)
+t.ok(r.returncode == 1 and "asynchronous" in r.stderr, "--format torch refuses pipedream")
+r = sh([E.pipec, "compile", MLP4, "-o", os.path.join(tmp, "cuda"), "--backend", "cuda"] + base)
+t.ok(r.returncode == 1 and "--backend cuda does not run the asynchronous" in r.stderr,
+     "--backend cuda refuses pipedream with the reason")
 sys.exit(t.done())
