@@ -52,22 +52,20 @@ static void push(ActList *l, int op, int stage, int mb, int peer, int ver)
 void sched_async_step(const Schedule *s, int p, int t, int guard, ActList *l)
 {
 	int P = s->P, M = s->M, K = s->M * s->ntok, d = s->lag[p];
-	int base = guard ? t * M : 0, step = guard ? t : 0;
+	int base = guard ? t * M : 0;        /* unguarded: keys relative to the step */
 	const unsigned char *rc = s->rc;
-	(void)step;
 	for (int m = 0; m < M; m++) {
 		int kf = base + m, kb = base + m - d;
-		int vf = sched_async_version(s, p, guard ? kf : m);
-		int vb = sched_async_version(s, p, guard ? kb : m - d);
 		if (!guard || kf < K) {
 			if (p > 0)
 				push(l, OP_RECV_F, p, kf, p - 1, 0);
-			push(l, OP_F, p, kf, -1, vf);
+			push(l, OP_F, p, kf, -1, sched_async_version(s, p, kf));
 			if (p < P - 1)
 				push(l, OP_SEND_F, p, kf, p + 1, 0);
 		}
 		if (guard && (kb < 0 || kb >= K))
 			continue;
+		int vb = sched_async_version(s, p, kb);
 		if (p < P - 1)
 			push(l, OP_RECV_B, p, kb, p + 1, 0);
 		if (rc && rc[p])
@@ -75,14 +73,12 @@ void sched_async_step(const Schedule *s, int p, int t, int guard, ActList *l)
 		push(l, OP_B, p, kb, -1, vb);
 		if (p > 0)
 			push(l, OP_SEND_B, p, kb, p - 1, 0);
-		/* the update: pipedream after every backward, 2bw after a step's
-		 * last; either writes the version after the newest */
-		int mb_of_step = ((m - d) % M + M) % M;
+		/* the update, writing the version after the newest: pipedream
+		 * after every backward, 2bw after a step's last */
 		if (s->kind == SK_PIPEDREAM)
-			push(l, OP_OPTIM, -1, kb, -1, (guard ? kb : m - d) + 1);
-		else if (mb_of_step == M - 1)
-			push(l, OP_OPTIM, -1, kb, -1,
-			     floordiv(guard ? kb : m - d, M) + 1);
+			push(l, OP_OPTIM, -1, kb, -1, kb + 1);
+		else if (((kb % M) + M) % M == M - 1)
+			push(l, OP_OPTIM, -1, kb, -1, floordiv(kb, M) + 1);
 	}
 }
 
