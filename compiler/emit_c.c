@@ -1151,6 +1151,16 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, const EmitOptions *eo)
 {
 	int cuda = !strcmp(eo->backend, "cuda");
+	if (m->pipe.dtype != DT_F32) {
+		/* check and schedule size messages by it; no backend stores or
+		 * computes 16-bit tensors yet, and f32 in its place would be a
+		 * silently different program */
+		diag_error(m->pipe.dtype_loc, "dtype = %s is not compiled yet: both backends "
+		           "store and compute f32 (pipec check and pipec schedule use the dtype "
+		           "for message sizes); compile with dtype = f32",
+		           dtype_name(m->pipe.dtype));
+		return 1;
+	}
 	if (cuda && s->async) {
 		/* the CUDA runtime has no weight-version slots yet (docs/cuda.md) */
 		diag_error(m->pipe.sched_loc, "--backend cuda does not run the asynchronous schedule "

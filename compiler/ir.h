@@ -152,6 +152,7 @@ typedef struct Pipeline {
 	Loc recompute_loc;
 	int R;                  /* replicas */
 	int dtype;
+	Loc dtype_loc;          /* `dtype` as written, if it was */
 	OptimKind optim;
 	double lr, momentum;
 	int steps;

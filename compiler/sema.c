@@ -1571,6 +1571,7 @@ static void check_pipeline(const Program *p, PipeItem *const *sets, int nsets, I
 			diag_error(v->loc, "'dtype' must be f32, bf16 or f16");
 		else
 			pp->dtype = dt;
+		pp->dtype_loc = v->loc;
 	}
 	if (item[K_MEMORY])
 		pp->memory_loc = item[K_MEMORY]->val->loc;

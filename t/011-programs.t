@@ -25,7 +25,7 @@ t = TAP()
 E = env_setup(t)
 tmp = E.tmpdir("programs")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")
-t.plan(17)
+t.plan(18)
 
 
 def sh(cmd, **kw):
@@ -174,4 +174,9 @@ if not t.ok(r.returncode == 3 and m is not None,
     t.diag((r.stdout + r.stderr)[-1500:])
 else:
     t.diag(m.group(0))
+# --- a 16-bit dtype is not silently compiled as f32
+r = sh([E.pipec, "compile", CE, "-o", os.path.join(tmp, "bf16"), "--set", "dtype=bf16"])
+t.ok(r.returncode == 1 and "dtype = bf16 is not compiled yet" in r.stderr
+     and not os.path.exists(os.path.join(tmp, "bf16", "run")),
+     "compile refuses dtype = bf16 with the reason, writing nothing")
 sys.exit(t.done())
