@@ -31,6 +31,24 @@ build=${PIPEC_BUILD:-$top/build}
 
 say() { printf 'run-all: %s\n' "$*" >&2; }
 
+# ---- the options first: --help must not build or install anything ----
+only="" only_given=0 nodocs=0 quick=() out=() pass=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--only) [ $# -ge 2 ] || { say "--only needs a list"; exit 2; }
+		only=$2; only_given=1; shift 2; continue ;;
+	--only=*) only=${1#--only=}; only_given=1 ;;
+	--quick) quick=(--quick); pass+=("$1") ;;
+	--out) [ $# -ge 2 ] || { say "--out needs a directory"; exit 2; }
+		out=(--out "$2"); pass+=("$1" "$2"); shift 2; continue ;;
+	--out=*) out=(--out "${1#--out=}"); pass+=("$1") ;;
+	--no-docs) nodocs=1 ;;
+	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) pass+=("$1") ;;
+	esac
+	shift
+done
+
 # ---- pipec and the runtime ----
 if [ -f "$build/Makefile" ]; then
 	say "building pipec and the runtime in $build"
@@ -66,21 +84,6 @@ fi
 say "PyTorch: $torch_py"
 
 # ---- which experiments: bench.py's, and generate (bench/exp_generate.py) ----
-only="" only_given=0 nodocs=0 quick=() out=() pass=()
-while [ $# -gt 0 ]; do
-	case $1 in
-	--only) [ $# -ge 2 ] || { say "--only needs a list"; exit 2; }
-		only=$2; only_given=1; shift 2; continue ;;
-	--only=*) only=${1#--only=}; only_given=1 ;;
-	--quick) quick=(--quick); pass+=("$1") ;;
-	--out) [ $# -ge 2 ] || { say "--out needs a directory"; exit 2; }
-		out=(--out "$2"); pass+=("$1" "$2"); shift 2; continue ;;
-	--out=*) out=(--out "${1#--out=}"); pass+=("$1") ;;
-	--no-docs) nodocs=1 ;;
-	*) pass+=("$1") ;;
-	esac
-	shift
-done
 gen=1 rest=""
 if [ "$only_given" = 1 ]; then
 	gen=0
