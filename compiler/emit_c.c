@@ -863,8 +863,8 @@ static void emit_step(Emit *e)
 			out(o, ": its gradient, into version %s", s->kind == SK_2BW
 			    ? "k / STEP_MB + 1" : "k + 1");
 		if (e->async)
-			out(o, " */\n\tif (LIVE(KEY(%d))) { rt_begin(c, %s, %d, %d); ", a->mb,
-			    op_const(a->op), a->stage, mbs);
+			out(o, " */\n\tif (LIVE(KEY(%d))) { rt_begin(c, %s, %d, (int)KEY(%d)); ",
+			    a->mb, op_const(a->op), a->stage, a->mb);
 		else
 			out(o, " */\n\trt_begin(c, %s, %d, %d); ", op_const(a->op), a->stage, a->mb);
 		if (e->async && (a->op == OP_F || a->op == OP_B || a->op == OP_R))

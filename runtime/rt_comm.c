@@ -117,7 +117,8 @@ void rt_hdr_fill(rt_ctx *c, int64_t *h, int tag, size_t bytes)
 	int in_send = c->in_action && (c->cur.op == RT_OP_SEND_F || c->cur.op == RT_OP_SEND_B);
 	h[H_TAG] = tag;
 	h[H_BYTES] = (int64_t)bytes;
-	h[H_STEP] = c->step;
+	/* asynchronous: the action's key (cur.mb) names its own step */
+	h[H_STEP] = c->p->async && in_send ? c->cur.mb / c->p->M : c->step;
 	h[H_RANK] = c->rank;
 	h[H_OP] = in_send ? c->cur.op : -1;
 	h[H_STAGE] = in_send ? c->cur.stage : -1;
@@ -129,7 +130,8 @@ void rt_hdr_check(rt_ctx *c, const int64_t *h, const char *what, int peer, int t
 {
 	int in_recv = c->in_action && (c->cur.op == RT_OP_RECV_F || c->cur.op == RT_OP_RECV_B);
 	int64_t want_op = -1, want_stage = -1, want_mb = -1;
-	int bad = h[H_TAG] != tag || h[H_BYTES] != (int64_t)bytes || h[H_STEP] != c->step ||
+	int64_t want_step = c->p->async && in_recv ? c->cur.mb / c->p->M : c->step;
+	int bad = h[H_TAG] != tag || h[H_BYTES] != (int64_t)bytes || h[H_STEP] != want_step ||
 	          h[H_RANK] != peer;
 	if (in_recv && h[H_OP] >= 0) {
 		want_op = c->cur.op == RT_OP_RECV_F ? RT_OP_SEND_F : RT_OP_SEND_B;
@@ -143,7 +145,7 @@ void rt_hdr_check(rt_ctx *c, const int64_t *h, const char *what, int peer, int t
 	       "message check failed for %s (peer %d): expected %s stage %lld mb %lld, %zu bytes, "
 	       "step %d from rank %d; got %s stage %lld mb %lld, %lld bytes, step %lld from rank %lld",
 	       what, peer, want_op >= 0 ? rt_op_name((int)want_op) : "a message",
-	       (long long)want_stage, (long long)want_mb, bytes, c->step + 1, peer,
+	       (long long)want_stage, (long long)want_mb, bytes, (int)want_step + 1, peer,
 	       h[H_OP] >= 0 ? rt_op_name((int)h[H_OP]) : "a message", (long long)h[H_STAGE],
 	       (long long)h[H_MB], (long long)h[H_BYTES], (long long)h[H_STEP] + 1,
 	       (long long)h[H_RANK]);

@@ -142,7 +142,7 @@ for kind, P, M, opt, shallow in itertools.product(
     full.append(("ce", sets))
 
 cases = full if os.environ.get("PIPEC_FULL") else subset
-t.plan(2 * len(cases) + 10)
+t.plan(2 * len(cases) + 12)
 
 first_ref = None
 for i, (key, sets) in enumerate(cases):
@@ -165,6 +165,15 @@ else:
                 "trained micro-batch after micro-batch (weights bit for bit, step losses "
                 "the mean of its micro-batches')"):
         t.diag(c.stdout + "losses %s vs %s" % (losses_of(out_a), means))
+
+# --- every message is the one the schedule says, across step boundaries
+for kind in ("pipedream", "pipedream-2bw"):
+    out, why = compile_run("chk-" + kind, CE, "ce", ["schedule=" + kind, "microbatches=4"], 3,
+                           extra=["--check-messages"])
+    if not t.ok(out is not None and len(losses_of(out)) == 3,
+                "%s runs with --check-messages (stage, micro-batch and step of every "
+                "message, including those sent in one step and received in the next)" % kind):
+        t.diag(str(why))
 
 # --- 2BW's first step is a synchronous step
 out_a, wa = compile_run("one-a", CE, "ce", ["schedule=pipedream-2bw"], 1)
