@@ -276,6 +276,7 @@ def blocks(cfg):
     b["GOALS"] = goals(cfg, v)
     gen_blocks(cfg, b, v)
     tf_blocks(cfg, b, v)
+    async_blocks(cfg, b, v)
     return b, v
 
 
@@ -515,6 +516,289 @@ def goals(cfg, v):
                         % (v.get("mem_maxerr", "–"), v.get("mem_maxabs", "–")),
                  "ok": verdict(None if me is None else me <= 5)})
     return table(rows, [("goal", "goal", None), ("achieved", "got", None), ("verdict", "ok", None)])
+
+
+# ---- asynchronous schedules (bench/exp_async.py) ----
+
+def _key(*parts):
+    return "_".join(re.sub(r"[^0-9A-Za-z]+", "", str(p)) for p in parts)
+
+
+def _mb(x):
+    return float(x) / 1e6 if x not in ("", None) else ""
+
+
+def async_blocks(cfg, b, v):
+    """Section 9 from async_*.csv and async.json."""
+    meta = lib.load_json(os.path.join(cfg.out, "async.json"), {})
+    names = ("ASYNC_MODE", "ASYNC_LOSS", "ASYNC_FINDINGS", "FIG_ASYNC_LOSS", "ASYNC_LR",
+             "FIG_ASYNC_LR", "ASYNC_DELAY", "ASYNC_THROUGHPUT", "FIG_ASYNC_THROUGHPUT",
+             "ASYNC_ZB", "FIG_ASYNC_ZB", "ASYNC_MEMORY", "ASYNC_MEMORY_MLP")
+    if not meta:
+        for n in names:
+            b[n] = ""
+        b["ASYNC_MODE"] = "*(not measured in this run: `bench/exp_async.py`)*"
+        return
+    oc = meta.get("others_cores") or []
+    b["ASYNC_MODE"] = (
+        "> %s run of `bench/exp_async.py` (%s, %.0f s): load average %s at its start and %s at "
+        "its end (the load average counts the benchmark's own ranks); other processes kept "
+        "%s cores busy during the loss-curve runs and %s in the %d timing rounds (median %.2f, "
+        "largest %.2f). %s, tree %s."
+        % ("A `--quick`" if meta.get("mode") == "quick" else "A full", meta.get("date", "?"),
+           meta.get("seconds", 0), meta.get("load_start", "?"), meta.get("load_end", "?"),
+           "%.2f" % meta["others_cores_curves"] if _num(meta.get("others_cores_curves")) is not None
+           else "?", ", ".join("%.2f" % x for x in oc) or "?", len(oc),
+           lib.median(oc) if oc else float("nan"), max(oc) if oc else float("nan"),
+           meta.get("pipec", "?"), meta.get("git", "?")))
+    mm, gm = meta.get("mlp", {}), meta.get("gpt", {})
+    cal = meta.get("calibration", {})
+    v["async_mlp_steps"] = mm.get("steps", "–")
+    v["async_mlp_tsteps"] = mm.get("time_steps", "–")
+    v["async_mlp_samples"] = "{:,}".format(mm["steps"] * mm["batch"]) if mm.get("steps") else "–"
+    v["async_mlp_lr"] = "%g" % mm["lr"] if mm.get("lr") else "–"
+    v["async_mlp_passes"] = ("%.1f" % (mm["steps"] * mm["batch"] / mm["rows"])
+                             if mm.get("rows") else "–")
+    v["async_mlp_lr_m"] = "%g" % (mm["lr"] / mm["M"]) if mm.get("lr") else "–"
+    v["async_mlp_classes"] = mm.get("classes", "–")
+    v["async_gpt_steps"] = gm.get("steps", "–")
+    v["async_gpt_tsteps"] = gm.get("time_steps", "–")
+    v["async_gpt_samples"] = "{:,}".format(gm["steps"] * gm["batch"]) if gm.get("steps") else "–"
+    v["async_rounds"] = len(oc)
+    v["async_cal"] = ("%.1f GFLOP/s on the MLP's layers at %d rows, link latency %.2g s and "
+                      "%.2g GB/s%s" % (cal["gemm_flops"] / 1e9, cal.get("rows", 0),
+                                       cal["latency"], cal["bandwidth"] / 1e9,
+                                       ", memory %.1f GB/s" % (cal["mem_bandwidth"] / 1e9)
+                                       if cal.get("mem_bandwidth") else "")) if cal else "–"
+
+    # ---- statistical efficiency ----
+    rows = _csv(cfg, "async_loss.csv")
+    order = {"mlp": 0, "gpt": 1}
+    rows.sort(key=lambda r: (order.get(r["model"], 2), int(r["P"])))
+    if rows:
+        def s2t(r):
+            if not r["samples_to_target"]:
+                return "not reached"
+            ref = next(x for x in rows if x["model"] == r["model"] and x["P"] == r["P"]
+                       and x["config"] == "1f1b")
+            return "{:,} ({:.2f}×)".format(int(float(r["samples_to_target"])),
+                                           float(r["samples_to_target"])
+                                           / float(ref["samples_to_target"]))
+        b["ASYNC_LOSS"] = table(rows, [
+            ("model", lambda r: "MLP" if r["model"] == "mlp" else "char GPT", None),
+            ("P", lambda r: r["P"] + (" (oversub.)" if _yes(r["oversubscribed"]) else ""), None),
+            ("schedule", "label", None), ("lr", "lr", "%g"),
+            ("step 1", "loss_first", "%.4f"),
+            ("¼ of the samples", "smooth_at_25", "%.4f"), ("½", "smooth_at_50", "%.4f"),
+            ("all", "smooth_at_100", "%.4f"),
+            ("at equal time", lambda r: "%.4f (%.2f s)" % (float(r["smooth_at_equal_time"]),
+                                                        float(r["equal_time_s"])), None),
+            ("samples to 1f1b's final loss", s2t, None),
+            ("seconds to it", "seconds_to_target", "%.2f"),
+            ("same step 1 as 1f1b", "first_step_equals_1f1b", None),
+            ("runs repeat", "losses_repeat", None)])
+        for r in rows:
+            k = _key(r["model"], "p" + r["P"], r["config"])
+            v["async_l100_" + k] = "%.3f" % float(r["smooth_at_100"])
+            v["async_l50_" + k] = "%.3f" % float(r["smooth_at_50"])
+            v["async_l25_" + k] = "%.3f" % float(r["smooth_at_25"])
+            v["async_teq_" + k] = "%.2f s" % float(r["equal_time_s"])
+            v["async_t2t_" + k] = ("%.1f s" % float(r["seconds_to_target"])
+                                   if r["seconds_to_target"] else "never")
+            v["async_lt_" + k] = "%.3f" % float(r["smooth_at_equal_time"])
+            v["async_s2t_" + k] = s2t(r)
+        b["ASYNC_FINDINGS"] = _async_findings(rows)
+    else:
+        b["ASYNC_LOSS"] = "*(no async_loss.csv)*"
+        b["ASYNC_FINDINGS"] = ""
+    b["FIG_ASYNC_LOSS"] = "\n\n".join(
+        _img(cfg, "async-%s.svg" % n, "loss vs %s" % n.split("-")[-1]) for n in
+        ("mlp-p2-samples", "mlp-p2-time", "mlp-p4-samples", "gpt-p2-samples", "gpt-p2-time"))
+
+    rows = _csv(cfg, "async_lr.csv")
+    if rows:
+        piv = []
+        for lr in sorted({float(r["lr"]) for r in rows}):
+            g = {r["schedule"]: r for r in rows if float(r["lr"]) == lr}
+            piv.append(dict({"lr": lr}, **{"%s_%s" % (s, k): g[s][k] for s in g
+                                           for k in ("smooth_at_50", "smooth_at_100")}))
+            for s in g:
+                v["async_lr_%s_%s" % (_key(s), _key("%g" % lr))] = \
+                    "%.3f" % float(g[s]["smooth_at_100"])
+        b["ASYNC_LR"] = table(piv, [("lr", "lr", "%g")] + [
+            (h, "%s_%s" % (s, k), "%.3f")
+            for s in ("1f1b", "pipedream", "pipedream-2bw")
+            for h, k in (("%s, half way" % s, "smooth_at_50"), ("%s, end" % s, "smooth_at_100"))])
+    else:
+        b["ASYNC_LR"] = "*(no async_lr.csv)*"
+    b["FIG_ASYNC_LR"] = _img(cfg, "async-mlp-lr.svg", "final loss vs learning rate")
+    dc = meta.get("delay_check") or {}
+    b["ASYNC_DELAY"] = " ".join(
+        "2BW's delay, checked (%s): its losses of steps 2 and 3 (%s) %s 1f1b's on the data "
+        "without batch 1 (step 1: the initial weights on batch 2) and without batch 2 (step 2: "
+        "one update on batch 1, then batch 3) (%s): as W(t−1) says." % (
+            "MLP" if m == "mlp" else "char GPT", ", ".join("%.9g" % x for x in r["2bw"]),
+            "equal" if r["equal"] else "**differ from**", ", ".join("%.9g" % x for x in r["1f1b"]))
+        for m, r in sorted(dc.items(), key=lambda kv: kv[0] != "mlp"))
+
+    # ---- throughput ----
+    rows = _csv(cfg, "async_throughput.csv")
+    rows.sort(key=lambda r: (order.get(r["model"], 2), int(r["P"])))
+    if rows:
+        b["ASYNC_THROUGHPUT"] = table(rows, [
+            ("model", lambda r: "MLP" if r["model"] == "mlp" else "char GPT", None),
+            ("P", lambda r: r["P"] + (" (oversub.)" if _yes(r["oversubscribed"]) else ""), None),
+            ("schedule", "label", None), ("runs", "runs", None),
+            ("step (ms)", lambda r: 1e3 * float(r["step_s"]), "%.2f"),
+            ("samples/s", "samples_s", "%.0f"),
+            ("vs 1f1b", "ratio_vs_1f1b", "%.2f×"),
+            ("per round: median (range)",
+             lambda r: "%.2f× (%.2f–%.2f)" % (float(r["ratio_round_median"]),
+                                              float(r["ratio_round_min"]),
+                                              float(r["ratio_round_max"])), None),
+            ("vs 1f1b, mean step", "ratio_mean_vs_1f1b", "%.2f×"),
+            ("bubble measured", "bubble_measured", "%.3f"),
+            ("simulated: uniform", "pred_uniform_ratio", "%.2f×"),
+            ("model, defaults", "pred_model_ratio", "%.2f×"),
+            ("model, calibrated", "pred_calibrated_ratio", "%.2f×"),
+            ("calibrated step vs measured", lambda r: (100 * float(r["pred_calibrated_err"])
+                                                       if r.get("pred_calibrated_err") else ""),
+             "%+.0f%%")])
+        for r in rows:
+            k = _key(r["model"], "p" + r["P"], r["config"])
+            v["async_ratio_" + k] = "%.2f×" % float(r["ratio_vs_1f1b"])
+            v["async_range_" + k] = "%.2f–%.2f" % (float(r["ratio_round_min"]),
+                                                   float(r["ratio_round_max"]))
+            for cost in ("uniform", "model", "calibrated"):
+                if r.get("pred_%s_ratio" % cost):
+                    v["async_pred_%s_%s" % (cost, k)] = "%.2f×" % float(r["pred_%s_ratio" % cost])
+            v["async_step_" + k] = "%.1f ms" % (1e3 * float(r["step_s"]))
+            v["async_minmax_" + k] = "%.1f–%.1f ms" % (1e3 * float(r["min_s"]), 1e3 * float(r["max_s"]))
+            v["async_rmed_" + k] = "%.2f×" % float(r["ratio_round_median"])
+            if r.get("pred_calibrated_err"):
+                v["async_err_" + k] = "%+.0f%%" % (100 * float(r["pred_calibrated_err"]))
+            v["async_bubble_" + k] = "%.3f" % float(r["bubble_measured"])
+    else:
+        b["ASYNC_THROUGHPUT"] = "*(no async_throughput.csv)*"
+    b["FIG_ASYNC_THROUGHPUT"] = _img(cfg, "async-throughput.svg", "samples/s relative to 1f1b")
+
+    # ---- zero-bubble V under the uniform cost ----
+    rows = _csv(cfg, "async_zb.csv")
+    if rows:
+        piv = []
+        for P, M in sorted({(int(r["P"]), int(r["M"])) for r in rows}):
+            g = {r["schedule"]: r for r in rows if int(r["P"]) == P and int(r["M"]) == M}
+            piv.append({"P": P, "M": M, "MP": M / P,
+                        **{"%s_%s" % (s, k): g[s][k] for s in g
+                           for k in ("bubble_fraction", "step_time", "peak_stage_mbs",
+                                     "peak_bytes_vs_1f1b", "idle_per_rank_max")}})
+        b["ASYNC_ZB"] = table(piv, [
+            ("P", "P", None), ("M", "M", None),
+            ("bubble 1f1b", "1f1b_bubble_fraction", "%.3f"),
+            ("zb-h1", "zb-h1_bubble_fraction", "%.3f"), ("zb-v", "zb-v_bubble_fraction", "%.3f"),
+            ("step 1f1b", "1f1b_step_time", "%g"), ("zb-h1", "zb-h1_step_time", "%g"),
+            ("zb-v", "zb-v_step_time", "%g"),
+            ("zb-v idle per rank", "zb-v_idle_per_rank_max", "%g"),
+            ("peak stage activations 1f1b / zb-h1 / zb-v",
+             lambda r: "%g / %g / %g" % (float(r["1f1b_peak_stage_mbs"]),
+                                         float(r["zb-h1_peak_stage_mbs"]),
+                                         float(r["zb-v_peak_stage_mbs"])), None),
+            ("peak bytes vs 1f1b: zb-h1 / zb-v",
+             lambda r: "%.2f× / %.2f×" % (float(r["zb-h1_peak_bytes_vs_1f1b"]),
+                                           float(r["zb-v_peak_bytes_vs_1f1b"])), None)])
+        for r in piv:
+            for s in ("1f1b", "zb-h1", "zb-v"):
+                v["async_zb_%s_p%d_m%d" % (_key(s), r["P"], r["M"])] = \
+                    "%.3f" % float(r["%s_bubble_fraction" % s])
+        two = [r for r in piv if r["M"] == 2 * r["P"]]
+        v["async_zbv_2p"] = ", ".join("%.3f (P = %d)" % (float(r["zb-v_bubble_fraction"]), r["P"])
+                                      for r in two)
+        v["async_1f1b_2p"] = ", ".join("%.3f" % float(r["1f1b_bubble_fraction"]) for r in two)
+        v["async_zbh1_2p"] = ", ".join("%.3f" % float(r["zb-h1_bubble_fraction"]) for r in two)
+        by = [float(r["zb-v_peak_bytes_vs_1f1b"]) for r in piv]
+        v["async_zbv_bytes"] = "%.2f–%.2f×" % (min(by), max(by))
+    else:
+        b["ASYNC_ZB"] = "*(no async_zb.csv)*"
+    b["FIG_ASYNC_ZB"] = _img(cfg, "async-zb-bubble.svg", "bubble under the uniform cost")
+
+    # ---- memory ----
+    rows = _csv(cfg, "async_memory.csv")
+    if rows:
+        m4 = [r for r in rows if r["model"] == "mlp4"]
+        b["ASYNC_MEMORY"] = table(m4, [
+            ("P", lambda r: r["P"] + (" (oversub.)" if _yes(r["oversubscribed"]) else ""), None),
+            ("schedule", "schedule", None), ("rank", "rank", None),
+            ("weights (MB)", lambda r: _mb(r["weights"]), "%.1f"),
+            ("gradients (MB)", lambda r: _mb(r["gradients"]), "%.1f"),
+            ("optimizer (MB)", lambda r: _mb(r["optimizer"]), "%.1f"),
+            ("arena (MB)", lambda r: _mb(r["arena"]), "%.1f"),
+            ("predicted (MB)", lambda r: _mb(r["predicted_bytes"]), "%.1f"),
+            ("measured (MB)", lambda r: _mb(r["measured_bytes"]), "%.1f"),
+            ("error", lambda r: 100 * float(r["error"]) if r["error"] else "", "%+.1f%%")])
+        mm_ = [r for r in rows if r["model"] != "mlp4"]
+        groups = []
+        for r in mm_:
+            key = (r["P"], r["schedule"])
+            if not groups or groups[-1]["key"] != key:
+                groups.append({"key": key, "P": r["P"], "schedule": r["schedule"], "ranks": []})
+            groups[-1]["ranks"].append(r)
+        b["ASYNC_MEMORY_MLP"] = table(groups, [
+            ("P", "P", None), ("schedule", "schedule", None),
+            ("measured / predicted per rank (MB)",
+             lambda g: ", ".join("%.2f / %.2f" % (_mb(r["measured_bytes"]), _mb(r["predicted_bytes"]))
+                                 for r in g["ranks"]), None),
+            ("largest error", lambda g: max((100 * abs(float(r["error"])) for r in g["ranks"]
+                                             if r["error"]), default=""), "%.1f%%")])
+        err = [abs(float(r["error"])) for r in rows if r["error"]]
+        v["async_mem_maxerr"] = "%.1f%%" % (100 * max(err)) if err else "–"
+        for r in m4:
+            v["async_mem_%s_p%s_%s_r%s" % ("mlp4", r["P"], _key(r["schedule"]), r["rank"])] = \
+                "%.1f MB" % _mb(r["measured_bytes"])
+            v["async_w_%s_p%s_%s_r%s" % ("mlp4", r["P"], _key(r["schedule"]), r["rank"])] = \
+                "%.1f MB" % _mb(r["weights"]) if r["weights"] else "–"
+    else:
+        b["ASYNC_MEMORY"] = b["ASYNC_MEMORY_MLP"] = "*(no async_memory.csv)*"
+
+
+def _async_findings(rows):
+    """Sentences that read the loss table, per model and P."""
+    out = []
+
+    def get(model, P, config):
+        return next((r for r in rows if r["model"] == model and r["P"] == P
+                     and r["config"] == config), None)
+
+    def f(r, k):
+        return float(r[k])
+    for model, P in sorted({(r["model"], r["P"]) for r in rows},
+                           key=lambda x: ({"mlp": 0, "gpt": 1}.get(x[0], 2), int(x[1]))):
+        ref = get(model, P, "1f1b")
+        what = "%s, P = %s%s" % ("MLP" if model == "mlp" else "char GPT", P,
+                                 " (oversubscribed; samples only)" if int(P) > lib.CORES else "")
+        parts = []
+        for c, name in (("pipedream", "pipedream"), ("pipedream-2bw", "pipedream-2bw")):
+            r = get(model, P, c)
+            if not r or not ref:
+                continue
+            s = "%s ends at %.3f against 1f1b's %.3f (half way: %.3f against %.3f)" % (
+                name, f(r, "smooth_at_100"), f(ref, "smooth_at_100"), f(r, "smooth_at_50"),
+                f(ref, "smooth_at_50"))
+            if r["samples_to_target"]:
+                s += ", reaching 1f1b's final loss after %.2f× its samples" % (
+                    f(r, "samples_to_target") / f(ref, "samples_to_target"))
+            else:
+                s += ", never reaching 1f1b's final loss"
+            parts.append(s)
+        pl, ct = get(model, P, "pipedream-lr/M"), get(model, P, "1f1b-per-microbatch")
+        if pl and ct:
+            d = f(pl, "smooth_at_100") - f(ct, "smooth_at_100")
+            parts.append("with the same updates as synchronous per-micro-batch SGD (lr/M), "
+                         "staleness costs %+.3f in final loss (pipedream lr/M %.3f, without stale "
+                         "weights %.3f; half way %+.3f)"
+                         % (d, f(pl, "smooth_at_100"), f(ct, "smooth_at_100"),
+                            f(pl, "smooth_at_50") - f(ct, "smooth_at_50")))
+        out.append("- **%s:** %s." % (what, "; ".join(parts)))
+    return "\n".join(out)
 
 
 def write(cfg, template=None, out=None):

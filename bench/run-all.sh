@@ -7,6 +7,8 @@
 #   --only generate   the generation benchmark alone (quick: about 3 minutes;
 #                     full: about 8), then docs/performance.md from it and the
 #                     other experiments' results already in bench/results
+#   --only async      the asynchronous schedules' benchmark alone
+#                     (bench/exp_async.py: quick about 3 minutes, full about 10)
 #   BENCH_GEN_QUIET_WAIT=S   generate waits up to S seconds before each round
 #                     for other processes to leave the cores (shared machines)
 # Builds what it needs first:
@@ -84,13 +86,14 @@ fi
 say "PyTorch: $torch_py"
 
 # ---- which experiments: bench.py's, and generate (bench/exp_generate.py) ----
-gen=1 rest=""
+gen=1 asy=1 rest=""
 if [ "$only_given" = 1 ]; then
-	gen=0
+	gen=0 asy=0
 	IFS=, read -r -a names <<<"$only"
 	for x in "${names[@]}"; do
 		case $x in
 		generate) gen=1 ;;
+		async) asy=1 ;;
 		"") ;;
 		*) rest=${rest:+$rest,}$x ;;
 		esac
@@ -116,6 +119,10 @@ fi
 if [ "$gen" = 1 ]; then
 	"$py" "$top/bench/exp_generate.py" --torch-python "$torch_py" --work "$build/bench-work" \
 		--no-docs ${quick[@]+"${quick[@]}"} ${out[@]+"${out[@]}"} || rc=1
+fi
+if [ "$asy" = 1 ]; then
+	"$py" "$top/bench/exp_async.py" --work "$build/bench-work" --no-docs \
+		${quick[@]+"${quick[@]}"} ${out[@]+"${out[@]}"} || rc=1
 fi
 # docs/performance.md quotes bench/results only: results written elsewhere
 # (--out) do not replace it.
