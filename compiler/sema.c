@@ -865,6 +865,11 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			}
 			add_params(L, prefix);
 			layer_costs(L, it);
+			/* The model's inputs need no gradient: a layer reading one
+			 * skips its input-gradient half (the runtime never runs it),
+			 * so the cost model and the partitioner must not count it. */
+			if (it->producer < 0)
+				L->flops_b = 0;
 			int64_t dims[4];
 			int nd = it->ndim, oseq = it->seq;
 			memcpy(dims, it->dims, sizeof dims);
