@@ -131,6 +131,8 @@ typedef struct Schedule {
 	                         * every rank runs sched_async_step for t = 0 ..
 	                         * ntok (the last, a drain, only finishes the
 	                         * backward work still in flight) */
+	int run_steps;          /* async: the run's steps; the stream holds
+	                         * ntok = min(run_steps, SCHED_ASYNC_STEPS) of them */
 	int *lag;               /* async: [P] rank p runs B(k - lag[p]) after F(k) */
 	int *nver;              /* async: [P] weight versions rank p keeps */
 	const unsigned char *rc;/* async: [S] stages that recompute, or NULL */
@@ -264,7 +266,14 @@ const char *sched_op_label(const Schedule *s, const Action *a);
  *              writes v = u + 1 from u: W(t+1) = W(t) - update(step t).
  * The verifier proves that no OPTIM overwrites a slot an in-flight
  * micro-batch still reads (sched_verify.c). */
-/* The lowered stream of a run of spec->steps steps; the constraints
+/* The most steps of an asynchronous run that pipec builds, verifies,
+ * simulates and prints: every step after the first is the same program
+ * (the emitter writes one), so a longer stream says nothing new and would
+ * cost memory in proportion to the run. */
+#define SCHED_ASYNC_STEPS 64
+
+/* The lowered stream of a run of spec->steps steps (at most
+ * SCHED_ASYNC_STEPS of them); the constraints
  * (R = 1, lag[p] < M, in-flight depths) are sema's to report. */
 Schedule *sched_async(const SchedSpec *spec);
 void sched_async_step(const Schedule *s, int p, int t, int guard, ActList *l);

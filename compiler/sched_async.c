@@ -106,7 +106,8 @@ Schedule *sched_async(const SchedSpec *spec)
 		    spec->R, spec->V, spec->training, spec->steps);
 	Schedule *s = sched_new(spec->kind, P, 1, M, 1, 1, 0);
 	s->async = 1;
-	s->ntok = spec->steps;
+	s->run_steps = spec->steps;
+	s->ntok = spec->steps < SCHED_ASYNC_STEPS ? spec->steps : SCHED_ASYNC_STEPS;
 	s->lag = xalloc((size_t)P * sizeof *s->lag);
 	s->nver = xalloc((size_t)P * sizeof *s->nver);
 	s->rc = spec->recompute;

@@ -355,8 +355,14 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	        "# bubble_overhead: (step_time - ideal) / ideal, ideal = the busiest rank's\n"
 	        "#   compute time: how much longer the step is than its compute alone\n");
 	if (s->async) {
-		fprintf(out, "# asynchronous: the run is one stream of %d steps; step_time is its "
-		        "time over the steps\n", s->ntok);
+		if (s->run_steps > s->ntok)
+			fprintf(out, "# asynchronous: the run is one stream of %d steps, shown and "
+			        "simulated: its first %d\n#   (every later step runs the same "
+			        "program); step_time is their time over %d\n", s->run_steps, s->ntok,
+			        s->ntok);
+		else
+			fprintf(out, "# asynchronous: the run is one stream of %d steps; step_time is "
+			        "its time over the steps\n", s->ntok);
 		fprintf(out, "run_time: %.9g\n", r->step_time);
 		fprintf(out, "step_time: %.9g\n", r->step_time / s->ntok);
 	} else {

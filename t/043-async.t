@@ -142,7 +142,7 @@ for kind, P, M, opt, shallow in itertools.product(
     full.append(("ce", sets))
 
 cases = full if os.environ.get("PIPEC_FULL") else subset
-t.plan(2 * len(cases) + 12)
+t.plan(2 * len(cases) + 13)
 
 first_ref = None
 for i, (key, sets) in enumerate(cases):
@@ -218,6 +218,10 @@ r = sh([E.pipec, "schedule", MLP4] + base)
 t.ok(r.returncode == 0 and "rank 0 (4 slots): mb 0-3 v0, mb 4 v1, mb 5 v2" in r.stdout
      and "rank 3 (1 slot): mb 0 v0, mb 1 v1" in r.stdout and "run_time:" in r.stdout,
      "pipec schedule lists the version each forward uses (the spec's max(0, k-(P-s)+1))")
+r = sh([E.pipec, "schedule", MLP4, "--set", "schedule=pipedream", "--set", "microbatches=4",
+        "--set", "steps=1000000000"], timeout=60)
+t.ok(r.returncode == 0 and "one stream of 1000000000 steps, shown and simulated: its first 64"
+     in r.stdout, "a billion-step run is scheduled from its first 64 steps (same program)")
 r = sh([E.pipec, "schedule", MLP4, "--format", "chrome"] + base)
 import json
 try:
