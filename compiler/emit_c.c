@@ -860,8 +860,9 @@ static void emit_step(Emit *e)
 		if (e->async && (a->op == OP_F || a->op == OP_B || a->op == OP_R))
 			out(o, ", weights %s", a->op == OP_F ? "VERSION(k)" : "stashed by its F");
 		if (e->async && a->op == OP_OPTIM)
-			out(o, ": its gradient, into version %s", s->kind == SK_2BW
-			    ? "k / STEP_MB + 1" : "k + 1");
+			out(o, s->kind == SK_2BW ? ": the gradient of its step u = k / STEP_MB (the "
+			    "step's last micro-batch), into version u + 1"
+			    : ": its gradient, into version k + 1");
 		if (e->async)
 			out(o, " */\n\tif (LIVE(KEY(%d))) { rt_begin(c, %s, %d, (int)KEY(%d)); ",
 			    a->mb, op_const(a->op), a->stage, a->mb);
