@@ -36,7 +36,7 @@ EXTRA_TOKENS = KEYWORDS + [
     b"linear", b"relu", b"gelu", b"tanh", b"sigmoid", b"dropout", b"layernorm", b"softmax",
     b"batch", b"f32", b"f16", b"bf16", b"i32", b"auto", b"true", b"false",
     b"stages", b"batch", b"microbatches", b"schedule", b"partition", b"recompute",
-    b"replicas", b"dtype", b"optimizer", b"steps", b"seed", b"memory",
+    b"replicas", b"dtype", b"optimizer", b"steps", b"seed", b"memory", b"inflight",
     b"1f1b", b"gpipe", b"naive", b"zb-h1", b"zb-v", b"pipedream", b"pipedream-2bw",
     b"inference", b"interleaved", b"file", b"sgd", b"adam", b"lr", b"momentum",
     b"cross_entropy", b"mse", b"next_token", b"16GiB", b"..", b"{", b"}", b"(", b")",
@@ -166,10 +166,11 @@ def mutate(rng, strategy, seeds, valid):
     elif strategy == "set":
         key = rng.choice([b"stages", b"batch", b"microbatches", b"schedule", b"partition",
                           b"recompute", b"replicas", b"dtype", b"optimizer", b"steps",
-                          b"seed", b"memory", b"stagse", b"model", b""])
+                          b"seed", b"memory", b"inflight", b"stagse", b"model", b""])
         val = rng.choice(EXTRA_TOKENS + HUGE_NUMBERS + [
             b"[1, 2]", b"[1]", b"[]", b"interleaved(2)", b"interleaved(0)", b"file(\"x.csv\")",
-            b"sgd(lr = 0.1)", b"adam()", b"{ stage 0 : fc1 .. head; }", b"[0.5, 2]", b"auto"])
+            b"sgd(lr = 0.1)", b"adam()", b"{ stage 0 : fc1 .. head; }", b"[0.5, 2]", b"auto",
+            b"[3, 2, 1]", b"[1, 2]", b"[4, 3, 2, 1]"])
         if rng.random() < 0.3:
             t = bytearray(val)
             for _ in range(rng.randint(1, 3)):
@@ -179,7 +180,8 @@ def mutate(rng, strategy, seeds, valid):
         for _ in range(rng.randint(1, 3)):
             sets.append(key + rng.choice([b"=", b" = ", b"==", b""]) + val)
             key = rng.choice([b"stages", b"partition", b"schedule"])
-            val = rng.choice([b"1", b"2", b"4", b"auto", b"1f1b", b"zb-v"])
+            val = rng.choice([b"1", b"2", b"4", b"auto", b"1f1b", b"zb-v", b"pipedream",
+                              b"pipedream-2bw"])
     return bytes(data), sets
 
 
