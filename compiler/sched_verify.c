@@ -228,6 +228,11 @@ static int check_rank(Ver *v, int k)
 			if (st != -1 || a->peer != -1 || (s->async ? mb < 0 || mb >= M : mb != -1))
 				return fail(v, k, i, s->async ? "OPTIM carries stage -1, peer -1 and "
 				            "the micro-batch whose gradient it applies"
+				            : mb >= 0 && st == -1 && a->peer == -1
+				            ? "OPTIM carries stage -1, micro-batch -1 and peer -1: a "
+				              "synchronous schedule updates once, after the step (an "
+				              "OPTIM per micro-batch is pipedream's, which a schedule "
+				              "file cannot express)"
 				            : "OPTIM carries stage -1, micro-batch -1 and peer -1");
 		} else {
 			if (st < 0 || st >= S)

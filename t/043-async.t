@@ -142,7 +142,7 @@ for kind, P, M, opt, shallow in itertools.product(
     full.append(("ce", sets))
 
 cases = full if os.environ.get("PIPEC_FULL") else subset
-t.plan(2 * len(cases) + 13)
+t.plan(2 * len(cases) + 14)
 
 first_ref = None
 for i, (key, sets) in enumerate(cases):
@@ -238,6 +238,14 @@ optims = [line.split(",") for line in r.stdout.splitlines() if ",OPTIM," in line
 t.ok(len(optims) == 4 * 8 and all(o[3] == "-1" for o in optims)
      and [int(o[4]) for o in optims if o[0] == "2"] == list(range(8)),
      "csv: one OPTIM per micro-batch and rank, carrying the micro-batch it applies")
+csv = os.path.join(tmp, "pd.csv")
+open(csv, "w").write(sh([E.pipec, "schedule", CE, "--set", "schedule=pipedream", "--set",
+                         "microbatches=4", "--set", "steps=1", "--format", "csv"]).stdout)
+r = sh([E.pipec, "schedule", CE, "--set", 'schedule=file("%s")' % csv, "--set",
+        "microbatches=4"])
+t.ok(r.returncode == 1 and "pd.csv:12:6: error:" in r.stderr
+     and "which a schedule file cannot express" in r.stderr,
+     "a pipedream CSV read back as a custom schedule is refused at its first OPTIM row")
 r = sh([E.pipec, "schedule", MLP4, "--format", "torch"] + base)
 t.ok(r.returncode == 1 and "asynchronous" in r.stderr, "--format torch refuses pipedream")
 r = sh([E.pipec, "compile", MLP4, "-o", os.path.join(tmp, "cuda"), "--backend", "cuda"] + base)
