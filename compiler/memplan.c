@@ -362,8 +362,7 @@ static void plan_comm(Planner *pl)
 	p->nreq = nslots;
 }
 
-/* Offsets: sweep buffers by start time, placing each at the lowest gap
- * among the buffers still alive (first fit). */
+/* The sweep's order: by start, the larger first, then by id. */
 static int cmp_start(const void *x, const void *y, void *ctx)
 {
 	const Buf *b = ctx;
@@ -394,21 +393,25 @@ static void sort_ids(int *v, int n, Buf *ctx)
 	}
 }
 
-/* Asynchronous schedules: the plan is of one step that repeats, on a grid
- * of `period` points, so lifetimes are arcs of a circle: a buffer written
- * late in a step and read early in the next (a micro-batch still in
- * flight) wraps.  Two arcs meet if their intervals overlap shifted by a
- * whole period either way.  First fit by offset among the placed buffers
- * that meet it; quadratic, and a rank has a few hundred buffers. */
-static int arcs_meet(const Buf *a, const Buf *b, int period)
+/* Two lifetimes meet if their intervals overlap.  An asynchronous
+ * schedule's plan is of one step that repeats, on a grid of `period`
+ * points, so its lifetimes are arcs of a circle (a buffer written late in
+ * a step and read early in the next wraps) and meet if they overlap
+ * shifted by a whole period either way; period 0: a straight line. */
+static int meets(const Buf *a, const Buf *b, int period)
 {
-	for (int sh = -period; sh <= period; sh += period)
+	for (int sh = -period; sh <= period; sh += period ? period : 1)
 		if (a->start <= b->end + sh && b->start + sh <= a->end)
 			return 1;
 	return 0;
 }
 
-static void place_circular(Planner *pl, int period)
+/* Offsets: sweep buffers by start time, placing each at the lowest gap
+ * among the placed buffers whose lifetimes meet it (first fit).  On a line
+ * a buffer that ended before the current one started meets no later one
+ * and leaves the candidates; on a circle every placed buffer stays one
+ * (quadratic, and an asynchronous step has a few hundred buffers). */
+static void place(Planner *pl, int period)
 {
 	Buf *b = pl->bufs.v;
 	int n = pl->bufs.n;
@@ -418,74 +421,37 @@ static void place_circular(Planner *pl, int period)
 		if (b[i].start >= 0)
 			order[used++] = i;
 	sort_ids(order, used, b);
-	int *meet = xalloc((size_t)(used + 1) * sizeof *meet);
+	/* candidates: placed ids sorted by offset */
+	int *cand = xalloc((size_t)(used + 1) * sizeof *cand);
+	int ncand = 0;
 	int64_t peak = 0, total = 0;
 	for (int oi = 0; oi < used; oi++) {
 		Buf *x = &b[order[oi]];
 		total += x->size;
-		int nm = 0;
-		for (int j = 0; j < oi; j++)
-			if (arcs_meet(x, &b[order[j]], period)) {
-				/* insertion by offset */
-				int at = nm++;
-				while (at > 0 && b[meet[at - 1]].off > b[order[j]].off) {
-					meet[at] = meet[at - 1];
-					at--;
-				}
-				meet[at] = order[j];
-			}
+		if (!period) {
+			int k = 0;
+			for (int i = 0; i < ncand; i++)        /* drop the finished */
+				if (b[cand[i]].end >= x->start)
+					cand[k++] = cand[i];
+			ncand = k;
+		}
 		int64_t at = 0;
-		for (int j = 0; j < nm; j++) {
-			const Buf *y = &b[meet[j]];
+		for (int i = 0; i < ncand; i++) {
+			const Buf *y = &b[cand[i]];
+			if (!meets(x, y, period))
+				continue;
 			if (y->off - at >= x->size)
 				break;
 			if (y->off + y->size > at)
 				at = y->off + y->size;
 		}
 		x->off = at;
-		if (at + x->size > peak)
-			peak = at + x->size;
-	}
-	pl->p->arena_bytes = peak;
-	pl->p->buffer_bytes = total;
-	pl->p->nbuffers = used;
-}
-
-static void place(Planner *pl)
-{
-	Buf *b = pl->bufs.v;
-	int n = pl->bufs.n;
-	int *order = xalloc((size_t)(n + 1) * sizeof *order);
-	int used = 0;
-	for (int i = 0; i < n; i++)
-		if (b[i].start >= 0)
-			order[used++] = i;
-	sort_ids(order, used, b);
-	/* alive: ids sorted by offset */
-	int *alive = xalloc((size_t)(used + 1) * sizeof *alive);
-	int nalive = 0;
-	int64_t peak = 0, total = 0;
-	for (int oi = 0; oi < used; oi++) {
-		Buf *x = &b[order[oi]];
-		total += x->size;
-		int k = 0;
-		for (int i = 0; i < nalive; i++)        /* drop the finished */
-			if (b[alive[i]].end >= x->start)
-				alive[k++] = alive[i];
-		nalive = k;
-		int64_t at = 0;
-		int pos = 0;
-		for (; pos < nalive; pos++) {
-			const Buf *y = &b[alive[pos]];
-			if (y->off - at >= x->size)
-				break;
-			if (y->off + y->size > at)
-				at = y->off + y->size;
-		}
-		x->off = at;
-		memmove(&alive[pos + 1], &alive[pos], (size_t)(nalive - pos) * sizeof *alive);
-		alive[pos] = order[oi];
-		nalive++;
+		int pos = ncand;
+		while (pos > 0 && b[cand[pos - 1]].off > at)
+			pos--;
+		memmove(&cand[pos + 1], &cand[pos], (size_t)(ncand - pos) * sizeof *cand);
+		cand[pos] = order[oi];
+		ncand++;
 		if (at + x->size > peak)
 			peak = at + x->size;
 	}
@@ -614,9 +580,9 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 		for (int i = 0; i < pl.bufs.n; i++)
 			if (pl.bufs.v[i].key < 0 || pl.bufs.v[i].key >= s->M)
 				pl.bufs.v[i].start = -1;
-		place_circular(&pl, 2 * N);
+		place(&pl, 2 * N);
 	} else {
-		place(&pl);
+		place(&pl, 0);
 	}
 	if (work >= 0)
 		p->work_off = pl.bufs.v[work].off;
