@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup  # noqa: E402
+from tapy import TAP, env_setup, losses_of, reference_data  # noqa: E402
 
 t = TAP()
 E = env_setup(t)
@@ -40,21 +40,8 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-def prepare(model, tag, rows):
-    w0 = os.path.join(tmp, tag + "-w0.safetensors")
-    x = os.path.join(tmp, tag + "-x.npy")
-    y = os.path.join(tmp, tag + "-y.npy")
-    sh(ref + ["init", model, "--seed", "3", "--out", w0], check=True)
-    sh(ref + ["data", model, "--seed", "4", "--rows", str(rows), "--input", x, "--target", y],
-       check=True)
-    return w0, x, y
-
-
-data = {"ce": prepare(CE, "ce", 48), "mse": prepare(MSE, "mse", 32)}
-
-
-def losses_of(text):
-    return [float(line.split()[3]) for line in text.splitlines() if line.startswith("step ")]
+data = {"ce": reference_data(E, CE, "ce", 48, tmp),
+        "mse": reference_data(E, MSE, "mse", 32, tmp)}
 
 
 def run_case(i, model, key, sets, steps=3):

@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup  # noqa: E402
+from tapy import TAP, env_setup, peak_pairs  # noqa: E402
 
 t = TAP()
 E = env_setup(t)
@@ -143,10 +143,7 @@ t.ok(r.returncode == 2, "an unreadable hostfile exits 2")
 d = os.path.join(tmp, "mlp4")
 compile_(os.path.join(E.src, "models", "mlp4.pipe"), d, "microbatches=8")
 r = sh([os.path.join(d, "run"), "--steps", "2"], timeout=300)
-pairs = []
-for line in r.stdout.splitlines():
-    if line.startswith("peak_memory_ranks:"):
-        pairs = [tuple(map(float, x.split("/"))) for x in line.split()[1:]]
+pairs = peak_pairs(r.stdout)
 close = [abs(m - p) / p for m, p in pairs if p > 20e6]
 if not t.ok(len(pairs) == 4 and close and max(close) < 0.05,
             "measured peak memory is within 5% of the prediction on the large ranks"):

@@ -28,7 +28,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup  # noqa: E402
+from tapy import TAP, env_setup, losses_of  # noqa: E402
 
 t = TAP()
 E = env_setup(t)
@@ -179,10 +179,6 @@ r, err = compile_run(GPT, ["schedule=inference", "optimizer=none", "stages=3",
 ok = r is not None and close(np.load(out), np.load(fx("gpt2_logits.npy")), 1e-4, 1e-5)
 if not t.ok(ok, "GPT-2 logits over 3 stages equal transformers'"):
     t.diag(err)
-
-
-def losses_of(text):
-    return [float(line.split()[3]) for line in text.splitlines() if line.startswith("step ")]
 
 
 def compare_weights(a, b, rtol, atol, adam=False):

@@ -27,7 +27,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup  # noqa: E402
+from tapy import TAP, env_setup, losses_of, peak_pairs, reference_data  # noqa: E402
 
 t = TAP()
 E = env_setup(t)
@@ -41,21 +41,8 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-def prepare(model, tag, rows):
-    w0 = os.path.join(tmp, tag + "-w0.safetensors")
-    x = os.path.join(tmp, tag + "-x.npy")
-    y = os.path.join(tmp, tag + "-y.npy")
-    sh(ref + ["init", model, "--seed", "3", "--out", w0], check=True)
-    sh(ref + ["data", model, "--seed", "4", "--rows", str(rows), "--input", x, "--target", y],
-       check=True)
-    return w0, x, y
-
-
-data = {"ce": prepare(CE, "ce", 72), "mse": prepare(MSE, "mse", 32)}
-
-
-def losses_of(text):
-    return [float(line.split()[3]) for line in text.splitlines() if line.startswith("step ")]
+data = {"ce": reference_data(E, CE, "ce", 72, tmp),
+        "mse": reference_data(E, MSE, "mse", 32, tmp)}
 
 
 def compile_run(tag, model, key, sets, steps, extra=()):
@@ -199,10 +186,7 @@ t.ok(r.returncode == 0 and "rank 0: 4 micro-batches in flight, 4 weight versions
 r = sh([E.pipec, "compile", os.path.join(E.src, "models", "mlp4.pipe"), "-o", d, "--set",
         "schedule=pipedream", "--set", "microbatches=8"])
 r = sh([os.path.join(d, "run"), "--steps", "2"], timeout=300)
-pairs = []
-for line in r.stdout.splitlines():
-    if line.startswith("peak_memory_ranks:"):
-        pairs = [tuple(map(float, x.split("/"))) for x in line.split()[1:]]
+pairs = peak_pairs(r.stdout)
 close = [abs(m - p) / p for m, p in pairs if p > 20e6]
 if not t.ok(len(pairs) == 4 and close and max(close) < 0.05,
             "pipedream mlp4: measured peak memory within 5% of the prediction (versions "

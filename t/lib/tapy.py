@@ -78,3 +78,33 @@ def env_setup(t, need_runtime=True, need_numpy=True):
     import atexit
     atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in E._tmp])
     return E
+
+
+# ---- what the emitted programs print, and the reference's data ----
+
+def losses_of(text):
+    """The L of every `step N loss L` line, in order."""
+    return [float(line.split()[3]) for line in text.splitlines() if line.startswith("step ")]
+
+
+def peak_pairs(text):
+    """`peak_memory_ranks:` as (measured, predicted) bytes per rank."""
+    for line in text.splitlines():
+        if line.startswith("peak_memory_ranks:"):
+            return [tuple(map(float, x.split("/"))) for x in line.split()[1:]]
+    return []
+
+
+def reference_data(E, model, tag, rows, tmp, seed_w=3, seed_d=4):
+    """Initial weights and rows of data for `model` from t/ref/pipe_ref.py:
+    (weights.safetensors, x.npy, y.npy) in tmp."""
+    import subprocess
+    ref = [E.python, os.path.join(E.src, "t", "ref", "pipe_ref.py")]
+    w0 = os.path.join(tmp, tag + "-w0.safetensors")
+    x = os.path.join(tmp, tag + "-x.npy")
+    y = os.path.join(tmp, tag + "-y.npy")
+    subprocess.run(ref + ["init", model, "--seed", str(seed_w), "--out", w0], check=True,
+                   capture_output=True)
+    subprocess.run(ref + ["data", model, "--seed", str(seed_d), "--rows", str(rows),
+                          "--input", x, "--target", y], check=True, capture_output=True)
+    return w0, x, y
