@@ -28,7 +28,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup, losses_of  # noqa: E402
+from tapy import TAP, compile_and_run, env_setup, losses_of  # noqa: E402
 
 t = TAP()
 E = env_setup(t)
@@ -57,17 +57,7 @@ def fx(name):
 
 
 def compile_run(model, sets, run_args, tag):
-    d = os.path.join(tmp, tag)
-    args = []
-    for s in sets:
-        args += ["--set", s]
-    r = sh([E.pipec, "compile", model, "-o", d] + args)
-    if r.returncode != 0:
-        return None, "compile: " + r.stderr
-    r = sh([os.path.join(d, "run")] + run_args, timeout=600)
-    if r.returncode != 0:
-        return None, "run: " + r.stdout[-1500:] + r.stderr[-1500:]
-    return r, ""
+    return compile_and_run(E, model, os.path.join(tmp, tag), sets, run_args)
 
 
 def close(a, b, rtol, atol):

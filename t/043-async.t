@@ -27,7 +27,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup, losses_of, peak_pairs, reference_data  # noqa: E402
+from tapy import (TAP, compile_and_run, env_setup, losses_of, peak_pairs,  # noqa: E402
+                  reference_data)
 
 t = TAP()
 E = env_setup(t)
@@ -48,19 +49,11 @@ data = {"ce": reference_data(E, CE, "ce", 72, tmp),
 def compile_run(tag, model, key, sets, steps, extra=()):
     """Compiles and runs; returns (stdout, weights path) or (None, why)."""
     w0, x, y = data[key]
-    d = os.path.join(tmp, tag)
-    args = []
-    for s in sets:
-        args += ["--set", s]
-    r = sh([E.pipec, "compile", model, "-o", d] + args)
-    if r.returncode != 0:
-        return None, "compile: " + r.stderr[-1500:]
     wout = os.path.join(tmp, tag + "-w.safetensors")
-    r = sh([os.path.join(d, "run"), "--weights-in", w0, "--input", x, "--target", y,
-            "--steps", str(steps), "--weights-out", wout] + list(extra), timeout=300)
-    if r.returncode != 0:
-        return None, "run: " + (r.stdout[-1500:] + r.stderr[-1500:])
-    return r.stdout, wout
+    r, why = compile_and_run(E, model, os.path.join(tmp, tag), sets,
+                             ["--weights-in", w0, "--input", x, "--target", y, "--steps",
+                              str(steps), "--weights-out", wout] + list(extra), timeout=300)
+    return (r.stdout, wout) if r else (None, why)
 
 
 def against_reference(i, key, sets, steps=4):

@@ -108,3 +108,21 @@ def reference_data(E, model, tag, rows, tmp, seed_w=3, seed_d=4):
     subprocess.run(ref + ["data", model, "--seed", str(seed_d), "--rows", str(rows),
                           "--input", x, "--target", y], check=True, capture_output=True)
     return w0, x, y
+
+
+def compile_and_run(E, model, d, sets, run_args, timeout=600):
+    """`pipec compile MODEL -o D --set ...`, then `D/run RUN_ARGS`:
+    (the run's CompletedProcess, "") or (None, why)."""
+    import subprocess
+    args = []
+    for s in sets:
+        args += ["--set", s]
+    r = subprocess.run([E.pipec, "compile", model, "-o", d] + args, capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        return None, "compile: " + r.stderr[-1500:]
+    r = subprocess.run([os.path.join(d, "run")] + list(run_args), capture_output=True,
+                       text=True, timeout=timeout)
+    if r.returncode != 0:
+        return None, "run: " + r.stdout[-1500:] + r.stderr[-1500:]
+    return r, ""
