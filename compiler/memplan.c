@@ -7,7 +7,6 @@
  */
 #include "memplan.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +16,7 @@ typedef struct Buf {
 	int64_t size;
 	int start, end;         /* grid points, inclusive; start = -1: not yet written */
 	int64_t off;
-	int key;                /* the micro-batch key it belongs to, or INT_MIN */
+	int key;                /* the micro-batch key it belongs to (the scratch: 0) */
 } Buf;
 
 typedef struct Planner {
