@@ -273,6 +273,18 @@ static const char *msg_bytes(const IrModel *m, const StagePlan *sp, const IrStag
 	return hdr ? xprintf("%lld + %s", (long long)hdr, main) : main;
 }
 
+/* A 16-bit program's message (docs/precision.md): its header's bytes as
+ * they are, then the tensor's values 2 bytes each. */
+static const char *msg_hdr16(const StagePlan *sp, int k, int grad)
+{
+	return xprintf("%lld", (long long)(grad ? 0 : k == 0 ? sp->in.bytes : sp->out.bytes));
+}
+
+static const char *msg_values(const IrModel *m, const IrStage *st, int k)
+{
+	return xprintf("(int64_t)ROWS * %s", elems_expr(m, local_tensor(m, st, k)));
+}
+
 /* Pointer to local tensor k in its slot of the current (stage, mb) table
  * `o`: X(k) / RX(k) lie behind the message header at the stage's ends,
  * and the first stage's input is the data. */
@@ -324,6 +336,15 @@ static int64_t weight_off(const Emit *e, int l)
 	if (L->tied >= 0)
 		return e->param_off[L->tied] >= 0 ? e->param_off[L->tied] : e->tied_off[l];
 	return e->param_off[l];
+}
+
+/* dtype = bf16 / f16 (docs/precision.md): a tensor between layers holds
+ * 16-bit values, so each layer's output and each input-gradient is rounded
+ * as the layer writes it; inside a layer the arithmetic is f32. */
+static void emit_round(Emit *e, const char *ptr, const char *count)
+{
+	if (e->m->pipe.dtype != DT_F32)
+		out(&e->o, "\trt_round(c, %s, %s);\n", ptr, count);
 }
 
 /* Forward of local layer j reading slot xs and writing ys (saves in ss;
@@ -410,10 +431,15 @@ static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 		}
 		out(o, "\trt_linear_fwd(%s, W + %lld, NULL, %s, %s, %lld, %lld);\n", x, (long long)w,
 		    y, rows, (long long)L->in_w, (long long)L->out_w);
+		if (e->gen) {
+			emit_round(e, y, xprintf("ROWS * %lld", (long long)L->out_w));
+			return;
+		}
 		break;
 	default:
 		unreachable();
 	}
+	emit_round(e, y, xprintf("ROWS * %s", elems_expr(m, L->out)));
 }
 
 /* Backward of local layer j: the input-gradient part when `data`, the
@@ -513,6 +539,8 @@ static void emit_layer_bwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 	default:
 		unreachable();
 	}
+	if (data && has_dx)
+		emit_round(e, dx, xprintf("ROWS * %s", ne));
 }
 
 static const char *layer_range(const IrModel *m, const IrStage *st)
@@ -609,6 +637,8 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 				    "\trt_loss_mse_acc(c, %s, rt_target_dense(c, mb), P(o[%d]), ROWS, %lld, "
 				    "1.0 / %lld.0);\n", y, SLOT_GX(n, n), (long long)width,
 				    (long long)(lb * width));
+			emit_round(e, xprintf("P(o[%d])", SLOT_GX(n, n)),
+			           xprintf("ROWS * %s", elems_expr(m, local_tensor(m, st, n))));
 		}
 	}
 	out(o, "}\n\n");
@@ -790,12 +820,19 @@ static void emit_step(Emit *e)
 				const IrStage *st = &m->stages[a->stage];
 				int k = a->op == OP_RECV_F ? 0 : sp->n;
 				int slot = a->op == OP_RECV_F ? SLOT_X(sp->n, 0) : SLOT_GX(sp->n, sp->n);
-				out(o, "\t%srt_irecv(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
-				    "\"%s stage %d mb %s from rank %d\");\n", live, p->req[i],
-				    (long long)sp->off[mbs][slot],
-				    msg_bytes(m, sp, st, k, a->op == OP_RECV_B), a->peer, a->stage, mbs,
-				    a->op == OP_RECV_B, op_name(a->op), a->stage, key_text(e, a->mb),
-				    a->peer);
+				if (m->pipe.dtype != DT_F32)     /* unpacked in place by its wait */
+					out(o, "\t%srt_irecv16(c, %d, A + %lld, %s, %s, %d, RT_TAG(%d, %d, %d), "
+					    "\"%s stage %d mb %s from rank %d\");\n", live, p->req[i],
+					    (long long)sp->off[mbs][slot], msg_hdr16(sp, k, a->op == OP_RECV_B),
+					    msg_values(m, st, k), a->peer, a->stage, mbs, a->op == OP_RECV_B,
+					    op_name(a->op), a->stage, key_text(e, a->mb), a->peer);
+				else
+					out(o, "\t%srt_irecv(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
+					    "\"%s stage %d mb %s from rank %d\");\n", live, p->req[i],
+					    (long long)sp->off[mbs][slot],
+					    msg_bytes(m, sp, st, k, a->op == OP_RECV_B), a->peer, a->stage,
+					    mbs, a->op == OP_RECV_B, op_name(a->op), a->stage,
+					    key_text(e, a->mb), a->peer);
 			} else {
 				out(o, "\t%srt_wait(c, %d);   /* %s stage %d mb %s has been received */\n",
 				    live, p->req[i], op_name(a->op), a->stage, key_text(e, a->mb));
@@ -893,6 +930,15 @@ static void emit_step(Emit *e)
 			int fwd = a->op == OP_SEND_F;
 			int k = fwd ? sp->n : 0;
 			int slot = fwd ? SLOT_X(sp->n, sp->n) : SLOT_GX(sp->n, 0);
+			if (p->pack_off[q] >= 0) {  /* 16-bit: packed at A + pack_off */
+				out(o, "rt_isend16(c, %d, A + %lld, A + %lld, %s, %s, %d, RT_TAG(%d, %d, %d), "
+				    "\"%s stage %d mb %s to rank %d\"); ", p->req[q],
+				    (long long)sp->off[mbs][slot], (long long)p->pack_off[q],
+				    msg_hdr16(sp, k, !fwd), msg_values(m, st, k), a->peer,
+				    fwd ? a->stage + 1 : a->stage - 1, mbs, !fwd, op_name(a->op), a->stage,
+				    key_text(e, a->mb), a->peer);
+				break;
+			}
 			out(o, "rt_isend(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
 			    "\"%s stage %d mb %s to rank %d\"); ", p->req[q],
 			    (long long)sp->off[mbs][slot],
@@ -1070,6 +1116,9 @@ static void emit_program_struct(Emit *e)
 	out(o, "\t.step = step,\n");
 	if (e->async)
 		out(o, "\t.async = 1, .nversions = NVER,\n");
+	if (pp->dtype != DT_F32)
+		out(o, "\t.precision = %s,   /* dtype = %s: docs/precision.md */\n",
+		    pp->dtype == DT_BF16 ? "RT_PREC_BF16" : "RT_PREC_F16", dtype_name(pp->dtype));
 	if (m->ninputs > 1 || m->seq_max)
 		out(o, "\t.inputs = inputs, .ninputs = %d, .seq_max = %lld, .out_seq = %d,\n",
 		    m->ninputs, (long long)m->seq_max, outt->seq);
@@ -1152,16 +1201,6 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, const EmitOptions *eo)
 {
 	int cuda = !strcmp(eo->backend, "cuda");
-	if (m->pipe.dtype != DT_F32) {
-		/* check and schedule size messages by it; no backend stores or
-		 * computes 16-bit tensors yet, and f32 in its place would be a
-		 * silently different program */
-		diag_error(m->pipe.dtype_loc, "dtype = %s is not compiled yet: both backends "
-		           "store and compute f32 (pipec check and pipec schedule use the dtype "
-		           "for message sizes); compile with dtype = f32",
-		           dtype_name(m->pipe.dtype));
-		return 1;
-	}
 	if (cuda && s->async) {
 		/* the CUDA runtime has no weight-version slots yet (docs/cuda.md) */
 		diag_error(m->pipe.sched_loc, "--backend cuda does not run the asynchronous schedule "

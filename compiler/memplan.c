@@ -29,6 +29,7 @@ typedef struct Planner {
 	int M;
 	int nk, kofs;           /* keys per stage: mb runs -kofs .. nk-kofs-1 */
 	int cur_key;            /* the key of the action being planned */
+	int *pack_id;           /* [nactions] a 16-bit send's packing buffer, -1 */
 } Planner;
 
 MsgSides memplan_sides(const IrModel *m, int first, int64_t rows)
@@ -103,6 +104,19 @@ static int get(Planner *pl, int g, int mb, int slot, int64_t bytes)
 		ids[slot] = new_buf(pl, bytes);
 	}
 	return ids[slot];
+}
+
+/* The packing buffer of send q (key `key`, live from t0 to t1).  An
+ * asynchronous step is walked twice: the copy whose key lies in this
+ * step is the one placed and kept. */
+static void pack_buf(Planner *pl, int q, int key, int64_t bytes, int t0, int t1)
+{
+	pl->cur_key = key;
+	int id = new_buf(pl, bytes);
+	touch(pl, id, t0);
+	touch(pl, id, t1);
+	if (key >= 0 && key < pl->s->M)
+		pl->pack_id[q] = id;
 }
 
 static int64_t tensor_bytes(const Planner *pl, const IrStage *st, int k)
@@ -507,6 +521,14 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 	plan_comm(&pl);
 	const ActList *l = &s->rank[rank];
 	int N = l->n;
+	/* A 16-bit program sends 2 bytes a value (docs/precision.md): each
+	 * send packs its message into a buffer of its own, live from the post
+	 * to the wait.  (A receive unpacks in place: no buffer.) */
+	int pack = m->pipe.dtype != DT_F32;
+	p->pack_off = xalloc((size_t)(N + 1) * sizeof *p->pack_off);
+	pl.pack_id = xalloc((size_t)(N + 1) * sizeof *pl.pack_id);
+	for (int q = 0; q <= N; q++)
+		pl.pack_id[q] = -1;
 	/* Lifetimes: forward instances kept for backward are read there, so
 	 * walking the actions in order and touching every read suffices.  An
 	 * asynchronous step is walked twice, the second time with every key
@@ -543,6 +565,10 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 			int id = slot_ids(&pl, a->stage, a->mb)[SLOT_X(sp->n, sp->n)];
 			touch(&pl, id, g0 + 2 * q + 1);
 			touch(&pl, id, g0 + 2 * p->wait_at[q]);
+			if (pack)
+				pack_buf(&pl, q, a->mb, sp->out.bytes
+				         + tensor_bytes(&pl, &m->stages[a->stage], sp->n) / 2,
+				         g0 + 2 * q + 1, g0 + 2 * p->wait_at[q]);
 			break;
 		}
 		case OP_SEND_B: {
@@ -550,6 +576,9 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 			int id = slot_ids(&pl, a->stage, a->mb)[SLOT_GX(sp->n, 0)];
 			touch(&pl, id, g0 + 2 * q + 1);
 			touch(&pl, id, g0 + 2 * p->wait_at[q]);
+			if (pack)
+				pack_buf(&pl, q, a->mb, tensor_bytes(&pl, &m->stages[a->stage], 0) / 2,
+				         g0 + 2 * q + 1, g0 + 2 * p->wait_at[q]);
 			break;
 		}
 		default:
@@ -585,6 +614,8 @@ RankPlan *memplan_rank(const IrModel *m, const Schedule *s, int rank)
 	}
 	if (work >= 0)
 		p->work_off = pl.bufs.v[work].off;
+	for (int q = 0; q <= N; q++)
+		p->pack_off[q] = pl.pack_id[q] >= 0 ? pl.bufs.v[pl.pack_id[q]].off : -1;
 	/* generate: the caches live as long as the run, after everything else */
 	for (int i = 0; i < p->nstages; i++)
 		p->kv_bytes += ir_kv_bytes(m, p->st[i].stage);
@@ -616,6 +647,10 @@ RankMemory memplan_memory(const IrModel *m, const Schedule *s, const RankPlan *p
 	/* asynchronous: every stashed weight version is a full copy */
 	r.weights = 4 * n * (s->async ? s->nver[p->rank % s->P] : 1);
 	r.grads = s->training ? 4 * n : 0;
+	/* 16-bit training: the optimizer also keeps f32 master weights, which
+	 * the weights the kernels read are rounded from (docs/precision.md) */
+	if (s->training && pp->dtype != DT_F32)
+		state++;
 	r.optim = s->training ? 4 * n * state : 0;
 	r.arena = p->arena_bytes;
 	r.kv = p->kv_bytes;

@@ -79,6 +79,9 @@ typedef struct RankPlan {
 	int *post_at;           /* [nactions] RECV: action index before which it is posted */
 	int *wait_at;           /* [nactions] SEND: action index before which it is waited
 	                         * (n actions = at the step end) */
+	int64_t *pack_off;      /* [nactions] SEND of a 16-bit program (docs/precision.md):
+	                         * the arena offset its message is packed at, 2 bytes
+	                         * a value, from the post to the wait; else -1 */
 	int nbuffers;
 	int64_t buffer_bytes;   /* sum of all buffers: what no reuse would cost */
 	int64_t work_off, work_bytes;   /* the layers' scratch, shared by every action;
@@ -99,7 +102,8 @@ const StagePlan *memplan_stage(const RankPlan *p, int g);
  * state (SGD momentum: one float per parameter; Adam: two) and the arena.
  * The emitted program reports this beside its measured peak. */
 typedef struct RankMemory {
-	int64_t weights, grads, optim, arena;   /* arena includes kv */
+	int64_t weights, grads, optim, arena;   /* arena includes kv; optim includes a
+	                                         * 16-bit dtype's f32 master weights */
 	int64_t kv;                             /* generate: the key/value caches */
 } RankMemory;
 

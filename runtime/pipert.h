@@ -41,6 +41,8 @@ enum {
 enum { RT_LOSS_NONE, RT_LOSS_CROSS_ENTROPY, RT_LOSS_MSE, RT_LOSS_NEXT_TOKEN };
 enum { RT_OPTIM_NONE, RT_OPTIM_SGD, RT_OPTIM_ADAM };
 enum { RT_DT_F32, RT_DT_I32 };
+/* The program's dtype (pipe-language.md's `dtype`, docs/precision.md). */
+enum { RT_PREC_F32, RT_PREC_BF16, RT_PREC_F16 };
 
 /* Trace / schedule operation codes, in the order of the CSV's `op` column. */
 enum {
@@ -161,6 +163,13 @@ typedef struct rt_program {
 	 * rank keeps nversions copies of its weights (weight stashing). */
 	int async;
 	int nversions;
+
+	/* dtype = bf16 / f16 (docs/precision.md): activations, their gradients,
+	 * f32 inputs and the weights the kernels read hold 16-bit values (the
+	 * step rounds each layer's output with rt_round); a training rank also
+	 * keeps f32 master weights, which the optimizer updates and
+	 * --weights-out writes.  RT_PREC_F32 (0): none of it. */
+	int precision;
 } rt_program;
 
 /* Parses the options of the emitted program (--help, --weights-in,
@@ -213,6 +222,16 @@ void rt_loss_add(rt_ctx *c, double sum);             /* add a micro-batch's loss
 void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag, const char *what);
 void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag, const char *what);
 void rt_wait(rt_ctx *c, int slot);
+/* A 16-bit program's messages (docs/precision.md): `hdr` bytes as they are
+ * (the side tensors), then n floats holding values of the dtype.  The CPU
+ * runtime sends those 2 bytes each: rt_isend16 packs buf into `pack` (the
+ * compiler's buffer of hdr + 2n bytes, untouched until the wait) and
+ * rt_wait of an rt_irecv16 slot unpacks in place (buf has hdr + 4n bytes).
+ * libpipert_cuda.a sends the hdr + 4n bytes of buf as they are. */
+void rt_irecv16(rt_ctx *c, int slot, void *buf, size_t hdr, int64_t n, int peer, int tag,
+                const char *what);
+void rt_isend16(rt_ctx *c, int slot, const void *buf, void *pack, size_t hdr, int64_t n,
+                int peer, int tag, const char *what);
 /* Message tag of (stage, micro-batch, direction 0 = forward, 1 = backward). */
 #define RT_TAG(stage, mb, dir) ((((stage) * 65536) + (mb)) * 2 + (dir))
 
@@ -415,6 +434,9 @@ void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float 
 void rt_take_last(float *x, int64_t B, int64_t T, int64_t d);
 
 void rt_copy(void *dst, const void *src, size_t bytes);
+/* x[0..n) to the nearest value of the program's 16-bit dtype (ties to
+ * even), in place; nothing for f32 (rt_math.h's rt_round_bf16/_f16). */
+void rt_round(rt_ctx *c, float *x, int64_t n);
 void rt_zero(void *dst, size_t bytes);
 
 #ifdef __cplusplus

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "rt_internal.h"
+#include "rt_math.h"
 
 static void check(rt_ctx *c, int rc, const char *call, const char *what)
 {
@@ -171,6 +172,7 @@ void rt_mpi_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int ta
 	s->peer = peer;
 	s->tag = tag;
 	s->is_recv = 1;
+	s->unpack = NULL;
 	check(c, MPI_Irecv(buf, (int)bytes, MPI_BYTE, peer, tag, c->comm, &s->req[0]),
 	      "MPI_Irecv", what);
 	if (c->o.check_messages)
@@ -188,12 +190,29 @@ void rt_mpi_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, 
 	s->peer = peer;
 	s->tag = tag;
 	s->is_recv = 0;
+	s->unpack = NULL;
 	check(c, MPI_Isend(buf, (int)bytes, MPI_BYTE, peer, tag, c->comm, &s->req[0]),
 	      "MPI_Isend", what);
 	if (c->o.check_messages) {
 		send_checks(c, s);
 		check(c, MPI_Isend(s->hdr, RT_HDR_N, MPI_INT64_T, peer, tag, c->chk, &s->req[1]),
 		      "MPI_Isend", what);
+	}
+}
+
+/* ---- 16-bit messages (pipert.h's rt_isend16, docs/precision.md). ---- */
+
+/* n values, 2 bytes each at b, to 4 bytes each at b: from the last one
+ * down, so that no value is overwritten before it is read (value i's
+ * 4 bytes start at 4i >= 2i + 2 for i >= 1: past every unread one). */
+static void unpack16(int prec, char *b, int64_t n)
+{
+	for (int64_t i = n - 1; i >= 0; i--) {
+		uint16_t h;
+		float v;
+		memcpy(&h, b + 2 * i, 2);
+		v = prec == RT_PREC_BF16 ? rt_bf16_value(h) : rt_f16_value(h);
+		memcpy(b + 4 * i, &v, 4);
 	}
 }
 
@@ -218,11 +237,15 @@ void rt_mpi_wait(rt_ctx *c, int slot)
 	                   count != (int)s->bytes))
 		rt_die(c, RT_EXIT_RUNTIME, "%s: received %d bytes from rank %d, expected %zu",
 		       s->what, count, s->peer, s->bytes);
-	if (!c->o.check_messages)
-		return;
-	rt_wait_req(c, &s->req[1], s->what, peer);
-	if (s->is_recv)
-		recv_checks(c, s);
+	if (c->o.check_messages) {
+		rt_wait_req(c, &s->req[1], s->what, peer);
+		if (s->is_recv)
+			recv_checks(c, s);
+	}
+	if (s->is_recv && s->unpack) {
+		unpack16(c->p->precision, s->unpack + s->unpack_hdr, s->unpack_n);
+		s->unpack = NULL;
+	}
 }
 
 #ifndef RT_CUDA
@@ -235,12 +258,56 @@ void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag, c
 
 void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag, const char *what)
 {
+	c->sent_bytes += (int64_t)bytes;
 	rt_mpi_isend(c, slot, buf, bytes, peer, tag, what);
 }
 
 void rt_wait(rt_ctx *c, int slot)
 {
 	rt_mpi_wait(c, slot);
+}
+
+void rt_irecv16(rt_ctx *c, int slot, void *buf, size_t hdr, int64_t n, int peer, int tag,
+                const char *what)
+{
+	if (n < 0 || c->p->precision == RT_PREC_F32)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: a 16-bit message of %lld values in a %s program",
+		       what, (long long)n, c->p->precision == RT_PREC_F32 ? "f32" : "16-bit");
+	rt_mpi_irecv(c, slot, buf, hdr + 2 * (size_t)n, peer, tag, what);
+	c->slots[slot].unpack = buf;
+	c->slots[slot].unpack_hdr = hdr;
+	c->slots[slot].unpack_n = n;
+}
+
+void rt_isend16(rt_ctx *c, int slot, const void *buf, void *pack, size_t hdr, int64_t n,
+                int peer, int tag, const char *what)
+{
+	int bf = c->p->precision == RT_PREC_BF16;
+	const char *src = (const char *)buf + hdr;
+	char *dst = (char *)pack + hdr;
+	if (n < 0 || c->p->precision == RT_PREC_F32)
+		rt_die(c, RT_EXIT_RUNTIME, "%s: a 16-bit message of %lld values in a %s program",
+		       what, (long long)n, c->p->precision == RT_PREC_F32 ? "f32" : "16-bit");
+	memcpy(pack, buf, hdr);
+	/* --check-messages: every value is already one of the dtype's (a
+	 * tensor the step forgot to round would be rounded here silently) */
+	for (int64_t i = 0; c->o.check_messages && i < n; i++) {
+		float x, r;
+		memcpy(&x, src + 4 * i, 4);
+		r = bf ? rt_round_bf16(x) : rt_round_f16(x);
+		if (r != x && !(x != x))
+			rt_die(c, RT_EXIT_RUNTIME, "%s: value %lld of the message, %.9g, is not a %s "
+			       "value", what, (long long)i, (double)x, bf ? "bf16" : "f16");
+	}
+	for (int64_t i = 0; i < n; i++) {
+		float x;
+		uint16_t h;
+		memcpy(&x, src + 4 * i, 4);
+		h = bf ? rt_bf16_bits(x) : rt_f16_bits(x);
+		memcpy(dst + 2 * i, &h, 2);
+	}
+	c->sent_bytes += (int64_t)(hdr + 2 * (size_t)n);
+	rt_mpi_isend(c, slot, pack, hdr + 2 * (size_t)n, peer, tag, what);
 }
 
 void rt_allreduce(rt_ctx *c, int stage)

@@ -519,6 +519,16 @@ int rt_data_load(rt_ctx *c)
 		rc = c->o.input ? load_input(c) : synth_input(c);
 	if (!rc && needs_targets)
 		rc = c->o.target ? load_targets(c) : synth_targets(c);
+	/* A 16-bit program computes on its f32 inputs' 16-bit values
+	 * (docs/precision.md); synthetic targets came from the f32 ones, so
+	 * every dtype trains toward the same targets. */
+	if (!rc && p->precision != RT_PREC_F32) {
+		if (p->ninputs == 0 && c->x)
+			rt_round_host(p->precision, c->x, c->x_rows * p->in_width);
+		for (int k = 0; k < p->ninputs && c->in; k++)
+			if (p->inputs[k].dtype == RT_DT_F32 && c->in[k].data)
+				rt_round_host(p->precision, c->in[k].data, c->in[k].rows * c->in[k].cols);
+	}
 	if (!rc && p->last_stage && c->o.output) {
 		c->out = rt_alloc((size_t)(p->batch / p->R * p->out_width) * sizeof *c->out);
 		c->out_seen = rt_alloc((size_t)p->M);

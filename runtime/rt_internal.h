@@ -76,6 +76,9 @@ typedef struct rt_slot {
 	size_t bytes;
 	int peer, tag, is_recv;
 	int64_t hdr[RT_HDR_N];      /* --check-messages header (rt_comm.c) */
+	char *unpack;               /* rt_irecv16: the buffer its wait unpacks, NULL */
+	size_t unpack_hdr;
+	int64_t unpack_n;
 } rt_slot;
 
 /* One traced action (rt_trace.c). */
@@ -122,6 +125,9 @@ struct rt_ctx {
 	float **wv;                 /* async: [nversions] weight slots, w among them */
 	float *w_use;               /* async: the slot the current action computes with */
 	int newest;                 /* async: the slot w is */
+	int64_t sent_bytes;         /* bytes of the messages posted by rt_isend* */
+	float *master;              /* 16-bit training: the f32 weights the optimizer
+	                             * updates; w (each slot of wv) holds them rounded */
 	float *opt_m, *opt_v;       /* momentum buffer (m) or Adam moments */
 	int64_t opt_t;              /* Adam's step count */
 	char *arena;
@@ -198,6 +204,8 @@ void rt_defer(rt_ctx *c, const char *fmt, ...) RT_PRINTF(2, 3);
 int rt_agree_report(rt_ctx *c, int status);
 
 void *rt_alloc(size_t bytes);                 /* 64-byte aligned, zeroed; NULL on failure */
+/* Host memory: x[0..n) to the nearest RT_PREC_* value (rt_kernels.c). */
+void rt_round_host(int prec, float *x, int64_t n);
 void rt_free(void *p);
 /* Writes len bytes to path via path.tmp.PID and rename(2).  0 or -1 (errno). */
 int rt_write_atomic(const char *path, const void *const *parts, const size_t *lens, int nparts);

@@ -340,6 +340,21 @@ void rt_zero(void *dst, size_t bytes)
 	memset(dst, 0, bytes);
 }
 
+void rt_round_host(int prec, float *x, int64_t n)
+{
+	if (prec == RT_PREC_BF16)
+		for (int64_t i = 0; i < n; i++)
+			x[i] = rt_round_bf16(x[i]);
+	else if (prec == RT_PREC_F16)
+		for (int64_t i = 0; i < n; i++)
+			x[i] = rt_round_f16(x[i]);
+}
+
+void rt_round(rt_ctx *c, float *x, int64_t n)
+{
+	rt_round_host(c->p->precision, x, n);
+}
+
 int rt_blas_threads(int n)
 {
 #ifdef OPENBLAS_VERSION

@@ -75,6 +75,35 @@ void rt_async_use(rt_ctx *c, int64_t k, int slot)
 	c->w_use = c->wv[slot];
 }
 
+/* A 16-bit program (docs/precision.md): a training rank's master weights
+ * start as the weights it loaded or initialised, and the weights the
+ * kernels read are those rounded to the dtype. */
+static int weights_16bit(rt_ctx *c)
+{
+	const rt_program *p = c->p;
+	size_t bytes = (size_t)p->nweights * sizeof(float);
+	float *w, *m;
+	if (p->precision == RT_PREC_F32 || bytes == 0)
+		return 0;
+	if (!(w = rt_dev_map(c, c->w, bytes, RT_MAP_READ | RT_MAP_WRITE)))
+		goto oom;
+	if (c->master) {
+		if (!(m = rt_dev_map(c, c->master, bytes, RT_MAP_WRITE))) {
+			rt_dev_unmap(c, c->w, w, bytes, 0);
+			goto oom;
+		}
+		memcpy(m, w, bytes);
+		rt_dev_unmap(c, c->master, m, bytes, RT_MAP_WRITE);
+	}
+	rt_round_host(p->precision, w, p->nweights);
+	rt_dev_unmap(c, c->w, w, bytes, RT_MAP_WRITE);
+	return 0;
+oom:
+	rt_defer(c, "out of memory rounding %lld weights to the 16-bit dtype",
+	         (long long)p->nweights);
+	return RT_EXIT_RUNTIME;
+}
+
 /* Every version slot starts as the initial weights (sched.h: a version
  * before the first update reads them). */
 static void fill_versions(rt_ctx *c)
@@ -230,6 +259,7 @@ static void free_all(rt_ctx *c)
 		rt_dev_free(c, c->w);
 	}
 	rt_dev_free(c, c->g);
+	rt_dev_free(c, c->master);
 	rt_dev_free(c, c->opt_m);
 	rt_dev_free(c, c->opt_v);
 	rt_dev_free(c, c->arena);
@@ -255,8 +285,9 @@ typedef struct {
 	int ranks_here, cores;
 } run_stats;
 
-/* Per rank: [0] measured bubble, [1] measured peak bytes, [2] predicted. */
-enum { S_BUBBLE, S_PEAK, S_PRED, S_N };
+/* Per rank: [0] measured bubble, [1] measured peak bytes, [2] predicted,
+ * [3] message bytes sent per step. */
+enum { S_BUBBLE, S_PEAK, S_PRED, S_SENT, S_N };
 
 static void summary(rt_ctx *c, const run_stats *rs)
 {
@@ -275,6 +306,7 @@ static void summary(rt_ctx *c, const run_stats *rs)
 	if (rt_dev_peak_bytes(c) >= 0)          /* a GPU's memory, not the host's */
 		mine[S_PEAK] = rt_dev_peak_bytes(c);
 	mine[S_PRED] = (double)p->predicted_peak_bytes;
+	mine[S_SENT] = n > 0 ? (double)c->sent_bytes / n : 0.0;
 	if (c->rank == c->reporter &&
 	    (!(all = malloc(S_N * sizeof(double) * (size_t)c->nranks)) ||
 	     !(sorted = malloc((size_t)n * sizeof *sorted))))
@@ -319,6 +351,12 @@ static void summary(rt_ctx *c, const run_stats *rs)
 	printf("peak_memory_ranks:");
 	for (int r = 0; r < c->nranks; r++)
 		printf(" %.0f/%.0f", all[S_N * r + S_PEAK], all[S_N * r + S_PRED]);
+	printf("\n");
+	/* What each rank put on the wire per step (a 16-bit program: 2 bytes a
+	 * value on the CPU, docs/precision.md). */
+	printf("message_bytes_ranks:");
+	for (int r = 0; r < c->nranks; r++)
+		printf(" %.0f", all[S_N * r + S_SENT]);
 	printf("\n");
 	/* With more ranks than cores, idle time is not the schedule's bubble
 	 * (notes/cpu-mpi-and-ci.md): say so beside the numbers. */
@@ -475,6 +513,8 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	} else {
 		rt_weights_init(c);
 	}
+	if ((rc = rt_agree_report(c, weights_16bit(c))) != 0)
+		goto out;
 	fill_versions(c);
 	if ((rc = rt_agree_report(c, rt_dev_start(c))) != 0)
 		goto out;

@@ -99,4 +99,106 @@ RT_HD float rt_attn_mask_hd(float s, int future, int padded)
 	return s;
 }
 
+/* ---- 16-bit values (dtype = bf16 / f16). ----
+ *
+ * A 16-bit program stores every activation, activation gradient and
+ * compute copy of a weight as a value of the 16-bit type, and computes in
+ * f32 (docs/precision.md).  These give the 16-bit value nearest an f32 x,
+ * ties to even (IEEE 754's default, and what __float2bfloat16_rn,
+ * __float2half_rn and torch's .to(torch.bfloat16) do), as an f32: every
+ * bf16 and f16 value is exactly an f32.  The product of two such values is
+ * exact in f32 (8 + 8 and 11 + 11 significant bits fit in 24), so an f32
+ * GEMM of rounded operands is the 16-bit GEMM with f32 accumulation that
+ * tensor cores compute, up to the order of the sums. */
+RT_HD uint32_t rt_f32_bits(float x)
+{
+#ifdef __CUDA_ARCH__
+	return __float_as_uint(x);
+#else
+	union { float f; uint32_t u; } v;
+	v.f = x;
+	return v.u;
+#endif
+}
+
+RT_HD float rt_f32_from_bits(uint32_t u)
+{
+#ifdef __CUDA_ARCH__
+	return __uint_as_float(u);
+#else
+	union { float f; uint32_t u; } v;
+	v.u = u;
+	return v.f;
+#endif
+}
+
+/* bfloat16: f32's exponent, 8 significant bits.  Dropping the low 16 bits
+ * with a carry rounds to nearest even; a carry out of the largest finite
+ * value gives infinity, as it should; NaNs stay NaNs. */
+RT_HD float rt_round_bf16(float x)
+{
+	uint32_t u = rt_f32_bits(x);
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return x;
+	u += 0x7fffu + ((u >> 16) & 1u);
+	return rt_f32_from_bits(u & 0xffff0000u);
+}
+
+/* IEEE binary16: 11 significant bits, exponents -14..15, subnormals down
+ * to 2^-24.  From 2^-14 up, drop 13 bits as above; below it the spacing is
+ * a fixed 2^-24, so scale by 2^24 (exact), round to an integer by adding
+ * and subtracting 2^23 (exact round-to-nearest-even for |v| < 2^22 in the
+ * default rounding mode) and scale back.  65520 and up overflows to
+ * infinity (65504 is the largest value; 65520 is the tie above it). */
+RT_HD float rt_round_f16(float x)
+{
+	uint32_t u = rt_f32_bits(x), a = u & 0x7fffffffu, sign = u & 0x80000000u;
+	if (a >= 0x7f800000u)
+		return x;                               /* infinities and NaNs */
+	if (a >= 0x477ff000u)                       /* |x| >= 65520 */
+		return rt_f32_from_bits(sign | 0x7f800000u);
+	if (a >= 0x38800000u) {                     /* |x| >= 2^-14: normal */
+		a += 0xfffu + ((a >> 13) & 1u);
+		return rt_f32_from_bits(sign | (a & 0xffffe000u));
+	}
+	float v = rt_f32_from_bits(a) * 16777216.0f;        /* |x| / 2^-24 */
+	v = (v + 8388608.0f) - 8388608.0f;         /* IEEE arithmetic: not folded away */
+	return rt_f32_from_bits(sign | rt_f32_bits(v * 5.9604644775390625e-8f));
+}
+
+/* The 16 bits of a bf16 / f16 value held in an f32 (one that
+ * rt_round_bf16 / rt_round_f16 returns; others are rounded first), and
+ * back: how a 16-bit program's messages travel (rt_comm.c). */
+RT_HD uint16_t rt_bf16_bits(float x)
+{
+	return (uint16_t)(rt_f32_bits(rt_round_bf16(x)) >> 16);
+}
+
+RT_HD float rt_bf16_value(uint16_t h)
+{
+	return rt_f32_from_bits((uint32_t)h << 16);
+}
+
+RT_HD uint16_t rt_f16_bits(float x)
+{
+	uint32_t u = rt_f32_bits(rt_round_f16(x)), a = u & 0x7fffffffu;
+	uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+	if (a >= 0x7f800000u)                       /* infinity; NaN stays quiet NaN */
+		return (uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u : 0u));
+	if (a >= 0x38800000u)                       /* normal: rebias 127 -> 15 */
+		return (uint16_t)(sign | (((a >> 23) - 112u) << 10) | ((a >> 13) & 0x3ffu));
+	/* subnormal or zero: an integer multiple of 2^-24, below 1024 of them */
+	return (uint16_t)(sign | (uint16_t)(rt_f32_from_bits(a) * 16777216.0f));
+}
+
+RT_HD float rt_f16_value(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+	if (e == 0)                                 /* m · 2^-24, exact in f32 */
+		return rt_f32_from_bits(sign | rt_f32_bits((float)m * 5.9604644775390625e-8f));
+	if (e == 31)
+		return rt_f32_from_bits(sign | 0x7f800000u | (m << 13));
+	return rt_f32_from_bits(sign | ((e + 112u) << 23) | (m << 13));
+}
+
 #endif /* PIPERT_MATH_H */

@@ -27,6 +27,9 @@ int rt_optim_alloc(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	size_t bytes = (size_t)p->nweights * sizeof(float);
+	if (p->precision != RT_PREC_F32 && p->optim != RT_OPTIM_NONE
+	    && !(c->master = rt_alloc(bytes)))
+		return -1;
 	if (p->optim == RT_OPTIM_SGD && p->momentum != 0.0)
 		c->opt_m = rt_alloc(bytes);
 	else if (p->optim == RT_OPTIM_ADAM) {
@@ -72,6 +75,7 @@ void rt_optim_step(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	int64_t n = p->nweights;
+	float *w = c->master ? c->master : c->w;    /* 16-bit: update the master weights */
 	/* Tied copies (a token embedding and its lm_head on other stages)
 	 * each hold part of the weight's gradient: the sum of both is the
 	 * gradient of the one shared weight, and applying the same sum to
@@ -90,14 +94,18 @@ void rt_optim_step(rt_ctx *c)
 		rt_tied_sum(c, c->g);
 	switch (p->optim) {
 	case RT_OPTIM_SGD:
-		sgd(c->w, c->g, c->opt_m, n, (float)p->lr, (float)p->momentum);
+		sgd(w, c->g, c->opt_m, n, (float)p->lr, (float)p->momentum);
 		break;
 	case RT_OPTIM_ADAM:
 		c->opt_t++;
-		adam(c->w, c->g, c->opt_m, c->opt_v, n, p->lr, p->beta1, p->beta2, p->eps, c->opt_t);
+		adam(w, c->g, c->opt_m, c->opt_v, n, p->lr, p->beta1, p->beta2, p->eps, c->opt_t);
 		break;
 	default:
 		return;     /* inference: nothing to update, nothing accumulated */
+	}
+	if (c->master) {    /* the weights the kernels read: the update, rounded */
+		memcpy(c->w, c->master, (size_t)n * sizeof *c->w);
+		rt_round_host(p->precision, c->w, n);
 	}
 	/* The next step's backward passes accumulate from zero. */
 	memset(c->g, 0, (size_t)n * sizeof *c->g);
@@ -108,7 +116,7 @@ void rt_optim_version(rt_ctx *c, int dst)
 	const rt_program *p = c->p;
 	if (!p->async || !c->wv || dst < 0 || dst >= p->nversions)
 		rt_die(c, RT_EXIT_RUNTIME, "rt_optim_version: slot %d of %d", dst, p->nversions);
-	if (dst != c->newest)
+	if (dst != c->newest && !c->master)     /* master: rt_optim_step writes all of it */
 		memcpy(c->wv[dst], c->wv[c->newest], (size_t)p->nweights * sizeof(float));
 	c->w = c->wv[dst];
 	c->newest = dst;

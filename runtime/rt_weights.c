@@ -263,6 +263,7 @@ int rt_weights_save(rt_ctx *c)
 	int tl = 0, nw;
 	char *tab = mine ? pack_table(p, &tl) : NULL, *alltab = NULL;
 	int *tlen = NULL, *tdisp = NULL, *wlen = NULL, *wdisp = NULL;
+	float *src;
 	float *allw = NULL, *w;
 	MPI_Request r;
 
@@ -298,11 +299,13 @@ int rt_weights_save(rt_ctx *c)
 	}
 	MPI_Igatherv(tab, tl, MPI_CHAR, alltab, tlen, tdisp, MPI_CHAR, 0, c->comm, &r);
 	rt_wait_req(c, &r, "the parameter gather", "all ranks");
-	if (!(w = rt_dev_map(c, c->w, (size_t)nw * sizeof(float), RT_MAP_READ)))
+	/* 16-bit training: the f32 master weights (docs/precision.md) */
+	src = c->master ? c->master : c->w;
+	if (!(w = rt_dev_map(c, src, (size_t)nw * sizeof(float), RT_MAP_READ)))
 		rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
 	MPI_Igatherv(w, nw, MPI_FLOAT, allw, wlen, wdisp, MPI_FLOAT, 0, c->comm, &r);
 	rt_wait_req(c, &r, "the parameter gather", "all ranks");
-	rt_dev_unmap(c, c->w, w, (size_t)nw * sizeof(float), RT_MAP_READ);
+	rt_dev_unmap(c, src, w, (size_t)nw * sizeof(float), RT_MAP_READ);
 	if (c->rank == 0)
 		rc = write_gathered(c, alltab, tlen, tdisp, allw, wdisp);
 	free(tab);

@@ -84,5 +84,23 @@ for model in "$src"/models/*.pipe; do
 		[ $rc -eq 0 ] || sed 's/^/# /' "$d.make" | head -20
 	done
 done
+# 16-bit programs (docs/precision.md): the same rank files with rt_round
+# calls and RT_PREC_*, linked against the CUDA runtime's rounding kernels
+for spec in mlp4:1f1b:bf16 deep-narrow:zb-h1:f16 char-gpt:1f1b:bf16 char-gpt-generate:generate:f16; do
+	m=${spec%%:*}; rest=${spec#*:}; sched=${rest%%:*}; dt=${rest#*:}
+	d=$T/$m-$sched-$dt
+	if ! "$PIPEC" compile "$src/models/$m.pipe" -o "$d" --backend cuda --set "schedule=$sched" \
+	    --set "dtype=$dt" >"$d.log" 2>&1; then
+		ok 1 "$m, $sched, dtype $dt: pipec compile --backend cuda"
+		sed 's/^/# /' "$d.log"
+		continue
+	fi
+	prec=$(echo "$dt" | tr a-z A-Z)
+	make -s -C "$d" -j"$jobs" >"$d.make" 2>&1 && grep -q "RT_PREC_$prec" "$d"/rank0.c \
+	    && grep -q 'rt_round(c, ' "$d"/rank0.c
+	ok $? "$m, $sched, dtype $dt: 16-bit CUDA rank programs compile and link"
+	sed 's/^/# /' "$d.make" | head -20
+done
+
 echo "1..$n"
 exit $failed

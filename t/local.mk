@@ -51,7 +51,8 @@ PIPEC_SHELL_TESTS = \
 	%D%/040-transformers.t \
 	%D%/041-minilm.t \
 	%D%/042-generate.t \
-	%D%/043-async.t
+	%D%/043-async.t \
+	%D%/044-precision.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
 	%D%/fuzz.py %D%/diag-sites.py \

@@ -46,6 +46,7 @@
 
 #include "rt_cpu_kernels.h"
 #include "rt_cuda.h"
+#include "rt_math.h"
 
 static int n_test, n_fail;
 
@@ -968,6 +969,28 @@ int main(void)
 		check("rt_zero", B, z, 1000, 0.0, 0.0);
 		free(a); free(z);
 		cudaFree(A); cudaFree(B);
+	}
+	for (int prec = RT_PREC_BF16; prec <= RT_PREC_F16; prec++) {
+		/* every 4099th f32 bit pattern, rounded on the GPU and by the
+		 * host's rt_round_host (t/runtime-kernels.c checks that one) */
+		const int64_t n = (int64_t)(0x100000000ull / 4099);
+		float *h = (float *)malloc((size_t)n * 4), *r = (float *)malloc((size_t)n * 4), *D;
+		rt_program p;
+		rt_ctx c;
+		memset(&p, 0, sizeof p);
+		memset(&c, 0, sizeof c);
+		p.precision = prec;
+		c.p = &p;
+		for (int64_t i = 0; i < n; i++)
+			h[i] = rt_f32_from_bits((uint32_t)(i * 4099));
+		D = dev(h, n * 4);
+		memcpy(r, h, (size_t)n * 4);
+		rt_round_host(prec, r, n);
+		rt_round(&c, D, n);
+		check_exact(prec == RT_PREC_BF16 ? "rt_round bf16 (1M bit patterns)"
+		            : "rt_round f16 (1M bit patterns)", D, r, n);
+		free(h); free(r);
+		cudaFree(D);
 	}
 	rt_cu_close();
 	printf("1..%d\n", n_test);

@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <float.h>
+
 #include "../runtime/rt_internal.h"
+#include "../runtime/rt_math.h"
 #include "tap.h"
 
 static uint64_t rng = 12345;
@@ -397,6 +400,88 @@ static void test_optim(void)
 	rt_free(c.opt_v);
 }
 
+/* ---- 16-bit values (rt_math.h) ---- */
+
+/* The nearest value with p significant bits, exponents down to emin (then
+ * a fixed spacing: subnormals) and `maxv` the largest finite one, ties to
+ * even — IEEE 754's definition in double arithmetic (frexp, nearbyint in
+ * the default rounding mode), with none of the runtime's bit tricks. */
+static double round_ref(double x, int p, int emin, double maxv)
+{
+	int e;
+	double r;
+	if (x == 0.0 || !isfinite(x))
+		return x;
+	frexp(fabs(x), &e);                 /* |x| = m·2^e, m in [0.5, 1) */
+	int q = e - 1 < emin ? emin - p + 1 : e - p;        /* the spacing's exponent */
+	r = ldexp(nearbyint(ldexp(fabs(x), -q)), q);
+	if (r > maxv)
+		r = INFINITY;
+	return copysign(r, x);
+}
+
+static int same_value(float a, double b)
+{
+	return (isnan(a) && isnan(b)) || (double)a == b;
+}
+
+static void test_round(void)
+{
+	static const float special[] = {
+		0.0f, -0.0f, 1.0f, 1.00390625f /* bf16 tie, to even: 1 */,
+		1.01171875f /* bf16 tie, to even: 1.015625 */, 65504.0f, 65519.99f, 65520.0f,
+		-65520.0f, 0x1p-24f, 0x1p-25f /* f16 tie: 0 */, 0x1.8p-24f /* tie: 2^-23 */,
+		0x1p-14f, 0x1.ffcp-15f, 3.3895314e38f /* bf16 max */, 3.4e38f /* to bf16 inf */,
+		FLT_MIN, 0x1p-140f, INFINITY, -INFINITY, NAN,
+	};
+	float buf[4] = { 1.00390625f, -2.0078125f, 0.1f, 3.0f };
+	const double bf_max = 0x1.fep127, h_max = 65504.0;
+	int bad_bf = 0, bad_h = 0, bad_native = 0;
+	for (size_t i = 0; i < sizeof special / sizeof *special; i++) {
+		bad_bf += !same_value(rt_round_bf16(special[i]), round_ref(special[i], 8, -126, bf_max));
+		bad_h += !same_value(rt_round_f16(special[i]), round_ref(special[i], 11, -14, h_max));
+	}
+	/* every 9973rd f32 bit pattern: all exponents, signs, NaNs, subnormals */
+	for (uint64_t u = 0; u < 0x100000000ull; u += 9973) {
+		float x = rt_f32_from_bits((uint32_t)u);
+		bad_bf += !same_value(rt_round_bf16(x), round_ref(x, 8, -126, bf_max));
+		bad_h += !same_value(rt_round_f16(x), round_ref(x, 11, -14, h_max));
+#ifdef __FLT16_MANT_DIG__
+		bad_native += !same_value(rt_round_f16(x), (double)(_Float16)x);
+#endif
+	}
+	ok(bad_bf == 0, "bf16 rounding is IEEE round-to-nearest-even (430k values, ties, overflow)");
+	ok(bad_h == 0, "f16 rounding is IEEE round-to-nearest-even (subnormals, 65520 to inf)");
+#ifdef __FLT16_MANT_DIG__
+	ok(bad_native == 0, "f16 rounding equals the compiler's _Float16 conversion");
+#else
+	ok(1, "f16 against _Float16 # SKIP the compiler has no _Float16");
+#endif
+	/* the 16-bit messages' encoding: every one of the 65536 patterns */
+	{
+		int bad_enc = 0, bad_dec = 0;
+		for (uint32_t h = 0; h < 65536; h++) {
+			int e = (h >> 10) & 31, m = h & 1023;
+			double want = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY)
+			              : ldexp(1024 + m, e - 25);
+			float v = rt_f16_value((uint16_t)h), b = rt_bf16_value((uint16_t)h);
+			want = h & 0x8000 ? -want : want;
+			bad_dec += !same_value(v, want);
+			bad_enc += !isnan(v) && rt_f16_bits(v) != h;
+			bad_enc += !isnan(b) && rt_bf16_bits(b) != h;
+			bad_dec += rt_f32_bits(b) != h << 16;
+		}
+		ok(bad_dec == 0, "every f16 and bf16 bit pattern decodes to its value");
+		ok(bad_enc == 0, "and encodes back to the same 16 bits");
+	}
+	rt_round_host(RT_PREC_BF16, buf, 4);
+	ok(buf[0] == 1.0f && buf[1] == -2.0f && buf[2] == 0.10009765625f && buf[3] == 3.0f,
+	   "rt_round_host rounds a buffer to bf16");
+	buf[2] = 0.1f;
+	rt_round_host(RT_PREC_F32, buf + 2, 1);
+	ok(buf[2] == 0.1f, "rt_round_host leaves f32 alone");
+}
+
 /* ---- Initialisation ---- */
 static void test_init(void)
 {
@@ -437,6 +522,7 @@ int main(void)
 	test_losses();
 	test_dropout();
 	test_optim();
+	test_round();
 	test_init();
 	return done_testing();
 }

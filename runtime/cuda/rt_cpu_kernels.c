@@ -30,5 +30,6 @@
 #define rt_loss_mse rt_cpu_loss_mse
 #define rt_copy rt_cpu_copy
 #define rt_zero rt_cpu_zero
+#define rt_round rt_cpu_round
 
 #include "../rt_kernels.c"

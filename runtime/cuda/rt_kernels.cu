@@ -632,6 +632,32 @@ extern "C" void rt_copy(void *dst, const void *src, size_t bytes)
 	RT_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, rt_cu.stream));
 }
 
+/* ---- 16-bit values (rt_math.h). ---- */
+
+__global__ static void k_round(float *x, int64_t n, int prec)
+{
+	for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+	     i += (int64_t)gridDim.x * blockDim.x)
+		x[i] = prec == RT_PREC_BF16 ? rt_round_bf16(x[i]) : rt_round_f16(x[i]);
+}
+
+__global__ static void k_round_into(float *__restrict__ y, const float *__restrict__ x, int64_t n,
+                                    int prec)
+{
+	for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+	     i += (int64_t)gridDim.x * blockDim.x)
+		y[i] = prec == RT_PREC_BF16 ? rt_round_bf16(x[i]) : rt_round_f16(x[i]);
+}
+
+extern "C" void rt_round(rt_ctx *c, float *x, int64_t n)
+{
+	int prec = c->p->precision;
+	if (rt_cu.dry || n <= 0 || prec == RT_PREC_F32)
+		return;
+	k_round<<<grid_for(n), TPB, 0, rt_cu.stream>>>(x, n, prec);
+	RT_CU_LAUNCHED("rt_round");
+}
+
 extern "C" void rt_zero(void *dst, size_t bytes)
 {
 	if (rt_cu.dry || bytes == 0)
@@ -693,6 +719,9 @@ extern "C" int rt_optim_alloc(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	size_t bytes = (size_t)p->nweights * sizeof(float);
+	if (p->precision != RT_PREC_F32 && p->optim != RT_OPTIM_NONE
+	    && !(c->master = (float *)rt_dev_alloc(c, bytes)))
+		return -1;
 	if (p->optim == RT_OPTIM_SGD && p->momentum != 0.0) {
 		c->opt_m = (float *)rt_dev_alloc(c, bytes);
 		return c->opt_m ? 0 : -1;
@@ -709,13 +738,14 @@ extern "C" void rt_optim_step(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	int64_t n = p->nweights;
+	float *w = c->master ? c->master : c->w;    /* 16-bit: update the master weights */
 	if (rt_cu.dry || n <= 0)
 		return;
 	if (p->optim != RT_OPTIM_NONE)
 		rt_cu_tied_sum(c);      /* tied copies: summed gradients (rt_optim.c says why) */
 	switch (p->optim) {
 	case RT_OPTIM_SGD:
-		k_sgd<<<grid_for(n), TPB, 0, rt_cu.stream>>>(c->w, c->g, c->opt_m, n, (float)p->lr,
+		k_sgd<<<grid_for(n), TPB, 0, rt_cu.stream>>>(w, c->g, c->opt_m, n, (float)p->lr,
 		                                             (float)p->momentum);
 		RT_CU_LAUNCHED("rt_optim_step (sgd)");
 		break;
@@ -724,12 +754,16 @@ extern "C" void rt_optim_step(rt_ctx *c)
 		                                          p->beta1, p->beta2);
 		RT_CU_LAUNCHED("rt_optim_step (adam scalars)");
 		k_adam<<<grid_for(n), TPB, 0, rt_cu.stream>>>(
-			c->w, c->g, c->opt_m, c->opt_v, n, rt_cu.d_adam_sc, (float)(1.0 - p->beta1),
+			w, c->g, c->opt_m, c->opt_v, n, rt_cu.d_adam_sc, (float)(1.0 - p->beta1),
 			(float)p->beta2, (float)(1.0 - p->beta2), (float)p->eps);
 		RT_CU_LAUNCHED("rt_optim_step (adam)");
 		break;
 	default:
 		return;     /* inference: nothing to update, nothing accumulated */
+	}
+	if (c->master) {    /* the weights the kernels read: the update, rounded */
+		k_round_into<<<grid_for(n), TPB, 0, rt_cu.stream>>>(c->w, c->master, n, p->precision);
+		RT_CU_LAUNCHED("rt_optim_step (16-bit weights)");
 	}
 	/* The next step's backward passes accumulate from zero. */
 	RT_CU(cudaMemsetAsync(c->g, 0, (size_t)n * sizeof(float), rt_cu.stream));

@@ -7,6 +7,13 @@ cli.md define: y = x W^T + b, losses are means over the global batch, SGD
 (with momentum) and Adam with PyTorch's semantics.  Tests compare pipec's
 printed losses, --weights-out and --output against it.
 
+With dtype = bf16 or f16 (docs/precision.md) it rounds where the programs
+do: the f32 inputs, every layer's output and input-gradient, the loss
+gradient and the weights each step computes with hold 16-bit values; the
+optimizer updates unrounded master weights, which --weights-out holds.
+The rounding is numpy's own (float16) or frexp's (bf16: 8 significant
+bits, ties to even), not the runtime's bit manipulation.
+
 Every synchronous schedule computes the same numbers as one whole-batch step;
 the asynchronous ones follow the spec's "Asynchronous schedules" section:
 `pipedream` updates every stage after each micro-batch, micro-batch k using
@@ -210,8 +217,33 @@ def write_safetensors(path, tensors):
 _erf = np.vectorize(math.erf)
 
 
+def round_bf16(x):
+    """The nearest bfloat16 value (8 significant bits, ties to even); the
+    tests' values are far from bf16's subnormals and its overflow."""
+    m, e = np.frexp(x)
+    return np.ldexp(np.round(m * 256.0), e - 8)
+
+
+def round_f16(x):
+    return np.asarray(x).astype(np.float16).astype(np.float64)
+
+
+def Q(x):
+    """The program's dtype applied to an activation-like tensor."""
+    return x if DTYPE == "f32" else round_bf16(x) if DTYPE == "bf16" else round_f16(x)
+
+
+def QP(P):
+    """The weights the kernels read: the master weights, rounded."""
+    return P if DTYPE == "f32" else {n: Q(w) for n, w in P.items()}
+
+
+DTYPE = "f32"
+
+
 def forward(net, P, x):
     """Returns the output and, per layer, what backward needs."""
+    P = QP(P)
     saved = []
     for L in net:
         k = L["kind"]
@@ -243,6 +275,7 @@ def forward(net, P, x):
             y = e / e.sum(-1, keepdims=True)
         else:
             raise SystemExit("reference: unknown layer kind " + k)
+        y = Q(y)
         s["y"] = y
         saved.append(s)
         x = y
@@ -250,6 +283,7 @@ def forward(net, P, x):
 
 
 def backward(net, P, saved, dy):
+    P = QP(P)
     G = {}
     for L, s in zip(reversed(net), reversed(saved)):
         k = L["kind"]
@@ -283,7 +317,7 @@ def backward(net, P, saved, dy):
                              - xhat * (dxhat * xhat).sum(-1, keepdims=True))
         elif k == "softmax":
             dx = y * (dy - (dy * y).sum(-1, keepdims=True))
-        dy = dx
+        dy = Q(dx)
     return G
 
 
@@ -296,11 +330,11 @@ def loss_and_grad(kind, out, t):
         loss = -logp[np.arange(B), t].mean()
         d = np.exp(logp)
         d[np.arange(B), t] -= 1
-        return loss, d / B
+        return loss, Q(d / B)
     if kind == "mse":
         t = t.reshape(out.shape)
         diff = out - t
-        return (diff ** 2).mean(), 2 * diff / diff.size
+        return (diff ** 2).mean(), Q(2 * diff / diff.size)
     raise SystemExit("reference: unknown loss " + str(kind))
 
 
@@ -379,11 +413,15 @@ def train_pipedream(net, P, X, Y, loss, opt, B, M, steps, lag):
 
 
 def train(args):
-    global TRAINING
+    global TRAINING, DTYPE
     inputs, target, layers, loss, keys = parse_pipe(args.model, args.set)
     net = build(layers, inputs[0][2][-1])
     P = read_safetensors(args.weights)
     X = np.load(args.input).astype(np.float64)
+    DTYPE = keys.get("dtype", "f32")
+    if DTYPE not in ("f32", "bf16", "f16"):
+        fail("dtype %s: want f32, bf16 or f16" % DTYPE)
+    X = Q(X)
     B = int(keys["batch"])
     opt = parse_optimizer(keys.get("optimizer"))
     TRAINING = opt is not None
