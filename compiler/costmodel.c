@@ -156,6 +156,10 @@ void check_summary(FILE *out, const IrModel *m)
 	        : pp->optim == OPT_ADAM ? xprintf("adam(lr = %g)", pp->lr) : "inference only");
 	fprintf(out, "  partition: %s\n", pp->part_auto ? "auto (balanced by the cost model)"
 	                                                 : "as written");
+	if (pp->dtype != DT_F32)
+		fprintf(out, "  dtype: %s values between layers and on the wire (2 bytes each), f32 "
+		        "arithmetic%s (docs/precision.md)\n", dtype_name(pp->dtype),
+		        pp->optim != OPT_NONE ? ", f32 gradients and master weights" : "");
 	if (pp->sched == SK_GENERATE) {
 		fprintf(out, "  generate: %d new tokens per sequence after prompts of up to %lld, "
 		        "%s%s; key/value caches hold %lld positions\n", pp->gen_tokens,

@@ -316,6 +316,10 @@ static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 		        (long long)r.arena, (long long)memplan_total(r),
 		        r.kv ? xprintf("   (arena: %lld of key/value caches)", (long long)r.kv) : "");
 	}
+	if (m->pipe.dtype != DT_F32)
+		fprintf(out, "  (dtype %s: values in 4-byte slots;%s the arena includes the send "
+		        "buffers of 2-byte messages)\n", dtype_name(m->pipe.dtype),
+		        s->training ? " the optimizer column includes f32 master weights;" : "");
 }
 
 static FILE *open_out(const char *path)
