@@ -1201,14 +1201,6 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, const EmitOptions *eo)
 {
 	int cuda = !strcmp(eo->backend, "cuda");
-	if (cuda && s->async) {
-		/* the CUDA runtime has no weight-version slots yet (docs/cuda.md) */
-		diag_error(m->pipe.sched_loc, "--backend cuda does not run the asynchronous schedule "
-		           "'%s' yet: its weight versions live in the CPU runtime only; compile "
-		           "for the CPU (the default backend) or pick a synchronous schedule",
-		           sched_kind_name(s->kind));
-		return 1;       /* an input error */
-	}
 	make_dir(eo->dir);
 	const char *tmpl = read_template("rank.c.tmpl");
 	VEC(char) ranks = { 0 };

@@ -85,8 +85,10 @@ for model in "$src"/models/*.pipe; do
 	done
 done
 # 16-bit programs (docs/precision.md): the same rank files with rt_round
-# calls and RT_PREC_*, linked against the CUDA runtime's rounding kernels
-for spec in mlp4:1f1b:bf16 deep-narrow:zb-h1:f16 char-gpt:1f1b:bf16 char-gpt-generate:generate:f16; do
+# calls and RT_PREC_*, linked against the CUDA runtime's rounding kernels;
+# and the asynchronous schedules (weight-version slots, two data copies)
+for spec in mlp4:1f1b:bf16 deep-narrow:zb-h1:f16 char-gpt:1f1b:bf16 char-gpt-generate:generate:f16 \
+    mlp4:pipedream:f32 deep-narrow:pipedream-2bw:bf16; do
 	m=${spec%%:*}; rest=${spec#*:}; sched=${rest%%:*}; dt=${rest#*:}
 	d=$T/$m-$sched-$dt
 	if ! "$PIPEC" compile "$src/models/$m.pipe" -o "$d" --backend cuda --set "schedule=$sched" \
@@ -96,9 +98,13 @@ for spec in mlp4:1f1b:bf16 deep-narrow:zb-h1:f16 char-gpt:1f1b:bf16 char-gpt-gen
 		continue
 	fi
 	prec=$(echo "$dt" | tr a-z A-Z)
-	make -s -C "$d" -j"$jobs" >"$d.make" 2>&1 && grep -q "RT_PREC_$prec" "$d"/rank0.c \
-	    && grep -q 'rt_round(c, ' "$d"/rank0.c
-	ok $? "$m, $sched, dtype $dt: 16-bit CUDA rank programs compile and link"
+	if [ "$dt" = f32 ]; then
+		make -s -C "$d" -j"$jobs" >"$d.make" 2>&1 && grep -q "rt_optim_version" "$d"/rank0.c
+	else
+		make -s -C "$d" -j"$jobs" >"$d.make" 2>&1 && grep -q "RT_PREC_$prec" "$d"/rank0.c \
+		    && grep -q 'rt_round(c, ' "$d"/rank0.c
+	fi
+	ok $? "$m, $sched, dtype $dt: CUDA rank programs compile and link"
 	sed 's/^/# /' "$d.make" | head -20
 done
 

@@ -76,6 +76,9 @@ typedef struct rt_cuda {
 	 * replica's rows, refreshed before every step outside any graph. */
 	float *d_x, *d_td, *d_out;
 	int32_t *d_tc;
+	int ndata;                  /* copies of each step's data on the device: 2 for an
+	                             * asynchronous schedule (a step also computes keys of
+	                             * the step before), else 1; step t's are copy t % ndata */
 
 	/* Device timing of actions (rt_dev_mark). */
 	cudaEvent_t ev_step;

@@ -385,6 +385,14 @@ static void check_mb(rt_ctx *c, int mb, int have, const char *what)
 		rt_die(c, RT_EXIT_RUNTIME, "%s: this rank holds no such data", what);
 }
 
+/* The device copy of the data that step c->step (the current action's key's
+ * step, rt_async_use) reads, as an offset in rows of this replica. */
+static int64_t data_row0(rt_ctx *c)
+{
+	int n = rt_cu.ndata > 1 ? rt_cu.ndata : 1;
+	return (int64_t)(((c->step % n) + n) % n) * replica_rows(c->p);
+}
+
 const void *rt_data(rt_ctx *c, int k, int mb)
 {
 	const rt_program *p = c->p;
@@ -393,7 +401,7 @@ const void *rt_data(rt_ctx *c, int k, int mb)
 	if (k < 0 || k >= p->ninputs)
 		rt_die(c, RT_EXIT_RUNTIME, "rt_data: input %d outside 0..%d", k, p->ninputs - 1);
 	check_mb(c, mb, d_in && d_in[k] != NULL, "rt_data");
-	return d_in[k] + mb * p->mb_rows * c->in[k].cols * 4;
+	return d_in[k] + (data_row0(c) + mb * p->mb_rows) * c->in[k].cols * 4;
 }
 
 const float *rt_input(rt_ctx *c, int mb)
@@ -405,19 +413,19 @@ const float *rt_input(rt_ctx *c, int mb)
 		return (const float *)rt_data(c, 0, mb);
 	}
 	check_mb(c, mb, rt_cu.d_x != NULL, "rt_input");
-	return rt_cu.d_x + mb * c->p->mb_rows * c->p->in_width;
+	return rt_cu.d_x + (data_row0(c) + mb * c->p->mb_rows) * c->p->in_width;
 }
 
 const int32_t *rt_target_class(rt_ctx *c, int mb)
 {
 	check_mb(c, mb, rt_cu.d_tc != NULL, "rt_target_class");
-	return rt_cu.d_tc + mb * c->p->mb_rows;
+	return rt_cu.d_tc + data_row0(c) + mb * c->p->mb_rows;
 }
 
 const float *rt_target_dense(rt_ctx *c, int mb)
 {
 	check_mb(c, mb, rt_cu.d_td != NULL, "rt_target_dense");
-	return rt_cu.d_td + mb * c->p->mb_rows * c->p->target_width;
+	return rt_cu.d_td + (data_row0(c) + mb * c->p->mb_rows) * c->p->target_width;
 }
 
 /* Every step's outputs go to a device buffer (a graph cannot tell the last
@@ -432,23 +440,25 @@ void rt_output(rt_ctx *c, int mb, const float *y)
 	c->out_seen[mb] = 1;
 }
 
-/* Copies this replica's rows of step t's batch to the step's buffers. */
+/* Copies this replica's rows of step t's batch to the step's buffers (the
+ * copy t % ndata: an asynchronous step still reads the step before's). */
 static void stage_data(rt_ctx *c, int t)
 {
 	const rt_program *p = c->p;
-	int64_t rows = replica_rows(p);
+	int64_t rows = replica_rows(p), d0 = (int64_t)(t % rt_cu.ndata) * rows;
 	for (int k = 0; d_in && k < p->ninputs; k++)
 		if (d_in[k]) {
 			const rt_indata *in = &c->in[k];
 			int64_t r0 = (t % (in->rows / p->batch)) * p->batch + p->replica * rows;
-			RT_CU(cudaMemcpyAsync(d_in[k], (const char *)in->data + r0 * in->cols * 4,
+			RT_CU(cudaMemcpyAsync(d_in[k] + d0 * in->cols * 4,
+			                      (const char *)in->data + r0 * in->cols * 4,
 			                      (size_t)(rows * in->cols) * 4, cudaMemcpyHostToDevice,
 			                      rt_cu.stream));
 		}
 	if (rt_cu.d_x) {
 		int64_t k = c->x_rows / p->batch;
 		int64_t r0 = (t % k) * p->batch + p->replica * rows;
-		RT_CU(cudaMemcpyAsync(rt_cu.d_x, c->x + r0 * p->in_width,
+		RT_CU(cudaMemcpyAsync(rt_cu.d_x + d0 * p->in_width, c->x + r0 * p->in_width,
 		                      (size_t)(rows * p->in_width) * sizeof(float),
 		                      cudaMemcpyHostToDevice, rt_cu.stream));
 	}
@@ -456,10 +466,10 @@ static void stage_data(rt_ctx *c, int t)
 		int64_t k = c->t_rows / p->batch;
 		int64_t r0 = (t % k) * p->batch + p->replica * rows;
 		if (rt_cu.d_tc)
-			RT_CU(cudaMemcpyAsync(rt_cu.d_tc, c->tc + r0, (size_t)rows * sizeof(int32_t),
+			RT_CU(cudaMemcpyAsync(rt_cu.d_tc + d0, c->tc + r0, (size_t)rows * sizeof(int32_t),
 			                      cudaMemcpyHostToDevice, rt_cu.stream));
 		if (rt_cu.d_td)
-			RT_CU(cudaMemcpyAsync(rt_cu.d_td, c->td + r0 * p->target_width,
+			RT_CU(cudaMemcpyAsync(rt_cu.d_td + d0 * p->target_width, c->td + r0 * p->target_width,
 			                      (size_t)(rows * p->target_width) * sizeof(float),
 			                      cudaMemcpyHostToDevice, rt_cu.stream));
 	}
@@ -605,7 +615,8 @@ extern "C" void rt_cu_tied_sum(rt_ctx *c)
 
 enum {
 	NO_GRAPH_OPTION = 1, NO_GRAPH_TRANSPORT = 2, NO_GRAPH_LOSS = 4, NO_GRAPH_CHECK = 8,
-	NO_GRAPH_TRACE = 16, NO_GRAPH_STEPS = 32, NO_GRAPH_TIED = 64, NO_GRAPH_GEN = 128
+	NO_GRAPH_TRACE = 16, NO_GRAPH_STEPS = 32, NO_GRAPH_TIED = 64, NO_GRAPH_GEN = 128,
+	NO_GRAPH_ASYNC = 256
 };
 
 static const char *graph_reason(int why)
@@ -625,6 +636,9 @@ static const char *graph_reason(int why)
 		return "one step only";
 	if (why & NO_GRAPH_TIED)
 		return "tied weights' gradients are summed through host memory (MPI inside the step)";
+	if (why & NO_GRAPH_ASYNC)
+		return "an asynchronous schedule's steps differ: each computes with the weight "
+		       "versions and data copies its keys name";
 	if (why & NO_GRAPH_GEN)
 		return "generation: decode rounds are captured for greedy sampling on a colocated "
 		       "pipeline with 3 rounds or more";
@@ -634,8 +648,10 @@ static const char *graph_reason(int why)
 static int alloc_data(rt_ctx *c)
 {
 	const rt_program *p = c->p;
-	int64_t rows = replica_rows(p);
+	int64_t rows;
 	cudaError_t e = cudaSuccess;
+	rt_cu.ndata = p->async ? 2 : 1;
+	rows = replica_rows(p) * rt_cu.ndata;
 	/* The last stage may hold the input too (for synthetic targets): only
 	 * the first stage's programs read it. */
 	if (c->x && p->first_stage) {
@@ -662,7 +678,8 @@ static int alloc_data(rt_ctx *c)
 		e = cudaMalloc((void **)&rt_cu.d_td, (size_t)(rows * p->target_width) * sizeof(float));
 	}
 	if (e == cudaSuccess && c->out)
-		e = cudaMalloc((void **)&rt_cu.d_out, (size_t)(rows * p->out_width) * sizeof(float));
+		e = cudaMalloc((void **)&rt_cu.d_out,
+		               (size_t)(replica_rows(p) * p->out_width) * sizeof(float));
 	if (e != cudaSuccess) {
 		(void)cudaGetLastError();
 		rt_defer(c, "out of device memory for the data: %s", cudaGetErrorString(e));
@@ -687,6 +704,12 @@ static void dry_run(rt_ctx *c)
 		c->gen_round = 1;
 		c->p->step(c, 1);
 		c->gen_round = 0;
+	}
+	/* Asynchronous: step 0 has no keys of a step before; step 1 has every
+	 * message a later step has (with one step, step 1 is the drain) */
+	if (c->p->async) {
+		c->p->step(c, 1);
+		c->w_use = NULL;
 	}
 	rt_cu.dry = 0;
 	grow_marks(c->action_index + 1);
@@ -730,6 +753,8 @@ int rt_dev_start(rt_ctx *c)
 		why |= NO_GRAPH_STEPS;
 	if (h_tied)
 		why |= NO_GRAPH_TIED;
+	if (c->p->async)
+		why |= NO_GRAPH_ASYNC;
 	/* generation: rounds 1 .. N-2 launch the same work once the position
 	 * is a device scalar and the pick runs on the device (greedy only);
 	 * with prefill on ranks of its own those ranks have nothing to replay */
@@ -843,7 +868,8 @@ void rt_dev_step(rt_ctx *c, int t)
 	}
 	RT_CU(cudaMemcpyAsync(rt_cu.h_loss, rt_cu.d_loss, sizeof(double), cudaMemcpyDeviceToHost,
 	                      rt_cu.stream));
-	if (t == c->o.steps - 1 && rt_cu.d_out)
+	/* an asynchronous run's last keys reach the output in the drain call */
+	if (t == c->o.steps - 1 + (p->async != 0) && rt_cu.d_out)
 		RT_CU(cudaMemcpyAsync(c->out, rt_cu.d_out,
 		                      (size_t)(replica_rows(p) * rt_out_row_floats(c)) * sizeof(float),
 		                      cudaMemcpyDeviceToHost, rt_cu.stream));

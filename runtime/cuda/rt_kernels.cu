@@ -768,3 +768,22 @@ extern "C" void rt_optim_step(rt_ctx *c)
 	/* The next step's backward passes accumulate from zero. */
 	RT_CU(cudaMemsetAsync(c->g, 0, (size_t)n * sizeof(float), rt_cu.stream));
 }
+
+/* Asynchronous schedules (rt_optim.c's rt_optim_version): the update of
+ * the newest weights into version slot dst, which becomes the newest. */
+extern "C" void rt_optim_version(rt_ctx *c, int dst)
+{
+	const rt_program *p = c->p;
+	if (!p->async || !c->wv || dst < 0 || dst >= p->nversions)
+		rt_die(c, RT_EXIT_RUNTIME, "rt_optim_version: slot %d of %d", dst, p->nversions);
+	if (rt_cu.dry)          /* the dry run moves no weights */
+		return;
+	if (dst != c->newest && !c->master && p->nweights > 0)
+		RT_CU(cudaMemcpyAsync(c->wv[dst], c->wv[c->newest],
+		                      (size_t)p->nweights * sizeof(float), cudaMemcpyDeviceToDevice,
+		                      rt_cu.stream));
+	c->w = c->wv[dst];
+	c->newest = dst;
+	c->w_use = NULL;
+	rt_optim_step(c);
+}
