@@ -15,6 +15,10 @@
  *   latency             one-way seconds of an 8-byte message (ping-pong / 2)
  *   bandwidth           bytes/s of large messages: slope between 64 KiB and 4 MiB
  *   pingpong_BYTES      one-way seconds at each size
+ *   mem_bandwidth       bytes/s of the runtime's SGD step (rt_optim_step) over
+ *                       4 M parameters, 16 bytes each (weight read and written,
+ *                       gradient read and zeroed: the cost model's count),
+ *                       both ranks at once
  *   blas                OpenBLAS's configuration and the kernel it chose
  *                       (`calibrate --blas` prints only this, as one process)
  *
@@ -29,6 +33,7 @@
 #include <time.h>
 
 #include <pipert.h>
+#include <rt_internal.h>
 
 #include "bench_time.h"
 
@@ -168,6 +173,36 @@ int main(int argc, char **argv)
 		printf("gemm_flops: %.6g\n", (all[0][0] + all[1][0]) / (all[0][1] + all[1][1]));
 	}
 	free(L);
+
+	/* Memory: the runtime's own optimizer step, as the pipeline ranks run it
+	 * (both at once), over a state far larger than the caches. */
+	{
+		enum { NW = 4 << 20 };
+		rt_program p;
+		rt_ctx c;
+		double ts[9], mb, all_mb[2];
+		memset(&p, 0, sizeof p);
+		memset(&c, 0, sizeof c);
+		p.nweights = NW;
+		p.optim = RT_OPTIM_SGD;
+		p.lr = 1e-3;
+		c.p = &p;
+		c.w = fill(NW);
+		c.g = fill(NW);
+		rt_optim_step(&c);              /* pages touched */
+		for (int i = 0; i < 9; i++) {
+			MPI_Barrier(MPI_COMM_WORLD);
+			double t0 = now();
+			rt_optim_step(&c);
+			ts[i] = now() - t0;
+		}
+		mb = 16.0 * NW / median(ts, 9);
+		MPI_Gather(&mb, 1, MPI_DOUBLE, all_mb, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+		if (rank == 0)
+			printf("mem_bandwidth: %.6g\n", 0.5 * (all_mb[0] + all_mb[1]));
+		free(c.w);
+		free(c.g);
+	}
 
 	/* Link: ping-pong one-way times; latency at 8 B, bandwidth as the slope
 	 * between 64 KiB and 4 MiB. */

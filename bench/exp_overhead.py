@@ -90,11 +90,16 @@ def calibrate_all(cfg):
         cal["models"][name] = {"gemm_flops": flops, "rows": rowsmb}
         rows.append({"what": "%s layers at %d rows" % (name, rowsmb), "gemm_flops": flops})
         cfg.say("calibrate: %s at %d rows: %.3g FLOP/s" % (name, rowsmb, flops))
-    for k in [k for k in runs[0] if k.startswith("pingpong_")] + ["latency", "bandwidth"]:
-        gen[k] = lib.median([r[k] for r in runs])
+    for k in [k for k in runs[0] if k.startswith("pingpong_")] + ["latency", "bandwidth",
+                                                                    "mem_bandwidth"]:
+        if k in runs[0]:
+            gen[k] = lib.median([r[k] for r in runs if k in r])
     for k in sorted((k for k in gen if k.startswith("pingpong_")), key=lambda k: int(k[9:])):
         rows.append({"what": "one-way message, %s B" % k[9:], "latency_s": gen[k]})
     rows.append({"what": "link (fit)", "latency_s": gen["latency"], "bandwidth_Bps": gen["bandwidth"]})
+    if "mem_bandwidth" in gen:
+        rows.append({"what": "memory: the runtime's SGD step, 16 B a parameter",
+                     "bandwidth_Bps": gen["mem_bandwidth"]})
     cfg.say("calibrate: generic %.3g FLOP/s, latency %.3g s, bandwidth %.3g B/s (%s)"
             % (gen["gemm_flops"], gen["latency"], gen["bandwidth"], gen["blas"]))
     lib.write_csv(os.path.join(cfg.out, "calibration.csv"), rows,
@@ -113,8 +118,9 @@ def _cal(cfg):
 def cost_args(cal, model=None):
     c = cal["generic"]
     flops = cal["models"][model]["gemm_flops"] if model else c["gemm_flops"]
+    extra = ["--mem-bandwidth", "%.6g" % c["mem_bandwidth"]] if "mem_bandwidth" in c else []
     return ["--flops", "%.6g" % flops, "--bandwidth", "%.6g" % c["bandwidth"],
-            "--latency", "%.6g" % c["latency"]]
+            "--latency", "%.6g" % c["latency"]] + extra
 
 
 # ---- per-action overhead --------------------------------------------------------

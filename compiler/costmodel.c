@@ -6,10 +6,20 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 	SimCost *c = xalloc(sizeof *c);
 	int S = s->S;
 	c->name = "model";
+	/* The optimizer streams each parameter's f32 state through memory:
+	 * SGD reads the weight and its gradient, writes the weight and zeroes
+	 * the gradient (16 bytes); momentum adds its buffer's read and write
+	 * (24), Adam both moments' (32); a 16-bit dtype also writes the rounded
+	 * copy from the master weights (8 more). */
+	const Pipeline *pp = &m->pipe;
+	double per_param = pp->optim == OPT_ADAM ? 32 : pp->optim == OPT_SGD && pp->momentum > 0
+	                   ? 24 : 16;
+	if (pp->dtype != DT_F32)
+		per_param += 8;
 	c->describe = xprintf("model: compute %g FLOP/s per rank (--flops); messages "
 	                      "%g s (--latency) + bytes at %g B/s (--bandwidth); optimizer "
-	                      "4 x its bytes at %g B/s", cc->flops, cc->latency, cc->bandwidth,
-	                      cc->mem_bandwidth);
+	                      "%g bytes a parameter at %g B/s (--mem-bandwidth)", cc->flops,
+	                      cc->latency, cc->bandwidth, per_param, cc->mem_bandwidth);
 	c->f = xalloc((size_t)S * sizeof(double));
 	c->b = xalloc((size_t)S * sizeof(double));
 	c->w = xalloc((size_t)S * sizeof(double));
@@ -32,13 +42,14 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 		c->msg_f[i] = cc->latency + rows * (double)st->out_bytes / cc->bandwidth;
 		c->msg_b[i] = cc->latency + rows * (double)st->in_bytes / cc->bandwidth;
 		/* The stage's f32 gradients: a ring all-reduce moves 2(R-1)/R of
-		 * them; the optimizer step streams weights, gradients and state
-		 * (about 4 passes over the stage's parameter bytes) on its rank. */
+		 * them; the optimizer step streams per_param bytes of state a
+		 * parameter on its rank. */
 		double bytes = 4.0 * (double)st->params;
 		c->allreduce_s[i] = s->R > 1 ? cc->latency + 2.0 * (s->R - 1) / s->R * bytes
 		                               / cc->bandwidth : 0;
 		if (training)
-			c->optim_p[s->stage_rank[i]] += 4 * bytes / cc->mem_bandwidth;
+			c->optim_p[s->stage_rank[i]] += per_param * (double)st->params
+			                                / cc->mem_bandwidth;
 	}
 	if (s->kind == SK_GENERATE) {
 		/* A decode step runs one position per sequence: 1/T of the

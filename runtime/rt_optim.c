@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "rt_internal.h"
+#include "rt_math.h"
 
 int rt_optim_alloc(rt_ctx *c)
 {
@@ -104,8 +105,14 @@ void rt_optim_step(rt_ctx *c)
 		return;     /* inference: nothing to update, nothing accumulated */
 	}
 	if (c->master) {    /* the weights the kernels read: the update, rounded */
-		memcpy(c->w, c->master, (size_t)n * sizeof *c->w);
-		rt_round_host(p->precision, c->w, n);
+		float *restrict dst = c->w;
+		const float *restrict src = c->master;
+		if (p->precision == RT_PREC_BF16)
+			for (int64_t i = 0; i < n; i++)
+				dst[i] = rt_round_bf16(src[i]);
+		else
+			for (int64_t i = 0; i < n; i++)
+				dst[i] = rt_round_f16(src[i]);
 	}
 	/* The next step's backward passes accumulate from zero. */
 	memset(c->g, 0, (size_t)n * sizeof *c->g);

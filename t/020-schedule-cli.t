@@ -591,7 +591,7 @@ rc, text, err = pipec("schedule", MLP)
 c = cost_line(text)
 t.ok(rc == 0 and re.search(r"model: compute 5e\+10 FLOP/s per rank \(--flops\); messages "
                            r"2e-06 s \(--latency\) \+ bytes at 8e\+09 B/s \(--bandwidth\); "
-                           r"optimizer 4 x its bytes at 2e\+10 B/s", c),
+                           r"optimizer 24 bytes a parameter at 2e\+10 B/s \(--mem-bandwidth\)", c),
      "--cost model (the default) states its constants: %s" % c)
 rc, text, err = pipec("schedule", MLP, "--flops", "1.5e12", "--bandwidth", "2.5e10",
                       "--latency", "3e-5")
