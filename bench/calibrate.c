@@ -12,6 +12,9 @@
  *                       both ranks; without layers, one 1024 x 1024 layer
  *                       at 64 rows
  *   gemm_flops_rankR    the same, rank R's layers alone
+ *   gemm_flops_fwd      the forward kernels' rate alone (both ranks), and
+ *   gemm_flops_bwd      the backward kernels' (weight- and input-gradient):
+ *                       their shapes differ (dy^T x sums over the rows)
  *   latency             one-way seconds of an 8-byte message (ping-pong / 2)
  *   bandwidth           bytes/s of large messages: slope between 64 KiB and 4 MiB
  *   pingpong_BYTES      one-way seconds at each size
@@ -62,9 +65,9 @@ typedef struct {
  * (forward in order, then backward-weight and backward-data in reverse, 6·r·i·o
  * FLOPs each), as a stage runs them, so that the caches hold what a stage's
  * working set lets them hold: median of repeats, both ranks timing at once. */
-static double time_layers(layer *L, int n, double *flops)
+static double time_layers(layer *L, int n, double *flops, double *t_fwd)
 {
-	double t[9];
+	double t[9], tf[9];
 	int reps, ns = 9;
 	*flops = 0;
 	for (int i = 0; i < n; i++) {
@@ -82,22 +85,27 @@ static double time_layers(layer *L, int n, double *flops)
 	reps = *flops > 0 ? (int)(5e8 / *flops) + 1 : 1;
 	for (int s = -2; s < ns; s++) {      /* two warm-up samples: caches, BLAS buffers */
 		MPI_Barrier(MPI_COMM_WORLD);
-		double t0 = now();
+		double t0 = now(), fwd = 0;
 		for (int k = 0; k < reps; k++) {
+			double f0 = now();
 			for (int i = 0; i < n; i++)
 				rt_linear_fwd(L[i].x, L[i].w, L[i].b, L[i].y, L[i].r, L[i].in, L[i].out);
+			fwd += now() - f0;
 			for (int i = n - 1; i >= 0; i--) {
 				rt_linear_bwd_weight(L[i].x, L[i].y, L[i].dw, L[i].db, L[i].r, L[i].in, L[i].out);
 				rt_linear_bwd_data(L[i].y, L[i].w, L[i].dx, L[i].r, L[i].in, L[i].out);
 			}
 		}
-		if (s >= 0)
+		if (s >= 0) {
 			t[s] = (now() - t0) / reps;
+			tf[s] = fwd / reps;
+		}
 	}
 	for (int i = 0; i < n; i++) {
 		free(L[i].x); free(L[i].w); free(L[i].b); free(L[i].y);
 		free(L[i].dx); free(L[i].dw); free(L[i].db);
 	}
+	*t_fwd = n ? median(tf, ns) : 0.0;
 	return n ? median(t, ns) : 0.0;
 }
 
@@ -164,13 +172,20 @@ int main(int argc, char **argv)
 	}
 	if (argc == 1)
 		L[n++] = (layer){ .r = 64, .in = 1024, .out = 1024 };
-	double fl, t = time_layers(L, n, &fl), all[2][2], mine[2] = { fl, t };
-	MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+	double fl, tf, t = time_layers(L, n, &fl, &tf), all[2][3], mine[3] = { fl, t, tf };
+	MPI_Gather(mine, 3, MPI_DOUBLE, all, 3, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 	if (rank == 0) {
+		double flops = all[0][0] + all[1][0], tfwd = all[0][2] + all[1][2];
+		double tall = all[0][1] + all[1][1];
 		for (int r = 0; r < 2; r++)
 			if (all[r][1] > 0)
 				printf("gemm_flops_rank%d: %.6g\n", r, all[r][0] / all[r][1]);
-		printf("gemm_flops: %.6g\n", (all[0][0] + all[1][0]) / (all[0][1] + all[1][1]));
+		printf("gemm_flops: %.6g\n", flops / tall);
+		/* the forward is 2·r·i·o of each layer's 6·r·i·o, the backward 4 */
+		if (tfwd > 0 && tall > tfwd) {
+			printf("gemm_flops_fwd: %.6g\n", flops / 3 / tfwd);
+			printf("gemm_flops_bwd: %.6g\n", flops * 2 / 3 / (tall - tfwd));
+		}
 	}
 	free(L);
 

@@ -89,7 +89,14 @@ def calibrate_all(cfg):
         flops = lib.median([r["gemm_flops"] for r in rs])
         cal["models"][name] = {"gemm_flops": flops, "rows": rowsmb}
         rows.append({"what": "%s layers at %d rows" % (name, rowsmb), "gemm_flops": flops})
-        cfg.say("calibrate: %s at %d rows: %.3g FLOP/s" % (name, rowsmb, flops))
+        for k, what in (("gemm_flops_fwd", "forward"), ("gemm_flops_bwd", "backward")):
+            if all(k in r for r in rs):
+                cal["models"][name][k] = lib.median([r[k] for r in rs])
+                rows.append({"what": "%s layers at %d rows, %s alone" % (name, rowsmb, what),
+                             "gemm_flops": cal["models"][name][k]})
+        cfg.say("calibrate: %s at %d rows: %.3g FLOP/s (forward %.3g, backward %.3g)"
+                % (name, rowsmb, flops, cal["models"][name].get("gemm_flops_fwd", 0),
+                   cal["models"][name].get("gemm_flops_bwd", 0)))
     for k in [k for k in runs[0] if k.startswith("pingpong_")] + ["latency", "bandwidth",
                                                                     "mem_bandwidth"]:
         if k in runs[0]:
@@ -116,9 +123,15 @@ def _cal(cfg):
 
 
 def cost_args(cal, model=None):
+    """The calibrated constants as pipec options: a model's own layers give
+    forward and backward rates apart (their GEMMs' shapes differ)."""
     c = cal["generic"]
-    flops = cal["models"][model]["gemm_flops"] if model else c["gemm_flops"]
+    own = cal["models"][model] if model else c
+    flops = own["gemm_flops"]
     extra = ["--mem-bandwidth", "%.6g" % c["mem_bandwidth"]] if "mem_bandwidth" in c else []
+    if "gemm_flops_fwd" in own and "gemm_flops_bwd" in own:
+        flops = own["gemm_flops_fwd"]
+        extra += ["--flops-backward", "%.6g" % own["gemm_flops_bwd"]]
     return ["--flops", "%.6g" % flops, "--bandwidth", "%.6g" % c["bandwidth"],
             "--latency", "%.6g" % c["latency"]] + extra
 

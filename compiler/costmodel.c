@@ -16,10 +16,12 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 	                   ? 24 : 16;
 	if (pp->dtype != DT_F32)
 		per_param += 8;
-	c->describe = xprintf("model: compute %g FLOP/s per rank (--flops); messages "
+	double fb = cost_flops_bwd(cc);
+	c->describe = xprintf("model: compute %g FLOP/s per rank (--flops)%s; messages "
 	                      "%g s (--latency) + bytes at %g B/s (--bandwidth); optimizer "
 	                      "%g bytes a parameter at %g B/s (--mem-bandwidth)", cc->flops,
-	                      cc->latency, cc->bandwidth, per_param, cc->mem_bandwidth);
+	                      cc->flops_bwd > 0 ? xprintf(", backward %g (--flops-backward)", fb)
+	                      : "", cc->latency, cc->bandwidth, per_param, cc->mem_bandwidth);
 	c->f = xalloc((size_t)S * sizeof(double));
 	c->b = xalloc((size_t)S * sizeof(double));
 	c->w = xalloc((size_t)S * sizeof(double));
@@ -33,8 +35,8 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 	for (int i = 0; i < S && i < m->S; i++) {
 		const IrStage *st = &m->stages[i];
 		c->f[i] = rows * st->flops_f / cc->flops;
-		c->b[i] = rows * (st->flops_b + (s->split ? 0 : st->flops_w)) / cc->flops;
-		c->w[i] = s->split ? rows * st->flops_w / cc->flops : 0;
+		c->b[i] = rows * (st->flops_b + (s->split ? 0 : st->flops_w)) / fb;
+		c->w[i] = s->split ? rows * st->flops_w / fb : 0;
 		double rf = 0;
 		for (int l = st->last - st->nrecompute; l < st->last; l++)
 			rf += m->layers[l].flops_f;

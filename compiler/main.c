@@ -66,6 +66,7 @@ static void usage(FILE *to)
 	      "  --cost MODEL       schedule: model (default; FLOPs and bytes) or uniform\n"
 	      "                     (forward 1, backward 2, communication free)\n"
 	      "  --flops R          model cost: FLOP/s per rank (default 5e10)\n"
+	      "  --flops-backward R model cost: FLOP/s of the backward's GEMMs (default: --flops)\n"
 	      "  --bandwidth R      model cost: link bytes/s (default 8e9)\n"
 	      "  --latency S        model cost: seconds per message (default 2e-6)\n"
 	      "  --mem-bandwidth R  model cost: a rank's memory bytes/s (default 2e10): the\n"
@@ -131,6 +132,8 @@ static void parse_args(int argc, char **argv, Options *o)
 			o->backend = val;
 		} else if (TAKES("--flops")) {
 			o->cc.flops = number_arg("--flops", val);
+		} else if (TAKES("--flops-backward")) {
+			o->cc.flops_bwd = number_arg("--flops-backward", val);
 		} else if (TAKES("--bandwidth")) {
 			o->cc.bandwidth = number_arg("--bandwidth", val);
 		} else if (TAKES("--latency")) {

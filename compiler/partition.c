@@ -19,6 +19,11 @@ const CostConsts cost_defaults = {
 	.mem_bandwidth = 20e9,  /* streaming a CPU core's share of DRAM */
 };
 
+double cost_flops_bwd(const CostConsts *cc)
+{
+	return cc->flops_bwd > 0 ? cc->flops_bwd : cc->flops;
+}
+
 /* Optimizer state in floats per parameter. */
 static int optim_floats(OptimKind k)
 {
@@ -40,8 +45,8 @@ int partition_model(IrModel *m, const CostConsts *cc, const int *stage_rank)
 		int training = pp->optim != OPT_NONE;
 		for (int i = 0; i < n; i++) {
 			const IrLayer *L = &m->layers[i];
-			double f = L->flops_f + (training ? L->flops_b + L->flops_w : 0);
-			cost[i] = rows * f / cc->flops;
+			cost[i] = rows * (L->flops_f / cc->flops
+			                  + (training ? (L->flops_b + L->flops_w) / cost_flops_bwd(cc) : 0));
 			double bytes = rows * (double)ir_boundary_bytes(m, i + 1 < n ? i + 1 : n - 1);
 			bnd[i] = (training ? 2 : 1) * (bytes / cc->bandwidth + cc->latency);
 			mem[i] = (double)L->nparam_elems * 4 * (1 + (training ? 1 + optim_floats(pp->optim) : 0))

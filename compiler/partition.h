@@ -7,12 +7,17 @@
 /* The `model` cost constants (pipec schedule --cost model). */
 typedef struct CostConsts {
 	double flops;           /* FLOP/s of one rank */
+	double flops_bwd;       /* FLOP/s of its backward (input- and weight-gradient)
+	                         * GEMMs, which run at other shapes; 0: flops */
 	double bandwidth;       /* bytes/s of the link between ranks */
 	double latency;         /* seconds per message */
 	double mem_bandwidth;   /* bytes/s of a rank's memory: the optimizer step */
 } CostConsts;
 
 extern const CostConsts cost_defaults;
+
+/* The backward rate in effect. */
+double cost_flops_bwd(const CostConsts *cc);
 
 /* Chooses or applies the partition: fills m->stages / m->S.  Returns 0, or
  * -1 after an input error (an auto partition that cannot meet the memory

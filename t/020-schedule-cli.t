@@ -624,11 +624,23 @@ r3 = summary(pipec("schedule", MLP, "--flops", "2e10", "--latency", "1e-300",
 t.ok(r1 and r2 and r3 and abs(r3 / r2 - 2) < 1e-7 and r1 > r3,
      "doubling --flops halves a free-communication step; messages add time "
      "(%s, %s, %s)" % (r1, r2, r3))
+# --flops-backward: B at its own rate.  One rank, the optimizer free: the
+# step is 256 x (forward FLOP / --flops + backward FLOP / --flops-backward)
+ONE = sets(stages=1, partition="auto") + ["--mem-bandwidth", "1e300"]
+tb = [summary(pipec("schedule", MLP, "--flops", "1e9", "--flops-backward", fb, *ONE)[1])
+      .get("step_time", -1) for fb in ("1e9", "2e9", "1e300")]
+rc, text, _ = pipec("schedule", MLP, "--flops", "1e9", "--flops-backward", "2e9", *ONE)
+t.ok(abs(tb[2] - 256 * 22252554 / 1e9) <= 1e-9 * tb[2]
+     and abs(tb[1] - (tb[0] + tb[2]) / 2) <= 1e-8 * tb[1]   # 9 printed digits
+     and "backward 2e+09 (--flops-backward)" in cost_line(text),
+     "--flops-backward times B alone: free backward leaves 256 x 22,252,554 / 1e9, twice "
+     "the rate halves the backward share (%s)" % tb)
 rc, text, _ = pipec("schedule", MLP, "--cost", "uniform", "--flops", "1e9")
 t.ok(rc == 0 and cost_line(text).startswith("uniform: F = 1, B = 2")
      and summary(text)["step_time"] == 105,
      "--cost uniform ignores --flops: F = 1, B = 2, step 105 = 3 x (32 + 3)")
-for bad_arg in (["--flops", "0"], ["--bandwidth", "-1"], ["--latency", "x"]):
+for bad_arg in (["--flops", "0"], ["--bandwidth", "-1"], ["--latency", "x"],
+                ["--flops-backward", "0"]):
     rc, out, err = pipec("schedule", MLP, *bad_arg)
     t.ok(rc == 2 and "needs a positive number" in err,
          "%s %s: exit 2, needs a positive number" % tuple(bad_arg))
