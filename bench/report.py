@@ -69,6 +69,12 @@ def blocks(cfg):
         if quick else
         "> Figures from a full run (%s), load average %s at the start and %s at the end."
         % (meta.get("date", "?"), meta.get("load_start", "?"), meta.get("load_end", "?")))
+    ran = meta.get("experiments") or []
+    order = ["calibrate", "compare", "overhead", "bubble", "predict", "seeds", "compiler"]
+    if ran and set(order) - set(ran):
+        b["MODE"] += ("\n>\n> That run (`--only %s`) redid only those experiments; the other "
+                      "sections' results (%s) are an earlier run's, left in place."
+                      % (",".join(ran), ", ".join(x for x in order if x not in ran)))
     if meta.get("failed"):
         b["MODE"] += "\n>\n> Experiments that failed in this run: %s (see bench/results/bench.log)." \
             % ", ".join(meta["failed"])
