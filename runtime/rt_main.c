@@ -11,6 +11,7 @@
  * prints why and calls MPI_Abort (status 3), which ends every rank.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +380,7 @@ static void run_steps(rt_ctx *c, run_stats *rs)
 	             : p->loss == RT_LOSS_NEXT_TOKEN ? (double)p->batch * (double)(c->seq_len - 1)
 	             : (double)p->batch;
 	char what[64];
+	int nonfinite_said = 0;
 	/* An asynchronous schedule never flushes: no barrier between its
 	 * steps, and one more call of the step drains the backwards still in
 	 * flight (its time counts to the last step). */
@@ -419,6 +421,17 @@ static void run_steps(rt_ctx *c, run_stats *rs)
 			if (c->rank == c->reporter) {
 				printf("step %d loss %.9g\n", t + 1, loss / denom);
 				fflush(stdout);
+				/* once: a diverged run says so, and where f16 is the likely
+				 * cause, why */
+				if (!isfinite(loss) && !nonfinite_said) {
+					nonfinite_said = 1;
+					rt_msg(c->rank, "note: step %d's loss is %s%s", t + 1,
+					       isnan(loss) ? "NaN" : "infinite",
+					       p->precision == RT_PREC_F16
+					       ? ": with dtype = f16 a value beyond 65504 overflows to "
+					         "infinity (bf16 has f32's range; docs/precision.md)"
+					       : ": the training diverged (a smaller learning rate?)");
+				}
 			}
 		}
 	}

@@ -138,7 +138,7 @@ for dt, sched, opt in itertools.product(
         sets += ["stages=2", "partition=auto"]
     full.append(("ce", sets))
 cases = full if os.environ.get("PIPEC_FULL") else subset
-t.plan(2 * len(cases) + 14)
+t.plan(2 * len(cases) + 15)
 
 results = [against_reference(i, key, sets) for i, (key, sets) in enumerate(cases)]
 
@@ -212,6 +212,14 @@ if out is not None and want is not None:
         t.diag(compare(wt, wtr, ["--rtol", "1e-6", "--atol", "1e-9"]).stdout)
 else:
     t.ok(False, "bf16, lr = 1e-6: the master weights take tiny updates")
+
+# --- an f16 run that overflows says so, once, and runs on
+r, why = compile_and_run(E, MSE, os.path.join(tmp, "ovf"), ["dtype=f16", "optimizer=sgd(lr=1e8)"],
+                         ["--steps", "4"])
+notes = r.stderr.count("overflows to infinity") if r else 0
+t.ok(r is not None and notes == 1 and "loss is NaN" in r.stderr
+     and len(losses_of(r.stdout)) == 4,
+     "f16 at lr = 1e8: one note that the loss is NaN and why (f16 overflows past 65504)")
 
 # --- inference: no master copy; outputs are 16-bit values
 CLS = os.path.join(E.src, "models", "classifier-inference.pipe")
