@@ -25,7 +25,7 @@ inflight default P - s); `pipedream-2bw` computes step t with W(t-1).
   pipe_ref.py train MODEL.pipe --weights W --input X --target Y --steps N
                     [--set KEY=VALUE]... --weights-out OUT --losses OUT.txt
                     [--output OUT.npy]
-  pipe_ref.py compare A.safetensors B.safetensors --rtol R --atol A
+  pipe_ref.py compare A.safetensors B.safetensors --rtol R --atol A [--skip SUFFIX]...
 """
 import json
 import math
@@ -495,6 +495,8 @@ def compare(args):
         return 1
     worst = 0.0
     for k in A:
+        if any(k.endswith(s) for s in args.skip):
+            continue
         if A[k].shape != B[k].shape:
             print("%s: shape %s vs %s" % (k, A[k].shape, B[k].shape))
             return 1
@@ -533,6 +535,8 @@ def main():
     c.add_argument("b")
     c.add_argument("--rtol", type=float, default=1e-4)
     c.add_argument("--atol", type=float, default=1e-5)
+    c.add_argument("--skip", action="append", default=[],
+                   help="leave out tensors whose names end so (repeatable)")
     args = ap.parse_args()
     rc = {"init": init, "data": data, "train": train, "compare": compare}[args.cmd](args)
     sys.exit(rc or 0)
