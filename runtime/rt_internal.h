@@ -204,8 +204,10 @@ void rt_defer(rt_ctx *c, const char *fmt, ...) RT_PRINTF(2, 3);
 int rt_agree_report(rt_ctx *c, int status);
 
 void *rt_alloc(size_t bytes);                 /* 64-byte aligned, zeroed; NULL on failure */
-/* Host memory: x[0..n) to the nearest RT_PREC_* value (rt_kernels.c). */
+/* Host memory: x[0..n) to the nearest RT_PREC_* value (rt_kernels.c);
+ * dst[i] = src[i] rounded (dst == src allowed; RT_PREC_F32 copies). */
 void rt_round_host(int prec, float *x, int64_t n);
+void rt_round_into_host(int prec, float *dst, const float *src, int64_t n);
 void rt_free(void *p);
 /* Writes len bytes to path via path.tmp.PID and rename(2).  0 or -1 (errno). */
 int rt_write_atomic(const char *path, const void *const *parts, const size_t *lens, int nparts);

@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "rt_internal.h"
-#include "rt_math.h"
 
 int rt_optim_alloc(rt_ctx *c)
 {
@@ -104,16 +103,8 @@ void rt_optim_step(rt_ctx *c)
 	default:
 		return;     /* inference: nothing to update, nothing accumulated */
 	}
-	if (c->master) {    /* the weights the kernels read: the update, rounded */
-		float *restrict dst = c->w;
-		const float *restrict src = c->master;
-		if (p->precision == RT_PREC_BF16)
-			for (int64_t i = 0; i < n; i++)
-				dst[i] = rt_round_bf16(src[i]);
-		else
-			for (int64_t i = 0; i < n; i++)
-				dst[i] = rt_round_f16(src[i]);
-	}
+	if (c->master)      /* the weights the kernels read: the update, rounded */
+		rt_round_into_host(p->precision, c->w, c->master, n);
 	/* The next step's backward passes accumulate from zero. */
 	memset(c->g, 0, (size_t)n * sizeof *c->g);
 }

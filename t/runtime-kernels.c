@@ -450,6 +450,24 @@ static void test_round(void)
 		bad_native += !same_value(rt_round_f16(x), (double)(_Float16)x);
 #endif
 	}
+	/* the buffer versions (the F16C path where the CPU has it) agree */
+	{
+		int64_t nb = (int64_t)(0x100000000ull / 9973) + 1, k = 0;
+		float *v = malloc((size_t)nb * sizeof *v), *r = malloc((size_t)nb * sizeof *r);
+		int bad_buf = 0;
+		for (uint64_t u = 0; v && r && u < 0x100000000ull; u += 9973)
+			v[k++] = rt_f32_from_bits((uint32_t)u);
+		for (int prec = RT_PREC_BF16; v && r && prec <= RT_PREC_F16; prec++) {
+			rt_round_into_host(prec, r, v, k);
+			for (int64_t i = 0; i < k; i++)
+				bad_buf += !same_value(r[i], prec == RT_PREC_BF16 ? rt_round_bf16(v[i])
+				                                                   : rt_round_f16(v[i]));
+		}
+		ok(v && r && bad_buf == 0, "rt_round_into_host equals the scalar roundings (both "
+		   "types, every 9973rd pattern)");
+		free(v);
+		free(r);
+	}
 	ok(bad_bf == 0, "bf16 rounding is IEEE round-to-nearest-even (430k values, ties, overflow)");
 	ok(bad_h == 0, "f16 rounding is IEEE round-to-nearest-even (subnormals, 65520 to inf)");
 #ifdef __FLT16_MANT_DIG__
