@@ -130,8 +130,14 @@ void rt_hdr_check(rt_ctx *c, const int64_t *h, const char *what, int peer, int t
                   size_t bytes)
 {
 	int in_recv = c->in_action && (c->cur.op == RT_OP_RECV_F || c->cur.op == RT_OP_RECV_B);
+	/* generation: a round receives the tokens the last stage picked in the
+	 * round before, and a decode rank the caches its prefill rank filled
+	 * then */
+	int from_last_round = c->in_action && (c->cur.op == RT_OP_RECV_TOK ||
+	                                       c->cur.op == RT_OP_RECV_KV);
 	int64_t want_op = -1, want_stage = -1, want_mb = -1;
-	int64_t want_step = c->p->async && in_recv ? c->cur.mb / c->p->M : c->step;
+	int64_t want_step = c->p->async && in_recv ? c->cur.mb / c->p->M
+	                    : c->step - from_last_round;
 	int bad = h[H_TAG] != tag || h[H_BYTES] != (int64_t)bytes || h[H_STEP] != want_step ||
 	          h[H_RANK] != peer;
 	if (in_recv && h[H_OP] >= 0) {

@@ -136,6 +136,18 @@ for P, M, part in dcases if FULL else [(1, 3, None), (2, 4, "[5, 2]"), (3, 6, "[
                 % (P, P, M, ", partition " + part if part else "")):
         t.diag(why if got is None else "got\n%s\nexpected\n%s" % (got[:6], expected[:6]))
 
+# --check-messages: the token ring and the cache hand-over cross a round (a
+# round receives what the round before sent), and every message is checked
+for sets, tag in ((["stages=2", "microbatches=4"], "chk-col"),
+                  (["stages=2", "microbatches=4", "prefill=disaggregated"], "chk-dis")):
+    got, out, why = compile_run(sets, ["--input", PROMPTS, "--check-messages"], tag)
+    if not t.ok(got is not None and (got == expected).all(),
+                "--check-messages, %s prefill: every token and cache message is the one the "
+                "schedule says; tokens equal transformers'" % ("disaggregated" if "prefill="
+                                                                "disaggregated" in sets
+                                                                else "colocated")):
+        t.diag(why)
+
 # Negative control: other weights give other tokens, so the comparison can fail.
 got, _, why = compile_run(["stages=2", "microbatches=2"], ["--input", PROMPTS], "noweights",
                           weights=False)
