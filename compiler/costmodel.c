@@ -28,6 +28,8 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 	c->r = xalloc((size_t)S * sizeof(double));
 	c->msg_f = xalloc((size_t)S * sizeof(double));
 	c->msg_b = xalloc((size_t)S * sizeof(double));
+	c->copy_f = xalloc((size_t)S * sizeof(double));
+	c->copy_b = xalloc((size_t)S * sizeof(double));
 	c->allreduce_s = xalloc((size_t)S * sizeof(double));
 	c->optim_p = xalloc((size_t)s->P * sizeof(double));
 	double rows = (double)m->pipe.B / ((double)m->pipe.R * m->pipe.M);
@@ -41,8 +43,10 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 		for (int l = st->last - st->nrecompute; l < st->last; l++)
 			rf += m->layers[l].flops_f;
 		c->r[i] = rows * rf / cc->flops;
-		c->msg_f[i] = cc->latency + rows * (double)st->out_bytes / cc->bandwidth;
-		c->msg_b[i] = cc->latency + rows * (double)st->in_bytes / cc->bandwidth;
+		c->copy_f[i] = rows * (double)st->out_bytes / cc->bandwidth;
+		c->copy_b[i] = rows * (double)st->in_bytes / cc->bandwidth;
+		c->msg_f[i] = cc->latency + c->copy_f[i];
+		c->msg_b[i] = cc->latency + c->copy_b[i];
 		/* The stage's f32 gradients: a ring all-reduce moves 2(R-1)/R of
 		 * them; the optimizer step streams per_param bytes of state a
 		 * parameter on its rank. */

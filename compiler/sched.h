@@ -183,6 +183,9 @@ typedef struct SimCost {
 	double *f, *b, *w, *r;  /* [S] seconds (or units) per micro-batch; b excludes w if split */
 	double *msg_f;          /* [S] transfer time of stage s's activations to s+1 */
 	double *msg_b;          /* [S] transfer time of stage s's input gradient to s-1 */
+	double *copy_f, *copy_b;/* [S] the part of msg_f / msg_b the receiver spends
+	                         * copying it in its receive, even when the message
+	                         * arrived long before (shared-memory MPI) */
 	double allreduce, optim;/* per occurrence */
 	double *allreduce_s;    /* [S] ALLREDUCE of stage s, or NULL: allreduce */
 	double *optim_p;        /* [P] OPTIM on pipeline rank p, or NULL: optim */
@@ -190,7 +193,7 @@ typedef struct SimCost {
 	double *msg_f_dec;      /* generate: [S] its activations' transfer, or NULL */
 	double msg_tok;         /* generate: a token from the last stage to the first */
 	double *msg_kv;         /* generate, disaggregated: [S] one group's caches of a stage */
-} SimCost;                      /* f, b required; w, r, msg_*, *_s, *_p may be NULL */
+} SimCost;                      /* f, b required; w, r, msg_*, copy_*, *_s, *_p may be NULL */
 
 /* The uniform cost: F = 1/V, B = 2/V (split: B = W = 1/V), R = F, comm free. */
 SimCost *simcost_uniform(const Schedule *s);

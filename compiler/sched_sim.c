@@ -7,7 +7,9 @@
  *   SEND_*          take no time on the sender; the message arrives at the
  *                   send time plus its transfer cost;
  *   RECV_*          start when the rank reaches them and end at
- *                   max(that, the message's arrival): the wait is idle time;
+ *                   max(that + the message's copy, its arrival): the wait
+ *                   is idle time (the copy: c->copy_f/copy_b, the part of
+ *                   the transfer the receiver does itself);
  *   ALLREDUCE(s)    every replica of stage s ends it together, at the last
  *                   arrival plus c->allreduce (c->allreduce_s[s]);
  *   OPTIM           costs c->optim (c->optim_p[pipeline rank]);
@@ -173,7 +175,11 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 					goto blocked;
 				double arr = (f ? arr_f : arr_b)[kk];
 				res->start[k][i] = now;
-				res->end[k][i] = t[k] = arr > now ? arr : now;
+				/* a message that arrived before its receive is still
+				 * copied out in it (shared-memory MPI copies at the
+				 * receive): at least that long */
+				double copy = at(f ? c->copy_f : c->copy_b, f ? st - 1 : st + 1, 0);
+				res->end[k][i] = t[k] = arr > now + copy ? arr : now + copy;
 				pc[k]++;
 				continue;
 			}
