@@ -166,10 +166,18 @@ static void check(const char *what, const float *d, const float *h, int64_t n, d
 	free(g);
 }
 
+/* tf32: 0 float32, 1 TF32 (--tf32), 2 a bf16 program's linear layer
+ * (rt_cu.tf32_16: its operands are bf16 values, exact in TF32, so the
+ * float32 limit holds). */
 static void test_linear(int64_t rows, int64_t in, int64_t out, int tf32)
 {
 	float *x = hrand(rows * in, 1), *w = hrand(out * in, 0.3f), *b = hrand(out, 1);
 	float *dy = hrand(rows * out, 1), *y = calloc((size_t)(rows * out), 4);
+	if (tf32 == 2) {
+		rt_round_host(RT_PREC_BF16, x, rows * in);
+		rt_round_host(RT_PREC_BF16, w, out * in);
+		rt_round_host(RT_PREC_BF16, dy, rows * out);
+	}
 	float *dx = calloc((size_t)(rows * in), 4), *dw = hrand(out * in, 0.1f), *db = hrand(out, 1);
 	float *X = dev(x, (size_t)(rows * in) * 4), *W = dev(w, (size_t)(out * in) * 4);
 	float *B = dev(b, (size_t)out * 4), *DY = dev(dy, (size_t)(rows * out) * 4);
@@ -178,12 +186,13 @@ static void test_linear(int64_t rows, int64_t in, int64_t out, int tf32)
 	/* Errors relative to Σ|a||b| of each dot product: float32 within a few
 	 * units of 2^-23 (the orders of summation differ), TF32 within a few
 	 * units of its 2^-11 rounding of the inputs: 2^12 of float32's. */
-	double lim = tf32 ? 4.0 * 4096 : 4.0;
+	double lim = tf32 == 1 ? 4.0 * 4096 : 4.0;
 	float *ax = absv(x, rows * in), *aw = absv(w, out * in), *ady = absv(dy, rows * out);
 	float *sy = calloc((size_t)(rows * out), 4), *sdx = calloc((size_t)(rows * in), 4);
 	float *sdw = calloc((size_t)(out * in), 4);
 	char what[96];
-	rt_cu.tf32 = tf32;
+	rt_cu.tf32 = tf32 == 1;
+	rt_cu.tf32_16 = tf32 == 2;
 	rt_cpu_linear_fwd(ax, aw, NULL, sy, rows, in, out);
 	rt_cpu_linear_bwd_data(ady, aw, sdx, rows, in, out);
 	rt_cpu_linear_bwd_weight(ax, ady, sdw, NULL, rows, in, out);
@@ -193,7 +202,7 @@ static void test_linear(int64_t rows, int64_t in, int64_t out, int tf32)
 	rt_cpu_linear_fwd(x, w, b, y, rows, in, out);
 	rt_linear_fwd(X, W, B, Y, rows, in, out);
 	snprintf(what, sizeof what, "linear_fwd %lldx%lldx%lld%s", (long long)rows, (long long)in,
-	         (long long)out, tf32 ? " tf32" : "");
+	         (long long)out, tf32 == 1 ? " tf32" : tf32 == 2 ? " bf16 operands, tf32" : "");
 	for (int64_t i = 0; i < rows * out; i++)
 		sy[i] += fabsf(b[i % out]);
 	check_scaled(what, Y, y, sy, rows * out, lim);
@@ -201,18 +210,18 @@ static void test_linear(int64_t rows, int64_t in, int64_t out, int tf32)
 	rt_cpu_linear_bwd_data(dy, w, dx, rows, in, out);
 	rt_linear_bwd_data(DY, W, DX, rows, in, out);
 	snprintf(what, sizeof what, "linear_bwd_data %lldx%lldx%lld%s", (long long)rows,
-	         (long long)in, (long long)out, tf32 ? " tf32" : "");
+	         (long long)in, (long long)out, tf32 == 1 ? " tf32" : tf32 == 2 ? " bf16 operands, tf32" : "");
 	check_scaled(what, DX, dx, sdx, rows * in, lim);
 
 	rt_cpu_linear_bwd_weight(x, dy, dw, db, rows, in, out);
 	rt_linear_bwd_weight(X, DY, DW, DB, rows, in, out);
 	snprintf(what, sizeof what, "linear_bwd_weight %lldx%lldx%lld%s (accumulates)",
-	         (long long)rows, (long long)in, (long long)out, tf32 ? " tf32" : "");
+	         (long long)rows, (long long)in, (long long)out, tf32 == 1 ? " tf32" : tf32 == 2 ? " bf16 operands, tf32" : "");
 	check_scaled(what, DW, dw, sdw, out * in, lim);
 	snprintf(what, sizeof what, "bias gradient %lldx%lld: the CPU's bits", (long long)rows,
 	         (long long)out);
 	check(what, DB, db, out, 0.0, 0.0);
-	rt_cu.tf32 = 0;
+	rt_cu.tf32 = rt_cu.tf32_16 = 0;
 	free(x); free(w); free(b); free(dy); free(y); free(dx); free(dw); free(db);
 	free(ax); free(aw); free(ady); free(sy); free(sdx); free(sdw);
 	cudaFree(X); cudaFree(W); cudaFree(B); cudaFree(DY); cudaFree(Y); cudaFree(DX);
@@ -947,6 +956,7 @@ int main(void)
 	test_linear(64, 1024, 2048, 0);
 	test_linear(33, 100, 10, 0);
 	test_linear(64, 512, 256, 1);
+	test_linear(64, 512, 256, 2);
 	test_pointwise("relu", rt_cpu_relu_fwd, rt_relu_fwd, rt_cpu_relu_bwd, rt_relu_bwd, 0, 0.0, 0.0);
 	test_pointwise("gelu", rt_cpu_gelu_fwd, rt_gelu_fwd, rt_cpu_gelu_bwd, rt_gelu_bwd, 1, 5e-7, 5e-7);
 	test_pointwise("tanh", rt_cpu_tanh_fwd, rt_tanh_fwd, rt_cpu_tanh_bwd, rt_tanh_bwd, 0, 5e-7, 5e-7);

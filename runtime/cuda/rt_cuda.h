@@ -46,6 +46,11 @@ typedef struct rt_cuda {
 	void *blas_ws;              /* the handle's own workspace (graph capture) */
 	size_t blas_ws_bytes;
 	int tf32;                   /* TF32 tensor cores for f32 GEMMs */
+	int tf32_16;                /* a 16-bit program (docs/precision.md): TF32 for the
+	                             * GEMMs of its linear layers, whose operands are
+	                             * 16-bit values and so exact in TF32 */
+	int inner;                  /* > 0 inside a transformer layer, whose inner
+	                             * GEMMs take f32 operands: no tf32_16 there */
 
 	int dry;                    /* dry run: record, compute nothing */
 	int capturing;              /* inside cudaStreamBeginCapture */

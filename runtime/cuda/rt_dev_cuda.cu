@@ -177,6 +177,12 @@ int rt_dev_init(rt_ctx *c)
 		return RT_EXIT_RUNTIME;
 	}
 	rt_cu.tf32 |= c->o.tf32;
+	/* a 16-bit program's linear layers: TF32 changes none of their numbers
+	 * (docs/precision.md); PIPEC_TF32=0 keeps them on the f32 path */
+	{
+		const char *tf = getenv("PIPEC_TF32");
+		rt_cu.tf32_16 = c->p->precision != RT_PREC_F32 && !(tf && !strcmp(tf, "0"));
+	}
 	return 0;
 }
 
@@ -900,7 +906,12 @@ void rt_dev_summary(rt_ctx *c)
 	printf("cuda_graph: %s%s%s%s\n", rt_cu.graph_on ? "on" : "off",
 	       rt_cu.graph_note ? " (" : "", rt_cu.graph_note ? rt_cu.graph_note : "",
 	       rt_cu.graph_note ? ")" : "");
-	printf("tf32: %s\n", rt_cu.tf32 ? "on" : "off");
+	if (!rt_cu.tf32 && rt_cu.tf32_16)
+		printf("tf32: the linear layers' GEMMs (dtype %s: their 16-bit operands are exact in "
+		       "TF32, so the numbers are f32's); off in the transformer layers\n",
+		       c->p->precision == RT_PREC_BF16 ? "bf16" : "f16");
+	else
+		printf("tf32: %s\n", rt_cu.tf32 ? "on" : "off");
 	/* Host time to enqueue one step: program->step's calls, or one
 	 * cudaGraphLaunch.  The first eager step also pays lazy loading. */
 	printf("enqueue_per_step_eager: %.6g s (mean of %d step%s%s)\n",

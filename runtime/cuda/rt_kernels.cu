@@ -108,7 +108,8 @@ extern "C" void rt_cu_gemm_rm_batched(int trans_a, int trans_b, int64_t m, int64
 {
 	cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
 	cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-	cublasComputeType_t ct = rt_cu.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+	cublasComputeType_t ct = rt_cu.tf32 || (rt_cu.tf32_16 && !rt_cu.inner)
+	                         ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
 	if (m <= 0 || n <= 0 || batch <= 0)
 		return;
 	if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||

@@ -294,10 +294,19 @@ static void attn_bwd(const rt_tf *L, const float *q, const float *k, const float
 
 /* ---- BertLayer (post-layernorm) ---- */
 
+/* The layers below compute on f32 intermediates: a 16-bit program's
+ * TF32 (rt_cu.tf32_16) is exact only on its layers' 16-bit inputs, so
+ * their inner GEMMs stay f32 (an object of this type marks the scope). */
+struct inner_scope {
+	inner_scope() { rt_cu.inner++; }
+	~inner_scope() { rt_cu.inner--; }
+};
+
 extern "C" void rt_bert_layer_fwd(const rt_tf *L, const float *w, const float *x,
                                   const int32_t *mask, float *y, float *save, float *work,
                                   int64_t B, int64_t T)
 {
+	inner_scope inner;
 	int64_t d = L->d, f = L->ffn, n = B * T;
 	bert_w o = bert_w_at(L);
 	tf_work k = work_at(L, B, T);
@@ -336,6 +345,7 @@ extern "C" void rt_bert_layer_bwd(const rt_tf *L, const float *w, float *g, cons
                                   const float *save, const float *dy, float *dx, float *stash,
                                   float *work, int64_t B, int64_t T)
 {
+	inner_scope inner;
 	int64_t d = L->d, f = L->ffn, n = B * T;
 	bert_w o = bert_w_at(L);
 	bert_save s = bert_save_at(L, B, T);
@@ -397,6 +407,7 @@ extern "C" void rt_bert_layer_bwd(const rt_tf *L, const float *w, float *g, cons
 extern "C" void rt_bert_layer_wgt(const rt_tf *L, float *g, const float *x, const float *save,
                                   const float *stash, float *work, int64_t B, int64_t T)
 {
+	inner_scope inner;
 	int64_t d = L->d, f = L->ffn, n = B * T;
 	bert_w o = bert_w_at(L);
 	bert_save s = bert_save_at(L, B, T);
@@ -440,6 +451,7 @@ extern "C" void rt_gpt2_block_fwd(const rt_tf *L, const float *w, const float *x
                                   const int32_t *mask, float *y, float *save, float *work,
                                   int64_t B, int64_t T)
 {
+	inner_scope inner;
 	int64_t d = L->d, n = B * T;
 	gpt2_w o = gpt2_w_at(L);
 	tf_work k = work_at(L, B, T);
@@ -468,6 +480,7 @@ extern "C" void rt_gpt2_block_bwd(const rt_tf *L, const float *w, float *g, cons
                                   const float *save, const float *dy, float *dx, float *stash,
                                   float *work, int64_t B, int64_t T)
 {
+	inner_scope inner;
 	int64_t d = L->d, f = L->ffn, n = B * T;
 	gpt2_w o = gpt2_w_at(L);
 	gpt2_save s = gpt2_save_at(L, B, T);
@@ -523,6 +536,7 @@ extern "C" void rt_gpt2_block_bwd(const rt_tf *L, const float *w, float *g, cons
 extern "C" void rt_gpt2_block_wgt(const rt_tf *L, float *g, const float *x, const float *save,
                                   const float *stash, float *work, int64_t B, int64_t T)
 {
+	inner_scope inner;
 	int64_t d = L->d, f = L->ffn, n = B * T;
 	gpt2_w o = gpt2_w_at(L);
 	gpt2_save s = gpt2_save_at(L, B, T);
@@ -563,6 +577,7 @@ extern "C" void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float
                                      float *kc, float *vc, int64_t cap, float *work, int64_t B,
                                      int64_t T, int64_t pos0)
 {
+	inner_scope inner;
 	/* a captured decode round reads its position from the device and
 	 * attends over the whole cache, the positions after it masked, so that
 	 * every round launches the same work (rt_cuda.h, gen_graph) */
