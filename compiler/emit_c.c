@@ -695,6 +695,8 @@ static const char *key_text(const Emit *e, int mb)
 	return mb < 0 ? xprintf("t*%d-%d", e->s->M, -mb) : xprintf("t*%d+%d", e->s->M, mb);
 }
 
+enum { STEP_PART = 256 };   /* actions per part of a long step function */
+
 static void emit_step(Emit *e)
 {
 	const IrModel *m = e->m;
@@ -775,14 +777,25 @@ static void emit_step(Emit *e)
 		out(o, "/* ---- the step: rank %d's schedule, one runtime call per action ---- */\n\n",
 		    e->rank);
 	}
-	out(o, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n\t(void)A; (void)t;\n");
-	if (role == 2)
-		out(o, "\tif (t != 0)\n\t\treturn;   /* a prefill rank: round 0 only */\n");
-	else if (role == 3)
-		out(o, "\tif (t == 0)\n\t\treturn;   /* a decode rank: rounds 1 .. NTOK-1 */\n");
-	if (m->seq_max)
-		out(o, "\tconst int64_t T = rt_seq_len(c);   /* the %s sequence length */\n"
-		    "\t(void)T;\n", e->gen ? "round's" : "run's");
+	/* A long step is written as parts of STEP_PART actions, called in
+	 * order: the same straight-line schedule, but no function so long that
+	 * the C compiler's time grows faster than its length
+	 * (docs/performance.md, section 6). */
+	int nparts = N > STEP_PART ? (N + STEP_PART - 1) / STEP_PART : 1, part = 0;
+	const char *seq_line = m->seq_max ? xprintf("\tconst int64_t T = rt_seq_len(c);   /* the %s "
+	                                            "sequence length */\n\t(void)T;\n",
+	                                            e->gen ? "round's" : "run's") : "";
+	const char *role_guard = role == 2 ? "\tif (t != 0)\n\t\treturn;   /* a prefill rank: round 0 "
+	                                     "only */\n"
+	                         : role == 3 ? "\tif (t == 0)\n\t\treturn;   /* a decode rank: rounds "
+	                                       "1 .. NTOK-1 */\n" : "";
+	if (nparts == 1)
+		out(o, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n"
+		    "\t(void)A; (void)t;\n%s%s", role_guard, seq_line);
+	else
+		out(o, "/* %d actions: the step is %d parts of up to %d, called in order by step() "
+		    "below */\nstatic void step_part0(rt_ctx *c, int t, char *A)\n{\n"
+		    "\t(void)c; (void)A; (void)t;\n%s", N, nparts, STEP_PART, seq_line);
 	/* generate: receives of tokens and caches are posted at the round's start */
 	for (int q = 0; q < N; q++) {
 		const Action *a = &l->a[q];
@@ -811,6 +824,9 @@ static void emit_step(Emit *e)
 		}
 	}
 	for (int q = 0; q <= N; q++) {
+		if (nparts > 1 && q < N && q > 0 && q % STEP_PART == 0)
+			out(o, "}\n\nstatic void step_part%d(rt_ctx *c, int t, char *A)\n{\n"
+			    "\t(void)c; (void)A; (void)t;\n%s", ++part, seq_line);
 		for (int i = head[q]; i >= 0; i = next[i]) {
 			const Action *a = &l->a[i];
 			int mbs = e->async ? mb_slot(s, a->mb) : a->mb;
@@ -967,6 +983,13 @@ static void emit_step(Emit *e)
 			out(o, "\tif (%s) rt_wait(c, %d);   /* %s group %d has been received */\n",
 			    guard[q], xslot[q], op_name(l->a[q].op), l->a[q].mb);
 	out(o, "}\n\n");
+	if (nparts > 1) {
+		out(o, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n%s",
+		    role_guard);
+		for (int i = 0; i < nparts; i++)
+			out(o, "\tstep_part%d(c, t, A);\n", i);
+		out(o, "}\n\n");
+	}
 }
 
 static int stage_of(const IrModel *m, int l)
