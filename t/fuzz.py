@@ -9,6 +9,9 @@ Used by t/004-fuzz.t; runnable by hand:
 Every case is derived from (--seed, case number) alone, so one failing case
 is reproduced with --only N, and --keep DIR writes its input there.
 
+`--command schedule` or `compile` runs that instead of `check` (compile: into
+a scratch directory, the cpu and cuda backends on alternate cases).
+
 The rule checked: whatever the bytes, `pipec check` exits 0 (the mutation
 happened to be valid) or 1 (bad input, reported); with a mutated --set also
 2 (bad command line).  Never a signal, never 3 (internal error), never a
@@ -22,6 +25,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -229,6 +233,9 @@ def main():
     ap.add_argument("--budget", type=float, default=0,
                     help="fail the last test if the run takes longer (seconds; 0: no limit)")
     ap.add_argument("--only", type=int, default=-1, help="run just this case number")
+    ap.add_argument("--command", choices=("check", "schedule", "compile"), default="check",
+                    help="what pipec does with each case (compile: into a scratch directory, "
+                         "both backends in turn)")
     ap.add_argument("--keep", help="write the failing (or --only) inputs here")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
@@ -258,7 +265,10 @@ def main():
         path = os.path.join(tmp, "case%d.pipe" % k)
         with open(path, "wb") as fp:
             fp.write(data)
-        argv = [a.pipec, "check", path]
+        out = os.path.join(tmp, "out%d" % k)
+        argv = [a.pipec, a.command, path]
+        if a.command == "compile":
+            argv += ["-o", out, "--backend", "cuda" if k % 2 else "cpu"]
         for s in sets:
             argv += ["--set", s.decode("latin-1").replace("\0", "")]
         try:
@@ -273,6 +283,7 @@ def main():
             with open(os.path.join(a.keep, "case%d.pipe" % k), "wb") as fp:
                 fp.write(data)
         os.unlink(path)
+        shutil.rmtree(out, ignore_errors=True)
         with lock:
             results[strategy][0] += 1
             results[strategy][2][rc] = results[strategy][2].get(rc, 0) + 1

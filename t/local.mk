@@ -43,6 +43,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/002-check-models.t \
 	%D%/003-errors.t \
 	%D%/004-fuzz.t \
+	%D%/005-fuzz-compile.t \
 	%D%/010-train-oracle.t \
 	%D%/011-programs.t \
 	%D%/020-schedule-cli.t \
