@@ -273,12 +273,17 @@ void rt_wait(rt_ctx *c, int slot)
 	rt_mpi_wait(c, slot);
 }
 
-void rt_irecv16(rt_ctx *c, int slot, void *buf, size_t hdr, int64_t n, int peer, int tag,
-                const char *what)
+static void check16(rt_ctx *c, int64_t n, const char *what)
 {
 	if (n < 0 || c->p->precision == RT_PREC_F32)
 		rt_die(c, RT_EXIT_RUNTIME, "%s: a 16-bit message of %lld values in a %s program",
 		       what, (long long)n, c->p->precision == RT_PREC_F32 ? "f32" : "16-bit");
+}
+
+void rt_irecv16(rt_ctx *c, int slot, void *buf, size_t hdr, int64_t n, int peer, int tag,
+                const char *what)
+{
+	check16(c, n, what);
 	rt_mpi_irecv(c, slot, buf, hdr + 2 * (size_t)n, peer, tag, what);
 	c->slots[slot].unpack = buf;
 	c->slots[slot].unpack_hdr = hdr;
@@ -291,9 +296,7 @@ void rt_isend16(rt_ctx *c, int slot, const void *buf, void *pack, size_t hdr, in
 	int bf = c->p->precision == RT_PREC_BF16;
 	const char *src = (const char *)buf + hdr;
 	char *dst = (char *)pack + hdr;
-	if (n < 0 || c->p->precision == RT_PREC_F32)
-		rt_die(c, RT_EXIT_RUNTIME, "%s: a 16-bit message of %lld values in a %s program",
-		       what, (long long)n, c->p->precision == RT_PREC_F32 ? "f32" : "16-bit");
+	check16(c, n, what);
 	memcpy(pack, buf, hdr);
 	/* --check-messages: every value is already one of the dtype's (a
 	 * tensor the step forgot to round would be rounded here silently) */

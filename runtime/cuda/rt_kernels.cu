@@ -635,15 +635,8 @@ extern "C" void rt_copy(void *dst, const void *src, size_t bytes)
 
 /* ---- 16-bit values (rt_math.h). ---- */
 
-__global__ static void k_round(float *x, int64_t n, int prec)
-{
-	for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-	     i += (int64_t)gridDim.x * blockDim.x)
-		x[i] = prec == RT_PREC_BF16 ? rt_round_bf16(x[i]) : rt_round_f16(x[i]);
-}
-
-__global__ static void k_round_into(float *__restrict__ y, const float *__restrict__ x, int64_t n,
-                                    int prec)
+/* y[i] = x[i] rounded; y == x allowed (each element read, then written) */
+__global__ static void k_round_into(float *y, const float *x, int64_t n, int prec)
 {
 	for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
 	     i += (int64_t)gridDim.x * blockDim.x)
@@ -655,7 +648,7 @@ extern "C" void rt_round(rt_ctx *c, float *x, int64_t n)
 	int prec = c->p->precision;
 	if (rt_cu.dry || n <= 0 || prec == RT_PREC_F32)
 		return;
-	k_round<<<grid_for(n), TPB, 0, rt_cu.stream>>>(x, n, prec);
+	k_round_into<<<grid_for(n), TPB, 0, rt_cu.stream>>>(x, x, n, prec);
 	RT_CU_LAUNCHED("rt_round");
 }
 
