@@ -3,7 +3,7 @@
 #define PIPEC_COSTMODEL_H
 
 #include "partition.h"
-#include "sched.h"
+#include "schedule.h"
 
 /* Seconds per action of s for model m: F, B, W, R from the stage's FLOPs
  * per micro-batch at cc->flops; messages cost latency + bytes/bandwidth;

@@ -3,7 +3,7 @@
 #define PIPEC_EMIT_H
 
 #include "ir.h"
-#include "sched.h"
+#include "schedule.h"
 
 typedef struct EmitOptions {
 	const char *dir;        /* output directory (created) */

@@ -17,7 +17,7 @@
 #define PIPEC_IR_H
 
 #include "diag.h"
-#include "sched.h"
+#include "schedule.h"
 
 /* X(enum, name, params, is elementwise) — written once, used by sema, the
  * cost model, check's summary and the emitter. */

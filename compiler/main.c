@@ -22,7 +22,7 @@
 #include "emit.h"
 #include "memplan.h"
 #include "partition.h"
-#include "sched.h"
+#include "schedule.h"
 #include "sema.h"
 
 #include <math.h>

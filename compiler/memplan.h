@@ -21,7 +21,7 @@
 #define PIPEC_MEMPLAN_H
 
 #include "ir.h"
-#include "sched.h"
+#include "schedule.h"
 
 /* Slots of a stage's offset table, for a stage of n layers:
  *   X(k)  k = 0..n   forward instance of local tensor k (0 = stage input,

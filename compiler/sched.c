@@ -1,11 +1,11 @@
 /* sched.c — the schedule IR's tables: op and kind names, action lists. */
-#include "sched.h"
+#include "schedule.h"
 
 #include <string.h>
 
 static const char *const op_names[] = {
-#define X(e, s, t) s,
-	SCHED_OPS(X)
+#define X(name, str, torch, compute) str,
+	PIPERT_OPS(X)
 #undef X
 };
 

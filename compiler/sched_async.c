@@ -23,7 +23,7 @@
  * that key, and lag[p+1] <= lag[p] (sema) puts it before rank p's
  * backward of k.  sched_verify() proves it for the stream it is given.
  */
-#include "sched.h"
+#include "schedule.h"
 
 static int floordiv(int a, int b)
 {

@@ -3,7 +3,7 @@
  * csv and torch print the program; text, chrome and svg print a simulated
  * timeline (SimResult).  Formats are specified in ../shared/spec/cli.md.
  */
-#include "sched.h"
+#include "schedule.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -78,11 +78,6 @@ int sched_write_torch(FILE *out, const Schedule *s)
 }
 
 /* ---- the text Gantt chart ---- */
-
-static int is_compute(int op)
-{
-	return op == OP_F || op == OP_B || op == OP_W || op == OP_R;
-}
 
 /* "F3", or with several stages per rank "5F3" (stage 5), as PyTorch names
  * actions. */
@@ -181,7 +176,7 @@ static double time_quantum(const Schedule *s, const SimResult *r)
 	for (int k = 0; k < s->nranks; k++)
 		for (int i = 0; i < s->rank[k].n; i++) {
 			double d = r->end[k][i] - r->start[k][i];
-			if (d > 0 && d < q && (is_compute(s->rank[k].a[i].op)
+			if (d > 0 && d < q && (op_is_compute(s->rank[k].a[i].op)
 			                       || s->rank[k].a[i].op == OP_OPTIM))
 				q = d;
 		}
@@ -304,7 +299,7 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 		const ActList *l = &s->rank[k];
 		for (int i = 0; i < l->n; i++) {
 			const Action *a = &l->a[i];
-			if (!is_compute(a->op) && a->op != OP_OPTIM)
+			if (!op_is_compute(a->op) && a->op != OP_OPTIM)
 				continue;
 			double t0 = r->start[k][i], t1 = r->end[k][i];
 			if (t1 <= t0)
@@ -432,7 +427,7 @@ void sched_write_chrome(FILE *out, const Schedule *s, const SimResult *r)
 		for (int i = 0; i < l->n; i++) {
 			const Action *a = &l->a[i];
 			char name[48];
-			if (is_compute(a->op))
+			if (op_is_compute(a->op))
 				cell_label(name, sizeof name, s, a);
 			else if (a->op == OP_OPTIM)
 				snprintf(name, sizeof name, "OPTIM");
@@ -440,7 +435,7 @@ void sched_write_chrome(FILE *out, const Schedule *s, const SimResult *r)
 				snprintf(name, sizeof name, "ALLREDUCE %d", a->stage);
 			else
 				snprintf(name, sizeof name, "%s %d", op_name(a->op), mb_out(s, a->mb));
-			int tid = is_compute(a->op) || a->op == OP_OPTIM ? 0 : 1;
+			int tid = op_is_compute(a->op) || a->op == OP_OPTIM ? 0 : 1;
 			/* start and end rounded to the printed nanosecond, the duration
 			 * their difference: a slice ends where the next one starts,
 			 * never after */
@@ -578,7 +573,7 @@ void sched_write_svg(FILE *out, const Schedule *s, const SimResult *r, const cha
 		const ActList *l = &s->rank[k];
 		for (int i = 0; i < l->n; i++) {
 			const Action *a = &l->a[i];
-			if (!is_compute(a->op) && a->op != OP_OPTIM && a->op != OP_ALLREDUCE)
+			if (!op_is_compute(a->op) && a->op != OP_OPTIM && a->op != OP_ALLREDUCE)
 				continue;
 			double t0 = r->start[k][i], t1 = r->end[k][i];
 			if (t1 <= t0)

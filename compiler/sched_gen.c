@@ -13,7 +13,7 @@
  * backward pass could hold micro-batch 1 back until micro-batch 0 has left
  * the last stage); for interleaved it is Megatron's forward-only chunk order.
  */
-#include "sched.h"
+#include "schedule.h"
 
 static void F(Schedule *s, int r, int stage, int mb)
 {

@@ -14,7 +14,7 @@
  * first) and OPTIM.  Replica j's programs are pipeline rank p's, moved to
  * rank j*P + p with every peer moved the same way.
  */
-#include "sched.h"
+#include "schedule.h"
 
 #include <string.h>
 

@@ -30,7 +30,7 @@
  *
  * Every error names the file, line and column with the line and a caret.
  */
-#include "sched.h"
+#include "schedule.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -20,7 +20,7 @@
  * Each action starts when the previous one on its rank ended, so the result
  * does not depend on the order ranks are visited in.
  */
-#include "sched.h"
+#include "schedule.h"
 
 #include <string.h>
 

@@ -20,7 +20,7 @@
  *      deadlock, reported with the chain of who waits for whom.
  * The first violation is reported and the rest not looked for.
  */
-#include "sched.h"
+#include "schedule.h"
 
 #include <stdarg.h>
 #include <string.h>

@@ -3,7 +3,7 @@
 
 if HAVE_RUNTIME
 lib_LIBRARIES += %D%/libpipert.a
-include_HEADERS += %D%/pipert.h %D%/rt_tf_sizes.h
+include_HEADERS += %D%/pipert.h %D%/pipert_ops.h %D%/rt_tf_sizes.h
 %C%_libpipert_a_CPPFLAGS = -I$(srcdir)/%D% $(MPI_CFLAGS) $(BLAS_CFLAGS)
 ## gcc's -O2 vectorises only loops whose trip count it knows (the
 ## "very-cheap" cost model); the kernels' loops run over runtime sizes, so
@@ -13,7 +13,7 @@ include_HEADERS += %D%/pipert.h %D%/rt_tf_sizes.h
 ## after math calls.
 %C%_libpipert_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic -fno-math-errno
 %C%_libpipert_a_SOURCES = \
-	%D%/pipert.h %D%/rt_tf_sizes.h %D%/rt_tf_layout.h %D%/rt_small_gemm.h %D%/rt_internal.h %D%/rt_dev.h %D%/rt_math.h \
+	%D%/pipert.h %D%/pipert_ops.h %D%/rt_tf_sizes.h %D%/rt_tf_layout.h %D%/rt_small_gemm.h %D%/rt_internal.h %D%/rt_dev.h %D%/rt_math.h \
 	%D%/rt_main.c %D%/rt_gen.c %D%/rt_opts.c %D%/rt_comm.c %D%/rt_data.c %D%/rt_init.c \
 	%D%/rt_json.c %D%/rt_kernels.c %D%/rt_loss.c %D%/rt_npy.c %D%/rt_optim.c \
 	%D%/rt_safetensors.c %D%/rt_trace.c %D%/rt_util.c %D%/rt_weights.c \

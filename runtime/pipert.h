@@ -44,14 +44,9 @@ enum { RT_DT_F32, RT_DT_I32 };
 /* The program's dtype (pipe-language.md's `dtype`, docs/precision.md). */
 enum { RT_PREC_F32, RT_PREC_BF16, RT_PREC_F16 };
 
-/* Trace / schedule operation codes, in the order of the CSV's `op` column. */
-enum {
-	RT_OP_F, RT_OP_B, RT_OP_W, RT_OP_R,
-	RT_OP_SEND_F, RT_OP_RECV_F, RT_OP_SEND_B, RT_OP_RECV_B,
-	RT_OP_ALLREDUCE, RT_OP_OPTIM, RT_OP_SEND_TOK, RT_OP_RECV_TOK,
-	RT_OP_SEND_KV, RT_OP_RECV_KV,
-	RT_NOPS
-};
+/* Trace / schedule operation codes (RT_OP_*), rt_op_is_compute and the
+ * message tags (RT_TAG): one definition shared with pipec. */
+#include "pipert_ops.h"
 
 typedef struct rt_param {
 	const char *name;       /* PyTorch name: "fc1.weight" */
@@ -232,8 +227,7 @@ void rt_irecv16(rt_ctx *c, int slot, void *buf, size_t hdr, int64_t n, int peer,
                 const char *what);
 void rt_isend16(rt_ctx *c, int slot, const void *buf, void *pack, size_t hdr, int64_t n,
                 int peer, int tag, const char *what);
-/* Message tag of (stage, micro-batch, direction 0 = forward, 1 = backward). */
-#define RT_TAG(stage, mb, dir) ((((stage) * 65536) + (mb)) * 2 + (dir))
+/* Message tags: RT_TAG(stage, micro-batch, direction) in pipert_ops.h. */
 
 /* ---- Data parallelism and optimizer. ---- */
 void rt_allreduce(rt_ctx *c, int stage);   /* sum the stage's gradients over its replicas */

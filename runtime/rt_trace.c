@@ -21,15 +21,11 @@
 const char *rt_op_name(int op)
 {
 	static const char *names[RT_NOPS] = {
-		"F", "B", "W", "R", "SEND_F", "RECV_F", "SEND_B", "RECV_B", "ALLREDUCE", "OPTIM",
-		"SEND_TOK", "RECV_TOK", "SEND_KV", "RECV_KV",
+#define X(name, str, torch, compute) str,
+		PIPERT_OPS(X)
+#undef X
 	};
 	return op >= 0 && op < RT_NOPS ? names[op] : "OP";
-}
-
-static int is_compute(int op)
-{
-	return op == RT_OP_F || op == RT_OP_B || op == RT_OP_W || op == RT_OP_R;
 }
 
 int rt_trace_alloc(rt_ctx *c, size_t events)
@@ -87,7 +83,7 @@ void rt_end(rt_ctx *c)
 		return;
 	c->in_action = 0;
 	c->cur.t1 = t1;
-	if (is_compute(c->cur.op))
+	if (rt_op_is_compute(c->cur.op))
 		c->busy += t1 - c->cur.t0;
 	if (c->nev < c->cap_ev)
 		c->ev[c->nev++] = c->cur;
@@ -119,7 +115,7 @@ static void write_events(FILE *f, int rank, const rt_event *ev, size_t n, int *f
 			snprintf(name, sizeof name, "%s", op);
 		fprintf(f, ",\n{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":0,"
 		        "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"op\":\"%s\",\"stage\":%d,\"microbatch\":%d%s}}",
-		        name, is_compute(e->op) ? "compute" : "comm", rank, e->t0 * 1e6,
+		        name, rt_op_is_compute(e->op) ? "compute" : "comm", rank, e->t0 * 1e6,
 		        (e->t1 - e->t0) * 1e6, op, e->stage, e->mb, round);
 	}
 }

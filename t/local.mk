@@ -22,7 +22,7 @@ AM_TESTS_ENVIRONMENT = \
 	PIPEC_FULL='$(PIPEC_FULL)'; export PIPEC_FULL; \
 	eval '$(SAN_ENV)'; export ASAN_OPTIONS UBSAN_OPTIONS;
 
-UNIT_CPPFLAGS = -I$(top_srcdir)/compiler -I$(top_builddir)/compiler -I$(top_srcdir)/t
+UNIT_CPPFLAGS = -I$(top_srcdir)/compiler -I$(top_builddir)/compiler -I$(top_srcdir)/runtime -I$(top_srcdir)/t
 UNIT_LDADD = compiler/libpipec.a -lm
 
 check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit

@@ -18,7 +18,7 @@ lib_LIBRARIES += runtime/libpipert_cuda.a
 runtime_libpipert_cuda_a_CPPFLAGS = -DRT_CUDA -I$(srcdir)/runtime $(MPI_CFLAGS) $(BLAS_CFLAGS)
 runtime_libpipert_cuda_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic
 runtime_libpipert_cuda_a_SOURCES = \
-	runtime/pipert.h runtime/rt_tf_sizes.h runtime/rt_tf_layout.h runtime/rt_small_gemm.h runtime/rt_internal.h runtime/rt_dev.h \
+	runtime/pipert.h runtime/pipert_ops.h runtime/rt_tf_sizes.h runtime/rt_tf_layout.h runtime/rt_small_gemm.h runtime/rt_internal.h runtime/rt_dev.h \
 	runtime/rt_math.h \
 	runtime/rt_main.c runtime/rt_gen.c runtime/rt_opts.c runtime/rt_comm.c runtime/rt_data.c \
 	runtime/rt_init.c runtime/rt_json.c runtime/rt_npy.c runtime/rt_safetensors.c \
@@ -40,7 +40,7 @@ NVCC_ARCH = -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=co
 NVCC_FLAGS = -std=c++17 -O3 --fmad=false $(NVCC_ARCH) -DRT_CUDA \
 	-DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX -Xcompiler -fPIC
 PIPERT_CUDA_DEPS = $(srcdir)/%D%/rt_cuda.h $(srcdir)/runtime/rt_internal.h \
-	$(srcdir)/runtime/pipert.h $(srcdir)/runtime/rt_tf_sizes.h $(srcdir)/runtime/rt_tf_layout.h $(srcdir)/runtime/rt_dev.h \
+	$(srcdir)/runtime/pipert.h $(srcdir)/runtime/pipert_ops.h $(srcdir)/runtime/rt_tf_sizes.h $(srcdir)/runtime/rt_tf_layout.h $(srcdir)/runtime/rt_dev.h \
 	$(srcdir)/runtime/rt_math.h
 
 SUFFIXES = .cu

@@ -537,11 +537,6 @@ void rt_dev_mark(rt_ctx *c, int end)
 	}
 }
 
-static int is_compute(int op)
-{
-	return op == RT_OP_F || op == RT_OP_B || op == RT_OP_W || op == RT_OP_R;
-}
-
 /* After an eager step: device times replace the host's in the trace and
  * the busy time (the bubble). */
 static void resolve_marks(rt_ctx *c)
@@ -555,7 +550,7 @@ static void resolve_marks(rt_ctx *c)
 			(void)cudaGetLastError();
 			continue;
 		}
-		if (is_compute(rt_cu.mark_op[k]))
+		if (rt_op_is_compute(rt_cu.mark_op[k]))
 			busy += (e - b) * 1e-3;
 		if (rt_cu.mark_ev[k] >= 0 && rt_cu.mark_ev[k] < (int)c->nev) {
 			c->ev[rt_cu.mark_ev[k]].t0 = rt_cu.step_host_t0 + b * 1e-3;

@@ -148,8 +148,8 @@ static void mpi_check(int rc, const char *call, const char *what)
 	rt_cu_fail("%s failed for %s: %s", call, what, s);
 }
 
-static int tag_stage(int tag) { return tag / 2 / 65536; }
-static int tag_mb(int tag) { return tag / 2 % 65536; }
+static int tag_stage(int tag) { return RT_TAG_STAGE(tag); }
+static int tag_mb(int tag) { return RT_TAG_MB(tag); }
 static int tag_dir(int tag) { return tag & 1; }
 
 /* ---- Waiting on the host, with the transport's progress. ---- */

@@ -1,4 +1,4 @@
-/* sched.h — schedules as data.
+/* schedule.h — schedules as data (named so as not to shadow the system's <sched.h>).
  *
  * A schedule is, for every rank, the ordered list of actions it executes in
  * one training (or inference) step.  It is built in three steps:
@@ -21,34 +21,25 @@
  * pipeline rank holding stage s (Megatron: s mod P; zb-v: a V shape; file:
  * read from the file).
  */
-#ifndef PIPEC_SCHED_H
-#define PIPEC_SCHED_H
+#ifndef PIPEC_SCHEDULE_H
+#define PIPEC_SCHEDULE_H
 
 #include "diag.h"
 
-/* X(enum, csv name, torch letter or 0) — order matches runtime RT_OP_*. */
-#define SCHED_OPS(X) \
-	X(OP_F,         "F",         'F') \
-	X(OP_B,         "B",         'B') \
-	X(OP_W,         "W",         'W') \
-	X(OP_R,         "R",         0)   \
-	X(OP_SEND_F,    "SEND_F",    0)   \
-	X(OP_RECV_F,    "RECV_F",    0)   \
-	X(OP_SEND_B,    "SEND_B",    0)   \
-	X(OP_RECV_B,    "RECV_B",    0)   \
-	X(OP_ALLREDUCE, "ALLREDUCE", 0)   \
-	X(OP_OPTIM,     "OPTIM",     0)   \
-	X(OP_SEND_TOK,  "SEND_TOK",  0)   \
-	X(OP_RECV_TOK,  "RECV_TOK",  0)   \
-	X(OP_SEND_KV,   "SEND_KV",   0)   \
-	X(OP_RECV_KV,   "RECV_KV",   0)
+/* The operations an action performs: the runtime's list (pipert_ops.h,
+ * part of its public interface), so op numbers, names, what computes and
+ * message tags are one definition for pipec, the runtime and the emitted
+ * programs.  OP_X == RT_OP_X. */
+#include "pipert_ops.h"
 
 typedef enum {
-#define X(e, s, t) e,
-	SCHED_OPS(X)
+#define X(name, str, torch, compute) OP_##name = RT_OP_##name,
+	PIPERT_OPS(X)
 #undef X
-	OP_COUNT
+	OP_COUNT = RT_NOPS
 } Op;
+
+#define op_is_compute(op) rt_op_is_compute(op)
 
 const char *op_name(int op);
 int op_from_name(const char *s);        /* -1 if unknown */
