@@ -1,13 +1,6 @@
-/* ast.c — tree constructors, the parser's entry points and a debug dump. */
+/* ast.c — the syntax tree's constructors (called by the grammar's actions)
+ * and its debug dump (pipec -dA).  The parser's entry points are parse.c's. */
 #include "ast.h"
-#include "parser.h"
-#include "lex-extra.h"
-
-/* flex's reentrant API, declared by hand so lexer.h is not needed here. */
-typedef struct yy_buffer_state *YY_BUFFER_STATE;
-int yylex_init_extra(LexExtra *extra, yyscan_t *scanner);
-int yylex_destroy(yyscan_t scanner);
-YY_BUFFER_STATE yy_scan_bytes(const char *bytes, int len, yyscan_t scanner);
 
 static const char *const value_kind_names[] = {
 #define X(e, s) s,
@@ -35,38 +28,6 @@ Arg *ast_arg(const char *key, Loc key_loc, Value *val)
 	a->key_loc = key_loc;
 	a->val = val;
 	return a;
-}
-
-static int run_parser(const SrcFile *f, int start, Program *prog, PipeItem **setting)
-{
-	LexExtra extra = { .file = f, .off = 0, .start_token = start };
-	yyscan_t scanner;
-	if (yylex_init_extra(&extra, &scanner))
-		die("cannot initialise the scanner");
-	if (f->len > (size_t)1 << 30)
-		die("source too large");
-	yy_scan_bytes(f->text, (int)f->len, scanner);
-	int before = diag_errors();
-	int rc = yyparse(scanner, prog, setting);
-	yylex_destroy(scanner);
-	/* rc 2 is bison's full stack: too deep a nesting, reported by yyerror. */
-	return rc == 0 && diag_errors() == before ? 0 : -1;
-}
-
-Program *parse_file(const SrcFile *f)
-{
-	Program *p = xalloc(sizeof *p);
-	p->file = f;
-	return run_parser(f, 0, p, NULL) == 0 ? p : NULL;
-}
-
-PipeItem *parse_setting(const SrcFile *f)
-{
-	PipeItem *it = NULL;
-	Program dummy = { .file = f };
-	if (run_parser(f, SET_MODE, &dummy, &it) != 0)
-		return NULL;
-	return it;
 }
 
 static void dump_value(FILE *out, const Value *v)

@@ -106,7 +106,7 @@ Arg *ast_arg(const char *key, Loc key_loc, Value *val);
 
 const char *value_kind_name(ValueKind k);
 
-/* Parses a whole file; NULL after reporting errors. */
+/* The front end (parse.c).  Parses a whole file; NULL after reporting errors. */
 Program *parse_file(const SrcFile *f);
 /* Parses one `KEY = VALUE` (a --set); NULL after reporting errors. */
 PipeItem *parse_setting(const SrcFile *f);

@@ -17,7 +17,7 @@ PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 %C%_libpipec_a_SOURCES = \
 	%D%/util.c %D%/util.h \
 	%D%/diag.c %D%/diag.h \
-	%D%/ast.c %D%/ast.h %D%/lex-extra.h \
+	%D%/ast.c %D%/ast.h %D%/parse.c %D%/lex-extra.h \
 	%D%/parser.y %D%/lexer.l \
 	%D%/sema.c %D%/sema.h \
 	%D%/ir.c %D%/ir.h \
