@@ -54,6 +54,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/003-errors.t \
 	%D%/004-fuzz.t \
 	%D%/005-fuzz-compile.t \
+	%D%/006-docs.t \
 	%D%/010-train-oracle.t \
 	%D%/011-programs.t \
 	%D%/020-schedule-cli.t \
@@ -66,7 +67,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/044-precision.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
-	%D%/fuzz.py %D%/diag-sites.py \
+	%D%/fuzz.py %D%/diag-sites.py %D%/doc-links.py \
 	%D%/lib %D%/ref %D%/models
 
 ## 03x: the CUDA backend (runtime/cuda/): the emitted CUDA programs build
