@@ -12,7 +12,8 @@ Checks, and prints one TAP line each (t/006-docs.t runs it):
 2. Every path those documents mention in the repository's own directories
    (`docs/...`, `t/...`, `compiler/...`, `runtime/...`, `templates/...`,
    `scripts/...`, `models/...`, `bench/...`) exists, relative to the top
-   of the tree or to the document (`t/044` is test 044).  Globs (`t/errors/*.pipe`, `t/5xx-...`), files that the
+   of the tree or to the document (`t/044` is test 044; `t/NNN-what.t`,
+   with a placeholder in capitals, is a pattern).  Globs (`t/errors/*.pipe`, `t/5xx-...`), files that the
    build makes (`compiler/pipec`, `runtime/libpipert.a`, `t/front-unit`)
    and what the tests or benchmarks write at run time (`t/tmp/`) are not
    files of the source tree and are let through.
@@ -81,8 +82,9 @@ def exists_in_tree(top, path, here):
         return True
     if re.match(r"^t/\d{3}$", p) and glob.glob(os.path.join(top, p + "-*.t")):
         return True
-    if any(c in p for c in "*{}") or re.search(r"\dxx|xx-|/x\.", p):
-        return True                                 # a glob, a pattern
+    if any(c in p for c in "*{}") or re.search(r"\dxx|xx-|/x\.|(?<![A-Za-z])[A-Z]{3,}(?![a-z])", p) \
+            and not p.endswith("README.md"):
+        return True                                 # a glob, a pattern, a placeholder (t/NNN-what.t)
     if GENERATED.match(p):
         return True
     if os.path.exists(os.path.join(top, p)):
