@@ -14,7 +14,7 @@
 
 const CostConsts cost_defaults = {
 	.flops = 50e9,          /* a CPU core running SGEMM */
-	.bandwidth = 8e9,       /* shared-memory MPI on one node (notes/cpu-mpi-and-ci.md) */
+	.bandwidth = 8e9,       /* shared-memory MPI on one node (docs/running.md) */
 	.latency = 2e-6,
 	.mem_bandwidth = 20e9,  /* streaming a CPU core's share of DRAM */
 };

@@ -1,7 +1,7 @@
 /* sched_fmt.c — printing schedules: csv, torch, text Gantt, chrome, svg.
  *
  * csv and torch print the program; text, chrome and svg print a simulated
- * timeline (SimResult).  Formats are specified in ../shared/spec/cli.md.
+ * timeline (SimResult).  Formats are specified in docs/schedules.md.
  */
 #include "schedule.h"
 

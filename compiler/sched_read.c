@@ -10,7 +10,7 @@
  *                    each rank's actions and must count 0..n-1.  An op this
  *                    version does not know but that is spelled like one
  *                    (capitals, digits, '_') is skipped with a warning, as
- *                    cli.md asks of readers.
+ *                    docs/schedules.md asks of readers.
  *   PyTorch's CSV    torch.distributed.pipelining's compute-only action
  *                    list: no header, row r is pipeline rank r, cells
  *                    `{stage}{type}{microbatch}` with type F, B (full

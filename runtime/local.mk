@@ -21,20 +21,8 @@ include_HEADERS += %D%/pipert.h %D%/pipert_ops.h %D%/rt_tf_sizes.h
 PIPEC_HAVE_RUNTIME = yes
 endif
 
-## The runtime's own tests (t/runtime-lib.sh explains their environment).
-## They compile their C programs and the two-rank fixture with mpicc against
-## this libpipert.a and skip themselves when the runtime is not built.
-RUNTIME_TESTS = \
-	t/500-runtime-kernels.t \
-	t/501-runtime-io.t \
-	t/502-runtime-mpi.t \
-	t/503-runtime-errors.t \
-	t/504-runtime-faults.t \
-	t/505-runtime-tf.t \
-	t/506-runtime-inputs.t
-TESTS += $(RUNTIME_TESTS)
-EXTRA_DIST += $(RUNTIME_TESTS) t/runtime-lib.sh t/runtime-kernels.c t/runtime-io.c \
-	t/runtime-ref.py t/rt-fixtures/two_rank.c t/runtime-tf.c t/runtime-inputs.c
+## Its tests (t/5xx-runtime-*.t) are registered in t/local.mk, with every
+## other test.
 
 ## The same API on NVIDIA GPUs: libpipert_cuda.a.
 include %D%/cuda/local.mk

@@ -41,7 +41,7 @@ enum {
 enum { RT_LOSS_NONE, RT_LOSS_CROSS_ENTROPY, RT_LOSS_MSE, RT_LOSS_NEXT_TOKEN };
 enum { RT_OPTIM_NONE, RT_OPTIM_SGD, RT_OPTIM_ADAM };
 enum { RT_DT_F32, RT_DT_I32 };
-/* The program's dtype (pipe-language.md's `dtype`, docs/precision.md). */
+/* The program's dtype (docs/language.md's `dtype`, docs/precision.md). */
 enum { RT_PREC_F32, RT_PREC_BF16, RT_PREC_F16 };
 
 /* Trace / schedule operation codes (RT_OP_*), rt_op_is_compute and the
@@ -128,7 +128,7 @@ typedef struct rt_program {
 	int nactions;                   /* rt_begin calls per step: sizes the trace
 	                                 * buffer up front; 0 = count the first step */
 
-	/* Sequence models (transformers.md).  ninputs 0: one f32 input of
+	/* Sequence models (docs/transformers.md).  ninputs 0: one f32 input of
 	 * in_width features, as before. */
 	const rt_input_desc *inputs;
 	int ninputs;
@@ -136,7 +136,7 @@ typedef struct rt_program {
 	int out_seq;                    /* the output is per position: out_width is
 	                                 * seq_max positions' worth, a run writes T's */
 
-	/* schedule = generate (transformers.md): `step` is one round, called
+	/* schedule = generate (docs/transformers.md): `step` is one round, called
 	 * for rounds 0 (the prefill of every group's prompts) .. gen_tokens-1
 	 * (a decode step each), without a barrier between them.  gen_tokens 0:
 	 * not a generating program. */
@@ -312,7 +312,7 @@ void rt_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float al
              const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb,
              float beta, float *c, int64_t ldc, int64_t sc, int64_t batch);
 
-/* ---- Transformer layers (rt_tf.c; transformers.md).
+/* ---- Transformer layers (rt_tf.c; docs/transformers.md).
  *
  * Sequences: B samples of T positions; a hidden state is [B, T, d]
  * row-major; ids, mask and token types are int32 [B, T] (mask 1 = token,

@@ -11,7 +11,7 @@
  * the argmax of a fixed random projection (classes) or tanh of one (MSE) —
  * so the task is learnable and the loss falls when the model trains.
  *
- * A program with `inputs` (transformers.md) has one file per input
+ * A program with `inputs` (docs/transformers.md) has one file per input
  * (--input NAME=FILE.npy): float features [k·B, width], or int32 sequences
  * [k·B, T] with 1 <= T <= width, the same T and rows for every sequence
  * input of a run, every value checked against the input's limit before the

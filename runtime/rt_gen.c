@@ -1,4 +1,4 @@
-/* rt_gen.c — the runtime side of schedule = generate (transformers.md).
+/* rt_gen.c — the runtime side of schedule = generate (docs/transformers.md).
  *
  * The emitted step is one round of the token ring: round 0 runs every
  * group's prompts through the pipeline (the prefill), each later round one

@@ -37,7 +37,7 @@
 #define RT_NORETURN
 #endif
 
-/* Exit statuses of an emitted program (cli.md). */
+/* Exit statuses of an emitted program (docs/running.md, "Options"). */
 enum { RT_EXIT_OK = 0, RT_EXIT_INPUT = 1, RT_EXIT_USAGE = 2, RT_EXIT_RUNTIME = 3 };
 
 /* ---- Options (rt_opts.c). ---- */

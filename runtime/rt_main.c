@@ -360,7 +360,7 @@ static void summary(rt_ctx *c, const run_stats *rs)
 		printf(" %.0f", all[S_N * r + S_SENT]);
 	printf("\n");
 	/* With more ranks than cores, idle time is not the schedule's bubble
-	 * (notes/cpu-mpi-and-ci.md): say so beside the numbers. */
+	 * (docs/running.md, "More ranks than cores"): say so beside the numbers. */
 	printf("oversubscribed: %s (%d ranks on %d cores on this node)\n",
 	       rs->ranks_here > rs->cores ? "yes" : "no", rs->ranks_here, rs->cores);
 	rt_dev_summary(c);

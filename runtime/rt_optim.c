@@ -83,7 +83,7 @@ void rt_optim_step(rt_ctx *c)
 	 * runs after the step's data-parallel rt_allreduce, so the sum covers
 	 * every replica.
 	 * It cannot deadlock in a synchronous schedule: OPTIM is every rank's
-	 * last action of the step (cli.md), so a rank that waits here has
+	 * last action of the step (docs/schedules.md), so a rank that waits here has
 	 * posted every message of its step and waits on nothing else; each
 	 * other holder needs only messages that ranks post before their own
 	 * OPTIM, so it gets here too.  (The wait keeps MPI progressing the

@@ -1,5 +1,5 @@
-/* rt_opts.c — the emitted program's command line (cli.md, "The emitted
- * directory").  Accepts `--opt VALUE` and `--opt=VALUE`. */
+/* rt_opts.c — the emitted program's command line (docs/running.md,
+ * "Options").  Accepts `--opt VALUE` and `--opt=VALUE`. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>

@@ -3,7 +3,7 @@
 
 Oracles, each independent of pipec's schedule code:
   * t/ref/pipe_ref.py, a numpy (float64) simulation written from the spec
-    (pipe-language.md, "Asynchronous schedules"): pipedream keeps a history
+    (docs/schedules.md, "pipedream and pipedream-2bw"): pipedream keeps a history
     of weight versions per stage and runs micro-batch k at stage s with
     version max(0, k - inflight_s + 1); 2BW runs step t with W(t-1).  Losses
     and --weights-out after several steps are compared, for several P, M,

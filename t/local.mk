@@ -36,7 +36,17 @@ check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit
 %C%_front_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
 %C%_front_unit_LDADD = $(UNIT_LDADD)
 
+## The one list of tests (t/README.md, "Numbering").  Every test is
+## registered here, whatever it exercises: the runtime's and the CUDA
+## backend's tests are listed unconditionally and skip themselves (TAP
+## `1..0 # SKIP`) when configure did not build the library they need
+## (PIPEC_HAVE_RUNTIME, PIPEC_HAVE_CUDA_RUNTIME above; t/runtime-lib.sh,
+## t/030-cuda-build.t), so `make check` runs the same set everywhere.
+
+## C unit tests: programs linking compiler/libpipec.a.
 TESTS += %D%/front-unit %D%/sched-unit %D%/part-unit
+
+## 0xx: pipec and the programs it emits.
 TESTS += $(PIPEC_SHELL_TESTS)
 PIPEC_SHELL_TESTS = \
 	%D%/001-cli.t \
@@ -44,6 +54,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/003-errors.t \
 	%D%/004-fuzz.t \
 	%D%/005-fuzz-compile.t \
+	%D%/006-docs.t \
 	%D%/010-train-oracle.t \
 	%D%/011-programs.t \
 	%D%/020-schedule-cli.t \
@@ -56,14 +67,34 @@ PIPEC_SHELL_TESTS = \
 	%D%/044-precision.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
-	%D%/fuzz.py %D%/diag-sites.py \
+	%D%/fuzz.py %D%/diag-sites.py %D%/doc-links.py \
 	%D%/lib %D%/ref %D%/models
 
-## GPT-2 generation's runtime kernels against the full-sequence ones; like
-## runtime/local.mk's RUNTIME_TESTS, it builds its C driver with mpicc
-## against libpipert.a (t/runtime-lib.sh) and skips itself without the runtime.
-TESTS += %D%/507-runtime-kv.t
-EXTRA_DIST += %D%/507-runtime-kv.t %D%/runtime-kv.c %D%/guarded.h
+## 03x: the CUDA backend (runtime/cuda/): the emitted CUDA programs build
+## (no GPU needed); the device kernels equal the CPU's (skips without a
+## GPU).  Both skip where libpipert_cuda.a is not built.
+CUDA_TESTS = %D%/030-cuda-build.t %D%/031-cuda-kernels.t
+TESTS += $(CUDA_TESTS)
+EXTRA_DIST += $(CUDA_TESTS) %D%/runtime-cuda-kernels.c
+
+## 5xx: the runtime (runtime/, libpipert.a) on its own.  They compile their
+## C programs and the two-rank fixture with mpicc against libpipert.a
+## (t/runtime-lib.sh explains their environment) and skip themselves when
+## the runtime is not built.  507 checks GPT-2 generation's key/value-cache
+## kernels against the full-sequence ones.
+RUNTIME_TESTS = \
+	%D%/500-runtime-kernels.t \
+	%D%/501-runtime-io.t \
+	%D%/502-runtime-mpi.t \
+	%D%/503-runtime-errors.t \
+	%D%/504-runtime-faults.t \
+	%D%/505-runtime-tf.t \
+	%D%/506-runtime-inputs.t \
+	%D%/507-runtime-kv.t
+TESTS += $(RUNTIME_TESTS)
+EXTRA_DIST += $(RUNTIME_TESTS) %D%/runtime-lib.sh %D%/runtime-kernels.c %D%/runtime-io.c \
+	%D%/runtime-ref.py %D%/rt-fixtures/two_rank.c %D%/runtime-tf.c %D%/runtime-inputs.c \
+	%D%/runtime-kv.c %D%/guarded.h
 
 # Scratch the tests leave in the build tree (t/tmp: runtime fixtures, kept
 # fuzz failures) goes with `make clean`, so distcheck's distclean is clean.

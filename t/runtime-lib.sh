@@ -32,7 +32,7 @@ RT_CFLAGS="-std=c11 -O2 -Wall -Wextra -Werror ${PIPEC_CFLAGS:-${PIPEC_SANITIZERS
 RT_LIBS="-lopenblas -lm"
 
 # Every way this machine needs Open MPI told: root in containers, more
-# ranks than cores, waiting ranks that yield (notes/cpu-mpi-and-ci.md).
+# ranks than cores, waiting ranks that yield (docs/running.md).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # A sanitizer report exits with a status no test expects, so it fails.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:exitcode=86}

@@ -254,7 +254,7 @@ static void test_generate_errors(void)
 /* ---- asynchronous schedules: pipedream, pipedream-2bw ---- */
 
 /* The updates in the weights rank p computes key k with, as the spec
- * states them (pipe-language.md, "Asynchronous schedules"), counted
+ * states them (docs/schedules.md, "pipedream and pipedream-2bw"), counted
  * independently of sched_async_version: pipedream max(0, k - (P-s) + 1)
  * at the default depth (k - lag in general); 2bw max(0, k/M - 1). */
 static int spec_updates(const Schedule *s, int p, int k)

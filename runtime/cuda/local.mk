@@ -57,8 +57,5 @@ $(PIPERT_CUDA_OBJECTS): $(PIPERT_CUDA_DEPS)
 EXTRA_DIST += %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_tf.cu %D%/rt_xport.cu
 CLEANFILES += $(PIPERT_CUDA_OBJECTS)
 
-## Tests: the emitted CUDA programs build (no GPU needed); the device
-## kernels equal the CPU's (skips without a GPU).
-CUDA_TESTS = t/030-cuda-build.t t/031-cuda-kernels.t
-TESTS += $(CUDA_TESTS)
-EXTRA_DIST += $(CUDA_TESTS) t/runtime-cuda-kernels.c
+## Its tests (t/030-cuda-build.t, t/031-cuda-kernels.t) are registered in
+## t/local.mk, with every other test.

@@ -2,8 +2,8 @@
 """pipe_ref.py -- an independent numpy reference for pipec's numbers.
 
 It reads a .pipe file with its own small parser (not pipec's), builds the
-network in numpy (float64), and trains it exactly as the language spec and
-cli.md define: y = x W^T + b, losses are means over the global batch, SGD
+network in numpy (float64), and trains it exactly as docs/language.md and
+docs/running.md define: y = x W^T + b, losses are means over the global batch, SGD
 (with momentum) and Adam with PyTorch's semantics.  Tests compare pipec's
 printed losses, --weights-out and --output against it.
 
