@@ -326,8 +326,18 @@ for tag, sets in (("gpt2-bf16", ["dtype=bf16"]),
     if not r:
         t.diag(why)
 a, b, c = runs["gpt2-bf16"], runs["gpt1-bf16"], runs["gpt2-f32"]
-t.ok(a and b and len(a) == 3 and all(abs(x - y) <= 1e-6 * y for x, y in zip(a, b)),
-     "char-gpt bf16: 2 stages (tied head summed across ranks) equal 1 stage")
+# Step 1 computes with the same bf16 weights on both placements: equal to
+# f32 rounding.  After it, the two sum the tied head's gradient in a different
+# order (two ranks' parts against one rank's), the f32 masters differ in the
+# last bits, and re-rounding them to bf16 flips some values by a bf16 ulp
+# (2^-8 relative): step 2's loss then differs by ~4e-6 relative on an AMD
+# EPYC with OpenBLAS (Intel: less).  A tied head summed wrongly (a part lost
+# or counted twice) moves step 2's loss by far more than the 5e-5 allowed:
+# the step changes the loss by ~1e-1.
+if not t.ok(a and b and len(a) == 3 and abs(a[0] - b[0]) <= 1e-6 * b[0]
+            and all(abs(x - y) <= 5e-5 * y for x, y in zip(a[1:], b[1:])),
+            "char-gpt bf16: 2 stages (tied head summed across ranks) equal 1 stage"):
+    t.diag("2 stages %s\n1 stage  %s" % (a, b))
 t.ok(a and c and all(abs(x - y) <= 1e-3 * y for x, y in zip(a, c)) and a != c,
      "char-gpt bf16 stays within 1e-3 of f32 and is not f32")
 sys.exit(t.done())
