@@ -195,6 +195,29 @@ run_pipec compile "$MLP" -o "$T/kept"
 [ "$T/kept/rank0.c" -ot "$T/marker" ]
 is "$?" 0 "... and a recompile leaves an unchanged file alone (its timestamp too)"
 
+# ... nor does one stopped by a signal: here, blocked reading a template (a
+# FIFO) after it wrote the ranks, then sent SIGTERM.
+mkdir "$T/tpl"
+cp "$PIPEC_SRC/templates/rank.c.tmpl" "$PIPEC_SRC/templates/run.tmpl" "$T/tpl/"
+if mkfifo "$T/tpl/Makefile.in.tmpl" 2>/dev/null; then
+	PIPEC_TEMPLATES=$T/tpl "$PIPEC" compile "$MLP" -o "$T/sig/out" >/dev/null 2>&1 &
+	pid=$!
+	i=0
+	while [ $i -lt 100 ] && ! ls "$T"/sig/.out.pipec-*/rank3.c >/dev/null 2>&1; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	staged=$(ls "$T"/sig/.out.pipec-*/rank3.c 2>/dev/null)
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	[ -n "$staged" ] && [ "$rc" -ne 0 ] && [ ! -e "$T/sig" ]
+	is "$?" 0 "a compile killed by SIGTERM while writing leaves no directory" ||
+		diag "staged: ${staged:-nothing}; exit $rc; left: $(ls -A "$T/sig" 2>&1)"
+else
+	skip "a compile killed by SIGTERM while writing leaves no directory" "no mkfifo"
+fi
+
 # The build tree's pipec needs no variable: its Makefile names the source
 # tree's runtime/ headers and the build tree's runtime/ libraries.
 build=${PIPEC_BUILD:-$PIPEC_SRC/build}
