@@ -263,7 +263,7 @@ void files_begin(const char *dir)
 
 	struct stat sb;
 	if (!strcmp(base, ".") || !strcmp(base, ".."))
-		make_dirs(d);      /* DIR/. or DIR/..: no name to stage beside */
+		make_dirs(d);   /* DIR/. or DIR/..: no name to stage beside */
 	if (stat(d, &sb) == 0) {
 		if (!S_ISDIR(sb.st_mode))
 			fail_io("'%s' exists and is not a directory", dir);
@@ -275,6 +275,8 @@ void files_begin(const char *dir)
 		}
 		return;
 	}
+	if (lstat(d, &sb) == 0)    /* a dangling symbolic link: rename would replace it */
+		fail_io("'%s' exists and is not a directory", dir);
 	if (parent)
 		make_dirs(parent);
 	st.stage = keep(xprintf("%s%s.%s.pipec-XXXXXX", parent ? parent : "",
