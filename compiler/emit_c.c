@@ -5,55 +5,22 @@
  * per layer, each under a #line to the model), one offset table per
  * (stage, micro-batch) from the memory plan, and the step function: the
  * rank's verified action list, one runtime call per action, each with its
- * schedule action as a comment.  Makefile and launcher come from templates/.
+ * schedule action as a comment.  The templates, the output directory, the
+ * Makefile and the launcher are files.c's.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 #include "emit.h"
+#include "files.h"
 #include "memplan.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "dev"
-#endif
-#ifndef PIPEC_PKGDATADIR
-#define PIPEC_PKGDATADIR "/usr/local/share/pipec"
-#endif
-#ifndef PIPEC_INCLUDEDIR
-#define PIPEC_INCLUDEDIR "/usr/local/include"
-#endif
-#ifndef PIPEC_LIBDIR
-#define PIPEC_LIBDIR "/usr/local/lib"
-#endif
-#ifndef PIPEC_MPI_CFLAGS
-#define PIPEC_MPI_CFLAGS ""
-#endif
-#ifndef PIPEC_MPI_LIBS
-#define PIPEC_MPI_LIBS "-lmpi"
-#endif
-#ifndef PIPEC_BLAS_LIBS
-#define PIPEC_BLAS_LIBS "-lopenblas"
-#endif
-#ifndef PIPEC_MPIRUN
-#define PIPEC_MPIRUN "mpirun"
-#endif
-#ifndef PIPEC_CUDA_CFLAGS
-#define PIPEC_CUDA_CFLAGS "-I/usr/local/cuda/include"
-#endif
-#ifndef PIPEC_CUDA_LIBS
-#define PIPEC_CUDA_LIBS "-L/usr/local/cuda/lib64 -lcudart -lcublas"
-#endif
-#ifndef PIPEC_NCCL_LIBS
-#define PIPEC_NCCL_LIBS "-lnccl"
-#endif
-#ifndef PIPEC_SAN_CFLAGS
-#define PIPEC_SAN_CFLAGS ""
 #endif
 
 /* ---- one emitter with indentation and line counting (chibicc's println) ---- */
@@ -108,106 +75,6 @@ static void line_back(Out *o)
 {
 	if (o->lines_on)
 		out(o, "#line %d \"%s\"\n", o->base + o->line + 2, o->name);
-}
-
-/* ---- files ---- */
-
-static const char *template_dir(void)
-{
-	const char *d = getenv("PIPEC_PKGDATADIR");
-	return d && *d ? d : PIPEC_PKGDATADIR "/templates";
-}
-
-static char *read_template(const char *name)
-{
-	const char *path = xprintf("%s/%s", template_dir(), name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_io("cannot read template '%s': %s (set PIPEC_PKGDATADIR to the "
-		        "templates directory)", path, strerror(errno));
-	VEC(char) b = { 0 };
-	int ch;
-	while ((ch = fgetc(f)) != EOF)
-		VEC_PUSH(b, (char)ch);
-	fclose(f);
-	VEC_PUSH(b, 0);
-	return b.v;
-}
-
-/* Replaces every @KEY@ of tmpl by its value from keys/vals. */
-static char *substitute(const char *tmpl, const char *const *keys, const char *const *vals,
-                        int n)
-{
-	VEC(char) r = { 0 };
-	for (const char *p = tmpl; *p; p++) {
-		if (*p == '@') {
-			int k;
-			for (k = 0; k < n; k++) {
-				size_t len = strlen(keys[k]);
-				if (!strncmp(p + 1, keys[k], len) && p[1 + len] == '@') {
-					for (const char *v = vals[k]; *v; v++)
-						VEC_PUSH(r, *v);
-					p += len + 1;
-					break;
-				}
-			}
-			if (k < n)
-				continue;
-		}
-		VEC_PUSH(r, *p);
-	}
-	VEC_PUSH(r, 0);
-	return r.v;
-}
-
-static void write_file(const char *dir, const char *name, const char *text, int exec)
-{
-	const char *path = xprintf("%s/%s", dir, name);
-	const char *tmp = xprintf("%s.tmp", path);
-	FILE *f = fopen(tmp, "wb");
-	if (!f)
-		fail_io("cannot write '%s': %s", tmp, strerror(errno));
-	size_t len = strlen(text);
-	if (fwrite(text, 1, len, f) != len || fclose(f) != 0)
-		fail_io("cannot write '%s'", tmp);
-	if (exec)
-		chmod(tmp, 0755);
-	/* Keep an unchanged file's timestamp so make does not rebuild it. */
-	FILE *old = fopen(path, "rb");
-	if (old) {
-		int same = 1;
-		size_t i = 0;
-		int ch;
-		while ((ch = fgetc(old)) != EOF && same)
-			same = i < len && text[i++] == (char)ch;
-		same = same && i == len;
-		fclose(old);
-		if (same) {
-			remove(tmp);
-			return;
-		}
-	}
-	if (rename(tmp, path) != 0)
-		fail_io("cannot write '%s': %s", path, strerror(errno));
-}
-
-/* mkdir -p: the output directory and any missing parents. */
-static void make_dir(const char *dir)
-{
-	char *path = xstrdup(dir);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(path, 0777) != 0 && errno != EEXIST)
-			fail_io("cannot create directory '%s': %s", path, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-		fail_io("cannot create directory '%s': %s", dir, strerror(errno));
-	struct stat st;
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		fail_io("'%s' exists and is not a directory", dir);
 }
 
 /* ---- a rank's program ---- */
@@ -1218,45 +1085,24 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 	const char *keys[] = { "VERSION", "SOURCE", "SUMMARY", "ROWS", "BODY" };
 	const char *vals[] = { PACKAGE_VERSION, m->file->name, sum.v,
 	                       xprintf("%lld", (long long)e.plan->rows), e.o.buf.v };
-	return substitute(tmpl, keys, vals, 5);
+	return files_substitute(tmpl, keys, vals, 5);
 }
 
 int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, const EmitOptions *eo)
 {
-	int cuda = !strcmp(eo->backend, "cuda");
-	make_dir(eo->dir);
-	const char *tmpl = read_template("rank.c.tmpl");
+	files_begin(eo->dir);
+	const char *tmpl = files_template("rank.c.tmpl");
 	VEC(char) ranks = { 0 };
 	for (int rank = 0; rank < s->nranks; rank++) {
 		char *src = rank_source(m, s, r, rank, eo, tmpl);
-		write_file(eo->dir, xprintf("rank%d.c", rank), src, 0);
+		files_write(xprintf("rank%d.c", rank), src, 0);
 		const char *nm = xprintf("%srank%d", rank ? " " : "", rank);
 		for (const char *p = nm; *p; p++)
 			VEC_PUSH(ranks, *p);
 	}
 	VEC_PUSH(ranks, 0);
-	const char *rt_inc = getenv("PIPEC_RUNTIME_INCLUDE");
-	const char *rt_lib = getenv("PIPEC_RUNTIME_LIB");
-	const char *cc = getenv("PIPEC_CC");
-	const char *sched = s->kind == SK_INTERLEAVED ? xprintf("interleaved(%d)", s->V)
-	                    : sched_kind_name(s->kind);
-	const char *keys[] = { "VERSION", "SOURCE", "DIR", "CC", "SAN_CFLAGS", "RT_INCLUDE",
-	                       "RT_LIB", "MPI_CFLAGS", "MPI_LIBS", "BLAS_LIBS", "RANKS",
-	                       "NRANKS", "MPIRUN", "MPIRUN_NAME", "MODEL", "SCHEDULE",
-	                       "CUDA_CFLAGS", "CUDA_LIBS", "NCCL_LIBS" };
-	const char *vals[] = { PACKAGE_VERSION, m->file->name, eo->dir, cc && *cc ? cc : "cc",
-	                       PIPEC_SAN_CFLAGS, rt_inc && *rt_inc ? rt_inc : PIPEC_INCLUDEDIR,
-	                       rt_lib && *rt_lib ? rt_lib : PIPEC_LIBDIR, PIPEC_MPI_CFLAGS,
-	                       PIPEC_MPI_LIBS, PIPEC_BLAS_LIBS, ranks.v,
-	                       xprintf("%d", s->nranks), PIPEC_MPIRUN, "mpirun", m->name, sched,
-	                       PIPEC_CUDA_CFLAGS, PIPEC_CUDA_LIBS, PIPEC_NCCL_LIBS };
-	int nk = (int)(sizeof keys / sizeof keys[0]);
-	/* The rank files are the same for both back ends: only what they link
-	 * against differs (libpipert.a or libpipert_cuda.a). */
-	write_file(eo->dir, "Makefile",
-	           substitute(read_template(cuda ? "Makefile.cuda.tmpl" : "Makefile.in.tmpl"), keys,
-	                      vals, nk), 0);
-	write_file(eo->dir, "run", substitute(read_template("run.tmpl"), keys, vals, nk), 1);
+	files_makefile_and_run(m, s, eo, ranks.v);
+	files_commit();
 	printf("pipec: wrote %d rank program%s, Makefile and run to %s/\n", s->nranks,
 	       s->nranks == 1 ? "" : "s", eo->dir);
 	return 0;

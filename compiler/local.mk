@@ -8,9 +8,13 @@ noinst_LIBRARIES = %D%/libpipec.a
 AM_YFLAGS = -d -Wall -Wno-yacc
 BUILT_SOURCES += %D%/parser.h
 
+# Where compile finds the templates and the runtime (compiler/files.c): the
+# installed directories, or, for the pipec of this build tree, the source
+# tree's templates/ and runtime/ and this tree's runtime libraries.
 PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
-	-DPIPEC_PKGDATADIR='"$(pkgdatadir)"' \
+	-DPIPEC_TEMPLATEDIR='"$(templatesdir)"' \
 	-DPIPEC_LIBDIR='"$(libdir)"' -DPIPEC_INCLUDEDIR='"$(includedir)"' \
+	-DPIPEC_SRCDIR='"$(abs_top_srcdir)"' -DPIPEC_BUILDDIR='"$(abs_top_builddir)"' \
 	-DPIPEC_SAN_CFLAGS='"$(SAN_CFLAGS)"'
 
 %C%_libpipec_a_CPPFLAGS = $(PIPEC_CPPFLAGS)
@@ -28,7 +32,8 @@ PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	%D%/sched_gen.c %D%/sched_async.c %D%/sched_lower.c %D%/sched_verify.c \
 	%D%/sched_sim.c %D%/sched_fmt.c %D%/sched_read.c \
 	%D%/memplan.c %D%/memplan.h \
-	%D%/emit_c.c %D%/emit.h
+	%D%/emit_c.c %D%/emit.h \
+	%D%/files.c %D%/files.h
 
 %C%_pipec_CPPFLAGS = $(PIPEC_CPPFLAGS)
 %C%_pipec_SOURCES = %D%/main.c

@@ -81,6 +81,12 @@ static void usage(FILE *to)
 	      "                     S lowered schedule (csv), M memory plan\n"
 	      "  --help             this help;  --version  the version\n"
 	      "\n"
+	      "Environment (compile; the build tree's pipec needs none):\n"
+	      "  PIPEC_TEMPLATES        the templates directory (older name: PIPEC_PKGDATADIR)\n"
+	      "  PIPEC_RUNTIME_INCLUDE  the directory of pipert.h (the Makefile's -I)\n"
+	      "  PIPEC_RUNTIME_LIB      the directory of the runtime libraries (its -L)\n"
+	      "  PIPEC_CC               the C compiler of the Makefile (default cc)\n"
+	      "\n"
 	      "Exit status: 0 success, 1 bad input, 2 bad command line, 3 internal or I/O error.\n"
 	      "Documentation: docs/language.md, docs/schedules.md, man pipec.\n", to);
 }

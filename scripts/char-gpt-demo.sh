@@ -10,8 +10,6 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 sh scripts/setup.sh build
-export PIPEC_PKGDATADIR="$top/templates"
-export PIPEC_RUNTIME_INCLUDE="$top/runtime" PIPEC_RUNTIME_LIB="$top/build/runtime"
 pipec=build/compiler/pipec
 py=/usr/bin/python3
 steps=${1:-1000}

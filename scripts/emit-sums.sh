@@ -16,16 +16,17 @@
 # `schedule` (the text chart on the uniform cost), `csv`, `dM` (the memory
 # plan dump), `rc` (the exit status and a checksum of stderr, for a
 # refusal) or, for `compile`, the emitted file's name.  Paths that depend
-# on where pipec runs from (the runtime's include and library
-# directories in the generated Makefile) are fixed through the PIPEC_*
-# variables below, so the sums depend on pipec alone.
+# on where pipec runs from (the templates, and the runtime's include and
+# library directories in the generated Makefile) are fixed through the
+# PIPEC_* variables below, so the sums depend on pipec alone (a copy of a
+# pipec outside its build tree gives the same sums).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 pipec=${1:-$top/build/compiler/pipec}
 case $pipec in /*) ;; *) pipec=$PWD/$pipec ;; esac
 [ -x "$pipec" ] || { echo "emit-sums: no pipec at $pipec" >&2; exit 2; }
 
-export PIPEC_PKGDATADIR="$top/templates"
+export PIPEC_TEMPLATES="$top/templates"
 export PIPEC_RUNTIME_INCLUDE=/fixed/include PIPEC_RUNTIME_LIB=/fixed/lib
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/emit-sums.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM

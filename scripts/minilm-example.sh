@@ -33,8 +33,6 @@ mkdir -p "$out"
 "$venv/bin/python" scripts/bert-tokenize.py --tokenizer "$model/tokenizer.json" \
 	--out-ids "$out/ids.npy" --out-mask "$out/mask.npy" "$@"
 
-export PIPEC_PKGDATADIR="$top/templates"
-export PIPEC_RUNTIME_INCLUDE="$top/runtime" PIPEC_RUNTIME_LIB="$top/build/runtime"
 build/compiler/pipec compile models/minilm.pipe -o "$out/prog" --set stages="$stages" \
 	--set batch="$n" --set microbatches="$n"
 "$out/prog/run" --weights-in "$model/model.safetensors" --input ids="$out/ids.npy" \

@@ -167,4 +167,73 @@ is "$?" 0 "... the ranks and the launcher are there"
 run_pipec compile "$MLP" -o "$T/a-file/out"
 is "$rc" 3 "compile -o under a plain file: exit 3"
 like "$err" "cannot create directory '.*a-file/out': Not a directory" "... naming the path"
+
+# A failed compile leaves nothing behind: a directory it created is removed
+# with the parents it created; an existing one keeps exactly what it held.
+PIPEC_TEMPLATES=$T/no-templates run_pipec compile "$MLP" -o "$T/gone/parent/out"
+is "$rc" 3 "compile without its templates: exit 3"
+like "$err" "cannot read template '.*no-templates/rank\.c\.tmpl'.*PIPEC_TEMPLATES" \
+	"... naming the template and PIPEC_TEMPLATES"
+[ ! -e "$T/gone" ]
+is "$?" 0 "... and leaves no directory, nor the parents it created"
+run_pipec compile "$T/empty.pipe" -o "$T/bad-input"
+is "$rc" 1 "compile of bad input: exit 1"
+[ ! -e "$T/bad-input" ]
+is "$?" 0 "... and leaves no directory"
+mkdir "$T/kept"
+echo mine >"$T/kept/notes.txt"
+PIPEC_TEMPLATES=$T/no-templates run_pipec compile "$MLP" -o "$T/kept/"
+is "$rc" 3 "a failed compile into an existing directory: exit 3"
+is "$(ls -A "$T/kept")" "notes.txt" "... leaves it as it was, without staged files"
+run_pipec compile "$MLP" -o "$T/kept"
+is "$(ls -A "$T/kept" | tr '\n' ' ')" "Makefile notes.txt rank0.c rank1.c rank2.c rank3.c run " \
+	"a compile into an existing directory adds its files, keeps the others"
+touch -t 200001010000 "$T/kept/rank0.c" "$T/marker"
+sleep 1
+touch "$T/marker"
+run_pipec compile "$MLP" -o "$T/kept"
+[ "$T/kept/rank0.c" -ot "$T/marker" ]
+is "$?" 0 "... and a recompile leaves an unchanged file alone (its timestamp too)"
+
+# ... nor does one stopped by a signal: here, blocked reading a template (a
+# FIFO) after it wrote the ranks, then sent SIGTERM.
+mkdir "$T/tpl"
+cp "$PIPEC_SRC/templates/rank.c.tmpl" "$PIPEC_SRC/templates/run.tmpl" "$T/tpl/"
+if mkfifo "$T/tpl/Makefile.in.tmpl" 2>/dev/null; then
+	PIPEC_TEMPLATES=$T/tpl "$PIPEC" compile "$MLP" -o "$T/sig/out" >/dev/null 2>&1 &
+	pid=$!
+	i=0
+	while [ $i -lt 100 ] && ! ls "$T"/sig/.out.pipec-*/rank3.c >/dev/null 2>&1; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	staged=$(ls "$T"/sig/.out.pipec-*/rank3.c 2>/dev/null)
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	[ -n "$staged" ] && [ "$rc" -ne 0 ] && [ ! -e "$T/sig" ]
+	is "$?" 0 "a compile killed by SIGTERM while writing leaves no directory" ||
+		diag "staged: ${staged:-nothing}; exit $rc; left: $(ls -A "$T/sig" 2>&1)"
+else
+	skip "a compile killed by SIGTERM while writing leaves no directory" "no mkfifo"
+fi
+
+# The build tree's pipec needs no variable: its Makefile names the source
+# tree's runtime/ headers and the build tree's runtime/ libraries.
+build=${PIPEC_BUILD:-$PIPEC_SRC/build}
+if [ "$PIPEC" -ef "$build/compiler/pipec" ]; then
+	(
+		cd "$T" &&
+		env -u PIPEC_TEMPLATES -u PIPEC_PKGDATADIR -u PIPEC_RUNTIME_INCLUDE \
+			-u PIPEC_RUNTIME_LIB "$PIPEC" compile "$MLP" -o bare
+	) >"$T/bare.log" 2>&1
+	is "$?" 0 "the build tree's pipec compiles with no PIPEC_* variable, from anywhere"
+	mk=$(cat "$T/bare/Makefile" 2>/dev/null)
+	contains "$mk" "-I$(cd "$PIPEC_SRC" && pwd -P)/runtime " "... its Makefile includes the source tree's runtime/"
+	contains "$mk" "-L$(cd "$build" && pwd -P)/runtime " "... and links the build tree's runtime/"
+else
+	skip "the build tree's pipec compiles with no PIPEC_* variable" "$PIPEC is not $build/compiler/pipec"
+	skip "... its Makefile includes the source tree's runtime/" "not the build tree's pipec"
+	skip "... and links the build tree's runtime/" "not the build tree's pipec"
+fi
 done_testing

@@ -12,6 +12,8 @@
 - The loss falls when a model trains for a few dozen steps on the
   runtime's learnable synthetic task.
 - The launcher: --help, bad options exit 2, a hostfile with localhost slots.
+- The build tree's pipec needs no PIPEC_* variable: with none set, what it
+  compiles builds against the in-tree runtime and runs.
 """
 import os
 import re
@@ -25,7 +27,7 @@ t = TAP()
 E = env_setup(t)
 tmp = E.tmpdir("programs")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")
-t.plan(18)
+t.plan(19)
 
 
 def sh(cmd, **kw):
@@ -181,4 +183,22 @@ if not t.ok(len(src) == 4 and all(".precision = RT_PREC_BF16" in s and "rt_round
                                   for s in src) and "rt_round" not in f32src,
             "dtype = bf16 compiles to 16-bit programs (rt_round on every rank, none at f32)"):
     t.diag(r.stderr)
+# --- the build tree's pipec finds its templates and the in-tree runtime itself
+bare = os.path.join(tmp, "bare")
+benv = {k: v for k, v in os.environ.items()
+        if k not in ("PIPEC_TEMPLATES", "PIPEC_PKGDATADIR", "PIPEC_RUNTIME_INCLUDE",
+                     "PIPEC_RUNTIME_LIB")}
+built = os.path.join(E.build, "compiler", "pipec")
+if os.path.exists(built) and os.path.samefile(E.pipec, built):
+    r = sh([E.pipec, "compile", os.path.join(E.src, "models", "mlp4.pipe"), "-o", bare],
+           env=benv, cwd=tmp)
+    if r.returncode == 0:
+        r = sh([os.path.join(bare, "run"), "--steps", "1"], env=benv, timeout=300)
+    if not t.ok(r.returncode == 0 and re.search(r"^step 1 loss \d", r.stdout, re.M),
+                "the build tree's pipec with no PIPEC_* variable: mlp4 compiles, builds, runs"):
+        t.diag((r.stdout + r.stderr)[-1500:])
+else:
+    t.n += 1
+    print("ok %d - the build tree's pipec with no PIPEC_* variable # SKIP %s is not %s"
+          % (t.n, E.pipec, built), flush=True)
 sys.exit(t.done())

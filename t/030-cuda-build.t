@@ -8,9 +8,9 @@
 # byte (one step function, one runtime API, two libraries).  Nothing runs: the programs need a GPU
 # (bench/gpu/check-and-time.sh runs them where there is one).
 #
-# Environment (make check sets it): PIPEC, PIPEC_PKGDATADIR,
-# PIPEC_RUNTIME_INCLUDE, PIPEC_RUNTIME_LIB, PIPEC_SRC, and
-# PIPEC_HAVE_CUDA_RUNTIME ("yes" where configure built libpipert_cuda.a).
+# Environment (make check sets it): PIPEC, PIPEC_SRC, and
+# PIPEC_HAVE_CUDA_RUNTIME ("yes" where configure built libpipert_cuda.a);
+# the build tree's pipec finds the templates and the runtime itself.
 # Interleaved schedules get partition = auto, since a bundled model's fixed
 # partition lists one stage per rank.
 

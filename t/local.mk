@@ -8,11 +8,10 @@ TEST_EXTENSIONS = .t
 T_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
 LOG_DRIVER = $(T_LOG_DRIVER)
 
+# The build tree's pipec finds the templates and the in-tree runtime itself
+# (compiler/files.c): no PIPEC_TEMPLATES, PIPEC_RUNTIME_INCLUDE, _LIB here.
 AM_TESTS_ENVIRONMENT = \
 	PIPEC='$(abs_top_builddir)/compiler/pipec'; export PIPEC; \
-	PIPEC_PKGDATADIR='$(abs_top_srcdir)/templates'; export PIPEC_PKGDATADIR; \
-	PIPEC_RUNTIME_INCLUDE='$(abs_top_srcdir)/runtime'; export PIPEC_RUNTIME_INCLUDE; \
-	PIPEC_RUNTIME_LIB='$(abs_top_builddir)/runtime'; export PIPEC_RUNTIME_LIB; \
 	PIPEC_BUILD='$(abs_top_builddir)'; export PIPEC_BUILD; \
 	PIPEC_SRC='$(abs_top_srcdir)'; export PIPEC_SRC; \
 	PYTHON_NUMPY='$(PYTHON_NUMPY)'; export PYTHON_NUMPY; \
@@ -57,6 +56,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/006-docs.t \
 	%D%/010-train-oracle.t \
 	%D%/011-programs.t \
+	%D%/012-install.t \
 	%D%/020-schedule-cli.t \
 	%D%/021-custom-schedule.t \
 	%D%/022-zbv.t \

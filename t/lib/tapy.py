@@ -55,14 +55,13 @@ def env_setup(t, need_runtime=True, need_numpy=True):
     E.build = os.environ.get("PIPEC_BUILD") or os.path.join(E.src, "build")
     E.pipec = os.environ.get("PIPEC") or os.path.join(E.build, "compiler", "pipec")
     E.python = os.environ.get("PYTHON_NUMPY") or "/usr/bin/python3"
-    os.environ.setdefault("PIPEC_PKGDATADIR", os.path.join(E.src, "templates"))
-    os.environ.setdefault("PIPEC_RUNTIME_INCLUDE", os.path.join(E.src, "runtime"))
-    os.environ.setdefault("PIPEC_RUNTIME_LIB", os.path.join(E.build, "runtime"))
     if not os.path.exists(E.pipec):
         t.skip_all("pipec is not built (%s)" % E.pipec)
     if need_runtime:
         have = os.environ.get("PIPEC_HAVE_RUNTIME")
-        lib = os.path.join(os.environ["PIPEC_RUNTIME_LIB"], "libpipert.a")
+        # the build tree's pipec links its runtime/ (PIPEC_RUNTIME_LIB overrides)
+        lib = os.path.join(os.environ.get("PIPEC_RUNTIME_LIB") or os.path.join(E.build, "runtime"),
+                           "libpipert.a")
         if have == "" or not os.path.exists(lib):
             t.skip_all("the runtime is not built here (needs MPI and a CBLAS)")
     if need_numpy and os.system(E.python + " -c 'import numpy' 2>/dev/null") != 0:
