@@ -41,12 +41,10 @@ class Config:
 
 
 def env_pipec(threads=None):
-    """The environment of pipec and of the programs it emits: the source
-    tree's templates and runtime, and a fixed BLAS thread count."""
+    """The environment of pipec and of the programs it emits, with a fixed
+    BLAS thread count.  The build tree's pipec finds the source tree's
+    templates and runtime by itself (docs/running.md)."""
     env = dict(os.environ)
-    env.setdefault("PIPEC_PKGDATADIR", os.path.join(ROOT, "templates"))
-    env.setdefault("PIPEC_RUNTIME_INCLUDE", os.path.join(ROOT, "runtime"))
-    env.setdefault("PIPEC_RUNTIME_LIB", os.path.join(BUILD, "runtime"))
     if threads is not None:
         for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[k] = str(threads)

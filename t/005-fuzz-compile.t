@@ -16,8 +16,6 @@
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3 || true)
 [ -n "$PY" ] || skip_all "no python3 to drive the mutations"
-[ -n "${PIPEC_PKGDATADIR:-}" ] || PIPEC_PKGDATADIR=$PIPEC_SRC/templates
-export PIPEC_PKGDATADIR
 
 cases=${PIPEC_FUZZ_CASES:-1000}
 [ -n "${PIPEC_FULL:-}" ] && [ -z "${PIPEC_FUZZ_CASES:-}" ] && cases=10000

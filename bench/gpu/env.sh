@@ -30,7 +30,7 @@ else
 	gpu_lib_cpu=$gpu_bundle/lib
 	gpu_lib_cuda=$gpu_bundle/lib
 fi
-export PIPEC_PKGDATADIR=$gpu_src/templates
+export PIPEC_TEMPLATES=$gpu_src/templates
 
 # MPI: the machine's, else the bundle's Open MPI 5 (relocatable: $ORIGIN).
 gpu_mpirun=$(command -v mpirun || true)
