@@ -65,7 +65,7 @@ int sched_msg(const Schedule *s, int k, const Action *a, SchedMsg *m)
 
 int sched_msg_key(const Schedule *s, const SchedMsg *m)
 {
-	return SCHED_MSG_KEY(s, m->rep, m->stage, m->mb);
+	return SCHED_SLOT(s, m->rep, m->stage, m->mb);
 }
 
 const char *sched_op_label(const Schedule *s, const Action *a)

@@ -11,7 +11,7 @@ SchedInterp *sched_interp_new(const Schedule *s)
 	it->pc = xalloc((size_t)n * sizeof *it->pc);
 	it->arrived = xalloc((size_t)n * sizeof *it->arrived);
 	it->ar_count = xalloc((size_t)s->S * sizeof *it->ar_count);
-	it->nslots = SCHED_MSG_SLOTS(s);
+	it->nslots = SCHED_NSLOTS(s);
 	for (int kind = 0; kind < SCHED_MSG_KINDS; kind++)
 		it->posted[kind] = xalloc((size_t)it->nslots + 1);
 	it->queue = xalloc((size_t)n * sizeof *it->queue);

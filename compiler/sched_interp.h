@@ -52,7 +52,7 @@ typedef struct SchedInterp {
 	int *pc;                /* [nranks] next action; rank[k].n when done */
 	int *arrived;           /* [nranks] waiting in its current ALLREDUCE */
 	int *ar_count;          /* [S] arrivals at stage s's ALLREDUCE */
-	unsigned char *posted[SCHED_MSG_KINDS];  /* [SCHED_MSG_SLOTS] per kind */
+	unsigned char *posted[SCHED_MSG_KINDS];  /* [SCHED_NSLOTS] per kind */
 	int nslots;
 	int *queue, *queued;    /* circular run queue of runnable ranks */
 	int head, tail, nq;

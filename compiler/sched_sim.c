@@ -66,7 +66,7 @@ typedef struct Sim {
 	const SimCost *c;
 	SimResult *res;
 	double *t;              /* [nranks] each rank's clock */
-	double *arr[SCHED_MSG_KINDS];  /* [SCHED_MSG_SLOTS] arrival of a posted message */
+	double *arr[SCHED_MSG_KINDS];  /* [SCHED_NSLOTS] arrival of a posted message */
 	double *ar_last;        /* [S] the last arrival at stage s's ALLREDUCE */
 } Sim;
 
@@ -172,7 +172,7 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 	Sim sim = { .s = s, .c = c, .res = res };
 	sim.t = xalloc((size_t)n * sizeof *sim.t);
 	for (int kind = 0; kind < SCHED_MSG_KINDS; kind++)
-		sim.arr[kind] = xalloc((size_t)(SCHED_MSG_SLOTS(s) + 1) * sizeof *sim.arr[kind]);
+		sim.arr[kind] = xalloc((size_t)(SCHED_NSLOTS(s) + 1) * sizeof *sim.arr[kind]);
 	sim.ar_last = xalloc((size_t)s->S * sizeof *sim.ar_last);
 	SchedInterp *it = sched_interp_new(s);
 	if (sched_interp_run(it, sim_event, &sim) > 0)

@@ -280,11 +280,15 @@ enum { SCHED_MSG_NONE, SCHED_MSG_SENDS, SCHED_MSG_RECEIVES };
  * SCHED_MSG_RECEIVES for a RECV_*, SCHED_MSG_NONE (m untouched) for the
  * rest.  Fields are taken as the action states them, unchecked. */
 int sched_msg(const Schedule *s, int k, const Action *a, SchedMsg *m);
-/* The message's index among those of its kind, 0 .. SCHED_MSG_SLOTS(s)-1
- * for a message the verifier's first pass accepted: (rep, stage, mb). */
-#define SCHED_MSG_KEY(s, rep, stage, mb) \
+/* The slot of (replica, stage, micro-batch key) in a table of
+ * SCHED_NSLOTS(s) entries: what happened to each F, B, ... and, by the
+ * receiving stage, to each message of one kind. */
+#define SCHED_SLOT(s, rep, stage, mb) \
 	((((rep) * (s)->S) + (stage)) * SCHED_KEYS(s) + (mb))
-#define SCHED_MSG_SLOTS(s) ((s)->R * (s)->S * SCHED_KEYS(s))
+#define SCHED_NSLOTS(s) ((s)->R * (s)->S * SCHED_KEYS(s))
+/* The message's slot among those of its kind: SCHED_SLOT(rep, stage, mb),
+ * in 0 .. SCHED_NSLOTS(s)-1 for an action the verifier's first pass
+ * accepted. */
 int sched_msg_key(const Schedule *s, const SchedMsg *m);
 
 /* ---- asynchronous schedules (sched_async.c) ----
