@@ -14,7 +14,9 @@
  *                     exactly-once, deadlock freedom, OPTIM last).
  *
  * sched_simulate() then times it on a cost model, sched_memory() computes
- * the peak activation memory, and sched_write_*() print it.
+ * the peak activation memory, and sched_write_*() print it.  The verifier's
+ * deadlock check and the simulator run the ranks on one interpreter
+ * (sched_interp.h); every pass names a message as sched_msg() does.
  *
  * Ranks: rank = replica * P + prank, prank = 0..P-1 the pipeline position.
  * Stages: global (virtual) stage index 0..S-1, S = P*V; stage_rank[s] is the
