@@ -1,4 +1,5 @@
-/* sched.c — the schedule IR's tables: op and kind names, action lists. */
+/* sched.c — the schedule IR's tables: op and kind names, action lists,
+ * placement and the identity of messages. */
 #include "schedule.h"
 
 #include <string.h>
@@ -27,6 +28,44 @@ int sched_holder(const Schedule *s, int rep, int st, int mb)
 	if (s->disagg)
 		return (SCHED_ROUND(s, mb) > 0 ? s->P : 0) + s->stage_rank[st];
 	return SCHED_RANK(s, rep, s->stage_rank[st]);
+}
+
+int sched_msg(const Schedule *s, int k, const Action *a, SchedMsg *m)
+{
+	int send = a->op == OP_SEND_F || a->op == OP_SEND_B || a->op == OP_SEND_TOK
+	           || a->op == OP_SEND_KV;
+	int src;
+	switch (a->op) {
+	case OP_SEND_F:
+	case OP_RECV_F:
+		src = send ? a->stage : a->stage - 1;
+		*m = (SchedMsg){ SCHED_MSG_F, src + 1, src, a->mb, 0, 0, 0, 0 };
+		break;
+	case OP_SEND_B:
+	case OP_RECV_B:
+		src = send ? a->stage : a->stage + 1;
+		*m = (SchedMsg){ SCHED_MSG_B, src - 1, src, a->mb, 1, 0, 0, 0 };
+		break;
+	case OP_SEND_TOK:
+	case OP_RECV_TOK:
+		*m = (SchedMsg){ SCHED_MSG_TOK, 0, s->S - 1, a->mb, 0, 0, 0, 0 };
+		break;
+	case OP_SEND_KV:
+	case OP_RECV_KV:
+		*m = (SchedMsg){ SCHED_MSG_KV, a->stage, a->stage, a->mb, 1, 0, 0, 0 };
+		break;
+	default:
+		return SCHED_MSG_NONE;
+	}
+	m->from = send ? k : a->peer;
+	m->to = send ? a->peer : k;
+	m->rep = s->disagg ? 0 : k / s->P;
+	return send ? SCHED_MSG_SENDS : SCHED_MSG_RECEIVES;
+}
+
+int sched_msg_key(const Schedule *s, const SchedMsg *m)
+{
+	return SCHED_SLOT(s, m->rep, m->stage, m->mb);
 }
 
 const char *sched_op_label(const Schedule *s, const Action *a)

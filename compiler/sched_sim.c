@@ -1,8 +1,8 @@
 /* sched_sim.c — timing a lowered schedule on a cost model, and its memory.
  *
- * The simulator runs the ranks the way the verifier does (each rank until
- * it blocks; a SEND or the last ALLREDUCE arrival wakes the ranks waiting
- * for it) and gives every action a start and an end:
+ * The simulator runs the ranks on the schedule interpreter (sched_interp.h,
+ * the one the verifier proves deadlock freedom on) and gives every action
+ * a start and an end from the interpreter's events:
  *   F, B, W, R      take their cost from the rank's clock;
  *   SEND_*          take no time on the sender; the message arrives at the
  *                   send time plus its transfer cost;
@@ -20,7 +20,7 @@
  * Each action starts when the previous one on its rank ended, so the result
  * does not depend on the order ranks are visited in.
  */
-#include "schedule.h"
+#include "sched_interp.h"
 
 #include <string.h>
 
@@ -60,12 +60,104 @@ static double at(const double *v, int i, double dflt)
 	return v ? v[i] : dflt;
 }
 
+/* The simulator's side of the interpreter's run. */
+typedef struct Sim {
+	const Schedule *s;
+	const SimCost *c;
+	SimResult *res;
+	double *t;              /* [nranks] each rank's clock */
+	double *arr[SCHED_MSG_KINDS];  /* [SCHED_NSLOTS] arrival of a posted message */
+	double *ar_last;        /* [S] the last arrival at stage s's ALLREDUCE */
+} Sim;
+
+/* A message's transfer time, from its send to its arrival. */
+static double transfer(const Sim *sim, const Action *a, const SchedMsg *m)
+{
+	const SimCost *c = sim->c;
+	switch (m->kind) {
+	case SCHED_MSG_F:
+		return a->mb >= sim->s->M && c->msg_f_dec ? c->msg_f_dec[m->src]
+		       : at(c->msg_f, m->src, 0);
+	case SCHED_MSG_B:
+		return at(c->msg_b, m->src, 0);
+	case SCHED_MSG_TOK:
+		return c->msg_tok;
+	default:
+		return at(c->msg_kv, m->src, 0);
+	}
+}
+
+/* An action's time: it starts on its rank's clock; computes, OPTIM and
+ * SENDs end after their cost, a RECV when its message is in and copied,
+ * an ALLREDUCE after the last replica's arrival and its cost. */
+static void sim_event(void *ctx, const SchedEvent *e)
+{
+	Sim *sim = ctx;
+	const SimCost *c = sim->c;
+	SimResult *res = sim->res;
+	const Action *a = e->a;
+	int k = e->rank, i = e->at, st = a->stage;
+	double now = sim->t[k], dur = 0, end;
+	switch (e->ev) {
+	case SCHED_EV_START:
+		res->start[k][i] = now;
+		if (a->op == OP_ALLREDUCE && (e->arrived == 1 || now > sim->ar_last[st]))
+			sim->ar_last[st] = now;
+		return;
+	case SCHED_EV_SEND:
+		sim->arr[e->msg->kind][e->key] = now + transfer(sim, a, e->msg);
+		return;
+	case SCHED_EV_END:
+		break;
+	default:
+		return;
+	}
+	switch (a->op) {
+	case OP_F:
+		dur = a->mb >= sim->s->M && c->f_dec ? c->f_dec[st] : c->f[st];
+		break;
+	case OP_B: dur = c->b[st]; break;
+	case OP_W: dur = at(c->w, st, 0); break;
+	case OP_R: dur = at(c->r, st, c->f[st]); break;
+	case OP_OPTIM: dur = c->optim_p ? c->optim_p[k % sim->s->P] : c->optim; break;
+	case OP_SEND_F: case OP_SEND_B: case OP_SEND_TOK: case OP_SEND_KV:
+		break;
+	case OP_RECV_F:
+	case OP_RECV_B: {
+		double arr = sim->arr[e->msg->kind][e->key];
+		/* a message that arrived before its receive is still copied out
+		 * in it (shared-memory MPI copies at the receive): at least that
+		 * long */
+		double copy = at(a->op == OP_RECV_F ? c->copy_f : c->copy_b, e->msg->src, 0);
+		res->end[k][i] = sim->t[k] = arr > now + copy ? arr : now + copy;
+		return;
+	}
+	case OP_RECV_TOK:
+	case OP_RECV_KV: {
+		double arr = sim->arr[e->msg->kind][e->key];
+		res->end[k][i] = sim->t[k] = arr > now ? arr : now;
+		return;
+	}
+	case OP_ALLREDUCE:
+		end = sim->ar_last[st] + at(c->allreduce_s, st, c->allreduce);
+		res->end[k][i] = end;
+		sim->t[k] = end;
+		return;
+	default:
+		die("simulating op %d", a->op);
+	}
+	end = now + dur;
+	res->end[k][i] = end;
+	if (a->op <= OP_R)
+		res->busy[k] += dur;
+	sim->t[k] = end;
+}
+
 SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 {
 	if (!s->lowered)
 		die("simulating a schedule that was not lowered");
-	int n = s->nranks, P = s->P, S = s->S, M = SCHED_KEYS(s);
-	int nkeys = s->R * S * M;
+	int n = s->nranks;
 	SimResult *res = xalloc(sizeof *res);
 	res->start = xalloc((size_t)n * sizeof *res->start);
 	res->end = xalloc((size_t)n * sizeof *res->end);
@@ -77,153 +169,21 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 		res->start[k] = xalloc(m * sizeof **res->start);
 		res->end[k] = xalloc(m * sizeof **res->end);
 	}
-	double *t = xalloc((size_t)n * sizeof *t);
-	int *pc = xalloc((size_t)n * sizeof *pc);
-	int *arrived = xalloc((size_t)n * sizeof *arrived);
-	int *queue = xalloc((size_t)n * sizeof *queue);
-	int *queued = xalloc((size_t)n * sizeof *queued);
-	double *arr_f = xalloc((size_t)(nkeys + 1) * sizeof *arr_f);
-	double *arr_b = xalloc((size_t)(nkeys + 1) * sizeof *arr_b);
-	unsigned char *posted_f = xalloc((size_t)nkeys + 1);
-	unsigned char *posted_b = xalloc((size_t)nkeys + 1);
-	unsigned char *posted_t = xalloc((size_t)nkeys + 1);
-	double *arr_t = xalloc((size_t)(nkeys + 1) * sizeof *arr_t);
-	unsigned char *posted_kv = xalloc((size_t)nkeys + 1);
-	double *arr_kv = xalloc((size_t)(nkeys + 1) * sizeof *arr_kv);
-	int *ar_count = xalloc((size_t)S * sizeof *ar_count);
-	double *ar_last = xalloc((size_t)S * sizeof *ar_last);
-	int head = 0, tail = 0, nq = n;
-	for (int k = 0; k < n; k++) {
-		queue[k] = k;
-		queued[k] = 1;
-	}
-#define KEY(rep, st, mb) (((rep) * S + (st)) * M + (mb))
-#define WAKE(r) do { int r_ = (r); if (!queued[r_]) { queued[r_] = 1; \
-	queue[tail] = r_; tail = (tail + 1) % n; nq++; } } while (0)
-	while (nq > 0) {
-		int k = queue[head];
-		head = (head + 1) % n;
-		nq--;
-		queued[k] = 0;
-		int rep = s->disagg ? 0 : k / P;
-		const ActList *l = &s->rank[k];
-		while (pc[k] < l->n) {
-			int i = pc[k];
-			const Action *a = &l->a[i];
-			int st = a->stage;
-			double dur = 0, now = t[k], end;
-			switch (a->op) {
-			case OP_F:
-				dur = a->mb >= s->M && c->f_dec ? c->f_dec[st] : c->f[st];
-				break;
-			case OP_B: dur = c->b[st]; break;
-			case OP_W: dur = at(c->w, st, 0); break;
-			case OP_R: dur = at(c->r, st, c->f[st]); break;
-			case OP_OPTIM: dur = c->optim_p ? c->optim_p[k % P] : c->optim; break;
-			case OP_SEND_F: {
-				int kk = KEY(rep, st, a->mb);
-				posted_f[kk] = 1;
-				arr_f[kk] = now + (a->mb >= s->M && c->msg_f_dec ? c->msg_f_dec[st]
-				                   : at(c->msg_f, st, 0));
-				WAKE(a->peer);
-				break;
-			}
-			case OP_SEND_B: {
-				int kk = KEY(rep, st, a->mb);
-				posted_b[kk] = 1;
-				arr_b[kk] = now + at(c->msg_b, st, 0);
-				WAKE(a->peer);
-				break;
-			}
-			case OP_SEND_TOK: {
-				int kk = KEY(rep, st, a->mb);
-				posted_t[kk] = 1;
-				arr_t[kk] = now + c->msg_tok;
-				WAKE(a->peer);
-				break;
-			}
-			case OP_RECV_TOK: {
-				int kk = KEY(rep, S - 1, a->mb);
-				if (!posted_t[kk])
-					goto blocked;
-				res->start[k][i] = now;
-				res->end[k][i] = t[k] = arr_t[kk] > now ? arr_t[kk] : now;
-				pc[k]++;
-				continue;
-			}
-			case OP_SEND_KV: {
-				int kk = KEY(rep, st, a->mb);
-				posted_kv[kk] = 1;
-				arr_kv[kk] = now + at(c->msg_kv, st, 0);
-				WAKE(a->peer);
-				break;
-			}
-			case OP_RECV_KV: {
-				int kk = KEY(rep, st, a->mb);
-				if (!posted_kv[kk])
-					goto blocked;
-				res->start[k][i] = now;
-				res->end[k][i] = t[k] = arr_kv[kk] > now ? arr_kv[kk] : now;
-				pc[k]++;
-				continue;
-			}
-			case OP_RECV_F:
-			case OP_RECV_B: {
-				int f = a->op == OP_RECV_F;
-				int kk = KEY(rep, f ? st - 1 : st + 1, a->mb);
-				if (!(f ? posted_f : posted_b)[kk])
-					goto blocked;
-				double arr = (f ? arr_f : arr_b)[kk];
-				res->start[k][i] = now;
-				/* a message that arrived before its receive is still
-				 * copied out in it (shared-memory MPI copies at the
-				 * receive): at least that long */
-				double copy = at(f ? c->copy_f : c->copy_b, f ? st - 1 : st + 1, 0);
-				res->end[k][i] = t[k] = arr > now + copy ? arr : now + copy;
-				pc[k]++;
-				continue;
-			}
-			case OP_ALLREDUCE:
-				if (!arrived[k]) {
-					arrived[k] = 1;
-					res->start[k][i] = now;
-					if (ar_count[st] == 0 || now > ar_last[st])
-						ar_last[st] = now;
-					if (++ar_count[st] == s->R)
-						for (int r = 0; r < s->R; r++)
-							WAKE(SCHED_RANK(s, r, s->stage_rank[st]));
-				}
-				if (ar_count[st] < s->R)
-					goto blocked;
-				arrived[k] = 0;
-				end = ar_last[st] + at(c->allreduce_s, st, c->allreduce);
-				res->end[k][i] = end;
-				t[k] = end;
-				pc[k]++;
-				continue;
-			default:
-				die("simulating op %d", a->op);
-			}
-			end = now + dur;
-			res->start[k][i] = now;
-			res->end[k][i] = end;
-			if (a->op <= OP_R)
-				res->busy[k] += dur;
-			t[k] = end;
-			pc[k]++;
-		}
-	blocked:;
-	}
-#undef WAKE
-#undef KEY
-	for (int k = 0; k < n; k++)
-		if (pc[k] < s->rank[k].n)
-			die("simulation deadlocked at rank %d action %d (the schedule was "
-			    "not verified)", k, pc[k]);
+	Sim sim = { .s = s, .c = c, .res = res };
+	sim.t = xalloc((size_t)n * sizeof *sim.t);
+	for (int kind = 0; kind < SCHED_MSG_KINDS; kind++)
+		sim.arr[kind] = xalloc((size_t)(SCHED_NSLOTS(s) + 1) * sizeof *sim.arr[kind]);
+	sim.ar_last = xalloc((size_t)s->S * sizeof *sim.ar_last);
+	SchedInterp *it = sched_interp_new(s);
+	if (sched_interp_run(it, sim_event, &sim) > 0)
+		for (int k = 0; k < n; k++)
+			if (it->pc[k] < s->rank[k].n)
+				die("simulation deadlocked at rank %d action %d (the schedule was "
+				    "not verified)", k, it->pc[k]);
 	double maxbusy = 0, idle = 0;
 	for (int k = 0; k < n; k++) {
-		if (t[k] > res->step_time)
-			res->step_time = t[k];
+		if (sim.t[k] > res->step_time)
+			res->step_time = sim.t[k];
 		if (res->busy[k] > maxbusy)
 			maxbusy = res->busy[k];
 	}

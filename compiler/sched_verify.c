@@ -12,15 +12,15 @@
  *   3. every SEND has its RECV on the peer and every RECV its SEND;
  *      generate's token ring included (a decode round's F on the first
  *      stage needs the token its group's previous round picked);
- *   4. an event-driven run of all ranks with the emitted programs' blocking
- *      semantics (a SEND never waits; a RECV waits for its SEND to be posted;
- *      an ALLREDUCE of stage s waits for every replica's ALLREDUCE of s):
- *      a rank runs until it blocks, and a SEND or the last ALLREDUCE arrival
- *      wakes exactly the ranks waiting for it.  Ranks left blocked are a
- *      deadlock, reported with the chain of who waits for whom.
+ *   4. a run of all ranks on the schedule interpreter (sched_interp.h:
+ *      the emitted programs' blocking semantics, a SEND never waits, a RECV
+ *      waits for its SEND, an ALLREDUCE for every replica's).  Ranks left
+ *      blocked are a deadlock, reported with the chain of who waits for whom.
+ * Messages are identified as sched_msg() says (schedule.h), in passes 1, 3
+ * and 4 alike.
  * The first violation is reported and the rest not looked for.
  */
-#include "schedule.h"
+#include "sched_interp.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -31,16 +31,12 @@ typedef struct Ver {
 	const Schedule *s;
 	Reporter report;
 	int P, S, M, R;
-	int nkeys;              /* R * S * M */
+	int nkeys;              /* R * S * M: SCHED_NSLOTS */
 	/* per (replica, stage, micro-batch): action index where it happened, or -1 */
 	int *f_at, *b_at, *w_at, *r_at;
-	/* messages, keyed by (replica, SENDING stage, micro-batch):
-	 * rank and index of the SEND_F / RECV_F / SEND_B / RECV_B */
-	int *sf_rank, *sf_at, *rf_rank, *rf_at, *sb_rank, *sb_at, *rb_rank, *rb_at;
-	/* generate's tokens, keyed by (replica, last stage, producing key) */
-	int *st_rank, *st_at, *rt_rank, *rt_at;
-	/* disaggregated prefill's caches, keyed by (stage, group) */
-	int *skv_rank, *skv_at, *rkv_rank, *rkv_at;
+	/* messages of each kind by sched_msg_key: rank and action index of the
+	 * SEND ([0]) and of the RECV ([1]), or -1 */
+	int *msg_rank[2][SCHED_MSG_KINDS], *msg_at[2][SCHED_MSG_KINDS];
 	int groups;             /* generate: M groups, keys are t*groups + g */
 	int *done;              /* [R*S] micro-batches whose backward work is finished */
 	int *ar_at;             /* [R*S] index of the stage's ALLREDUCE, or -1 */
@@ -48,7 +44,13 @@ typedef struct Ver {
 
 static int key(const Ver *v, int rep, int st, int mb)
 {
-	return (rep * v->S + st) * v->M + mb;
+	return SCHED_SLOT(v->s, rep, st, mb);
+}
+
+/* The rank whose RECV takes message kind (rep, stage, mb), or -1. */
+static int received_by(const Ver *v, int kind, int rep, int st, int mb)
+{
+	return v->msg_rank[1][kind][key(v, rep, st, mb)];
 }
 
 static int *ints(int n, int fill)
@@ -95,6 +97,21 @@ static int check_peer(const Ver *v, int k, int i, const Action *a, int want, con
 		return fail(v, k, i, "peer is rank %d, but stage %d (the %s) is on rank %d",
 		            a->peer, a->op == OP_SEND_F || a->op == OP_RECV_B ? a->stage + 1
 		            : a->stage - 1, role, want);
+	return 0;
+}
+
+/* Records rank k's action i as the SEND or the RECV of its message;
+ * fails if the message already has one. */
+static int note_msg(Ver *v, int k, int i, const Action *a)
+{
+	SchedMsg m;
+	int side = sched_msg(v->s, k, a, &m) == SCHED_MSG_RECEIVES;
+	int kk = sched_msg_key(v->s, &m);
+	if (v->msg_rank[side][m.kind][kk] >= 0)
+		return fail(v, k, i, "%s twice (first at action %d)", side ? "received" : "sent",
+		            v->msg_at[side][m.kind][kk]);
+	v->msg_rank[side][m.kind][kk] = k;
+	v->msg_at[side][m.kind][kk] = i;
 	return 0;
 }
 
@@ -284,7 +301,7 @@ static int check_rank(Ver *v, int k)
 				int prev = key(v, rep, st - 1, mb);
 				int here = sched_holder(s, rep, st - 1, mb) == k;
 				int local = here && v->f_at[prev] >= 0;
-				if (!local && v->rf_rank[prev] != k) {
+				if (!local && received_by(v, SCHED_MSG_F, rep, st, mb) != k) {
 					if (here)
 						return fail(v, k, i, "its input is not ready: F of stage "
 						            "%d mb %d has not run on this rank before it",
@@ -296,7 +313,7 @@ static int check_rank(Ver *v, int k)
 			}
 			if (s->disagg && mb / v->groups == 1) {
 				/* the first decode round starts from the prefill's caches */
-				if (v->rkv_rank[key(v, rep, st, mb - v->groups)] != k)
+				if (received_by(v, SCHED_MSG_KV, rep, st, mb - v->groups) != k)
 					return fail(v, k, i, "its caches never arrive: no RECV_KV of "
 					            "stage %d group %d before it", st, mb % v->groups);
 			}
@@ -305,7 +322,7 @@ static int check_rank(Ver *v, int k)
 				int prev = key(v, rep, S - 1, mb - v->groups);
 				int local = sched_holder(s, rep, S - 1, mb - v->groups) == k
 				            && v->f_at[prev] >= 0;
-				if (!local && v->rt_rank[prev] != k)
+				if (!local && received_by(v, SCHED_MSG_TOK, rep, 0, mb - v->groups) != k)
 					return fail(v, k, i, "its token never arrives: no RECV_TOK of "
 					            "group %d round %d before it", mb % v->groups,
 					            mb / v->groups - 1);
@@ -323,25 +340,18 @@ static int check_rank(Ver *v, int k)
 			if (a->peer != sched_holder(s, rep, 0, mb + v->groups))
 				return fail(v, k, i, "peer is rank %d, but the next round's stage 0 is "
 				            "on rank %d", a->peer, sched_holder(s, rep, 0, mb + v->groups));
-			if (v->st_rank[kk] >= 0)
-				return fail(v, k, i, "sent twice (first at action %d)", v->st_at[kk]);
-			v->st_rank[kk] = k;
-			v->st_at[kk] = i;
+			if (note_msg(v, k, i, a))
+				return -1;
 			break;
-		case OP_RECV_TOK: {
+		case OP_RECV_TOK:
 			if (st != 0)
 				return fail(v, k, i, "only the first stage receives tokens");
-			int from = key(v, rep, S - 1, mb);
 			if (a->peer != sched_holder(s, rep, S - 1, mb))
 				return fail(v, k, i, "peer is rank %d, but stage %d is on rank %d",
 				            a->peer, S - 1, sched_holder(s, rep, S - 1, mb));
-			if (v->rt_rank[from] >= 0)
-				return fail(v, k, i, "received twice (first at action %d)",
-				            v->rt_at[from]);
-			v->rt_rank[from] = k;
-			v->rt_at[from] = i;
+			if (note_msg(v, k, i, a))
+				return -1;
 			break;
-		}
 		case OP_SEND_KV:
 			if (!s->disagg || mb >= v->groups)
 				return fail(v, k, i, "caches are handed over only from a disaggregated "
@@ -352,10 +362,8 @@ static int check_rank(Ver *v, int k)
 			if (a->peer != sched_holder(s, rep, st, mb + v->groups))
 				return fail(v, k, i, "peer is rank %d, but stage %d decodes on rank %d",
 				            a->peer, st, sched_holder(s, rep, st, mb + v->groups));
-			if (v->skv_rank[kk] >= 0)
-				return fail(v, k, i, "sent twice (first at action %d)", v->skv_at[kk]);
-			v->skv_rank[kk] = k;
-			v->skv_at[kk] = i;
+			if (note_msg(v, k, i, a))
+				return -1;
 			break;
 		case OP_RECV_KV:
 			if (!s->disagg || mb >= v->groups)
@@ -364,10 +372,8 @@ static int check_rank(Ver *v, int k)
 			if (a->peer != sched_holder(s, rep, st, mb))
 				return fail(v, k, i, "peer is rank %d, but stage %d prefills on rank %d",
 				            a->peer, st, sched_holder(s, rep, st, mb));
-			if (v->rkv_rank[kk] >= 0)
-				return fail(v, k, i, "received twice (first at action %d)", v->rkv_at[kk]);
-			v->rkv_rank[kk] = k;
-			v->rkv_at[kk] = i;
+			if (note_msg(v, k, i, a))
+				return -1;
 			break;
 		case OP_B:
 			if (v->b_at[kk] >= 0)
@@ -379,7 +385,7 @@ static int check_rank(Ver *v, int k)
 			if (st < S - 1) {
 				int next = key(v, rep, st + 1, mb);
 				int local = sr[st + 1] == p && v->b_at[next] >= 0;
-				if (!local && v->rb_rank[next] != k) {
+				if (!local && received_by(v, SCHED_MSG_B, rep, st, mb) != k) {
 					if (sr[st + 1] == p)
 						return fail(v, k, i, "its output gradient is not ready: "
 						            "B of stage %d mb %d has not run on this rank "
@@ -424,10 +430,8 @@ static int check_rank(Ver *v, int k)
 				            "of stage %d mb %d has not run before it", st, mb);
 			if (check_peer(v, k, i, a, sched_holder(s, rep, st + 1, mb), "receiver"))
 				return -1;
-			if (v->sf_rank[kk] >= 0)
-				return fail(v, k, i, "sent twice (first at action %d)", v->sf_at[kk]);
-			v->sf_rank[kk] = k;
-			v->sf_at[kk] = i;
+			if (note_msg(v, k, i, a))
+				return -1;
 			break;
 		case OP_SEND_B:
 			if (st == 0)
@@ -438,37 +442,23 @@ static int check_rank(Ver *v, int k)
 				            "of stage %d mb %d has not run before it", st, mb);
 			if (check_peer(v, k, i, a, sched_holder(s, rep, st - 1, mb), "receiver"))
 				return -1;
-			if (v->sb_rank[kk] >= 0)
-				return fail(v, k, i, "sent twice (first at action %d)", v->sb_at[kk]);
-			v->sb_rank[kk] = k;
-			v->sb_at[kk] = i;
+			if (note_msg(v, k, i, a))
+				return -1;
 			break;
-		case OP_RECV_F: {
+		case OP_RECV_F:
 			if (st == 0)
 				return fail(v, k, i, "the first stage receives no activations");
-			int from = key(v, rep, st - 1, mb);
-			if (check_peer(v, k, i, a, sched_holder(s, rep, st - 1, mb), "sender"))
+			if (check_peer(v, k, i, a, sched_holder(s, rep, st - 1, mb), "sender")
+			    || note_msg(v, k, i, a))
 				return -1;
-			if (v->rf_rank[from] >= 0)
-				return fail(v, k, i, "received twice (first at action %d)",
-				            v->rf_at[from]);
-			v->rf_rank[from] = k;
-			v->rf_at[from] = i;
 			break;
-		}
-		case OP_RECV_B: {
+		case OP_RECV_B:
 			if (st == S - 1)
 				return fail(v, k, i, "the last stage receives no gradient");
-			int from = key(v, rep, st + 1, mb);
-			if (check_peer(v, k, i, a, sched_holder(s, rep, st + 1, mb), "sender"))
+			if (check_peer(v, k, i, a, sched_holder(s, rep, st + 1, mb), "sender")
+			    || note_msg(v, k, i, a))
 				return -1;
-			if (v->rb_rank[from] >= 0)
-				return fail(v, k, i, "received twice (first at action %d)",
-				            v->rb_at[from]);
-			v->rb_rank[from] = k;
-			v->rb_at[from] = i;
 			break;
-		}
 		case OP_ALLREDUCE:
 			if (v->ar_at[rs] >= 0)
 				return fail(v, k, i, "stage %d is all-reduced twice (first at "
@@ -545,176 +535,74 @@ static int check_complete(Ver *v)
 	return 0;
 }
 
+/* The op at the other end of a message action's message. */
+static int other_end(int op)
+{
+	switch (op) {
+	case OP_SEND_F: return OP_RECV_F;
+	case OP_RECV_F: return OP_SEND_F;
+	case OP_SEND_B: return OP_RECV_B;
+	case OP_RECV_B: return OP_SEND_B;
+	case OP_SEND_TOK: return OP_RECV_TOK;
+	case OP_RECV_TOK: return OP_SEND_TOK;
+	case OP_SEND_KV: return OP_RECV_KV;
+	case OP_RECV_KV: return OP_SEND_KV;
+	default: unreachable();
+	}
+}
+
 /* Pass 3: every SEND has its RECV and every RECV its SEND. */
 static int check_matching(Ver *v)
 {
 	const Schedule *s = v->s;
 	for (int k = 0; k < s->nranks; k++) {
-		int rep = s->disagg ? 0 : k / v->P;
 		const ActList *l = &s->rank[k];
 		for (int i = 0; i < l->n; i++) {
 			const Action *a = &l->a[i];
-			int st = a->stage, mb = a->mb;
-			switch (a->op) {
-			case OP_SEND_F:
-				if (v->rf_rank[key(v, rep, st, mb)] < 0)
-					return fail(v, k, i, "nobody receives it: rank %d has no "
-					            "RECV_F of stage %d mb %d", a->peer, st + 1, mb);
-				break;
-			case OP_SEND_B:
-				if (v->rb_rank[key(v, rep, st, mb)] < 0)
-					return fail(v, k, i, "nobody receives it: rank %d has no "
-					            "RECV_B of stage %d mb %d", a->peer, st - 1, mb);
-				break;
-			case OP_RECV_F:
-				if (v->sf_rank[key(v, rep, st - 1, mb)] < 0)
-					return fail(v, k, i, "nobody sends it: rank %d has no SEND_F "
-					            "of stage %d mb %d", a->peer, st - 1, mb);
-				break;
-			case OP_RECV_B:
-				if (v->sb_rank[key(v, rep, st + 1, mb)] < 0)
-					return fail(v, k, i, "nobody sends it: rank %d has no SEND_B "
-					            "of stage %d mb %d", a->peer, st + 1, mb);
-				break;
-			case OP_SEND_TOK:
-				if (v->rt_rank[key(v, rep, st, mb)] < 0)
-					return fail(v, k, i, "nobody receives it: rank %d has no "
-					            "RECV_TOK of mb %d", a->peer, mb);
-				break;
-			case OP_RECV_TOK:
-				if (v->st_rank[key(v, rep, v->S - 1, mb)] < 0)
-					return fail(v, k, i, "nobody sends it: rank %d has no SEND_TOK "
-					            "of mb %d", a->peer, mb);
-				break;
-			case OP_SEND_KV:
-				if (v->rkv_rank[key(v, rep, st, mb)] < 0)
-					return fail(v, k, i, "nobody receives it: rank %d has no RECV_KV "
-					            "of stage %d group %d", a->peer, st, mb);
-				break;
-			case OP_RECV_KV:
-				if (v->skv_rank[key(v, rep, st, mb)] < 0)
-					return fail(v, k, i, "nobody sends it: rank %d has no SEND_KV "
-					            "of stage %d group %d", a->peer, st, mb);
-				break;
-			default:
-				break;
-			}
+			SchedMsg m;
+			int io = sched_msg(s, k, a, &m);
+			if (io == SCHED_MSG_NONE)
+				continue;
+			int side = io == SCHED_MSG_RECEIVES;
+			if (v->msg_rank[!side][m.kind][sched_msg_key(s, &m)] >= 0)
+				continue;
+			/* the missing action, as the peer would carry it */
+			char what[64];
+			int st = side ? m.src : m.stage;
+			if (m.kind == SCHED_MSG_TOK)
+				snprintf(what, sizeof what, "mb %d", m.mb);
+			else
+				snprintf(what, sizeof what, m.kind == SCHED_MSG_KV ? "stage %d group %d"
+				         : "stage %d mb %d", st, m.mb);
+			return fail(v, k, i, "nobody %s it: rank %d has no %s of %s",
+			            side ? "sends" : "receives", a->peer,
+			            op_name(other_end(a->op)), what);
 		}
 	}
 	return 0;
 }
 
-/* The rank that k, blocked at its current action, waits for (-1: none). */
-static int waits_for(const Ver *v, const int *pc, const int *arrived, int k)
-{
-	const Schedule *s = v->s;
-	const Action *a = &s->rank[k].a[pc[k]];
-	if (a->op == OP_RECV_F || a->op == OP_RECV_B || a->op == OP_RECV_TOK
-	    || a->op == OP_RECV_KV)
-		return a->peer;
-	if (a->op == OP_ALLREDUCE)
-		for (int rep = 0; rep < v->R; rep++) {
-			int o = SCHED_RANK(s, rep, s->stage_rank[a->stage]);
-			if (!arrived[o])
-				return o;
-		}
-	return -1;
-}
-
-/* Pass 4: the event-driven run. */
+/* Pass 4: the interpreter's run; ranks left blocked are a deadlock,
+ * reported with the chain of who waits for whom. */
 static int check_deadlock(Ver *v)
 {
 	const Schedule *s = v->s;
-	int n = s->nranks, P = v->P, S = v->S;
-	int *pc = ints(n, 0);
-	int *arrived = ints(n, 0);      /* reached its current ALLREDUCE */
-	int *queue = ints(n, 0), *queued = ints(n, 1);
-	int head = 0, tail = 0, nq = n;  /* circular; every rank starts runnable */
-	unsigned char *posted_f = xalloc((size_t)v->nkeys + 1);
-	unsigned char *posted_b = xalloc((size_t)v->nkeys + 1);
-	unsigned char *posted_t = xalloc((size_t)v->nkeys + 1);
-	unsigned char *posted_kv = xalloc((size_t)v->nkeys + 1);
-	int *ar_count = ints(S, 0);
-
-	for (int k = 0; k < n; k++)
-		queue[k] = k;
-	tail = 0;
-#define WAKE(r) do { int r_ = (r); if (!queued[r_]) { queued[r_] = 1; \
-	queue[tail] = r_; tail = (tail + 1) % n; nq++; } } while (0)
-	while (nq > 0) {
-		int k = queue[head];
-		head = (head + 1) % n;
-		nq--;
-		queued[k] = 0;
-		int rep = s->disagg ? 0 : k / P;
-		const ActList *l = &s->rank[k];
-		while (pc[k] < l->n) {
-			const Action *a = &l->a[pc[k]];
-			int blocked = 0;
-			switch (a->op) {
-			case OP_SEND_F: {
-				posted_f[key(v, rep, a->stage, a->mb)] = 1;
-				WAKE(a->peer);
-				break;
-			}
-			case OP_SEND_B:
-				posted_b[key(v, rep, a->stage, a->mb)] = 1;
-				WAKE(a->peer);
-				break;
-			case OP_SEND_TOK:
-				posted_t[key(v, rep, a->stage, a->mb)] = 1;
-				WAKE(a->peer);
-				break;
-			case OP_RECV_TOK:
-				blocked = !posted_t[key(v, rep, S - 1, a->mb)];
-				break;
-			case OP_SEND_KV:
-				posted_kv[key(v, rep, a->stage, a->mb)] = 1;
-				WAKE(a->peer);
-				break;
-			case OP_RECV_KV:
-				blocked = !posted_kv[key(v, rep, a->stage, a->mb)];
-				break;
-			case OP_RECV_F:
-				blocked = !posted_f[key(v, rep, a->stage - 1, a->mb)];
-				break;
-			case OP_RECV_B:
-				blocked = !posted_b[key(v, rep, a->stage + 1, a->mb)];
-				break;
-			case OP_ALLREDUCE:
-				if (!arrived[k]) {
-					arrived[k] = 1;
-					if (++ar_count[a->stage] == v->R)
-						for (int r = 0; r < v->R; r++)
-							WAKE(SCHED_RANK(s, r, s->stage_rank[a->stage]));
-				}
-				blocked = ar_count[a->stage] < v->R;
-				break;
-			default:
-				break;
-			}
-			if (blocked)
-				break;
-			arrived[k] = 0;
-			pc[k]++;
-		}
-	}
-#undef WAKE
-	for (int k = 0; k < n; k++) {
+	int n = s->nranks;
+	SchedInterp *it = sched_interp_new(s);
+	int nblocked = sched_interp_run(it, NULL, NULL);
+	const int *pc = it->pc;
+	for (int k = 0; k < n && nblocked > 0; k++) {
 		if (pc[k] >= s->rank[k].n)
 			continue;
 		/* Follow who waits for whom from the first blocked rank. */
 		char chain[768];
 		size_t len = 0;
-		int nblocked = 0;
-		for (int j = 0; j < n; j++)
-			nblocked += pc[j] < s->rank[j].n;
 		int *seen = ints(n, 0);
 		int cur = k, hops = 0;
 		chain[0] = 0;
 		while (cur >= 0 && !seen[cur] && pc[cur] < s->rank[cur].n && hops < 8) {
 			seen[cur] = 1;
-			int next = waits_for(v, pc, arrived, cur);
+			int next = sched_interp_waits_for(it, cur);
 			char d[96];
 			sched_action_desc(d, sizeof d, &s->rank[cur].a[pc[cur]]);
 			if (len < sizeof chain)
@@ -746,27 +634,16 @@ int sched_verify(const Schedule *s, void (*report)(const char *fmt, ...))
 	          .R = s->R, .groups = s->M };
 	if (s->nranks != s->P * s->R * (1 + s->disagg))
 		die("schedule has %d ranks, not P*R = %d", s->nranks, s->P * s->R);
-	v.nkeys = s->R * s->S * v.M;
+	v.nkeys = SCHED_NSLOTS(s);
 	v.f_at = ints(v.nkeys, -1);
 	v.b_at = ints(v.nkeys, -1);
 	v.w_at = ints(v.nkeys, -1);
 	v.r_at = ints(v.nkeys, -1);
-	v.sf_rank = ints(v.nkeys, -1);
-	v.sf_at = ints(v.nkeys, -1);
-	v.rf_rank = ints(v.nkeys, -1);
-	v.rf_at = ints(v.nkeys, -1);
-	v.sb_rank = ints(v.nkeys, -1);
-	v.sb_at = ints(v.nkeys, -1);
-	v.rb_rank = ints(v.nkeys, -1);
-	v.rb_at = ints(v.nkeys, -1);
-	v.st_rank = ints(v.nkeys, -1);
-	v.st_at = ints(v.nkeys, -1);
-	v.rt_rank = ints(v.nkeys, -1);
-	v.rt_at = ints(v.nkeys, -1);
-	v.skv_rank = ints(v.nkeys, -1);
-	v.skv_at = ints(v.nkeys, -1);
-	v.rkv_rank = ints(v.nkeys, -1);
-	v.rkv_at = ints(v.nkeys, -1);
+	for (int side = 0; side < 2; side++)
+		for (int kind = 0; kind < SCHED_MSG_KINDS; kind++) {
+			v.msg_rank[side][kind] = ints(v.nkeys, -1);
+			v.msg_at[side][kind] = ints(v.nkeys, -1);
+		}
 	v.done = ints(s->R * s->S, 0);
 	v.ar_at = ints(s->R * s->S, -1);
 

@@ -14,7 +14,9 @@
  *                     exactly-once, deadlock freedom, OPTIM last).
  *
  * sched_simulate() then times it on a cost model, sched_memory() computes
- * the peak activation memory, and sched_write_*() print it.
+ * the peak activation memory, and sched_write_*() print it.  The verifier's
+ * deadlock check and the simulator run the ranks on one interpreter
+ * (sched_interp.h); every pass names a message as sched_msg() does.
  *
  * Ranks: rank = replica * P + prank, prank = 0..P-1 the pipeline position.
  * Stages: global (virtual) stage index 0..S-1, S = P*V; stage_rank[s] is the
@@ -240,6 +242,56 @@ Schedule *sched_generate_template(const Schedule *s);
 const char *sched_op_label(const Schedule *s, const Action *a);
 /* The global rank of pipeline rank prank in replica rep. */
 #define SCHED_RANK(s, rep, prank) ((rep) * (s)->P + (prank))
+
+/* ---- messages: one identity for the verifier, the simulator, the
+ * interpreter (sched_interp.h) and the memory plan ----
+ * Every SEND_X has exactly one RECV_X, and both describe the same message:
+ *   kind   F (activations), B (gradients), TOK (generation's token ring),
+ *          KV (disaggregated prefill's caches);
+ *   stage  the stage that RECEIVES it, RT_TAG's stage: a SEND_F of stage s
+ *          and the RECV_F of stage s+1 carry stage s+1; SEND_B of s and
+ *          RECV_B of s-1: s-1; a token goes to stage 0; caches stay on
+ *          their stage (decode ranks hold the same stages);
+ *   src    the stage that sends it (s, s, S-1 and the stage);
+ *   mb     the micro-batch key, the same at both ends (a token: the key of
+ *          the last stage's F that picked it, group g round t = t*M + g);
+ *   dir    RT_TAG's direction: 0 for F and TOK, 1 for B and KV;
+ *   from, to  the sending and the receiving rank (the action's rank and
+ *          its peer);
+ *   rep    the replica (0 with disaggregated prefill, whose R is 1).
+ * On the wire the message is RT_TAG(stage, mb, dir), mb as the emitted
+ * program numbers keys (the group for generation, one step's slot for
+ * asynchronous schedules).  (stage 0, dir 0) never carries activations, so
+ * the token ring has it; KV shares (stage, dir 1) with gradients, which a
+ * forward-only schedule never sends.  The memory plan's per-receiver
+ * stream 2*stage + (op == RECV_B) is 2*stage + dir, and its peer lookup
+ * (an action of the peer by its op, its own stage and mb) is the action
+ * on the other end whose message has the same kind, stage and mb: the
+ * peer's SEND has stage src, its RECV stage `stage`. */
+typedef enum { SCHED_MSG_F, SCHED_MSG_B, SCHED_MSG_TOK, SCHED_MSG_KV,
+               SCHED_MSG_KINDS } SchedMsgKind;
+typedef struct SchedMsg {
+	int kind;               /* SchedMsgKind */
+	int stage, src;         /* receiving and sending stage */
+	int mb, dir;
+	int from, to;           /* sending and receiving rank */
+	int rep;
+} SchedMsg;
+enum { SCHED_MSG_NONE, SCHED_MSG_SENDS, SCHED_MSG_RECEIVES };
+/* Fills *m for rank k's action a: SCHED_MSG_SENDS for a SEND_*,
+ * SCHED_MSG_RECEIVES for a RECV_*, SCHED_MSG_NONE (m untouched) for the
+ * rest.  Fields are taken as the action states them, unchecked. */
+int sched_msg(const Schedule *s, int k, const Action *a, SchedMsg *m);
+/* The slot of (replica, stage, micro-batch key) in a table of
+ * SCHED_NSLOTS(s) entries: what happened to each F, B, ... and, by the
+ * receiving stage, to each message of one kind. */
+#define SCHED_SLOT(s, rep, stage, mb) \
+	((((rep) * (s)->S) + (stage)) * SCHED_KEYS(s) + (mb))
+#define SCHED_NSLOTS(s) ((s)->R * (s)->S * SCHED_KEYS(s))
+/* The message's slot among those of its kind: SCHED_SLOT(rep, stage, mb),
+ * in 0 .. SCHED_NSLOTS(s)-1 for an action the verifier's first pass
+ * accepted. */
+int sched_msg_key(const Schedule *s, const SchedMsg *m);
 
 /* ---- asynchronous schedules (sched_async.c) ----
  * Rank p's step t, in program order: for m = 0..M-1, the forward of key

@@ -6,7 +6,7 @@
  * captured, so each starts from a fresh error count.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "schedule.h"
+#include "sched_interp.h"
 #include "tap.h"
 
 #include <dirent.h>
@@ -1109,6 +1109,192 @@ static void test_generate(void)
 	ok(sched_verify(s, report) == 0, "generate: the untouched program verifies");
 }
 
+/* ---- the interpreter (sched_interp.h) and message identity ---- */
+
+/* A hand-made lowered program: nranks = P*R ranks, placement s mod P. */
+static Schedule *handmade(int P, int M, int R)
+{
+	Schedule *s = sched_new(SK_GPIPE, P, 1, M, R, 1, 0);
+	s->lowered = 1;
+	return s;
+}
+
+/* The events of a run as text, one "rank:EV:desc" per event. */
+typedef struct EvLog {
+	char text[4096];
+	size_t len;
+} EvLog;
+
+static void log_event(void *ctx, const SchedEvent *e)
+{
+	static const char *const names[] = { "start", "send", "recv", "end", "block" };
+	EvLog *lg = ctx;
+	char d[96];
+	sched_action_desc(d, sizeof d, e->a);
+	if (lg->len < sizeof lg->text)
+		lg->len += (size_t)snprintf(lg->text + lg->len, sizeof lg->text - lg->len,
+		                            "%s%d:%s:%s", lg->len ? "; " : "", e->rank,
+		                            names[e->ev], d);
+}
+
+static void test_interp(void)
+{
+	/* 1F1B on 2 ranks, 1 micro-batch: the run as the queue takes it */
+	Schedule *s = handmade(2, 1, 1);
+	actlist_push(&s->rank[0], OP_F, 0, 0, -1);
+	actlist_push(&s->rank[0], OP_SEND_F, 0, 0, 1);
+	actlist_push(&s->rank[0], OP_RECV_B, 0, 0, 1);
+	actlist_push(&s->rank[0], OP_B, 0, 0, -1);
+	actlist_push(&s->rank[0], OP_OPTIM, -1, -1, -1);
+	actlist_push(&s->rank[1], OP_RECV_F, 1, 0, 0);
+	actlist_push(&s->rank[1], OP_F, 1, 0, -1);
+	actlist_push(&s->rank[1], OP_B, 1, 0, -1);
+	actlist_push(&s->rank[1], OP_SEND_B, 1, 0, 0);
+	actlist_push(&s->rank[1], OP_OPTIM, -1, -1, -1);
+	last_report[0] = 0;
+	ok(sched_verify(s, report) == 0, "interp: the hand-made 1F1B program verifies%s",
+	   last_report);
+	EvLog lg = { .len = 0 };
+	SchedInterp *it = sched_interp_new(s);
+	is_int(sched_interp_run(it, log_event, &lg), 0, "interp: 1F1B finishes, no rank blocked");
+	is_str(lg.text,
+	       "0:start:F stage 0 mb 0; 0:end:F stage 0 mb 0; "
+	       "0:start:SEND_F stage 0 mb 0; 0:send:SEND_F stage 0 mb 0; 0:end:SEND_F stage 0 mb 0; "
+	       "0:block:RECV_B stage 0 mb 0; "
+	       "1:start:RECV_F stage 1 mb 0; 1:recv:RECV_F stage 1 mb 0; 1:end:RECV_F stage 1 mb 0; "
+	       "1:start:F stage 1 mb 0; 1:end:F stage 1 mb 0; "
+	       "1:start:B stage 1 mb 0; 1:end:B stage 1 mb 0; "
+	       "1:start:SEND_B stage 1 mb 0; 1:send:SEND_B stage 1 mb 0; 1:end:SEND_B stage 1 mb 0; "
+	       "1:start:OPTIM; 1:end:OPTIM; "
+	       "0:start:RECV_B stage 0 mb 0; 0:recv:RECV_B stage 0 mb 0; 0:end:RECV_B stage 0 mb 0; "
+	       "0:start:B stage 0 mb 0; 0:end:B stage 0 mb 0; 0:start:OPTIM; 0:end:OPTIM",
+	       "interp: the events of a tiny 1F1B run, in order");
+
+	/* the simulator on it equals the timeline computed by hand (every
+	 * value a dyadic fraction, so exact):
+	 *   rank 0: F [0,1], SEND_F at 1 arrives 1.5, RECV_B [1, 8.25],
+	 *           B [8.25, 11.25], OPTIM [11.25, 11.75];
+	 *   rank 1: RECV_F [0, 2] (the copy, 2, outlasts the arrival),
+	 *           F [2, 4], B [4, 8], SEND_B at 8 arrives 8.25, OPTIM [8, 8.5] */
+	double f[2] = { 1, 2 }, b[2] = { 3, 4 }, mf[2] = { 0.5, 0 }, mbk[2] = { 0, 0.25 };
+	double cf[2] = { 2, 0 }, cb[2] = { 0, 0.5 };
+	SimCost c = { .name = "test", .f = f, .b = b, .msg_f = mf, .msg_b = mbk,
+	              .copy_f = cf, .copy_b = cb, .optim = 0.5 };
+	SimResult *r = sched_simulate(s, &c);
+	static const double want_start[2][5] = { { 0, 1, 1, 8.25, 11.25 }, { 0, 2, 4, 8, 8 } };
+	static const double want_end[2][5] = { { 1, 1, 8.25, 11.25, 11.75 }, { 2, 4, 8, 8, 8.5 } };
+	int bad = 0;
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 5; i++)
+			if (r->start[k][i] != want_start[k][i] || r->end[k][i] != want_end[k][i]) {
+				if (!bad++)
+					diagf("  rank %d action %d: [%g, %g], want [%g, %g]", k, i,
+					      r->start[k][i], r->end[k][i], want_start[k][i],
+					      want_end[k][i]);
+			}
+	is_int(bad, 0, "sim: every start and end as computed by hand");
+	ok(r->step_time == 11.75 && r->busy[0] == 4 && r->busy[1] == 6
+	   && r->idle[0] == 7.75 && r->idle[1] == 5.75, "sim: step 11.75, busy 4 and 6");
+	ok(r->bubble_fraction == 13.5 / 23.5 && r->bubble_overhead == 5.75 / 6,
+	   "sim: bubble fraction 13.5/23.5, overhead 5.75/6 (got %.17g, %.17g)",
+	   r->bubble_fraction, r->bubble_overhead);
+
+	/* a deadlock: each rank waits for the other's SEND */
+	Schedule *d = handmade(2, 1, 1);
+	actlist_push(&d->rank[0], OP_F, 0, 0, -1);
+	actlist_push(&d->rank[0], OP_RECV_B, 0, 0, 1);
+	actlist_push(&d->rank[0], OP_SEND_F, 0, 0, 1);
+	actlist_push(&d->rank[0], OP_B, 0, 0, -1);
+	actlist_push(&d->rank[0], OP_OPTIM, -1, -1, -1);
+	for (int i = 0; i < 5; i++)
+		actlist_push(&d->rank[1], s->rank[1].a[i].op, s->rank[1].a[i].stage,
+		             s->rank[1].a[i].mb, s->rank[1].a[i].peer);
+	lg.len = 0;
+	lg.text[0] = 0;
+	it = sched_interp_new(d);
+	is_int(sched_interp_run(it, log_event, &lg), 2, "interp: both ranks left blocked");
+	ok(it->pc[0] == 1 && it->pc[1] == 0 && sched_interp_waits_for(it, 0) == 1
+	   && sched_interp_waits_for(it, 1) == 0,
+	   "interp: rank 0 waits at RECV_B for rank 1, rank 1 at RECV_F for rank 0");
+	is_str(lg.text, "0:start:F stage 0 mb 0; 0:end:F stage 0 mb 0; "
+	       "0:block:RECV_B stage 0 mb 0; 1:block:RECV_F stage 1 mb 0",
+	       "interp: the deadlocked run's events");
+	last_report[0] = 0;
+	ok(sched_verify(d, report) != 0 && strcmp(last_report, "rank 0, action 1 (RECV_B stage 0 "
+	   "mb 0): deadlock: waits forever for its SEND_B; 2 ranks blocked: rank 0 waits at "
+	   "action 1 (RECV_B stage 0 mb 0) for rank 1; rank 1 waits at action 0 (RECV_F "
+	   "stage 1 mb 0) for rank 0 (a cycle)") == 0,
+	   "verify: the interpreter's deadlock, reported with its cycle (%s)", last_report);
+
+	/* the ALLREDUCE barrier: 2 replicas of 1 stage; the first to arrive
+	 * blocks, the second releases both; the simulator ends both at the
+	 * last arrival plus its cost */
+	Schedule *a = sched_new(SK_GPIPE, 1, 1, 1, 2, 1, 0);
+	a->lowered = 1;
+	for (int k = 0; k < 2; k++) {
+		actlist_push(&a->rank[k], OP_F, 0, 0, -1);
+		actlist_push(&a->rank[k], OP_B, 0, 0, -1);
+		actlist_push(&a->rank[k], OP_ALLREDUCE, 0, -1, -1);
+		actlist_push(&a->rank[k], OP_OPTIM, -1, -1, -1);
+	}
+	ok(sched_verify(a, report) == 0, "interp: 2 replicas with an ALLREDUCE verify");
+	lg.len = 0;
+	it = sched_interp_new(a);
+	is_int(sched_interp_run(it, log_event, &lg), 0, "interp: the barrier lets both through");
+	ok(strstr(lg.text, "0:start:ALLREDUCE stage 0; 0:block:ALLREDUCE stage 0; 1:start:F")
+	   && strstr(lg.text, "1:start:ALLREDUCE stage 0; 1:end:ALLREDUCE stage 0; 1:start:OPTIM; "
+	             "1:end:OPTIM; 0:end:ALLREDUCE stage 0; 0:start:OPTIM"),
+	   "interp: rank 0 blocks at the barrier until rank 1 arrives (%s)", lg.text);
+	double af[1] = { 1 }, ab[1] = { 2 };
+	SimCost ac = { .name = "test", .f = af, .b = ab, .allreduce = 0.25, .optim = 0 };
+	SimResult *ar = sched_simulate(a, &ac);
+	ok(ar->start[0][2] == 3 && ar->end[0][2] == 3.25 && ar->end[1][2] == 3.25,
+	   "sim: an ALLREDUCE ends at the last arrival plus its cost");
+
+	/* one identity per message: both ends of every message agree on it,
+	 * its tag decodes to the receiving stage, and SEND_F of stage s is
+	 * RT_TAG(s+1, mb, 0), SEND_B of s RT_TAG(s-1, mb, 1) */
+	SchedSpec sps[5] = { spec(SK_1F1B, 4, 1, 8, 2, 1), spec(SK_INTERLEAVED, 2, 2, 4, 1, 1),
+	                     spec(SK_ZBV, 3, 2, 6, 1, 1), spec(SK_GENERATE, 3, 1, 2, 1, 0),
+	                     spec(SK_GENERATE, 2, 1, 2, 1, 0) };
+	sps[3].ntok = sps[4].ntok = 3;
+	sps[4].disagg = 1;
+	int msgs = 0, msg_bad = 0, kinds = 0;
+	for (int c2 = 0; c2 < 5; c2++) {
+		Schedule *m = build(&sps[c2]);
+		int n = SCHED_NSLOTS(m);
+		SchedMsg *sent = xalloc((size_t)SCHED_MSG_KINDS * n * sizeof *sent);
+		for (int k = 0; k < m->nranks; k++)
+			for (int i = 0; i < m->rank[k].n; i++) {
+				const Action *x = &m->rank[k].a[i];
+				SchedMsg g;
+				if (sched_msg(m, k, x, &g) == SCHED_MSG_SENDS) {
+					int tag = RT_TAG(g.stage, g.mb, g.dir);
+					int want = x->op == OP_SEND_F ? RT_TAG(x->stage + 1, x->mb, 0)
+					           : x->op == OP_SEND_B ? RT_TAG(x->stage - 1, x->mb, 1)
+					           : x->op == OP_SEND_TOK ? RT_TAG(0, x->mb, 0)
+					           : RT_TAG(x->stage, x->mb, 1);
+					kinds |= 1 << g.kind;
+					if (tag != want || RT_TAG_STAGE(tag) != g.stage || g.from != k
+					    || g.src != x->stage)
+						msg_bad++;
+					sent[g.kind * n + sched_msg_key(m, &g)] = g;
+					msgs++;
+				}
+			}
+		for (int k = 0; k < m->nranks; k++)
+			for (int i = 0; i < m->rank[k].n; i++) {
+				SchedMsg g;
+				if (sched_msg(m, k, &m->rank[k].a[i], &g) == SCHED_MSG_RECEIVES
+				    && memcmp(&sent[g.kind * n + sched_msg_key(m, &g)], &g, sizeof g))
+					msg_bad++;
+			}
+	}
+	ok(msgs > 0 && msg_bad == 0 && kinds == (1 << SCHED_MSG_KINDS) - 1,
+	   "messages: both ends agree, RT_TAG by receiving stage, all kinds "
+	   "(%d messages, %d wrong, kinds %#x)", msgs, msg_bad, kinds);
+}
+
 int main(void)
 {
 	/* names */
@@ -1125,6 +1311,7 @@ int main(void)
 	test_roundtrips();
 	test_lowering();
 	test_broken();
+	test_interp();
 	int rc;
 	char *out = isolated(missing_file, NULL, &rc);
 	ok(rc == 1 && strstr(out, "cannot read schedule file '/nonexistent/order.csv'"),
