@@ -21,6 +21,7 @@ PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	%D%/parser.y %D%/lexer.l \
 	%D%/sema.c %D%/sema.h \
 	%D%/ir.c %D%/ir.h \
+	%D%/layers.c %D%/layers.h \
 	%D%/partition.c %D%/partition.h \
 	%D%/part.c %D%/part.h \
 	%D%/costmodel.c %D%/costmodel.h \

@@ -15,45 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const layer_kind_names[] = {
-#define X(e, s, p) s,
-	LAYER_KINDS(X)
-#undef X
-};
-
-static const int layer_kinds_params[] = {
-#define X(e, s, p) p,
-	LAYER_KINDS(X)
-#undef X
-};
-
-const char *layer_kind_name(int k)
-{
-	return k >= 0 && k < LK_COUNT ? layer_kind_names[k] : "?";
-}
-
-static const char *const dtype_names[] = {
-#define X(e, s, b) s,
-	DTYPES(X)
-#undef X
-};
-static const int dtype_sizes[] = {
-#define X(e, s, b) b,
-	DTYPES(X)
-#undef X
-};
-
-const char *dtype_name(int dt) { return dtype_names[dt]; }
-int dtype_bytes(int dt) { return dtype_sizes[dt]; }
-
-static int dtype_from_name(const char *s)
-{
-	for (int i = 0; i < DT_COUNT; i++)
-		if (strcmp(s, dtype_names[i]) == 0)
-			return i;
-	return -1;
-}
-
 /* Reports an unknown name: with a suggestion from `names` when one is
  * close, else with the whole list when it is short.  Returns the
  * suggestion (or NULL). */
@@ -75,72 +36,13 @@ static const char *unknown(Loc loc, const char *what, const char *s, const char 
 }
 
 /* ------------------------------------------------------------------ */
-/* Layer arguments: a small table per kind binds positional and named  */
-/* arguments and checks their types and ranges.                        */
-
-typedef enum { A_WIDTH, A_BOOL, A_PROB, A_POSNUM, A_NAME } ArgType;
-
-typedef struct ArgSpec {
-	const char *name;
-	ArgType type;
-	int required;
-	double dflt;
-} ArgSpec;
-
-typedef struct KindSpec {
-	const ArgSpec *args;
-	int nargs;
-	const char *usage;
-} KindSpec;
-
-static const ArgSpec linear_args[] = {
-	{ "in", A_WIDTH, 1, 0 }, { "out", A_WIDTH, 1, 0 }, { "bias", A_BOOL, 0, 1 },
-};
-static const ArgSpec dropout_args[] = { { "p", A_PROB, 1, 0 } };
-static const ArgSpec layernorm_args[] = { { "d", A_WIDTH, 1, 0 }, { "eps", A_POSNUM, 0, 1e-5 } };
-
-static const ArgSpec bert_emb_args[] = {
-	{ "vocab", A_WIDTH, 1, 0 }, { "d", A_WIDTH, 1, 0 }, { "positions", A_WIDTH, 1, 0 },
-	{ "types", A_WIDTH, 0, 2 }, { "eps", A_POSNUM, 0, 1e-12 },
-};
-static const ArgSpec bert_layer_args[] = {
-	{ "d", A_WIDTH, 1, 0 }, { "heads", A_WIDTH, 1, 0 }, { "ffn", A_WIDTH, 1, 0 },
-	{ "eps", A_POSNUM, 0, 1e-12 }, { "mask", A_NAME, 0, 0 },
-};
-static const ArgSpec gpt2_emb_args[] = {
-	{ "vocab", A_WIDTH, 1, 0 }, { "d", A_WIDTH, 1, 0 }, { "positions", A_WIDTH, 1, 0 },
-};
-static const ArgSpec gpt2_block_args[] = {
-	{ "d", A_WIDTH, 1, 0 }, { "heads", A_WIDTH, 1, 0 }, { "eps", A_POSNUM, 0, 1e-5 },
-	{ "mask", A_NAME, 0, 0 },
-};
-static const ArgSpec mean_pool_args[] = { { "mask", A_NAME, 0, 0 } };
-static const ArgSpec lm_head_args[] = {
-	{ "vocab", A_WIDTH, 1, 0 }, { "d", A_WIDTH, 1, 0 }, { "tied", A_NAME, 0, 0 },
-};
-
-static const KindSpec kind_specs[LK_COUNT] = {
-	[LK_BERT_EMB] = { bert_emb_args, 5, "bert_embeddings(vocab, d, positions, types = 2, "
-	                  "eps = 1e-12)" },
-	[LK_BERT_LAYER] = { bert_layer_args, 5, "bert_layer(d, heads, ffn, eps = 1e-12)" },
-	[LK_MEAN_POOL] = { mean_pool_args, 1, "mean_pool or mean_pool(mask = NAME)" },
-	[LK_L2_NORM] = { NULL, 0, "l2_normalize" },
-	[LK_GPT2_EMB] = { gpt2_emb_args, 3, "gpt2_embeddings(vocab, d, positions)" },
-	[LK_GPT2_BLOCK] = { gpt2_block_args, 4, "gpt2_block(d, heads, eps = 1e-5)" },
-	[LK_LM_HEAD] = { lm_head_args, 3, "lm_head(vocab, d) or lm_head(vocab, d, tied = LAYER)" },
-	[LK_LINEAR] = { linear_args, 3, "linear(in, out) or linear(in, out, bias = false)" },
-	[LK_RELU] = { NULL, 0, "relu" },
-	[LK_GELU] = { NULL, 0, "gelu" },
-	[LK_TANH] = { NULL, 0, "tanh" },
-	[LK_SIGMOID] = { NULL, 0, "sigmoid" },
-	[LK_DROPOUT] = { dropout_args, 1, "dropout(p) with 0 <= p < 1" },
-	[LK_LAYERNORM] = { layernorm_args, 2, "layernorm(d) or layernorm(d, eps = 1e-5)" },
-	[LK_SOFTMAX] = { NULL, 0, "softmax" },
-};
+/* Layer arguments: the catalogue's table per kind (layers.c) binds     */
+/* positional and named arguments; here their types and ranges are     */
+/* checked.                                                            */
 
 /* Binds l's arguments to spec; vals[i] gets argument i's value.  Returns 0
  * if all is well. */
-static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals, const char **svals,
+static int bind_args(const LayerDecl *l, const LayerCatalogue *ks, double *vals, const char **svals,
                      Loc *locs)
 {
 	int bad = 0;
@@ -198,7 +100,7 @@ static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals, const
 		const Value *v = a->val;
 		locs[k] = v->loc;
 		switch (ks->args[k].type) {
-		case A_NAME:
+		case LA_NAME:
 			if (v->kind != V_WORD) {
 				diag_error(v->loc, "'%s' of '%s' names a %s", ks->args[k].name, l->kind,
 				           !strcmp(ks->args[k].name, "tied") ? "layer" : "model input");
@@ -206,7 +108,7 @@ static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals, const
 			}
 			svals[k] = v->s;
 			break;
-		case A_WIDTH:
+		case LA_WIDTH:
 			if (v->kind != V_INT || v->i < 1) {
 				diag_error(v->loc, "'%s' of '%s' must be a positive integer",
 				           ks->args[k].name, l->kind);
@@ -218,7 +120,7 @@ static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals, const
 			}
 			vals[k] = v->d;
 			break;
-		case A_BOOL:
+		case LA_BOOL:
 			if (v->kind == V_WORD && (!strcmp(v->s, "true") || !strcmp(v->s, "false"))) {
 				vals[k] = !strcmp(v->s, "true");
 			} else {
@@ -226,7 +128,7 @@ static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals, const
 				bad = 1;
 			}
 			break;
-		case A_PROB:
+		case LA_PROB:
 			if ((v->kind != V_INT && v->kind != V_NUM) || !(v->d >= 0 && v->d < 1)) {
 				diag_error(v->loc, "'%s' of '%s' must be a number with 0 <= p < 1",
 				           ks->args[k].name, l->kind);
@@ -234,7 +136,7 @@ static int bind_args(const LayerDecl *l, const KindSpec *ks, double *vals, const
 			}
 			vals[k] = v->d;
 			break;
-		case A_POSNUM:
+		case LA_POSNUM:
 			if ((v->kind != V_INT && v->kind != V_NUM) || !(v->d > 0) || isinf(v->d)) {
 				diag_error(v->loc, "'%s' of '%s' must be a positive number",
 				           ks->args[k].name, l->kind);
@@ -417,161 +319,6 @@ static void check_tensors(const Program *p, IrModel *m, Names *ns, int *tcap)
 		diag_error(p->name_loc, "model '%s' declares no input", p->name);
 }
 
-/* FLOPs per sample, and what forward saves / backward stashes / scratch,
- * in floats per sample (transformer sizes from runtime/rt_tf_sizes.h, the
- * formulas the runtime's kernels use). */
-static void layer_costs(IrLayer *L, const IrTensor *in)
-{
-	double t = (double)in->elems / (double)L->in_w;   /* rows per sample */
-	double n_in = (double)in->elems, n_out = t * (double)L->out_w;
-	double T = (double)(in->seq ? in->dims[0] : 1), d = (double)L->d;
-	int64_t Ti = in->seq ? in->dims[0] : 1;
-	switch (L->kind) {
-	case LK_LINEAR:
-	case LK_LM_HEAD:
-		L->flops_f = 2.0 * t * (double)L->in_w * (double)L->out_w + (L->bias ? n_out : 0);
-		L->flops_b = 2.0 * t * (double)L->in_w * (double)L->out_w;
-		L->flops_w = 2.0 * t * (double)L->in_w * (double)L->out_w + (L->bias ? n_out : 0);
-		break;
-	case LK_LAYERNORM:
-		L->flops_f = 8 * n_in;
-		L->flops_b = 10 * n_in;
-		L->flops_w = 3 * n_in;
-		L->save_elems = 2 * (int64_t)t;
-		break;
-	case LK_SOFTMAX:
-		L->flops_f = 5 * n_in;
-		L->flops_b = 4 * n_in;
-		break;
-	case LK_GELU:
-		L->flops_f = 10 * n_in;
-		L->flops_b = 14 * n_in;
-		break;
-	case LK_TANH:
-	case LK_SIGMOID:
-		L->flops_f = 6 * n_in;
-		L->flops_b = 3 * n_in;
-		break;
-	case LK_BERT_LAYER:
-	case LK_GPT2_BLOCK: {
-		double gemm = 2.0 * T * (4 * d * d + 2 * d * (double)L->ffn);
-		double attn = 4.0 * T * T * d;
-		L->flops_f = gemm + attn + 40 * T * d + 5 * (double)L->heads * T * T;
-		L->flops_b = gemm + 2 * attn + 50 * T * d + 5 * (double)L->heads * T * T;
-		L->flops_w = gemm;
-		L->save_elems = rt_tf_block_save(Ti, L->d, L->heads, L->ffn);
-		L->stash_elems = rt_tf_block_stash(Ti, L->d, L->heads, L->ffn);
-		L->work_elems = rt_tf_block_work(Ti, L->d, L->heads, L->ffn);
-		break;
-	}
-	case LK_BERT_EMB:
-		L->flops_f = 12 * T * d;
-		L->flops_w = 14 * T * d;
-		L->save_elems = rt_bert_emb_save(Ti, L->d);
-		L->work_elems = rt_bert_emb_work(Ti, L->d);
-		break;
-	case LK_GPT2_EMB:
-		L->flops_f = 2 * T * d;
-		L->flops_w = 2 * T * d;
-		break;
-	case LK_MEAN_POOL:
-	case LK_L2_NORM:
-		L->flops_f = 3 * n_in;
-		L->flops_b = 3 * n_in;
-		break;
-	default:
-		L->flops_f = n_in;
-		L->flops_b = n_in;
-		break;
-	}
-}
-
-static void add_param(IrLayer *L, const char *prefix, const char *name, int ndim, int64_t d0,
-                      int64_t d1, int init, int64_t fan_in)
-{
-	IrParam *pp = &L->params[L->nparams++];
-	pp->name = xprintf("%s.%s", prefix, name);
-	pp->ndim = ndim;
-	pp->dims[0] = d0;
-	pp->dims[1] = d1;
-	pp->numel = ndim == 1 ? d0 : d0 * d1;
-	pp->init = init;
-	pp->fan_in = fan_in;
-	pp->std = 0.02;         /* transformers' initializer_range */
-	pp->loc = L->loc;
-	L->nparam_elems += pp->numel;
-}
-
-/* The parameters of a layer, under `prefix` (its name, or its `from`), in
- * the order and layouts the runtime's kernels take them (pipert.h). */
-static void add_params(IrLayer *L, const char *pre)
-{
-	int64_t d = L->d, f = L->ffn;
-	L->params = xalloc(16 * sizeof *L->params);
-	switch (L->kind) {
-	case LK_LINEAR:
-		add_param(L, pre, "weight", 2, L->out_w, L->in_w, INIT_UNIFORM_FANIN, L->in_w);
-		if (L->bias)
-			add_param(L, pre, "bias", 1, L->out_w, 0, INIT_UNIFORM_FANIN, L->in_w);
-		break;
-	case LK_LAYERNORM:
-		add_param(L, pre, "weight", 1, L->out_w, 0, INIT_ONES, 0);
-		add_param(L, pre, "bias", 1, L->out_w, 0, INIT_ZEROS, 0);
-		break;
-	case LK_BERT_EMB:
-		add_param(L, pre, "word_embeddings.weight", 2, L->vocab, d, INIT_NORMAL, 0);
-		add_param(L, pre, "position_embeddings.weight", 2, L->positions, d, INIT_NORMAL, 0);
-		add_param(L, pre, "token_type_embeddings.weight", 2, L->ntypes, d, INIT_NORMAL, 0);
-		add_param(L, pre, "LayerNorm.weight", 1, d, 0, INIT_ONES, 0);
-		add_param(L, pre, "LayerNorm.bias", 1, d, 0, INIT_ZEROS, 0);
-		break;
-	case LK_BERT_LAYER: {
-		static const char *const qkv[] = { "query", "key", "value" };
-		for (int i = 0; i < 3; i++) {
-			add_param(L, pre, xprintf("attention.self.%s.weight", qkv[i]), 2, d, d,
-			          INIT_NORMAL, 0);
-			add_param(L, pre, xprintf("attention.self.%s.bias", qkv[i]), 1, d, 0,
-			          INIT_ZEROS, 0);
-		}
-		add_param(L, pre, "attention.output.dense.weight", 2, d, d, INIT_NORMAL, 0);
-		add_param(L, pre, "attention.output.dense.bias", 1, d, 0, INIT_ZEROS, 0);
-		add_param(L, pre, "attention.output.LayerNorm.weight", 1, d, 0, INIT_ONES, 0);
-		add_param(L, pre, "attention.output.LayerNorm.bias", 1, d, 0, INIT_ZEROS, 0);
-		add_param(L, pre, "intermediate.dense.weight", 2, f, d, INIT_NORMAL, 0);
-		add_param(L, pre, "intermediate.dense.bias", 1, f, 0, INIT_ZEROS, 0);
-		add_param(L, pre, "output.dense.weight", 2, d, f, INIT_NORMAL, 0);
-		add_param(L, pre, "output.dense.bias", 1, d, 0, INIT_ZEROS, 0);
-		add_param(L, pre, "output.LayerNorm.weight", 1, d, 0, INIT_ONES, 0);
-		add_param(L, pre, "output.LayerNorm.bias", 1, d, 0, INIT_ZEROS, 0);
-		break;
-	}
-	case LK_GPT2_EMB:
-		add_param(L, pre, "wte.weight", 2, L->vocab, d, INIT_NORMAL, 0);
-		add_param(L, pre, "wpe.weight", 2, L->positions, d, INIT_NORMAL, 0);
-		break;
-	case LK_GPT2_BLOCK:
-		add_param(L, pre, "ln_1.weight", 1, d, 0, INIT_ONES, 0);
-		add_param(L, pre, "ln_1.bias", 1, d, 0, INIT_ZEROS, 0);
-		add_param(L, pre, "attn.c_attn.weight", 2, d, 3 * d, INIT_NORMAL, 0);
-		add_param(L, pre, "attn.c_attn.bias", 1, 3 * d, 0, INIT_ZEROS, 0);
-		add_param(L, pre, "attn.c_proj.weight", 2, d, d, INIT_NORMAL, 0);
-		add_param(L, pre, "attn.c_proj.bias", 1, d, 0, INIT_ZEROS, 0);
-		add_param(L, pre, "ln_2.weight", 1, d, 0, INIT_ONES, 0);
-		add_param(L, pre, "ln_2.bias", 1, d, 0, INIT_ZEROS, 0);
-		add_param(L, pre, "mlp.c_fc.weight", 2, d, f, INIT_NORMAL, 0);
-		add_param(L, pre, "mlp.c_fc.bias", 1, f, 0, INIT_ZEROS, 0);
-		add_param(L, pre, "mlp.c_proj.weight", 2, f, d, INIT_NORMAL, 0);
-		add_param(L, pre, "mlp.c_proj.bias", 1, d, 0, INIT_ZEROS, 0);
-		break;
-	case LK_LM_HEAD:
-		if (L->tied < 0)
-			add_param(L, pre, "weight", 2, L->vocab, d, INIT_NORMAL, 0);
-		break;
-	default:
-		break;
-	}
-}
-
 /* The checkpoint prefix of copy c of d (c < 0: not repeated): `from` with
  * {i} replaced, or the layer's name.  NULL after an error. */
 static const char *param_prefix(const LayerDecl *d, const char *name, int c)
@@ -645,6 +392,18 @@ static int side_input(const IrModel *m, const char *named, Loc at, const char *d
 	return t;
 }
 
+/* The arguments that set a layer's widths, as written: "linear(12, 4)". */
+static const char *width_call(const char *kind, const LayerCatalogue *lc, const double *vals)
+{
+	const char *call = xprintf("%s(", kind), *sep = "";
+	for (int k = 0; k < lc->nargs; k++)
+		if (lc->args[k].sets & (LF_IN_W | LF_OUT_W)) {
+			call = xprintf("%s%s%lld", call, sep, (long long)vals[k]);
+			sep = ", ";
+		}
+	return xprintf("%s)", call);
+}
+
 static int cmp_param_name(const void *a, const void *b)
 {
 	const IrParam *x = *(const IrParam *const *)a, *y = *(const IrParam *const *)b;
@@ -682,10 +441,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 	int prev_is_input = 1;
 	for (int i = 0; i < p->layers.n; i++) {
 		const LayerDecl *d = p->layers.v[i];
-		int kind = -1;
-		for (int k = 0; k < LK_COUNT; k++)
-			if (strcmp(d->kind, layer_kind_names[k]) == 0)
-				kind = k;
+		int kind = layer_kind_from_name(d->kind);
 		if (d->count == 0 || d->count < -1) {
 			diag_error(d->count_loc, "a repeat count must be at least 1");
 			continue;
@@ -695,25 +451,26 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			bad_chain = 1;
 			continue;
 		}
-		if (d->from && !layer_kinds_params[kind])
+		const LayerCatalogue *lc = LAYER(kind);
+		if (d->from && !layer_has_params(kind))
 			diag_error(d->from_loc, "'from' binds a checkpoint prefix, but '%s' has no "
 			           "parameters", d->kind);
 		double vals[8];
 		const char *svals[8];
 		Loc locs[8];
-		if (bind_args(d, &kind_specs[kind], vals, svals, locs) != 0) {
+		if (bind_args(d, lc, vals, svals, locs) != 0) {
 			bad_chain = 1;
 			continue;
 		}
 		/* What is wrong with the declaration is said once, not per copy. */
-		if ((kind == LK_BERT_LAYER || kind == LK_GPT2_BLOCK)
-		    && (int64_t)vals[0] % (int64_t)vals[1]) {
-			diag_error(locs[1], "%lld heads do not divide d = %lld", (long long)vals[1],
-			           (long long)vals[0]);
+		int ha = layer_arg_index(kind, LF_HEADS), da = layer_arg_index(kind, LF_D);
+		if (ha >= 0 && (int64_t)vals[da] % (int64_t)vals[ha]) {
+			diag_error(locs[ha], "%lld heads do not divide d = %lld", (long long)vals[ha],
+			           (long long)vals[da]);
 			bad_chain = 1;
 			continue;
 		}
-		if (d->from && layer_kinds_params[kind]
+		if (d->from && layer_has_params(kind)
 		    && !param_prefix(d, d->name, d->count < 0 ? -1 : 0)) {
 			bad_chain = 1;
 			continue;
@@ -736,95 +493,59 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			int64_t T = seq ? it->dims[0] : 0;
 			L->in_w = L->out_w = in_w;
 			int bad = 0;
-			switch (kind) {
-			case LK_LINEAR:
-				L->in_w = (int64_t)vals[0];
-				L->out_w = (int64_t)vals[1];
-				L->bias = vals[2] != 0;
-				break;
-			case LK_DROPOUT:
-				L->p = vals[0];
-				break;
-			case LK_LAYERNORM:
-				L->in_w = L->out_w = (int64_t)vals[0];
-				L->eps = vals[1];
-				break;
-			case LK_BERT_EMB:
-			case LK_GPT2_EMB:
-				L->vocab = (int64_t)vals[0];
-				L->d = L->out_w = (int64_t)vals[1];
-				L->positions = (int64_t)vals[2];
-				if (kind == LK_BERT_EMB) {
-					L->ntypes = (int64_t)vals[3];
-					L->eps = vals[4];
-				}
-				L->in_w = in_w;
+			layer_set_args(L, vals);
+			if (lc->input == LI_TOKENS) {
+				int pa = layer_arg_index(kind, LF_POSITIONS);
 				if (!bad_chain && (it->dtype != DT_I32 || !seq)) {
 					diag_error(d->kind_loc, "'%s' reads token ids (an i32[batch, LENGTH] "
 					           "input), but %s'%s' holds %s features", d->kind,
 					           prev_is_input ? "input " : "", prev_name, dtype_name(it->dtype));
 					bad = 1;
-				} else if (!bad_chain && T > L->positions) {
-					diag_error(locs[2], "'%s' has %lld positions, but '%s' is %lld tokens "
+				} else if (!bad_chain && pa >= 0 && T > L->positions) {
+					diag_error(locs[pa], "'%s' has %lld positions, but '%s' is %lld tokens "
 					           "long", name, (long long)L->positions, m->tensors[cur].name,
 					           (long long)T);
 					bad = 1;
 				}
-				if (kind == LK_BERT_EMB && !bad_chain)
-					L->side[0] = side_input(m, NULL, d->kind_loc, "types", (int)T, &bad);
-				break;
-			case LK_BERT_LAYER:
-			case LK_GPT2_BLOCK:
-				L->d = L->in_w = L->out_w = (int64_t)vals[0];
-				L->heads = (int64_t)vals[1];
-				L->ffn = kind == LK_BERT_LAYER ? (int64_t)vals[2] : 4 * L->d;
-				L->eps = kind == LK_BERT_LAYER ? vals[3] : vals[2];
-				if (!bad_chain && !seq) {
-					diag_error(d->kind_loc, "'%s' runs over a sequence [batch, LENGTH, d], but "
-					           "'%s' is not one", d->kind, prev_name);
-					bad = 1;
-				}
-				if (!bad_chain)
-					L->side[0] = side_input(m, svals[kind == LK_BERT_LAYER ? 4 : 3],
-					                        locs[kind == LK_BERT_LAYER ? 4 : 3], "mask",
-					                        (int)T, &bad);
-				break;
-			case LK_MEAN_POOL:
-				if (!bad_chain && !seq) {
+			} else if (lc->input == LI_SEQUENCE && !bad_chain && !seq) {
+				if (lc->output == LO_POOLED)
 					diag_error(d->kind_loc, "'mean_pool' averages over a sequence, but '%s' "
 					           "is not one", prev_name);
+				else
+					diag_error(d->kind_loc, "'%s' runs over a sequence [batch, LENGTH, d], but "
+					           "'%s' is not one", d->kind, prev_name);
+				bad = 1;
+			}
+			/* the side input: the one its argument names, else 'mask' or 'types' */
+			if (lc->side != LS_NONE && !bad_chain) {
+				int sa = layer_arg_index(kind, LF_SIDE);
+				L->side[0] = side_input(m, sa >= 0 ? svals[sa] : NULL,
+				                        sa >= 0 ? locs[sa] : d->kind_loc,
+				                        lc->side == LS_TYPES ? "types" : "mask", (int)T, &bad);
+			}
+			int ta = layer_arg_index(kind, LF_TIED);
+			if (ta >= 0 && svals[ta] && !bad_chain) {
+				int e = -1;
+				for (int l = 0; l < m->nlayers - 1; l++)
+					if (!strcmp(m->layers[l].name, svals[ta]))
+						e = l;
+				if (e < 0) {
+					diag_error(locs[ta], "'tied' names no earlier layer '%s'", svals[ta]);
 					bad = 1;
+				} else if (!layer_is_embedding(m->layers[e].kind)) {
+					diag_error(locs[ta], "'tied = %s' needs a token embedding "
+					           "(bert_embeddings or gpt2_embeddings), but '%s' is %s",
+					           svals[ta], svals[ta], layer_kind_name(m->layers[e].kind));
+					bad = 1;
+				} else if (m->layers[e].vocab != L->vocab || m->layers[e].d != L->d) {
+					diag_error(locs[ta], "lm_head(%lld, %lld) cannot share the [%lld, %lld] "
+					           "token embedding of '%s'", (long long)L->vocab,
+					           (long long)L->d, (long long)m->layers[e].vocab,
+					           (long long)m->layers[e].d, svals[ta]);
+					bad = 1;
+				} else {
+					L->tied = e;
 				}
-				if (!bad_chain)
-					L->side[0] = side_input(m, svals[0], locs[0], "mask", (int)T, &bad);
-				break;
-			case LK_LM_HEAD:
-				L->vocab = L->out_w = (int64_t)vals[0];
-				L->d = L->in_w = (int64_t)vals[1];
-				if (svals[2] && !bad_chain) {
-					int e = -1;
-					for (int l = 0; l < m->nlayers - 1; l++)
-						if (!strcmp(m->layers[l].name, svals[2]))
-							e = l;
-					if (e < 0) {
-						diag_error(locs[2], "'tied' names no earlier layer '%s'", svals[2]);
-						bad = 1;
-					} else if (!layer_is_embedding(m->layers[e].kind)) {
-						diag_error(locs[2], "'tied = %s' needs a token embedding "
-						           "(bert_embeddings or gpt2_embeddings), but '%s' is %s",
-						           svals[2], svals[2], layer_kind_name(m->layers[e].kind));
-						bad = 1;
-					} else if (m->layers[e].vocab != L->vocab || m->layers[e].d != L->d) {
-						diag_error(locs[2], "lm_head(%lld, %lld) cannot share the [%lld, %lld] "
-						           "token embedding of '%s'", (long long)L->vocab,
-						           (long long)L->d, (long long)m->layers[e].vocab,
-						           (long long)m->layers[e].d, svals[2]);
-						bad = 1;
-					} else {
-						L->tied = e;
-					}
-				}
-				break;
 			}
 			if (!bad_chain && !bad && it && it->dtype == DT_I32 && !layer_is_embedding(kind)) {
 				diag_error(d->kind_loc, "'%s' reads f32 features, but %s'%s' holds i32 token "
@@ -836,13 +557,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 				/* both layers and both widths: "linear(12, 4) in 'c' expects 12
 				 * inputs, but 'b' outputs 16" */
 				Loc at = d->args.n ? d->args.v[0]->val->loc : d->kind_loc;
-				const char *call = kind == LK_LINEAR
-				                   ? xprintf("linear(%lld, %lld)", (long long)L->in_w,
-				                             (long long)L->out_w)
-				                   : kind == LK_LM_HEAD
-				                   ? xprintf("lm_head(%lld, %lld)", (long long)L->vocab,
-				                             (long long)L->in_w)
-				                   : xprintf("%s(%lld)", d->kind, (long long)L->in_w);
+				const char *call = width_call(d->kind, lc, vals);
 				if (prev_is_input)
 					diag_error(at, "%s in '%s' expects %lld inputs, but input '%s' has %lld "
 					           "features", call, name, (long long)L->in_w, prev_name,
@@ -854,7 +569,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			}
 			if (bad)
 				bad_chain = 1;
-			const char *prefix = layer_kinds_params[kind]
+			const char *prefix = layer_has_params(kind)
 			                     ? param_prefix(d, name, d->count < 0 ? -1 : c) : name;
 			if (bad_chain || !prefix) {
 				bad_chain = 1;
@@ -863,7 +578,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 				prev_is_input = 0;
 				continue;
 			}
-			add_params(L, prefix);
+			layer_add_params(L, prefix);
 			layer_costs(L, it);
 			/* The model's inputs need no gradient: a layer reading one
 			 * skips its input-gradient half (the runtime never runs it),
@@ -873,9 +588,9 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			int64_t dims[4];
 			int nd = it->ndim, oseq = it->seq;
 			memcpy(dims, it->dims, sizeof dims);
-			if (layer_is_embedding(kind))
+			if (lc->output == LO_EMBED)
 				dims[nd++] = L->d;
-			else if (kind == LK_MEAN_POOL) {
+			else if (lc->output == LO_POOLED) {
 				dims[0] = dims[1];
 				nd = 1;
 				oseq = 0;
@@ -1452,11 +1167,7 @@ static void check_generate(IrModel *m, const PipeItem *const *item, Loc where)
 	int64_t positions = m->layers[0].positions;
 	for (int l = 1; l < m->nlayers; l++) {
 		const IrLayer *L = &m->layers[l];
-		switch (L->kind) {
-		case LK_GPT2_BLOCK: case LK_LM_HEAD: case LK_LAYERNORM: case LK_LINEAR:
-		case LK_RELU: case LK_GELU: case LK_TANH: case LK_SIGMOID: case LK_DROPOUT:
-			break;
-		default:
+		if (!LAYER(L->kind)->gen) {
 			diag_error(L->loc, "generate cannot run layer '%s' (%s): a decoder's layers "
 			           "are gpt2_embeddings, gpt2_block, layernorm, lm_head and "
 			           "position-wise ones", L->name, layer_kind_name(L->kind));
@@ -1476,7 +1187,7 @@ static void check_generate(IrModel *m, const PipeItem *const *item, Loc where)
 	for (int l = 0; l < m->nlayers; l++) {
 		IrLayer *L = &m->layers[l];
 		int64_t w = rt_gpt2_kv_work(1, pp->kv_cap, L->d, L->heads, L->ffn);
-		if (L->kind == LK_GPT2_BLOCK && w > L->work_elems)
+		if (LAYER(L->kind)->kv_cache && w > L->work_elems)
 			L->work_elems = w;
 	}
 	if (pp->eos >= m->layers[m->nlayers - 1].vocab)
