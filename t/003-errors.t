@@ -10,8 +10,9 @@
 # For each file: exit 1, nothing on stdout, exactly the expected
 # `FILE:LINE:COL: error: MESSAGE` lines in that order, and after the first
 # one the source line and a caret under the column.  Then, so that no
-# check goes untested: every diag_error()/unknown() call site in sema.c,
-# lexer.l and parser.y must have a case here (t/diag-sites.py).
+# check goes untested: every diag_error()/sema_unknown() call site in the
+# semantic pass (compiler/sema*.c), lexer.l and parser.y must have a case
+# here (t/diag-sites.py).
 . "$(dirname "$0")/lib.sh"
 LC_ALL=C
 export LC_ALL
@@ -113,7 +114,7 @@ PY=/usr/bin/python3
 if [ -z "$PY" ]; then
 	skip "every diag_error site has a case" "no python3"
 else
-	"$PY" "$PIPEC_SRC/t/diag-sites.py" "$PIPEC_SRC/compiler/sema.c" \
+	"$PY" "$PIPEC_SRC/t/diag-sites.py" "$PIPEC_SRC"/compiler/sema*.c \
 		"$PIPEC_SRC/compiler/lexer.l" "$PIPEC_SRC/compiler/parser.y" -- "$dir"/*.pipe \
 		>"$T/sites" 2>&1
 	[ $? -eq 0 ] || { fail "t/diag-sites.py runs"; diag <"$T/sites"; }

@@ -4,10 +4,11 @@ error case in t/errors/ that shows it.
 
     python3 t/diag-sites.py SOURCE... -- CASE.pipe...
 
-Reads each diag_error(...) and unknown(...) call in the SOURCEs (sema.c,
-lexer.l, parser.y), takes its format string (adjacent literals joined; both
-arms of a ?: on literals), turns it into a pattern (%d, %s, ... match
-anything), and looks for a `# expect:` line in the CASEs that matches.
+Reads each diag_error(...) and sema_unknown(...) call in the SOURCEs (the
+semantic pass's compiler/sema*.c, lexer.l, parser.y), takes its format
+string (adjacent literals joined; both arms of a ?: on literals), turns
+it into a pattern (%d, %s, ... match anything), and looks for a
+`# expect:` line in the CASEs that matches.
 Prints one line per call site:
 
     covered sema.c:123 '%s' takes no arguments    <- errors/no-args.pipe
@@ -18,7 +19,7 @@ so that a new check without a case in t/errors/ fails t/003-errors.t.
 import re
 import sys
 
-CALL_RE = re.compile(r"\b(diag_error|unknown)\s*\(")
+CALL_RE = re.compile(r"\b(diag_error|sema_unknown)\s*\(")
 STR_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
 CONV_RE = re.compile(r"%[-+ #0]*[0-9*]*(?:\.[0-9*]+)?(?:hh|h|ll|l|z|j|t|L)?[diouxXeEfgGcsp%]")
 
@@ -61,9 +62,9 @@ def sites(path):
         line = src.count("\n", 0, m.start()) + 1
         before = src[max(0, m.start() - 20):m.start()]
         if re.search(r"(static void|void)\s*$", before):
-            continue                        # the definition of unknown()
+            continue                        # a definition
         args = call_text(src, m.end() - 1)
-        if m.group(1) == "unknown":
+        if m.group(1) == "sema_unknown":
             what = STR_RE.search(args)
             if not what:
                 continue
