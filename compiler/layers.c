@@ -153,7 +153,7 @@ static void gpt2_block_derive(IrLayer *L)
 #define ARGS(a) a, (int)(sizeof a / sizeof a[0])
 #define PARAMS(p) p, (int)(sizeof p / sizeof p[0])
 #define ELEMENTWISE(nm, ff, fb, reads) \
-	.name = #nm, .usage = #nm, .flops_f = ff, .flops_b = fb, \
+	.usage = #nm, .flops_f = ff, .flops_b = fb, \
 	.fwd = { "rt_" #nm "_fwd", { RA_X, RA_Y, RA_COUNT } }, \
 	.bwd = { "rt_" #nm "_bwd", { reads, RA_DY, RA_DX, RA_COUNT } }
 
@@ -175,7 +175,7 @@ static void gpt2_block_derive(IrLayer *L)
 
 const LayerCatalogue layer_catalogue[LK_COUNT] = {
 	[LK_LINEAR] = {
-		.name = "linear", .usage = "linear(in, out) or linear(in, out, bias = false)",
+		.usage = "linear(in, out) or linear(in, out, bias = false)",
 		.args = ARGS(linear_args), .params = PARAMS(linear_params),
 		.costs = linear_costs, .bwd_reads_in = 1, .gen = 1,
 		LINEAR_CALLS,
@@ -186,7 +186,7 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 	[LK_TANH] = { ELEMENTWISE(tanh, 6, 3, RA_Y), .bwd_reads_out = 1, .gen = 1 },
 	[LK_SIGMOID] = { ELEMENTWISE(sigmoid, 6, 3, RA_Y), .bwd_reads_out = 1, .gen = 1 },
 	[LK_DROPOUT] = {
-		.name = "dropout", .usage = "dropout(p) with 0 <= p < 1",
+		.usage = "dropout(p) with 0 <= p < 1",
 		.args = ARGS(dropout_args), .flops_f = 1, .flops_b = 1, .gen = 1,
 		.fwd = { "rt_dropout_fwd", { RA_X, RA_Y, RA_MB_ROWS, RA_ELEMS, RA_P, RA_SEED,
 		                             RA_LAYER, RA_STEP, RA_ROW0 } },
@@ -195,7 +195,7 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 		                             RA_LAYER, RA_STEP, RA_ROW0 } },
 	},
 	[LK_LAYERNORM] = {
-		.name = "layernorm", .usage = "layernorm(d) or layernorm(d, eps = 1e-5)",
+		.usage = "layernorm(d) or layernorm(d, eps = 1e-5)",
 		.args = ARGS(layernorm_args), .params = PARAMS(layernorm_params),
 		.flops_f = 8, .flops_b = 10, .flops_w = 3, .save_per_row = 2,
 		.bwd_reads_in = 1, .bwd_data_reads_in = 1, .saves_always = 1, .gen = 1,
@@ -207,13 +207,12 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 		                                      RA_ROWS, RA_OUT_W } },
 	},
 	[LK_SOFTMAX] = {
-		.name = "softmax", .usage = "softmax", .flops_f = 5, .flops_b = 4,
+		.usage = "softmax", .flops_f = 5, .flops_b = 4,
 		.bwd_reads_out = 1,
 		.fwd = { "rt_softmax_fwd", { RA_X, RA_Y, RA_ROWS, RA_OUT_W } },
 		.bwd = { "rt_softmax_bwd", { RA_Y, RA_DY, RA_DX, RA_ROWS, RA_OUT_W } },
 	},
 	[LK_BERT_EMB] = {
-		.name = "bert_embeddings",
 		.usage = "bert_embeddings(vocab, d, positions, types = 2, eps = 1e-12)",
 		.args = ARGS(bert_emb_args), .params = PARAMS(bert_emb_params),
 		.input = LI_TOKENS, .output = LO_EMBED, .side = LS_TYPES,
@@ -224,25 +223,25 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 		                              RA_WORK, RA_MB_ROWS, RA_T } },
 	},
 	[LK_BERT_LAYER] = {
-		.name = "bert_layer", .usage = "bert_layer(d, heads, ffn, eps = 1e-12)",
+		.usage = "bert_layer(d, heads, ffn, eps = 1e-12)",
 		.args = ARGS(bert_layer_args), .params = PARAMS(bert_layer_params),
 		TF_BLOCK(bert_layer),
 	},
 	[LK_MEAN_POOL] = {
-		.name = "mean_pool", .usage = "mean_pool or mean_pool(mask = NAME)",
+		.usage = "mean_pool or mean_pool(mask = NAME)",
 		.args = ARGS(mean_pool_args), .input = LI_SEQUENCE, .output = LO_POOLED,
 		.side = LS_MASK, .flops_f = 3, .flops_b = 3,
 		.fwd = { "rt_mean_pool_fwd", { RA_X, RA_SIDE, RA_Y, RA_MB_ROWS, RA_T, RA_OUT_W } },
 		.bwd = { "rt_mean_pool_bwd", { RA_SIDE, RA_DY, RA_DX, RA_MB_ROWS, RA_T, RA_OUT_W } },
 	},
 	[LK_L2_NORM] = {
-		.name = "l2_normalize", .usage = "l2_normalize", .flops_f = 3, .flops_b = 3,
+		.usage = "l2_normalize", .flops_f = 3, .flops_b = 3,
 		.bwd_reads_in = 1, .bwd_data_reads_in = 1,
 		.fwd = { "rt_l2_normalize_fwd", { RA_X, RA_Y, RA_ROWS, RA_OUT_W } },
 		.bwd = { "rt_l2_normalize_bwd", { RA_X, RA_DY, RA_DX, RA_ROWS, RA_OUT_W } },
 	},
 	[LK_GPT2_EMB] = {
-		.name = "gpt2_embeddings", .usage = "gpt2_embeddings(vocab, d, positions)",
+		.usage = "gpt2_embeddings(vocab, d, positions)",
 		.args = ARGS(gpt2_emb_args), .params = PARAMS(gpt2_emb_params),
 		.input = LI_TOKENS, .output = LO_EMBED, .costs = gpt2_emb_costs, .bwd_reads_in = 1,
 		.fwd = { "rt_gpt2_emb_fwd", { RA_TF, RA_W, RA_X, RA_Y, RA_MB_ROWS, RA_T } },
@@ -251,7 +250,7 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 		.wgt = { "rt_gpt2_emb_bwd", { RA_TF, RA_G, RA_X, RA_DY, RA_MB_ROWS, RA_T } },
 	},
 	[LK_GPT2_BLOCK] = {
-		.name = "gpt2_block", .usage = "gpt2_block(d, heads, eps = 1e-5)",
+		.usage = "gpt2_block(d, heads, eps = 1e-5)",
 		.args = ARGS(gpt2_block_args), .params = PARAMS(gpt2_block_params),
 		.derive = gpt2_block_derive, .gen = 1, .kv_cache = 1,
 		TF_BLOCK(gpt2_block),
@@ -260,7 +259,7 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 		                                       RA_POS } },
 	},
 	[LK_LM_HEAD] = {
-		.name = "lm_head", .usage = "lm_head(vocab, d) or lm_head(vocab, d, tied = LAYER)",
+		.usage = "lm_head(vocab, d) or lm_head(vocab, d, tied = LAYER)",
 		.args = ARGS(lm_head_args), .params = PARAMS(lm_head_params),
 		.costs = linear_costs, .bwd_reads_in = 1, .gen = 1, .gen_last = 1,
 		LINEAR_CALLS,

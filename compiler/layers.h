@@ -153,8 +153,8 @@ typedef struct RtCall {
 	RtArg args[12];
 } RtCall;
 
+/* A kind's entry; its name is LAYER_KINDS's. */
 typedef struct LayerCatalogue {
-	const char *name;
 	const char *usage;      /* for messages */
 	const LayerArg *args;
 	int nargs;
