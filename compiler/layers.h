@@ -65,6 +65,8 @@ enum {
 	LF_TIED = 1 << 12       /* LA_NAME: the embedding whose token table it uses */
 };
 
+#define LAYER_MAX_ARGS 8         /* arguments of one kind, at most */
+
 typedef struct LayerArg {
 	const char *name;
 	LayerArgType type;

@@ -22,8 +22,8 @@ static int bind_args(const LayerDecl *l, const LayerCatalogue *ks, double *vals,
                      Loc *locs)
 {
 	int bad = 0;
-	int set[8] = { 0 };
-	const char *names[8];
+	int set[LAYER_MAX_ARGS] = { 0 };
+	const char *names[LAYER_MAX_ARGS];
 	for (int i = 0; i < ks->nargs; i++) {
 		vals[i] = ks->args[i].dflt;
 		svals[i] = NULL;
@@ -431,9 +431,9 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 		if (d->from && !layer_has_params(kind))
 			diag_error(d->from_loc, "'from' binds a checkpoint prefix, but '%s' has no "
 			           "parameters", d->kind);
-		double vals[8];
-		const char *svals[8];
-		Loc locs[8];
+		double vals[LAYER_MAX_ARGS];
+		const char *svals[LAYER_MAX_ARGS];
+		Loc locs[LAYER_MAX_ARGS];
 		if (bind_args(d, lc, vals, svals, locs) != 0) {
 			bad_chain = 1;
 			continue;
