@@ -185,6 +185,8 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 	              .gen = 1 },
 	[LK_TANH] = { ELEMENTWISE(tanh, 6, 3, RA_Y), .bwd_reads_out = 1, .gen = 1 },
 	[LK_SIGMOID] = { ELEMENTWISE(sigmoid, 6, 3, RA_Y), .bwd_reads_out = 1, .gen = 1 },
+	[LK_SILU] = { ELEMENTWISE(silu, 7, 11, RA_X), .bwd_reads_in = 1, .bwd_data_reads_in = 1,
+	              .gen = 1 },
 	[LK_DROPOUT] = {
 		.usage = "dropout(p) with 0 <= p < 1",
 		.args = ARGS(dropout_args), .flops_f = 1, .flops_b = 1, .gen = 1,

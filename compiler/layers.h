@@ -25,6 +25,7 @@
 	X(LK_GELU,      "gelu") \
 	X(LK_TANH,      "tanh") \
 	X(LK_SIGMOID,   "sigmoid") \
+	X(LK_SILU,      "silu") \
 	X(LK_DROPOUT,   "dropout") \
 	X(LK_LAYERNORM, "layernorm") \
 	X(LK_SOFTMAX,   "softmax") \
