@@ -214,6 +214,81 @@ static void emit_round(Emit *e, const char *ptr, const char *count)
 		out(&e->o, "\trt_round(c, %s, %s);\n", ptr, count);
 }
 
+/* What a layer's runtime calls are given (layers.h's RtArg), for one
+ * layer in one part of an action. */
+typedef struct CallCtx {
+	const IrLayer *L;
+	int l;
+	const char *x, *y, *dy, *dx;
+	const char *save, *st, *gst;
+	const char *rows;
+	int64_t w;              /* float offset of the first parameter */
+	int weight;             /* a fused backward computes the weight gradient too */
+} CallCtx;
+
+static const char *call_arg(const Emit *e, const StagePlan *sp, const CallCtx *k, RtArg a)
+{
+	const IrModel *m = e->m;
+	const IrLayer *L = k->L;
+	int64_t w2 = L->nparams > 1 ? k->w + L->params[0].numel : -1;
+	switch (a) {
+	case RA_END: break;
+	case RA_X: return k->x;
+	case RA_Y: return k->y;
+	case RA_DY: return k->dy;
+	case RA_DX: return k->dx;
+	case RA_W: return xprintf("W + %lld", (long long)k->w);
+	case RA_W2: return w2 >= 0 ? xprintf("W + %lld", (long long)w2) : "NULL";
+	case RA_G: return xprintf("G + %lld", (long long)k->w);
+	case RA_G2: return w2 >= 0 ? xprintf("G + %lld", (long long)w2) : "NULL";
+	case RA_G_IF_WEIGHT: return k->weight ? xprintf("G + %lld", (long long)k->w) : "NULL";
+	case RA_STASH_IF_SPLIT: return k->weight ? "NULL" : k->gst;
+	case RA_STASH: return k->gst;
+	case RA_SAVE: return k->save;
+	case RA_SAVE2: return xprintf("%s + %s", k->save, k->rows);
+	case RA_ST: return k->st;
+	case RA_ST2: return xprintf("%s + %s", k->st, k->rows);
+	case RA_SIDE: return side_ptr(e, sp, L->side[0]);
+	case RA_TF: return xprintf("&tf%d", k->l);
+	case RA_WORK: return "WORK";
+	case RA_COUNT: return xprintf("ROWS * %s", elems_expr(m, L->in));
+	case RA_ROWS: return k->rows;
+	case RA_MB_ROWS: return "ROWS";
+	case RA_ELEMS: return elems_expr(m, L->in);
+	case RA_T: return "T";
+	case RA_IN_W: return xprintf("%lld", (long long)L->in_w);
+	case RA_OUT_W: return xprintf("%lld", (long long)L->out_w);
+	case RA_EPS: return xprintf("%.17g", L->eps);
+	case RA_P: return xprintf("%.17g", L->p);
+	case RA_SEED: return xprintf("%lluu", (unsigned long long)m->pipe.seed);
+	case RA_LAYER: return xprintf("%d", k->l);
+	case RA_STEP: return "t";
+	case RA_ROW0: return "row0";
+	case RA_BYTES: return xprintf("sizeof(float) * ROWS * %s", elems_expr(m, L->in));
+	case RA_NULL: return "NULL";
+	case RA_POS: return "pos";
+	case RA_GEN_IDS: return xprintf("t == 0 ? %s : rt_gen_tokens(c, mb)", k->x);
+	case RA_KV_K:
+	case RA_KV_V: {
+		int64_t kv = (int64_t)e->plan->rows * m->pipe.kv_cap * L->d * 4;
+		return xprintf("P(%lld + (int64_t)mb * %lld)",
+		               (long long)(e->kv_off[k->l] + (a == RA_KV_V ? kv : 0)),
+		               (long long)e->kv_group);
+	}
+	case RA_KV_CAP: return xprintf("%lld", (long long)m->pipe.kv_cap);
+	}
+	die("layer '%s': no value for runtime argument %d", L->name, (int)a);
+}
+
+/* One call of a runtime entry point with the catalogue's arguments. */
+static void emit_call(Emit *e, const StagePlan *sp, const CallCtx *k, const RtCall *c)
+{
+	out(&e->o, "\t%s(", c->fn);
+	for (int i = 0; c->args[i] != RA_END; i++)
+		out(&e->o, "%s%s", i ? ", " : "", call_arg(e, sp, k, c->args[i]));
+	out(&e->o, ");\n");
+}
+
 /* Forward of local layer j reading slot xs and writing ys (saves in ss;
  * -1: nothing is kept). */
 static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int j, int xs,
@@ -222,91 +297,20 @@ static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 	const IrModel *m = e->m;
 	int l = st->first + j;
 	const IrLayer *L = &m->layers[l];
-	Out *o = &e->o;
-	const char *x = x_ptr(e, sp, xs, j), *y = x_ptr(e, sp, ys, j + 1);
-	const char *n = elems_expr(m, L->in);
-	const char *rows = rows_expr(m, L->in);
-	const char *save = ss >= 0 && sp->off[0][ss] != NO_BUFFER ? slot_ptr(sp, ss) : "NULL";
-	int64_t w = weight_off(e, l);
-	line_to(o, m, L->loc);
-	switch (L->kind) {
-	case LK_LINEAR:
-		out(o, "\trt_linear_fwd(%s, W + %lld, %s, %s, %s, %lld, %lld);\n", x, (long long)w,
-		    L->bias ? xprintf("W + %lld", (long long)(w + L->params[0].numel)) : "NULL", y,
-		    rows, (long long)L->in_w, (long long)L->out_w);
-		break;
-	case LK_RELU:
-	case LK_GELU:
-	case LK_TANH:
-	case LK_SIGMOID:
-		out(o, "\trt_%s_fwd(%s, %s, ROWS * %s);\n", layer_kind_name(L->kind), x, y, n);
-		break;
-	case LK_DROPOUT:
-		if (e->s->training)
-			out(o, "\trt_dropout_fwd(%s, %s, ROWS, %s, %.17g, %lluu, %d, t, row0);\n", x, y,
-			    n, L->p, (unsigned long long)m->pipe.seed, l);
-		else
-			out(o, "\trt_copy(%s, %s, sizeof(float) * ROWS * %s);\n", y, x, n);
-		break;
-	case LK_LAYERNORM:
-		out(o, "\trt_layernorm_fwd(%s, W + %lld, W + %lld, %s, %s, %s + %s, %s, "
-		    "%lld, %.17g);\n", x, (long long)w, (long long)(w + L->out_w), y, save, save,
-		    rows, rows, (long long)L->out_w, L->eps);
-		break;
-	case LK_SOFTMAX:
-		out(o, "\trt_softmax_fwd(%s, %s, %s, %lld);\n", x, y, rows, (long long)L->out_w);
-		break;
-	case LK_BERT_EMB:
-		out(o, "\trt_bert_emb_fwd(&tf%d, W + %lld, %s, %s, %s, %s, ROWS, T);\n", l,
-		    (long long)w, x, side_ptr(e, sp, L->side[0]), y, save);
-		break;
-	case LK_GPT2_EMB:
-		if (e->gen)     /* the prompts in round 0, then the tokens picked last round */
-			out(o, "\trt_gpt2_emb_fwd_at(&tf%d, W + %lld, t == 0 ? %s : rt_gen_tokens(c, "
-			    "mb), %s, ROWS, T, pos);\n", l, (long long)w, x, y);
-		else
-			out(o, "\trt_gpt2_emb_fwd(&tf%d, W + %lld, %s, %s, ROWS, T);\n", l, (long long)w,
-			    x, y);
-		break;
-	case LK_GPT2_BLOCK:
-		if (e->gen) {
-			int64_t kv = (int64_t)e->plan->rows * m->pipe.kv_cap * L->d * 4;
-			out(o, "\trt_gpt2_block_fwd_kv(&tf%d, W + %lld, %s, %s, P(%lld + (int64_t)mb * "
-			    "%lld), P(%lld + (int64_t)mb * %lld), %lld, WORK, ROWS, T, pos);\n", l,
-			    (long long)w, x, y, (long long)e->kv_off[l], (long long)e->kv_group,
-			    (long long)(e->kv_off[l] + kv), (long long)e->kv_group,
-			    (long long)m->pipe.kv_cap);
-			break;
-		}
-		/* fall through */
-	case LK_BERT_LAYER:
-		out(o, "\trt_%s_fwd(&tf%d, W + %lld, %s, %s, %s, %s, WORK, ROWS, T);\n",
-		    L->kind == LK_BERT_LAYER ? "bert_layer" : "gpt2_block", l, (long long)w, x,
-		    side_ptr(e, sp, L->side[0]), y, save);
-		break;
-	case LK_MEAN_POOL:
-		out(o, "\trt_mean_pool_fwd(%s, %s, %s, ROWS, T, %lld);\n", x,
-		    side_ptr(e, sp, L->side[0]), y, (long long)L->out_w);
-		break;
-	case LK_L2_NORM:
-		out(o, "\trt_l2_normalize_fwd(%s, %s, %s, %lld);\n", x, y, rows, (long long)L->out_w);
-		break;
-	case LK_LM_HEAD:
-		if (e->gen) {   /* only the last position's logits pick a token */
-			out(o, "\trt_take_last(%s, ROWS, T, %lld);\n", x, (long long)L->in_w);
-			rows = "ROWS";
-		}
-		out(o, "\trt_linear_fwd(%s, W + %lld, NULL, %s, %s, %lld, %lld);\n", x, (long long)w,
-		    y, rows, (long long)L->in_w, (long long)L->out_w);
-		if (e->gen) {
-			emit_round(e, y, xprintf("ROWS * %lld", (long long)L->out_w));
-			return;
-		}
-		break;
-	default:
-		unreachable();
+	const LayerCatalogue *lc = LAYER(L->kind);
+	CallCtx k = { .L = L, .l = l, .x = x_ptr(e, sp, xs, j), .y = x_ptr(e, sp, ys, j + 1),
+	              .rows = rows_expr(m, L->in), .w = weight_off(e, l) };
+	k.save = ss >= 0 && sp->off[0][ss] != NO_BUFFER ? slot_ptr(sp, ss) : "NULL";
+	const char *count = xprintf("ROWS * %s", elems_expr(m, L->out));
+	line_to(&e->o, m, L->loc);
+	if (e->gen && lc->gen_last) {   /* only the last position's logits pick a token */
+		out(&e->o, "\trt_take_last(%s, ROWS, T, %lld);\n", k.x, (long long)L->in_w);
+		k.rows = "ROWS";
+		count = xprintf("ROWS * %lld", (long long)L->out_w);
 	}
-	emit_round(e, y, xprintf("ROWS * %s", elems_expr(m, L->out)));
+	emit_call(e, sp, &k, e->gen && lc->fwd_gen.fn ? &lc->fwd_gen
+	          : !e->s->training && lc->fwd_infer.fn ? &lc->fwd_infer : &lc->fwd);
+	emit_round(e, k.y, count);
 }
 
 /* Backward of local layer j: the input-gradient part when `data`, the
@@ -318,96 +322,30 @@ static void emit_layer_bwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 	const IrModel *m = e->m;
 	int l = st->first + j;
 	const IrLayer *L = &m->layers[l];
-	Out *o = &e->o;
+	const LayerCatalogue *lc = LAYER(L->kind);
 	int n = sp->n;
-	const char *x = x_ptr(e, sp, SLOT_RX(n, j), j);
-	const char *y = x_ptr(e, sp, SLOT_RX(n, j + 1), j + 1);
-	const char *dy = slot_ptr(sp, SLOT_GX(n, j + 1));
 	int has_dx = (j > 0 || sp->stage > 0) && !layer_is_embedding(L->kind);
-	const char *dx = has_dx ? slot_ptr(sp, SLOT_GX(n, j)) : "NULL";
-	const char *ne = elems_expr(m, L->in);
-	const char *rows = rows_expr(m, L->in);
-	int64_t w = weight_off(e, l);
-	const char *st_ptr = slot_ptr(sp, SLOT_RST(n, j));
+	CallCtx k = { .L = L, .l = l, .x = x_ptr(e, sp, SLOT_RX(n, j), j),
+	              .y = x_ptr(e, sp, SLOT_RX(n, j + 1), j + 1),
+	              .dy = slot_ptr(sp, SLOT_GX(n, j + 1)),
+	              .dx = has_dx ? slot_ptr(sp, SLOT_GX(n, j)) : "NULL",
+	              .st = slot_ptr(sp, SLOT_RST(n, j)), .gst = slot_ptr(sp, SLOT_GST(n, j)),
+	              .rows = rows_expr(m, L->in), .w = weight_off(e, l), .weight = weight };
 	int params = L->nparams > 0 || L->tied >= 0;
-	int block = L->kind == LK_BERT_LAYER || L->kind == LK_GPT2_BLOCK;
-	int stash = block && data && !weight;      /* B of a split backward */
+	int stash = lc->fused_bwd && data && !weight;      /* B of a split backward */
 	if (!(weight && params) && !(data && has_dx) && !stash)
 		return;
-	line_to(o, m, L->loc);
-	switch (L->kind) {
-	case LK_LINEAR:
-	case LK_LM_HEAD:
-		if (weight)
-			out(o, "\trt_linear_bwd_weight(%s, %s, G + %lld, %s, %s, %lld, %lld);\n", x, dy,
-			    (long long)w,
-			    L->bias ? xprintf("G + %lld", (long long)(w + L->params[0].numel)) : "NULL",
-			    rows, (long long)L->in_w, (long long)L->out_w);
-		if (data && has_dx)
-			out(o, "\trt_linear_bwd_data(%s, W + %lld, %s, %s, %lld, %lld);\n", dy,
-			    (long long)w, dx, rows, (long long)L->in_w, (long long)L->out_w);
-		break;
-	case LK_RELU:
-	case LK_TANH:
-	case LK_SIGMOID:
-		out(o, "\trt_%s_bwd(%s, %s, %s, ROWS * %s);\n", layer_kind_name(L->kind), y, dy, dx,
-		    ne);
-		break;
-	case LK_GELU:
-		out(o, "\trt_gelu_bwd(%s, %s, %s, ROWS * %s);\n", x, dy, dx, ne);
-		break;
-	case LK_DROPOUT:
-		out(o, "\trt_dropout_bwd(%s, %s, ROWS, %s, %.17g, %lluu, %d, t, row0);\n", dy, dx,
-		    ne, L->p, (unsigned long long)m->pipe.seed, l);
-		break;
-	case LK_LAYERNORM:
-		if (weight)
-			out(o, "\trt_layernorm_bwd_weight(%s, %s, %s + %s, %s, G + %lld, G + %lld, %s, "
-			    "%lld);\n", x, st_ptr, st_ptr, rows, dy, (long long)w,
-			    (long long)(w + L->out_w), rows, (long long)L->out_w);
-		if (data && has_dx)
-			out(o, "\trt_layernorm_bwd_data(%s, W + %lld, %s, %s + %s, %s, %s, %s, %lld);\n",
-			    x, (long long)w, st_ptr, st_ptr, rows, dy, dx, rows, (long long)L->out_w);
-		break;
-	case LK_SOFTMAX:
-		out(o, "\trt_softmax_bwd(%s, %s, %s, %s, %lld);\n", y, dy, dx, rows,
-		    (long long)L->out_w);
-		break;
-	case LK_BERT_EMB:
-		out(o, "\trt_bert_emb_bwd(&tf%d, W + %lld, G + %lld, %s, %s, %s, %s, WORK, ROWS, T);\n",
-		    l, (long long)w, (long long)w, x, side_ptr(e, sp, L->side[0]), st_ptr, dy);
-		break;
-	case LK_GPT2_EMB:
-		out(o, "\trt_gpt2_emb_bwd(&tf%d, G + %lld, %s, %s, ROWS, T);\n", l, (long long)w, x, dy);
-		break;
-	case LK_BERT_LAYER:
-	case LK_GPT2_BLOCK: {
-		const char *k = L->kind == LK_BERT_LAYER ? "bert_layer" : "gpt2_block";
-		const char *gst = slot_ptr(sp, SLOT_GST(n, j));
-		if (data && weight)
-			out(o, "\trt_%s_bwd(&tf%d, W + %lld, G + %lld, %s, %s, %s, %s, NULL, WORK, ROWS, "
-			    "T);\n", k, l, (long long)w, (long long)w, x, st_ptr, dy, dx);
-		else if (data)
-			out(o, "\trt_%s_bwd(&tf%d, W + %lld, NULL, %s, %s, %s, %s, %s, WORK, ROWS, T);\n",
-			    k, l, (long long)w, x, st_ptr, dy, dx, gst);
-		else
-			out(o, "\trt_%s_wgt(&tf%d, G + %lld, %s, %s, %s, WORK, ROWS, T);\n", k, l,
-			    (long long)w, x, st_ptr, gst);
-		break;
-	}
-	case LK_MEAN_POOL:
-		out(o, "\trt_mean_pool_bwd(%s, %s, %s, ROWS, T, %lld);\n",
-		    side_ptr(e, sp, L->side[0]), dy, dx, (long long)L->out_w);
-		break;
-	case LK_L2_NORM:
-		out(o, "\trt_l2_normalize_bwd(%s, %s, %s, %s, %lld);\n", x, dy, dx, rows,
-		    (long long)L->out_w);
-		break;
-	default:
-		unreachable();
+	line_to(&e->o, m, L->loc);
+	if (lc->fused_bwd) {
+		emit_call(e, sp, &k, data ? &lc->bwd : &lc->wgt);
+	} else {
+		if (weight && lc->wgt.fn)
+			emit_call(e, sp, &k, &lc->wgt);
+		if (data && has_dx && lc->bwd.fn)
+			emit_call(e, sp, &k, &lc->bwd);
 	}
 	if (data && has_dx)
-		emit_round(e, dx, xprintf("ROWS * %s", ne));
+		emit_round(e, k.dx, xprintf("ROWS * %s", elems_expr(m, L->in)));
 }
 
 static const char *layer_range(const IrModel *m, const IrStage *st)
@@ -444,8 +382,7 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 	/* the transformer layers' dimensions */
 	for (int l = st->first; l < st->last; l++) {
 		const IrLayer *L = &m->layers[l];
-		if (L->kind == LK_BERT_EMB || L->kind == LK_GPT2_EMB || L->kind == LK_BERT_LAYER
-		    || L->kind == LK_GPT2_BLOCK)
+		if (layer_takes(L->kind, RA_TF))
 			out(o, "static const rt_tf tf%d = { .d = %lld, .heads = %lld, .ffn = %lld, "
 			    ".eps = %.17g, .vocab = %lld, .positions = %lld, .types = %lld };   /* %s */\n",
 			    l, (long long)L->d, (long long)L->heads, (long long)L->ffn, L->eps,
@@ -949,7 +886,7 @@ static void emit_inputs(Emit *e)
 			if (layer_is_embedding(L->kind) && L->in == t) {
 				limit = L->vocab;
 				what = "token id";
-			} else if (L->kind == LK_BERT_EMB && L->side[0] == t) {
+			} else if (LAYER(L->kind)->side == LS_TYPES && L->side[0] == t) {
 				limit = L->ntypes;
 				what = "token type";
 			} else if (L->side[0] == t && limit == 0) {
@@ -1037,7 +974,7 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 	for (int l = 0; l < m->nlayers; l++) {
 		e.kv_off[l] = -1;
 		int st = stage_of(m, l);
-		if (e.gen && m->layers[l].kind == LK_GPT2_BLOCK && memplan_stage(e.plan, st)) {
+		if (e.gen && LAYER(m->layers[l].kind)->kv_cache && memplan_stage(e.plan, st)) {
 			e.kv_off[l] = kv_at;
 			kv_at += 2 * e.plan->rows * m->pipe.kv_cap * m->layers[l].d * 4;
 		}

@@ -1,34 +1,29 @@
-/* ir.c — derived quantities of the model IR and its dump. */
+/* ir.c — the dtype table, derived quantities of the model IR and its dump. */
 #include "ir.h"
 
 #include <math.h>
 #include <string.h>
 
-int layer_bwd_reads_in(LayerKind k)
-{
-	switch (k) {
-	case LK_LINEAR: case LK_GELU: case LK_LAYERNORM: case LK_BERT_EMB: case LK_BERT_LAYER:
-	case LK_L2_NORM: case LK_GPT2_EMB: case LK_GPT2_BLOCK: case LK_LM_HEAD:
-		return 1;
-	default:
-		return 0;
-	}
-}
+const char *const dtype_names[DT_COUNT] = {
+#define X(e, s, b) s,
+	DTYPES(X)
+#undef X
+};
+static const int dtype_sizes[] = {
+#define X(e, s, b) b,
+	DTYPES(X)
+#undef X
+};
 
-int layer_bwd_data_reads_in(LayerKind k)
-{
-	return k == LK_GELU || k == LK_LAYERNORM || k == LK_BERT_LAYER || k == LK_GPT2_BLOCK
-	       || k == LK_L2_NORM;
-}
+const char *dtype_name(int dt) { return dtype_names[dt]; }
+int dtype_bytes(int dt) { return dtype_sizes[dt]; }
 
-int layer_bwd_reads_out(LayerKind k)
+int dtype_from_name(const char *s)
 {
-	return k == LK_RELU || k == LK_TANH || k == LK_SIGMOID || k == LK_SOFTMAX;
-}
-
-int layer_is_embedding(LayerKind k)
-{
-	return k == LK_BERT_EMB || k == LK_GPT2_EMB;
+	for (int i = 0; i < DT_COUNT; i++)
+		if (strcmp(s, dtype_names[i]) == 0)
+			return i;
+	return -1;
 }
 
 /* Each tensor's last reader: the layers' main and side inputs, and the
@@ -172,7 +167,7 @@ int64_t ir_kv_bytes(const IrModel *m, int s)
 		return 0;
 	int64_t bytes = 0;
 	for (int l = m->stages[s].first; l < m->stages[s].last; l++)
-		if (m->layers[l].kind == LK_GPT2_BLOCK)
+		if (LAYER(m->layers[l].kind)->kv_cache)
 			bytes += 2 * (int64_t)m->pipe.B * m->pipe.kv_cap * m->layers[l].d * 4;
 	return bytes;
 }

@@ -17,44 +17,8 @@
 #define PIPEC_IR_H
 
 #include "diag.h"
+#include "layers.h"
 #include "schedule.h"
-
-/* X(enum, name, params, is elementwise) — written once, used by sema, the
- * cost model, check's summary and the emitter. */
-#define LAYER_KINDS(X) \
-	X(LK_LINEAR,    "linear",    1) \
-	X(LK_RELU,      "relu",      0) \
-	X(LK_GELU,      "gelu",      0) \
-	X(LK_TANH,      "tanh",      0) \
-	X(LK_SIGMOID,   "sigmoid",   0) \
-	X(LK_DROPOUT,   "dropout",   0) \
-	X(LK_LAYERNORM, "layernorm", 1) \
-	X(LK_SOFTMAX,   "softmax",   0) \
-	X(LK_BERT_EMB,  "bert_embeddings", 1) \
-	X(LK_BERT_LAYER, "bert_layer", 1) \
-	X(LK_MEAN_POOL, "mean_pool", 0) \
-	X(LK_L2_NORM,   "l2_normalize", 0) \
-	X(LK_GPT2_EMB,  "gpt2_embeddings", 1) \
-	X(LK_GPT2_BLOCK, "gpt2_block", 1) \
-	X(LK_LM_HEAD,   "lm_head",   1)
-
-typedef enum {
-#define X(e, s, p) e,
-	LAYER_KINDS(X)
-#undef X
-	LK_COUNT
-} LayerKind;
-
-const char *layer_kind_name(int k);
-
-/* What a kind's backward reads, for the memory plan and the activation
- * accounting: its input (any part), its input in the input-gradient half,
- * its output. */
-int layer_bwd_reads_in(LayerKind k);
-int layer_bwd_data_reads_in(LayerKind k);
-int layer_bwd_reads_out(LayerKind k);
-/* Token embeddings: the layer reads token ids (i32), has no input gradient. */
-int layer_is_embedding(LayerKind k);
 
 #define DTYPES(X) X(DT_F32, "f32", 4) X(DT_F16, "f16", 2) X(DT_BF16, "bf16", 2) X(DT_I32, "i32", 4)
 typedef enum {
@@ -65,6 +29,9 @@ typedef enum {
 } DType;
 const char *dtype_name(int dt);
 int dtype_bytes(int dt);
+/* The dtype called s, or -1. */
+int dtype_from_name(const char *s);
+extern const char *const dtype_names[DT_COUNT];
 
 typedef enum { LOSS_NONE, LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NEXT_TOKEN } LossKind;
 typedef enum { OPT_NONE, OPT_SGD, OPT_ADAM } OptimKind;

@@ -23,8 +23,9 @@ PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	%D%/diag.c %D%/diag.h \
 	%D%/ast.c %D%/ast.h %D%/parse.c %D%/lex-extra.h \
 	%D%/parser.y %D%/lexer.l \
-	%D%/sema.c %D%/sema.h \
+	%D%/sema.c %D%/sema.h %D%/sema_int.h %D%/sema_model.c %D%/sema_pipe.c \
 	%D%/ir.c %D%/ir.h \
+	%D%/layers.c %D%/layers.h \
 	%D%/partition.c %D%/partition.h \
 	%D%/part.c %D%/part.h \
 	%D%/costmodel.c %D%/costmodel.h \

@@ -1,7 +1,7 @@
 /* main.c — the pipec driver: command line, then the passes in order.
  *
  *   parse      parser.y + lexer.l   source      -> syntax tree     (-dA)
- *   check      sema.c               tree        -> model IR        (-dI)
+ *   check      sema*.c, layers.c    tree        -> model IR        (-dI)
  *   partition  partition.c          model IR    -> stages
  *   schedule   sched_gen.c          stages      -> compute order per rank
  *              sched_read.c         (or a hand-written order: file("..."), read

@@ -169,7 +169,7 @@ static void plan_compute(Planner *pl, const Action *a, int q)
 		}
 		for (int j = 0; j < n; j++)
 			if (m->layers[st->first + j].save_elems > 0
-			    && (training || m->layers[st->first + j].kind == LK_LAYERNORM)) {
+			    && (training || LAYER(m->layers[st->first + j].kind)->saves_always)) {
 				int id = get(pl, g, mb, SLOT_ST(n, j), save_bytes(pl, &m->layers[st->first + j]));
 				touch(pl, id, t);
 				if (j < sp->rec_from)

@@ -262,6 +262,8 @@ void rt_tanh_fwd(const float *x, float *y, int64_t n);
 void rt_tanh_bwd(const float *y, const float *dy, float *dx, int64_t n);
 void rt_sigmoid_fwd(const float *x, float *y, int64_t n);
 void rt_sigmoid_bwd(const float *y, const float *dy, float *dx, int64_t n);
+void rt_silu_fwd(const float *x, float *y, int64_t n);             /* x·sigmoid(x), nn.SiLU() */
+void rt_silu_bwd(const float *x, const float *dy, float *dx, int64_t n);
 
 /* Dropout with a counter-based generator: element (row, col) of layer
  * `key` in step `step` is kept iff hash(seed, key, step, row0 + row, col)

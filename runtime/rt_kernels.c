@@ -132,6 +132,27 @@ void rt_sigmoid_bwd(const float *restrict y, const float *restrict dy, float *re
 		dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
 
+void rt_silu_fwd(const float *restrict x, float *restrict y, int64_t n)
+{
+	/* nn.SiLU(): x·σ(x), σ as rt_sigmoid_fwd computes it. */
+	for (int64_t i = 0; i < n; i++) {
+		float e = expf(-fabsf(x[i]));
+		float s = 1.0f / (1.0f + e);
+		y[i] = x[i] * (x[i] >= 0.0f ? s : e * s);
+	}
+}
+
+void rt_silu_bwd(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n)
+{
+	/* d/dx x·σ(x) = σ(x)·(1 + x·(1 - σ(x))). */
+	for (int64_t i = 0; i < n; i++) {
+		float e = expf(-fabsf(x[i]));
+		float s = 1.0f / (1.0f + e);
+		s = x[i] >= 0.0f ? s : e * s;
+		dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+	}
+}
+
 /* ---- Dropout. ---- */
 
 /* The keep decision of one element: 53 uniform bits against p, computed

@@ -34,6 +34,8 @@ tmp = E.tmpdir("train")
 
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")
 MSE = os.path.join(E.src, "t", "models", "small-mse.pipe")
+SILU = os.path.join(E.src, "t", "models", "small-silu.pipe")
+MODELS = {"ce": CE, "mse": MSE, "silu": SILU}
 
 
 def sh(cmd, **kw):
@@ -41,7 +43,8 @@ def sh(cmd, **kw):
 
 
 data = {"ce": reference_data(E, CE, "ce", 48, tmp),
-        "mse": reference_data(E, MSE, "mse", 32, tmp)}
+        "mse": reference_data(E, MSE, "mse", 32, tmp),
+        "silu": reference_data(E, SILU, "silu", 32, tmp)}
 
 
 def run_case(i, model, key, sets, steps=3):
@@ -126,6 +129,9 @@ subset = [
     ("mse", []),                                               # gpipe, adam, P=2
     ("mse", ["schedule=1f1b", "optimizer=sgd(lr=0.5)", "partition=[1,6]"]),
     ("mse", ["schedule=interleaved(2)", "microbatches=4", "recompute=[1,1]"]),
+    ("silu", []),                                              # 1f1b, P=2
+    ("silu", ["schedule=zb-h1", "recompute=[1,1]"]),
+    ("silu", ["schedule=inference", "optimizer=none"]),
 ]
 
 full = []
@@ -149,13 +155,13 @@ for sched, part, m, rec, rep, opt in itertools.product(
     full.append(("ce", sets))
 
 cases = full if os.environ.get("PIPEC_FULL") else subset
-per = {"ce": 2, "mse": 2}
+per = {"ce": 2, "mse": 2, "silu": 2}
 t.plan(sum(1 if any(s.startswith("schedule=inference") for s in sets) else per[k]
            for k, sets in cases) + 1)
 
 first = None
 for i, (key, sets) in enumerate(cases):
-    w = run_case(i, CE if key == "ce" else MSE, key, sets)
+    w = run_case(i, MODELS[key], key, sets)
     first = first or w
     if w is None and not any(s.startswith("schedule=inference") for s in sets):
         # a failed compile/run reported one failure; keep the plan honest

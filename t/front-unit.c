@@ -484,6 +484,34 @@ static void test_did_you_mean(void)
 	like(err, "unknown pipeline key 'schedul'; did you mean 'schedule'?", "a misspelt key");
 }
 
+/* The layer catalogue is consistent: what sema and the emitter rely on. */
+static void test_catalogue(void)
+{
+	for (int k = 0; k < LK_COUNT; k++) {
+		const LayerCatalogue *c = LAYER(k);
+		const char *nm = layer_kind_name(k);
+		is_int(layer_kind_from_name(nm), k, "%s: found by its name", nm);
+		ok(c->usage && !strncmp(c->usage, nm, strlen(nm)), "%s: its usage names it", nm);
+		ok(c->nargs <= LAYER_MAX_ARGS, "%s: at most %d arguments", nm, LAYER_MAX_ARGS);
+		ok(c->fwd.fn && (c->bwd.fn || c->wgt.fn), "%s: a forward and a backward", nm);
+		ok(!c->fused_bwd || (c->bwd.fn && c->wgt.fn), "%s: a fused backward has a weight "
+		   "half for split schedules", nm);
+		ok(!c->wgt.fn == !c->nparams, "%s: a weight gradient exactly when it has parameters",
+		   nm);
+		ok(!(c->bwd_reads_in && c->bwd_reads_out), "%s: backward reads its input or its "
+		   "output", nm);
+		ok(!layer_is_embedding(k) || !c->bwd.fn, "%s: an embedding has no input gradient",
+		   nm);
+		ok((c->side != LS_NONE) == layer_takes(k, RA_SIDE), "%s: a side input exactly when "
+		   "a call takes it", nm);
+		int has_ffn = layer_arg_index(k, LF_FFN) >= 0 || c->derive;
+		for (int i = 0; i < c->nparams; i++)
+			ok(has_ffn || (c->params[i].dim[0] != LZ_FFN && c->params[i].dim[1] != LZ_FFN),
+			   "%s: parameter %s's size is known", nm, c->params[i].name);
+	}
+	is_int(layer_kind_from_name("lineer"), -1, "an unknown kind is -1");
+}
+
 static void test_errors_then_success(void)
 {
 	/* The library keeps one error count for the process: a good program
@@ -518,6 +546,7 @@ int main(void)
 	test_mlp4_counts();
 	test_settings();
 	test_did_you_mean();
+	test_catalogue();
 	test_errors_then_success();
 	int rc = done_testing();
 	pool_free_all();

@@ -962,6 +962,8 @@ int main(void)
 	test_pointwise("tanh", rt_cpu_tanh_fwd, rt_tanh_fwd, rt_cpu_tanh_bwd, rt_tanh_bwd, 0, 5e-7, 5e-7);
 	test_pointwise("sigmoid", rt_cpu_sigmoid_fwd, rt_sigmoid_fwd, rt_cpu_sigmoid_bwd,
 	               rt_sigmoid_bwd, 0, 5e-7, 5e-7);
+	test_pointwise("silu", rt_cpu_silu_fwd, rt_silu_fwd, rt_cpu_silu_bwd, rt_silu_bwd, 1,
+	               5e-7, 5e-7);
 	test_dropout();
 	test_layernorm(19, 300);
 	test_layernorm(3, 4096);

@@ -157,6 +157,7 @@ static double ref_relu(double x) { return x > 0 ? x : 0; }
 static double ref_gelu(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
 static double ref_tanh(double x) { return tanh(x); }
 static double ref_sigmoid(double x) { return 1 / (1 + exp(-x)); }
+static double ref_silu(double x) { return x / (1 + exp(-x)); }
 
 static void test_activations(void)
 {
@@ -166,11 +167,15 @@ static void test_activations(void)
 	test_act("gelu", rt_gelu_fwd, rt_gelu_bwd, 1, ref_gelu);
 	test_act("tanh", rt_tanh_fwd, rt_tanh_bwd, 0, ref_tanh);
 	test_act("sigmoid", rt_sigmoid_fwd, rt_sigmoid_bwd, 0, ref_sigmoid);
+	test_act("silu", rt_silu_fwd, rt_silu_bwd, 1, ref_silu);
 	rt_gelu_fwd(&one, &g1, 1);
 	is_near(g1, 0.8413447460685429, 1e-6, "gelu(1) is the exact-erf value (nn.GELU(), not tanh)");
 	rt_sigmoid_fwd(big, out, 4);
 	ok(out[0] >= 0 && out[0] < 1e-30 && out[3] == 1.0f && isfinite(out[1]),
 	   "sigmoid saturates without overflow");
+	rt_silu_fwd(big, out, 4);
+	ok(out[0] <= 0 && out[0] > -1e-30 && out[3] == 100.0f && isfinite(out[1]),
+	   "silu saturates without overflow");
 }
 
 /* ---- LayerNorm ---- */

@@ -28,6 +28,8 @@ void rt_cpu_tanh_fwd(const float *x, float *y, int64_t n);
 void rt_cpu_tanh_bwd(const float *y, const float *dy, float *dx, int64_t n);
 void rt_cpu_sigmoid_fwd(const float *x, float *y, int64_t n);
 void rt_cpu_sigmoid_bwd(const float *y, const float *dy, float *dx, int64_t n);
+void rt_cpu_silu_fwd(const float *x, float *y, int64_t n);
+void rt_cpu_silu_bwd(const float *x, const float *dy, float *dx, int64_t n);
 void rt_cpu_dropout_fwd(const float *x, float *y, int64_t rows, int64_t width, double p,
                         uint64_t seed, uint64_t key, int64_t step, int64_t row0);
 void rt_cpu_dropout_bwd(const float *dy, float *dx, int64_t rows, int64_t width, double p,

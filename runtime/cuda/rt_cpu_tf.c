@@ -22,6 +22,8 @@
 #define rt_tanh_bwd rt_cpu_tanh_bwd
 #define rt_sigmoid_fwd rt_cpu_sigmoid_fwd
 #define rt_sigmoid_bwd rt_cpu_sigmoid_bwd
+#define rt_silu_fwd rt_cpu_silu_fwd
+#define rt_silu_bwd rt_cpu_silu_bwd
 #define rt_dropout_fwd rt_cpu_dropout_fwd
 #define rt_dropout_bwd rt_cpu_dropout_bwd
 #define rt_layernorm_fwd rt_cpu_layernorm_fwd

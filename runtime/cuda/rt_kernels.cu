@@ -229,6 +229,16 @@ ELEMENTWISE(sigmoid_fwd, (const float *__restrict__ x, float *__restrict__ y, in
 ELEMENTWISE(sigmoid_bwd, (const float *__restrict__ y, const float *__restrict__ dy,
                           float *__restrict__ dx, int64_t n),
             dx[i] = dy[i] * y[i] * (1.0f - y[i]))
+ELEMENTWISE(silu_fwd, (const float *__restrict__ x, float *__restrict__ y, int64_t n),
+            float e = expf(-fabsf(x[i]));
+            float s = 1.0f / (1.0f + e);
+            y[i] = x[i] * (x[i] >= 0.0f ? s : e * s))
+ELEMENTWISE(silu_bwd, (const float *__restrict__ x, const float *__restrict__ dy,
+                       float *__restrict__ dx, int64_t n),
+            float e = expf(-fabsf(x[i]));
+            float s = 1.0f / (1.0f + e);
+            s = x[i] >= 0.0f ? s : e * s;
+            dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s)))
 
 #define LAUNCH_FWD(name)                                                                  \
 	extern "C" void rt_##name(const float *x, float *y, int64_t n)                        \
@@ -254,6 +264,8 @@ LAUNCH_FWD(tanh_fwd)
 LAUNCH_BWD(tanh_bwd)
 LAUNCH_FWD(sigmoid_fwd)
 LAUNCH_BWD(sigmoid_bwd)
+LAUNCH_FWD(silu_fwd)
+LAUNCH_BWD(silu_bwd)
 
 /* ---- Dropout. ---- */
 

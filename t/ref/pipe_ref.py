@@ -260,6 +260,8 @@ def forward(net, P, x):
             y = np.tanh(x)
         elif k == "sigmoid":
             y = 1 / (1 + np.exp(-x))
+        elif k == "silu":
+            y = x / (1 + np.exp(-x))
         elif k == "dropout":
             assert L["p"] == 0 or not TRAINING, "the reference has no dropout RNG"
             y = x
@@ -304,6 +306,9 @@ def backward(net, P, saved, dy):
             dx = dy * (1 - y * y)
         elif k == "sigmoid":
             dx = dy * y * (1 - y)
+        elif k == "silu":
+            sg = 1 / (1 + np.exp(-x))
+            dx = dy * sg * (1 + x * (1 - sg))
         elif k == "dropout":
             dx = dy
         elif k == "layernorm":
