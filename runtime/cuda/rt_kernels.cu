@@ -23,6 +23,7 @@
 
 #include "rt_cuda.h"
 #include "rt_math.h"
+#include "rt_reduce.cuh"
 
 #define TPB 256
 
@@ -37,51 +38,7 @@ static int fits_int(int64_t v)
 	return v >= 0 && v <= 2147483647;
 }
 
-/* ---- Block reductions (blockDim.x a multiple of 32, at most 1024). ---- */
-
-__device__ static double block_sum(double v, double *sh)
-{
-	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-	for (int o = 16; o; o >>= 1)
-		v += __shfl_down_sync(0xffffffffu, v, o);
-	__syncthreads();            /* sh may still be read from a previous call */
-	if (lane == 0)
-		sh[wid] = v;
-	__syncthreads();
-	if (wid == 0) {
-		v = lane < nw ? sh[lane] : 0.0;
-		for (int o = 16; o; o >>= 1)
-			v += __shfl_down_sync(0xffffffffu, v, o);
-		if (lane == 0)
-			sh[0] = v;
-	}
-	__syncthreads();
-	return sh[0];
-}
-
-__device__ static float block_max(float v, float *sh)
-{
-	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-	for (int o = 16; o; o >>= 1) {
-		float u = __shfl_down_sync(0xffffffffu, v, o);
-		v = u > v ? u : v;
-	}
-	__syncthreads();
-	if (lane == 0)
-		sh[wid] = v;
-	__syncthreads();
-	if (wid == 0) {
-		v = lane < nw ? sh[lane] : -INFINITY;
-		for (int o = 16; o; o >>= 1) {
-			float u = __shfl_down_sync(0xffffffffu, v, o);
-			v = u > v ? u : v;
-		}
-		if (lane == 0)
-			sh[0] = v;
-	}
-	__syncthreads();
-	return sh[0];
-}
+/* Block reductions: rt_reduce.cuh (rt_tf.cu's too). */
 
 /* ---- GEMM. ---- */
 
