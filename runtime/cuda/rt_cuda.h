@@ -7,8 +7,11 @@
  *                    data staging, the step with and without a CUDA graph,
  *                    device timing of actions, the summary
  *   rt_kernels.cu    pipert.h's kernels, the losses, the optimizers
- *   rt_tf.cu         pipert.h's transformer layers and rt_gemm (rt_tf.c's)
- *   rt_xport.cu      pipert.h's transport: NCCL, CUDA IPC, host staging
+ *   rt_tf.cu         rt_gemm, the transformer primitives rt_tf.c composes
+ *                    (rt_dev.h), embeddings, pooling and the other layers
+ *   rt_xport.cu      pipert.h's transport: what NCCL, CUDA IPC and host staging
+ *                    share; rt_xport_nccl.cu, rt_xport_ipc.cu, rt_xport_host.cu
+ *                    the three, behind rt_xport.h's xp_ops
  *   rt_cpu_kernels.c the CPU kernels again, as rt_cpu_* (host math, tests)
  *   rt_cpu_tf.c      the CPU transformer layers again, as rt_cpu_*
  *
