@@ -360,6 +360,12 @@ void rt_gen_run(rt_ctx *c);           /* every round, timed */
 int rt_gen_write_output(rt_ctx *c);   /* --output: prompts + tokens, on rank 0 */
 void rt_gen_summary(rt_ctx *c);       /* the reporter's extra summary lines */
 void rt_gen_free(rt_ctx *c);
+/* pipert.h's rt_gen_pos, for the device layer without a call into rt_gen.c:
+ * the first position of this round's tokens. */
+static inline int64_t rt_gen_position(const rt_ctx *c)
+{
+	return c->gen_round == 0 ? 0 : c->seq_len + c->gen_round - 1;
+}
 
 /* ---- A minimal JSON reader (rt_json.c), enough for safetensors. ---- */
 typedef struct rt_json rt_json;

@@ -486,20 +486,6 @@ __global__ static void k_mse(const float *__restrict__ y, const float *__restric
 		part[blockIdx.x] = total;
 }
 
-extern "C" void rt_cu_scratch(int64_t doubles)
-{
-	if (doubles <= rt_cu.scratch_cap)
-		return;
-	if (rt_cu.capturing)
-		rt_cu_fail("the loss needs %lld doubles of scratch, more than were set aside before "
-		           "the CUDA graph was captured", (long long)doubles);
-	RT_CU(cudaStreamSynchronize(rt_cu.stream));
-	if (rt_cu.d_scratch)
-		RT_CU(cudaFree(rt_cu.d_scratch));
-	RT_CU(cudaMalloc((void **)&rt_cu.d_scratch, (size_t)doubles * sizeof(double)));
-	rt_cu.scratch_cap = doubles;
-}
-
 static void ce_into(const float *logits, const int32_t *t, float *dlogits, int64_t rows,
                     int64_t classes, double scale, double *acc)
 {
@@ -614,17 +600,6 @@ extern "C" void rt_zero(void *dst, size_t bytes)
 	if (rt_cu.dry || bytes == 0)
 		return;
 	RT_CU(cudaMemsetAsync(dst, 0, bytes, rt_cu.stream));
-}
-
-__global__ static void k_set_i64(int64_t *d, int64_t v)
-{
-	*d = v;
-}
-
-extern "C" void rt_cu_set_i64(int64_t *d, int64_t v)
-{
-	k_set_i64<<<1, 1, 0, rt_cu.stream>>>(d, v);
-	RT_CU_LAUNCHED("a step counter");
 }
 
 /* ---- Optimizers (rt_optim.c's semantics: torch.optim). ---- */
