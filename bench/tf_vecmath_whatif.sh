@@ -10,8 +10,8 @@
 # runtime/rt_math.h declare them, so the runtime as built (baseline x86-64, no
 # -march) now calls the 4-wide SSE variants (_ZGVbN4v_*).
 #
-# What it measures now (bench/transformers-notes.md): it rebuilds rt_kernels.c
-# and rt_tf.c in a scratch copy of the runtime with -march=native ("arch": the
+# What it measures now (bench/transformers-notes.md): it rebuilds rt_kernels.c,
+# rt_tf.c and rt_tf_cpu.c in a scratch copy of the runtime with -march=native ("arch": the
 # same rt_math.h declarations, so the 8-wide AVX2 variants on an AVX2 machine)
 # and with -march=native -D__FAST_MATH__ ("vec": glibc's own declarations, for
 # which rt_math.h's step aside; -D__FAST_MATH__ only, no -ffast-math, so no
@@ -37,11 +37,12 @@ for v in arch vec; do
 	cp "$top/build/runtime/libpipert.a" "$work/$v/"
 	extra=-march=native
 	[ $v = vec ] && extra="-march=native -D__FAST_MATH__"
-	for f in rt_kernels rt_tf; do
+	for f in rt_kernels rt_tf rt_tf_cpu; do
 		gcc -DHAVE_CONFIG_H -I"$top/build" -I"$work/rt" $mpi -g -O2 -fvect-cost-model=dynamic \
 			-fno-math-errno $extra -c "$work/rt/$f.c" -o "$work/$v/libpipert_a-$f.o"
 	done
-	ar r "$work/$v/libpipert.a" "$work/$v/libpipert_a-rt_kernels.o" "$work/$v/libpipert_a-rt_tf.o"
+	ar r "$work/$v/libpipert.a" "$work/$v/libpipert_a-rt_kernels.o" "$work/$v/libpipert_a-rt_tf.o" \
+		"$work/$v/libpipert_a-rt_tf_cpu.o"
 	echo "$v: vector calls in the kernels:" \
 		$(nm "$work/$v"/libpipert_a-rt_*.o | grep -o '_ZGV[a-zA-Z0-9_]*' | sort -u)
 done

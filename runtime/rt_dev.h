@@ -93,6 +93,65 @@ void rt_cpu_linear_fwd(const float *x, const float *w, const float *b, float *y,
 #define rt_host_linear_fwd rt_linear_fwd
 #endif
 
+/* ---- Transformer primitives ----
+ * rt_tf.c composes pipert.h's transformer layers once, for both
+ * libraries, out of the kernels of pipert.h (rt_gemm, rt_linear_*,
+ * rt_layernorm_*, rt_softmax_*, gelu, rt_copy) and the pieces below, which
+ * each device writes in its own terms: rt_tf_cpu.c in loops over host
+ * memory, cuda/rt_tf.cu as kernels enqueued on the compute stream.
+ * Pointers are the device's (host memory on the CPU). */
+
+/* Around a layer's composition: 0 if there is nothing to compute (the
+ * CUDA runtime's dry run), else 1, and the layer's inner GEMMs stay f32
+ * until rt_dev_tf_end (CUDA's 16-bit programs).  CPU: 1, nothing. */
+int rt_dev_tf_begin(void);
+void rt_dev_tf_end(void);
+
+/* y[i] += x[i] for i < n: the residual adds. */
+void rt_dev_tf_add(float *y, const float *x, int64_t n);
+
+/* Conv1D's bias: every row of y [rows, out] set to b [out]. */
+void rt_dev_tf_bias_rows(const float *b, float *y, int64_t rows, int64_t out);
+
+/* db[j] += Σ_r dy[r, j], the rows added in order (Conv1D's bias gradient). */
+void rt_dev_tf_colsum_acc(const float *dy, float *db, int64_t rows, int64_t out);
+
+/* C = alpha·op(A)·op(B) (beta 0) for every sample i < B and head hh < h:
+ * a sample's matrices s? floats after the previous sample's, a head's h?
+ * after the previous head's.  Attention's products. */
+void rt_dev_tf_heads_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float *a, int64_t lda, int64_t sa, int64_t ha,
+                          const float *b, int64_t ldb, int64_t sb, int64_t hb,
+                          float *c, int64_t ldc, int64_t sc, int64_t hc, int64_t B, int64_t h);
+
+/* Attention's masks on scores s [B, h, T, Lk]: query i at position
+ * pos0 + i (or *dpos + i, dpos from rt_dev_tf_kv_pos), key j at j; mask
+ * [B, Lk] the padding (NULL: none), causal hides later keys. */
+void rt_dev_tf_mask_scores(float *s, const int32_t *mask, int causal, int64_t B, int64_t h,
+                           int64_t T, int64_t Lk, int64_t pos0, const int64_t *dpos);
+
+/* Zeroes the gradient of the scores the causal mask replaced: ds's rows
+ * of T keys, row r's query at r % T. */
+void rt_dev_tf_causal_zero(float *ds, int64_t rows, int64_t T);
+
+/* One query per sample (T = 1) where the device has a faster way than the
+ * GEMMs: 1 if it computed s, p and ctx as the general attention does, 0
+ * if the caller runs the general one.  CUDA: 0. */
+int rt_dev_tf_attend_one(const float *q, int64_t sq, const float *k, const float *v,
+                         int64_t ldk, int64_t sk, const int32_t *mask, int causal, float *s,
+                         float *p, float *ctx, int64_t B, int64_t h, int64_t dh, int64_t Lk,
+                         int64_t pos0, float scale);
+
+/* The key/value cache: rt_dev_tf_kv_pos checks that positions pos0 ..
+ * pos0+T-1 fit a cache of cap (CUDA) and returns the queries' first
+ * position as a device scalar where a captured decode round reads it
+ * there (the round then attends over the whole cache), else NULL.
+ * rt_dev_tf_kv_store copies the keys and values of qkv's B·T rows
+ * (columns d .. 3d) into kc, vc [B, cap, d] at those positions. */
+const int64_t *rt_dev_tf_kv_pos(int64_t cap, int64_t T, int64_t pos0);
+void rt_dev_tf_kv_store(const float *qkv, float *kc, float *vc, int64_t cap, int64_t B,
+                        int64_t T, int64_t pos0, const int64_t *dpos, int64_t d);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,7 +23,7 @@
 
 int64_t rt_gen_pos(rt_ctx *c)
 {
-	return c->gen_round == 0 ? 0 : c->seq_len + c->gen_round - 1;
+	return rt_gen_position(c);
 }
 
 int32_t *rt_gen_tokens(rt_ctx *c, int g)

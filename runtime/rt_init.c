@@ -12,18 +12,7 @@
 #include <string.h>
 
 #include "rt_internal.h"
-
-/* splitmix64's finaliser (Steele, Lea, Flood 2014): a bijection on 64 bits
- * with full avalanche, the usual building block for counter-based streams. */
-uint64_t rt_mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
-}
+#include "rt_math.h"     /* rt_mix64 */
 
 /* FNV-1a, then mixed: a stream id from a parameter name. */
 uint64_t rt_hash_name(const char *s)

@@ -28,6 +28,7 @@
 
 #include "pipert.h"
 #include "rt_dev.h"
+#include "rt_math.h"     /* rt_mix64, for rt_rand_at */
 
 #if defined(__GNUC__)
 #define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -263,8 +264,7 @@ int rt_weights_load(rt_ctx *c);               /* collective; returns agreed stat
 void rt_weights_init(rt_ctx *c);
 int rt_weights_save(rt_ctx *c);               /* collective; local status (rank 0 writes) */
 
-/* ---- Deterministic generator (rt_init.c). ---- */
-uint64_t rt_mix64(uint64_t x);
+/* ---- Deterministic generator (rt_init.c; rt_mix64 is rt_math.h's). ---- */
 uint64_t rt_hash_name(const char *s);
 /* The k-th 64-bit output of the stream named by (seed, stream). */
 static inline uint64_t rt_rand_at(uint64_t seed, uint64_t stream, uint64_t k)
@@ -287,7 +287,19 @@ int rt_optim_alloc(rt_ctx *c);                /* 0, or -1 if out of memory */
 int rt_trace_alloc(rt_ctx *c, size_t events);
 int rt_trace_grow(rt_ctx *c, size_t events);  /* between steps */
 int rt_trace_write(rt_ctx *c, const char *path);   /* collective */
-const char *rt_op_name(int op);
+
+/* The name of an op (pipert_ops.h's PIPERT_OPS), "OP" for none: here, not
+ * in one module, because the trace, the message checks (rt_comm.c) and the
+ * CUDA runtime's errors all name ops. */
+static inline const char *rt_op_name(int op)
+{
+	static const char *const names[RT_NOPS] = {
+#define X(name, str, torch, compute) str,
+		PIPERT_OPS(X)
+#undef X
+	};
+	return op >= 0 && op < RT_NOPS ? names[op] : "OP";
+}
 
 /* ---- Safetensors (rt_safetensors.c). ---- */
 typedef struct rt_st_tensor {
@@ -348,6 +360,12 @@ void rt_gen_run(rt_ctx *c);           /* every round, timed */
 int rt_gen_write_output(rt_ctx *c);   /* --output: prompts + tokens, on rank 0 */
 void rt_gen_summary(rt_ctx *c);       /* the reporter's extra summary lines */
 void rt_gen_free(rt_ctx *c);
+/* pipert.h's rt_gen_pos, for the device layer without a call into rt_gen.c:
+ * the first position of this round's tokens. */
+static inline int64_t rt_gen_position(const rt_ctx *c)
+{
+	return c->gen_round == 0 ? 0 : c->seq_len + c->gen_round - 1;
+}
 
 /* ---- A minimal JSON reader (rt_json.c), enough for safetensors. ---- */
 typedef struct rt_json rt_json;

@@ -7,7 +7,7 @@
  * drops exactly the elements a CPU run drops.  t/runtime-cuda-kernels.c
  * checks the masks for equality against the CPU kernels.  The transformer
  * layers' element-wise math (tanh gelu, the attention masks) is here too,
- * called by rt_tf.c and cuda/rt_tf.cu alike.
+ * called by rt_tf_cpu.c and cuda/rt_tf.cu alike.
  */
 #ifndef PIPERT_MATH_H
 #define PIPERT_MATH_H
@@ -40,8 +40,11 @@ float erff(float) __attribute__((__simd__("notinbranch")));
 #endif
 #endif
 
-/* splitmix64's finaliser: rt_mix64 of rt_init.c. */
-RT_HD uint64_t rt_mix64_hd(uint64_t x)
+/* splitmix64's finaliser (Steele, Lea, Flood 2014): a bijection on 64 bits
+ * with full avalanche, the building block of every counter-based stream
+ * (rt_init.c's generator, dropout's masks); the one definition, for host
+ * and device. */
+RT_HD uint64_t rt_mix64(uint64_t x)
 {
 	x ^= x >> 30;
 	x *= 0xbf58476d1ce4e5b9ull;
@@ -54,17 +57,17 @@ RT_HD uint64_t rt_mix64_hd(uint64_t x)
 /* Dropout: the per-row base of the keep decision (rt_kernels.c row_base). */
 RT_HD uint64_t rt_dropout_row_base(uint64_t seed, uint64_t key, int64_t step, int64_t row)
 {
-	uint64_t h = rt_mix64_hd(seed ^ 0x6a09e667f3bcc909ull);
-	h = rt_mix64_hd(h ^ key * 0x9e3779b97f4a7c15ull);
-	h = rt_mix64_hd(h ^ (uint64_t)step * 0xc2b2ae3d27d4eb4full);
-	return rt_mix64_hd(h ^ (uint64_t)row * 0x165667b19e3779f9ull);
+	uint64_t h = rt_mix64(seed ^ 0x6a09e667f3bcc909ull);
+	h = rt_mix64(h ^ key * 0x9e3779b97f4a7c15ull);
+	h = rt_mix64(h ^ (uint64_t)step * 0xc2b2ae3d27d4eb4full);
+	return rt_mix64(h ^ (uint64_t)row * 0x165667b19e3779f9ull);
 }
 
 /* Keep element `col` of a row iff its 53 uniform bits reach the threshold
  * ceil(p · 2^53) (rt_kernels.c keep / threshold). */
 RT_HD int rt_dropout_keep(uint64_t base, int64_t col, uint64_t thresh)
 {
-	return (rt_mix64_hd(base + (uint64_t)col * 0x9e3779b97f4a7c15ull) >> 11) >= thresh;
+	return (rt_mix64(base + (uint64_t)col * 0x9e3779b97f4a7c15ull) >> 11) >= thresh;
 }
 
 /* gelu's tanh form (rt_tf.c, rt_tf.cu): nn.GELU(approximate='tanh'),

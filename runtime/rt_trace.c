@@ -18,16 +18,6 @@
 
 #include "rt_internal.h"
 
-const char *rt_op_name(int op)
-{
-	static const char *names[RT_NOPS] = {
-#define X(name, str, torch, compute) str,
-		PIPERT_OPS(X)
-#undef X
-	};
-	return op >= 0 && op < RT_NOPS ? names[op] : "OP";
-}
-
 int rt_trace_alloc(rt_ctx *c, size_t events)
 {
 	c->ev = malloc((events ? events : 1) * sizeof *c->ev);

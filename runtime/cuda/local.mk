@@ -22,10 +22,11 @@ runtime_libpipert_cuda_a_SOURCES = \
 	runtime/rt_math.h \
 	runtime/rt_main.c runtime/rt_gen.c runtime/rt_opts.c runtime/rt_comm.c runtime/rt_data.c \
 	runtime/rt_init.c runtime/rt_json.c runtime/rt_npy.c runtime/rt_safetensors.c \
-	runtime/rt_trace.c runtime/rt_util.c runtime/rt_weights.c \
-	%D%/rt_cuda.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c %D%/rt_cpu_tf.c
+	runtime/rt_trace.c runtime/rt_util.c runtime/rt_weights.c runtime/rt_tf.c \
+	%D%/rt_cuda.h %D%/rt_cpu_twins.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c %D%/rt_cpu_tf.c
 ## nvcc's objects are added whole: Automake knows no .cu sources.
-PIPERT_CUDA_OBJECTS = %D%/rt_dev_cuda.o %D%/rt_kernels.o %D%/rt_tf.o %D%/rt_xport.o
+PIPERT_CUDA_OBJECTS = %D%/rt_cu_base.o %D%/rt_dev_cuda.o %D%/rt_kernels.o %D%/rt_tf.o %D%/rt_xport.o \
+	%D%/rt_xport_nccl.o %D%/rt_xport_ipc.o %D%/rt_xport_host.o
 runtime_libpipert_cuda_a_LIBADD = $(PIPERT_CUDA_OBJECTS)
 runtime_libpipert_cuda_a_DEPENDENCIES = $(PIPERT_CUDA_OBJECTS)
 PIPEC_HAVE_CUDA_RUNTIME = yes
@@ -39,7 +40,7 @@ endif
 NVCC_ARCH = -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
 NVCC_FLAGS = -std=c++17 -O3 --fmad=false $(NVCC_ARCH) -DRT_CUDA \
 	-DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX -Xcompiler -fPIC
-PIPERT_CUDA_DEPS = $(srcdir)/%D%/rt_cuda.h $(srcdir)/runtime/rt_internal.h \
+PIPERT_CUDA_DEPS = $(srcdir)/%D%/rt_cuda.h $(srcdir)/%D%/rt_reduce.cuh $(srcdir)/%D%/rt_xport.h $(srcdir)/runtime/rt_internal.h \
 	$(srcdir)/runtime/pipert.h $(srcdir)/runtime/pipert_ops.h $(srcdir)/runtime/rt_tf_sizes.h $(srcdir)/runtime/rt_tf_layout.h $(srcdir)/runtime/rt_dev.h \
 	$(srcdir)/runtime/rt_math.h
 
@@ -54,7 +55,8 @@ SUFFIXES = .cu
 	  -c -o $@ $<
 $(PIPERT_CUDA_OBJECTS): $(PIPERT_CUDA_DEPS)
 
-EXTRA_DIST += %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_tf.cu %D%/rt_xport.cu
+EXTRA_DIST += %D%/rt_cu_base.cu %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_tf.cu %D%/rt_reduce.cuh \
+	%D%/rt_xport.h %D%/rt_xport.cu %D%/rt_xport_nccl.cu %D%/rt_xport_ipc.cu %D%/rt_xport_host.cu
 CLEANFILES += $(PIPERT_CUDA_OBJECTS)
 
 ## Its tests (t/030-cuda-build.t, t/031-cuda-kernels.t) are registered in

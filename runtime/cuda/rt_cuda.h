@@ -3,12 +3,16 @@
  * One rank is one process driving one device, and the kernels of pipert.h
  * take no context, so the rank's CUDA state is one process-wide struct,
  * rt_cu.  Modules (prefix rt_cu_ for what they share):
+ *   rt_cu_base.cu    rt_cu itself and the error checks (rt_cu_check, ...)
  *   rt_dev_cuda.cu   the device layer (rt_dev.h): device choice, memory,
  *                    data staging, the step with and without a CUDA graph,
  *                    device timing of actions, the summary
  *   rt_kernels.cu    pipert.h's kernels, the losses, the optimizers
- *   rt_tf.cu         pipert.h's transformer layers and rt_gemm (rt_tf.c's)
- *   rt_xport.cu      pipert.h's transport: NCCL, CUDA IPC, host staging
+ *   rt_tf.cu         rt_gemm, the transformer primitives rt_tf.c composes
+ *                    (rt_dev.h), embeddings, pooling and the other layers
+ *   rt_xport.cu      pipert.h's transport: what NCCL, CUDA IPC and host staging
+ *                    share; rt_xport_nccl.cu, rt_xport_ipc.cu, rt_xport_host.cu
+ *                    the three, behind rt_xport.h's xp_ops
  *   rt_cpu_kernels.c the CPU kernels again, as rt_cpu_* (host math, tests)
  *   rt_cpu_tf.c      the CPU transformer layers again, as rt_cpu_*
  *
@@ -125,6 +129,9 @@ RT_NORETURN void rt_cu_fail(const char *fmt, ...) RT_PRINTF(1, 2);
 int rt_cu_open(int device, char *err, size_t errlen);
 void rt_cu_close(void);
 void rt_cu_sync(void);
+/* rt_dev_cuda.cu too: the step's device scalars, the losses' scratch. */
+void rt_cu_set_i64(int64_t *d, int64_t v);  /* enqueued: *d = v */
+void rt_cu_scratch(int64_t doubles);         /* grows the scratch (outside capture) */
 
 /* rt_kernels.cu */
 void rt_cu_gemm_rm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -135,8 +142,6 @@ void rt_cu_gemm_rm_batched(int trans_a, int trans_b, int64_t m, int64_t n, int64
                            float alpha, const float *a, int64_t lda, int64_t sa,
                            const float *b, int64_t ldb, int64_t sb, float beta, float *c,
                            int64_t ldc, int64_t sc, int64_t batch);
-void rt_cu_set_i64(int64_t *d, int64_t v);  /* enqueued: *d = v */
-void rt_cu_scratch(int64_t doubles);         /* grows the scratch (outside capture) */
 
 /* rt_xport.cu: set up from the dry run's record (collective), progress
  * the transport while waiting for the device, and the summary's words. */

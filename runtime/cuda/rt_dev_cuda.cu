@@ -30,42 +30,6 @@
 
 #include "rt_cuda.h"
 
-rt_cuda rt_cu;
-
-/* ---- Errors. ---- */
-
-void rt_cu_fail(const char *fmt, ...)
-{
-	char buf[900], where[120] = "";
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (rt_cu.c && rt_cu.c->in_action)
-		snprintf(where, sizeof where, " (in %s stage %d mb %d of step %d)",
-		         rt_op_name(rt_cu.c->cur.op), rt_cu.c->cur.stage, rt_cu.c->cur.mb,
-		         rt_cu.c->step + 1);
-	if (rt_cu.c)
-		rt_die(rt_cu.c, RT_EXIT_RUNTIME, "%s%s", buf, where);
-	fprintf(stderr, "pipec-run: %s\n", buf);
-	exit(RT_EXIT_RUNTIME);
-}
-
-void rt_cu_check(cudaError_t e, const char *call, const char *file, int line)
-{
-	if (e == cudaSuccess)
-		return;
-	rt_cu_fail("%s failed: %s (%s) at %s:%d", call, cudaGetErrorString(e), cudaGetErrorName(e),
-	           file, line);
-}
-
-void rt_cublas_check(cublasStatus_t s, const char *call, const char *file, int line)
-{
-	if (s == CUBLAS_STATUS_SUCCESS)
-		return;
-	rt_cu_fail("%s failed: %s at %s:%d", call, cublasGetStatusString(s), file, line);
-}
-
 /* ---- The device, stand-alone or for a rank. ---- */
 
 static const size_t BLAS_WS = (size_t)32 << 20;    /* cuBLAS's advice for Hopper */
@@ -184,6 +148,34 @@ int rt_dev_init(rt_ctx *c)
 		rt_cu.tf32_16 = c->p->precision != RT_PREC_F32 && !(tf && !strcmp(tf, "0"));
 	}
 	return 0;
+}
+
+/* ---- Device scratch and scalars: the losses' partial sums (rt_kernels.cu,
+ * rt_tf.cu) and the step's counters read by captured graphs. ---- */
+
+extern "C" void rt_cu_scratch(int64_t doubles)
+{
+	if (doubles <= rt_cu.scratch_cap)
+		return;
+	if (rt_cu.capturing)
+		rt_cu_fail("the loss needs %lld doubles of scratch, more than were set aside before "
+		           "the CUDA graph was captured", (long long)doubles);
+	RT_CU(cudaStreamSynchronize(rt_cu.stream));
+	if (rt_cu.d_scratch)
+		RT_CU(cudaFree(rt_cu.d_scratch));
+	RT_CU(cudaMalloc((void **)&rt_cu.d_scratch, (size_t)doubles * sizeof(double)));
+	rt_cu.scratch_cap = doubles;
+}
+
+__global__ static void k_set_i64(int64_t *d, int64_t v)
+{
+	*d = v;
+}
+
+extern "C" void rt_cu_set_i64(int64_t *d, int64_t v)
+{
+	k_set_i64<<<1, 1, 0, rt_cu.stream>>>(d, v);
+	RT_CU_LAUNCHED("a step counter");
 }
 
 /* ---- Memory of the model's buffers. ---- */
@@ -844,7 +836,7 @@ void rt_dev_step(rt_ctx *c, int t)
 	 * no token) launch the same work; the round's position is data */
 	if (p->gen_tokens > 0) {
 		if (rt_cu.gen_graph)
-			rt_cu_set_i64(rt_cu.d_gen_pos, rt_gen_pos(c));
+			rt_cu_set_i64(rt_cu.d_gen_pos, rt_gen_position(c));
 		eager = !rt_cu.graph_on || t < 1 || t > p->gen_tokens - 2;
 	}
 

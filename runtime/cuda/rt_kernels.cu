@@ -23,6 +23,7 @@
 
 #include "rt_cuda.h"
 #include "rt_math.h"
+#include "rt_reduce.cuh"
 
 #define TPB 256
 
@@ -37,51 +38,7 @@ static int fits_int(int64_t v)
 	return v >= 0 && v <= 2147483647;
 }
 
-/* ---- Block reductions (blockDim.x a multiple of 32, at most 1024). ---- */
-
-__device__ static double block_sum(double v, double *sh)
-{
-	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-	for (int o = 16; o; o >>= 1)
-		v += __shfl_down_sync(0xffffffffu, v, o);
-	__syncthreads();            /* sh may still be read from a previous call */
-	if (lane == 0)
-		sh[wid] = v;
-	__syncthreads();
-	if (wid == 0) {
-		v = lane < nw ? sh[lane] : 0.0;
-		for (int o = 16; o; o >>= 1)
-			v += __shfl_down_sync(0xffffffffu, v, o);
-		if (lane == 0)
-			sh[0] = v;
-	}
-	__syncthreads();
-	return sh[0];
-}
-
-__device__ static float block_max(float v, float *sh)
-{
-	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-	for (int o = 16; o; o >>= 1) {
-		float u = __shfl_down_sync(0xffffffffu, v, o);
-		v = u > v ? u : v;
-	}
-	__syncthreads();
-	if (lane == 0)
-		sh[wid] = v;
-	__syncthreads();
-	if (wid == 0) {
-		v = lane < nw ? sh[lane] : -INFINITY;
-		for (int o = 16; o; o >>= 1) {
-			float u = __shfl_down_sync(0xffffffffu, v, o);
-			v = u > v ? u : v;
-		}
-		if (lane == 0)
-			sh[0] = v;
-	}
-	__syncthreads();
-	return sh[0];
-}
+/* Block reductions: rt_reduce.cuh (rt_tf.cu's too). */
 
 /* ---- GEMM. ---- */
 
@@ -541,20 +498,6 @@ __global__ static void k_mse(const float *__restrict__ y, const float *__restric
 		part[blockIdx.x] = total;
 }
 
-extern "C" void rt_cu_scratch(int64_t doubles)
-{
-	if (doubles <= rt_cu.scratch_cap)
-		return;
-	if (rt_cu.capturing)
-		rt_cu_fail("the loss needs %lld doubles of scratch, more than were set aside before "
-		           "the CUDA graph was captured", (long long)doubles);
-	RT_CU(cudaStreamSynchronize(rt_cu.stream));
-	if (rt_cu.d_scratch)
-		RT_CU(cudaFree(rt_cu.d_scratch));
-	RT_CU(cudaMalloc((void **)&rt_cu.d_scratch, (size_t)doubles * sizeof(double)));
-	rt_cu.scratch_cap = doubles;
-}
-
 static void ce_into(const float *logits, const int32_t *t, float *dlogits, int64_t rows,
                     int64_t classes, double scale, double *acc)
 {
@@ -669,17 +612,6 @@ extern "C" void rt_zero(void *dst, size_t bytes)
 	if (rt_cu.dry || bytes == 0)
 		return;
 	RT_CU(cudaMemsetAsync(dst, 0, bytes, rt_cu.stream));
-}
-
-__global__ static void k_set_i64(int64_t *d, int64_t v)
-{
-	*d = v;
-}
-
-extern "C" void rt_cu_set_i64(int64_t *d, int64_t v)
-{
-	k_set_i64<<<1, 1, 0, rt_cu.stream>>>(d, v);
-	RT_CU_LAUNCHED("a step counter");
 }
 
 /* ---- Optimizers (rt_optim.c's semantics: torch.optim). ---- */

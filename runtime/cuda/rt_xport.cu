@@ -42,103 +42,34 @@
  *
  * IPC and host staging call MPI inside the step, which a CUDA graph cannot
  * capture: with them graphs are off, and the summary says so.
+ *
+ * This file is what the three share: the slots, waiting on the host, the
+ * dry run's record and the choice at start-up, pipert.h's entry points,
+ * which dispatch to the peer's transport through xp_ops (rt_xport.h):
+ * rt_xport_nccl.cu, rt_xport_ipc.cu, rt_xport_host.cu.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <nccl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "rt_cuda.h"
+#include "rt_xport.h"
 
-enum { XP_NONE, XP_NCCL, XP_IPC, XP_HOST };
 static const char *const mode_names[] = { "none", "nccl", "cuda-ipc", "host-staged" };
 
-/* --check-messages header: rt_comm.c's layout. */
-enum { H_N = RT_HDR_N };        /* --check-messages header (rt_comm.c) */
-
-/* An IPC notice: where the message lies in the sender's arena. */
-typedef struct xp_notice {
-	int64_t off, bytes;
-	int64_t slot;               /* the sender's slot: which of its events */
-	int64_t hdr[H_N];
-} xp_notice;
-
-typedef struct xp_slot {
-	int busy, is_recv, peer, tag, mode, chan;
-	size_t bytes;
-	void *buf;
-	const char *what;
-	cudaEvent_t ev_post, ev_done;   /* NCCL gate and completion; IPC/host: copy done */
-	cudaEvent_t ev_ipc;             /* IPC send: the producers are done (interprocess) */
-	MPI_Request rq[2];              /* IPC: notice; acknowledgement */
-	xp_notice nt;
-	int ack_in, ack_val;            /* acknowledgement received, sent */
-	int ack_pending;                /* IPC receive: acknowledge once ev_done completes */
-	int ack_out;                    /* ... and it is being sent: rq_ack */
-	MPI_Request rq_ack;
-	void *stage;                    /* host staging, pinned */
-	size_t stage_cap;
-	int h2d_pending;                /* host receive: ev_done guards the staging buffer */
-	int64_t *d_hdr, *h_hdr;         /* NCCL --check-messages header, device and pinned */
-} xp_slot;
-
-/* A channel: one direction of one stage boundary between two ranks.  The
- * stage is the one that receives (RT_TAG's convention). */
-typedef struct xp_key {
-	int32_t src, dst, stage, dir;
-} xp_key;
-
-/* One message of the dry run, as one end issued it. */
-typedef struct xp_rec {
-	xp_key k;
-	int32_t mb, recv;
-} xp_rec;
-
-typedef struct xp_chan {
-	xp_key k;
-	ncclComm_t comm;
-	cudaStream_t stream;
-} xp_chan;
-
-struct rt_xport {
-	int mode;                       /* the job's: XP_NCCL, or per peer (XP_IPC / XP_HOST) */
-	int *peer_mode;                 /* [nranks] */
-	char name[64];
-	char note[256];                 /* why the job uses what it uses */
-	xp_slot *s;
-	int nslots;
-
-	xp_rec *rec;                    /* this rank's dry run */
-	int nrec, caprec;
-
-	/* NCCL */
-	ncclComm_t world;
-	xp_chan *ch;
-	int nch;
-	ncclComm_t *stage_nccl;         /* [c->nstages]: the stage's copies across replicas */
-
-	/* IPC */
-	MPI_Comm c_note, c_ack;
-	char **peer_arena;              /* [nranks] opened arenas */
-	cudaEvent_t **peer_ev;          /* [nranks][peer's slots] opened events */
-	int *peer_nslots;
-
-	float *h_grad;                  /* host staging of the replicas' gradients */
+/* Each peer's transport (x->peer_mode) and the job's (x->mode, for the
+ * replicas' allreduce): a peer of no transport (XP_NONE) is staged through
+ * the host, as the CPU runtime would. */
+static const xp_ops *const xp_table[] = {
+	&xp_host_ops,           /* XP_NONE */
+	&xp_nccl_ops,           /* XP_NCCL */
+	&xp_ipc_ops,            /* XP_IPC */
+	&xp_host_ops,           /* XP_HOST */
 };
 
-#define NCCL(call) nccl_check((call), #call, __FILE__, __LINE__)
-static void nccl_check(ncclResult_t r, const char *call, const char *file, int line)
-{
-	if (r != ncclSuccess && r != ncclInProgress)
-		rt_cu_fail("%s failed: %s (%s) at %s:%d", call, ncclGetErrorString(r),
-		           ncclGetLastError(NULL), file, line);
-}
-
-#define MPI_OK(call, what) mpi_check((call), #call, what)
-static void mpi_check(int rc, const char *call, const char *what)
+void xp_mpi_check(int rc, const char *call, const char *what)
 {
 	char s[MPI_MAX_ERROR_STRING];
 	int len = 0;
@@ -148,14 +79,14 @@ static void mpi_check(int rc, const char *call, const char *what)
 	rt_cu_fail("%s failed for %s: %s", call, what, s);
 }
 
-static int tag_stage(int tag) { return RT_TAG_STAGE(tag); }
+int xp_tag_stage(int tag) { return RT_TAG_STAGE(tag); }
 static int tag_mb(int tag) { return RT_TAG_MB(tag); }
-static int tag_dir(int tag) { return tag & 1; }
+int xp_tag_dir(int tag) { return tag & 1; }
 
 /* ---- Waiting on the host, with the transport's progress. ---- */
 
 /* IPC receives acknowledge their copies here, whenever the host waits. */
-static void progress(rt_ctx *c)
+void xp_progress(rt_ctx *c)
 {
 	rt_xport *x = rt_cu.xp;
 	for (int i = 0; x && i < x->nslots; i++) {
@@ -207,7 +138,7 @@ static void backoff_step(rt_ctx *c, backoff *b, const char *what, const char *pe
 	}
 }
 
-static void wait_req(rt_ctx *c, MPI_Request *rq, MPI_Status *st, const char *what, int peer)
+void xp_wait_req(rt_ctx *c, MPI_Request *rq, MPI_Status *st, const char *what, int peer)
 {
 	backoff b = { -1.0, 0 };
 	char ps[16];
@@ -217,7 +148,7 @@ static void wait_req(rt_ctx *c, MPI_Request *rq, MPI_Status *st, const char *wha
 		MPI_OK(MPI_Test(rq, &done, st), what);
 		if (done)
 			return;
-		progress(c);
+		xp_progress(c);
 		backoff_step(c, &b, what, ps);
 	}
 }
@@ -226,7 +157,7 @@ static void settle(rt_ctx *c, xp_slot *s);
 
 /* Every pending acknowledgement sent and delivered: before a wait that
  * does not progress (host staging, collectives) and at the end of a step. */
-static void flush_acks(rt_ctx *c)
+void xp_flush_acks(rt_ctx *c)
 {
 	rt_xport *x = rt_cu.xp;
 	for (int i = 0; x && i < x->nslots; i++)
@@ -243,14 +174,14 @@ extern "C" void rt_xp_sync(rt_ctx *c)
 			break;
 		if (e != cudaErrorNotReady)
 			RT_CU(e);
-		progress(c);
+		xp_progress(c);
 		backoff_step(c, &b, "the step's device work", x && x->mode == XP_NCCL ? "NCCL peers"
 		                                                                     : "any");
 	}
 	for (int i = 0; x && i < x->nch; i++)
 		if (x->ch[i].stream)
 			RT_CU(cudaStreamSynchronize(x->ch[i].stream));
-	flush_acks(c);
+	xp_flush_acks(c);
 }
 
 /* ---- Slots. ---- */
@@ -274,10 +205,10 @@ static void settle(rt_ctx *c, xp_slot *s)
 {
 	if (s->ack_pending) {
 		RT_CU(cudaEventSynchronize(s->ev_done));
-		progress(c);
+		xp_progress(c);
 	}
 	if (s->ack_out) {
-		wait_req(c, &s->rq_ack, MPI_STATUS_IGNORE, s->what, s->peer);
+		xp_wait_req(c, &s->rq_ack, MPI_STATUS_IGNORE, s->what, s->peer);
 		s->ack_out = 0;
 	}
 }
@@ -301,42 +232,19 @@ static void record(rt_ctx *c, int src, int dst, int tag, int recv)
 		x->rec = r;
 		x->caprec = cap;
 	}
-	x->rec[x->nrec++] = (xp_rec){ { src, dst, tag_stage(tag), tag_dir(tag) }, tag_mb(tag), recv };
-}
-
-static xp_chan *chan_of(rt_ctx *c, int src, int dst, int tag, const char *what)
-{
-	rt_xport *x = rt_cu.xp;
-	int st = tag_stage(tag), dir = tag_dir(tag);
-	for (int i = 0; i < x->nch; i++) {
-		xp_chan *h = &x->ch[i];
-		if (h->k.src == src && h->k.dst == dst && h->k.stage == st && h->k.dir == dir && h->comm)
-			return h;
-	}
-	rt_die(c, RT_EXIT_RUNTIME, "%s: no NCCL channel from rank %d to rank %d for stage %d "
-	       "(the step differs from its dry run)", what, src, dst, st);
+	x->rec[x->nrec++] = (xp_rec){ { src, dst, xp_tag_stage(tag), xp_tag_dir(tag) }, tag_mb(tag),
+	                              recv };
 }
 
 /* --check-messages: rt_comm.c's header and judgement, for NCCL and IPC. */
-static void hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h)
+void xp_hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h)
 {
 	rt_hdr_fill(c, h, s->tag, s->bytes);
 }
 
-static void hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h)
+void xp_hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h)
 {
 	rt_hdr_check(c, h, s->what, s->peer, s->tag, s->bytes);
-}
-
-static void stage_fit(rt_ctx *c, xp_slot *s, size_t bytes)
-{
-	if (bytes <= s->stage_cap)
-		return;
-	if (s->stage)
-		RT_CU(cudaFreeHost(s->stage));
-	if (cudaMallocHost(&s->stage, bytes) != cudaSuccess)
-		rt_die(c, RT_EXIT_RUNTIME, "out of pinned host memory for a %zu-byte message", bytes);
-	s->stage_cap = bytes;
 }
 
 /* ---- pipert.h ---- */
@@ -360,31 +268,7 @@ extern "C" void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer,
 		return;
 	}
 	s->mode = x->peer_mode[peer];
-	switch (s->mode) {
-	case XP_NCCL: {
-		xp_chan *h = chan_of(c, peer, c->rank, tag, what);
-		RT_CU(cudaEventRecord(s->ev_post, rt_cu.stream));
-		RT_CU(cudaStreamWaitEvent(h->stream, s->ev_post, 0));
-		NCCL(ncclRecv(buf, bytes, ncclInt8, 0, h->comm, h->stream));
-		if (c->o.check_messages)
-			NCCL(ncclRecv(s->d_hdr, H_N, ncclInt64, 0, h->comm, h->stream));
-		RT_CU(cudaEventRecord(s->ev_done, h->stream));
-		break;
-	}
-	case XP_IPC:
-		MPI_OK(MPI_Irecv(&s->nt, (int)sizeof s->nt, MPI_BYTE, peer, tag, x->c_note, &s->rq[0]),
-		       what);
-		break;
-	default:
-		/* The staging buffer is free once the last copy out of it ran. */
-		if (s->h2d_pending) {
-			RT_CU(cudaEventSynchronize(s->ev_done));
-			s->h2d_pending = 0;
-		}
-		stage_fit(c, s, bytes);
-		rt_mpi_irecv(c, slot, s->stage, bytes, peer, tag, what);
-		break;
-	}
+	xp_table[s->mode]->irecv(c, slot, s);
 }
 
 extern "C" void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag,
@@ -407,45 +291,7 @@ extern "C" void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int
 	}
 	c->sent_bytes += (int64_t)bytes;
 	s->mode = x->peer_mode[peer];
-	switch (s->mode) {
-	case XP_NCCL: {
-		xp_chan *h = chan_of(c, c->rank, peer, tag, what);
-		RT_CU(cudaEventRecord(s->ev_post, rt_cu.stream));
-		RT_CU(cudaStreamWaitEvent(h->stream, s->ev_post, 0));
-		NCCL(ncclSend(buf, bytes, ncclInt8, 1, h->comm, h->stream));
-		if (c->o.check_messages) {
-			hdr_fill(c, s, s->h_hdr);
-			RT_CU(cudaMemcpyAsync(s->d_hdr, s->h_hdr, H_N * sizeof(int64_t),
-			                      cudaMemcpyHostToDevice, h->stream));
-			NCCL(ncclSend(s->d_hdr, H_N, ncclInt64, 1, h->comm, h->stream));
-		}
-		RT_CU(cudaEventRecord(s->ev_done, h->stream));
-		break;
-	}
-	case XP_IPC: {
-		const char *a = c->arena, *b = (const char *)buf;
-		if (!a || b < a || b + bytes > a + c->p->arena_bytes)
-			rt_die(c, RT_EXIT_RUNTIME, "%s: the buffer is not in the arena, which is what "
-			       "CUDA IPC shares", what);
-		RT_CU(cudaEventRecord(s->ev_ipc, rt_cu.stream));
-		s->nt.off = b - a;
-		s->nt.bytes = (int64_t)bytes;
-		s->nt.slot = slot;
-		hdr_fill(c, s, s->nt.hdr);
-		MPI_OK(MPI_Irecv(&s->ack_in, 1, MPI_INT, peer, tag, x->c_ack, &s->rq[1]), what);
-		MPI_OK(MPI_Isend(&s->nt, (int)sizeof s->nt, MPI_BYTE, peer, tag, x->c_note, &s->rq[0]),
-		       what);
-		break;
-	}
-	default:
-		/* The CPU transport sends host memory: stage the message now. */
-		stage_fit(c, s, bytes);
-		RT_CU(cudaMemcpyAsync(s->stage, buf, bytes, cudaMemcpyDeviceToHost, rt_cu.stream));
-		RT_CU(cudaEventRecord(s->ev_done, rt_cu.stream));
-		RT_CU(cudaEventSynchronize(s->ev_done));
-		rt_mpi_isend(c, slot, s->stage, bytes, peer, tag, what);
-		break;
-	}
+	xp_table[s->mode]->isend(c, slot, s);
 }
 
 /* A 16-bit program's messages: sent as the f32 slots that hold them
@@ -479,52 +325,7 @@ extern "C" void rt_wait(rt_ctx *c, int slot)
 	s->busy = 0;
 	if (rt_cu.dry)
 		return;
-	switch (s->mode) {
-	case XP_NCCL:
-		RT_CU(cudaStreamWaitEvent(rt_cu.stream, s->ev_done, 0));
-		if (c->o.check_messages && s->is_recv) {
-			RT_CU(cudaEventSynchronize(s->ev_done));
-			RT_CU(cudaMemcpy(s->h_hdr, s->d_hdr, H_N * sizeof(int64_t),
-			                 cudaMemcpyDeviceToHost));
-			hdr_check(c, s, s->h_hdr);
-		}
-		break;
-	case XP_IPC:
-		if (s->is_recv) {
-			MPI_Status st;
-			int count = -1;
-			const xp_notice *nt = &s->nt;
-			wait_req(c, &s->rq[0], &st, s->what, s->peer);
-			if (MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS ||
-			    count != (int)sizeof *nt || nt->bytes != (int64_t)s->bytes)
-				rt_die(c, RT_EXIT_RUNTIME, "%s: rank %d sent %lld bytes, expected %zu",
-				       s->what, s->peer, (long long)nt->bytes, s->bytes);
-			if (nt->slot < 0 || nt->slot >= x->peer_nslots[s->peer])
-				rt_die(c, RT_EXIT_RUNTIME, "%s: bad notice from rank %d", s->what, s->peer);
-			if (c->o.check_messages)
-				hdr_check(c, s, nt->hdr);
-			RT_CU(cudaStreamWaitEvent(rt_cu.stream, x->peer_ev[s->peer][nt->slot], 0));
-			RT_CU(cudaMemcpyAsync(s->buf, x->peer_arena[s->peer] + nt->off, s->bytes,
-			                      cudaMemcpyDeviceToDevice, rt_cu.stream));
-			RT_CU(cudaEventRecord(s->ev_done, rt_cu.stream));
-			s->ack_pending = 1;
-			progress(c);
-		} else {
-			wait_req(c, &s->rq[0], MPI_STATUS_IGNORE, s->what, s->peer);
-			wait_req(c, &s->rq[1], MPI_STATUS_IGNORE, s->what, s->peer);
-		}
-		break;
-	default:
-		flush_acks(c);
-		rt_mpi_wait(c, slot);
-		if (s->is_recv) {
-			RT_CU(cudaMemcpyAsync(s->buf, s->stage, s->bytes, cudaMemcpyHostToDevice,
-			                      rt_cu.stream));
-			RT_CU(cudaEventRecord(s->ev_done, rt_cu.stream));
-			s->h2d_pending = 1;
-		}
-		break;
-	}
+	xp_table[s->mode]->wait(c, slot, s);
 }
 
 extern "C" void rt_allreduce(rt_ctx *c, int stage)
@@ -541,34 +342,7 @@ extern "C" void rt_allreduce(rt_ctx *c, int stage)
 		}
 	if (!sc)
 		return;
-	if (x->mode == XP_NCCL) {
-		if (!x->stage_nccl || !x->stage_nccl[k])
-			return;
-		for (int j = 0; j < sc->nseg; j++)
-			NCCL(ncclAllReduce(c->g + sc->seg_off[j], c->g + sc->seg_off[j],
-			                   (size_t)sc->seg_len[j], ncclFloat, ncclSum, x->stage_nccl[k],
-			                   rt_cu.stream));
-		return;
-	}
-	/* Through the host: the CPU runtime's allreduce on a pinned copy. */
-	flush_acks(c);
-	for (int j = 0; j < sc->nseg; j++)
-		RT_CU(cudaMemcpyAsync(x->h_grad + sc->seg_off[j], c->g + sc->seg_off[j],
-		                      (size_t)sc->seg_len[j] * sizeof(float), cudaMemcpyDeviceToHost,
-		                      rt_cu.stream));
-	RT_CU(cudaStreamSynchronize(rt_cu.stream));
-	{
-		float *dev = c->g;
-		c->g = x->h_grad;
-		rt_mpi_allreduce(c, stage);
-		c->g = dev;
-	}
-	for (int j = 0; j < sc->nseg; j++)
-		RT_CU(cudaMemcpyAsync(c->g + sc->seg_off[j], x->h_grad + sc->seg_off[j],
-		                      (size_t)sc->seg_len[j] * sizeof(float), cudaMemcpyHostToDevice,
-		                      rt_cu.stream));
-	/* The next step overwrites the staging copy: the upload must be done. */
-	RT_CU(cudaStreamSynchronize(rt_cu.stream));
+	xp_table[x->mode]->allreduce(c, stage, sc, k);
 }
 
 /* ---- Start-up. ---- */
@@ -590,7 +364,7 @@ extern "C" void rt_xp_dry_begin(rt_ctx *c)
 	x->nrec = 0;
 }
 
-static int cmp_key(const xp_key *p, const xp_key *q)
+int xp_cmp_key(const xp_key *p, const xp_key *q)
 {
 	if (p->src != q->src)
 		return p->src - q->src;
@@ -599,11 +373,6 @@ static int cmp_key(const xp_key *p, const xp_key *q)
 	if (p->stage != q->stage)
 		return p->stage - q->stage;
 	return p->dir - q->dir;
-}
-
-static int cmp_chan(const void *a, const void *b)
-{
-	return cmp_key(&((const xp_chan *)a)->k, &((const xp_chan *)b)->k);
 }
 
 /* Does every channel's sender issue its micro-batches in the order its
@@ -616,14 +385,14 @@ static int fifo_ok(const xp_rec *all, int n, char *why, size_t whylen)
 		const xp_key *k = &all[i].k;
 		int j = 0, r = 0, m = 0, first = 1;
 		for (int q = 0; q < i && first; q++)
-			first = cmp_key(&all[q].k, k) != 0;
+			first = xp_cmp_key(&all[q].k, k) != 0;
 		if (!first)
 			continue;
 		/* the channel's sends (j) and receives (r), side by side */
 		for (;; m++, j++, r++) {
-			while (j < n && (all[j].recv || cmp_key(&all[j].k, k)))
+			while (j < n && (all[j].recv || xp_cmp_key(&all[j].k, k)))
 				j++;
-			while (r < n && (!all[r].recv || cmp_key(&all[r].k, k)))
+			while (r < n && (!all[r].recv || xp_cmp_key(&all[r].k, k)))
 				r++;
 			if (j >= n && r >= n)
 				break;
@@ -663,150 +432,6 @@ static xp_rec *gather_records(rt_ctx *c, int *ntotal)
 	free(cnt);
 	free(dsp);
 	return all;
-}
-
-static int setup_nccl(rt_ctx *c, const xp_rec *all, int n)
-{
-	rt_xport *x = rt_cu.xp;
-	ncclUniqueId id;
-	int maxheld = 0;
-	if (c->rank == 0)
-		NCCL(ncclGetUniqueId(&id));
-	MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
-	NCCL(ncclCommInitRank(&x->world, c->nranks, id, c->rank));
-
-	/* The channels, in one order on every rank: each split is collective. */
-	x->ch = (xp_chan *)calloc((size_t)n + 1, sizeof *x->ch);
-	if (!x->ch)
-		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
-	for (int i = 0; i < n; i++) {
-		int k;
-		for (k = 0; k < x->nch && cmp_key(&x->ch[k].k, &all[i].k); k++)
-			;
-		if (k == x->nch)
-			x->ch[x->nch++].k = all[i].k;
-	}
-	qsort(x->ch, (size_t)x->nch, sizeof *x->ch, cmp_chan);
-	for (int i = 0; i < x->nch; i++) {
-		xp_chan *h = &x->ch[i];
-		int member = h->k.src == c->rank || h->k.dst == c->rank;
-		/* key: the sender is 0 and the receiver 1 in the channel's comm */
-		NCCL(ncclCommSplit(x->world, member ? 0 : NCCL_SPLIT_NOCOLOR, h->k.dst == c->rank,
-		                   &h->comm, NULL));
-		if (member)
-			RT_CU(cudaStreamCreateWithFlags(&h->stream, cudaStreamNonBlocking));
-		else
-			h->comm = NULL;
-	}
-
-	/* Replicas: one communicator per stage, rt_comm_init's grouping. */
-	if (c->p->R > 1) {
-		MPI_Allreduce(&c->nstages, &maxheld, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-		x->stage_nccl = (ncclComm_t *)calloc((size_t)c->nstages + 1, sizeof *x->stage_nccl);
-		if (!x->stage_nccl)
-			rt_die(c, RT_EXIT_RUNTIME, "out of memory");
-		for (int k = 0; k < maxheld; k++) {
-			ncclComm_t sub = NULL;
-			NCCL(ncclCommSplit(x->world, k < c->nstages ? c->stages[k].stage
-			                                           : NCCL_SPLIT_NOCOLOR, c->rank, &sub,
-			                   NULL));
-			if (k < c->nstages)
-				x->stage_nccl[k] = sub;
-		}
-	}
-	if (c->o.check_messages)
-		for (int i = 0; i < x->nslots; i++) {
-			RT_CU(cudaMalloc((void **)&x->s[i].d_hdr, H_N * sizeof(int64_t)));
-			RT_CU(cudaMallocHost((void **)&x->s[i].h_hdr, H_N * sizeof(int64_t)));
-		}
-	return 0;
-}
-
-/* Exports the arena and the slots' events, opens those of the peers this
- * rank exchanges messages with on its device (once: opening costs about a
- * millisecond).  Collective.  Returns 0, or -1 on every rank if IPC failed
- * on some rank, with the first failure in why. */
-static int setup_ipc(rt_ctx *c, const xp_rec *all, int n, char *why, size_t whylen)
-{
-	rt_xport *x = rt_cu.xp;
-	const int nr = c->nranks;
-	int maxslots = 0, bad = 0, anybad = 0;
-	size_t per;
-	char *mine, *hs;
-	unsigned char *talk = (unsigned char *)calloc((size_t)nr, 1);
-	cudaError_t e = cudaSuccess;
-	MPI_Allreduce(&x->nslots, &maxslots, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-	per = sizeof(cudaIpcMemHandle_t) + sizeof(int) + (size_t)maxslots * sizeof(cudaIpcEventHandle_t);
-	mine = (char *)calloc(1, per);
-	hs = (char *)calloc((size_t)nr, per);
-	x->peer_arena = (char **)calloc((size_t)nr, sizeof *x->peer_arena);
-	x->peer_ev = (cudaEvent_t **)calloc((size_t)nr, sizeof *x->peer_ev);
-	x->peer_nslots = (int *)calloc((size_t)nr, sizeof *x->peer_nslots);
-	if (!mine || !hs || !talk || !x->peer_arena || !x->peer_ev || !x->peer_nslots)
-		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
-	for (int i = 0; i < n; i++) {
-		if (all[i].k.src == c->rank)
-			talk[all[i].k.dst] = 1;
-		if (all[i].k.dst == c->rank)
-			talk[all[i].k.src] = 1;
-	}
-	if (c->arena && (e = cudaIpcGetMemHandle((cudaIpcMemHandle_t *)mine, c->arena)) != cudaSuccess)
-		bad = 1;
-	memcpy(mine + sizeof(cudaIpcMemHandle_t), &x->nslots, sizeof(int));
-	for (int i = 0; i < x->nslots && !bad; i++) {
-		cudaIpcEventHandle_t *h = (cudaIpcEventHandle_t *)(mine + sizeof(cudaIpcMemHandle_t) +
-		                                                   sizeof(int)) + i;
-		if ((e = cudaEventCreateWithFlags(&x->s[i].ev_ipc, cudaEventInterprocess |
-		                                                    cudaEventDisableTiming)) != cudaSuccess ||
-		    (e = cudaIpcGetEventHandle(h, x->s[i].ev_ipc)) != cudaSuccess)
-			bad = 1;
-	}
-	MPI_Allgather(mine, (int)per, MPI_BYTE, hs, (int)per, MPI_BYTE, MPI_COMM_WORLD);
-	for (int r = 0; r < nr && !bad; r++) {
-		const char *h = hs + (size_t)r * per;
-		int ns;
-		if (r == c->rank || !talk[r] || x->peer_mode[r] != XP_IPC)
-			continue;
-		memcpy(&ns, h + sizeof(cudaIpcMemHandle_t), sizeof(int));
-		x->peer_nslots[r] = ns;
-		x->peer_ev[r] = (cudaEvent_t *)calloc((size_t)ns + 1, sizeof(cudaEvent_t));
-		if (!x->peer_ev[r])
-			rt_die(c, RT_EXIT_RUNTIME, "out of memory");
-		if ((e = cudaIpcOpenMemHandle((void **)&x->peer_arena[r],
-		                              *(const cudaIpcMemHandle_t *)h,
-		                              cudaIpcMemLazyEnablePeerAccess)) != cudaSuccess) {
-			bad = 1;
-			break;
-		}
-		for (int i = 0; i < ns && !bad; i++) {
-			cudaIpcEventHandle_t eh;
-			memcpy(&eh, h + sizeof(cudaIpcMemHandle_t) + sizeof(int) + (size_t)i * sizeof eh,
-			       sizeof eh);
-			if ((e = cudaIpcOpenEventHandle(&x->peer_ev[r][i], eh)) != cudaSuccess)
-				bad = 1;
-		}
-	}
-	if (bad) {
-		snprintf(why, whylen, "rank %d: %s", c->rank, cudaGetErrorString(e));
-		(void)cudaGetLastError();
-	}
-	free(mine);
-	free(hs);
-	free(talk);
-	MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-	if (anybad) {
-		for (int r = 0; r < nr; r++)
-			if (x->peer_arena[r]) {
-				(void)cudaIpcCloseMemHandle(x->peer_arena[r]);
-				x->peer_arena[r] = NULL;
-			}
-		return -1;
-	}
-	MPI_Comm_dup(MPI_COMM_WORLD, &x->c_note);
-	MPI_Comm_dup(MPI_COMM_WORLD, &x->c_ack);
-	MPI_Comm_set_errhandler(x->c_note, MPI_ERRORS_RETURN);
-	MPI_Comm_set_errhandler(x->c_ack, MPI_ERRORS_RETURN);
-	return 0;
 }
 
 extern "C" int rt_xp_setup(rt_ctx *c)
@@ -881,11 +506,11 @@ extern "C" int rt_xp_setup(rt_ctx *c)
 		RT_CU(cudaEventCreateWithFlags(&x->s[i].ev_done, cudaEventDisableTiming));
 	}
 	if (mode == XP_NCCL)
-		setup_nccl(c, all, n);
+		xp_nccl_setup(c, all, n);
 	/* Collective: every rank takes this branch or none (same env, same ids). */
 	why[0] = 0;
 	if (mode == XP_IPC && shared && !(want && !strcmp(want, "host")) &&
-	    setup_ipc(c, all, n, why, sizeof why) != 0) {
+	    xp_ipc_setup(c, all, n, why, sizeof why) != 0) {
 		for (int r = 0; r < nr; r++)
 			if (x->peer_mode[r] == XP_IPC)
 				x->peer_mode[r] = XP_HOST;
@@ -939,59 +564,19 @@ extern "C" int rt_xp_graph_safe(rt_ctx *c)
 extern "C" void rt_xp_free(rt_ctx *c)
 {
 	rt_xport *x = rt_cu.xp;
-	(void)c;
 	if (!x)
 		return;
-	for (int i = 0; i < x->nch; i++) {
-		if (x->ch[i].comm)
-			ncclCommDestroy(x->ch[i].comm);
-		if (x->ch[i].stream)
-			cudaStreamDestroy(x->ch[i].stream);
-	}
-	if (x->stage_nccl) {
-		for (int k = 0; c && k < c->nstages; k++)
-			if (x->stage_nccl[k])
-				ncclCommDestroy(x->stage_nccl[k]);
-		free(x->stage_nccl);
-	}
-	if (x->world)
-		ncclCommDestroy(x->world);
-	for (int r = 0; x->peer_arena && c && r < c->nranks; r++) {
-		if (x->peer_arena[r])
-			cudaIpcCloseMemHandle(x->peer_arena[r]);
-		if (x->peer_ev && x->peer_ev[r]) {
-			for (int i = 0; i < x->peer_nslots[r]; i++)
-				if (x->peer_ev[r][i])
-					cudaEventDestroy(x->peer_ev[r][i]);
-			free(x->peer_ev[r]);
-		}
-	}
+	xp_nccl_free(c, x);
+	xp_ipc_free(c, x);
+	xp_host_free(c, x);
 	for (int i = 0; i < x->nslots; i++) {
 		xp_slot *s = &x->s[i];
 		if (s->ev_post)
 			cudaEventDestroy(s->ev_post);
 		if (s->ev_done)
 			cudaEventDestroy(s->ev_done);
-		if (s->ev_ipc)
-			cudaEventDestroy(s->ev_ipc);
-		if (s->stage)
-			cudaFreeHost(s->stage);
-		if (s->d_hdr)
-			cudaFree(s->d_hdr);
-		if (s->h_hdr)
-			cudaFreeHost(s->h_hdr);
 	}
-	if (x->h_grad)
-		cudaFreeHost(x->h_grad);
-	if (x->c_note != MPI_COMM_NULL)
-		MPI_Comm_free(&x->c_note);
-	if (x->c_ack != MPI_COMM_NULL)
-		MPI_Comm_free(&x->c_ack);
-	free(x->peer_arena);
-	free(x->peer_ev);
-	free(x->peer_nslots);
 	free(x->peer_mode);
-	free(x->ch);
 	free(x->rec);
 	free(x->s);
 	free(x);
