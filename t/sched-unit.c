@@ -6,7 +6,7 @@
  * captured, so each starts from a fresh error count.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "sched.h"
+#include "schedule.h"
 #include "tap.h"
 
 #include <dirent.h>
