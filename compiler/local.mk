@@ -28,6 +28,7 @@ PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	%D%/sched_gen.c %D%/sched_async.c %D%/sched_lower.c %D%/sched_verify.c \
 	%D%/sched_sim.c %D%/sched_fmt.c %D%/sched_read.c \
 	%D%/memplan.c %D%/memplan.h \
+	%D%/step.c %D%/step_emit.c %D%/step_verify.c %D%/step.h \
 	%D%/emit_c.c %D%/emit.h
 
 %C%_pipec_CPPFLAGS = $(PIPEC_CPPFLAGS)
