@@ -25,7 +25,7 @@ AM_TESTS_ENVIRONMENT = \
 UNIT_CPPFLAGS = -I$(top_srcdir)/compiler -I$(top_builddir)/compiler -I$(top_srcdir)/runtime -I$(top_srcdir)/t
 UNIT_LDADD = compiler/libpipec.a -lm
 
-check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit
+check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit %D%/step-unit
 %C%_sched_unit_SOURCES = %D%/sched-unit.c %D%/tap.h
 %C%_sched_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
 %C%_sched_unit_LDADD = $(UNIT_LDADD)
@@ -35,8 +35,11 @@ check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit
 %C%_front_unit_SOURCES = %D%/front-unit.c %D%/tap.h
 %C%_front_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
 %C%_front_unit_LDADD = $(UNIT_LDADD)
+%C%_step_unit_SOURCES = %D%/step-unit.c %D%/tap.h
+%C%_step_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
+%C%_step_unit_LDADD = $(UNIT_LDADD)
 
-TESTS += %D%/front-unit %D%/sched-unit %D%/part-unit
+TESTS += %D%/front-unit %D%/sched-unit %D%/part-unit %D%/step-unit
 TESTS += $(PIPEC_SHELL_TESTS)
 PIPEC_SHELL_TESTS = \
 	%D%/001-cli.t \
