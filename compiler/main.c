@@ -1,23 +1,26 @@
 /* main.c — the pipec driver: command line, then the passes in order.
  *
- *   parse      parser.y + lexer.l   source      -> syntax tree     (-dA)
- *   check      sema.c               tree        -> model IR        (-dI)
- *   partition  partition.c          model IR    -> stages
- *   schedule   sched_gen.c          stages      -> compute order per rank
- *              sched_read.c         (or a hand-written order: file("..."), read
- *                                   before partition: its placement fixes V)
- *   lower      sched_lower.c        order       -> + R, SEND/RECV, ALLREDUCE, OPTIM (-dS)
- *   verify     sched_verify.c       actions     -> proof or an error naming the action
- *   simulate   sched_sim.c          actions     -> timeline, bubble, memory
- *   plan       memplan.c            actions     -> arena offsets, request slots,
- *                                                  post and wait points, per rank (-dM)
- *   step       step.c               actions + plan -> step program per rank (-dP)
- *   verify     step_verify.c        step programs -> proof or an error naming the
- *                                                  instruction
- *   emit       emit_c.c, step_emit.c  everything -> one C file per rank, Makefile, run
+ *   parse        parser.y + lexer.l  source        -> syntax tree      (-dA)
+ *   check        sema.c              tree          -> model IR         (-dI)
+ *   partition    partition.c         model IR      -> stages
+ *   schedule     sched_gen.c         stages        -> compute order per rank
+ *                sched_read.c        (or a hand-written order: file("..."), read
+ *                                    before partition: its placement fixes V)
+ *   lower        sched_lower.c       order         -> + R, SEND/RECV, ALLREDUCE, OPTIM (-dS)
+ *   verify       sched_verify.c      actions       -> proof or an error naming the action
+ *   simulate     sched_sim.c         actions       -> timeline, bubble, memory
+ *   plan memory  memplan.c           actions       -> per rank: arena offsets, request
+ *                                                     slots, post and wait points (-dM)
+ *   build step   step.c              actions, plan -> per rank: the step program (-dP)
+ *   verify step  step_verify.c       step programs -> proof or an error naming the
+ *                                                     rank and instruction
+ *   emit         emit_c.c,           everything    -> one C file per rank, Makefile, run
+ *                step_emit.c
  *
- * compile runs every pass; schedule stops after simulate (its memory table
- * plans each rank itself); check after partition.
+ * compile runs every pass, from plan memory on with the schedule one call
+ * of step() runs (one round of generation, one step of an asynchronous
+ * stream); schedule stops after simulate (its memory table plans each
+ * rank itself); check after partition.
  *
  * Exit status: 0 ok, 1 bad input, 2 bad command line, 3 internal or I/O.
  */
