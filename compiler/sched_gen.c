@@ -282,9 +282,8 @@ SchedGuard sched_generate_rank_guard(const Schedule *s, int rank)
 	return !s->disagg ? SG_ALWAYS : rank < s->P ? SG_ROUND_ZERO : SG_ROUND_NONZERO;
 }
 
-SchedGuard sched_generate_guard(const Schedule *s, int rank, const Action *a, int *peer_t1)
+SchedGuard sched_generate_guard(const Schedule *s, const Action *a, int *peer_t1)
 {
-	(void)rank;
 	*peer_t1 = -1;
 	switch (a->op) {
 	case OP_RECV_TOK:
@@ -316,7 +315,7 @@ void sched_generate_round(const Schedule *s, int p, int t, ActList *l)
 	for (int i = 0; i < tl.n; i++) {
 		const Action *a = &tl.a[i];
 		int peer_t1;
-		if (!sched_guard_holds(sched_generate_guard(s, me, a, &peer_t1), t, s->ntok))
+		if (!sched_guard_holds(sched_generate_guard(s, a, &peer_t1), t, s->ntok))
 			continue;
 		/* keyed by the round that made it: a token the previous round's,
 		 * the caches the prefill's */

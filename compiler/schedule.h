@@ -243,12 +243,12 @@ int sched_guard_holds(SchedGuard g, int t, int ntok);
 /* Generate: the rounds rank k of the template runs at all: a
  * disaggregated prefill rank round 0, a decode rank the others. */
 SchedGuard sched_generate_rank_guard(const Schedule *s, int rank);
-/* Generate: the rounds template action a of rank k runs in (RECV_TOK
+/* Generate: the rounds template action a runs in (RECV_TOK
  * from round 1, RECV_KV in round 1, SEND_TOK and SEND_KV but in the last
  * round), and in *peer_t1 its peer in round 1 where that differs from
  * a->peer (the decode pipeline's first token comes from the prefill),
  * else -1. */
-SchedGuard sched_generate_guard(const Schedule *s, int rank, const Action *a, int *peer_t1);
+SchedGuard sched_generate_guard(const Schedule *s, const Action *a, int *peer_t1);
 /* Generate: pipeline rank p's actions of round t, appended to l (the full
  * program is rounds 0 .. ntok-1 in order): the template's actions of the
  * rank holding p in round t whose guards hold in round t, keyed t*M + g

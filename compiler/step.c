@@ -12,11 +12,18 @@
 
 #include <string.h>
 
-static const char *const guard_words[] = {
-	[SG_ALWAYS] = "", [SG_ROUND_POS] = "t > 0", [SG_ROUND_ONE] = "t == 1",
-	[SG_ROUND_NOT_LAST] = "t < NTOK - 1", [SG_ROUND_ZERO] = "t == 0",
-	[SG_ROUND_NONZERO] = "t != 0", [SG_LIVE] = "LIVE",
-};
+const char *step_guard_c(SchedGuard g, int key)
+{
+	switch (g) {
+	case SG_ROUND_POS:      return "t > 0";
+	case SG_ROUND_ONE:      return "t == 1";
+	case SG_ROUND_NOT_LAST: return "t < NTOK - 1";
+	case SG_ROUND_ZERO:     return "t == 0";
+	case SG_ROUND_NONZERO:  return "t != 0";
+	case SG_LIVE:           return xprintf("LIVE(KEY(%d))", key);
+	default:                return NULL;
+	}
+}
 
 static int local_tensor(const IrModel *m, const IrStage *st, int k)
 {
@@ -140,7 +147,6 @@ StepProgram *step_build(const IrModel *m, const Schedule *s, const RankPlan *p, 
 	sp->rank_guard = sp->mode == STEP_GEN ? sched_generate_rank_guard(s, rank) : SG_ALWAYS;
 	sp->nactions = N;
 	sp->ntok = m->pipe.gen_tokens;
-	sp->M = s->M;
 	sp->nparts = N > STEP_PART ? (N + STEP_PART - 1) / STEP_PART : 1;
 
 	Builder b = { .m = m, .s = s, .p = p, .sp = sp };
@@ -157,7 +163,7 @@ StepProgram *step_build(const IrModel *m, const Schedule *s, const RankPlan *p, 
 		b.peer_t1[q] = -1;
 		b.guard[q] = s->async ? SG_LIVE : SG_ALWAYS;
 		if (sp->mode == STEP_GEN)
-			b.guard[q] = sched_generate_guard(s, rank, a, &b.peer_t1[q]);
+			b.guard[q] = sched_generate_guard(s, a, &b.peer_t1[q]);
 		if (a->op == OP_RECV_TOK || a->op == OP_RECV_KV || a->op == OP_SEND_TOK
 		    || a->op == OP_SEND_KV)
 			b.xslot[q] = next++;
@@ -241,7 +247,7 @@ void step_dump(FILE *out, const StepProgram *sp)
 	        "%d part%s, %s", sp->rank, sp->n, sp->nactions, sp->nslots, sp->nparts,
 	        sp->nparts == 1 ? "" : "s", modes[sp->mode]);
 	if (sp->rank_guard != SG_ALWAYS)
-		fprintf(out, ", runs if %s", guard_words[sp->rank_guard]);
+		fprintf(out, ", runs if %s", step_guard_c(sp->rank_guard, 0));
 	fputc('\n', out);
 	for (int i = 0; i < sp->n; i++) {
 		const StepInstr *in = &sp->in[i];
@@ -263,10 +269,8 @@ void step_dump(FILE *out, const StepProgram *sp)
 				fprintf(out, " packed at %lld", (long long)g->pack_off);
 			fprintf(out, " bytes %s", size_words(g));
 		}
-		if (in->guard == SG_LIVE)
-			fprintf(out, " if LIVE(KEY(%d))", in->key);
-		else if (in->guard != SG_ALWAYS)
-			fprintf(out, " if %s", guard_words[in->guard]);
+		if (in->guard != SG_ALWAYS)
+			fprintf(out, " if %s", step_guard_c(in->guard, in->key));
 		fputc('\n', out);
 	}
 }

@@ -73,7 +73,6 @@ typedef struct StepProgram {
 	int nparts;             /* functions the step is written as */
 	int nslots;             /* request slots: the plan's, then generation's */
 	int ntok;               /* generation: rounds (NTOK) */
-	int M;                  /* micro-batches per step */
 	int n;
 	StepInstr *in;
 } StepProgram;
@@ -92,6 +91,10 @@ StepProgram *step_build(const IrModel *m, const Schedule *s, const RankPlan *p, 
 
 /* `pipec -dP`: one instruction a line. */
 void step_dump(FILE *out, const StepProgram *sp);
+
+/* A guard as the emitted C tests it ("t > 0", "LIVE(KEY(-1))" for key
+ * -1), or NULL for none. */
+const char *step_guard_c(SchedGuard g, int key);
 
 /* One instruction in words ("POST RECV_F stage 1 mb 3 slot 2"), for dumps
  * and the verifier's reports. */

@@ -39,23 +39,10 @@ typedef struct Printer {
 	Text t;
 } Printer;
 
-static const char *guard_c(const StepInstr *in)
-{
-	switch (in->guard) {
-	case SG_ROUND_POS:      return "t > 0";
-	case SG_ROUND_ONE:      return "t == 1";
-	case SG_ROUND_NOT_LAST: return "t < NTOK - 1";
-	case SG_ROUND_ZERO:     return "t == 0";
-	case SG_ROUND_NONZERO:  return "t != 0";
-	case SG_LIVE:           return xprintf("LIVE(KEY(%d))", in->key);
-	default:                return NULL;
-	}
-}
-
 /* "if (GUARD) " or "" */
 static const char *if_guard(const StepInstr *in)
 {
-	const char *g = guard_c(in);
+	const char *g = step_guard_c(in->guard, in->key);
 	return g ? xprintf("if (%s) ", g) : "";
 }
 
