@@ -264,10 +264,10 @@ void step_dump(FILE *out, const StepProgram *sp)
 			if (g->tokens)
 				fprintf(out, " tokens of group %d", g->tag_mb);
 			else
-				fprintf(out, " at %lld", (long long)g->off);
+				fprintf(out, " at A+%lld", (long long)g->off);
 			if (g->pack_off >= 0)
-				fprintf(out, " packed at %lld", (long long)g->pack_off);
-			fprintf(out, " bytes %s", size_words(g));
+				fprintf(out, " packed at A+%lld", (long long)g->pack_off);
+			fprintf(out, " size %s", size_words(g));
 		}
 		if (in->guard != SG_ALWAYS)
 			fprintf(out, " if %s", step_guard_c(in->guard, in->key));

@@ -161,7 +161,7 @@ run_pipec compile "$MLP" -dP -o "$T/dump-step"
 is "$rc" 0 "compile -dP: exit 0"
 like "$err" "^rank 3: step program, [0-9]+ instructions for [0-9]+ actions, [0-9]+ request slots" \
 	"-dP dumps every rank's step program on stderr"
-like "$err" "^  [0-9]+ [0-9]+: SEND_F stage 0 mb 0 slot [0-9]+ to rank 1 tag \(1, 0, 0\) at [0-9]+ bytes ROWS\*1024\*4$" \
+like "$err" "^  [0-9]+ [0-9]+: SEND_F stage 0 mb 0 slot [0-9]+ to rank 1 tag \(1, 0, 0\) at A\+[0-9]+ size ROWS\*1024\*4$" \
 	"... one instruction a line, with slot, peer, tag, offset and size"
 like "$err" "^  [0-9]+ POST RECV_F stage 1 mb 0 slot [0-9]+ from rank 0 tag \(1, 0, 0\)" \
 	"... and the posts of receives where they happen"
