@@ -1,4 +1,4 @@
-/* emit_c.c — the back end: one C program per rank, for both back ends.
+/* emit_c.c — one C program per rank, for both back ends.
  *
  * The rank files are the same for the CPU and the CUDA back end; only
  * what the Makefile links them against differs.  Each rank's file holds

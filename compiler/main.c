@@ -323,7 +323,7 @@ static int check_async_ties(const IrModel *m)
 	return 0;
 }
 
-/* What each rank will hold, from the same memory plan the emitter uses:
+/* What each rank will hold, from the same memory plan compile makes:
  * the number the compiled program prints as peak_memory_predicted. */
 static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 {

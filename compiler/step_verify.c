@@ -157,8 +157,12 @@ static int same_size(const StepMsg *a, const StepMsg *b)
 
 static const char *size_text(const StepMsg *g)
 {
-	return g->tokens ? "a row of tokens" : xprintf("%lld + %lld%s values%s", (long long)g->hdr,
-	       (long long)g->per_row, g->seq ? "*T" : "", g->half ? " (16-bit)" : "");
+	if (g->tokens)
+		return "a token a row";
+	const char *vals = xprintf("%lld%s %d-byte values a row", (long long)g->per_row,
+	                           g->seq ? "*T" : "", g->half ? 2 : 4);
+	return !g->per_row ? xprintf("%lld bytes", (long long)g->hdr)
+	       : g->hdr ? xprintf("a %lld-byte header and %s", (long long)g->hdr, vals) : vals;
 }
 
 /* The instruction of each action of a program, by (op, stage, key). */
@@ -228,8 +232,8 @@ static int step_one(Verifier *v, Rank *rk, int i, int t)
 	if (in->kind == STEP_SPLIT || !holds(v, in, t))
 		return 1;
 	if (rk->dep[i] >= 0 && holds(v, &sp->in[rk->dep[i]], t) && rk->done[rk->dep[i]] != call) {
-		fail(v, rk, i, "%s instruction %d (%s) has not run before it",
-		     step_op_sends(in->op) ? "its buffer is written by" : "its buffer is waited for by",
+		fail(v, rk, i, step_op_sends(in->op) ? "sends its buffer before instruction %d (%s) "
+		     "writes it" : "reads its buffer before instruction %d (%s) waits for it",
 		     rk->dep[i], step_instr_desc(&sp->in[rk->dep[i]]));
 		return 1;
 	}
@@ -313,6 +317,52 @@ static int advance(Verifier *v, Rank *rk)
 	return moved;
 }
 
+/* Rank m->rank, placed at the call its message belongs to (for reports). */
+static Rank *at_call(Verifier *v, const Msg *m)
+{
+	Rank *rk = &v->r[m->rank];
+	rk->call = 0;
+	while (rk->call < rk->ncalls && rk->calls[rk->call] != m->t)
+		rk->call++;
+	return rk;
+}
+
+static const char *tag_text(uint64_t tag)
+{
+	return xprintf("(%d, %d, %d)", (int)RT_TAG_STAGE(tag), (int)RT_TAG_MB(tag),
+	               (int)RT_TAG_DIR(tag));
+}
+
+/* After a run that did not finish: a send whose receive waits for it
+ * under another tag or from another rank is the likelier culprit than
+ * the first rank stuck; names it. */
+static void mismatch(Verifier *v)
+{
+	for (int i = 0; i < v->cap && !v->failed; i++) {
+		const Queue *qr = v->tab[i];
+		if (!qr || qr->recv.n <= qr->send.n)
+			continue;
+		const Msg *r = &qr->recv.v[qr->send.n];
+		for (int j = 0; j < v->cap && !v->failed; j++) {
+			const Queue *qs = v->tab[j];
+			if (!qs || qs == qr || qs->from != qr->from || RT_TAG_DIR(qs->tag)
+			    != RT_TAG_DIR(qr->tag))
+				continue;
+			for (int k = qs->recv.n; k < qs->send.n; k++)
+				if (qs->send.v[k].key == r->key) {
+					const Msg *s = &qs->send.v[k];
+					fail(v, at_call(v, s), s->instr, "its message (key %lld) goes to rank "
+					     "%d with tag %s, but rank %d's instruction %d (%s) waits for it "
+					     "with tag %s", (long long)s->key, qs->to, tag_text(qs->tag),
+					     qr->to, r->instr,
+					     step_instr_desc(&v->r[r->rank].sp->in[r->instr]),
+					     tag_text(qr->tag));
+					return;
+				}
+		}
+	}
+}
+
 /* One run: every rank's calls, all ranks together. */
 static void run(Verifier *v, StepProgram *const *progs)
 {
@@ -342,24 +392,21 @@ static void run(Verifier *v, StepProgram *const *progs)
 		for (int k = 0; k < v->nranks && !v->failed; k++)
 			moved |= advance(v, &v->r[k]);
 	}
+	mismatch(v);
 	for (int k = 0; k < v->nranks && !v->failed; k++) {
 		Rank *rk = &v->r[k];
 		if (rk->call < rk->ncalls)
 			fail(v, rk, rk->pc, "waits forever: %s", rk->sp->in[rk->pc].kind == STEP_WAIT
-			     ? "its message is never received" : "no rank sends its message (deadlock "
-			     "or a mismatched tag)");
+			     ? "its message is never received"
+			     : "no matching message comes (a deadlock, or none is sent)");
 	}
 	for (int h = 0; h < v->cap && !v->failed; h++) {
 		const Queue *q = v->tab[h];
 		if (!q || q->send.n == q->recv.n)
 			continue;
 		const Msg *m = q->send.n > q->recv.n ? &q->send.v[q->recv.n] : &q->recv.v[q->send.n];
-		Rank *rk = &v->r[m->rank];
-		rk->call = 0;
-		while (rk->call < rk->ncalls && rk->calls[rk->call] != m->t)
-			rk->call++;
-		fail(v, rk, m->instr, q->send.n > q->recv.n ? "its message is never received"
-		     : "no rank sends its message");
+		fail(v, at_call(v, m), m->instr, q->send.n > q->recv.n ? "its message is never "
+		     "received" : "no rank sends its message");
 	}
 }
 
