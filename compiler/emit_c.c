@@ -95,6 +95,12 @@ static void out(Out *o, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* out() for a text made elsewhere (the step, step_emit.c). */
+static void out_text(void *o, const char *text)
+{
+	out(o, "%s", text);
+}
+
 /* #line to the model, then back to the generated file. */
 static void line_to(Out *o, const IrModel *m, Loc loc)
 {
@@ -875,7 +881,7 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 		    "#define WORK ((float *)(A + %lld))\n\n", (long long)e.plan->work_off);
 	for (int i = 0; i < e.plan->nstages; i++)
 		emit_stage(&e, &e.plan->st[i]);
-	out(&e.o, "%s", step_emit_c(step, m, s));
+	step_emit_c(step, m, s, out_text, &e.o);
 	emit_program_struct(&e);
 	VEC_PUSH(e.o.buf, 0);
 

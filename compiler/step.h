@@ -114,7 +114,9 @@ int step_verify(StepProgram *const *progs, int nranks, const Schedule *s,
                 void (*report)(const char *fmt, ...));
 
 /* The C text of the step (step_emit.c): the step's definitions and
- * step() itself, or step_part0 .. and step(). */
-char *step_emit_c(const StepProgram *sp, const IrModel *m, const Schedule *s);
+ * step() itself, or step_part0 .. and step(), passed piece by piece to
+ * write(ctx, text). */
+void step_emit_c(const StepProgram *sp, const IrModel *m, const Schedule *s,
+                 void (*write)(void *ctx, const char *text), void *ctx);
 
 #endif

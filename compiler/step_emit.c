@@ -10,27 +10,28 @@
 #include <stdarg.h>
 #include <string.h>
 
-typedef VEC(char) Text;
+/* Where the text goes: the emitter's file, through its own counting. */
+typedef struct Text {
+	void (*write)(void *ctx, const char *text);
+	void *ctx;
+} Text;
 
 static void put(Text *t, const char *fmt, ...) PRINTF_LIKE(2, 3);
 static void put(Text *t, const char *fmt, ...)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
 	char tmp[512];
-	va_list ap2;
+	va_list ap, ap2;
+	va_start(ap, fmt);
 	va_copy(ap2, ap);
 	int n = vsnprintf(tmp, sizeof tmp, fmt, ap2);
 	va_end(ap2);
-	s = tmp;
+	char *s = tmp;
 	if (n >= (int)sizeof tmp) {
 		s = xalloc((size_t)n + 1);
 		vsnprintf(s, (size_t)n + 1, fmt, ap);
 	}
 	va_end(ap);
-	for (int i = 0; i < n; i++)
-		VEC_PUSH(*t, s[i]);
+	t->write(t->ctx, s);
 }
 
 typedef struct Printer {
@@ -284,9 +285,10 @@ static void preamble(Printer *pr)
 	}
 }
 
-char *step_emit_c(const StepProgram *sp, const IrModel *m, const Schedule *s)
+void step_emit_c(const StepProgram *sp, const IrModel *m, const Schedule *s,
+                 void (*write)(void *ctx, const char *text), void *ctx)
 {
-	Printer pr = { .sp = sp, .s = s };
+	Printer pr = { .sp = sp, .s = s, .t = { write, ctx } };
 	Text *t = &pr.t;
 	preamble(&pr);
 	/* A long step is written as parts of STEP_PART actions, called in
@@ -334,6 +336,4 @@ char *step_emit_c(const StepProgram *sp, const IrModel *m, const Schedule *s)
 			put(t, "\tstep_part%d(c, t, A);\n", i);
 		put(t, "}\n\n");
 	}
-	VEC_PUSH(*t, 0);
-	return t->v;
 }

@@ -58,6 +58,7 @@ typedef struct Verifier {
 	int ntok;               /* generation: rounds of this run */
 	int steps;              /* asynchronous: steps of this run */
 	Rank *r;
+	int **dep;              /* [rank][instruction] what must run before it, -1 */
 	Queue **tab;            /* open addressing by id */
 	int cap, used;
 	void (*report)(const char *fmt, ...);
@@ -173,7 +174,7 @@ typedef struct ActIndex {
 
 static ActIndex act_index(const StepProgram *sp, const Schedule *s)
 {
-	ActIndex x = { .S = s->S, .lo = -s->M, .nk = 2 * s->M };
+	ActIndex x = { .S = s->S, .lo = s->async ? -s->M : 0, .nk = s->async ? 2 * s->M : s->M };
 	x.at = xalloc((size_t)OP_COUNT * x.S * x.nk * sizeof *x.at);
 	for (size_t i = 0; i < (size_t)OP_COUNT * x.S * x.nk; i++)
 		x.at[i] = -1;
@@ -380,12 +381,9 @@ static void run(Verifier *v, StepProgram *const *progs)
 				rk->calls[rk->ncalls++] = t;
 		rk->slot = xalloc((size_t)(sp->nslots + 1) * sizeof *rk->slot);
 		rk->done = xalloc((size_t)(sp->n + 1) * sizeof *rk->done);
-		rk->dep = xalloc((size_t)(sp->n + 1) * sizeof *rk->dep);
-		ActIndex x = act_index(sp, v->s);
-		for (int i = 0; i < sp->n; i++) {
+		rk->dep = v->dep[k];
+		for (int i = 0; i < sp->n; i++)
 			rk->done[i] = -1;
-			rk->dep[i] = dependence(&x, sp, v->s, &sp->in[i]);
-		}
 	}
 	for (int moved = 1; moved && !v->failed;) {
 		moved = 0;
@@ -417,6 +415,14 @@ int step_verify(StepProgram *const *progs, int nranks, const Schedule *s,
 	if (nranks < 1)
 		return 0;
 	v.mode = progs[0]->mode;
+	v.dep = xalloc((size_t)nranks * sizeof *v.dep);
+	for (int k = 0; k < nranks; k++) {
+		const StepProgram *sp = progs[k];
+		ActIndex x = act_index(sp, s);
+		v.dep[k] = xalloc((size_t)(sp->n + 1) * sizeof **v.dep);
+		for (int i = 0; i < sp->n; i++)
+			v.dep[k][i] = dependence(&x, sp, s, &sp->in[i]);
+	}
 	v.ntok = 1;
 	v.steps = 1;
 	if (v.mode == STEP_GEN) {
