@@ -10,7 +10,6 @@
  */
 #include "step.h"
 
-#include <string.h>
 
 const char *step_guard_c(SchedGuard g, int key)
 {

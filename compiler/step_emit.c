@@ -8,7 +8,6 @@
 #include "step.h"
 
 #include <stdarg.h>
-#include <string.h>
 
 /* Where the text goes: the emitter's file, through its own counting. */
 typedef struct Text {

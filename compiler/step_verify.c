@@ -22,7 +22,6 @@
 #include "step.h"
 
 #include <stdarg.h>
-#include <string.h>
 
 typedef struct Msg {
 	int rank, instr, t;
