@@ -41,6 +41,7 @@ static StepMsg tensor_msg(const IrModel *m, const StagePlan *sp, int mb, int k, 
 	g.hdr = grad ? 0 : k == 0 ? sp->in.bytes : sp->out.bytes;
 	g.seq = T->seq;
 	g.per_row = T->seq ? T->elems / m->seq_max : T->elems;
+	g.values_max = T->elems * (m->pipe.B / ((int64_t)m->pipe.R * m->pipe.M));
 	g.half = m->pipe.dtype != DT_F32;
 	return g;
 }

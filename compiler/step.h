@@ -47,6 +47,10 @@ typedef struct StepMsg {
 	                         * message of fixed size (per_row 0: the caches) */
 	int64_t per_row;        /* 4-byte values per row after the header ... */
 	int seq;                /* ... per position of the run's sequence length T */
+	int64_t values_max;     /* values after the header at the longest sequence
+	                         * (ROWS·per_row·T): the arena it may cover is
+	                         * hdr + 4·values_max bytes from off, and a packed
+	                         * send's hdr + 2·values_max from pack_off */
 } StepMsg;
 
 typedef struct StepInstr {

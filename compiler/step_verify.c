@@ -14,7 +14,9 @@
  *    waits on the slot its own POST took, a WAIT on the slot its SEND
  *    took; no request is in flight at the step's end;
  *  - buffers: an action that reads a received buffer comes after the
- *    RECV that waits for it, a SEND after the action that writes it;
+ *    RECV that waits for it, a SEND after the action that writes it; no
+ *    two messages in flight on a rank share arena bytes (the memory
+ *    plan's placement, at the longest sequence);
  *  - messages: every send meets a receive from and to the right ranks
  *    with the same tag, size and micro-batch key, none is left over,
  *    and no rank waits forever (a deadlock names the first one stuck).
@@ -223,6 +225,41 @@ static int dependence(const ActIndex *x, const StepProgram *sp, const Schedule *
 	}
 }
 
+/* The arena bytes [*lo, *hi) a message covers (which 0: its buffer, 1: a
+ * packed send's copy); 0 if none (tokens live outside the arena). */
+static int region(const StepMsg *g, int which, int64_t *lo, int64_t *hi)
+{
+	if (g->tokens || (which && g->pack_off < 0))
+		return 0;
+	*lo = which ? g->pack_off : g->off;
+	*hi = *lo + g->hdr + (which ? 2 : 4) * g->values_max;
+	return 1;
+}
+
+/* Whether message g, about to be in flight on rank rk, shares bytes
+ * with one that is: reported. */
+static int overlaps(Verifier *v, Rank *rk, int i, const StepMsg *g)
+{
+	for (int sl = 0; sl < rk->sp->nslots; sl++) {
+		const Slot *o = &rk->slot[sl];
+		if (!o->busy)
+			continue;
+		const StepMsg *h = &rk->sp->in[o->instr].msg;
+		for (int a = 0; a < 2; a++)
+			for (int b = 0; b < 2; b++) {
+				int64_t lo1, hi1, lo2, hi2;
+				if (region(g, a, &lo1, &hi1) && region(h, b, &lo2, &hi2) && lo1 < hi2
+				    && lo2 < hi1) {
+					fail(v, rk, i, "its message's bytes A+%lld .. A+%lld overlap those of "
+					     "instruction %d (%s), in flight", (long long)lo1, (long long)hi1,
+					     o->instr, step_instr_desc(&rk->sp->in[o->instr]));
+					return 1;
+				}
+			}
+	}
+	return 0;
+}
+
 /* Runs instruction pc of rank rk in call t: 1 done, 0 blocked. */
 static int step_one(Verifier *v, Rank *rk, int i, int t)
 {
@@ -250,6 +287,8 @@ static int step_one(Verifier *v, Rank *rk, int i, int t)
 			     "in flight", in->slot, sl->instr, step_instr_desc(&sp->in[sl->instr]));
 			return 1;
 		}
+		if (overlaps(v, rk, i, &in->msg))
+			return 1;
 		int peer = peer_at(&in->msg, t, v->mode);
 		if (peer < 0 || peer >= v->nranks || peer == sp->rank) {
 			fail(v, rk, i, "peer rank %d", peer);

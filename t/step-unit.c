@@ -1,8 +1,9 @@
 /* step-unit.c — step programs: built for every kind of schedule from
  * models parsed here, they verify; deliberately broken ones (a wait
- * without its post, a slot reused while in flight, a mismatched tag or
- * size, a buffer read before its receive, a request left in flight, a
- * guard dropped) are refused with the rank and instruction named.
+ * without its post, a slot reused while in flight, two messages in flight
+ * in the same bytes, a mismatched tag, size or peer, a buffer read before
+ * its receive, a request left in flight, a deadlock, a guard dropped) are
+ * refused with the rank and instruction named.
  */
 #include "ast.h"
 #include "memplan.h"
@@ -314,6 +315,14 @@ static void test_broken(void)
 	ok(s0 >= 0 && s1 > s0 && w0 > s1, "(rank 0's first send is in flight at its second)");
 	sp->in[s1].slot = sp->in[s0].slot;
 	refused(b, "reused while", "a slot reused while its request is in flight is refused");
+
+	/* two messages in flight in the same bytes: rank 0's second send
+	 * from its first's buffer */
+	b = build(mlp, none);
+	sp = copy_rank(b, 0);
+	sp->in[s1].msg.off = sp->in[s0].msg.off + 64;
+	refused(b, "overlap those of instruction", "two messages in flight sharing arena bytes "
+	        "are refused");
 
 	/* a mismatched tag: the send of mb 0 tagged as mb 5 */
 	b = build(mlp, none);
