@@ -1,19 +1,19 @@
-/* emit_c.c — the CPU back end: one C program per rank.
+/* emit_c.c — one C program per rank, for both back ends.
  *
- * Each rank's file holds its parameters as data, one forward / backward /
- * weight-gradient / recompute function per stage it holds (a runtime call
- * per layer, each under a #line to the model), one offset table per
- * (stage, micro-batch) from the memory plan, and the step function: the
- * rank's verified action list, one runtime call per action, each with its
- * schedule action as a comment.  The templates, the output directory, the
- * Makefile and the launcher are files.c's.
+ * The rank files are the same for the CPU and the CUDA back end; only
+ * what the Makefile links them against differs.  Each rank's file holds
+ * its parameters as data, one forward / backward / weight-gradient /
+ * recompute function per stage it holds (a runtime call per layer, each
+ * under a #line to the model), one offset table per (stage, micro-batch)
+ * from the memory plan, and the step function, printed from the rank's
+ * verified step program (step_emit.c).  The templates, the output
+ * directory, the Makefile and the launcher are files.c's.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 #include "emit.h"
 #include "files.h"
-#include "memplan.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -61,6 +61,12 @@ static void out(Out *o, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* out() for a text made elsewhere (the step, step_emit.c). */
+static void out_text(void *o, const char *text)
+{
+	out(o, "%s", text);
+}
+
 /* #line to the model, then back to the generated file. */
 static void line_to(Out *o, const IrModel *m, Loc loc)
 {
@@ -84,6 +90,7 @@ typedef struct Emit {
 	const Schedule *s;
 	const SimResult *r;
 	const RankPlan *plan;
+	const StepProgram *step;
 	int rank, prank, replica;
 	int64_t *param_off;     /* [nlayers] float offset of a held layer's first param, -1 */
 	int64_t *tied_off;      /* [nlayers] a tied lm_head's copy of the token table, -1 */
@@ -92,7 +99,6 @@ typedef struct Emit {
 	int async;              /* pipedream, pipedream-2bw: s is one step of the stream */
 	int64_t *kv_off;        /* generate: [nlayers] arena byte offset of a held
 	                         * gpt2_block's caches for group 0, -1 */
-	int xslots;             /* generate: request slots of tokens and caches */
 	int64_t kv_group;       /* generate: bytes of one group's caches on this rank
 	                         * (groups follow one another: one message each) */
 	Out o;
@@ -129,27 +135,6 @@ static const char *rows_expr(const IrModel *m, int t)
 		return per == 1 ? "ROWS * T" : xprintf("ROWS * T * %lld", (long long)per);
 	}
 	return per == 1 ? "ROWS" : xprintf("ROWS * %lld", (long long)per);
-}
-
-/* Bytes of local tensor k's message (k = 0: received, k = n: sent). */
-static const char *msg_bytes(const IrModel *m, const StagePlan *sp, const IrStage *st, int k,
-                             int grad)
-{
-	int64_t hdr = grad ? 0 : k == 0 ? sp->in.bytes : sp->out.bytes;
-	const char *main = xprintf("(int64_t)ROWS * %s * 4", elems_expr(m, local_tensor(m, st, k)));
-	return hdr ? xprintf("%lld + %s", (long long)hdr, main) : main;
-}
-
-/* A 16-bit program's message (docs/precision.md): its header's bytes as
- * they are, then the tensor's values 2 bytes each. */
-static const char *msg_hdr16(const StagePlan *sp, int k, int grad)
-{
-	return xprintf("%lld", (long long)(grad ? 0 : k == 0 ? sp->in.bytes : sp->out.bytes));
-}
-
-static const char *msg_values(const IrModel *m, const IrStage *st, int k)
-{
-	return xprintf("(int64_t)ROWS * %s", elems_expr(m, local_tensor(m, st, k)));
 }
 
 /* Pointer to local tensor k in its slot of the current (stage, mb) table
@@ -480,322 +465,6 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 	}
 }
 
-static const char *op_const(int op)
-{
-	return xprintf("RT_OP_%s", op_name(op));
-}
-
-/* Asynchronous: a key relative to the step (-LAG .. M-1), as the micro-
- * batch of its own step and as C text for comments. */
-static int mb_slot(const Schedule *s, int rel)
-{
-	return ((rel % s->M) + s->M) % s->M;
-}
-
-static const char *key_text(const Emit *e, int mb)
-{
-	if (!e->async)
-		return xprintf("%d", mb);
-	return mb < 0 ? xprintf("t*%d-%d", e->s->M, -mb) : xprintf("t*%d+%d", e->s->M, mb);
-}
-
-enum { STEP_PART = 256 };   /* actions per part of a long step function */
-
-static void emit_step(Emit *e)
-{
-	const IrModel *m = e->m;
-	const Schedule *s = e->s;
-	const RankPlan *p = e->plan;
-	const ActList *l = &s->rank[e->rank];
-	Out *o = &e->o;
-	int N = l->n;
-	/* generate: the token ring and the caches' hand-over use request slots
-	 * after the plan's, one per action; a guard says which rounds have it */
-	int ntok = m->pipe.gen_tokens, P = s->P;
-	int role = !e->gen ? 0 : !s->disagg ? 1 : e->rank < P ? 2 : 3;  /* ring, prefill, decode */
-	int *xslot = xalloc((size_t)(N + 1) * sizeof *xslot);
-	const char **guard = xalloc((size_t)(N + 1) * sizeof *guard);
-	const char **peer = xalloc((size_t)(N + 1) * sizeof *peer);
-	for (int q = 0, next = p->nreq; q < N; q++) {
-		const Action *a = &l->a[q];
-		xslot[q] = -1;
-		guard[q] = NULL;
-		peer[q] = xprintf("%d", a->peer);
-		switch (a->op) {
-		case OP_RECV_TOK:
-			/* colocated: from round 1 on; disaggregated: from the prefill's
-			 * last rank in round 1, from the decode pipeline's after that
-			 * (where that is this rank itself, the token is already here) */
-			guard[q] = role == 1 ? "t > 0" : P == 1 ? "t == 1" : NULL;
-			if (role == 3 && P > 1)
-				peer[q] = xprintf("(t == 1 ? %d : %d)", P - 1, 2 * P - 1);
-			else if (role == 3)
-				peer[q] = xprintf("%d", P - 1);
-			break;
-		case OP_RECV_KV:
-			guard[q] = "t == 1";
-			break;
-		case OP_SEND_TOK:
-		case OP_SEND_KV:
-			guard[q] = "t < NTOK - 1";
-			break;
-		default:
-			continue;
-		}
-		xslot[q] = next++;
-	}
-	e->xslots = 0;
-	for (int q = 0; q < N; q++)
-		e->xslots += xslot[q] >= 0;
-	if (e->gen) {
-		out(o, "/* ---- one round of generation: rank %d's schedule, one runtime call per "
-		    "action ----\n * Round t = 0 is the prefill of every group's prompts, rounds 1 .. "
-		    "%d decode one token\n * each.  The token ring's messages%s exist only in the "
-		    "rounds their guard names. */\n\n", e->rank, ntok - 1,
-		    s->disagg ? " and the caches' hand-over" : "");
-		out(o, "#define NTOK %d   /* rounds: max_new_tokens */\n\n", ntok);
-	} else if (e->async) {
-		int lag = s->lag[e->prank];
-		out(o, "/* ---- one step of the stream: rank %d's schedule, one runtime call per action "
-		    "----\n * %s: no flush.  A run is one stream of micro-batches: key k = t*STEP_MB + "
-		    "m is\n * micro-batch m of step t.  This rank runs the forward of key KEY(m) and, "
-		    "LAG keys\n * behind, a backward (of this step's or the previous step's key), each "
-		    "with the\n * weights its forward used (weight stashing: NVER versions, in slots).  "
-		    "The runtime\n * calls step(t) for t = 0 .. steps: LIVE leaves out the keys the run "
-		    "does not have,\n * so step 0 starts without backwards and the extra step (t = steps) "
-		    "drains them. */\n\n", e->rank, sched_kind_name(s->kind));
-		out(o, "#define STEP_MB %d   /* micro-batches per step */\n", s->M);
-		out(o, "#define LAG %d       /* backward keys behind the forward */\n", lag);
-		out(o, "#define NVER %d      /* weight versions kept */\n", s->nver[e->prank]);
-		out(o, "#define KEY(rel) ((int64_t)t * STEP_MB + (rel))\n");
-		out(o, "#define LIVE(k) ((k) >= 0 && (k) < rt_run_keys(c))\n");
-		if (s->kind == SK_2BW)
-			out(o, "/* 2BW: step u computes with W(u-1) and its update writes W(u+1) */\n"
-			    "#define VERSION(k) ((k) / STEP_MB - 1)\n");
-		else
-			out(o, "/* key k computes with the weights after k - LAG updates (the initial "
-			    "ones if\n * negative); its update writes version k + 1 */\n"
-			    "#define VERSION(k) ((k) - LAG)\n");
-		out(o, "#define SLOT(v) ((int)((((v) %% NVER) + NVER) %% NVER))\n\n");
-	} else {
-		out(o, "/* ---- the step: rank %d's schedule, one runtime call per action ---- */\n\n",
-		    e->rank);
-	}
-	/* A long step is written as parts of STEP_PART actions, called in
-	 * order: the same straight-line schedule, but no function so long that
-	 * the C compiler's time grows faster than its length
-	 * (docs/performance.md, section 6). */
-	int nparts = N > STEP_PART ? (N + STEP_PART - 1) / STEP_PART : 1, part = 0;
-	const char *seq_line = m->seq_max ? xprintf("\tconst int64_t T = rt_seq_len(c);   /* the %s "
-	                                            "sequence length */\n\t(void)T;\n",
-	                                            e->gen ? "round's" : "run's") : "";
-	const char *role_guard = role == 2 ? "\tif (t != 0)\n\t\treturn;   /* a prefill rank: round 0 "
-	                                     "only */\n"
-	                         : role == 3 ? "\tif (t == 0)\n\t\treturn;   /* a decode rank: rounds "
-	                                       "1 .. NTOK-1 */\n" : "";
-	if (nparts == 1)
-		out(o, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n"
-		    "\t(void)A; (void)t;\n%s%s", role_guard, seq_line);
-	else
-		out(o, "/* %d actions: the step is %d parts of up to %d, called in order by step() "
-		    "below */\nstatic void step_part0(rt_ctx *c, int t, char *A)\n{\n"
-		    "\t(void)c; (void)A; (void)t;\n%s", N, nparts, STEP_PART, seq_line);
-	/* generate: receives of tokens and caches are posted at the round's start */
-	for (int q = 0; q < N; q++) {
-		const Action *a = &l->a[q];
-		if (a->op == OP_RECV_TOK)
-			out(o, "\t%srt_irecv(c, %d, rt_gen_tokens(c, %d), (int64_t)ROWS * 4, %s, "
-			    "RT_TAG(0, %d, 0), \"RECV_TOK group %d\");\n",
-			    guard[q] ? xprintf("if (%s) ", guard[q]) : "", xslot[q], a->mb, peer[q],
-			    a->mb, a->mb);
-		else if (a->op == OP_RECV_KV)
-			out(o, "\tif (%s) rt_irecv(c, %d, A + %lld, %lld, %s, RT_TAG(%d, %d, 1), "
-			    "\"RECV_KV stage %d group %d from rank %d\");\n", guard[q], xslot[q],
-			    (long long)(e->plan->kv_off + a->mb * e->kv_group), (long long)e->kv_group,
-			    peer[q], a->stage, a->mb, a->stage, a->mb, a->peer);
-	}
-	/* what happens before each action: receives posted, sends completed */
-	int *head = xalloc((size_t)(N + 1) * sizeof *head), *next = xalloc((size_t)(N + 1) * sizeof *next);
-	for (int q = 0; q <= N; q++)
-		head[q] = -1;
-	for (int i = N - 1; i >= 0; i--) {
-		const Action *a = &l->a[i];
-		int at = a->op == OP_RECV_F || a->op == OP_RECV_B ? p->post_at[i]
-		         : a->op == OP_SEND_F || a->op == OP_SEND_B ? p->wait_at[i] : -1;
-		if (at >= 0) {
-			next[i] = head[at];
-			head[at] = i;
-		}
-	}
-	for (int q = 0; q <= N; q++) {
-		if (nparts > 1 && q < N && q > 0 && q % STEP_PART == 0)
-			out(o, "}\n\nstatic void step_part%d(rt_ctx *c, int t, char *A)\n{\n"
-			    "\t(void)c; (void)A; (void)t;\n%s", ++part, seq_line);
-		for (int i = head[q]; i >= 0; i = next[i]) {
-			const Action *a = &l->a[i];
-			int mbs = e->async ? mb_slot(s, a->mb) : a->mb;
-			const char *live = e->async ? xprintf("if (LIVE(KEY(%d))) ", a->mb) : "";
-			if (a->op == OP_RECV_F || a->op == OP_RECV_B) {
-				const StagePlan *sp = memplan_stage(p, a->stage);
-				const IrStage *st = &m->stages[a->stage];
-				int k = a->op == OP_RECV_F ? 0 : sp->n;
-				int slot = a->op == OP_RECV_F ? SLOT_X(sp->n, 0) : SLOT_GX(sp->n, sp->n);
-				if (m->pipe.dtype != DT_F32)     /* unpacked in place by its wait */
-					out(o, "\t%srt_irecv16(c, %d, A + %lld, %s, %s, %d, RT_TAG(%d, %d, %d), "
-					    "\"%s stage %d mb %s from rank %d\");\n", live, p->req[i],
-					    (long long)sp->off[mbs][slot], msg_hdr16(sp, k, a->op == OP_RECV_B),
-					    msg_values(m, st, k), a->peer, a->stage, mbs, a->op == OP_RECV_B,
-					    op_name(a->op), a->stage, key_text(e, a->mb), a->peer);
-				else
-					out(o, "\t%srt_irecv(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
-					    "\"%s stage %d mb %s from rank %d\");\n", live, p->req[i],
-					    (long long)sp->off[mbs][slot],
-					    msg_bytes(m, sp, st, k, a->op == OP_RECV_B), a->peer, a->stage,
-					    mbs, a->op == OP_RECV_B, op_name(a->op), a->stage,
-					    key_text(e, a->mb), a->peer);
-			} else {
-				out(o, "\t%srt_wait(c, %d);   /* %s stage %d mb %s has been received */\n",
-				    live, p->req[i], op_name(a->op), a->stage, key_text(e, a->mb));
-			}
-		}
-		if (q == N)
-			break;
-		const Action *a = &l->a[q];
-		const StagePlan *sp = a->stage >= 0 ? memplan_stage(p, a->stage) : NULL;
-		/* async: the key relative to the step, its micro-batch within its
-		 * step (buffers, data rows, tags) and that step */
-		int mbs = e->async ? mb_slot(s, a->mb) : a->mb;
-		const char *tstep = e->async && a->mb < 0 ? "t - 1" : "t";
-		const char *tab = sp ? xprintf("o%d[%d]", a->stage, mbs) : "";
-		if (xslot[q] >= 0) {
-			const char *g = guard[q] ? xprintf("if (%s) ", guard[q]) : "";
-			switch (a->op) {
-			case OP_RECV_TOK:
-				out(o, "\t/* %d: RECV_TOK stage 0 group %d from rank %s: the token picked "
-				    "last round */\n\t%s{ rt_begin(c, RT_OP_RECV_TOK, 0, %d); rt_wait(c, %d); "
-				    "rt_end(c); }\n", q, a->mb, peer[q], g, a->mb, xslot[q]);
-				break;
-			case OP_RECV_KV:
-				out(o, "\t/* %d: RECV_KV stage %d group %d from rank %d: the caches its "
-				    "prefill built */\n\t%s{ rt_begin(c, RT_OP_RECV_KV, %d, %d); rt_wait(c, %d); "
-				    "rt_end(c); }\n", q, a->stage, a->mb, a->peer, g, a->stage, a->mb,
-				    xslot[q]);
-				break;
-			case OP_SEND_TOK:
-				out(o, "\t/* %d: SEND_TOK stage %d group %d to rank %d */\n\t%s{ "
-				    "rt_begin(c, RT_OP_SEND_TOK, %d, %d); rt_isend(c, %d, rt_gen_tokens(c, %d), "
-				    "(int64_t)ROWS * 4, %d, RT_TAG(0, %d, 0), \"SEND_TOK group %d to rank %d\"); "
-				    "rt_end(c); }\n", q, a->stage, a->mb, a->peer, g, a->stage, a->mb,
-				    xslot[q], a->mb, a->peer, a->mb, a->mb, a->peer);
-				break;
-			case OP_SEND_KV:
-				out(o, "\t/* %d: SEND_KV stage %d group %d to rank %d: the group's caches, to "
-				    "decode */\n\t%s{ rt_begin(c, RT_OP_SEND_KV, %d, %d); rt_isend(c, %d, A + "
-				    "%lld, %lld, %d, RT_TAG(%d, %d, 1), \"SEND_KV stage %d group %d to rank "
-				    "%d\"); rt_end(c); }\n", q, a->stage, a->mb, a->peer, g, a->stage, a->mb,
-				    xslot[q], (long long)(e->plan->kv_off + a->mb * e->kv_group),
-				    (long long)e->kv_group, a->peer, a->stage, a->mb, a->stage, a->mb,
-				    a->peer);
-				break;
-			default:
-				unreachable();
-			}
-			continue;
-		}
-		out(o, "\t/* %d: %s", q, !e->gen || a->op != OP_F ? op_name(a->op)
-		    : role == 2 ? "F (the prefill)" : role == 3 ? "F (a decode step)"
-		    : "F (the prefill in round 0, then a decode step)");
-		if (a->stage >= 0)
-			out(o, " stage %d", a->stage);
-		if (e->async)
-			out(o, " mb %s", key_text(e, a->mb));
-		else if (a->mb >= 0)
-			out(o, e->gen ? " group %d" : " mb %d", a->mb);
-		if (a->peer >= 0)
-			out(o, " %s rank %d", a->op == OP_SEND_F || a->op == OP_SEND_B ? "to" : "from",
-			    a->peer);
-		if (e->async && (a->op == OP_F || a->op == OP_B || a->op == OP_R))
-			out(o, ", weights %s", a->op == OP_F ? "VERSION(k)" : "stashed by its F");
-		if (e->async && a->op == OP_OPTIM)
-			out(o, s->kind == SK_2BW ? ": the gradient of its step u = k / STEP_MB (the "
-			    "step's last micro-batch), into version u + 1"
-			    : ": its gradient, into version k + 1");
-		if (e->async)
-			out(o, " */\n\tif (LIVE(KEY(%d))) { rt_begin(c, %s, %d, (int)KEY(%d)); ",
-			    a->mb, op_const(a->op), a->stage, a->mb);
-		else
-			out(o, " */\n\trt_begin(c, %s, %d, %d); ", op_const(a->op), a->stage, a->mb);
-		if (e->async && (a->op == OP_F || a->op == OP_B || a->op == OP_R))
-			out(o, "rt_async_use(c, KEY(%d), SLOT(VERSION(KEY(%d)))); ", a->mb, a->mb);
-		switch (a->op) {
-		case OP_F:
-			out(o, "s%d_fwd(c, A, %s, %d, %s); ", a->stage, tab, mbs, tstep);
-			break;
-		case OP_B:
-			out(o, "s%d_bwd(c, A, %s, %d, %s); ", a->stage, tab, mbs, tstep);
-			break;
-		case OP_W:
-			out(o, "s%d_wgt(c, A, %s, %d); ", a->stage, tab, mbs);
-			break;
-		case OP_R:
-			out(o, "s%d_rec(c, A, %s, %d, %s); ", a->stage, tab, mbs, tstep);
-			break;
-		case OP_RECV_F:
-		case OP_RECV_B:
-			out(o, "rt_wait(c, %d); ", p->req[q]);
-			break;
-		case OP_SEND_F:
-		case OP_SEND_B: {
-			const IrStage *st = &m->stages[a->stage];
-			int fwd = a->op == OP_SEND_F;
-			int k = fwd ? sp->n : 0;
-			int slot = fwd ? SLOT_X(sp->n, sp->n) : SLOT_GX(sp->n, 0);
-			if (p->pack_off[q] >= 0) {  /* 16-bit: packed at A + pack_off */
-				out(o, "rt_isend16(c, %d, A + %lld, A + %lld, %s, %s, %d, RT_TAG(%d, %d, %d), "
-				    "\"%s stage %d mb %s to rank %d\"); ", p->req[q],
-				    (long long)sp->off[mbs][slot], (long long)p->pack_off[q],
-				    msg_hdr16(sp, k, !fwd), msg_values(m, st, k), a->peer,
-				    fwd ? a->stage + 1 : a->stage - 1, mbs, !fwd, op_name(a->op), a->stage,
-				    key_text(e, a->mb), a->peer);
-				break;
-			}
-			out(o, "rt_isend(c, %d, A + %lld, %s, %d, RT_TAG(%d, %d, %d), "
-			    "\"%s stage %d mb %s to rank %d\"); ", p->req[q],
-			    (long long)sp->off[mbs][slot],
-			    msg_bytes(m, sp, st, k, !fwd), a->peer,
-			    fwd ? a->stage + 1 : a->stage - 1, mbs, !fwd, op_name(a->op), a->stage,
-			    key_text(e, a->mb), a->peer);
-			break;
-		}
-		case OP_ALLREDUCE:
-			out(o, "rt_allreduce(c, %d); ", a->stage);
-			break;
-		case OP_OPTIM:
-			if (e->async)
-				out(o, "rt_optim_version(c, SLOT(%s)); ", s->kind == SK_2BW
-				    ? xprintf("KEY(%d) / STEP_MB + 1", a->mb) : xprintf("KEY(%d) + 1", a->mb));
-			else
-				out(o, "rt_optim_step(c); ");
-			break;
-		default:
-			unreachable();
-		}
-		out(o, e->async ? "rt_end(c); }\n" : "rt_end(c);\n");
-	}
-	for (int q = 0; q < N; q++)
-		if (l->a[q].op == OP_SEND_TOK || l->a[q].op == OP_SEND_KV)
-			out(o, "\tif (%s) rt_wait(c, %d);   /* %s group %d has been received */\n",
-			    guard[q], xslot[q], op_name(l->a[q].op), l->a[q].mb);
-	out(o, "}\n\n");
-	if (nparts > 1) {
-		out(o, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n%s",
-		    role_guard);
-		for (int i = 0; i < nparts; i++)
-			out(o, "\tstep_part%d(c, t, A);\n", i);
-		out(o, "}\n\n");
-	}
-}
-
 static int stage_of(const IrModel *m, int l)
 {
 	for (int s = 0; s < m->S; s++)
@@ -937,7 +606,7 @@ static void emit_program_struct(Emit *e)
 	out(o, "\t.params = params, .nparams = NPARAMS, .nweights = %lld,\n",
 	    (long long)e->nweights);
 	out(o, "\t.arena_bytes = %lld, .nslots = %d,\n", (long long)e->plan->arena_bytes,
-	    e->plan->nreq + e->xslots);
+	    e->step->nslots);
 	out(o, "\t.predicted_bubble = %.6f, .predicted_peak_bytes = %lld,\n",
 	    e->r ? e->r->bubble_fraction : 0.0, (long long)peak);
 	out(o, "\t.step = step,\n");
@@ -960,13 +629,15 @@ static void emit_program_struct(Emit *e)
 }
 
 static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r, int rank,
-                         const EmitOptions *eo, const char *tmpl)
+                         const RankPlan *plan, const StepProgram *step, const EmitOptions *eo,
+                         const char *tmpl)
 {
 	Emit e = { .m = m, .s = s, .r = r, .rank = rank, .gen = s->kind == SK_GENERATE,
 	           .async = s->async };
 	e.prank = rank % s->P;
 	e.replica = s->disagg ? 0 : rank / s->P;   /* disaggregated: two pipelines, one batch */
-	e.plan = memplan_rank(m, s, rank);
+	e.plan = plan;
+	e.step = step;
 	/* generate: the caches group by group (one message each), and within a
 	 * group each gpt2_block's keys then values, [rows, kv_cap, d] each */
 	e.kv_off = xalloc((size_t)m->nlayers * sizeof *e.kv_off);
@@ -983,8 +654,6 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 	if (e.kv_group * s->M != e.plan->kv_bytes)
 		die("rank %d: key/value caches of %lld bytes, planned %lld", rank,
 		    (long long)(e.kv_group * s->M), (long long)e.plan->kv_bytes);
-	if (eo->dump_plan)
-		memplan_dump(stderr, m, s, e.plan);
 	e.o.name = xprintf("rank%d.c", rank);
 	e.o.lines_on = eo->line_directives;
 	/* lines of the template before @BODY@ */
@@ -1015,7 +684,7 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 		    "#define WORK ((float *)(A + %lld))\n\n", (long long)e.plan->work_off);
 	for (int i = 0; i < e.plan->nstages; i++)
 		emit_stage(&e, &e.plan->st[i]);
-	emit_step(&e);
+	step_emit_c(step, m, s, out_text, &e.o);
 	emit_program_struct(&e);
 	VEC_PUSH(e.o.buf, 0);
 
@@ -1025,13 +694,14 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 	return files_substitute(tmpl, keys, vals, 5);
 }
 
-int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, const EmitOptions *eo)
+int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, RankPlan *const *plans,
+                 StepProgram *const *steps, const EmitOptions *eo)
 {
 	files_begin(eo->dir);
 	const char *tmpl = files_template("rank.c.tmpl");
 	VEC(char) ranks = { 0 };
 	for (int rank = 0; rank < s->nranks; rank++) {
-		char *src = rank_source(m, s, r, rank, eo, tmpl);
+		char *src = rank_source(m, s, r, rank, plans[rank], steps[rank], eo, tmpl);
 		files_write(xprintf("rank%d.c", rank), src, 0);
 		const char *nm = xprintf("%srank%d", rank ? " " : "", rank);
 		for (const char *p = nm; *p; p++)

@@ -34,6 +34,7 @@ PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	%D%/sched_interp.c %D%/sched_interp.h \
 	%D%/sched_sim.c %D%/sched_fmt.c %D%/sched_read.c \
 	%D%/memplan.c %D%/memplan.h \
+	%D%/step.c %D%/step_emit.c %D%/step_verify.c %D%/step.h \
 	%D%/emit_c.c %D%/emit.h \
 	%D%/files.c %D%/files.h
 

@@ -1,16 +1,27 @@
 /* main.c — the pipec driver: command line, then the passes in order.
  *
- *   parse      parser.y + lexer.l   source      -> syntax tree     (-dA)
- *   check      sema*.c, layers.c    tree        -> model IR        (-dI)
- *   partition  partition.c          model IR    -> stages
- *   schedule   sched_gen.c          stages      -> compute order per rank
- *              sched_read.c         (or a hand-written order: file("..."), read
- *                                   before partition: its placement fixes V)
- *   lower      sched_lower.c        order       -> + R, SEND/RECV, ALLREDUCE, OPTIM (-dS)
- *   verify     sched_verify.c       actions     -> proof or an error naming the action
- *   simulate   sched_sim.c          actions     -> timeline, bubble, memory
- *   plan       memplan.c            actions     -> arena offsets    (-dM)
- *   emit       emit_c.c             everything  -> one C file per rank, Makefile, run
+ *   parse        parser.y + lexer.l  source        -> syntax tree      (-dA)
+ *   check        sema*.c, layers.c   tree          -> model IR         (-dI)
+ *   partition    partition.c         model IR      -> stages
+ *   schedule     sched_gen.c         stages        -> compute order per rank
+ *                sched_read.c        (or a hand-written order: file("..."), read
+ *                                    before partition: its placement fixes V)
+ *   lower        sched_lower.c       order         -> + R, SEND/RECV, ALLREDUCE, OPTIM (-dS)
+ *   verify       sched_verify.c      actions       -> proof or an error naming the action
+ *   simulate     sched_sim.c         actions       -> timeline, bubble, memory
+ *                (both run the ranks on one interpreter, sched_interp.c)
+ *   plan memory  memplan.c           actions       -> per rank: arena offsets, request
+ *                                                     slots, post and wait points (-dM)
+ *   build step   step.c              actions, plan -> per rank: the step program (-dP)
+ *   verify step  step_verify.c       step programs -> proof or an error naming the
+ *                                                     rank and instruction
+ *   emit         emit_c.c,           everything    -> one C file per rank, Makefile, run
+ *                step_emit.c, files.c
+ *
+ * compile runs every pass, from plan memory on with the schedule one call
+ * of step() runs (one round of generation, one step of an asynchronous
+ * stream); schedule stops after simulate (its memory table plans each
+ * rank itself); check after partition.
  *
  * Exit status: 0 ok, 1 bad input, 2 bad command line, 3 internal or I/O.
  */
@@ -24,6 +35,7 @@
 #include "partition.h"
 #include "schedule.h"
 #include "sema.h"
+#include "step.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -78,7 +90,7 @@ static void usage(FILE *to)
 	      "  --backend B        compile: cpu (default) or cuda\n"
 	      "  --no-line          compile: no #line directives in the emitted code\n"
 	      "  -d LETTERS         dump the IR after passes: A syntax tree, I model IR,\n"
-	      "                     S lowered schedule (csv), M memory plan\n"
+	      "                     S lowered schedule (csv), M memory plan, P step programs\n"
 	      "  --help             this help;  --version  the version\n"
 	      "\n"
 	      "Environment (compile; the build tree's pipec needs none):\n"
@@ -223,6 +235,16 @@ static void report_internal(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+static void report_step(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("pipec: internal error: the step program fails verification: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
 static void report_input(const char *fmt, ...)
 {
 	va_list ap;
@@ -308,7 +330,7 @@ static int check_async_ties(const IrModel *m)
 	return 0;
 }
 
-/* What each rank will hold, from the same memory plan the emitter uses:
+/* What each rank will hold, from the same memory plan compile makes:
  * the number the compiled program prints as peak_memory_predicted. */
 static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 {
@@ -473,10 +495,25 @@ int main(int argc, char **argv)
 			                                   s->M));
 		close_out(out, o.out);
 	} else {
+		/* plan memory, build the step programs, verify them */
+		RankPlan **plans = xalloc((size_t)round->nranks * sizeof *plans);
+		StepProgram **steps = xalloc((size_t)round->nranks * sizeof *steps);
+		for (int rank = 0; rank < round->nranks; rank++) {
+			plans[rank] = memplan_rank(m, round, rank);
+			if (dumping(&o, 'M'))
+				memplan_dump(stderr, m, round, plans[rank]);
+		}
+		for (int rank = 0; rank < round->nranks; rank++) {
+			steps[rank] = step_build(m, round, plans[rank], rank);
+			if (dumping(&o, 'P'))
+				step_dump(stderr, steps[rank]);
+		}
+		if (step_verify(steps, round->nranks, round, report_step) != 0)
+			return EXIT_INTERNAL;
+		/* emit */
 		EmitOptions eo = { .dir = o.out, .backend = o.backend,
-		                   .line_directives = o.line_directives,
-		                   .dump_plan = dumping(&o, 'M') };
-		rc = emit_program(m, round, r, &eo);
+		                   .line_directives = o.line_directives };
+		rc = emit_program(m, round, r, plans, steps, &eo);
 	}
 	pool_free_all();
 	return rc;

@@ -232,28 +232,96 @@ static void gen_zbv(Schedule *s)
  * needs only group g's round t-1, which every rank finished earlier in its
  * own order, so the ring cannot deadlock, and with M >= P groups every
  * stage has a group to work on while the others travel.  The program is
- * built lowered: the token ring is not a forward edge the lowering knows. */
-void sched_generate_round(const Schedule *s, int p, int t, ActList *l)
+ * built lowered: the token ring is not a forward edge the lowering knows.
+ *
+ * Every round of a rank is one template (template_rank: every action any
+ * round has, keyed by group) under guards (sched_generate_guard); the
+ * whole program is the template's rounds with the guards applied, and the
+ * emitted step is the template with the guards tested. */
+static void template_rank(const Schedule *s, int k, ActList *l)
 {
-	int P = s->P, M = s->M, last = s->S - 1, N = s->ntok;
-	int me = sched_holder(s, 0, p, t * M);
-	for (int g = 0; g < M; g++) {
-		int k = t * M + g;
+	int P = s->P, last = s->S - 1;
+	int p = k % P, decode = s->disagg ? k >= P : 1, prefill = s->disagg ? k < P : 1;
+	for (int g = 0; g < s->M; g++) {
 		/* disaggregated: the first decode round starts from the caches
 		 * the prefill rank of the same stage built */
-		if (s->disagg && t == 1)
-			actlist_push(l, OP_RECV_KV, p, g, sched_holder(s, 0, p, g));
-		if (p == 0 && t > 0 && sched_holder(s, 0, last, k - M) != me)
-			actlist_push(l, OP_RECV_TOK, 0, k - M, sched_holder(s, 0, last, k - M));
+		if (s->disagg && decode)
+			actlist_push(l, OP_RECV_KV, p, g, p);
+		/* the token comes from the prefill's last rank in round 1, from
+		 * the decode pipeline's last rank after that (a decode pipeline
+		 * of one rank picks its own: round 1's is the only one received) */
+		if (p == 0 && decode && (s->disagg || P > 1))
+			actlist_push(l, OP_RECV_TOK, 0, g, s->disagg && P > 1 ? 2 * P - 1 : P - 1);
 		if (p > 0)
-			actlist_push(l, OP_RECV_F, p, k, sched_holder(s, 0, p - 1, k));
-		actlist_push(l, OP_F, p, k, -1);
+			actlist_push(l, OP_RECV_F, p, g, k - 1);
+		actlist_push(l, OP_F, p, g, -1);
 		if (p < P - 1)
-			actlist_push(l, OP_SEND_F, p, k, sched_holder(s, 0, p + 1, k));
-		if (s->disagg && t == 0 && N > 1)
-			actlist_push(l, OP_SEND_KV, p, k, sched_holder(s, 0, p, k + M));
-		if (p == P - 1 && t < N - 1 && sched_holder(s, 0, 0, k + M) != me)
-			actlist_push(l, OP_SEND_TOK, last, k, sched_holder(s, 0, 0, k + M));
+			actlist_push(l, OP_SEND_F, p, g, k + 1);
+		if (s->disagg && prefill)
+			actlist_push(l, OP_SEND_KV, p, g, P + p);
+		int to = s->disagg ? P : 0;    /* the next round's first stage */
+		if (p == P - 1 && to != k)
+			actlist_push(l, OP_SEND_TOK, last, g, to);
+	}
+}
+
+int sched_guard_holds(SchedGuard g, int t, int ntok)
+{
+	switch (g) {
+	case SG_ROUND_POS:      return t > 0;
+	case SG_ROUND_ONE:      return t == 1;
+	case SG_ROUND_NOT_LAST: return t < ntok - 1;
+	case SG_ROUND_ZERO:     return t == 0;
+	case SG_ROUND_NONZERO:  return t != 0;
+	default:                return 1;
+	}
+}
+
+SchedGuard sched_generate_rank_guard(const Schedule *s, int rank)
+{
+	return !s->disagg ? SG_ALWAYS : rank < s->P ? SG_ROUND_ZERO : SG_ROUND_NONZERO;
+}
+
+SchedGuard sched_generate_guard(const Schedule *s, const Action *a, int *peer_t1)
+{
+	*peer_t1 = -1;
+	switch (a->op) {
+	case OP_RECV_TOK:
+		/* colocated: from round 1 on; disaggregated: every decode round,
+		 * round 1's from the prefill's last rank */
+		if (!s->disagg)
+			return SG_ROUND_POS;
+		if (s->P == 1)
+			return SG_ROUND_ONE;
+		*peer_t1 = s->P - 1;
+		return SG_ALWAYS;
+	case OP_RECV_KV:
+		return SG_ROUND_ONE;
+	case OP_SEND_TOK:
+	case OP_SEND_KV:
+		return SG_ROUND_NOT_LAST;
+	default:
+		return SG_ALWAYS;
+	}
+}
+
+void sched_generate_round(const Schedule *s, int p, int t, ActList *l)
+{
+	int M = s->M, me = sched_holder(s, 0, p, t * M);
+	if (!sched_guard_holds(sched_generate_rank_guard(s, me), t, s->ntok))
+		return;
+	ActList tl = { 0 };
+	template_rank(s, me, &tl);
+	for (int i = 0; i < tl.n; i++) {
+		const Action *a = &tl.a[i];
+		int peer_t1;
+		if (!sched_guard_holds(sched_generate_guard(s, a, &peer_t1), t, s->ntok))
+			continue;
+		/* keyed by the round that made it: a token the previous round's,
+		 * the caches the prefill's */
+		int from = a->op == OP_RECV_TOK ? t - 1 : a->op == OP_RECV_KV ? 0 : t;
+		actlist_push(l, a->op, a->stage, from * M + a->mb,
+		             t == 1 && peer_t1 >= 0 ? peer_t1 : a->peer);
 	}
 }
 
@@ -275,31 +343,8 @@ Schedule *sched_generate_template(const Schedule *s)
 		r->nranks = 2 * s->P;
 		r->rank = xalloc((size_t)r->nranks * sizeof *r->rank);
 	}
-	/* Every action the rank has in any round, keyed by group; a program
-	 * guards those that only some rounds have (sched.h). */
-	int P = s->P, last = s->S - 1;
-	for (int k = 0; k < r->nranks; k++) {
-		ActList *l = &r->rank[k];
-		int p = k % P, decode = s->disagg ? k >= P : 1, prefill = s->disagg ? k < P : 1;
-		for (int g = 0; g < s->M; g++) {
-			if (s->disagg && decode)
-				actlist_push(l, OP_RECV_KV, p, g, p);
-			/* the token comes from the prefill's last rank in round 1,
-			 * from the decode pipeline's last rank after that */
-			if (p == 0 && decode && (s->disagg || P > 1))
-				actlist_push(l, OP_RECV_TOK, 0, g, s->disagg ? 2 * P - 1 : P - 1);
-			if (p > 0)
-				actlist_push(l, OP_RECV_F, p, g, k - 1);
-			actlist_push(l, OP_F, p, g, -1);
-			if (p < P - 1)
-				actlist_push(l, OP_SEND_F, p, g, k + 1);
-			if (s->disagg && prefill)
-				actlist_push(l, OP_SEND_KV, p, g, P + p);
-			int to = s->disagg ? P : 0;    /* the next round's first stage */
-			if (p == P - 1 && to != k)
-				actlist_push(l, OP_SEND_TOK, last, g, to);
-		}
-	}
+	for (int k = 0; k < r->nranks; k++)
+		template_rank(r, k, &r->rank[k]);
 	r->lowered = 1;
 	return r;
 }

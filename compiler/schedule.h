@@ -227,16 +227,40 @@ const char *sched_action_desc(char *buf, size_t size, const Action *a);
 int sched_holder(const Schedule *s, int rep, int st, int mb);
 /* Keys of (stage, micro-batch) pairs per replica and stage: M * ntok. */
 #define SCHED_KEYS(s) ((s)->M * (s)->ntok)
+/* When an action of a program that repeats runs: in which rounds t of
+ * generation's ntok, or (SG_LIVE) for the keys of an asynchronous step
+ * that the run has.  The generator applies the round guards and the
+ * emitted step tests them (step.h). */
+typedef enum {
+	SG_ALWAYS,
+	SG_ROUND_POS,           /* t > 0 */
+	SG_ROUND_ONE,           /* t == 1 */
+	SG_ROUND_NOT_LAST,      /* t < ntok - 1 */
+	SG_ROUND_ZERO,          /* t == 0 */
+	SG_ROUND_NONZERO,       /* t != 0 */
+	SG_LIVE                 /* asynchronous: the action's key exists in the run */
+} SchedGuard;
+/* Whether round guard g holds in round t of ntok (SG_LIVE: always). */
+int sched_guard_holds(SchedGuard g, int t, int ntok);
+/* Generate: the rounds rank k of the template runs at all: a
+ * disaggregated prefill rank round 0, a decode rank the others. */
+SchedGuard sched_generate_rank_guard(const Schedule *s, int rank);
+/* Generate: the rounds template action a runs in (RECV_TOK
+ * from round 1, RECV_KV in round 1, SEND_TOK and SEND_KV but in the last
+ * round), and in *peer_t1 its peer in round 1 where that differs from
+ * a->peer (the decode pipeline's first token comes from the prefill),
+ * else -1. */
+SchedGuard sched_generate_guard(const Schedule *s, const Action *a, int *peer_t1);
 /* Generate: pipeline rank p's actions of round t, appended to l (the full
- * program is rounds 0 .. ntok-1 in order; the emitter writes one round
- * with the guards this function applies: RECV_TOK only when t > 0,
- * SEND_TOK only when t < ntok - 1). */
+ * program is rounds 0 .. ntok-1 in order): the template's actions of the
+ * rank holding p in round t whose guards hold in round t, keyed t*M + g
+ * (a received token or the caches by the round that made them). */
 void sched_generate_round(const Schedule *s, int p, int t, ActList *l);
 /* Generate: one round as the emitted program runs it, for every round:
- * micro-batch keys are the groups 0..M-1, RECV_TOK (group g's token) and
- * SEND_TOK are both present, and the program guards them by the round
- * (sched_generate_round).  ntok = 1.  The memory plan and the emitter work
- * on this; the verifier and the simulator on the whole program. */
+ * micro-batch keys are the groups 0..M-1, every action any round has is
+ * present, and the program guards them by the round (sched_generate_guard).
+ * ntok = 1.  The memory plan and the step program work on this; the
+ * verifier and the simulator on the whole program. */
 Schedule *sched_generate_template(const Schedule *s);
 /* "DECODE" for a generate schedule's F after round 0, else op_name(op). */
 const char *sched_op_label(const Schedule *s, const Action *a);

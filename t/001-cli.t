@@ -157,6 +157,16 @@ like "$out" "^ +3 +3 +fc7 \.\. head +529,930 " "... stage 3 holds fc7 .. head, 5
 like "$out" "^ +fc4 +linear +2048 -> 2048 +4,196,352 " "... a per-layer table"
 run_pipec check "$MLP" -dA
 like "$err" "^    layer fc1 : linear\(100, 1024\);" "-dA dumps the syntax tree on stderr"
+run_pipec compile "$MLP" -dP -o "$T/dump-step"
+is "$rc" 0 "compile -dP: exit 0"
+like "$err" "^rank 3: step program, [0-9]+ instructions for [0-9]+ actions, [0-9]+ request slots" \
+	"-dP dumps every rank's step program on stderr"
+like "$err" "^  [0-9]+ [0-9]+: SEND_F stage 0 mb 0 slot [0-9]+ to rank 1 tag \(1, 0, 0\) at A\+[0-9]+ size ROWS\*1024\*4$" \
+	"... one instruction a line, with slot, peer, tag, offset and size"
+like "$err" "^  [0-9]+ POST RECV_F stage 1 mb 0 slot [0-9]+ from rank 0 tag \(1, 0, 0\)" \
+	"... and the posts of receives where they happen"
+run_pipec --help
+like "$out" "M memory plan, P step programs" "--help lists -dP"
 
 # compile -o creates missing parent directories, and says why it cannot.
 run_pipec compile "$MLP" -o "$T/new/parent/out"

@@ -24,7 +24,7 @@ AM_TESTS_ENVIRONMENT = \
 UNIT_CPPFLAGS = -I$(top_srcdir)/compiler -I$(top_builddir)/compiler -I$(top_srcdir)/runtime -I$(top_srcdir)/t
 UNIT_LDADD = compiler/libpipec.a -lm
 
-check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit
+check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit %D%/step-unit
 %C%_sched_unit_SOURCES = %D%/sched-unit.c %D%/tap.h
 %C%_sched_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
 %C%_sched_unit_LDADD = $(UNIT_LDADD)
@@ -34,6 +34,9 @@ check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit
 %C%_front_unit_SOURCES = %D%/front-unit.c %D%/tap.h
 %C%_front_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
 %C%_front_unit_LDADD = $(UNIT_LDADD)
+%C%_step_unit_SOURCES = %D%/step-unit.c %D%/tap.h
+%C%_step_unit_CPPFLAGS = $(UNIT_CPPFLAGS)
+%C%_step_unit_LDADD = $(UNIT_LDADD)
 
 ## The one list of tests (t/README.md, "Numbering").  Every test is
 ## registered here, whatever it exercises: the runtime's and the CUDA
@@ -43,7 +46,7 @@ check_PROGRAMS += %D%/sched-unit %D%/part-unit %D%/front-unit
 ## t/030-cuda-build.t), so `make check` runs the same set everywhere.
 
 ## C unit tests: programs linking compiler/libpipec.a.
-TESTS += %D%/front-unit %D%/sched-unit %D%/part-unit
+TESTS += %D%/front-unit %D%/sched-unit %D%/part-unit %D%/step-unit
 
 ## 0xx: pipec and the programs it emits.
 TESTS += $(PIPEC_SHELL_TESTS)
