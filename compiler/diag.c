@@ -214,3 +214,23 @@ int diag_errors(void)
 {
 	return nerrors;
 }
+
+/* Reports an unknown name: with a suggestion from `names` when one is
+ * close, else with the whole list when it is short.  Returns the
+ * suggestion (or NULL). */
+const char *diag_unknown(Loc loc, const char *what, const char *s, const char *const *names,
+                         int n)
+{
+	const char *best = closest_name(s, names, n);
+	if (best) {
+		diag_error(loc, "unknown %s '%s'; did you mean '%s'?", what, s, best);
+	} else if (n <= 20) {
+		char *list = "";
+		for (int i = 0; i < n; i++)
+			list = xprintf("%s%s'%s'", list, !i ? "" : i == n - 1 ? " or " : ", ", names[i]);
+		diag_error(loc, "unknown %s '%s'; expected %s", what, s, list);
+	} else {
+		diag_error(loc, "unknown %s '%s'", what, s);
+	}
+	return best;
+}

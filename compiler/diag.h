@@ -42,6 +42,11 @@ void diag_verror(Loc loc, const char *fmt, va_list ap);
 /* An error at FILE:LINE:COL of a file that is not a SrcFile (a CSV line). */
 void diag_error_at(const char *file, int line, int col, const char *fmt, ...) PRINTF_LIKE(4, 5);
 int diag_errors(void);
+/* Reports "unknown WHAT 's'": with a suggestion from `names` when one is
+ * close ("did you mean"), else with the whole list when it is short.
+ * Returns the suggestion (or NULL). */
+const char *diag_unknown(Loc loc, const char *what, const char *s, const char *const *names,
+                         int n);
 /* Cap on printed errors (further ones are counted, not printed). */
 #define DIAG_MAX_ERRORS 50
 

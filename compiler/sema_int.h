@@ -5,12 +5,6 @@
 
 #include "sema.h"
 
-/* Reports an unknown name: with a suggestion from `names` when one is
- * close, else with the whole list when it is short.  Returns the
- * suggestion (or NULL). */
-const char *sema_unknown(Loc loc, const char *what, const char *s, const char *const *names,
-                         int n);
-
 /* The model block: tensors, layers, loss.  `before`: the error count when
  * sema_check began (the library may check several programs in one
  * process).  Returns whether the layers were all accepted, so that their

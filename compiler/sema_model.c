@@ -214,7 +214,7 @@ static void check_tensors(const Program *p, IrModel *m, Names *ns, int *tcap)
 		int bad = declare(ns, d->name, d->name_loc, NULL) != 0;
 		int dt = dtype_from_name(d->dtype);
 		if (dt < 0) {
-			sema_unknown(d->dtype_loc, "dtype", d->dtype, dtype_names, DT_COUNT);
+			diag_unknown(d->dtype_loc, "dtype", d->dtype, dtype_names, DT_COUNT);
 			bad = 1;
 		}
 		int64_t dims[4];
@@ -423,7 +423,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			continue;
 		}
 		if (kind < 0) {
-			sema_unknown(d->kind_loc, "layer kind", d->kind, layer_kind_names, LK_COUNT);
+			diag_unknown(d->kind_loc, "layer kind", d->kind, layer_kind_names, LK_COUNT);
 			bad_chain = 1;
 			continue;
 		}
@@ -651,7 +651,7 @@ static void check_loss(const Program *p, IrModel *m, int before)
 		else if (!strcmp(l->kind, "next_token"))
 			m->loss = LOSS_NEXT_TOKEN;
 		else
-			sema_unknown(l->kind_loc, "loss", l->kind, loss_names, 3);
+			diag_unknown(l->kind_loc, "loss", l->kind, loss_names, 3);
 	}
 	if (m->loss == LOSS_NEXT_TOKEN && diag_errors() == before && m->nlayers > 0) {
 		const LossDecl *l = p->losses.v[0];

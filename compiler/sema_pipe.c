@@ -99,7 +99,7 @@ static void parse_optimizer(const PipeItem *it, Pipeline *pp)
 	}
 	int sgd = !strcmp(v->s, "sgd"), adam = !strcmp(v->s, "adam");
 	if (!sgd && !adam) {
-		sema_unknown(v->loc, "optimizer", v->s, opt_names, 3);
+		diag_unknown(v->loc, "optimizer", v->s, opt_names, 3);
 		return;
 	}
 	pp->optim = sgd ? OPT_SGD : OPT_ADAM;
@@ -151,7 +151,7 @@ static void parse_schedule(const PipeItem *it, Pipeline *pp, const SrcFile *file
 	}
 	int k = sched_kind_from_name(v->s);
 	if (k < 0) {
-		sema_unknown(v->loc, "schedule", v->s, names, SK_COUNT);
+		diag_unknown(v->loc, "schedule", v->s, names, SK_COUNT);
 		return;
 	}
 	pp->sched = (SchedKind)k;
@@ -243,9 +243,9 @@ static int *partition_block(const Value *v, const IrModel *m, int *n)
 			for (int j = 0; j < m->nlayers; j++)
 				names[j] = m->layers[j].name;
 			if (a < 0)
-				sema_unknown(r->first_loc, "layer", r->first, names, m->nlayers);
+				diag_unknown(r->first_loc, "layer", r->first, names, m->nlayers);
 			if (b < 0 && strcmp(r->first, r->last))
-				sema_unknown(r->last_loc, "layer", r->last, names, m->nlayers);
+				diag_unknown(r->last_loc, "layer", r->last, names, m->nlayers);
 			bad = 1;
 			break;
 		}
@@ -493,7 +493,7 @@ void sema_check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrM
 		for (k = 0; k < K_COUNT && strcmp(keys[k], it->key); k++)
 			;
 		if (k == K_COUNT) {
-			const char *best = sema_unknown(it->key_loc, "pipeline key", it->key, keys, K_COUNT);
+			const char *best = diag_unknown(it->key_loc, "pipeline key", it->key, keys, K_COUNT);
 			for (k = 0; best && k < K_COUNT; k++)
 				reported[k] |= keys[k] == best;
 			continue;

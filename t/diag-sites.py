@@ -10,8 +10,8 @@ found by looking, not from a list, so that a file split out of another one
 is covered without touching this script.  (A .c generated next to its .l
 or .y by an in-tree build is left out.)
 
-The call sites read are diag_error(...), diag_error_at(...), sema_unknown(...)
-(sema's "unknown KIND 'x'; did you mean ..."), and every function of the
+The call sites read are diag_error(...), diag_error_at(...), diag_unknown(...)
+(the "unknown KIND 'x'; did you mean ..."), and every function of the
 same file that passes its format on to diag_verror -- a printf-like
 wrapper declared PRINTF_LIKE, such as sched_read.c's err().  For each site
 the format string is taken (adjacent literals joined; both arms of a ?: on
@@ -31,7 +31,7 @@ import sys
 
 import os
 
-BASE_CALLS = ["diag_error", "diag_error_at", "unknown", "sema_unknown"]
+BASE_CALLS = ["diag_error", "diag_error_at", "unknown", "diag_unknown"]
 # A printf-like wrapper: `PRINTF_LIKE(n, m) static void NAME(` whose body
 # hands its format to diag_verror.
 WRAPPER_RE = re.compile(r"PRINTF_LIKE\s*\(\s*\d+\s*,\s*\d+\s*\)\s*(?:static\s+)?(?:inline\s+)?"
@@ -117,7 +117,7 @@ def sites(path):
         if re.search(r"(void|\*)\s*$", before):
             continue                        # a definition: diag_error(), unknown(), err()
         args = call_text(src, m.end() - 1)
-        if m.group(1) in ("unknown", "sema_unknown"):
+        if m.group(1) in ("unknown", "diag_unknown"):
             what = STR_RE.search(args)
             if not what:
                 continue
