@@ -57,6 +57,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/004-fuzz.t \
 	%D%/005-fuzz-compile.t \
 	%D%/006-docs.t \
+	%D%/007-deps.t \
 	%D%/010-train-oracle.t \
 	%D%/011-programs.t \
 	%D%/012-install.t \
