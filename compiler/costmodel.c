@@ -156,9 +156,7 @@ void check_summary(FILE *out, const IrModel *m)
 	                            : m->loss == LOSS_MSE ? "mse"
 	                            : m->loss == LOSS_NEXT_TOKEN ? "next_token" : "none");
 	fprintf(out, "  per sample: forward %sFLOP, backward %sFLOP\n", flops_str(ff), flops_str(fb));
-	const char *sched = pp->sched == SK_INTERLEAVED ? xprintf("interleaved(%d)", pp->V)
-	                    : pp->sched == SK_FILE ? xprintf("file(\"%s\")", pp->sched_path)
-	                    : sched_kind_name(pp->sched);
+	const char *sched = sched_label_of(pp->sched, pp->V, pp->sched_path);
 	fprintf(out, "  pipeline: %d stage%s", pp->P, pp->P == 1 ? "" : "s");
 	if (pp->V > 1)
 		fprintf(out, " x %d virtual", pp->V);

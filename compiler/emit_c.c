@@ -581,8 +581,7 @@ static void emit_program_struct(Emit *e)
 	const IrTensor *outt = &m->tensors[m->layers[m->nlayers - 1].out];
 	int first = s->stage_rank[0] == e->prank, last = s->stage_rank[s->S - 1] == e->prank;
 	int64_t peak = memplan_total(memplan_memory(m, s, e->plan));
-	const char *sched = pp->sched == SK_INTERLEAVED ? xprintf("interleaved(%d)", pp->V)
-	                    : pp->sched == SK_FILE ? "file" : sched_kind_name(pp->sched);
+	const char *sched = sched_label_of(pp->sched, pp->V, NULL);
 	out(o, "static const rt_program program = {\n");
 	out(o, "\t.model = \"%s\",\n\t.source = \"%s\",\n\t.schedule = \"%s\",\n", m->name,
 	    m->file->name, sched);

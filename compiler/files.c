@@ -354,8 +354,7 @@ void files_makefile_and_run(const IrModel *m, const Schedule *s, const EmitOptio
 {
 	int cuda = !strcmp(eo->backend, "cuda");
 	const char *cc = env("PIPEC_CC");
-	const char *sched = s->kind == SK_INTERLEAVED ? xprintf("interleaved(%d)", s->V)
-	                    : sched_kind_name(s->kind);
+	const char *sched = sched_label_of(s->kind, s->V, NULL);
 	const char *keys[] = { "VERSION", "SOURCE", "DIR", "CC", "SAN_CFLAGS", "RT_INCLUDE",
 	                       "RT_LIB", "MPI_CFLAGS", "MPI_LIBS", "BLAS_LIBS", "RANKS",
 	                       "NRANKS", "MPIRUN", "MPIRUN_NAME", "MODEL", "SCHEDULE",

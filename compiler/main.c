@@ -277,16 +277,6 @@ static SchedSpec spec_of(const IrModel *m)
 	return sp;
 }
 
-/* The schedule as written in the pipeline block, for titles. */
-static const char *sched_label(const Pipeline *pp)
-{
-	if (pp->sched == SK_INTERLEAVED)
-		return xprintf("interleaved(%d)", pp->V);
-	if (pp->sched == SK_FILE)
-		return xprintf("file(\"%s\")", pp->sched_path);
-	return sched_kind_name(pp->sched);
-}
-
 /* schedule = file("..."): reads the order before the partition, since the
  * file decides the placement.  A file with V stages per rank makes the
  * pipeline's stages x V virtual stages; an explicit partition (checked
@@ -432,7 +422,7 @@ int main(int argc, char **argv)
 	Schedule *s = file_sched ? file_sched : sched_generate(&spec, m->pipe.sched_loc);
 	if (!s)
 		return EXIT_INPUT;
-	s->label = sched_label(&m->pipe);
+	s->label = sched_label_of(m->pipe.sched, m->pipe.V, m->pipe.sched_path);
 	sched_lower(s, &spec);
 	if (dumping(&o, 'S'))
 		sched_write_csv(stderr, s);

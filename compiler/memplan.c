@@ -233,16 +233,26 @@ static void plan_compute(Planner *pl, const Action *a, int q)
 }
 
 /* Dense index of one peer's actions: (op, stage, mb) -> action index. */
+/* A peer's activation and gradient messages, by their identity
+ * (sched_msg): at[role][kind][receiving stage][key] is the action index of
+ * its SEND (role 0) or RECV (role 1) of that message, -1 if none.  Both
+ * ends of a message have the same identity, so a SEND of ours finds the
+ * peer's RECV of it, and a RECV of ours the peer's SEND. */
 typedef struct PeerIndex {
 	int rank;
-	int *at;                /* [4][S][M]: SEND_F, RECV_F, SEND_B, RECV_B */
+	int *at;                /* [2][2][S][nk] */
 } PeerIndex;
 
 typedef VEC(PeerIndex *) PeerCache;
 
-static int comm_kind(int op)
+/* The cell of message m (F or B) in a PeerIndex, or -1 outside the keys. */
+static long peer_cell(const Planner *pl, int role, const SchedMsg *m)
 {
-	return op == OP_SEND_F ? 0 : op == OP_RECV_F ? 1 : op == OP_SEND_B ? 2 : op == OP_RECV_B ? 3 : -1;
+	if (m->kind != SCHED_MSG_F && m->kind != SCHED_MSG_B)
+		return -1;
+	if (m->mb + pl->kofs < 0 || m->mb + pl->kofs >= pl->nk)
+		return -1;
+	return (((long)role * 2 + m->kind) * pl->s->S + m->stage) * pl->nk + m->mb + pl->kofs;
 }
 
 static PeerIndex *peer_index(Planner *pl, PeerCache *cache, int rank)
@@ -259,19 +269,22 @@ static PeerIndex *peer_index(Planner *pl, PeerCache *cache, int rank)
 		pi->at[i] = -1;
 	const ActList *l = &s->rank[rank];
 	for (int q = 0; q < l->n; q++) {
-		int k = comm_kind(l->a[q].op);
-		if (k >= 0)
-			pi->at[((size_t)k * s->S + l->a[q].stage) * pl->nk + l->a[q].mb + pl->kofs] = q;
+		SchedMsg m;
+		int role = sched_msg(s, rank, &l->a[q], &m);
+		long c = role == SCHED_MSG_NONE ? -1 : peer_cell(pl, role == SCHED_MSG_RECEIVES, &m);
+		if (c >= 0)
+			pi->at[c] = q;
 	}
 	VEC_PUSH(*cache, pi);
 	return pi;
 }
 
-static int peer_at(const Planner *pl, const PeerIndex *pi, int kind, int stage, int mb)
+/* The peer's action at the other end of message m: its RECV of our send
+ * (role 1) or its SEND of our receive (role 0); -1 if none. */
+static int peer_at(const Planner *pl, const PeerIndex *pi, int role, const SchedMsg *m)
 {
-	if (mb + pl->kofs < 0 || mb + pl->kofs >= pl->nk)
-		return -1;
-	return pi->at[((size_t)kind * pl->s->S + stage) * pl->nk + mb + pl->kofs];
+	long c = peer_cell(pl, role, m);
+	return c < 0 ? -1 : pi->at[c];
 }
 
 /* Post points of receives and wait points of sends (memplan.h). */
@@ -293,9 +306,11 @@ static void plan_comm(Planner *pl)
 	 * run before our action q, from the messages we waited on. */
 	for (int q = 0; q < N; q++) {
 		const Action *a = &l->a[q];
+		SchedMsg m;
 		p->req[q] = -1;
 		if (a->op == OP_RECV_F || a->op == OP_RECV_B) {
-			int stream = 2 * a->stage + (a->op == OP_RECV_B);
+			sched_msg(s, p->rank, a, &m);
+			int stream = 2 * m.stage + m.dir;   /* per receiving stage and direction */
 			p->post_at[q] = last_recv[stream] + 1;
 			last_recv[stream] = q;
 		}
@@ -311,8 +326,9 @@ static void plan_comm(Planner *pl)
 			continue;
 		}
 		PeerIndex *pi = peer_index(pl, &peers, a->peer);
-		int dst_stage = a->op == OP_SEND_F ? a->stage + 1 : a->stage - 1;
-		int j = peer_at(pl, pi, a->op == OP_SEND_F ? 1 : 3, dst_stage, a->mb);
+		SchedMsg m;
+		sched_msg(s, p->rank, a, &m);
+		int j = peer_at(pl, pi, 1, &m);
 		if (j < 0)
 			die("rank %d: no receive matches action %d", p->rank, q);
 		/* the first of our later RECVs from that peer whose SEND there
@@ -322,8 +338,9 @@ static void plan_comm(Planner *pl)
 			const Action *b = &l->a[r];
 			if ((b->op != OP_RECV_F && b->op != OP_RECV_B) || b->peer != a->peer)
 				continue;
-			int src_stage = b->op == OP_RECV_F ? b->stage - 1 : b->stage + 1;
-			int i = peer_at(pl, pi, b->op == OP_RECV_F ? 0 : 2, src_stage, b->mb);
+			SchedMsg bm;
+			sched_msg(s, p->rank, b, &bm);
+			int i = peer_at(pl, pi, 0, &bm);
 			if (i > j) {
 				w = r + 1;
 				break;

@@ -141,3 +141,12 @@ const char *sched_action_desc(char *buf, size_t size, const Action *a)
 		snprintf(buf, size, "%s stage %d mb %d", op_names[a->op], a->stage, a->mb);
 	return buf;
 }
+
+const char *sched_label_of(int kind, int V, const char *path)
+{
+	if (kind == SK_INTERLEAVED)
+		return xprintf("interleaved(%d)", V);
+	if (kind == SK_FILE && path)
+		return xprintf("file(\"%s\")", path);
+	return sched_kind_name(kind);
+}

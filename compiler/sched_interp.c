@@ -116,9 +116,9 @@ int sched_interp_waits_for(const SchedInterp *it, int k)
 	if (it->pc[k] >= s->rank[k].n)
 		return -1;
 	const Action *a = &s->rank[k].a[it->pc[k]];
-	if (a->op == OP_RECV_F || a->op == OP_RECV_B || a->op == OP_RECV_TOK
-	    || a->op == OP_RECV_KV)
-		return a->peer;
+	SchedMsg m;
+	if (sched_msg(s, k, a, &m) == SCHED_MSG_RECEIVES)
+		return m.from;
 	if (a->op == OP_ALLREDUCE)
 		for (int rep = 0; rep < s->R; rep++) {
 			int o = SCHED_RANK(s, rep, s->stage_rank[a->stage]);

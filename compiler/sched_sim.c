@@ -148,7 +148,7 @@ static void sim_event(void *ctx, const SchedEvent *e)
 	}
 	end = now + dur;
 	res->end[k][i] = end;
-	if (a->op <= OP_R)
+	if (op_is_compute(a->op))
 		res->busy[k] += dur;
 	sim->t[k] = end;
 }

@@ -88,6 +88,9 @@ typedef enum {
 
 const char *sched_kind_name(int kind);
 int sched_kind_from_name(const char *s);   /* -1 if unknown */
+/* The schedule as written in a pipeline block: "interleaved(2)",
+ * "file(\"order.csv\")" (just "file" when path is NULL), else the name. */
+const char *sched_label_of(int kind, int V, const char *path);
 
 typedef struct SchedSpec {
 	SchedKind kind;

@@ -81,26 +81,23 @@ static StepMsg message(Builder *b, int q)
 	int M = b->s->M, mb = b->s->async ? ((a->mb % M) + M) % M : a->mb;
 	const StagePlan *sp = a->stage >= 0 ? memplan_stage(p, a->stage) : NULL;
 	StepMsg g = { .peer_t1 = -1, .pack_off = -1 };
+	SchedMsg id;            /* the message's identity: its tag's stage and direction */
+	if (sched_msg(b->s, b->sp->rank, a, &id) == SCHED_MSG_NONE)
+		unreachable();
 	switch (a->op) {
 	case OP_RECV_F:
 		g = tensor_msg(m, sp, mb, 0, SLOT_X(sp->n, 0), 0);
-		g.tag_stage = a->stage;
 		break;
 	case OP_RECV_B:
 		g = tensor_msg(m, sp, mb, sp->n, SLOT_GX(sp->n, sp->n), 1);
-		g.tag_stage = a->stage;
-		g.tag_dir = 1;
 		break;
 	case OP_SEND_F:
 		g = tensor_msg(m, sp, mb, sp->n, SLOT_X(sp->n, sp->n), 0);
-		g.tag_stage = a->stage + 1;
 		g.pack_off = p->pack_off[q];
 		g.half = g.pack_off >= 0;
 		break;
 	case OP_SEND_B:
 		g = tensor_msg(m, sp, mb, 0, SLOT_GX(sp->n, 0), 1);
-		g.tag_stage = a->stage - 1;
-		g.tag_dir = 1;
 		g.pack_off = p->pack_off[q];
 		g.half = g.pack_off >= 0;
 		break;
@@ -113,12 +110,12 @@ static StepMsg message(Builder *b, int q)
 	case OP_SEND_KV:            /* the group's caches, after one another */
 		g.off = p->kv_off + a->mb * b->kv_group;
 		g.hdr = b->kv_group;
-		g.tag_stage = a->stage;
-		g.tag_dir = 1;
 		break;
 	default:
 		unreachable();
 	}
+	g.tag_stage = id.stage;
+	g.tag_dir = id.dir;
 	g.tag_mb = mb;
 	g.peer = a->peer;
 	g.peer_t1 = b->peer_t1[q];
