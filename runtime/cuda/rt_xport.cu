@@ -79,9 +79,7 @@ void xp_mpi_check(int rc, const char *call, const char *what)
 	rt_cu_fail("%s failed for %s: %s", call, what, s);
 }
 
-int xp_tag_stage(int tag) { return RT_TAG_STAGE(tag); }
 static int tag_mb(int tag) { return RT_TAG_MB(tag); }
-int xp_tag_dir(int tag) { return tag & 1; }
 
 /* ---- Waiting on the host, with the transport's progress. ---- */
 
@@ -236,17 +234,6 @@ static void record(rt_ctx *c, int src, int dst, int tag, int recv)
 	                              recv };
 }
 
-/* --check-messages: rt_comm.c's header and judgement, for NCCL and IPC. */
-void xp_hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h)
-{
-	rt_hdr_fill(c, h, s->tag, s->bytes);
-}
-
-void xp_hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h)
-{
-	rt_hdr_check(c, h, s->what, s->peer, s->tag, s->bytes);
-}
-
 /* ---- pipert.h ---- */
 
 extern "C" void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag,
@@ -362,17 +349,6 @@ extern "C" void rt_xp_dry_begin(rt_ctx *c)
 		x->c_note = x->c_ack = MPI_COMM_NULL;
 	}
 	x->nrec = 0;
-}
-
-int xp_cmp_key(const xp_key *p, const xp_key *q)
-{
-	if (p->src != q->src)
-		return p->src - q->src;
-	if (p->dst != q->dst)
-		return p->dst - q->dst;
-	if (p->stage != q->stage)
-		return p->stage - q->stage;
-	return p->dir - q->dir;
 }
 
 /* Does every channel's sender issue its micro-batches in the order its

@@ -105,12 +105,38 @@ extern const xp_ops xp_nccl_ops;     /* rt_xport_nccl.cu */
 extern const xp_ops xp_ipc_ops;      /* rt_xport_ipc.cu */
 extern const xp_ops xp_host_ops;     /* rt_xport_host.cu */
 
+/* ---- Small helpers of every file: tags, channels, headers. ---- */
+
+/* A tag's stage and direction (RT_TAG's layout). */
+static inline int xp_tag_stage(int tag) { return RT_TAG_STAGE(tag); }
+static inline int xp_tag_dir(int tag) { return tag & 1; }
+
+/* Channels in one order: by sender, receiver, stage, direction. */
+static inline int xp_cmp_key(const xp_key *p, const xp_key *q)
+{
+	if (p->src != q->src)
+		return p->src - q->src;
+	if (p->dst != q->dst)
+		return p->dst - q->dst;
+	if (p->stage != q->stage)
+		return p->stage - q->stage;
+	return p->dir - q->dir;
+}
+
+/* --check-messages: rt_comm.c's header and judgement, for NCCL and IPC. */
+static inline void xp_hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h)
+{
+	rt_hdr_fill(c, h, s->tag, s->bytes);
+}
+
+static inline void xp_hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h)
+{
+	rt_hdr_check(c, h, s->what, s->peer, s->tag, s->bytes);
+}
+
 /* ---- rt_xport.cu ---- */
 #define MPI_OK(call, what) xp_mpi_check((call), #call, what)
 void xp_mpi_check(int rc, const char *call, const char *what);
-int xp_tag_stage(int tag);
-int xp_tag_dir(int tag);
-int xp_cmp_key(const xp_key *p, const xp_key *q);
 /* Waits on the host for rq, progressing IPC acknowledgements meanwhile;
  * dies after --timeout. */
 void xp_wait_req(rt_ctx *c, MPI_Request *rq, MPI_Status *st, const char *what, int peer);
@@ -118,9 +144,6 @@ void xp_wait_req(rt_ctx *c, MPI_Request *rq, MPI_Status *st, const char *what, i
 void xp_progress(rt_ctx *c);
 /* Every pending acknowledgement sent and delivered. */
 void xp_flush_acks(rt_ctx *c);
-/* --check-messages: rt_comm.c's header and judgement, for NCCL and IPC. */
-void xp_hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h);
-void xp_hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h);
 
 /* ---- set-up and release of each transport (collective where said) ---- */
 int xp_nccl_setup(rt_ctx *c, const xp_rec *all, int n);          /* collective */
