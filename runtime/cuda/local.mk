@@ -26,7 +26,7 @@ runtime_libpipert_cuda_a_SOURCES = \
 	%D%/rt_cuda.h %D%/rt_cpu_twins.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c %D%/rt_cpu_tf.c
 ## nvcc's objects are added whole: Automake knows no .cu sources.
 PIPERT_CUDA_OBJECTS = %D%/rt_cu_base.o %D%/rt_dev_cuda.o %D%/rt_kernels.o %D%/rt_tf.o %D%/rt_xport.o \
-	%D%/rt_xport_nccl.o %D%/rt_xport_ipc.o %D%/rt_xport_host.o
+	%D%/rt_xport_nccl.o %D%/rt_xport_ipc.o %D%/rt_xport_host.o %D%/rt_xport_wait.o
 runtime_libpipert_cuda_a_LIBADD = $(PIPERT_CUDA_OBJECTS)
 runtime_libpipert_cuda_a_DEPENDENCIES = $(PIPERT_CUDA_OBJECTS)
 PIPEC_HAVE_CUDA_RUNTIME = yes
@@ -56,7 +56,8 @@ SUFFIXES = .cu
 $(PIPERT_CUDA_OBJECTS): $(PIPERT_CUDA_DEPS)
 
 EXTRA_DIST += %D%/rt_cu_base.cu %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_tf.cu %D%/rt_reduce.cuh \
-	%D%/rt_xport.h %D%/rt_xport.cu %D%/rt_xport_nccl.cu %D%/rt_xport_ipc.cu %D%/rt_xport_host.cu
+	%D%/rt_xport.h %D%/rt_xport.cu %D%/rt_xport_nccl.cu %D%/rt_xport_ipc.cu %D%/rt_xport_host.cu \
+	%D%/rt_xport_wait.cu
 CLEANFILES += $(PIPERT_CUDA_OBJECTS)
 
 ## Its tests (t/030-cuda-build.t, t/031-cuda-kernels.t) are registered in

@@ -12,7 +12,8 @@
  *                    (rt_dev.h), embeddings, pooling and the other layers
  *   rt_xport.cu      pipert.h's transport: what NCCL, CUDA IPC and host staging
  *                    share; rt_xport_nccl.cu, rt_xport_ipc.cu, rt_xport_host.cu
- *                    the three, behind rt_xport.h's xp_ops
+ *                    the three, behind rt_xport.h's xp_ops; rt_xport_wait.cu
+ *                    waiting on the host, with their progress (rt_xp_sync)
  *   rt_cpu_kernels.c the CPU kernels again, as rt_cpu_* (host math, tests)
  *   rt_cpu_tf.c      the CPU transformer layers again, as rt_cpu_*
  *
@@ -143,8 +144,9 @@ void rt_cu_gemm_rm_batched(int trans_a, int trans_b, int64_t m, int64_t n, int64
                            const float *b, int64_t ldb, int64_t sb, float beta, float *c,
                            int64_t ldc, int64_t sc, int64_t batch);
 
-/* rt_xport.cu: set up from the dry run's record (collective), progress
- * the transport while waiting for the device, and the summary's words. */
+/* rt_xport.cu: set up from the dry run's record (collective), and the
+ * summary's words; rt_xport_wait.cu: progress the transport while waiting
+ * for the device (rt_xp_sync). */
 int rt_xp_setup(rt_ctx *c);
 void rt_xp_dry_begin(rt_ctx *c);
 void rt_xp_sync(rt_ctx *c);                  /* waits for the step's device work */

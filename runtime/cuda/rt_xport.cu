@@ -43,16 +43,16 @@
  * IPC and host staging call MPI inside the step, which a CUDA graph cannot
  * capture: with them graphs are off, and the summary says so.
  *
- * This file is what the three share: the slots, waiting on the host, the
- * dry run's record and the choice at start-up, pipert.h's entry points,
- * which dispatch to the peer's transport through xp_ops (rt_xport.h):
- * rt_xport_nccl.cu, rt_xport_ipc.cu, rt_xport_host.cu.
+ * This file is what the three share: the slots, the dry run's record and
+ * the choice at start-up, pipert.h's entry points, which dispatch to the
+ * peer's transport through xp_ops (rt_xport.h): rt_xport_nccl.cu,
+ * rt_xport_ipc.cu, rt_xport_host.cu.  Waiting on the host, with the IPC
+ * acknowledgements' progress, is rt_xport_wait.cu's, which the transports
+ * call too: it calls none of them, so no call returns to this file.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "rt_xport.h"
@@ -69,120 +69,7 @@ static const xp_ops *const xp_table[] = {
 	&xp_host_ops,           /* XP_HOST */
 };
 
-void xp_mpi_check(int rc, const char *call, const char *what)
-{
-	char s[MPI_MAX_ERROR_STRING];
-	int len = 0;
-	if (rc == MPI_SUCCESS)
-		return;
-	MPI_Error_string(rc, s, &len);
-	rt_cu_fail("%s failed for %s: %s", call, what, s);
-}
-
-int xp_tag_stage(int tag) { return RT_TAG_STAGE(tag); }
 static int tag_mb(int tag) { return RT_TAG_MB(tag); }
-int xp_tag_dir(int tag) { return tag & 1; }
-
-/* ---- Waiting on the host, with the transport's progress. ---- */
-
-/* IPC receives acknowledge their copies here, whenever the host waits. */
-void xp_progress(rt_ctx *c)
-{
-	rt_xport *x = rt_cu.xp;
-	for (int i = 0; x && i < x->nslots; i++) {
-		xp_slot *s = &x->s[i];
-		int done = 0;
-		if (s->ack_out) {
-			MPI_OK(MPI_Test(&s->rq_ack, &done, MPI_STATUS_IGNORE), "an acknowledgement");
-			if (done)
-				s->ack_out = 0;
-		}
-		if (s->ack_pending && !s->ack_out) {
-			cudaError_t e = cudaEventQuery(s->ev_done);
-			if (e == cudaErrorNotReady)
-				continue;
-			RT_CU(e);
-			MPI_OK(MPI_Isend(&s->ack_val, 1, MPI_INT, s->peer, s->tag, x->c_ack, &s->rq_ack),
-			       s->what);
-			s->ack_pending = 0;
-			s->ack_out = 1;
-		}
-	}
-	(void)c;
-}
-
-typedef struct {
-	double start;
-	long spins;
-} backoff;
-
-/* Spin, then yield, then sleep; dies after --timeout naming what it waited for. */
-static void backoff_step(rt_ctx *c, backoff *b, const char *what, const char *peer)
-{
-	double now;
-	if (++b->spins % 64)
-		return;
-	now = rt_now();
-	if (b->start < 0.0)
-		b->start = now;
-	if (now - b->start > c->o.timeout)
-		rt_die(c, RT_EXIT_RUNTIME, "timed out after %g s waiting for %s (peer %s)",
-		       c->o.timeout, what, peer);
-	if (now - b->start < 50e-6) {
-		return;
-	} else if (now - b->start < 2e-3) {
-		sched_yield();
-	} else {
-		struct timespec ts = { 0, 50000 };
-		nanosleep(&ts, NULL);
-	}
-}
-
-void xp_wait_req(rt_ctx *c, MPI_Request *rq, MPI_Status *st, const char *what, int peer)
-{
-	backoff b = { -1.0, 0 };
-	char ps[16];
-	snprintf(ps, sizeof ps, "%d", peer);
-	for (;;) {
-		int done = 0;
-		MPI_OK(MPI_Test(rq, &done, st), what);
-		if (done)
-			return;
-		xp_progress(c);
-		backoff_step(c, &b, what, ps);
-	}
-}
-
-static void settle(rt_ctx *c, xp_slot *s);
-
-/* Every pending acknowledgement sent and delivered: before a wait that
- * does not progress (host staging, collectives) and at the end of a step. */
-void xp_flush_acks(rt_ctx *c)
-{
-	rt_xport *x = rt_cu.xp;
-	for (int i = 0; x && i < x->nslots; i++)
-		settle(c, &x->s[i]);
-}
-
-extern "C" void rt_xp_sync(rt_ctx *c)
-{
-	rt_xport *x = rt_cu.xp;
-	backoff b = { -1.0, 0 };
-	for (;;) {
-		cudaError_t e = cudaStreamQuery(rt_cu.stream);
-		if (e == cudaSuccess)
-			break;
-		if (e != cudaErrorNotReady)
-			RT_CU(e);
-		xp_progress(c);
-		backoff_step(c, &b, "the step's device work", x && x->mode == XP_NCCL ? "NCCL peers"
-		                                                                     : "any");
-	}
-	for (int i = 0; x && i < x->nch; i++)
-		if (x->ch[i].stream)
-			RT_CU(cudaStreamSynchronize(x->ch[i].stream));
-	xp_flush_acks(c);
-}
 
 /* ---- Slots. ---- */
 
@@ -197,20 +84,6 @@ static xp_slot *slot_get(rt_ctx *c, int slot, const char *what)
 	if (s->busy)
 		rt_die(c, RT_EXIT_RUNTIME, "%s: slot %d is still in use by %s", what, slot, s->what);
 	return s;
-}
-
-/* A slot about to be reused: its IPC acknowledgement (owed to the last
- * peer, under the last tag) is sent first. */
-static void settle(rt_ctx *c, xp_slot *s)
-{
-	if (s->ack_pending) {
-		RT_CU(cudaEventSynchronize(s->ev_done));
-		xp_progress(c);
-	}
-	if (s->ack_out) {
-		xp_wait_req(c, &s->rq_ack, MPI_STATUS_IGNORE, s->what, s->peer);
-		s->ack_out = 0;
-	}
 }
 
 static void post_checks(rt_ctx *c, int peer, int tag, const char *what)
@@ -236,17 +109,6 @@ static void record(rt_ctx *c, int src, int dst, int tag, int recv)
 	                              recv };
 }
 
-/* --check-messages: rt_comm.c's header and judgement, for NCCL and IPC. */
-void xp_hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h)
-{
-	rt_hdr_fill(c, h, s->tag, s->bytes);
-}
-
-void xp_hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h)
-{
-	rt_hdr_check(c, h, s->what, s->peer, s->tag, s->bytes);
-}
-
 /* ---- pipert.h ---- */
 
 extern "C" void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int tag,
@@ -255,7 +117,7 @@ extern "C" void rt_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer,
 	rt_xport *x = rt_cu.xp;
 	xp_slot *s = slot_get(c, slot, what);
 	post_checks(c, peer, tag, what);
-	settle(c, s);
+	xp_settle(c, s);
 	s->busy = 1;
 	s->is_recv = 1;
 	s->peer = peer;
@@ -277,7 +139,7 @@ extern "C" void rt_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int
 	rt_xport *x = rt_cu.xp;
 	xp_slot *s = slot_get(c, slot, what);
 	post_checks(c, peer, tag, what);
-	settle(c, s);
+	xp_settle(c, s);
 	s->busy = 1;
 	s->is_recv = 0;
 	s->peer = peer;
@@ -362,17 +224,6 @@ extern "C" void rt_xp_dry_begin(rt_ctx *c)
 		x->c_note = x->c_ack = MPI_COMM_NULL;
 	}
 	x->nrec = 0;
-}
-
-int xp_cmp_key(const xp_key *p, const xp_key *q)
-{
-	if (p->src != q->src)
-		return p->src - q->src;
-	if (p->dst != q->dst)
-		return p->dst - q->dst;
-	if (p->stage != q->stage)
-		return p->stage - q->stage;
-	return p->dir - q->dir;
 }
 
 /* Does every channel's sender issue its micro-batches in the order its

@@ -1,12 +1,17 @@
 /* rt_xport.h — what the files of the CUDA transport share: the slot,
  * channel and dry-run record types, the transport's state (struct
- * rt_xport), the common helpers of rt_xport.cu, and the table of the
- * three transports' operations (xp_ops), one file each:
+ * rt_xport), the small helpers (inline here) and the waiting of
+ * rt_xport_wait.cu, and the table of the three transports' operations
+ * (xp_ops), one file each:
  *   rt_xport_nccl.cu  NCCL point-to-point on per-channel streams
  *   rt_xport_ipc.cu   CUDA IPC between ranks that share a device
  *   rt_xport_host.cu  host staging over the CPU runtime's MPI transport
- * rt_xport.cu's comment describes the three.  Internal to libpipert_cuda.a;
- * C++ (nvcc) only. */
+ * rt_xport.cu's comment describes the three; it holds pipert.h's entry
+ * points and the choice at start-up, and alone dispatches to a peer's
+ * transport (xp_ops).  Calls run one way: rt_xport.cu -> the transports ->
+ * rt_xport_wait.cu, and rt_xport.cu -> rt_xport_wait.cu (CUDA IPC also
+ * borrows host staging's allreduce).  Internal to libpipert_cuda.a; C++
+ * (nvcc) only. */
 #ifndef PIPERT_XPORT_H
 #define PIPERT_XPORT_H
 
@@ -105,22 +110,47 @@ extern const xp_ops xp_nccl_ops;     /* rt_xport_nccl.cu */
 extern const xp_ops xp_ipc_ops;      /* rt_xport_ipc.cu */
 extern const xp_ops xp_host_ops;     /* rt_xport_host.cu */
 
-/* ---- rt_xport.cu ---- */
+/* ---- Small helpers of every file: tags, channels, headers. ---- */
+
+/* A tag's stage and direction (RT_TAG's layout). */
+static inline int xp_tag_stage(int tag) { return RT_TAG_STAGE(tag); }
+static inline int xp_tag_dir(int tag) { return tag & 1; }
+
+/* Channels in one order: by sender, receiver, stage, direction. */
+static inline int xp_cmp_key(const xp_key *p, const xp_key *q)
+{
+	if (p->src != q->src)
+		return p->src - q->src;
+	if (p->dst != q->dst)
+		return p->dst - q->dst;
+	if (p->stage != q->stage)
+		return p->stage - q->stage;
+	return p->dir - q->dir;
+}
+
+/* --check-messages: rt_comm.c's header and judgement, for NCCL and IPC. */
+static inline void xp_hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h)
+{
+	rt_hdr_fill(c, h, s->tag, s->bytes);
+}
+
+static inline void xp_hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h)
+{
+	rt_hdr_check(c, h, s->what, s->peer, s->tag, s->bytes);
+}
+
+/* ---- rt_xport_wait.cu (calls no transport) ---- */
 #define MPI_OK(call, what) xp_mpi_check((call), #call, what)
 void xp_mpi_check(int rc, const char *call, const char *what);
-int xp_tag_stage(int tag);
-int xp_tag_dir(int tag);
-int xp_cmp_key(const xp_key *p, const xp_key *q);
 /* Waits on the host for rq, progressing IPC acknowledgements meanwhile;
  * dies after --timeout. */
 void xp_wait_req(rt_ctx *c, MPI_Request *rq, MPI_Status *st, const char *what, int peer);
 /* IPC receives acknowledge their copies here, whenever the host waits. */
 void xp_progress(rt_ctx *c);
+/* A slot about to be reused: its pending IPC acknowledgement sent first. */
+void xp_settle(rt_ctx *c, xp_slot *s);
 /* Every pending acknowledgement sent and delivered. */
 void xp_flush_acks(rt_ctx *c);
-/* --check-messages: rt_comm.c's header and judgement, for NCCL and IPC. */
-void xp_hdr_fill(rt_ctx *c, const xp_slot *s, int64_t *h);
-void xp_hdr_check(rt_ctx *c, const xp_slot *s, const int64_t *h);
 
 /* ---- set-up and release of each transport (collective where said) ---- */
 int xp_nccl_setup(rt_ctx *c, const xp_rec *all, int n);          /* collective */

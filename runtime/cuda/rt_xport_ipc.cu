@@ -2,7 +2,7 @@
  * for ranks that share a device: each rank exports its arena and one
  * interprocess event per slot; a send is an event and an MPI notice, a
  * receive a device-to-device copy out of the peer's arena, acknowledged
- * once done (rt_xport.cu's xp_progress).  The replicas' gradients go
+ * once done (rt_xport_wait.cu's xp_progress).  The replicas' gradients go
  * through the host (rt_xport_host.cu). */
 #include <stdlib.h>
 #include <string.h>
