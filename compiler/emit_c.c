@@ -36,15 +36,8 @@ typedef struct Out {
 static void outv(Out *o, const char *fmt, va_list ap)
 {
 	char tmp[512];
-	va_list ap2;
-	va_copy(ap2, ap);
-	int n = vsnprintf(tmp, sizeof tmp, fmt, ap2);
-	va_end(ap2);
-	char *s = tmp;
-	if (n >= (int)sizeof tmp) {
-		s = xalloc((size_t)n + 1);
-		vsnprintf(s, (size_t)n + 1, fmt, ap);
-	}
+	int n;
+	const char *s = vformat(tmp, sizeof tmp, &n, fmt, ap);
 	for (int i = 0; i < n; i++) {
 		VEC_PUSH(o->buf, s[i]);
 		if (s[i] == '\n')

@@ -19,16 +19,10 @@ static void put(Text *t, const char *fmt, ...) PRINTF_LIKE(2, 3);
 static void put(Text *t, const char *fmt, ...)
 {
 	char tmp[512];
-	va_list ap, ap2;
+	int n;
+	va_list ap;
 	va_start(ap, fmt);
-	va_copy(ap2, ap);
-	int n = vsnprintf(tmp, sizeof tmp, fmt, ap2);
-	va_end(ap2);
-	char *s = tmp;
-	if (n >= (int)sizeof tmp) {
-		s = xalloc((size_t)n + 1);
-		vsnprintf(s, (size_t)n + 1, fmt, ap);
-	}
+	const char *s = vformat(tmp, sizeof tmp, &n, fmt, ap);
 	va_end(ap);
 	t->write(t->ctx, s);
 }

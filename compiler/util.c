@@ -57,6 +57,21 @@ char *xstrdup(const char *s)
 	return xstrndup(s, strlen(s));
 }
 
+const char *vformat(char *tmp, size_t size, int *len, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(tmp, size, fmt, ap2);
+	va_end(ap2);
+	char *s = tmp;
+	if (n >= (int)size) {
+		s = xalloc((size_t)n + 1);
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+	}
+	*len = n;
+	return s;
+}
+
 char *xprintf(const char *fmt, ...)
 {
 	va_list ap;

@@ -25,6 +25,10 @@ void *xrealloc(void *p, size_t n);      /* p from xalloc/xrealloc or NULL */
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
+/* Formats into tmp when it fits (no allocation: the emitters print
+ * millions of short pieces), else into a new string; returns the text
+ * and sets *len to its length. */
+const char *vformat(char *tmp, size_t size, int *len, const char *fmt, va_list ap);
 void pool_free_all(void);
 
 /* A growable array: struct { T *v; int n, cap; }. */
