@@ -303,7 +303,14 @@ for dt, opt, sets in (("bf16", "sgd", ["stages=2", "schedule=1f1b"]),
     if not t.ok(ok, "%s: losses equal PyTorch's at pipec's rounding points (step 1 to 1e-6, "
                 "f32's is not)" % name):
         t.diag("%s\ngot %s\nwant %s" % (why, got, want))
-    tol = ["--rtol", "3e-3", "--atol", "3e-4"] if opt == "adam" else ["--rtol", "1e-4",
+    # Adam moves every element by about lr (1e-2) a step whatever its
+    # gradient's size, so where the gradient is small beside its rounding
+    # noise the two summation orders drift apart by a fraction of a step:
+    # measured worst 2.7e-4 (normal build) and 4.3e-4 (the sanitizer build,
+    # whose instrumented kernels sum in another order; one element of
+    # attn.c_attn.weight, the same before the step IR and catalogue landed).
+    # A wrong gradient or update moves elements by whole steps, 1e-2.
+    tol = ["--rtol", "3e-3", "--atol", "6e-4"] if opt == "adam" else ["--rtol", "1e-4",
                                                                        "--atol", "1e-4"]
     ref16 = os.path.join(FX, "gpt2_%s_final_%s.safetensors" % (dt, opt))
     if r is None:
