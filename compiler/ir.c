@@ -171,3 +171,25 @@ int64_t ir_kv_bytes(const IrModel *m, int s)
 			bytes += 2 * (int64_t)m->pipe.B * m->pipe.kv_cap * m->layers[l].d * 4;
 	return bytes;
 }
+
+SchedSpec ir_sched_spec(const IrModel *m)
+{
+	SchedSpec sp = { 0 };
+	sp.kind = m->pipe.sched;
+	sp.P = m->pipe.P;
+	sp.V = m->pipe.V;
+	sp.M = m->pipe.M;
+	sp.R = m->pipe.R;
+	sp.training = m->pipe.optim != OPT_NONE;
+	sp.path = m->pipe.sched_path;
+	sp.ntok = m->pipe.sched == SK_GENERATE ? m->pipe.gen_tokens : 1;
+	sp.disagg = m->pipe.sched == SK_GENERATE && m->pipe.disagg;
+	sp.steps = m->pipe.steps;
+	sp.inflight = m->pipe.inflight;
+	unsigned char *rc = xalloc((size_t)m->S + 1);
+	int any = 0;
+	for (int s = 0; s < m->S; s++)
+		any |= rc[s] = m->stages[s].nrecompute > 0;
+	sp.recompute = any ? rc : NULL;
+	return sp;
+}

@@ -180,6 +180,10 @@ int64_t ir_kv_bytes(const IrModel *m, int s);
 void ir_index(IrModel *m);
 /* Fills the per-stage sums for the partition in m->stages[*].first/last. */
 void ir_stage_costs(IrModel *m);
+/* What the schedule's generator needs of a checked, partitioned model:
+ * kind, ranks, micro-batches, replicas, recompute, the file of a custom
+ * order, generation's rounds, an asynchronous run's steps. */
+SchedSpec ir_sched_spec(const IrModel *m);
 /* `pipec -dI`. */
 void ir_dump(FILE *out, const IrModel *m);
 

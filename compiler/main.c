@@ -255,35 +255,13 @@ static void report_input(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static SchedSpec spec_of(const IrModel *m)
-{
-	SchedSpec sp = { 0 };
-	sp.kind = m->pipe.sched;
-	sp.P = m->pipe.P;
-	sp.V = m->pipe.V;
-	sp.M = m->pipe.M;
-	sp.R = m->pipe.R;
-	sp.training = m->pipe.optim != OPT_NONE;
-	sp.path = m->pipe.sched_path;
-	sp.ntok = m->pipe.sched == SK_GENERATE ? m->pipe.gen_tokens : 1;
-	sp.disagg = m->pipe.sched == SK_GENERATE && m->pipe.disagg;
-	sp.steps = m->pipe.steps;
-	sp.inflight = m->pipe.inflight;
-	unsigned char *rc = xalloc((size_t)m->S + 1);
-	int any = 0;
-	for (int s = 0; s < m->S; s++)
-		any |= rc[s] = m->stages[s].nrecompute > 0;
-	sp.recompute = any ? rc : NULL;
-	return sp;
-}
-
 /* schedule = file("..."): reads the order before the partition, since the
  * file decides the placement.  A file with V stages per rank makes the
  * pipeline's stages x V virtual stages; an explicit partition (checked
  * against `stages` entries) cannot then fit, and says so. */
 static Schedule *read_schedule_file(IrModel *m)
 {
-	SchedSpec sp = spec_of(m);
+	SchedSpec sp = ir_sched_spec(m);
 	Schedule *s = sched_read_file(&sp, m->pipe.sched_loc);
 	if (!s || s->V == m->pipe.V)
 		return s;
@@ -418,7 +396,7 @@ int main(int argc, char **argv)
 	}
 
 	/* schedule, lower, verify */
-	SchedSpec spec = spec_of(m);
+	SchedSpec spec = ir_sched_spec(m);
 	Schedule *s = file_sched ? file_sched : sched_generate(&spec, m->pipe.sched_loc);
 	if (!s)
 		return EXIT_INPUT;

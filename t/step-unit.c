@@ -67,27 +67,6 @@ typedef struct Built {
 	int nranks;
 } Built;
 
-static SchedSpec spec_of(const IrModel *m)
-{
-	SchedSpec sp = { 0 };
-	sp.kind = m->pipe.sched;
-	sp.P = m->pipe.P;
-	sp.V = m->pipe.V;
-	sp.M = m->pipe.M;
-	sp.R = m->pipe.R;
-	sp.training = m->pipe.optim != OPT_NONE;
-	sp.ntok = m->pipe.sched == SK_GENERATE ? m->pipe.gen_tokens : 1;
-	sp.disagg = m->pipe.sched == SK_GENERATE && m->pipe.disagg;
-	sp.steps = m->pipe.steps;
-	sp.inflight = m->pipe.inflight;
-	unsigned char *rc = xalloc((size_t)m->S + 1);
-	int any = 0;
-	for (int s = 0; s < m->S; s++)
-		any |= rc[s] = m->stages[s].nrecompute > 0;
-	sp.recompute = any ? rc : NULL;
-	return sp;
-}
-
 /* NULL if the model or its settings do not check. */
 static Built *build(const char *text, const char *const *sets)
 {
@@ -108,7 +87,7 @@ static Built *build(const char *text, const char *const *sets)
 	}
 	if (partition_model(m, &cost_defaults, placement) != 0)
 		return NULL;
-	SchedSpec spec = spec_of(m);
+	SchedSpec spec = ir_sched_spec(m);
 	Schedule *s = sched_generate(&spec, m->pipe.sched_loc);
 	if (!s)
 		return NULL;
