@@ -19,10 +19,10 @@ Checks, and prints one TAP line each (t/006-docs.t runs it):
    files of the source tree and are let through.
 3. Nothing in the documents, nor in the comments of the sources (compiler/,
    runtime/, templates/, scripts/, t/, models/, bench/, configure.ac,
-   Makefile.am), refers to documents kept outside the repository: the
-   shared specs and notes (`../shared`, `spec/`, `notes/`, `cli.md`,
-   `pipe-language.md`, `training.md`, `planner.md`) or `STYLE.md`,
-   `DEVELOPERS.md`.
+   Makefile.am), refers to a document kept outside the repository: a
+   clone has only what is in it, so what a reader needs is said in docs/
+   (docs/contributing.md, "Checks before a commit").  FORBIDDEN below
+   holds the names such references have taken.
 
 A new document is picked up by the globs above; a new directory of sources
 goes into SOURCE_DIRS.
