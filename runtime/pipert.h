@@ -39,7 +39,9 @@ enum {
 };
 
 enum { RT_LOSS_NONE, RT_LOSS_CROSS_ENTROPY, RT_LOSS_MSE, RT_LOSS_NEXT_TOKEN };
-enum { RT_OPTIM_NONE, RT_OPTIM_SGD, RT_OPTIM_ADAM };
+enum { RT_OPTIM_NONE, RT_OPTIM_SGD, RT_OPTIM_ADAM, RT_OPTIM_ADAMW };
+/* Learning-rate schedules (docs/training.md): lr at optimizer step t. */
+enum { RT_LR_CONSTANT, RT_LR_COSINE, RT_LR_LINEAR };
 enum { RT_DT_F32, RT_DT_I32 };
 /* The program's dtype (docs/language.md's `dtype`, docs/precision.md). */
 enum { RT_PREC_F32, RT_PREC_BF16, RT_PREC_F16 };
@@ -165,6 +167,25 @@ typedef struct rt_program {
 	 * keeps f32 master weights, which the optimizer updates and
 	 * --weights-out writes.  RT_PREC_F32 (0): none of it. */
 	int precision;
+
+	/* Training for real (docs/training.md).  0 keeps the old behaviour.
+	 * optim RT_OPTIM_ADAMW: decoupled weight decay (torch.optim.AdamW). */
+	double weight_decay;            /* sgd, adam: L2 added to the gradient */
+	int nesterov;                   /* sgd */
+	int decay_matrices;             /* 1: decay only parameters of ndim >= 2 */
+	int lr_schedule;                /* RT_LR_* */
+	int64_t lr_warmup;              /* W: lr·t/W for t <= W */
+	int64_t lr_total;               /* T: the horizon of cosine / linear */
+	double min_lr;
+	double clip_grad_norm;          /* 0: no clipping; else the max global L2 norm */
+	int shuffle;                    /* shuffle = true: --shuffle by default */
+	/* Forward only (dropout off) over one batch of an evaluation set: the
+	 * same stages on the same ranks, every stage's micro-batches in stage
+	 * order.  The last stage adds each micro-batch's loss over its
+	 * rt_rows_valid rows with the loss functions, dlogits NULL.  NULL: the
+	 * program cannot evaluate (inference programs, old programs). */
+	void (*eval_step)(rt_ctx *c, int batch);
+	int eval_nactions;              /* rt_begin calls of eval_step */
 } rt_program;
 
 /* Parses the options of the emitted program (--help, --weights-in,
@@ -205,6 +226,11 @@ const int32_t *rt_target_class(rt_ctx *c, int mb);   /* [mb_rows] */
 const float   *rt_target_dense(rt_ctx *c, int mb);   /* [mb_rows, target_width] */
 void rt_output(rt_ctx *c, int mb, const float *y);   /* last stage: keep rows for --output */
 void rt_loss_add(rt_ctx *c, double sum);             /* add a micro-batch's loss sum */
+/* Rows of micro-batch mb that hold data: mb_rows, except in the padded
+ * last batch of an evaluation set or of an inference run over a file,
+ * where the padding rows (the micro-batch's last ones) are left out of
+ * the loss and the output. */
+int64_t rt_rows_valid(rt_ctx *c, int mb);
 
 /* ---- Point-to-point transport: non-blocking; slot indexes a request
  * table of program->nslots entries.  `what` names the action for error
@@ -288,7 +314,8 @@ void rt_softmax_fwd(const float *x, float *y, int64_t rows, int64_t d);
 void rt_softmax_bwd(const float *y, const float *dy, float *dx, int64_t rows, int64_t d);
 
 /* Losses: return the micro-batch's SUM of per-sample (CE) or per-element
- * (MSE) losses and write dL/dlogits = scale * d(sum)/dlogits, where the
+ * (MSE) losses and write dL/dlogits = scale * d(sum)/dlogits (dlogits
+ * NULL: the loss only, as an evaluation step asks), where the
  * emitter passes scale = 1/B (CE) or 1/(B*width) (MSE) so gradients are of
  * the global batch's mean loss. */
 double rt_loss_cross_entropy(const float *logits, const int32_t *t, float *dlogits,

@@ -669,3 +669,9 @@ int rt_data_write_output(rt_ctx *c)
 	rt_free(all);
 	return rc;
 }
+
+int64_t rt_rows_valid(rt_ctx *c, int mb)
+{
+	(void)mb;
+	return c->p->mb_rows;
+}

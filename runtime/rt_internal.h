@@ -58,6 +58,19 @@ typedef struct rt_opts {
 	int quiet;                  /* --quiet: no summary lines */
 	int cuda_graph;             /* --cuda-graph (RT_GRAPH_*; CUDA runtime only) */
 	int tf32;                   /* --tf32 (CUDA runtime only) */
+
+	/* Training for real (docs/training.md). */
+	int log_every;              /* --log-every N (default 1) */
+	const char *metrics;        /* --metrics FILE.jsonl */
+	int shuffle;                /* --shuffle, or the program's shuffle = true */
+	const char *eval_input, *eval_target;   /* eval_input: the last --eval-input */
+	const char **eval_path;     /* ninputs > 0: each input's evaluation file */
+	const char **eval_args;     /* every --eval-input's value, in order */
+	int neval_args;
+	int eval_every;             /* --eval-every N; 0: after the last step only */
+	const char *checkpoint;     /* --checkpoint DIR */
+	int save_every;             /* --save-every N; 0: at the end (and on a signal) */
+	const char *resume;         /* --resume DIR */
 } rt_opts;
 enum { RT_GRAPH_AUTO, RT_GRAPH_ON, RT_GRAPH_OFF };
 
@@ -178,6 +191,18 @@ struct rt_ctx {
 	double gen_t0;              /* the clock after the barrier before round 0 */
 	double gen_ttft, gen_total; /* seconds from gen_t0: the last group's first
 	                             * tokens picked, the run */
+
+	/* Optimizer, schedule and clipping (rt_optim.c). */
+	double lr_now;              /* the last step's learning rate */
+	double grad_norm;           /* the last step's global norm before clipping; -1: none */
+
+	/* Logs and metrics (rt_report.c). */
+
+	/* Epochs, shuffling, evaluation data (rt_data.c, rt_eval.c). */
+	int evaluating;             /* inside eval_step: the data accessors read the eval set */
+
+	/* Checkpoints, resume, signals (rt_ckpt.c). */
+	int64_t step0;              /* the global step the run starts after (resume) */
 
 	/* Fault injection for tests (PIPERT_FAULT, rt_main.c). */
 	int fault_kind, fault_step, fault_action;

@@ -87,17 +87,19 @@ void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
  * always a file (a file name may hold '=').  Every input needs one file: a missing one is as
  * much a usage error as an unknown name, since data of some inputs and
  * synthetic data of others would not belong together. */
-static int bind_inputs(rt_opts *o, const rt_program *p, char *err, size_t errlen)
+static int bind_inputs(const char *opt, const char **args, int nargs, const char ***paths,
+                       const rt_program *p, char *err, size_t errlen)
 {
 	char names[512];
+	const char **path;
 	input_names(names, sizeof names, p);
-	o->in_path = calloc((size_t)p->ninputs, sizeof *o->in_path);
-	if (!o->in_path) {
+	path = *paths = calloc((size_t)p->ninputs, sizeof *path);
+	if (!path) {
 		rt_fmt_err(err, errlen, "out of memory");
 		return RT_EXIT_USAGE;
 	}
-	for (int i = 0; i < o->nin_args; i++) {
-		const char *arg = o->in_args[i], *val = arg, *eq = strchr(val, '=');
+	for (int i = 0; i < nargs; i++) {
+		const char *arg = args[i], *val = arg, *eq = strchr(val, '=');
 		int k = -1, named = 1;
 		if (!eq || eq == val || access(val, F_OK) == 0)
 			named = 0;
@@ -110,34 +112,34 @@ static int bind_inputs(rt_opts *o, const rt_program *p, char *err, size_t errlen
 				if (strlen(p->inputs[k].name) == n && strncmp(p->inputs[k].name, val, n) == 0)
 					break;
 			if (k == p->ninputs) {
-				rt_fmt_err(err, errlen, "--input %s: the model has no input '%.*s' (its inputs: %s)",
-				           val, (int)n, val, names);
+				rt_fmt_err(err, errlen, "%s %s: the model has no input '%.*s' (its inputs: %s)",
+				           opt, val, (int)n, val, names);
 				return RT_EXIT_USAGE;
 			}
 			val = eq + 1;
 			if (!*val) {
-				rt_fmt_err(err, errlen, "--input %s: no file after '='", arg);
+				rt_fmt_err(err, errlen, "%s %s: no file after '='", opt, arg);
 				return RT_EXIT_USAGE;
 			}
 		} else if (p->ninputs == 1) {
 			k = 0;
 		} else {
-			rt_fmt_err(err, errlen, "--input %s: the model has %d inputs (%s): give each as "
-			           "--input NAME=FILE.npy", val, p->ninputs, names);
+			rt_fmt_err(err, errlen, "%s %s: the model has %d inputs (%s): give each as "
+			           "%s NAME=FILE.npy", opt, val, p->ninputs, names, opt);
 			return RT_EXIT_USAGE;
 		}
-		if (o->in_path[k]) {
-			rt_fmt_err(err, errlen, "--input: input '%s' is given twice (%s and %s)",
-			           p->inputs[k].name, o->in_path[k], val);
+		if (path[k]) {
+			rt_fmt_err(err, errlen, "%s: input '%s' is given twice (%s and %s)",
+			           opt, p->inputs[k].name, path[k], val);
 			return RT_EXIT_USAGE;
 		}
-		o->in_path[k] = val;
+		path[k] = val;
 	}
 	for (int k = 0; k < p->ninputs; k++)
-		if (!o->in_path[k]) {
-			rt_fmt_err(err, errlen, "--input: no file for input '%s' (give --input NAME=FILE.npy "
-			           "for each of %s, or no --input for synthetic data)", p->inputs[k].name,
-			           names);
+		if (!path[k]) {
+			rt_fmt_err(err, errlen, "%s: no file for input '%s' (give %s NAME=FILE.npy "
+			           "for each of %s%s)", opt, p->inputs[k].name, opt, names,
+			           strcmp(opt, "--input") ? "" : ", or no --input for synthetic data");
 			return RT_EXIT_USAGE;
 		}
 	return 0;
@@ -155,27 +157,103 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out)
 	return 0;
 }
 
+/* Options that make no sense together, or on this program: refused before
+ * anything runs (docs/training.md, "Checked before anything runs"). */
+static int check_combinations(rt_opts *o, const rt_program *p, char *err, size_t errlen)
+{
+	int training = p->optim != RT_OPTIM_NONE;
+	int needs_targets = p->loss == RT_LOSS_CROSS_ENTROPY || p->loss == RT_LOSS_MSE;
+	const char *train_only = o->checkpoint ? "--checkpoint" : o->resume ? "--resume"
+	                       : o->save_every ? "--save-every" : o->eval_every ? "--eval-every"
+	                       : o->eval_input ? "--eval-input" : o->eval_target ? "--eval-target"
+	                       : o->shuffle && !p->shuffle ? "--shuffle" : NULL;
+	if (!training && train_only) {
+		rt_fmt_err(err, errlen, "%s: this program does not train (schedule %s); compile it with "
+		           "an optimizer and a training schedule", train_only,
+		           p->schedule ? p->schedule : "inference");
+		return RT_EXIT_USAGE;
+	}
+	if (!training && o->target) {
+		rt_fmt_err(err, errlen, "--target: this program does not train (schedule %s), so it "
+		           "reads no targets", p->schedule ? p->schedule : "inference");
+		return RT_EXIT_USAGE;
+	}
+	if (training && needs_targets && o->input && !o->target) {
+		rt_fmt_err(err, errlen, "--input without --target: this model's %s loss needs targets "
+		           "row for row with the input (synthetic data only when neither is given)",
+		           p->loss == RT_LOSS_MSE ? "mse" : "cross-entropy");
+		return RT_EXIT_USAGE;
+	}
+	if (o->save_every && !o->checkpoint && !o->resume) {
+		rt_fmt_err(err, errlen, "--save-every needs --checkpoint DIR (or --resume DIR) to save into");
+		return RT_EXIT_USAGE;
+	}
+	if (o->eval_target && !o->eval_input) {
+		rt_fmt_err(err, errlen, "--eval-target needs --eval-input (targets are row for row "
+		           "with the evaluation input)");
+		return RT_EXIT_USAGE;
+	}
+	if (o->eval_input && needs_targets && !o->eval_target) {
+		rt_fmt_err(err, errlen, "--eval-input without --eval-target: this model's %s loss needs "
+		           "targets row for row with the evaluation input",
+		           p->loss == RT_LOSS_MSE ? "mse" : "cross-entropy");
+		return RT_EXIT_USAGE;
+	}
+	if (o->eval_every && !o->eval_input) {
+		rt_fmt_err(err, errlen, "--eval-every needs an evaluation set (--eval-input%s)",
+		           needs_targets ? " and --eval-target" : "");
+		return RT_EXIT_USAGE;
+	}
+	if (o->eval_input && !p->eval_step) {
+		rt_fmt_err(err, errlen, "--eval-input: this program has no evaluation step (compile it "
+		           "again with this pipec)");
+		return RT_EXIT_USAGE;
+	}
+	if (p->ninputs > 0 && o->input &&
+	    bind_inputs("--input", o->in_args, o->nin_args, &o->in_path, p, err, errlen))
+		return RT_EXIT_USAGE;
+	if (p->ninputs > 0 && o->eval_input &&
+	    bind_inputs("--eval-input", o->eval_args, o->neval_args, &o->eval_path, p, err, errlen))
+		return RT_EXIT_USAGE;
+	return 0;
+}
+
 int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
                   char *err, size_t errlen)
 {
+	enum {
+		O_WEIGHTS_IN, O_WEIGHTS_OUT, O_INPUT, O_TARGET, O_OUTPUT, O_STEPS, O_TRACE,
+		O_TIMEOUT, O_CHECK_MESSAGES, O_QUIET, O_HELP, O_LOG_EVERY, O_METRICS, O_SHUFFLE,
+		O_EVAL_INPUT, O_EVAL_TARGET, O_EVAL_EVERY, O_CHECKPOINT, O_SAVE_EVERY, O_RESUME,
+		O_CUDA_GRAPH, O_TF32
+	};
 	static const struct {
 		const char *name;
-		int has_arg;
+		int id, has_arg;
 	} known[] = {
-		{ "--weights-in", 1 }, { "--weights-out", 1 }, { "--input", 1 },
-		{ "--target", 1 }, { "--output", 1 }, { "--steps", 1 }, { "--trace", 1 },
-		{ "--timeout", 1 }, { "--check-messages", 0 }, { "--quiet", 0 }, { "--help", 0 },
+		{ "--weights-in", O_WEIGHTS_IN, 1 }, { "--weights-out", O_WEIGHTS_OUT, 1 },
+		{ "--input", O_INPUT, 1 }, { "--target", O_TARGET, 1 }, { "--output", O_OUTPUT, 1 },
+		{ "--steps", O_STEPS, 1 }, { "--trace", O_TRACE, 1 }, { "--timeout", O_TIMEOUT, 1 },
+		{ "--check-messages", O_CHECK_MESSAGES, 0 }, { "--quiet", O_QUIET, 0 },
+		{ "--help", O_HELP, 0 }, { "--log-every", O_LOG_EVERY, 1 },
+		{ "--metrics", O_METRICS, 1 }, { "--shuffle", O_SHUFFLE, 0 },
+		{ "--eval-input", O_EVAL_INPUT, 1 }, { "--eval-target", O_EVAL_TARGET, 1 },
+		{ "--eval-every", O_EVAL_EVERY, 1 }, { "--checkpoint", O_CHECKPOINT, 1 },
+		{ "--save-every", O_SAVE_EVERY, 1 }, { "--resume", O_RESUME, 1 },
 #ifdef RT_CUDA
-		{ "--cuda-graph", 1 }, { "--tf32", 0 },
+		{ "--cuda-graph", O_CUDA_GRAPH, 1 }, { "--tf32", O_TF32, 0 },
 #endif
 	};
 	memset(o, 0, sizeof *o);
-	if (!(o->in_args = calloc((size_t)argc + 1, sizeof *o->in_args))) {
+	if (!(o->in_args = calloc((size_t)argc + 1, sizeof *o->in_args)) ||
+	    !(o->eval_args = calloc((size_t)argc + 1, sizeof *o->eval_args))) {
 		rt_fmt_err(err, errlen, "out of memory");
 		return RT_EXIT_USAGE;
 	}
 	o->steps = p->steps > 0 ? p->steps : 1;
 	o->timeout = 300.0;
+	o->log_every = 1;
+	o->shuffle = p->shuffle;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL, *eq = strchr(a, '=');
@@ -205,18 +283,18 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 			rt_fmt_err(err, errlen, "option '%s' takes no value", known[k].name);
 			return RT_EXIT_USAGE;
 		}
-		switch (k) {
-		case 0: o->weights_in = val; break;
-		case 1: o->weights_out = val; break;
-		case 2:
+		switch (known[k].id) {
+		case O_WEIGHTS_IN: o->weights_in = val; break;
+		case O_WEIGHTS_OUT: o->weights_out = val; break;
+		case O_INPUT:
 			/* `--input NAME=FILE` names one of several inputs; a program of
 			 * one input takes either form. */
 			o->input = val;
 			o->in_args[o->nin_args++] = val;
 			break;
-		case 3: o->target = val; break;
-		case 4: o->output = val; break;
-		case 5: {
+		case O_TARGET: o->target = val; break;
+		case O_OUTPUT: o->output = val; break;
+		case O_STEPS: {
 			long long v;
 			if (p->gen_tokens > 0) {
 				rt_fmt_err(err, errlen, "--steps: a generating program runs one round per "
@@ -231,8 +309,8 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 			o->steps = (int)v;
 			break;
 		}
-		case 6: o->trace = val; break;
-		case 7: {
+		case O_TRACE: o->trace = val; break;
+		case O_TIMEOUT: {
 			char *end;
 			double v;
 			errno = 0;
@@ -244,18 +322,39 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 			o->timeout = v;
 			break;
 		}
-		case 8: o->check_messages = 1; break;
-		case 9: o->quiet = 1; break;
-		case 10: o->help = 1; break;
+		case O_CHECK_MESSAGES: o->check_messages = 1; break;
+		case O_QUIET: o->quiet = 1; break;
+		case O_HELP: o->help = 1; break;
+		case O_LOG_EVERY:
+		case O_EVAL_EVERY:
+		case O_SAVE_EVERY: {
+			long long v;
+			if (parse_int(val, 1, 1000000000, &v) != 0) {
+				rt_fmt_err(err, errlen, "%s: '%s' is not a positive integer", known[k].name, val);
+				return RT_EXIT_USAGE;
+			}
+			*(known[k].id == O_LOG_EVERY ? &o->log_every
+			  : known[k].id == O_EVAL_EVERY ? &o->eval_every : &o->save_every) = (int)v;
+			break;
+		}
+		case O_METRICS: o->metrics = val; break;
+		case O_SHUFFLE: o->shuffle = 1; break;
+		case O_EVAL_INPUT:
+			o->eval_input = val;
+			o->eval_args[o->neval_args++] = val;
+			break;
+		case O_EVAL_TARGET: o->eval_target = val; break;
+		case O_CHECKPOINT: o->checkpoint = val; break;
+		case O_RESUME: o->resume = val; break;
 #ifdef RT_CUDA
-		case 11:
+		case O_CUDA_GRAPH:
 			if (strcmp(val, "on") && strcmp(val, "off")) {
 				rt_fmt_err(err, errlen, "--cuda-graph: '%s' is not on or off", val);
 				return RT_EXIT_USAGE;
 			}
 			o->cuda_graph = !strcmp(val, "on") ? RT_GRAPH_ON : RT_GRAPH_OFF;
 			break;
-		case 12: o->tf32 = 1; break;
+		case O_TF32: o->tf32 = 1; break;
 #endif
 		}
 	}
@@ -269,14 +368,14 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 		rt_fmt_err(err, errlen, "--target needs --input (targets are row for row with the input)");
 		return RT_EXIT_USAGE;
 	}
-	if (p->ninputs > 0 && o->input)
-		return bind_inputs(o, p, err, errlen);
-	return 0;
+	return check_combinations(o, p, err, errlen);
 }
 
 void rt_opts_free(rt_opts *o)
 {
 	free((void *)o->in_path);
 	free((void *)o->in_args);
-	o->in_path = o->in_args = NULL;
+	free((void *)o->eval_path);
+	free((void *)o->eval_args);
+	o->in_path = o->in_args = o->eval_path = o->eval_args = NULL;
 }
