@@ -27,7 +27,7 @@ t = TAP()
 E = env_setup(t)
 tmp = E.tmpdir("programs")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")
-t.plan(19)
+t.plan(20)
 
 
 def sh(cmd, **kw):
@@ -128,9 +128,13 @@ r = sh([run, "--no-such-option"], timeout=120)
 t.ok(r.returncode == 2, "an unknown program option exits 2 (got %d)" % r.returncode)
 r = sh([run, "--steps", "0"], timeout=120)
 t.ok(r.returncode == 2, "--steps 0 exits 2 (got %d)" % r.returncode)
-r = sh([run, "--input", os.path.join(tmp, "missing.npy")], timeout=120)
+r = sh([run, "--input", os.path.join(tmp, "missing.npy"), "--target",
+         os.path.join(tmp, "missing-y.npy")], timeout=120)
 t.ok(r.returncode == 1 and "missing.npy" in (r.stdout + r.stderr),
      "a missing input file exits 1 naming it (got %d)" % r.returncode)
+r = sh([run, "--input", os.path.join(tmp, "missing.npy")], timeout=120)
+t.ok(r.returncode == 2 and "--target" in r.stderr,
+     "--input without --target on a model with a loss exits 2 saying so (got %d)" % r.returncode)
 hosts = os.path.join(tmp, "hosts")
 open(hosts, "w").write("localhost slots=4\n")
 lh, wh = train(CE, os.path.join(tmp, "hostfile"), "microbatches=3", extra=["--hostfile", hosts])
