@@ -591,9 +591,23 @@ static void emit_program_struct(Emit *e)
 	    m->target_dtype == DT_I32 ? "RT_DT_I32" : "RT_DT_F32",
 	    (long long)(m->target_name ? m->target_width : 0));
 	out(o, "\t.optim = %s, .lr = %.17g, .momentum = %.17g,\n",
-	    pp->optim == OPT_SGD ? "RT_OPTIM_SGD" : pp->optim == OPT_ADAM ? "RT_OPTIM_ADAM"
-	    : "RT_OPTIM_NONE", pp->lr, pp->momentum);
-	out(o, "\t.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,\n");
+	    pp->optim == OPT_SGD ? "RT_OPTIM_SGD" : pp->optim != OPT_ADAM ? "RT_OPTIM_NONE"
+	    : pp->decoupled ? "RT_OPTIM_ADAMW" : "RT_OPTIM_ADAM", pp->lr, pp->momentum);
+	/* docs/language.md's training keys; as before when none is used */
+	if (pp->beta1 == 0.9 && pp->beta2 == 0.999 && pp->eps == 1e-8)
+		out(o, "\t.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,\n");
+	else
+		out(o, "\t.beta1 = %.17g, .beta2 = %.17g, .eps = %.17g,\n", pp->beta1, pp->beta2,
+		    pp->eps);
+	if (s->training && (pp->weight_decay > 0 || pp->nesterov || pp->decay_matrices
+	                    || pp->lr_schedule != LR_CONSTANT || pp->lr_warmup > 0
+	                    || pp->clip_grad_norm > 0 || pp->shuffle))
+		out(o, "\t.weight_decay = %.17g, .nesterov = %d, .decay_matrices = %d,\n"
+		    "\t.lr_schedule = %s, .lr_warmup = %lld, .lr_total = %lld, .min_lr = %.17g,\n"
+		    "\t.clip_grad_norm = %.17g, .shuffle = %d,\n", pp->weight_decay, pp->nesterov,
+		    pp->decay_matrices, pp->lr_schedule == LR_COSINE ? "RT_LR_COSINE"
+		    : pp->lr_schedule == LR_LINEAR ? "RT_LR_LINEAR" : "RT_LR_CONSTANT",
+		    pp->lr_warmup, pp->lr_total, pp->min_lr, pp->clip_grad_norm, pp->shuffle);
 	out(o, "\t.steps = %d, .seed = %lluu,\n", pp->steps, (unsigned long long)pp->seed);
 	out(o, "\t.params = params, .nparams = NPARAMS, .nweights = %lld,\n",
 	    (long long)e->nweights);
