@@ -32,7 +32,7 @@ set -- --input "$out/ids.npy" --eval-input "$out/eval_ids.npy" --eval-every $eve
 
 echo "== A: $steps steps, uninterrupted"
 "$out/prog/run" "$@" --checkpoint "$out/ckpt-a" --metrics "$out/a.jsonl" \
-	--weights-out "$out/a.safetensors" | tee "$out/a.log" | grep -E '^(eval|step [0-9]*0?0 )'
+	--weights-out "$out/a.safetensors" | tee "$out/a.log" | grep -E '^(eval|step [0-9]*00 )'
 
 echo
 echo "== B: the same run, a rank killed after step $kill_at"
@@ -52,7 +52,7 @@ echo "checkpoint left: $(readlink "$out/ckpt-b/latest")"
 echo
 echo "== B: resumed from $out/ckpt-b"
 "$out/prog/run" "$@" --resume "$out/ckpt-b" --weights-out "$out/b.safetensors" \
-	| tee "$out/b2.log" | grep -E '^(eval|step [0-9]*0?0 )'
+	| tee "$out/b2.log" | grep -E '^(eval|step [0-9]*00 )'
 
 echo
 echo "== the final weights"
