@@ -61,6 +61,11 @@ the other schedules and placements.  Piecewise:
     t/045-training.t --list               # the cases' names
     t/045-training.t mlp-1f1b gpt2-zb-v   # only those (any substring matches)
     PIPEC_KEEP=/tmp/k t/045-training.t mlp-2bw   # keep programs and outputs
+
+and, to check some features before others exist, `--no-eval` (no
+evaluation set: its checks are skipped) and `--whole-batches` (the data
+files' first 5 batches only: the same numbers, since the partial batch is
+dropped, without needing epochs over a partial batch).
 """
 import json
 import math
@@ -136,6 +141,8 @@ tmp = keep or E.tmpdir("training")
 os.makedirs(tmp, exist_ok=True)
 
 only = [a for a in sys.argv[1:] if not a.startswith("-")]
+NO_EVAL = "--no-eval" in sys.argv[1:]
+WHOLE = "--whole-batches" in sys.argv[1:]
 full = os.environ.get("PIPEC_FULL")
 cases = [c for c in CASES if (any(o in c[0] for o in only) if only else full or c[5])]
 do_prefix = not only or any(o in PREFIX for o in only)
@@ -146,17 +153,34 @@ fixtures = {k: json.load(open(os.path.join(FX, k + ".json")))
 
 
 def fx(arg):
-    return os.path.join(FX, arg) if arg.endswith((".npy", ".safetensors")) else arg
+    """A fixture's path; with --whole-batches a training file's first 5 batches."""
+    path = os.path.join(FX, arg) if arg.endswith((".npy", ".safetensors")) else arg
+    if WHOLE and arg in ("mlp_x.npy", "mlp_y.npy", "gpt2_ids.npy"):
+        cut = os.path.join(tmp, "whole-" + arg)
+        a = np.load(path)
+        np.save(cut, a[:5 * (16 if arg.startswith("mlp") else 8)])
+        path = cut
+    return path
+
+
+def run_args_of(model, every):
+    args = []
+    for a in DATA[model]:
+        if NO_EVAL and (a.startswith("--eval-") or "_eval_" in a):
+            continue
+        args.append(fx(a))
+    return args + (["--eval-every", str(every)] if every and not NO_EVAL else [])
 
 
 def close(got, want, rtol, atol=0.0):
     return len(got) == len(want) and all(
-        g is not None and math.isfinite(g) and abs(g - w) <= atol + rtol * abs(w)
+        isinstance(g, (int, float)) and math.isfinite(g) and abs(g - w) <= atol + rtol * abs(w)
         for g, w in zip(got, want))
 
 
 def worst(got, want):
-    pairs = [(i + 1, g, w) for i, (g, w) in enumerate(zip(got, want)) if g is not None]
+    pairs = [(i + 1, g, w) for i, (g, w) in enumerate(zip(got, want))
+             if isinstance(g, (int, float))]
     if not pairs:
         return "nothing to compare (got %d values, want %d)" % (len(got), len(want))
     i, g, w = max(pairs, key=lambda p: abs(p[1] - p[2]) / max(abs(p[2]), 1e-30))
@@ -242,9 +266,7 @@ def run_case(name, model, fixture, sets, every):
         args += ["--set", s]
     r = subprocess.run([E.pipec, "compile", MODELS[model], "-o", d] + args,
                        capture_output=True, text=True)
-    run_args = [fx(a) for a in DATA[model]] + ["--metrics", metrics, "--weights-out", wout]
-    if every:
-        run_args += ["--eval-every", str(every)]
+    run_args = run_args_of(model, every) + ["--metrics", metrics, "--weights-out", wout]
     if r.returncode == 0:
         try:
             r = subprocess.run([os.path.join(d, "run")] + run_args, capture_output=True,
@@ -256,8 +278,8 @@ def run_case(name, model, fixture, sets, every):
     else:
         why = "pipec compile %s: exit %d\n%s" % (" ".join(args), r.returncode, r.stderr[-1500:])
     what = "%s (%s)" % (name, " ".join(sets) or "as written")
-    if not t.ok(r.returncode == 0, "%s compiles and trains %d steps with an evaluation set"
-                % (what, steps)):
+    if not t.ok(r.returncode == 0, "%s compiles and trains %d steps%s"
+                % (what, steps, "" if NO_EVAL else " with an evaluation set")):
         t.diag(why)
         for k in range(TESTS_PER_CASE - 1):
             t.ok(False, "%s: comparison %d of %d (nothing ran)" % (name, k + 2, TESTS_PER_CASE))
@@ -270,11 +292,13 @@ def run_case(name, model, fixture, sets, every):
     if not t.ok(ok, "%s: every step's loss equals PyTorch's" % name):
         t.diag(worst(got, want["loss"]))
 
-    wsteps = eval_steps(steps, every)
+    wsteps = [] if NO_EVAL else eval_steps(steps, every)
     wevals = [want["eval_loss"][s - 1] for s in wsteps]
     ok = [s for s, _ in evals] == wsteps and close([L for _, L in evals], wevals, TOL["loss"])
-    if not t.ok(ok, "%s: eval losses after steps %s equal PyTorch's (every row, padding "
-                "left out)" % (name, ",".join(map(str, wsteps)))):
+    if NO_EVAL:
+        t.ok(True, "%s: the eval losses # SKIP --no-eval" % name)
+    elif not t.ok(ok, "%s: eval losses after steps %s equal PyTorch's (every row, padding "
+                  "left out)" % (name, ",".join(map(str, wsteps)))):
         t.diag("got eval steps %s, want %s" % ([s for s, _ in evals], wsteps))
         t.diag(worst([L for _, L in evals], wevals))
 
@@ -349,15 +373,16 @@ if do_prefix:
     r = subprocess.run([E.pipec, "compile", MODELS["mlp"], "-o", d], capture_output=True,
                        text=True)
     if r.returncode == 0:
-        r = subprocess.run([os.path.join(d, "run")] + [fx(a) for a in DATA["mlp"]] +
-                           ["--steps", "10", "--eval-every", "4", "--metrics", metrics],
+        r = subprocess.run([os.path.join(d, "run")] + run_args_of("mlp", 4) +
+                           ["--steps", "10", "--metrics", metrics],
                            capture_output=True, text=True, timeout=600)
     losses, evals = parse_stdout(r.stdout) if r.returncode == 0 else ([], [])
     msteps = parse_metrics(metrics)[0] if r.returncode == 0 else []
     ok = r.returncode == 0 and [s for s, _ in losses] == list(range(1, 11)) and \
         close([L for _, L in losses], want["loss"][:10], TOL["loss"]) and \
-        [s for s, _ in evals] == [4, 8, 10] and \
-        close([L for _, L in evals], [want["eval_loss"][s - 1] for s in (4, 8, 10)], TOL["loss"]) \
+        [s for s, _ in evals] == ([] if NO_EVAL else [4, 8, 10]) and \
+        close([L for _, L in evals], [want["eval_loss"][s - 1] for s in
+                                      ([] if NO_EVAL else (4, 8, 10))], TOL["loss"]) \
         and close([o.get("lr") for o in msteps], want["lr"][:10], TOL["lr"], 1e-12)
     if not t.ok(ok, "mlp --steps 10 of 24: the first 10 steps' losses and lr (the cosine's "
                 "horizon stays 24), evaluations after steps 4, 8 and 10"):
