@@ -404,14 +404,24 @@ static void check_resume(const desc *d, const char *dir)
 		        errno == ENOENT || stat(dir, &sb) != 0 ? strerror(errno) : "not a directory");
 		return;
 	}
+	if (!(path = malloc(strlen(dir) + 16)))
+		return;
+	sprintf(path, "%s/latest", dir);
+	if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		problem(RT_EXIT_INPUT, "--resume %s: no checkpoint to resume (%s: %s)", dir, path,
+		        stat(path, &sb) != 0 ? strerror(errno) : "not a directory");
+		free(path);
+		return;
+	}
+	free(path);
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		size_t n = strlen(dir) + strlen(files[i]) + 16;
 		if (!(path = malloc(n)))
 			return;
 		snprintf(path, n, "%s/latest/%s", dir, files[i]);
 		if (access(path, R_OK) != 0)
-			problem(RT_EXIT_INPUT, "--resume %s: no checkpoint to resume (%s: %s)", dir, path,
-			        strerror(errno));
+			problem(RT_EXIT_INPUT, "--resume %s: the checkpoint is incomplete (%s: %s)", dir,
+			        path, strerror(errno));
 		else if (i == 0)
 			check_params(d, "--resume", path);
 		else if (i == 1) {

@@ -165,8 +165,9 @@ void check_hostfile(const char *path, int nranks, int oversubscribe,
 			/* another line of a machine already listed */
 			if (strcmp(h[j].name, cur.name)) {
 				report(RT_EXIT_USAGE, "hostfile %s: '%s' (line %d) and '%s' (line %d) are the "
-				       "same machine (%s): list it once, with slots=N", path, h[j].name,
-				       h[j].line, cur.name, lineno, cur.machine);
+				       "same machine (%s%s): list it once, with slots=N", path, h[j].name,
+				       h[j].line, cur.name, lineno, cur.local ? "" : "both resolve to ",
+				       cur.machine);
 				bad = 1;
 			} else if (h[j].slots >= 0 || cur.slots >= 0) {
 				report(RT_EXIT_USAGE, "hostfile %s: '%s' is on lines %d and %d with slots=: "
