@@ -664,7 +664,12 @@ static char *emit_desc(const IrModel *m, const Schedule *s, const EmitOptions *e
 	    : m->loss == LOSS_NEXT_TOKEN ? "next_token" : "mse");
 	out(&o, "target %s %lld\n", m->target_dtype == DT_I32 ? "i32" : "f32",
 	    (long long)(m->target_name ? m->target_width : 0));
-	out(&o, "optim %s\n", pp->optim == OPT_SGD ? "sgd" : pp->optim == OPT_ADAM ? "adam" : "none");
+	/* the checker asks only whether the program trains: any optimizer
+	 * but none is one */
+	out(&o, "optim %s\n", pp->optim == OPT_NONE ? "none" : pp->optim == OPT_SGD ? "sgd"
+	    : pp->optim == OPT_ADAM ? "adam" : "adamw");
+	/* shuffle = true only changes what --shuffle means to an inference
+	 * program, which cannot shuffle: 0 is right until the key exists */
 	out(&o, "shuffle 0\neval_step %d\n", has_eval_step(m, s));
 	out(&o, "gen_tokens %d\n", s->kind == SK_GENERATE ? pp->gen_tokens : 0);
 	out(&o, "seq_max %lld\nout_seq %d\n", named ? (long long)m->seq_max : 0LL,

@@ -207,6 +207,20 @@ bad:
 	return -1;
 }
 
+static void free_desc(desc *d)
+{
+	free((void *)d->p.model);
+	free((void *)d->p.source);
+	free((void *)d->p.schedule);
+	for (int k = 0; k < d->nin; k++) {
+		free((void *)d->inputs[k].name);
+		free((void *)d->inputs[k].what);
+	}
+	for (int i = 0; i < d->nparams; i++)
+		free((void *)d->params[i].name);
+	free(d->params);
+}
+
 /* ---- Reporting: every problem, one line each. ---- */
 
 static int worst;               /* the exit status so far */
@@ -564,13 +578,16 @@ int main(int argc, char **argv)
 	descpath = argv[i++];
 	if (i < argc && !strcmp(argv[i], "--"))
 		i++;
-	if (read_desc(descpath, &d) != 0)
+	if (read_desc(descpath, &d) != 0) {
+		free_desc(&d);
 		return RT_EXIT_RUNTIME;
+	}
 	if (help) {
 		if (d.cuda)
 			rt_opts_help_cuda(stdout, &d.p, "rankN");
 		else
 			rt_opts_help(stdout, &d.p, "rankN");
+		free_desc(&d);
 		return 0;
 	}
 
@@ -583,6 +600,7 @@ int main(int argc, char **argv)
 		check_hostfile(hostfile, d.p.nranks, oversub, problem);
 	if (rc || o.help) {
 		rt_opts_free(&o);
+		free_desc(&d);
 		return worst;
 	}
 	check_distinct(&o);
@@ -606,5 +624,6 @@ int main(int argc, char **argv)
 	if (o.checkpoint)
 		check_out_dir("--checkpoint", o.checkpoint);
 	rt_opts_free(&o);
+	free_desc(&d);
 	return worst;
 }
