@@ -11,6 +11,7 @@ passes and the run goes on; Ctrl-C and SIGTERM end a run with 130 and 143.
 """
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -25,7 +26,7 @@ E = env_setup(t)
 tmp = E.tmpdir("prerun")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")     # B = 24, 12 features, 5 classes
 BERT = os.path.join(E.src, "t", "models", "tiny-bert.pipe")  # ids, mask, types: T <= 9
-t.plan(29)
+t.plan(33)
 
 
 def sh(cmd, **kw):
@@ -63,6 +64,13 @@ np.save(d + '/ids.npy', np.zeros((16, 8), np.int32))
 np.save(d + '/idsf.npy', np.zeros((16, 8), np.float32))
 np.save(d + '/ids99.npy', np.zeros((16, 99), np.int64))
 np.save(d + '/mask7.npy', np.ones((16, 7), np.int32))
+np.save(d + '/m.npy', np.zeros((32, 10), np.float32))
+np.save(d + '/t5.npy', np.zeros((32, 5), np.float32))
+np.save(d + '/x3d.npy', np.zeros((48, 3, 4), np.float32))
+np.save(d + '/x43.npy', np.zeros((48, 4, 3), np.float32))
+np.save(d + '/e10.npy', np.zeros((10, 12), np.float32))
+np.save(d + '/ey10.npy', np.zeros(10, np.int32))
+np.save(d + '/ey9.npy', np.zeros(9, np.int32))
 """
 r = sh([E.python, "-c", gen, tmp])
 if r.returncode != 0:
@@ -141,6 +149,40 @@ refused(bert, ["--input", "ids=" + p("idsf.npy"), "--input", "mask=" + p("mask7.
 refused(bert, ["--input", "ids=" + p("ids.npy"), "--input", "mask=" + p("mask7.npy"),
                "--input", "types=" + p("ids.npy")], 1, 1, ["7", "8"],
         "sequence inputs of different lengths")
+
+mse = fresh(os.path.join(E.src, "t", "models", "small-mse.pipe"), "mse")   # B = 16, 6 outputs
+refused(mse, ["--input", p("m.npy"), "--target", p("t5.npy")], 1, 1, ["[32, 5]", "6"],
+        "mse targets of 5 values a row for 6")
+
+# pipert-check by hand, on descriptions the compiler cannot write yet: a
+# program with an evaluation step, an input declared [batch, 3, 4]
+m = re.search(r'^check=\$\{PIPEC_RUNTIME_CHECK:-(.*)\}$', open(os.path.join(ce, "run")).read(), re.M)
+checker = m.group(1) if m else "pipert-check"
+desc = open(os.path.join(ce, "program.desc")).read()
+ev = p("eval.desc")
+open(ev, "w").write(desc.replace("eval_step 0", "eval_step 1")
+                    .replace("input x f32 12 0 0 1 12 value", "input x f32 12 0 0 2 3 4 value"))
+
+
+def check(args):
+    return sh([checker, ev, "--"] + args, cwd=tmp)
+
+
+r = check(["--input", p("x3d.npy"), "--target", p("y.npy"), "--eval-input", p("e10.npy"),
+           "--eval-target", p("ey10.npy"), "--eval-every", "2"])
+if not t.ok(r.returncode == 0 and r.stderr == "",
+            "an evaluation set of 10 rows (less than a batch), an input in its declared "
+            "shape [48, 3, 4]: accepted"):
+    t.diag(r.stderr)
+r = check(["--input", p("x.npy"), "--target", p("y.npy"), "--eval-input", p("x43.npy"),
+           "--eval-target", p("ey9.npy")])
+if not t.ok(r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "[48, 4, 3]" in r.stderr
+            and "3, 4]" in r.stderr, "the flattened input accepted, [48, 4, 3] for [3, 4] refused"):
+    t.diag(r.stderr)
+r = check(["--eval-input", p("e10.npy"), "--eval-target", p("ey9.npy")])
+if not t.ok(r.returncode == 1 and "9 rows" in r.stderr and "--eval-input" in r.stderr,
+            "evaluation targets not row for row with the evaluation input"):
+    t.diag(r.stderr)
 
 # --- weights and checkpoints (exit 1)
 refused(ce, ["--weights-in", bad_w], 1, 1, ["fc1.weight", "[32, 13]", "[32, 12]"],
