@@ -671,7 +671,8 @@ static char *emit_desc(const IrModel *m, const Schedule *s, const EmitOptions *e
 	/* shuffle = true only changes what --shuffle means to an inference
 	 * program, which cannot shuffle: 0 is right until the key exists */
 	out(&o, "shuffle 0\neval_step %d\n", has_eval_step(m, s));
-	out(&o, "gen_tokens %d\n", s->kind == SK_GENERATE ? pp->gen_tokens : 0);
+	out(&o, "gen_tokens %d\ngen_sample %d\ngen_eos %lld\n",
+	    s->kind == SK_GENERATE ? pp->gen_tokens : 0, pp->sample, pp->eos);
 	out(&o, "seq_max %lld\nout_seq %d\n", named ? (long long)m->seq_max : 0LL,
 	    named ? outt->seq : 0);
 	/* input NAME DTYPE WIDTH SEQ LIMIT NDIM DIMS... WHAT (WHAT last: it has

@@ -70,6 +70,7 @@ static int read_desc(const char *path, desc *d)
 	int lineno = 0, version = 0;
 	rt_program *p = &d->p;
 	memset(d, 0, sizeof *d);
+	p->gen_eos = -1;
 	if (!f) {
 		rt_msg(-1, "cannot read %s: %s (compile the program again with pipec)", path,
 		       strerror(errno));
@@ -161,7 +162,8 @@ static int read_desc(const char *path, desc *d)
 			static const char *const ikeys[] = { "ranks", "pipeline", "replicas", "batch",
 			                                     "microbatches", "steps", "in_width",
 			                                     "out_width", "shuffle", "eval_step",
-			                                     "gen_tokens", "seq_max", "out_seq", "named" };
+			                                     "gen_tokens", "seq_max", "out_seq", "named",
+			                                     "gen_sample", "gen_eos" };
 			size_t k, nk = sizeof ikeys / sizeof ikeys[0];
 			for (k = 0; k < nk && strcmp(key, ikeys[k]); k++)
 				;
@@ -184,6 +186,8 @@ static int read_desc(const char *path, desc *d)
 			case 11: p->seq_max = a; break;
 			case 12: p->out_seq = (int)a; break;
 			case 13: d->named = (int)a; break;
+			case 14: p->gen_sample = (int)a; break;
+			case 15: p->gen_eos = a; break;
 			}
 		}
 	}

@@ -26,7 +26,7 @@ E = env_setup(t)
 tmp = E.tmpdir("prerun")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")     # B = 24, 12 features, 5 classes
 BERT = os.path.join(E.src, "t", "models", "tiny-bert.pipe")  # ids, mask, types: T <= 9
-t.plan(33)
+t.plan(34)
 
 
 def sh(cmd, **kw):
@@ -240,6 +240,13 @@ if not t.ok(r.returncode == 0 and "step 2 loss" in r.stdout and os.path.exists(p
             and len(ranks_built(ce)) == 4,
             "good files, a slots=1 hostfile with --oversubscribe: the run builds, runs, writes"):
     t.diag(r.stderr[-1500:])
+
+# program.desc says what the rank programs say: the same help, from the
+# description as from rank 0's own rt_program (widths, steps, inputs)
+tail = lambda text: text[text.find("\n  --weights-in"):]   # noqa: E731
+helps = [sh([os.path.join(ce, "run"), "--help"]).stdout, sh([os.path.join(ce, "rank0"), "--help"]).stdout]
+t.ok("\n  --weights-in" in helps[1] and tail(helps[0]) == tail(helps[1]) and "12 features" in helps[0],
+     "run --help (from program.desc) lists the options as rank 0 does")
 
 
 # --- Ctrl-C and SIGTERM: run exits 128 + the signal, no rank left behind
