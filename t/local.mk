@@ -61,6 +61,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/010-train-oracle.t \
 	%D%/011-programs.t \
 	%D%/012-install.t \
+	%D%/013-prerun.t \
 	%D%/020-schedule-cli.t \
 	%D%/021-custom-schedule.t \
 	%D%/022-zbv.t \
