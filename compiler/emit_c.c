@@ -681,10 +681,9 @@ static char *emit_desc(const IrModel *m, const Schedule *s, const EmitOptions *e
 	/* the checker asks only whether the program trains: any optimizer
 	 * but none is one */
 	out(&o, "optim %s\n", pp->optim == OPT_NONE ? "none" : pp->optim == OPT_SGD ? "sgd"
-	    : pp->optim == OPT_ADAM ? "adam" : "adamw");
-	/* shuffle = true only changes what --shuffle means to an inference
-	 * program, which cannot shuffle: 0 is right until the key exists */
-	out(&o, "shuffle 0\neval_step %d\n", has_eval_step(m, s));
+	    : pp->decoupled ? "adamw" : "adam");
+	/* as the ranks' .shuffle: sema allows shuffle = true only when training */
+	out(&o, "shuffle %d\neval_step %d\n", pp->shuffle, has_eval_step(m, s));
 	out(&o, "gen_tokens %d\ngen_sample %d\ngen_eos %lld\n",
 	    s->kind == SK_GENERATE ? pp->gen_tokens : 0, pp->sample, pp->eos);
 	out(&o, "seq_max %lld\nout_seq %d\n", named ? (long long)m->seq_max : 0LL,

@@ -130,6 +130,9 @@ for r in 0 3; do
 		"rank$r: cosine, warm-up 2, horizon = steps = 30"
 	like "$f" "\.clip_grad_norm = 1, \.shuffle = 1," "rank$r: .clip_grad_norm = 1, .shuffle = 1"
 done
+desc=$(cat "$T/train/program.desc")
+like "$desc" "^optim adamw$" "program.desc says adamw, as the ranks do"
+like "$desc" "^shuffle 1$" "program.desc says shuffle 1, as the ranks do"
 run_pipec compile "$MLP" -o "$T/sgd" \
 	--set 'optimizer=sgd(lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 1e-4)' \
 	--set 'lr_schedule=linear(warmup = 3, total = 50, min_lr = 0.01)'
