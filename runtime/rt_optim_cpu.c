@@ -1,56 +1,63 @@
-/* rt_optim_cpu.c — the optimizer primitives of rt_dev.h on host memory:
- * loops the compiler vectorises.  rt_optim.c composes them and says what
- * torch.optim computes; each loop below is that, one element at a time, in
- * float32.  A flag that does not apply selects the unchanged value, which
- * keeps the loops branch-free and the bits those of skipping the term. */
+/* rt_optim_cpu.c — the optimizer primitives of rt_dev.h on host memory,
+ * in loops the compiler vectorises.  rt_optim.c composes them and says what
+ * torch.optim computes; the loops below are that, in float32, one variant
+ * per case (a flag tested inside a loop keeps gcc from vectorising it). */
 #include <string.h>
 
 #include "rt_internal.h"
 
-static void sgd(float *restrict w, float *restrict g, float *restrict buf, int64_t n,
-                const rt_osc *s, int l2)
+/* The gradient as the update uses it, written over g (the step zeroes g
+ * after the update): clip_grad_norm_'s g·clip first, as torch scales the
+ * .grad tensors in place, then SGD's and Adam's L2 term g + wd·w. */
+static void grad_terms(float *restrict g, const float *restrict w, int64_t n, const rt_osc *s,
+                       int l2)
 {
-	float cl = s->clip, wd = s->wd, lr = s->lr, mom = s->momentum;
-	int clipped = s->clipped, nesterov = s->nesterov;
-	if (buf) {
+	float cl = s->clip, wd = s->wd;
+	if (s->clipped && l2)
 		for (int64_t i = 0; i < n; i++) {
-			float d = g[i], dc = d * cl, b, dn;
-			d = clipped ? dc : d;
-			dc = d + wd * w[i];
-			d = l2 ? dc : d;
-			b = mom * buf[i] + d;
-			buf[i] = b;
-			dn = d + mom * b;
-			w[i] -= lr * (nesterov ? dn : b);
+			float gc = g[i] * cl;
+			g[i] = gc + wd * w[i];
+		}
+	else if (s->clipped)
+		for (int64_t i = 0; i < n; i++)
+			g[i] *= cl;
+	else if (l2)
+		for (int64_t i = 0; i < n; i++)
+			g[i] += wd * w[i];
+}
+
+static void sgd(float *restrict w, const float *restrict g, float *restrict buf, int64_t n,
+                const rt_osc *s)
+{
+	float lr = s->lr, mom = s->momentum;
+	if (buf && s->nesterov) {
+		for (int64_t i = 0; i < n; i++) {
+			buf[i] = mom * buf[i] + g[i];
+			w[i] -= lr * (g[i] + mom * buf[i]);
+		}
+	} else if (buf) {
+		for (int64_t i = 0; i < n; i++) {
+			buf[i] = mom * buf[i] + g[i];
+			w[i] -= lr * buf[i];
 		}
 	} else {
-		for (int64_t i = 0; i < n; i++) {
-			float d = g[i], dc = d * cl;
-			d = clipped ? dc : d;
-			dc = d + wd * w[i];
-			d = l2 ? dc : d;
-			w[i] -= lr * d;
-		}
+		for (int64_t i = 0; i < n; i++)
+			w[i] -= lr * g[i];
 	}
 }
 
-static void adam(float *restrict w, float *restrict g, float *restrict m, float *restrict v,
-                 int64_t n, const rt_osc *s, int l2, int decoupled)
+static void adam(float *restrict w, const float *restrict g, float *restrict m,
+                 float *restrict v, int64_t n, const rt_osc *s, int decoupled)
 {
-	float cl = s->clip, wd = s->wd, dec = s->decay;
-	float step_size = s->step_size, bc2 = s->bc2;
+	float step_size = s->step_size, bc2 = s->bc2, dec = s->decay;
 	float omb1 = s->omb1, fb2 = s->b2, omb2 = s->omb2, feps = s->eps;
-	int clipped = s->clipped;
+	if (decoupled)          /* AdamW: w *= 1 - lr·wd before the step */
+		for (int64_t i = 0; i < n; i++)
+			w[i] *= dec;
 	for (int64_t i = 0; i < n; i++) {
-		float gi = g[i], gc = gi * cl, wi = w[i], wc;
-		gi = clipped ? gc : gi;
-		gc = gi + wd * wi;
-		gi = l2 ? gc : gi;
-		wc = wi * dec;
-		wi = decoupled ? wc : wi;
-		m[i] += omb1 * (gi - m[i]);
-		v[i] = fb2 * v[i] + omb2 * gi * gi;
-		w[i] = wi - step_size * (m[i] / (sqrtf(v[i]) / bc2 + feps));
+		m[i] += omb1 * (g[i] - m[i]);
+		v[i] = fb2 * v[i] + omb2 * g[i] * g[i];
+		w[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2 + feps));
 	}
 }
 
@@ -59,14 +66,14 @@ void rt_dev_optim_update(rt_ctx *c, const rt_osc *s, int decay, int64_t off, int
 	float *w = (c->master ? c->master : c->w) + off, *g = c->g + off;
 	if (n <= 0)
 		return;
+	grad_terms(g, w, n, s, decay && s->l2);
 	switch (s->kind) {
 	case RT_OPTIM_SGD:
-		sgd(w, g, c->opt_m ? c->opt_m + off : NULL, n, s, decay && s->l2);
+		sgd(w, g, c->opt_m ? c->opt_m + off : NULL, n, s);
 		break;
 	case RT_OPTIM_ADAM:
 	case RT_OPTIM_ADAMW:
-		adam(w, g, c->opt_m + off, c->opt_v + off, n, s, decay && s->l2,
-		     decay && s->kind == RT_OPTIM_ADAMW);
+		adam(w, g, c->opt_m + off, c->opt_v + off, n, s, decay && s->kind == RT_OPTIM_ADAMW);
 		break;
 	}
 }
