@@ -10,14 +10,17 @@
  *   rt_weights.c  parameters: --weights-in, deterministic init, --weights-out
  *   rt_init.c     the counter-based generator behind init, data and dropout
  *   rt_kernels.c  compute kernels (CBLAS GEMMs and vectorisable loops)
- *   rt_optim.c    SGD (momentum) and Adam, PyTorch semantics
+ *   rt_optim.c    SGD, Adam, AdamW, learning-rate schedules, gradient
+ *                 clipping (torch's semantics), over rt_dev.h's optimizer
+ *                 primitives; rt_optim_cpu.c writes those in host loops
+ *   rt_report.c   step lines, --log-every, --metrics, the progress line
  *   rt_trace.c    action timing, busy time, Chrome trace output
  *   rt_safetensors.c, rt_npy.c, rt_json.c   file formats
  *   rt_util.c     messages, aligned allocation, atomic file writes, memory probes
  *   rt_dev_cpu.c  the device layer (rt_dev.h): plain memory, the step called
  * libpipert_cuda.a compiles the same modules with -DRT_CUDA and replaces the
- * kernels, the optimizer, the data accessors, the transport and the device
- * layer with its own (cuda/).
+ * kernels, the optimizer primitives, the data accessors, the transport and
+ * the device layer with its own (cuda/).
  */
 #ifndef PIPERT_INTERNAL_H
 #define PIPERT_INTERNAL_H
