@@ -10,6 +10,12 @@ so that a slow minute of a shared machine falls on both; each run's figure
 is its median step time (the summary's step_time), the result the median
 of those per variant and the ratio clipped / plain in the same invocation.
 
+On a shared machine the whole step varies by more than the cost measured,
+so each run also writes a --trace, and the OPTIM action's median duration
+per rank is compared too: the increase on the rank that reaches OPTIM last
+(which waits for no one in the norm's allreduce) over the plain median
+step is the part of the step that clipping and metrics add.
+
   python3 bench/exp_clip.py [--runs N] [--steps N] [--work DIR]
 
 Until the compiler takes `clip_grad_norm` in the pipeline block, the
@@ -17,6 +23,7 @@ clipped program is the plain one with the field set in each rank's
 rt_program initialiser.
 """
 import argparse
+import json
 import os
 import platform
 import re
@@ -77,16 +84,23 @@ def main():
     metrics = os.path.join(a.work, "metrics.jsonl")
     args = ["--steps", str(a.steps)]
     times = {"plain": [], "clip": []}
+    optim = {"plain": {}, "clip": {}}      # rank: [OPTIM durations, seconds]
+    trace = os.path.join(a.work, "trace.json")
     norms = None
     # a warm-up pair (page cache, first BLAS calls), then the timed pairs
     for i in range(a.runs + 1):
         for name, d, extra in (("plain", plain, []),
                                ("clip", clip, ["--metrics", metrics, "--log-every", "1"])):
-            out = lib.run([os.path.join(d, "run")] + args + extra, env=lib.env_pipec(1),
-                          timeout=1800)
+            out = lib.run([os.path.join(d, "run")] + args + extra + ["--trace", trace],
+                          env=lib.env_pipec(1), timeout=1800)
             s = lib.parse_summary(out)
             if i > 0:
                 times[name].append(s["step_time"])
+                with open(trace) as f:
+                    ev = json.load(f)
+                for e in ev["traceEvents"] if isinstance(ev, dict) else ev:
+                    if e.get("name") == "OPTIM":
+                        optim[name].setdefault(e["pid"], []).append(e["dur"] * 1e-6)
             print("%s run %d: step_time %.6g s" % (name, i, s["step_time"]), flush=True)
             if name == "clip":
                 with open(metrics) as f:
@@ -97,6 +111,13 @@ def main():
           "(%d runs each of %d steps)" % (mp, mc, a.runs, a.steps))
     print("ratio clipped/plain: %.4f (overhead %+.2f%%)" % (mc / mp, 100 * (mc / mp - 1)))
     print("metrics lines with grad_norm in the last clipped run: %d" % len(norms or []))
+    inc = []
+    for r in sorted(optim["plain"]):
+        op, oc = lib.median(optim["plain"][r]), lib.median(optim["clip"].get(r, [0]))
+        inc.append(oc - op)
+        print("rank %d: OPTIM median %.6g s plain, %.6g s clipped" % (r, op, oc))
+    print("OPTIM increase on the last-arriving rank: %.6g s = %.3f%% of the plain step"
+          % (min(inc), 100 * min(inc) / mp))
 
 
 if __name__ == "__main__":

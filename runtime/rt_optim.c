@@ -194,6 +194,8 @@ void rt_optim_prepare(rt_ctx *c)
 	s->b2 = (float)p->beta2;
 	s->omb2 = (float)(1.0 - p->beta2);
 	s->eps = (float)p->eps;
+	s->clipped = 0;         /* clip() decides, after the step's norm */
+	s->clip = 1.0f;
 }
 
 /* The global norm of the step's gradients, and the factor that clips them. */
@@ -242,8 +244,6 @@ void rt_optim_step(rt_ctx *c)
 	if (c->ntied)
 		rt_dev_tied_sum(c);
 	rt_optim_prepare(c);
-	c->osc.clipped = 0;
-	c->osc.clip = 1.0f;
 	c->grad_norm = -1.0;
 	if (p->clip_grad_norm > 0.0)
 		clip(c);
