@@ -73,7 +73,9 @@ void rt_dev_optim_update(rt_ctx *c, const rt_osc *s, int decay, int64_t off, int
 		break;
 	case RT_OPTIM_ADAM:
 	case RT_OPTIM_ADAMW:
-		adam(w, g, c->opt_m + off, c->opt_v + off, n, s, decay && s->kind == RT_OPTIM_ADAMW);
+		/* AdamW with weight_decay 0 multiplies by 1: no pass needed */
+		adam(w, g, c->opt_m + off, c->opt_v + off, n, s,
+		     decay && s->kind == RT_OPTIM_ADAMW && s->decay != 1.0f);
 		break;
 	}
 }
