@@ -3,9 +3,11 @@
 
 It reads a .pipe file with its own small parser (not pipec's), builds the
 network in numpy (float64), and trains it exactly as docs/language.md and
-docs/running.md define: y = x W^T + b, losses are means over the global batch, SGD
-(with momentum) and Adam with PyTorch's semantics.  Tests compare pipec's
-printed losses, --weights-out and --output against it.
+docs/running.md define: y = x W^T + b, losses are means over the global
+batch, SGD (momentum, weight decay, nesterov), Adam and AdamW with PyTorch's
+semantics, and docs/training.md's learning-rate schedules, `decay` and
+`clip_grad_norm`.  Tests compare pipec's printed losses, --weights-out and
+--output against it.
 
 With dtype = bf16 or f16 (docs/precision.md) it rounds where the programs
 do: the f32 inputs, every layer's output and input-gradient, the loss
@@ -24,7 +26,7 @@ inflight default P - s); `pipedream-2bw` computes step t with W(t-1).
   pipe_ref.py data  MODEL.pipe --seed S --rows N --input X.npy [--target Y.npy]
   pipe_ref.py train MODEL.pipe --weights W --input X --target Y --steps N
                     [--set KEY=VALUE]... --weights-out OUT --losses OUT.txt
-                    [--output OUT.npy]
+                    [--output OUT.npy] [--log OUT.txt (each update's lr and norm)]
   pipe_ref.py compare A.safetensors B.safetensors --rtol R --atol A [--skip SUFFIX]...
 """
 import json
