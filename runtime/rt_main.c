@@ -263,6 +263,7 @@ static void free_all(rt_ctx *c)
 	rt_dev_free(c, c->master);
 	rt_dev_free(c, c->opt_m);
 	rt_dev_free(c, c->opt_v);
+	rt_optim_free(c);
 	rt_dev_free(c, c->arena);
 	rt_gen_free(c);
 	rt_dev_fini(c);
@@ -380,7 +381,6 @@ static void run_steps(rt_ctx *c, run_stats *rs)
 	             : p->loss == RT_LOSS_NEXT_TOKEN ? (double)p->batch * (double)(c->seq_len - 1)
 	             : (double)p->batch;
 	char what[64];
-	int nonfinite_said = 0;
 	/* An asynchronous schedule never flushes: no barrier between its
 	 * steps, and one more call of the step drains the backwards still in
 	 * flight (its time counts to the last step). */
@@ -416,24 +416,9 @@ static void run_steps(rt_ctx *c, run_stats *rs)
 		if (t == 0 && c->o.trace && !p->nactions &&
 		    rt_trace_grow(c, (size_t)c->action_index * (size_t)c->o.steps) != 0)
 			rt_msg(c->rank, "note: no memory for the whole trace; later actions are left out");
-		if (p->loss != RT_LOSS_NONE) {
-			loss = rt_reduce_loss(c);
-			if (c->rank == c->reporter) {
-				printf("step %d loss %.9g\n", t + 1, loss / denom);
-				fflush(stdout);
-				/* once: a diverged run says so, and where f16 is the likely
-				 * cause, why */
-				if (!isfinite(loss) && !nonfinite_said) {
-					nonfinite_said = 1;
-					rt_msg(c->rank, "note: step %d's loss is %s%s", t + 1,
-					       isnan(loss) ? "NaN" : "infinite",
-					       p->precision == RT_PREC_F16
-					       ? ": with dtype = f16 a value beyond 65504 overflows to "
-					         "infinity (bf16 has f32's range; docs/precision.md)"
-					       : ": the training diverged (a smaller learning rate?)");
-				}
-			}
-		}
+		/* rt_report.c: the step line, --metrics, the progress line */
+		loss = p->loss != RT_LOSS_NONE ? rt_reduce_loss(c) / denom : NAN;
+		rt_report_step(c, c->step0 + t + 1, loss, t1 - t0);
 	}
 	for (int i = 0; i < c->nslots; i++)
 		if (c->slots[i].req[0] != MPI_REQUEST_NULL)
@@ -531,6 +516,8 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	fill_versions(c);
 	if ((rc = rt_agree_report(c, rt_dev_start(c))) != 0)
 		goto out;
+	if (p->gen_tokens == 0 && (rc = rt_agree_report(c, rt_report_open(c))) != 0)
+		goto out;           /* rt_report.c: --metrics */
 
 	/* A common time origin for every rank's trace. */
 	rt_barrier(c, "the start barrier");
@@ -545,6 +532,10 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	} else {
 		run_steps(c, &rs);
 		rc = rt_data_write_output(c);
+		{
+			int r4 = rt_report_close(c);      /* rt_report.c */
+			rc = r4 > rc ? r4 : rc;
+		}
 	}
 	if (c->o.weights_out) {
 		int r2 = rt_weights_save(c);
