@@ -124,7 +124,7 @@ def make(d):
     np.save(f"{d}/ids_big.npy", big)
     np.save(f"{d}/ids_float.npy", ids.astype(np.float32))
     np.save(f"{d}/ids_1d.npy", ids[:, 0].copy())
-    np.save(f"{d}/ids_rows.npy", ids[:6].copy())
+    np.save(f"{d}/ids_rows.npy", ids[:2].copy())
 
 def check(d, stdout, wout, out, steps, win):
     w0, _ = st_read(f"{d}/{win}")
@@ -318,10 +318,10 @@ expect big 1 "ids_big.npy: row 3, column 2: token id 1099511627776 does not fit 
 	"an int64 id outside int32" --input "ids=$T/ids_big.npy" $m $ty
 expect float 1 "ids_float.npy: token ids are integers \(int32 or int64\), found float32" \
 	"float token ids" --input "ids=$T/ids_float.npy" $m $ty
-expect ids1d 1 "ids_1d.npy: input 'ids' is sequences of shape \[k\*4, T\].*found \[8\]" \
+expect ids1d 1 "ids_1d.npy: input 'ids' is sequences of shape \[N, T\] \(N >= 4 rows.*found \[8\]" \
 	"1-D ids" --input "ids=$T/ids_1d.npy" $m $ty
-expect idsrows 1 "ids_rows.npy: input 'ids' is sequences of shape .*found \[6, 5\]" \
-	"ids that are not whole batches" --input "ids=$T/ids_rows.npy" $m $ty
+expect idsrows 1 "ids_rows.npy: input 'ids' is sequences of shape .*found \[2, 5\]" \
+	"ids of fewer rows than a batch" --input "ids=$T/ids_rows.npy" $m $ty
 expect nofile 1 "nope.npy: cannot open" "a missing file" --input "ids=$T/nope.npy" $m $ty
 
 expect unknown 2 "--input foo=.*: the model has no input 'foo' \(its inputs: ids, mask, types\)" \
