@@ -341,7 +341,7 @@ expect posids 0 "note: .*1 tensor not used by the model: 'embeddings.position_id
 	--weights-in "$T/w_posids.safetensors" $id $m $ty
 
 run_fixture fx 2 "$T/help" --help
-grep -q "^  ids  *int32 (or int64) \[k\*4, T <= 8\], each token id in \[0, 50)" "$T/help.out" &&
+grep -q "^  ids  *int32 (or int64) \[N, T <= 8\], each token id in \[0, 50)" "$T/help.out" &&
 	grep -q "no --target" "$T/help.out" && grep -q "\[B, T, 50\]" "$T/help.out"
 ok $? "--help lists the inputs, their shapes and limits"
 

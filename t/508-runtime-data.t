@@ -246,4 +246,19 @@ expect evwidth ev "x_nd.npy: evaluation input of shape \\[N, 8\\]" \
 	"an evaluation input of another shape" \
 	--input "$T/x.npy" --target "$T/y.npy" --eval-input "$T/x_nd.npy" --eval-target "$T/y.npy"
 
+# ---- The shape rule alone, as a checker before any rank calls it. ----
+cc_test "$T/rules" "$rt_top/t/runtime-data.c"
+"$T/rules" >"$T/rules.out" 2>&1
+st=$?
+n=0
+while IFS= read -r line; do
+	case $line in
+	"ok "*) n=$((n + 1)); ok 0 "rt_data_check_header: ${line#* - }" ;;
+	"not ok "*) n=$((n + 1)); ok 1 "rt_data_check_header: ${line#* - }" ;;
+	"#"*) echo "$line" ;;
+	esac
+done <"$T/rules.out"
+[ $st -eq 0 ] && [ $n -gt 20 ]
+ok $? "the shape rule's unit test ran whole (status $st, $n cases)"
+
 done_testing

@@ -98,7 +98,7 @@ RUNTIME_TESTS = \
 	%D%/508-runtime-data.t
 TESTS += $(RUNTIME_TESTS)
 EXTRA_DIST += $(RUNTIME_TESTS) %D%/runtime-lib.sh %D%/runtime-kernels.c %D%/runtime-io.c \
-	%D%/runtime-ref.py %D%/rt-fixtures/two_rank.c %D%/runtime-tf.c %D%/runtime-inputs.c \
+	%D%/runtime-ref.py %D%/runtime-data.c %D%/rt-fixtures/two_rank.c %D%/runtime-tf.c %D%/runtime-inputs.c \
 	%D%/runtime-kv.c %D%/guarded.h
 
 # Scratch the tests leave in the build tree (t/tmp: runtime fixtures, kept
