@@ -189,6 +189,12 @@ static int check_combinations(rt_opts *o, const rt_program *p, char *err, size_t
 		rt_fmt_err(err, errlen, "--save-every needs --checkpoint DIR (or --resume DIR) to save into");
 		return RT_EXIT_USAGE;
 	}
+	/* Synthetic inputs have no rows to match a target file's. */
+	if (o->target && !o->input) {
+		rt_fmt_err(err, errlen, "--target needs --input (targets are row for row with the "
+		           "input)");
+		return RT_EXIT_USAGE;
+	}
 	if (o->eval_target && !o->eval_input) {
 		rt_fmt_err(err, errlen, "--eval-target needs --eval-input (targets are row for row "
 		           "with the evaluation input)");

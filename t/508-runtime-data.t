@@ -246,6 +246,12 @@ expect evwidth ev "x_nd.npy: evaluation input of shape \\[N, 8\\]" \
 	"an evaluation input of another shape" \
 	--input "$T/x.npy" --target "$T/y.npy" --eval-input "$T/x_nd.npy" --eval-target "$T/y.npy"
 
+run_fixture sgd 2 "$T/tonly" $w0 --target "$T/y.npy"
+st=$?
+n=$(grep -c -e "--target needs --input" "$T/tonly.err")
+[ $st -eq 2 ] && [ "$n" -eq 1 ]
+ok $? "--target without --input is exit 2 (synthetic inputs have no rows to match; got $st, $n)"
+
 # ---- The shape rule alone, as a checker before any rank calls it. ----
 cc_test "$T/rules" "$rt_top/t/runtime-data.c"
 "$T/rules" >"$T/rules.out" 2>&1
