@@ -152,6 +152,12 @@ int rt_data_check_header(const rt_program *p, int which, int k, const rt_npy *a,
 			nd = p->out_ndim;
 		}
 		snprintf(what, sizeof what, "%stargets", set);
+	} else if (p->gen_tokens > 0 && !is_eval_kind(which) && a->ndim >= 1 && rows != p->batch) {
+		/* Each prompt is one sequence of the batch (rt_gen.c). */
+		rt_fmt_err(err, errlen, "generate takes one prompt per sequence of the batch: %lld "
+		           "rows (batch = %lld), not %lld", (long long)p->batch, (long long)p->batch,
+		           (long long)rows);
+		return -1;
 	} else if (p->ninputs > 0) {
 		const rt_input_desc *d;
 		if (k < 0 || k >= p->ninputs || !p->inputs) {
