@@ -61,6 +61,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/010-train-oracle.t \
 	%D%/011-programs.t \
 	%D%/012-install.t \
+	%D%/013-prerun.t \
 	%D%/020-schedule-cli.t \
 	%D%/021-custom-schedule.t \
 	%D%/022-zbv.t \
@@ -69,6 +70,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/042-generate.t \
 	%D%/043-async.t \
 	%D%/044-precision.t \
+	%D%/045-training.t \
 	%D%/046-data-schedules.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
