@@ -572,6 +572,25 @@ static void emit_inputs(Emit *e)
 	out(o, "};\n\n");
 }
 
+/* The declared per-sample shapes of the input and the output (pipert.h's
+ * in_dims / out_dims): a data file may come in the input's, --output is
+ * written in the output's.  Only shapes of two or more dimensions, and not
+ * sequences (their T is the run's). */
+static int nd_shape(const IrTensor *T)
+{
+	return T->ndim > 1 && !T->seq;
+}
+
+static void emit_dims(Out *o, const char *name, const IrTensor *T)
+{
+	if (!nd_shape(T))
+		return;
+	out(o, "static const int64_t %s[] = {", name);
+	for (int i = 0; i < T->ndim; i++)
+		out(o, "%s%lld", i ? ", " : " ", (long long)T->dims[i]);
+	out(o, " };\n");
+}
+
 static void emit_program_struct(Emit *e)
 {
 	const IrModel *m = e->m;
@@ -584,6 +603,13 @@ static void emit_program_struct(Emit *e)
 	int first = s->stage_rank[0] == e->prank, last = s->stage_rank[s->S - 1] == e->prank;
 	int64_t peak = memplan_total(memplan_memory(m, s, e->plan));
 	const char *sched = sched_label_of(pp->sched, pp->V, NULL);
+	int in_nd = m->ninputs <= 1 && !m->seq_max && nd_shape(in), out_nd = nd_shape(outt);
+	if (in_nd)
+		emit_dims(o, "in_dims", in);
+	if (out_nd)
+		emit_dims(o, "out_dims", outt);
+	if (in_nd || out_nd)
+		out(o, "\n");
 	out(o, "static const rt_program program = {\n");
 	out(o, "\t.model = \"%s\",\n\t.source = \"%s\",\n\t.schedule = \"%s\",\n", m->name,
 	    m->file->name, sched);
@@ -633,6 +659,10 @@ static void emit_program_struct(Emit *e)
 	if (m->ninputs > 1 || m->seq_max)
 		out(o, "\t.inputs = inputs, .ninputs = %d, .seq_max = %lld, .out_seq = %d,\n",
 		    m->ninputs, (long long)m->seq_max, outt->seq);
+	if (in_nd)
+		out(o, "\t.in_dims = in_dims, .in_ndim = %d,\n", in->ndim);
+	if (out_nd)
+		out(o, "\t.out_dims = out_dims, .out_ndim = %d,\n", outt->ndim);
 	if (e->gen)
 		out(o, "\t.gen_tokens = NTOK, .gen_sample = %d, .gen_temperature = %.17g, "
 		    ".gen_top_k = %d,\n\t.gen_seed = %lluu, .gen_eos = %lld, .gen_vocab = %lld,\n"

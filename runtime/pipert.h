@@ -186,6 +186,15 @@ typedef struct rt_program {
 	 * program cannot evaluate (inference programs, old programs). */
 	void (*eval_step)(rt_ctx *c, int batch);
 	int eval_nactions;              /* rt_begin calls of eval_step */
+	/* Declared per-sample shapes, after the batch axis (docs/training.md,
+	 * "Data"): the input's (a program without `inputs`) and the output's.
+	 * An input file may have the declared shape [N, d1, d2, ...] or the
+	 * flattened [N, in_width]; --output is written [N, d1, ...].  ndim 0:
+	 * the flat [in_width] / [out_width] only. */
+	const int64_t *in_dims;
+	int in_ndim;
+	const int64_t *out_dims;
+	int out_ndim;
 } rt_program;
 
 /* Parses the options of the emitted program (--help, --weights-in,

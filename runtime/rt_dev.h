@@ -62,6 +62,10 @@ int rt_dev_start(rt_ctx *c);
 
 /* Runs step t of the program and returns when its work is done. */
 void rt_dev_step(rt_ctx *c, int t);
+/* Runs program->eval_step on evaluation batch b (c->evaluating set: the
+ * data accessors read that batch) and returns when its work is done, its
+ * loss added to c->loss_sum (rt_eval.c). */
+void rt_dev_eval(rt_ctx *c, int b);
 
 /* The device memory the model's buffers took, in bytes; -1 where the
  * host's peak resident memory is the measure (CPU). */

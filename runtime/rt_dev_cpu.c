@@ -49,6 +49,11 @@ void rt_dev_step(rt_ctx *c, int t)
 	c->p->step(c, t);
 }
 
+void rt_dev_eval(rt_ctx *c, int b)
+{
+	c->p->eval_step(c, b);
+}
+
 int rt_dev_gen_pick(rt_ctx *c, int g, const float *logits, int32_t *tok)
 {
 	(void)c;

@@ -6,7 +6,8 @@
  *   rt_main.c     rt_main: start-up order, the step loop, the summary
  *   rt_opts.c     command-line options and --help
  *   rt_comm.c     MPI transport, timed waits, allreduce, message checks
- *   rt_data.c     inputs, targets, synthetic data, --output
+ *   rt_data.c     inputs, targets, synthetic data, epochs, shuffling, --output
+ *   rt_eval.c     the loss over an evaluation set (program->eval_step)
  *   rt_weights.c  parameters: --weights-in, deterministic init, --weights-out
  *   rt_init.c     the counter-based generator behind init, data and dropout
  *   rt_kernels.c  compute kernels (CBLAS GEMMs and vectorisable loops)
@@ -121,6 +122,20 @@ typedef struct rt_indata {
 	int64_t rows, cols;         /* cols: the width, or a sequence's T */
 } rt_indata;
 
+/* A data set held whole in memory (rt_data.c): the training (or
+ * inference) data, or the evaluation set.  Only what this rank needs is
+ * loaded; the rest is NULL. */
+typedef struct rt_dset {
+	float *x;                   /* ninputs 0: [x_rows, in_width] */
+	int64_t x_rows;
+	rt_indata *in;              /* ninputs > 0: [p->ninputs] */
+	int32_t *tc;                /* [t_rows] class ids */
+	float *td;                  /* [t_rows, target_width] */
+	int64_t t_rows;
+	int64_t rows;               /* the file's rows N, every rank (rt_data_share);
+	                             * the arrays may hold padding rows after them */
+} rt_dset;
+
 /* A tied parameter (rt_param.tied) and the ranks of this replica that hold
  * a copy of it (rt_comm.c): their gradients are summed before each update. */
 typedef struct rt_tied {
@@ -215,6 +230,17 @@ struct rt_ctx {
 
 	/* Epochs, shuffling, evaluation data (rt_data.c, rt_eval.c). */
 	int evaluating;             /* inside eval_step: the data accessors read the eval set */
+	int64_t eval_batch;         /* the evaluation batch eval_step is running */
+	int64_t rows;               /* N: rows of the training / inference data, every rank */
+	int64_t nbatches;           /* batches of an epoch: floor(N/B); an inference run
+	                             * over a file: ceil(N/B), the last one padded */
+	int over_file;              /* inference over a whole --input file */
+	rt_dset eval;               /* --eval-input / --eval-target, padded to whole batches */
+	int64_t *perm[2];           /* --shuffle: the row order of two epochs ... */
+	int64_t perm_epoch[2];      /* ... these (-1: none yet) */
+	void **stage;               /* --shuffle: a micro-batch's rows gathered, per
+	                             * array (x or in[k], then tc or td) and micro-batch */
+	int64_t *stage_step;        /* the step each of them holds (-1: none) */
 
 	/* Checkpoints, resume, signals (rt_ckpt.c). */
 	int64_t step0;              /* the global step the run starts after (resume) */
@@ -298,6 +324,20 @@ void rt_data_share(rt_ctx *c);
 int64_t rt_out_row_floats(const rt_ctx *c);
 int rt_data_write_output(rt_ctx *c);          /* last-stage ranks; local status */
 void rt_data_free(rt_ctx *c);
+/* The row of the data file that row i (0 <= i < B) of global step s's
+ * batch reads: epochs of floor(N/B) batches, each in the order --shuffle
+ * draws (docs/training.md); an inference run over a file: row s*B + i,
+ * padding past N.  The CUDA device layer stages rows with it. */
+int64_t rt_data_row(rt_ctx *c, int64_t s, int64_t i);
+/* Global step s's epoch and batch within it (a checkpoint's position). */
+void rt_data_position(const rt_ctx *c, int64_t s, int64_t *epoch, int64_t *batch);
+
+/* ---- Evaluation (rt_eval.c). ---- */
+/* Runs program->eval_step over every batch of the evaluation set
+ * (collective: every rank calls it between two steps); returns the mean
+ * loss over the set's rows (per row, element or predicted position) on the
+ * reporter, 0 on the other ranks. */
+double rt_eval_run(rt_ctx *c);
 
 /* ---- Weights (rt_weights.c). ---- */
 int rt_weights_load(rt_ctx *c);               /* collective; returns agreed status */
@@ -414,6 +454,14 @@ int rt_npy_write_f32(const char *path, const float *data, int ndim, const int64_
                      char *err, size_t errlen);
 int rt_npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *dims,
                      char *err, size_t errlen);
+
+/* The shape rule of a data file (rt_data.c), from its header alone (no MPI:
+ * the launcher's checks use it too).  which: RT_DATA_*; k: the input (of
+ * program->inputs) for an input file.  0, or -1 with the reason in err
+ * (without the file's name). */
+enum { RT_DATA_INPUT, RT_DATA_TARGET, RT_DATA_EVAL_INPUT, RT_DATA_EVAL_TARGET };
+int rt_data_check_header(const rt_program *p, int which, int k, const rt_npy *hdr,
+                         char *err, size_t errlen);
 
 /* ---- Generation (rt_gen.c). ---- */
 int rt_gen_init(rt_ctx *c);           /* after the data is loaded: checks, buffers */

@@ -370,6 +370,24 @@ static void summary(rt_ctx *c, const run_stats *rs)
 	free(all);
 }
 
+/* Data (rt_data.c): the per-step buffers for c->o.steps steps, once an
+ * inference run over a file knows how many it has. */
+static int resize_steps(rt_ctx *c, run_stats *rs)
+{
+	const rt_program *p = c->p;
+	size_t n = (size_t)c->o.steps;
+	free(rs->time);
+	free(rs->busy);
+	rs->time = calloc(n, sizeof *rs->time);
+	rs->busy = calloc(n, sizeof *rs->busy);
+	if (!rs->time || !rs->busy ||
+	    (c->o.trace && p->nactions && rt_trace_grow(c, (size_t)p->nactions * n) != 0)) {
+		rt_defer(c, "out of memory for %d steps", c->o.steps);
+		return RT_EXIT_RUNTIME;
+	}
+	return 0;
+}
+
 /* ---- The step loop. ---- */
 
 static void run_steps(rt_ctx *c, run_stats *rs)
@@ -494,6 +512,10 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	/* Only the first stage read the sequences; every rank sizes its work
 	 * by their length from its first step on. */
 	rt_data_share(c);
+	/* Data (rt_data.c): an inference run over a file runs ceil(N/B) steps,
+	 * which rt_data_share has just set: the per-step buffers follow. */
+	if (c->over_file && (rc = rt_agree_report(c, resize_steps(c, &rs))) != 0)
+		goto out;
 	if (p->gen_tokens > 0 && (rc = rt_agree_report(c, rt_gen_init(c))) != 0)
 		goto out;
 

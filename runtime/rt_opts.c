@@ -36,10 +36,11 @@ void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
 	        "\n"
 	        "  --weights-in F.safetensors   load every parameter (PyTorch names and layouts)\n"
 	        "  --weights-out F.safetensors  after the last step, write every parameter\n"
-	        "  --input X.npy                the data: k*B rows of %lld features; step n uses\n"
-	        "                               batch n mod k (default: deterministic synthetic data)\n"
+	        "  --input X.npy                the data: N >= B rows of %lld features; epochs of\n"
+	        "                               floor(N/B) batches (default: deterministic synthetic data)\n"
 	        "  --target Y.npy               the targets, row for row with the input\n"
 	        "  --output OUT.npy             write the last step's model output, [B, %lld]\n"
+	        "                               (inference with --input: every row's, [N, ...])\n"
 	        "  --steps N                    training steps (default %d)\n"
 	        "  --trace T.json               write the measured timeline (Chrome trace JSON)\n"
 	        "  --timeout S                  every wait gives up after S seconds (default 300)\n"
@@ -62,11 +63,11 @@ void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
 		        p->gen_eos >= 0 ? ", a row stops at its end-of-sequence id" : "");
 	if (p->ninputs > 0) {
 		/* The inputs a model with several (or sequence) inputs takes. */
-		fprintf(f, "\nInputs (--input NAME=FILE.npy, one per input; k*B rows each):\n");
+		fprintf(f, "\nInputs (--input NAME=FILE.npy, one per input; N >= B rows each):\n");
 		for (int k = 0; k < p->ninputs; k++) {
 			const rt_input_desc *d = &p->inputs[k];
-			fprintf(f, "  %-12s %s [k*%lld, %s%lld]", d->name,
-			        d->dtype == RT_DT_I32 ? "int32 (or int64)" : "float32", (long long)p->batch,
+			fprintf(f, "  %-12s %s [N, %s%lld]", d->name,
+			        d->dtype == RT_DT_I32 ? "int32 (or int64)" : "float32",
 			        d->seq ? "T <= " : "", (long long)d->width);
 			if (d->limit > 0)
 				fprintf(f, ", each %s in [0, %lld)", d->what ? d->what : "value",
@@ -186,6 +187,12 @@ static int check_combinations(rt_opts *o, const rt_program *p, char *err, size_t
 	}
 	if (o->save_every && !o->checkpoint && !o->resume) {
 		rt_fmt_err(err, errlen, "--save-every needs --checkpoint DIR (or --resume DIR) to save into");
+		return RT_EXIT_USAGE;
+	}
+	/* Synthetic inputs have no rows to match a target file's. */
+	if (o->target && !o->input) {
+		rt_fmt_err(err, errlen, "--target needs --input (targets are row for row with the "
+		           "input)");
 		return RT_EXIT_USAGE;
 	}
 	if (o->eval_target && !o->eval_input) {

@@ -18,7 +18,7 @@ io="--weights-in $T/w0.safetensors --input $T/x.npy --target $T/y.npy --steps 5"
 
 # check_run NAME NRANKS OPTIM DESCRIPTION [OPTIONS]
 check_run() {
-	run_fixture "$1" "$2" "$T/$1" $io $5 --weights-out "$T/$1.w.safetensors" \
+	run_fixture "$1" "$2" "$T/$1" ${io_run:-$io} $5 --weights-out "$T/$1.w.safetensors" \
 		--output "$T/$1.o.npy" --trace "$T/$1.trace.json" --check-messages --timeout 60
 	st=$?
 	ok $st "$4: the job succeeds (--check-messages on)"
@@ -32,7 +32,10 @@ check_run sgd 2 sgd "SGD momentum, P=2 R=1 M=4"
 check_run adam 2 adam "Adam, P=2 R=1 M=4"
 check_run sgd2 4 sgd "SGD momentum, P=2 R=2 M=4 (4 ranks on 2 cores)"
 check_run mse 2 mse "MSE loss with float targets, SGD momentum" "--target $T/y_mse.npy"
-check_run infer 2 infer "inference (no gradients kept, no loss, no optimizer)"
+# Inference reads no targets, and scores every row of its input (--steps
+# does not apply): the output is the whole file's.
+io_run="--weights-in $T/w0.safetensors --input $T/x.npy --steps 5" \
+	check_run infer 2 infer "inference over a file (no gradients kept, no loss, no optimizer)"
 
 n=$(grep -c '^step [0-9]* loss ' "$T/sgd2.out")
 [ "$n" -eq 5 ]

@@ -15,7 +15,7 @@ ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
 w, _ = ref.st_read(f"{d}/w0.safetensors")
 x, y = np.load(f"{d}/x.npy"), np.load(f"{d}/y.npy")
 np.save(f"{d}/x_width.npy", x[:, :7])
-np.save(f"{d}/x_rows.npy", x[:24])
+np.save(f"{d}/x_rows.npy", x[:8])
 yb = y.copy(); yb[5] = 4
 np.save(f"{d}/y_class.npy", yb)
 np.save(f"{d}/y_rows.npy", y[:16])
@@ -78,11 +78,11 @@ timeout 60 $MPIRUN $MPIRUN_FLAGS -np 1 "$T/fx.r1" : -np 1 "$T/fx.r0" >"$T/swap.o
 ok $? "ranks started in the wrong order exit 2"
 
 expect nofile 1 "nope.npy: cannot open" "a missing input file" $good --input "$T/nope.npy"
-expect width 1 "x_width.npy: input of shape \[k\*16, 8\].*found \[32, 7\]" \
+expect width 1 "x_width.npy: input of shape \[N, 8\] \(N >= 16 rows\) expected, found \[32, 7\]" \
 	"an input of the wrong width names file, expected and found shape" \
 	--weights-in "$T/w0.safetensors" --input "$T/x_width.npy" --target "$T/y.npy"
-expect rows 1 "x_rows.npy: input of shape .*found \[24, 8\]" "an input that is not whole batches" \
-	--input "$T/x_rows.npy"
+expect rows 1 "x_rows.npy: input of shape .*N >= 16 rows.*found \[8, 8\]" \
+	"an input of fewer rows than a batch" --input "$T/x_rows.npy" --target "$T/y.npy"
 expect class 1 "y_class.npy: row 5: class 4 outside 0..3" "a class id out of range names the row" \
 	$good --target "$T/y_class.npy"
 expect trows 1 "y_rows.npy: 16 rows, but the input has 32" "targets not row for row with the input" \

@@ -32,6 +32,7 @@ build() {
 }
 build fx
 build fx2 -DREPLICAS=2
+build fxe -DEVAL
 
 # The reference and the files: written by numpy, read back with its own
 # safetensors code (json + numpy), independent of the runtime's.
@@ -124,7 +125,30 @@ def make(d):
     np.save(f"{d}/ids_big.npy", big)
     np.save(f"{d}/ids_float.npy", ids.astype(np.float32))
     np.save(f"{d}/ids_1d.npy", ids[:, 0].copy())
-    np.save(f"{d}/ids_rows.npy", ids[:6].copy())
+    np.save(f"{d}/ids_rows.npy", ids[:2].copy())
+    # An evaluation set of 5 sequences (1.25 batches), and one of T = 6.
+    ev = rng.integers(0, V, (5, 5)).astype(np.int32)
+    emask = np.ones_like(ev)
+    emask[4, 2:] = 0
+    np.save(f"{d}/ids_eval.npy", ev)
+    np.save(f"{d}/mask_eval.npy", emask)
+    np.save(f"{d}/types_eval.npy", (rng.random(ev.shape) < 0.5).astype(np.int32))
+    np.save(f"{d}/ids_eval6.npy", rng.integers(0, V, (5, 6)).astype(np.int32))
+    np.save(f"{d}/mask_eval6.npy", np.ones((5, 6), np.int32))
+    np.save(f"{d}/types_eval6.npy", np.zeros((5, 6), np.int32))
+
+def evaluate(d, wout, stdout):
+    """The mean next-token loss over every predicted position of the set."""
+    W = st_read(wout)[0]["emb.weight"].astype(np.float64)
+    ids, mask, types = (np.load(f"{d}/{n}_eval.npy").astype(np.int64)
+                        for n in ("ids", "mask", "types"))
+    loss = step(W, ids, mask, types.astype(np.float64))[0]
+    got = [float(l.split()[2]) for l in open(stdout) if l.startswith("eval loss ")]
+    if len(got) != 1 or abs(got[0] - loss) > 1e-5 * abs(loss):
+        print(f"eval loss {got}, reference {loss} (mean over 5 rows x 4 positions)")
+        return 1
+    print(f"eval loss {got[0]}, reference {loss}")
+    return 0
 
 def check(d, stdout, wout, out, steps, win):
     w0, _ = st_read(f"{d}/{win}")
@@ -189,6 +213,8 @@ if cmd == "make":
 elif cmd == "check":
     sys.exit(check(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]),
                    sys.argv[7] if len(sys.argv) > 7 else "w0.safetensors"))
+elif cmd == "eval":
+    sys.exit(evaluate(sys.argv[2], sys.argv[3], sys.argv[4]))
 elif cmd == "stats":
     sys.exit(stats(sys.argv[2], sys.argv[3]))
 elif cmd == "shape":
@@ -318,10 +344,10 @@ expect big 1 "ids_big.npy: row 3, column 2: token id 1099511627776 does not fit 
 	"an int64 id outside int32" --input "ids=$T/ids_big.npy" $m $ty
 expect float 1 "ids_float.npy: token ids are integers \(int32 or int64\), found float32" \
 	"float token ids" --input "ids=$T/ids_float.npy" $m $ty
-expect ids1d 1 "ids_1d.npy: input 'ids' is sequences of shape \[k\*4, T\].*found \[8\]" \
+expect ids1d 1 "ids_1d.npy: input 'ids' is sequences of shape \[N, T\] \(N >= 4 rows.*found \[8\]" \
 	"1-D ids" --input "ids=$T/ids_1d.npy" $m $ty
-expect idsrows 1 "ids_rows.npy: input 'ids' is sequences of shape .*found \[6, 5\]" \
-	"ids that are not whole batches" --input "ids=$T/ids_rows.npy" $m $ty
+expect idsrows 1 "ids_rows.npy: input 'ids' is sequences of shape .*found \[2, 5\]" \
+	"ids of fewer rows than a batch" --input "ids=$T/ids_rows.npy" $m $ty
 expect nofile 1 "nope.npy: cannot open" "a missing file" --input "ids=$T/nope.npy" $m $ty
 
 expect unknown 2 "--input foo=.*: the model has no input 'foo' \(its inputs: ids, mask, types\)" \
@@ -340,8 +366,26 @@ expect posids 0 "note: .*1 tensor not used by the model: 'embeddings.position_id
 	"an unused I64 buffer (position_ids) is parsed and noted once" \
 	--weights-in "$T/w_posids.safetensors" $id $m $ty
 
+# The evaluation set: 5 sequences, a padded second batch, the mean over
+# every predicted position (5 x 4), with the trained weights.
+ev="--eval-input ids=$T/ids_eval.npy --eval-input mask=$T/mask_eval.npy"
+ev="$ev --eval-input types=$T/types_eval.npy"
+run_fixture fxe 2 "$T/eval" --weights-in "$T/w0.safetensors" $inputs $ev --steps 2 \
+	--weights-out "$T/eval.w.safetensors" --check-messages
+ok $? "training with a 5-sequence evaluation set runs"
+ref eval "$T" "$T/eval.w.safetensors" "$T/eval.out"
+ok $? "the eval loss is numpy's next-token mean over the 5 x 4 predicted positions"
+ev6="--eval-input ids=$T/ids_eval6.npy --eval-input mask=$T/mask_eval6.npy"
+ev6="$ev6 --eval-input types=$T/types_eval6.npy"
+run_fixture fxe 2 "$T/eval6" $inputs $ev6
+st=$?
+n=$(grep -c "ids_eval6.npy: evaluation sequences of 6 tokens, but the training data's are 5" \
+	"$T/eval6.err")
+[ $st -eq 1 ] && [ "$n" -eq 1 ]
+ok $? "an evaluation set of another sequence length is exit 1, one message (got $st, $n)"
+
 run_fixture fx 2 "$T/help" --help
-grep -q "^  ids  *int32 (or int64) \[k\*4, T <= 8\], each token id in \[0, 50)" "$T/help.out" &&
+grep -q "^  ids  *int32 (or int64) \[N, T <= 8\], each token id in \[0, 50)" "$T/help.out" &&
 	grep -q "no --target" "$T/help.out" && grep -q "\[B, T, 50\]" "$T/help.out"
 ok $? "--help lists the inputs, their shapes and limits"
 

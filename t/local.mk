@@ -71,7 +71,9 @@ PIPEC_SHELL_TESTS = \
 	%D%/043-async.t \
 	%D%/044-precision.t \
 	%D%/045-training.t \
-	%D%/046-optim.t
+	%D%/045-training.t \
+	%D%/046-optim.t \
+	%D%/047-data-schedules.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
 	%D%/fuzz.py %D%/diag-sites.py %D%/doc-links.py \
@@ -97,10 +99,11 @@ RUNTIME_TESTS = \
 	%D%/504-runtime-faults.t \
 	%D%/505-runtime-tf.t \
 	%D%/506-runtime-inputs.t \
-	%D%/507-runtime-kv.t
+	%D%/507-runtime-kv.t \
+	%D%/508-runtime-data.t
 TESTS += $(RUNTIME_TESTS)
 EXTRA_DIST += $(RUNTIME_TESTS) %D%/runtime-lib.sh %D%/runtime-kernels.c %D%/runtime-io.c \
-	%D%/runtime-ref.py %D%/rt-fixtures/two_rank.c %D%/runtime-tf.c %D%/runtime-inputs.c \
+	%D%/runtime-ref.py %D%/runtime-data.c %D%/rt-fixtures/two_rank.c %D%/runtime-tf.c %D%/runtime-inputs.c \
 	%D%/runtime-kv.c %D%/guarded.h
 
 # Scratch the tests leave in the build tree (t/tmp: runtime fixtures, kept

@@ -22,6 +22,10 @@
  *     tied rank R step S: grad SUM HASH weight HASH   (grad before OPTIM,
  *                                                    weight after)
  *
+ * -DEVAL adds an eval_step (forward only, the next-token loss over the
+ * rt_rows_valid rows of each micro-batch) and runs rt_eval_run after the
+ * last step, printing `eval loss L` (a driver until the step loop calls it).
+ *
  * Build one binary per rank: mpicc -DPRANK=0|1 [-DREPLICA=j -DREPLICAS=R].
  */
 #include <stdio.h>
@@ -184,6 +188,17 @@ static void step(rt_ctx *c, int s)
 		rt_wait(c, mb);
 	optim(c, s);
 }
+#ifdef EVAL
+static void eval_step(rt_ctx *c, int b)
+{
+	const int64_t T = rt_seq_len(c);
+	(void)b;
+	for (int mb = 0; mb < NMB; mb++)
+		F(c, mb, T);
+	for (int mb = 0; mb < NMB; mb++)
+		rt_wait(c, mb);
+}
+#endif
 #define FIRST 1
 #define LAST 0
 
@@ -228,8 +243,48 @@ static void step(rt_ctx *c, int s)
 		rt_wait(c, NMB + mb);
 	optim(c, s);
 }
+#ifdef EVAL
+static void eval_step(rt_ctx *c, int b)
+{
+	const int64_t T = rt_seq_len(c);
+	float *logits = (float *)A(c, LOG);
+	(void)b;
+	for (int mb = 0; mb < NMB; mb++)
+		rt_irecv(c, mb, A(c, MSG(mb)), (size_t)(MBR * T * (1 + D)) * 4, PEER, RT_TAG(1, mb, 0),
+		         recv_f[mb]);
+	for (int mb = 0; mb < NMB; mb++) {
+		const int32_t *ids = (const int32_t *)A(c, MSG(mb));
+		const float *h = (const float *)A(c, MSG(mb) + MBR * T);
+		rt_begin(c, RT_OP_RECV_F, 1, mb);
+		rt_wait(c, mb);
+		rt_end(c);
+		rt_begin(c, RT_OP_F, 1, mb);
+		rt_linear_fwd(h, rt_weights(c), NULL, logits, MBR * T, D, VOCAB);
+		rt_loss_next_token(c, logits, ids, NULL, rt_rows_valid(c, mb), T, VOCAB, 1.0);
+		rt_end(c);
+	}
+}
+#endif
 #define FIRST 0
 #define LAST 1
+#endif
+
+#ifdef EVAL
+#include "rt_internal.h"        /* rt_eval_run, the reporter, the steps */
+static void step_then_eval(rt_ctx *c, int s)
+{
+	step(c, s);
+	if (s == c->o.steps - 1) {
+		double loss = rt_eval_run(c);
+		if (c->rank == c->reporter) {
+			printf("eval loss %.9g\n", loss);
+			fflush(stdout);
+		}
+	}
+}
+#define STEP step_then_eval
+#else
+#define STEP step
 #endif
 
 static const rt_program program = {
@@ -252,7 +307,10 @@ static const rt_program program = {
 	.nslots = 2 * NMB,
 	.predicted_bubble = 0.5,
 	.predicted_peak_bytes = 2 * NWEIGHTS * 4 + ARENA_N * 4,
-	.step = step,
+	.step = STEP,
+#ifdef EVAL
+	.eval_step = eval_step, .eval_nactions = 3 * NMB,
+#endif
 	.inputs = inputs, .ninputs = 3, .seq_max = SEQ, .out_seq = 1,
 };
 

@@ -428,50 +428,74 @@ const float *rt_target_dense(rt_ctx *c, int mb)
 }
 
 /* Every step's outputs go to a device buffer (a graph cannot tell the last
- * step from the others); the last step's are downloaded after it. */
+ * step from the others); the last step's are downloaded after it, or, in
+ * an inference run over a file, every step's.  An evaluation keeps none. */
 void rt_output(rt_ctx *c, int mb, const float *y)
 {
 	int64_t n = c->p->mb_rows * rt_out_row_floats(c);
-	if (rt_cu.dry || !rt_cu.d_out || mb < 0 || mb >= c->p->M)
+	if (rt_cu.dry || !rt_cu.d_out || c->evaluating || mb < 0 || mb >= c->p->M)
 		return;
 	RT_CU(cudaMemcpyAsync(rt_cu.d_out + mb * n, y, (size_t)n * sizeof *y,
 	                      cudaMemcpyDeviceToDevice, rt_cu.stream));
 	c->out_seen[mb] = 1;
 }
 
-/* Copies this replica's rows of step t's batch to the step's buffers (the
- * copy t % ndata: an asynchronous step still reads the step before's). */
-static void stage_data(rt_ctx *c, int t)
+/* The host arrays the data come from: the training (or inference) set,
+ * or the evaluation set inside eval_step. */
+static rt_dset host_set(rt_ctx *c)
+{
+	rt_dset d;
+	if (c->evaluating)
+		return c->eval;
+	memset(&d, 0, sizeof d);
+	d.x = c->x;
+	d.x_rows = c->x_rows;
+	d.in = c->in;
+	d.tc = c->tc;
+	d.td = c->td;
+	d.t_rows = c->t_rows;
+	d.rows = c->rows;
+	return d;
+}
+
+/* Uploads rows [i0, i0 + n) of batch s (rt_data_row: the epoch's order,
+ * or an evaluation batch) of a host array to dst, a run of consecutive
+ * file rows per copy: one copy unless shuffled. */
+static void upload_rows(rt_ctx *c, char *dst, const void *src, size_t row_bytes, int64_t s,
+                        int64_t i0, int64_t n)
+{
+	for (int64_t i = 0; i < n;) {
+		int64_t r = rt_data_row(c, s, i0 + i), len = 1;
+		while (i + len < n && rt_data_row(c, s, i0 + i + len) == r + len)
+			len++;
+		RT_CU(cudaMemcpyAsync(dst + i * (int64_t)row_bytes,
+		                      (const char *)src + r * (int64_t)row_bytes,
+		                      (size_t)len * row_bytes, cudaMemcpyHostToDevice, rt_cu.stream));
+		i += len;
+	}
+}
+
+/* Copies this replica's rows of batch s (step s, or evaluation batch s) to
+ * the device copy `copy` (t % ndata for step t: an asynchronous step still
+ * reads the step before's). */
+static void stage_data(rt_ctx *c, int64_t s, int copy)
 {
 	const rt_program *p = c->p;
-	int64_t rows = replica_rows(p), d0 = (int64_t)(t % rt_cu.ndata) * rows;
-	for (int k = 0; d_in && k < p->ninputs; k++)
-		if (d_in[k]) {
-			const rt_indata *in = &c->in[k];
-			int64_t r0 = (t % (in->rows / p->batch)) * p->batch + p->replica * rows;
-			RT_CU(cudaMemcpyAsync(d_in[k] + d0 * in->cols * 4,
-			                      (const char *)in->data + r0 * in->cols * 4,
-			                      (size_t)(rows * in->cols) * 4, cudaMemcpyHostToDevice,
-			                      rt_cu.stream));
+	rt_dset ds = host_set(c);
+	int64_t rows = replica_rows(p), d0 = (int64_t)copy * rows, i0 = p->replica * rows;
+	for (int k = 0; d_in && ds.in && k < p->ninputs; k++)
+		if (d_in[k] && ds.in[k].data) {
+			size_t rb = (size_t)ds.in[k].cols * 4;
+			upload_rows(c, d_in[k] + d0 * (int64_t)rb, ds.in[k].data, rb, s, i0, rows);
 		}
-	if (rt_cu.d_x) {
-		int64_t k = c->x_rows / p->batch;
-		int64_t r0 = (t % k) * p->batch + p->replica * rows;
-		RT_CU(cudaMemcpyAsync(rt_cu.d_x + d0 * p->in_width, c->x + r0 * p->in_width,
-		                      (size_t)(rows * p->in_width) * sizeof(float),
-		                      cudaMemcpyHostToDevice, rt_cu.stream));
-	}
-	if (rt_cu.d_tc || rt_cu.d_td) {
-		int64_t k = c->t_rows / p->batch;
-		int64_t r0 = (t % k) * p->batch + p->replica * rows;
-		if (rt_cu.d_tc)
-			RT_CU(cudaMemcpyAsync(rt_cu.d_tc + d0, c->tc + r0, (size_t)rows * sizeof(int32_t),
-			                      cudaMemcpyHostToDevice, rt_cu.stream));
-		if (rt_cu.d_td)
-			RT_CU(cudaMemcpyAsync(rt_cu.d_td + d0 * p->target_width, c->td + r0 * p->target_width,
-			                      (size_t)(rows * p->target_width) * sizeof(float),
-			                      cudaMemcpyHostToDevice, rt_cu.stream));
-	}
+	if (rt_cu.d_x && ds.x)
+		upload_rows(c, (char *)(rt_cu.d_x + d0 * p->in_width), ds.x,
+		            (size_t)p->in_width * sizeof(float), s, i0, rows);
+	if (rt_cu.d_tc && ds.tc)
+		upload_rows(c, (char *)(rt_cu.d_tc + d0), ds.tc, sizeof(int32_t), s, i0, rows);
+	if (rt_cu.d_td && ds.td)
+		upload_rows(c, (char *)(rt_cu.d_td + d0 * p->target_width), ds.td,
+		            (size_t)p->target_width * sizeof(float), s, i0, rows);
 }
 
 static void pin(void *p, size_t bytes)
@@ -852,7 +876,7 @@ void rt_dev_step(rt_ctx *c, int t)
 	}
 
 	RT_CU(cudaMemsetAsync(rt_cu.d_loss, 0, sizeof(double), rt_cu.stream));
-	stage_data(c, t);
+	stage_data(c, t, t % rt_cu.ndata);
 	if (!eager) {
 		rt_cu_set_i64(rt_cu.d_step_off, rt_cu.exec ? t - rt_cu.captured_step : 0);
 		eager = !rt_cu.exec && !capture(c, t);
@@ -885,8 +909,14 @@ void rt_dev_step(rt_ctx *c, int t)
 	}
 	RT_CU(cudaMemcpyAsync(rt_cu.h_loss, rt_cu.d_loss, sizeof(double), cudaMemcpyDeviceToHost,
 	                      rt_cu.stream));
-	/* an asynchronous run's last keys reach the output in the drain call */
-	if (t == c->o.steps - 1 + (p->async != 0) && rt_cu.d_out)
+	/* an asynchronous run's last keys reach the output in the drain call;
+	 * an inference run over a file keeps every step's rows */
+	if (c->over_file && rt_cu.d_out && t < c->nbatches)
+		RT_CU(cudaMemcpyAsync(c->out + (int64_t)t * replica_rows(p) * rt_out_row_floats(c),
+		                      rt_cu.d_out,
+		                      (size_t)(replica_rows(p) * rt_out_row_floats(c)) * sizeof(float),
+		                      cudaMemcpyDeviceToHost, rt_cu.stream));
+	else if (t == c->o.steps - 1 + (p->async != 0) && rt_cu.d_out)
 		RT_CU(cudaMemcpyAsync(c->out, rt_cu.d_out,
 		                      (size_t)(replica_rows(p) * rt_out_row_floats(c)) * sizeof(float),
 		                      cudaMemcpyDeviceToHost, rt_cu.stream));
@@ -896,6 +926,25 @@ void rt_dev_step(rt_ctx *c, int t)
 		resolve_marks(c);
 	else
 		c->busy = NAN;      /* a replayed graph is timed whole */
+}
+
+/* An evaluation batch: its rows uploaded into the copy the accessors read
+ * for the current step (data_row0), eval_step run eagerly (never captured:
+ * it is another program), its loss read back. */
+void rt_dev_eval(rt_ctx *c, int b)
+{
+	int n = rt_cu.ndata > 1 ? rt_cu.ndata : 1;
+	RT_CU(cudaMemsetAsync(rt_cu.d_loss, 0, sizeof(double), rt_cu.stream));
+	stage_data(c, b, ((c->step % n) + n) % n);
+	rt_cu.nmark = 0;
+	RT_CU(cudaEventRecord(rt_cu.ev_step, rt_cu.stream));
+	rt_cu.step_host_t0 = rt_now() - c->t_origin;
+	c->p->eval_step(c, b);
+	RT_CU(cudaMemcpyAsync(rt_cu.h_loss, rt_cu.d_loss, sizeof(double), cudaMemcpyDeviceToHost,
+	                      rt_cu.stream));
+	rt_xp_sync(c);
+	c->loss_sum += *rt_cu.h_loss;
+	resolve_marks(c);
 }
 
 /* ---- Summary and shutdown. ---- */

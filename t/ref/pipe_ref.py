@@ -26,7 +26,8 @@ inflight default P - s); `pipedream-2bw` computes step t with W(t-1).
   pipe_ref.py data  MODEL.pipe --seed S --rows N --input X.npy [--target Y.npy]
   pipe_ref.py train MODEL.pipe --weights W --input X --target Y --steps N
                     [--set KEY=VALUE]... --weights-out OUT --losses OUT.txt
-                    [--output OUT.npy] [--log OUT.txt (each update's lr and norm)]
+                    [--output OUT.npy]   (inference: every row of X, in order)
+                    [--log OUT.txt (each update's lr and norm)]
   pipe_ref.py compare A.safetensors B.safetensors --rtol R --atol A [--skip SUFFIX]...
 """
 import json
@@ -432,12 +433,14 @@ def train_steps(net, P, X, Y, loss, opt, B, steps, delayed, keys, log):
     losses = []
     out = None
     prev = P
+    if not TRAINING:
+        # Inference over a file scores every row once, in order (--steps
+        # does not apply).
+        return P, losses, forward(net, P, X)[0]
     for step in range(steps):
         rows = slice((step % k) * B, (step % k + 1) * B)
         W = prev if delayed else P
         out, saved = forward(net, W, X[rows])
-        if not TRAINING:
-            continue
         L, d = loss_and_grad(loss, out, Y[rows])
         losses.append(L)
         G = backward(net, W, saved, d)

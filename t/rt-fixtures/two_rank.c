@@ -14,6 +14,11 @@
  * Build one binary per rank:
  *     mpicc -DPRANK=0|1 -DREPLICA=j -DREPLICAS=R [-DADAM] [-DMSE] [-DINFER] ...
  * (-DINFER: inference, forward only, no optimizer, no loss).
+ * Data (t/508-runtime-data.t): -DINDIMS declares the input [2, 4] per row
+ * and -DOUTDIMS the output [2, 2]; -DEVAL adds an eval_step (forward only,
+ * the loss over rt_rows_valid rows), and -DEVAL_IN_STEP runs rt_eval_run
+ * after the last step and prints `eval loss L` (a driver until the step
+ * loop calls it).
  * and start them in rank order (rank = replica * 2 + prank), MPMD.
  */
 #include "pipert.h"
@@ -187,6 +192,17 @@ static void step(rt_ctx *c, int s)
 	rt_end(c);
 }
 #endif
+#ifdef EVAL
+/* Forward only over an evaluation batch: the inference step's actions. */
+static void eval_step(rt_ctx *c, int b)
+{
+	(void)b;
+	for (int mb = 0; mb < NMB; mb++)
+		F(c, mb);
+	for (int mb = 0; mb < NMB; mb++)
+		rt_wait(c, mb);
+}
+#endif
 #define FIRST 1
 #define LAST 0
 #define NSLOTS (2 * NMB)
@@ -289,10 +305,56 @@ static void step(rt_ctx *c, int s)
 	rt_end(c);
 }
 #endif
+#ifdef EVAL
+/* Forward only, each micro-batch's loss over its real rows (the padding of
+ * the last evaluation batch left out), no gradient. */
+static void eval_step(rt_ctx *c, int b)
+{
+	(void)b;
+	for (int mb = 0; mb < NMB; mb++)
+		rt_irecv(c, mb, arena(c) + A1(mb), BYTES, PEER, RT_TAG(1, mb, 0), what_recv_f[mb]);
+	for (int mb = 0; mb < NMB; mb++) {
+		int64_t rows = rt_rows_valid(c, mb);
+		F(c, mb);
+#ifdef MSE
+		rt_loss_add(c, rt_loss_mse(arena(c) + LOG(mb), rt_target_dense(c, mb), NULL, rows,
+		                           OUT, 1.0));
+#else
+		rt_loss_add(c, rt_loss_cross_entropy(arena(c) + LOG(mb), rt_target_class(c, mb), NULL,
+		                                     rows, OUT, 1.0));
+#endif
+	}
+}
+#endif
 #define FIRST 0
 #define LAST 1
 #define NSLOTS (2 * NMB)
 #define NACTIONS (4 * NMB + 1 + (REPLICAS > 1))
+#endif
+
+#ifdef EVAL_IN_STEP
+#include <stdio.h>
+#include "rt_internal.h"        /* rt_eval_run, the reporter, the steps */
+static void step_then_eval(rt_ctx *c, int s)
+{
+	step(c, s);
+	if (s == c->o.steps - 1) {
+		double loss = rt_eval_run(c);
+		if (c->rank == c->reporter) {
+			printf("eval loss %.9g\n", loss);
+			fflush(stdout);
+		}
+	}
+}
+#define STEP step_then_eval
+#else
+#define STEP step
+#endif
+#ifdef INDIMS
+static const int64_t in_dims[] = { 2, 4 };
+#endif
+#ifdef OUTDIMS
+static const int64_t out_dims[] = { 2, 2 };
 #endif
 
 static const rt_program program = {
@@ -326,8 +388,18 @@ static const rt_program program = {
 	.predicted_bubble = 0.2,
 	.predicted_peak_bytes = (2 + OPTIM_STATE) * NWEIGHTS * sizeof(float) +
 	                        ARENA_FLOATS * sizeof(float),
-	.step = step,
+	.step = STEP,
 	.nactions = NACTIONS,
+#ifdef EVAL
+	.eval_step = eval_step,
+	.eval_nactions = 2 * NMB,
+#endif
+#ifdef INDIMS
+	.in_dims = in_dims, .in_ndim = 2,
+#endif
+#ifdef OUTDIMS
+	.out_dims = out_dims, .out_ndim = 2,
+#endif
 };
 
 int main(int argc, char **argv)
