@@ -21,7 +21,10 @@
  * compile runs every pass, from plan memory on with the schedule one call
  * of step() runs (one round of generation, one step of an asynchronous
  * stream); schedule stops after simulate (its memory table plans each
- * rank itself); check after partition.
+ * rank itself); check after partition.  A training program's compile
+ * also builds its evaluation step (sched_eval: forward only over the same
+ * placement) and takes it through verify, plan memory, build step and
+ * verify step in the same way; -dM and -dP print it after the step.
  *
  * Exit status: 0 ok, 1 bad input, 2 bad command line, 3 internal or I/O.
  */
@@ -478,10 +481,32 @@ int main(int argc, char **argv)
 		}
 		if (step_verify(steps, round->nranks, round, report_step) != 0)
 			return EXIT_INTERNAL;
+		/* the evaluation step of a training program: the same passes */
+		EmitEval ev = { 0 };
+		if (s->training) {
+			Schedule *es = sched_eval(s);
+			if (sched_verify(es, report_internal) != 0)
+				return EXIT_INTERNAL;
+			RankPlan **eplans = xalloc((size_t)es->nranks * sizeof *eplans);
+			StepProgram **esteps = xalloc((size_t)es->nranks * sizeof *esteps);
+			for (int rank = 0; rank < es->nranks; rank++) {
+				eplans[rank] = memplan_rank(m, es, rank);
+				if (dumping(&o, 'M'))
+					memplan_dump(stderr, m, es, eplans[rank]);
+			}
+			for (int rank = 0; rank < es->nranks; rank++) {
+				esteps[rank] = step_build(m, es, eplans[rank], rank);
+				if (dumping(&o, 'P'))
+					step_dump(stderr, esteps[rank]);
+			}
+			if (step_verify(esteps, es->nranks, es, report_step) != 0)
+				return EXIT_INTERNAL;
+			ev = (EmitEval){ es, eplans, esteps };
+		}
 		/* emit */
 		EmitOptions eo = { .dir = o.out, .backend = o.backend,
 		                   .line_directives = o.line_directives };
-		rc = emit_program(m, round, r, plans, steps, &eo);
+		rc = emit_program(m, round, r, plans, steps, ev.s ? &ev : NULL, &eo);
 	}
 	pool_free_all();
 	return rc;
