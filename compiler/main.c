@@ -302,7 +302,9 @@ static int check_async_ties(const IrModel *m)
 }
 
 /* What each rank will hold, from the same memory plan compile makes:
- * the number the compiled program prints as peak_memory_predicted. */
+ * the number the compiled program prints as peak_memory_predicted.  A
+ * training program's arena also serves its evaluation step: the larger
+ * of the two plans. */
 static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 {
 	if (s->nranks > 256) {
@@ -313,8 +315,12 @@ static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 	fprintf(out, "memory per rank (bytes, as the compiled program will hold them):\n");
 	fprintf(out, "  %-5s %13s %13s %13s %13s %13s\n", "rank", "weights", "gradients",
 	        "optimizer", "arena", "total");
+	const Schedule *es = s->training ? sched_eval(s) : NULL;
 	for (int rank = 0; rank < s->nranks; rank++) {
 		RankMemory r = memplan_memory(m, s, memplan_rank(m, s, rank));
+		int64_t eval_arena = es ? memplan_rank(m, es, rank)->arena_bytes : 0;
+		if (eval_arena > r.arena)
+			r.arena = eval_arena;
 		fprintf(out, "  %-5d %13lld %13lld %13lld %13lld %13lld%s\n", rank,
 		        (long long)r.weights, (long long)r.grads, (long long)r.optim,
 		        (long long)r.arena, (long long)memplan_total(r),
