@@ -320,6 +320,37 @@ static void test_eval(void)
 		ok(sp_eval_named(e), "%s: built as evaluation steps", cases[i].what);
 	}
 
+	/* a sweep: the send-completion rule (memplan.c) must never deadlock,
+	 * whatever the placement, the stage and micro-batch counts */
+	static const char *const kinds[] = { "1f1b", "gpipe", "interleaved(2)", "zb-h1", "zb-v",
+	                                     "pipedream-2bw" };
+	int tried = 0, good = 0;
+	char failed[256] = "";
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+		for (int P = 1; P <= 4; P++)
+			for (int M = 1; M <= 8; M *= 2)
+				for (int R = 1; R <= 2; R++) {
+					/* what sema refuses (interleaved: M a multiple of P;
+					 * 2BW: one replica, M >= P) is not tried */
+					int il = !strcmp(kinds[k], "interleaved(2)"), bw = kinds[k][0] == 'p';
+					if ((il && M % P) || (bw && (R > 1 || M < P)))
+						continue;
+					const char *sets[] = { xprintf("schedule=%s", kinds[k]),
+					                       xprintf("stages=%d", P),
+					                       xprintf("microbatches=%d", M),
+					                       xprintf("replicas=%d", R), "batch=32", NULL };
+					Built *t = build(mlp, sets);
+					tried++;
+					Built *e = t ? build_eval(t) : NULL;
+					if (e && verify(e) == 0)
+						good++;
+					else if (!failed[0])
+						snprintf(failed, sizeof failed, "%s P=%d M=%d R=%d: %s", kinds[k], P,
+						         M, R, last_report);
+				}
+	ok(tried > 90 && good == tried, "evaluation steps verify for every P, M, R and kind "
+	   "tried (%d of %d)%s%s", good, tried, failed[0] ? ": " : "", failed);
+
 	/* an evaluation message with a training step's tag is refused: the
 	 * two never match */
 	const char *none[] = { NULL };
