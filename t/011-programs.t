@@ -27,7 +27,7 @@ t = TAP()
 E = env_setup(t)
 tmp = E.tmpdir("programs")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")
-t.plan(20)
+t.plan(22)
 
 
 def sh(cmd, **kw):
