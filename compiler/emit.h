@@ -13,9 +13,19 @@ typedef struct EmitOptions {
 	int line_directives;    /* #line N "model.pipe" */
 } EmitOptions;
 
+/* A training program's evaluation step (sched_eval): the schedule, and
+ * per rank its memory plan and verified step program. */
+typedef struct EmitEval {
+	const Schedule *s;
+	RankPlan *const *plans;
+	StepProgram *const *steps;
+} EmitEval;
+
 /* Writes DIR/rankN.c, DIR/Makefile, DIR/run: rank N's program from its
- * memory plan and its verified step program.  Returns an exit status. */
+ * memory plan and its verified step program, and with ev (NULL: none) its
+ * eval_step() from the evaluation step's.  Returns an exit status. */
 int emit_program(const IrModel *m, const Schedule *s, const SimResult *r,
-                 RankPlan *const *plans, StepProgram *const *steps, const EmitOptions *o);
+                 RankPlan *const *plans, StepProgram *const *steps, const EmitEval *ev,
+                 const EmitOptions *o);
 
 #endif

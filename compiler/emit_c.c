@@ -94,6 +94,11 @@ typedef struct Emit {
 	                         * gpt2_block's caches for group 0, -1 */
 	int64_t kv_group;       /* generate: bytes of one group's caches on this rank
 	                         * (groups follow one another: one message each) */
+	const Schedule *es;     /* a training program's evaluation step (sched_eval), */
+	const RankPlan *eplan;  /* its plan and its step program; NULL: none */
+	const StepProgram *estep;
+	int eval;               /* emitting the evaluation forward: layers as inference
+	                         * runs them (dropout off), the loss without gradient */
 	Out o;
 } Emit;
 
@@ -287,7 +292,7 @@ static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 		count = xprintf("ROWS * %lld", (long long)L->out_w);
 	}
 	emit_call(e, sp, &k, e->gen && lc->fwd_gen.fn ? &lc->fwd_gen
-	          : !e->s->training && lc->fwd_infer.fn ? &lc->fwd_infer : &lc->fwd);
+	          : (!e->s->training || e->eval) && lc->fwd_infer.fn ? &lc->fwd_infer : &lc->fwd);
 	emit_round(e, k.y, count);
 }
 
@@ -332,7 +337,63 @@ static const char *layer_range(const IrModel *m, const IrStage *st)
 	       : xprintf("%s .. %s", m->layers[st->first].name, m->layers[st->last - 1].name);
 }
 
-static void emit_stage(Emit *e, const StagePlan *sp)
+/* The loss of the last stage's output y for micro-batch mb: in a training
+ * step with its gradient into GX(n); in the evaluation step the sum only
+ * (dlogits NULL), over the rows of the micro-batch that hold data. */
+static void emit_loss(Emit *e, const StagePlan *sp, const char *y)
+{
+	const IrModel *m = e->m;
+	const Schedule *s = e->s;
+	const IrStage *st = &m->stages[sp->stage];
+	Out *o = &e->o;
+	int n = sp->n;
+	int64_t width = tensor_elems(m, st, n);
+	const IrTensor *ot = &m->tensors[local_tensor(m, st, n)];
+	if (e->eval) {
+		out(o, "\t/* the loss only (no gradient, so no scale), over the rows that hold data: "
+		    "its sum\n\t * is added to the rank's, which the runtime divides by the rows "
+		    "or positions */\n");
+		if (m->loss == LOSS_CROSS_ENTROPY)
+			out(o, "\trt_loss_ce(c, %s, rt_target_class(c, mb), NULL, rt_rows_valid(c, mb), "
+			    "%lld, 0.0);\n", y, (long long)width);
+		else if (m->loss == LOSS_NEXT_TOKEN)
+			out(o, "\trt_loss_next_token(c, %s, %s, NULL, rt_rows_valid(c, mb), T, %lld, 0.0);\n",
+			    y, side_ptr(e, sp, m->loss_ids), (long long)ot->dims[ot->ndim - 1]);
+		else
+			out(o, "\trt_loss_mse_acc(c, %s, rt_target_dense(c, mb), NULL, "
+			    "rt_rows_valid(c, mb), %lld, 0.0);\n", y, (long long)width);
+		return;
+	}
+	/* pipedream: every micro-batch is its own update, of its own mean */
+	long long lb = s->kind == SK_PIPEDREAM ? m->pipe.B / m->pipe.M : m->pipe.B;
+	if (s->kind == SK_PIPEDREAM)
+		out(o, "\t/* pipedream: the gradient is of this micro-batch's own mean loss "
+		    "*/\n");
+	if (m->loss == LOSS_CROSS_ENTROPY)
+		out(o, "\t/* the loss: cross-entropy, gradient of the global batch's mean */\n"
+		    "\trt_loss_ce(c, %s, rt_target_class(c, mb), P(o[%d]), ROWS, %lld, "
+		    "1.0 / %lld);\n", y, SLOT_GX(n, n),
+		    (long long)width, lb);
+	else if (m->loss == LOSS_NEXT_TOKEN)
+		out(o, "\t/* the loss: next-token cross-entropy, gradient of the mean over the "
+		    "global batch's B·(T-1) positions */\n"
+		    "\trt_loss_next_token(c, %s, %s, P(o[%d]), ROWS, T, %lld, "
+		    "1.0 / ((double)%lld * (double)(T - 1)));\n", y,
+		    side_ptr(e, sp, m->loss_ids), SLOT_GX(n, n),
+		    (long long)ot->dims[ot->ndim - 1], lb);
+	else
+		out(o, "\t/* the loss: mean squared error over the global batch */\n"
+		    "\trt_loss_mse_acc(c, %s, rt_target_dense(c, mb), P(o[%d]), ROWS, %lld, "
+		    "1.0 / %lld.0);\n", y, SLOT_GX(n, n), (long long)width,
+		    (long long)(lb * width));
+	emit_round(e, xprintf("P(o[%d])", SLOT_GX(n, n)),
+	           xprintf("ROWS * %s", elems_expr(m, local_tensor(m, st, n))));
+}
+
+/* A stage's forward: s<g>_fwd of the step, or with e->eval set s<g>_eval
+ * of the evaluation step (no step number: nothing random runs; no
+ * --output; the loss without gradient). */
+static void emit_fwd(Emit *e, const StagePlan *sp)
 {
 	const IrModel *m = e->m;
 	const Schedule *s = e->s;
@@ -341,40 +402,17 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 	int g = sp->stage, n = sp->n;
 	int last = g == s->S - 1;
 	int64_t row0 = (int64_t)e->replica * (m->pipe.B / m->pipe.R);
-
-	out(o, "/* ---- stage %d: %s (%d layer%s) ---- */\n\n", g, layer_range(m, st), n,
-	    n == 1 ? "" : "s");
-	/* offset tables */
-	out(o, "/* Byte offsets of stage %d's buffers per micro-batch: X0..X%d (input, layer "
-	    "outputs), RX (as\n * backward reads them), GX (gradients), ST/RST (statistics); "
-	    "-1: none. */\n", g, n);
-	out(o, "static const int64_t o%d[%d][%d] = {\n", g, s->M, SLOT_COUNT(n));
-	for (int mb = 0; mb < s->M; mb++) {
-		out(o, "\t{");
-		for (int i = 0; i < SLOT_COUNT(n); i++)
-			out(o, "%s%lld", i ? ", " : " ", (long long)sp->off[mb][i]);
-		out(o, " },\n");
-	}
-	out(o, "};\n\n");
-
-	/* the transformer layers' dimensions */
-	for (int l = st->first; l < st->last; l++) {
-		const IrLayer *L = &m->layers[l];
-		if (layer_takes(L->kind, RA_TF))
-			out(o, "static const rt_tf tf%d = { .d = %lld, .heads = %lld, .ffn = %lld, "
-			    ".eps = %.17g, .vocab = %lld, .positions = %lld, .types = %lld };   /* %s */\n",
-			    l, (long long)L->d, (long long)L->heads, (long long)L->ffn, L->eps,
-			    (long long)L->vocab, (long long)L->positions, (long long)L->ntypes, L->name);
-	}
-	out(o, "\n");
 	const char *seq = m->seq_max ? "\tconst int64_t T = rt_seq_len(c);\n" : "";
 	const char *seq_void = m->seq_max ? " (void)T;" : "";
 
-	/* forward */
-	out(o, "static void s%d_fwd(rt_ctx *c, char *A, const int64_t *o, int mb, int t)\n{\n", g);
+	if (e->eval)
+		out(o, "static void s%d_eval(rt_ctx *c, char *A, const int64_t *o, int mb)\n{\n", g);
+	else
+		out(o, "static void s%d_fwd(rt_ctx *c, char *A, const int64_t *o, int mb, int t)\n{\n",
+		    g);
 	out(o, "\tconst float *W = rt_weights(c);\n\tint64_t row0 = %lld + (int64_t)mb * ROWS;\n%s",
 	    (long long)row0, seq);
-	out(o, "\t(void)W; (void)t; (void)row0;%s\n", seq_void);
+	out(o, "\t(void)W;%s (void)row0;%s\n", e->eval ? "" : " (void)t;", seq_void);
 	if (e->gen)
 		out(o, "\tconst int64_t pos = rt_gen_pos(c);   /* the round's first position */\n"
 		    "\t(void)pos;\n");
@@ -392,37 +430,59 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 		const char *y = x_ptr(e, sp, SLOT_X(n, n), n);
 		if (e->gen)
 			out(o, "\trt_gen_pick(c, mb, %s);   /* the group's next tokens */\n", y);
-		else
+		else if (!e->eval)
 			out(o, "\trt_output(c, mb, %s);\n", y);
-		if (s->training) {
-			int64_t width = tensor_elems(m, st, n);
-			const IrTensor *ot = &m->tensors[local_tensor(m, st, n)];
-			/* pipedream: every micro-batch is its own update, of its own mean */
-			long long lb = s->kind == SK_PIPEDREAM ? m->pipe.B / m->pipe.M : m->pipe.B;
-			if (s->kind == SK_PIPEDREAM)
-				out(o, "\t/* pipedream: the gradient is of this micro-batch's own mean loss "
-				    "*/\n");
-			if (m->loss == LOSS_CROSS_ENTROPY)
-				out(o, "\t/* the loss: cross-entropy, gradient of the global batch's mean */\n"
-				    "\trt_loss_ce(c, %s, rt_target_class(c, mb), P(o[%d]), ROWS, %lld, "
-				    "1.0 / %lld);\n", y, SLOT_GX(n, n),
-				    (long long)width, lb);
-			else if (m->loss == LOSS_NEXT_TOKEN)
-				out(o, "\t/* the loss: next-token cross-entropy, gradient of the mean over the "
-				    "global batch's B·(T-1) positions */\n"
-				    "\trt_loss_next_token(c, %s, %s, P(o[%d]), ROWS, T, %lld, "
-				    "1.0 / ((double)%lld * (double)(T - 1)));\n", y,
-				    side_ptr(e, sp, m->loss_ids), SLOT_GX(n, n),
-				    (long long)ot->dims[ot->ndim - 1], lb);
-			else
-				out(o, "\t/* the loss: mean squared error over the global batch */\n"
-				    "\trt_loss_mse_acc(c, %s, rt_target_dense(c, mb), P(o[%d]), ROWS, %lld, "
-				    "1.0 / %lld.0);\n", y, SLOT_GX(n, n), (long long)width,
-				    (long long)(lb * width));
-			emit_round(e, xprintf("P(o[%d])", SLOT_GX(n, n)),
-			           xprintf("ROWS * %s", elems_expr(m, local_tensor(m, st, n))));
-		}
+		if (s->training)
+			emit_loss(e, sp, y);
 	}
+}
+
+/* A stage's offset table: per micro-batch, the byte offset of every slot. */
+static void emit_offsets(Emit *e, const StagePlan *sp, const char *name)
+{
+	Out *o = &e->o;
+	int n = sp->n;
+	out(o, "static const int64_t %s%d[%d][%d] = {\n", name, sp->stage, e->s->M, SLOT_COUNT(n));
+	for (int mb = 0; mb < e->s->M; mb++) {
+		out(o, "\t{");
+		for (int i = 0; i < SLOT_COUNT(n); i++)
+			out(o, "%s%lld", i ? ", " : " ", (long long)sp->off[mb][i]);
+		out(o, " },\n");
+	}
+	out(o, "};\n\n");
+}
+
+static void emit_stage(Emit *e, const StagePlan *sp)
+{
+	const IrModel *m = e->m;
+	const Schedule *s = e->s;
+	const IrStage *st = &m->stages[sp->stage];
+	Out *o = &e->o;
+	int g = sp->stage, n = sp->n;
+	int64_t row0 = (int64_t)e->replica * (m->pipe.B / m->pipe.R);
+
+	out(o, "/* ---- stage %d: %s (%d layer%s) ---- */\n\n", g, layer_range(m, st), n,
+	    n == 1 ? "" : "s");
+	/* offset tables */
+	out(o, "/* Byte offsets of stage %d's buffers per micro-batch: X0..X%d (input, layer "
+	    "outputs), RX (as\n * backward reads them), GX (gradients), ST/RST (statistics); "
+	    "-1: none. */\n", g, n);
+	emit_offsets(e, sp, "o");
+
+	/* the transformer layers' dimensions */
+	for (int l = st->first; l < st->last; l++) {
+		const IrLayer *L = &m->layers[l];
+		if (layer_takes(L->kind, RA_TF))
+			out(o, "static const rt_tf tf%d = { .d = %lld, .heads = %lld, .ffn = %lld, "
+			    ".eps = %.17g, .vocab = %lld, .positions = %lld, .types = %lld };   /* %s */\n",
+			    l, (long long)L->d, (long long)L->heads, (long long)L->ffn, L->eps,
+			    (long long)L->vocab, (long long)L->positions, (long long)L->ntypes, L->name);
+	}
+	out(o, "\n");
+	const char *seq = m->seq_max ? "\tconst int64_t T = rt_seq_len(c);\n" : "";
+	const char *seq_void = m->seq_max ? " (void)T;" : "";
+
+	emit_fwd(e, sp);
 	out(o, "}\n\n");
 	if (!s->training)
 		return;
@@ -456,6 +516,30 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 		line_back(o);
 		out(o, "}\n\n");
 	}
+}
+
+/* The evaluation step of a training program: per stage held, its own
+ * offset table (eo<g>, the evaluation plan's: nothing is kept for a
+ * backward) and forward (s<g>_eval), then eval_step() from its step
+ * program. */
+static void emit_eval(Emit *e)
+{
+	Out *o = &e->o;
+	out(o, "/* ==== evaluation: one batch of the evaluation set, forward only (dropout off), "
+	    "the\n * last stage adding its loss without a gradient.  Its own memory plan in the "
+	    "same\n * arena (%lld bytes of it), and its messages tagged apart from the step's "
+	    "(RT_TAG_DIR_EVAL). ==== */\n\n", (long long)e->eplan->arena_bytes);
+	e->eval = 1;
+	for (int i = 0; i < e->eplan->nstages; i++) {
+		const StagePlan *sp = &e->eplan->st[i];
+		out(o, "/* Byte offsets of stage %d's buffers per micro-batch in the evaluation step. "
+		    "*/\n", sp->stage);
+		emit_offsets(e, sp, "eo");
+		emit_fwd(e, sp);
+		out(o, "}\n\n");
+	}
+	e->eval = 0;
+	step_emit_c(e->estep, e->m, e->es, out_text, o);
 }
 
 static int stage_of(const IrModel *m, int l)
@@ -601,7 +685,13 @@ static void emit_program_struct(Emit *e)
 	const IrTensor *in = &m->tensors[m->layers[0].in];
 	const IrTensor *outt = &m->tensors[m->layers[m->nlayers - 1].out];
 	int first = s->stage_rank[0] == e->prank, last = s->stage_rank[s->S - 1] == e->prank;
-	int64_t peak = memplan_total(memplan_memory(m, s, e->plan));
+	/* the evaluation step shares the arena: it runs between steps */
+	int64_t arena = e->plan->arena_bytes;
+	if (e->eplan && e->eplan->arena_bytes > arena)
+		arena = e->eplan->arena_bytes;
+	RankMemory mem = memplan_memory(m, s, e->plan);
+	mem.arena = arena;
+	int64_t peak = memplan_total(mem);
 	const char *sched = sched_label_of(pp->sched, pp->V, NULL);
 	int in_nd = m->ninputs <= 1 && !m->seq_max && nd_shape(in), out_nd = nd_shape(outt);
 	if (in_nd)
@@ -646,11 +736,13 @@ static void emit_program_struct(Emit *e)
 	out(o, "\t.steps = %d, .seed = %lluu,\n", pp->steps, (unsigned long long)pp->seed);
 	out(o, "\t.params = params, .nparams = NPARAMS, .nweights = %lld,\n",
 	    (long long)e->nweights);
-	out(o, "\t.arena_bytes = %lld, .nslots = %d,\n", (long long)e->plan->arena_bytes,
-	    e->step->nslots);
+	out(o, "\t.arena_bytes = %lld, .nslots = %d,\n", (long long)arena,
+	    e->estep && e->estep->nslots > e->step->nslots ? e->estep->nslots : e->step->nslots);
 	out(o, "\t.predicted_bubble = %.6f, .predicted_peak_bytes = %lld,\n",
 	    e->r ? e->r->bubble_fraction : 0.0, (long long)peak);
 	out(o, "\t.step = step,\n");
+	if (e->estep)
+		out(o, "\t.eval_step = eval_step, .eval_nactions = %d,\n", e->estep->nactions);
 	if (e->async)
 		out(o, "\t.async = 1, .nversions = NVER,\n");
 	if (pp->dtype != DT_F32)
@@ -751,8 +843,8 @@ static char *emit_desc(const IrModel *m, const Schedule *s, const EmitOptions *e
 }
 
 static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r, int rank,
-                         const RankPlan *plan, const StepProgram *step, const EmitOptions *eo,
-                         const char *tmpl)
+                         const RankPlan *plan, const StepProgram *step, const EmitEval *ev,
+                         const EmitOptions *eo, const char *tmpl)
 {
 	Emit e = { .m = m, .s = s, .r = r, .rank = rank, .gen = s->kind == SK_GENERATE,
 	           .async = s->async };
@@ -760,6 +852,11 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 	e.replica = s->disagg ? 0 : rank / s->P;   /* disaggregated: two pipelines, one batch */
 	e.plan = plan;
 	e.step = step;
+	if (ev) {
+		e.es = ev->s;
+		e.eplan = ev->plans[rank];
+		e.estep = ev->steps[rank];
+	}
 	/* generate: the caches group by group (one message each), and within a
 	 * group each gpt2_block's keys then values, [rows, kv_cap, d] each */
 	e.kv_off = xalloc((size_t)m->nlayers * sizeof *e.kv_off);
@@ -807,6 +904,8 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 	for (int i = 0; i < e.plan->nstages; i++)
 		emit_stage(&e, &e.plan->st[i]);
 	step_emit_c(step, m, s, out_text, &e.o);
+	if (e.estep)
+		emit_eval(&e);
 	emit_program_struct(&e);
 	VEC_PUSH(e.o.buf, 0);
 
@@ -817,13 +916,13 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 }
 
 int emit_program(const IrModel *m, const Schedule *s, const SimResult *r, RankPlan *const *plans,
-                 StepProgram *const *steps, const EmitOptions *eo)
+                 StepProgram *const *steps, const EmitEval *ev, const EmitOptions *eo)
 {
 	files_begin(eo->dir);
 	const char *tmpl = files_template("rank.c.tmpl");
 	VEC(char) ranks = { 0 };
 	for (int rank = 0; rank < s->nranks; rank++) {
-		char *src = rank_source(m, s, r, rank, plans[rank], steps[rank], eo, tmpl);
+		char *src = rank_source(m, s, r, rank, plans[rank], steps[rank], ev, eo, tmpl);
 		files_write(xprintf("rank%d.c", rank), src, 0);
 		const char *nm = xprintf("%srank%d", rank ? " " : "", rank);
 		for (const char *p = nm; *p; p++)

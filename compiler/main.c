@@ -21,7 +21,10 @@
  * compile runs every pass, from plan memory on with the schedule one call
  * of step() runs (one round of generation, one step of an asynchronous
  * stream); schedule stops after simulate (its memory table plans each
- * rank itself); check after partition.
+ * rank itself); check after partition.  A training program's compile
+ * also builds its evaluation step (sched_eval: forward only over the same
+ * placement) and takes it through verify, plan memory, build step and
+ * verify step in the same way; -dM and -dP print it after the step.
  *
  * Exit status: 0 ok, 1 bad input, 2 bad command line, 3 internal or I/O.
  */
@@ -299,7 +302,9 @@ static int check_async_ties(const IrModel *m)
 }
 
 /* What each rank will hold, from the same memory plan compile makes:
- * the number the compiled program prints as peak_memory_predicted. */
+ * the number the compiled program prints as peak_memory_predicted.  A
+ * training program's arena also serves its evaluation step: the larger
+ * of the two plans. */
 static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 {
 	if (s->nranks > 256) {
@@ -310,8 +315,12 @@ static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 	fprintf(out, "memory per rank (bytes, as the compiled program will hold them):\n");
 	fprintf(out, "  %-5s %13s %13s %13s %13s %13s\n", "rank", "weights", "gradients",
 	        "optimizer", "arena", "total");
+	const Schedule *es = s->training ? sched_eval(s) : NULL;
 	for (int rank = 0; rank < s->nranks; rank++) {
 		RankMemory r = memplan_memory(m, s, memplan_rank(m, s, rank));
+		int64_t eval_arena = es ? memplan_rank(m, es, rank)->arena_bytes : 0;
+		if (eval_arena > r.arena)
+			r.arena = eval_arena;
 		fprintf(out, "  %-5d %13lld %13lld %13lld %13lld %13lld%s\n", rank,
 		        (long long)r.weights, (long long)r.grads, (long long)r.optim,
 		        (long long)r.arena, (long long)memplan_total(r),
@@ -478,10 +487,32 @@ int main(int argc, char **argv)
 		}
 		if (step_verify(steps, round->nranks, round, report_step) != 0)
 			return EXIT_INTERNAL;
+		/* the evaluation step of a training program: the same passes */
+		EmitEval ev = { 0 };
+		if (s->training) {
+			Schedule *es = sched_eval(s);
+			if (sched_verify(es, report_internal) != 0)
+				return EXIT_INTERNAL;
+			RankPlan **eplans = xalloc((size_t)es->nranks * sizeof *eplans);
+			StepProgram **esteps = xalloc((size_t)es->nranks * sizeof *esteps);
+			for (int rank = 0; rank < es->nranks; rank++) {
+				eplans[rank] = memplan_rank(m, es, rank);
+				if (dumping(&o, 'M'))
+					memplan_dump(stderr, m, es, eplans[rank]);
+			}
+			for (int rank = 0; rank < es->nranks; rank++) {
+				esteps[rank] = step_build(m, es, eplans[rank], rank);
+				if (dumping(&o, 'P'))
+					step_dump(stderr, esteps[rank]);
+			}
+			if (step_verify(esteps, es->nranks, es, report_step) != 0)
+				return EXIT_INTERNAL;
+			ev = (EmitEval){ es, eplans, esteps };
+		}
 		/* emit */
 		EmitOptions eo = { .dir = o.out, .backend = o.backend,
 		                   .line_directives = o.line_directives };
-		rc = emit_program(m, round, r, plans, steps, &eo);
+		rc = emit_program(m, round, r, plans, steps, ev.s ? &ev : NULL, &eo);
 	}
 	pool_free_all();
 	return rc;

@@ -310,7 +310,8 @@ static void plan_comm(Planner *pl)
 		p->req[q] = -1;
 		if (a->op == OP_RECV_F || a->op == OP_RECV_B) {
 			sched_msg(s, p->rank, a, &m);
-			int stream = 2 * m.stage + m.dir;   /* per receiving stage and direction */
+			/* per receiving stage and direction */
+			int stream = 2 * m.stage + (m.kind == SCHED_MSG_B);
 			p->post_at[q] = last_recv[stream] + 1;
 			last_recv[stream] = q;
 		}
@@ -323,6 +324,25 @@ static void plan_comm(Planner *pl)
 			/* the receive may be in the peer's next step: waited at the
 			 * step's end, which every step of the stream shares */
 			p->wait_at[q] = N;
+			continue;
+		}
+		if (s->eval) {
+			/* forward only (sched_eval): no message comes back to say the
+			 * receiver has posted, and each rank runs its stages in order.
+			 * A receiver holding no stage below ours + 1 posts micro-batch
+			 * k+1's receive once k's has arrived, needing nothing more of
+			 * us: send k is waited before send k+1 of the stage, two
+			 * outputs in flight instead of M.  A receiver with lower stages
+			 * may first need us to reach a later stage (interleaved, zb-v):
+			 * the stage's sends are waited when it ends. */
+			int low = 0, w = N;
+			for (int st = 0; st <= a->stage; st++)
+				low |= s->stage_rank[st] == a->peer % s->P;
+			for (int r = q + 1; r < N && w == N; r++)
+				if (low ? l->a[r].stage != a->stage
+				        : l->a[r].op == OP_SEND_F && l->a[r].stage == a->stage)
+					w = r;
+			p->wait_at[q] = w;
 			continue;
 		}
 		PeerIndex *pi = peer_index(pl, &peers, a->peer);
@@ -690,8 +710,9 @@ const StagePlan *memplan_stage(const RankPlan *p, int g)
 void memplan_dump(FILE *out, const IrModel *m, const Schedule *s, const RankPlan *p)
 {
 	(void)m;
-	fprintf(out, "rank %d: arena %lld bytes (%d buffers, %lld bytes without reuse), "
-	        "%d request slots\n", p->rank, (long long)p->arena_bytes, p->nbuffers,
+	fprintf(out, "rank %d: %sarena %lld bytes (%d buffers, %lld bytes without reuse), "
+	        "%d request slots\n", p->rank, s->eval ? "evaluation step: " : "",
+	        (long long)p->arena_bytes, p->nbuffers,
 	        (long long)p->buffer_bytes, p->nreq);
 	const ActList *l = &s->rank[p->rank];
 	for (int q = 0; q < l->n; q++) {

@@ -39,7 +39,8 @@ int sched_msg(const Schedule *s, int k, const Action *a, SchedMsg *m)
 	case OP_SEND_F:
 	case OP_RECV_F:
 		src = send ? a->stage : a->stage - 1;
-		*m = (SchedMsg){ SCHED_MSG_F, src + 1, src, a->mb, 0, 0, 0, 0 };
+		*m = (SchedMsg){ SCHED_MSG_F, src + 1, src, a->mb, s->eval ? RT_TAG_DIR_EVAL : 0,
+		                 0, 0, 0 };
 		break;
 	case OP_SEND_B:
 	case OP_RECV_B:

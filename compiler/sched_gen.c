@@ -223,6 +223,24 @@ static void gen_zbv(Schedule *s)
 	}
 }
 
+/* The evaluation program (schedule.h): compute order, then the one lowering.
+ * Lowered without a spec: nothing recomputes in a forward-only program. */
+Schedule *sched_eval(const Schedule *train)
+{
+	Schedule *s = sched_new(SK_INFERENCE, train->P, train->V, train->M, train->R, 0, 0);
+	s->eval = 1;
+	s->label = train->label;
+	for (int st = 0; st < s->S; st++)
+		s->stage_rank[st] = train->stage_rank[st];
+	for (int r = 0; r < s->P; r++)
+		for (int st = 0; st < s->S; st++)
+			if (s->stage_rank[st] == r)
+				for (int mb = 0; mb < s->M; mb++)
+					F(s, r, st, mb);
+	sched_lower(s, NULL);
+	return s;
+}
+
 /* generate: a ring.  Round t of group g runs F on every stage in turn
  * (round 0 on the group's prompts: the prefill; later rounds on the one
  * token the last stage picked in round t-1: a decode step), and the last

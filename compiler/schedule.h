@@ -135,6 +135,9 @@ typedef struct Schedule {
 	int *stage_rank;        /* [S] pipeline rank of each stage */
 	ActList *rank;          /* [nranks] actions of each rank */
 	int lowered;            /* communication already present (lowered or read so) */
+	int eval;               /* the evaluation program of a training schedule
+	                         * (sched_eval): forward only, its messages tagged
+	                         * with RT_TAG_DIR_EVAL */
 	const char *label;      /* the schedule as the user wrote it, for titles
 	                         * ("interleaved(2)", "file(\"o.csv\")"); NULL: the kind */
 	/* SK_FILE only (NULL otherwise): the CSV, and for every action the byte
@@ -149,6 +152,16 @@ typedef struct Schedule {
  * error (diag_error at `where`) and returns NULL when the spec's constraints
  * do not hold (interleaved needs M % P == 0, ...). */
 Schedule *sched_generate(const SchedSpec *spec, Loc where);
+
+/* The evaluation program of training schedule train (any kind, lowered or
+ * not, asynchronous too): forward only over train's placement, P, V, M
+ * and R.  Every rank runs, for each stage it holds in increasing stage
+ * order, F of micro-batches 0..M-1; lowered here (RECV_F before an F whose
+ * previous stage is elsewhere, SEND_F after one whose next stage is), no
+ * recompute, ALLREDUCE or OPTIM.  Every message goes to a higher stage
+ * and each rank's stages run in ascending order, so it cannot deadlock.
+ * kind SK_INFERENCE, training 0, eval 1; the label is train's. */
+Schedule *sched_eval(const Schedule *train);
 
 /* zb-v's V-shaped placement: rank r holds stages r and 2P-1-r. */
 void sched_zbv_placement(int P, int *stage_rank);
@@ -282,7 +295,9 @@ const char *sched_op_label(const Schedule *s, const Action *a);
  *   src    the stage that sends it (s, s, S-1 and the stage);
  *   mb     the micro-batch key, the same at both ends (a token: the key of
  *          the last stage's F that picked it, group g round t = t*M + g);
- *   dir    RT_TAG's direction: 0 for F and TOK, 1 for B and KV;
+ *   dir    RT_TAG's direction: 0 for F and TOK, 1 for B and KV, and
+ *          RT_TAG_DIR_EVAL (2) for F in an evaluation program (s->eval),
+ *          so that no evaluation message can match a training one;
  *   from, to  the sending and the receiving rank (the action's rank and
  *          its peer);
  *   rep    the replica (0 with disaggregated prefill, whose R is 1).
@@ -291,7 +306,7 @@ const char *sched_op_label(const Schedule *s, const Action *a);
  * asynchronous schedules).  (stage 0, dir 0) never carries activations, so
  * the token ring has it; KV shares (stage, dir 1) with gradients, which a
  * forward-only schedule never sends.  The memory plan's per-receiver
- * stream 2*stage + (op == RECV_B) is 2*stage + dir, and its peer lookup
+ * stream is 2*stage + (op == RECV_B), and its peer lookup
  * (an action of the peer by its op, its own stage and mb) is the action
  * on the other end whose message has the same kind, stage and mb: the
  * peer's SEND has stage src, its RECV stage `stage`. */

@@ -140,6 +140,7 @@ StepProgram *step_build(const IrModel *m, const Schedule *s, const RankPlan *p, 
 	sp->prank = rank % P;
 	sp->nranks = s->nranks;
 	sp->mode = s->kind == SK_GENERATE ? STEP_GEN : s->async ? STEP_ASYNC : STEP_PLAIN;
+	sp->eval = s->eval;
 	sp->role = sp->mode != STEP_GEN ? 0 : !s->disagg ? 1 : rank < P ? 2 : 3;
 	sp->rank_guard = sp->mode == STEP_GEN ? sched_generate_rank_guard(s, rank) : SG_ALWAYS;
 	sp->nactions = N;
@@ -240,8 +241,9 @@ static const char *size_words(const StepMsg *g)
 void step_dump(FILE *out, const StepProgram *sp)
 {
 	static const char *const modes[] = { "plain", "generate", "asynchronous" };
-	fprintf(out, "rank %d: step program, %d instructions for %d actions, %d request slots, "
-	        "%d part%s, %s", sp->rank, sp->n, sp->nactions, sp->nslots, sp->nparts,
+	fprintf(out, "rank %d: %s program, %d instructions for %d actions, %d request slots, "
+	        "%d part%s, %s", sp->rank, sp->eval ? "evaluation step" : "step", sp->n,
+	        sp->nactions, sp->nslots, sp->nparts,
 	        sp->nparts == 1 ? "" : "s", modes[sp->mode]);
 	if (sp->rank_guard != SG_ALWAYS)
 		fprintf(out, ", runs if %s", step_guard_c(sp->rank_guard, 0));

@@ -70,6 +70,8 @@ typedef struct StepInstr {
 typedef struct StepProgram {
 	int rank, prank, nranks;
 	StepMode mode;
+	int eval;               /* the evaluation step (sched_eval): emitted as
+	                         * eval_step(c, batch), its forwards s<g>_eval */
 	int role;               /* generation: 1 ring (colocated), 2 prefill rank,
 	                         * 3 decode rank; 0 otherwise */
 	SchedGuard rank_guard;  /* generation: the rounds the rank runs at all */

@@ -163,7 +163,9 @@ static void act(Printer *pr, const StepInstr *in)
 		act_ring(pr, in);
 		return;
 	}
-	const char *tab = in->stage >= 0 ? xprintf("o%d[%d]", in->stage, in->mb) : "";
+	/* the stage's offset table: the evaluation step's are eo<g> */
+	const char *tab = in->stage >= 0 ? xprintf("%s%d[%d]", sp->eval ? "eo" : "o", in->stage,
+	                                           in->mb) : "";
 	const char *tstep = in->prev ? "t - 1" : "t";
 	put(t, "\t/* %d: %s", in->q, !gen || in->op != OP_F ? op_name(in->op)
 	    : sp->role == 2 ? "F (the prefill)" : sp->role == 3 ? "F (a decode step)"
@@ -192,7 +194,10 @@ static void act(Printer *pr, const StepInstr *in)
 	const StepMsg *g = &in->msg;
 	switch (in->op) {
 	case OP_F:
-		put(t, "s%d_fwd(c, A, %s, %d, %s); ", in->stage, tab, in->mb, tstep);
+		if (sp->eval)
+			put(t, "s%d_eval(c, A, %s, %d); ", in->stage, tab, in->mb);
+		else
+			put(t, "s%d_fwd(c, A, %s, %d, %s); ", in->stage, tab, in->mb, tstep);
 		break;
 	case OP_B:
 		put(t, "s%d_bwd(c, A, %s, %d, %s); ", in->stage, tab, in->mb, tstep);
@@ -272,6 +277,13 @@ static void preamble(Printer *pr)
 			    "ones if\n * negative); its update writes version k + 1 */\n"
 			    "#define VERSION(k) ((k) - LAG)\n");
 		put(t, "#define SLOT(v) ((int)((((v) %% NVER) + NVER) %% NVER))\n\n");
+	} else if (sp->eval) {
+		put(t, "/* ---- the evaluation step: rank %d's forward-only schedule, one runtime call "
+		    "per action ----\n * Each stage it holds in increasing stage order, all "
+		    "micro-batches of one before the\n * next: every message goes to a higher stage, "
+		    "so this cannot deadlock.  The runtime\n * calls it for each batch of the "
+		    "evaluation set, between steps, with no message of\n * step() in flight. */\n\n",
+		    sp->rank);
 	} else {
 		put(t, "/* ---- the step: rank %d's schedule, one runtime call per action ---- */\n\n",
 		    sp->rank);
@@ -296,19 +308,24 @@ void step_emit_c(const StepProgram *sp, const IrModel *m, const Schedule *s,
 	                         : sp->rank_guard == SG_ROUND_NONZERO
 	                         ? "\tif (t == 0)\n\t\treturn;   /* a decode rank: rounds 1 .. "
 	                           "NTOK-1 */\n" : "";
+	/* the evaluation step: eval_step(c, batch), its parts eval_part<i> */
+	const char *fn = sp->eval ? "eval_step" : "step";
+	const char *part = sp->eval ? "eval_part" : "step_part";
+	const char *arg = sp->eval ? "batch" : "t";
 	if (sp->nparts == 1)
-		put(t, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n"
-		    "\t(void)A; (void)t;\n%s%s", role_guard, seq_line);
+		put(t, "static void %s(rt_ctx *c, int %s)\n{\n\tchar *A = rt_arena(c);\n"
+		    "\t(void)A; (void)%s;\n%s%s", fn, arg, arg, role_guard, seq_line);
 	else
-		put(t, "/* %d actions: the step is %d parts of up to %d, called in order by step() "
-		    "below */\nstatic void step_part0(rt_ctx *c, int t, char *A)\n{\n"
-		    "\t(void)c; (void)A; (void)t;\n%s", sp->nactions, sp->nparts, STEP_PART, seq_line);
+		put(t, "/* %d actions: the step is %d parts of up to %d, called in order by %s() "
+		    "below */\nstatic void %s0(rt_ctx *c, int %s, char *A)\n{\n"
+		    "\t(void)c; (void)A; (void)%s;\n%s", sp->nactions, sp->nparts, STEP_PART, fn,
+		    part, arg, arg, seq_line);
 	for (int i = 0; i < sp->n; i++) {
 		const StepInstr *in = &sp->in[i];
 		switch (in->kind) {
 		case STEP_SPLIT:
-			put(t, "}\n\nstatic void step_part%d(rt_ctx *c, int t, char *A)\n{\n"
-			    "\t(void)c; (void)A; (void)t;\n%s", in->q, seq_line);
+			put(t, "}\n\nstatic void %s%d(rt_ctx *c, int %s, char *A)\n{\n"
+			    "\t(void)c; (void)A; (void)%s;\n%s", part, in->q, arg, arg, seq_line);
 			break;
 		case STEP_POST:
 			post(&pr, in);
@@ -323,10 +340,10 @@ void step_emit_c(const StepProgram *sp, const IrModel *m, const Schedule *s,
 	}
 	put(t, "}\n\n");
 	if (sp->nparts > 1) {
-		put(t, "static void step(rt_ctx *c, int t)\n{\n\tchar *A = rt_arena(c);\n%s",
-		    role_guard);
+		put(t, "static void %s(rt_ctx *c, int %s)\n{\n\tchar *A = rt_arena(c);\n%s",
+		    fn, arg, role_guard);
 		for (int i = 0; i < sp->nparts; i++)
-			put(t, "\tstep_part%d(c, t, A);\n", i);
+			put(t, "\t%s%d(c, %s, A);\n", part, i, arg);
 		put(t, "}\n\n");
 	}
 }

@@ -56,14 +56,20 @@ static inline int rt_op_is_compute(int op)
 }
 
 /* A message's identity on the wire: the tag of (stage, micro-batch,
- * direction 0 = forward, 1 = backward).  `stage` is the stage that
- * receives the message; mb < RT_TAG_MB_LIMIT.  Generation's token ring
- * uses stage 0 and the group, its cache hand-over the stage, the group and
- * direction 1.  Decoded by RT_TAG_STAGE / _MB / _DIR. */
-#define RT_TAG_MB_LIMIT 65536
-#define RT_TAG(stage, mb, dir) ((((stage) * RT_TAG_MB_LIMIT) + (mb)) * 2 + (dir))
-#define RT_TAG_STAGE(tag) ((tag) / 2 / RT_TAG_MB_LIMIT)
-#define RT_TAG_MB(tag) ((tag) / 2 % RT_TAG_MB_LIMIT)
-#define RT_TAG_DIR(tag) ((tag) % 2)
+ * direction).  `stage` is the stage that receives the message; mb <
+ * RT_TAG_MB_LIMIT.  Directions: 0 forward, 1 backward, RT_TAG_DIR_EVAL the
+ * forward of an evaluation step (eval_step), whose messages therefore never
+ * match a training step's; 3 is unused.  Generation's token ring uses stage
+ * 0 and the group, its cache hand-over the stage, the group and direction
+ * 1.  Four directions and 32768 keys give a stage the same range of tags
+ * as two and 65536 did: (stage + 1) * 131072, within MPI_TAG_UB for the
+ * same stage counts.  Decoded by RT_TAG_STAGE / _MB / _DIR. */
+#define RT_TAG_MB_LIMIT 32768
+#define RT_TAG_NDIR 4
+#define RT_TAG_DIR_EVAL 2
+#define RT_TAG(stage, mb, dir) ((((stage) * RT_TAG_MB_LIMIT) + (mb)) * RT_TAG_NDIR + (dir))
+#define RT_TAG_STAGE(tag) ((tag) / RT_TAG_NDIR / RT_TAG_MB_LIMIT)
+#define RT_TAG_MB(tag) ((tag) / RT_TAG_NDIR % RT_TAG_MB_LIMIT)
+#define RT_TAG_DIR(tag) ((tag) % RT_TAG_NDIR)
 
 #endif

@@ -27,7 +27,7 @@ t = TAP()
 E = env_setup(t)
 tmp = E.tmpdir("programs")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")
-t.plan(20)
+t.plan(22)
 
 
 def sh(cmd, **kw):
@@ -70,12 +70,38 @@ csv = sh([E.pipec, "schedule", CE, "--format", "csv", "--set", "schedule=zb-h1",
 good = True
 for rank in range(4):
     want = ["%s %s" % (r.split(",")[1], r.split(",")[2]) for r in csv if r.split(",")[0] == str(rank)]
-    text = fa["rank%d.c" % rank].decode()
+    text = fa["rank%d.c" % rank].decode().split("/* ==== evaluation")[0]
     got = ["%s %s" % m for m in re.findall(r"/\* (\d+): ([A-Z_]+)", text)]
     if got != want:
         good = False
         t.diag("rank %d: step comments %s... differ from the schedule %s..." % (rank, got[:6], want[:6]))
 t.ok(good, "each rank's step function lists its schedule's actions, one call each, in order")
+
+# --- the evaluation step: after the step, each rank's stages in increasing
+# order (the placement read from the schedule), every micro-batch of one
+# before the next, forward only; its messages tagged apart (direction 2)
+where = {int(r.split(",")[3]): int(r.split(",")[0]) for r in csv if r.split(",")[2] == "F"}
+nmb = 1 + max(int(r.split(",")[4]) for r in csv if r.split(",")[2] == "F")
+good = tags = True
+for rank in range(4):
+    want = []
+    for st in sorted(s for s in where if where[s] == rank):
+        for mb in range(nmb):
+            ops = (["RECV_F"] if st > 0 and where[st - 1] != rank else []) + ["F"] + \
+                  (["SEND_F"] if st + 1 in where and where[st + 1] != rank else [])
+            want += ["%s %d %d" % (op, st, mb) for op in ops]
+    parts = fa["rank%d.c" % rank].decode().split("/* ==== evaluation")
+    text = parts[1] if len(parts) == 2 else ""
+    got = ["%s %s %s" % m for m in re.findall(r"/\* \d+: ([A-Z_]+) stage (\d+) mb (\d+)", text)]
+    if got != want or "static void eval_step(rt_ctx *c, int batch)" not in text or \
+       ".eval_step = eval_step, .eval_nactions = %d," % len(want) not in text:
+        good = False
+        t.diag("rank %d: eval_step %s... (%d), expected %s... (%d)"
+               % (rank, got[:6], len(got), want[:6], len(want)))
+    tags &= all(m == "2" for m in re.findall(r"RT_TAG\(\d+, \d+, (\d+)\)", text)) and \
+        "RT_TAG(" in text or rank == 0 and len(where) == 1
+t.ok(good, "each rank's eval_step runs its stages in order, forward only, one call each")
+t.ok(tags, "... its messages tagged for evaluation (direction 2)")
 
 # --- pipelined == single process, bit for bit, with dropout
 DROP = os.path.join(tmp, "drop.pipe")

@@ -65,6 +65,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/020-schedule-cli.t \
 	%D%/021-custom-schedule.t \
 	%D%/022-zbv.t \
+	%D%/023-eval-step.t \
 	%D%/040-transformers.t \
 	%D%/041-minilm.t \
 	%D%/042-generate.t \

@@ -369,6 +369,16 @@ static void test_losses(void)
 	acc = dev_double(rt_cu.d_loss);
 	ok(fabs(acc - 2 * lc) <= 2e-12 * fabs(lc), "rt_loss_ce accumulates on the device: %.17g "
 	   "(2 x CPU %.17g)", acc, 2 * lc);
+	/* the loss only (dlogits NULL), as eval_step asks, over the rows that
+	 * hold data: the CPU's sum over those rows; 0 rows add nothing */
+	lc = rt_cpu_loss_cross_entropy(z, t, NULL, rows - 5, classes, 0.0);
+	RT_CU(cudaMemset(rt_cu.d_loss, 0, sizeof(double)));
+	RT_CU(cudaDeviceSynchronize());
+	rt_loss_ce(NULL, Z, T, NULL, rows - 5, classes, 0.0);
+	rt_loss_ce(NULL, Z, T, NULL, 0, classes, 0.0);
+	acc = dev_double(rt_cu.d_loss);
+	ok(fabs(acc - lc) <= 1e-12 * fabs(lc), "rt_loss_ce without dlogits: %.17g (CPU %.17g)", acc,
+	   lc);
 
 	lc = rt_cpu_loss_mse(y, tt, dyv, rows, width, 1.0 / (256.0 * width));
 	lg = rt_loss_mse(YY, TT, DYV, rows, width, 1.0 / (256.0 * width));
@@ -380,6 +390,14 @@ static void test_losses(void)
 	acc = dev_double(rt_cu.d_loss);
 	ok(fabs(acc - lc) <= 1e-12 * fabs(lc), "rt_loss_mse_acc accumulates on the device: %.17g",
 	   acc);
+	lc = rt_cpu_loss_mse(y, tt, NULL, rows - 5, width, 0.0);
+	RT_CU(cudaMemset(rt_cu.d_loss, 0, sizeof(double)));
+	RT_CU(cudaDeviceSynchronize());
+	rt_loss_mse_acc(NULL, YY, TT, NULL, rows - 5, width, 0.0);
+	rt_loss_mse_acc(NULL, YY, TT, NULL, 0, width, 0.0);
+	acc = dev_double(rt_cu.d_loss);
+	ok(fabs(acc - lc) <= 1e-12 * fabs(lc), "rt_loss_mse_acc without dy: %.17g (CPU %.17g)", acc,
+	   lc);
 	free(z); free(dz); free(t); free(y); free(tt); free(dyv);
 	cudaFree(Z); cudaFree(DZ); cudaFree(YY); cudaFree(TT); cudaFree(DYV); cudaFree(T);
 }

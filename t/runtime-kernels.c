@@ -286,6 +286,12 @@ static void test_losses(void)
 	got = rt_loss_cross_entropy(big, &t1, d, 1, 3, 1.0);
 	ok(fabs(got - 2e4) < 1 && isfinite(d[0]) && fabs(d[1] + 1) < 1e-6,
 	   "cross-entropy is stable for logits of 1e4 (log-sum-exp)");
+	/* the loss only (dlogits NULL), as an evaluation step asks: the same
+	 * sum, bit for bit, over the first rows; no rows, nothing */
+	got = rt_loss_cross_entropy(cx, ct, d, R - 1, OUT, 0.25);
+	ok(rt_loss_cross_entropy(cx, ct, NULL, R - 1, OUT, 0.0) == got,
+	   "cross-entropy without dlogits: the sum with it, over the rows asked");
+	ok(rt_loss_cross_entropy(cx, ct, NULL, 0, OUT, 0.0) == 0.0, "cross-entropy of 0 rows is 0");
 
 	fill(mx_, R * OUT, 2);
 	fill(mt, R * OUT, 2);
@@ -298,6 +304,10 @@ static void test_losses(void)
 	for (int i = 0; i < R * OUT; i++)
 		scaled[i] = 0.5 * fd[i];
 	is_near(maxdiff(d, scaled, R * OUT), 0, 1e-3, "mse gradient is scale·d(sum)/dy");
+	got = rt_loss_mse(mx_, mt, d, R - 1, OUT, 0.5);
+	ok(rt_loss_mse(mx_, mt, NULL, R - 1, OUT, 0.0) == got,
+	   "mse without dy: the sum with it, over the rows asked");
+	ok(rt_loss_mse(mx_, mt, NULL, 0, OUT, 0.0) == 0.0, "mse of 0 rows is 0");
 }
 
 /* ---- Dropout ---- */

@@ -3,7 +3,9 @@
  * without its post, a slot reused while in flight, two messages in flight
  * in the same bytes, a mismatched tag, size or peer, a buffer read before
  * its receive, a request left in flight, a deadlock, a guard dropped) are
- * refused with the rank and instruction named.
+ * refused with the rank and instruction named.  A training program's
+ * evaluation step (sched_eval) verifies too for every kind, and has the
+ * shape its definition gives, computed here from the placement alone.
  */
 #include "ast.h"
 #include "memplan.h"
@@ -65,7 +67,27 @@ typedef struct Built {
 	const Schedule *tmpl;
 	StepProgram **sp;
 	int nranks;
+	const Schedule *train;  /* the whole schedule (an asynchronous stream) */
 } Built;
+
+/* The evaluation step of a training program, as `pipec compile` builds
+ * it: the schedule verified, then plans and step programs. */
+static Built *build_eval(const Built *t)
+{
+	Schedule *es = sched_eval(t->train);
+	last_report[0] = 0;
+	if (sched_verify(es, report) != 0)
+		return NULL;
+	Built *b = xalloc(sizeof *b);
+	b->m = t->m;
+	b->tmpl = es;
+	b->train = es;
+	b->nranks = es->nranks;
+	b->sp = xalloc((size_t)b->nranks * sizeof *b->sp);
+	for (int r = 0; r < b->nranks; r++)
+		b->sp[r] = step_build(t->m, es, memplan_rank(t->m, es, r), r);
+	return b;
+}
 
 /* NULL if the model or its settings do not check. */
 static Built *build(const char *text, const char *const *sets)
@@ -98,6 +120,7 @@ static Built *build(const char *text, const char *const *sets)
 		m->stages[st].rank = s->stage_rank[st];
 	Built *b = xalloc(sizeof *b);
 	b->m = m;
+	b->train = s;
 	b->tmpl = s->kind == SK_GENERATE ? sched_generate_template(s)
 	          : s->async ? sched_async_template(s) : s;
 	b->nranks = b->tmpl->nranks;
@@ -154,6 +177,20 @@ static int count(const StepProgram *sp, StepKind kind)
 	return n;
 }
 
+#define refused(b, needle, ...) do { \
+	int rc_ = verify(b); \
+	ok(rc_ != 0 && strstr(last_report, needle) != NULL, __VA_ARGS__); \
+	diagf("  rc %d, report: %s", rc_, last_report); \
+} while (0)
+
+static int sp_eval_named(const Built *b)
+{
+	int all = 1;
+	for (int r = 0; r < b->nranks; r++)
+		all &= b->sp[r]->eval && b->sp[r]->mode == STEP_PLAIN;
+	return all;
+}
+
 /* ---- good programs ---- */
 
 static void test_good(void)
@@ -200,7 +237,128 @@ static void test_good(void)
 		int rc = verify(b);
 		if (!ok(rc == 0, "%s: its %d step programs verify", cases[i].what, b->nranks))
 			diagf("  %s", last_report);
+		if (!b->train->training)
+			continue;
+		Built *e = build_eval(b);
+		if (!ok(e != NULL, "%s: its evaluation schedule verifies", cases[i].what)) {
+			diagf("  %s", last_report);
+			continue;
+		}
+		rc = verify(e);
+		if (!ok(rc == 0, "%s: its %d evaluation step programs verify", cases[i].what,
+		        e->nranks))
+			diagf("  %s", last_report);
 	}
+}
+
+/* The evaluation step's shape, from its definition: on each rank, the
+ * stages it holds in increasing order, every micro-batch of one before the
+ * next, F only (RECV_F / SEND_F where the neighbouring stage is on another
+ * rank); its messages tagged RT_TAG_DIR_EVAL; nothing planned for a
+ * backward (no gradient buffer, no copy kept for recompute). */
+static void test_eval(void)
+{
+	static const struct {
+		const char *what;
+		const char *sets[6];
+	} cases[] = {
+		{ "1f1b", { NULL } },
+		{ "interleaved(2), 4 ranks", { "schedule=interleaved(2)" } },
+		{ "zb-v, 4 ranks", { "schedule=zb-v" } },
+		{ "zb-h1", { "schedule=zb-h1" } },
+		{ "pipedream", { "schedule=pipedream" } },
+		{ "pipedream-2bw, bf16", { "schedule=pipedream-2bw", "dtype=bf16" } },
+		{ "gpipe, 2 replicas, recompute", { "schedule=gpipe", "replicas=2",
+		                                     "recompute=[0.5, 1, 0, 1]" } },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		Built *t = build(mlp, cases[i].sets);
+		Built *e = t ? build_eval(t) : NULL;
+		if (!ok(e != NULL, "%s: an evaluation step", cases[i].what))
+			continue;
+		const Schedule *ts = t->train, *es = e->tmpl;
+		int P = ts->P, S = ts->S, M = ts->M, shape = 1, tags = 1, bufs = 1;
+		shape &= es->nranks == ts->nranks && es->eval && !es->training;
+		for (int k = 0; k < es->nranks && shape; k++) {
+			int p = k % P, q = 0;
+			const ActList *l = &es->rank[k];
+			for (int st = 0; st < S; st++) {
+				if (ts->stage_rank[st] != p)
+					continue;
+				for (int mb = 0; mb < M; mb++) {
+					int from = st > 0 && ts->stage_rank[st - 1] != p;
+					int to = st < S - 1 && ts->stage_rank[st + 1] != p;
+					int want[3] = { from ? OP_RECV_F : -1, OP_F, to ? OP_SEND_F : -1 };
+					for (int j = 0; j < 3; j++) {
+						if (want[j] < 0)
+							continue;
+						shape &= q < l->n && l->a[q].op == want[j] && l->a[q].stage == st
+						         && l->a[q].mb == mb;
+						q++;
+					}
+				}
+			}
+			shape &= q == l->n;
+			const StepProgram *sp = e->sp[k];
+			for (int j = 0; j < sp->n; j++)
+				if ((sp->in[j].kind == STEP_POST || sp->in[j].kind == STEP_ACT)
+				    && step_op_msg(sp->in[j].op))
+					tags &= sp->in[j].msg.tag_dir == RT_TAG_DIR_EVAL;
+			const RankPlan *pl = memplan_rank(t->m, es, k);
+			for (int a = 0; a < pl->nstages; a++) {
+				const StagePlan *g = &pl->st[a];
+				for (int mb = 0; mb < M; mb++)
+					for (int x = 0; x <= g->n; x++)
+						bufs &= g->off[mb][SLOT_GX(g->n, x)] == NO_BUFFER
+						        && g->off[mb][SLOT_RX(g->n, x)] == g->off[mb][SLOT_X(g->n, x)];
+			}
+		}
+		ok(shape, "%s: each rank's stages in increasing order, micro-batches in order, "
+		   "forward only", cases[i].what);
+		ok(tags, "%s: every message tagged for evaluation", cases[i].what);
+		ok(bufs, "%s: no gradient or recompute buffer planned", cases[i].what);
+		ok(sp_eval_named(e), "%s: built as evaluation steps", cases[i].what);
+	}
+
+	/* a sweep: the send-completion rule (memplan.c) must never deadlock,
+	 * whatever the placement, the stage and micro-batch counts */
+	static const char *const kinds[] = { "1f1b", "gpipe", "interleaved(2)", "zb-h1", "zb-v",
+	                                     "pipedream-2bw" };
+	int tried = 0, good = 0;
+	char failed[256] = "";
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+		for (int P = 1; P <= 4; P++)
+			for (int M = 1; M <= 8; M *= 2)
+				for (int R = 1; R <= 2; R++) {
+					/* what sema refuses (interleaved: M a multiple of P;
+					 * 2BW: one replica, M >= P) is not tried */
+					int il = !strcmp(kinds[k], "interleaved(2)"), bw = kinds[k][0] == 'p';
+					if ((il && M % P) || (bw && (R > 1 || M < P)))
+						continue;
+					const char *sets[] = { xprintf("schedule=%s", kinds[k]),
+					                       xprintf("stages=%d", P),
+					                       xprintf("microbatches=%d", M),
+					                       xprintf("replicas=%d", R), "batch=32", NULL };
+					Built *t = build(mlp, sets);
+					tried++;
+					Built *e = t ? build_eval(t) : NULL;
+					if (e && verify(e) == 0)
+						good++;
+					else if (!failed[0])
+						snprintf(failed, sizeof failed, "%s P=%d M=%d R=%d: %s", kinds[k], P,
+						         M, R, last_report);
+				}
+	ok(tried > 90 && good == tried, "evaluation steps verify for every P, M, R and kind "
+	   "tried (%d of %d)%s%s", good, tried, failed[0] ? ": " : "", failed);
+
+	/* an evaluation message with a training step's tag is refused: the
+	 * two never match */
+	const char *none[] = { NULL };
+	Built *e = build_eval(build(mlp, none));
+	StepProgram *sp = copy_rank(e, 0);
+	sp->in[find(sp, STEP_ACT, OP_SEND_F, 0)].msg.tag_dir = 0;
+	refused(e, "(WAIT SEND_F stage 0 mb 0): waits forever: its message is never received",
+	        "evaluation: a send with a training step's tag is refused (nobody receives it)");
 }
 
 /* A long step is written in parts, and still verifies. */
@@ -266,13 +424,6 @@ static void test_shape(void)
 	   && !sched_guard_holds(SG_ROUND_NOT_LAST, 7, 8), "round guards hold where they say");
 }
 
-/* ---- broken programs ---- */
-
-#define refused(b, needle, ...) do { \
-	int rc_ = verify(b); \
-	ok(rc_ != 0 && strstr(last_report, needle) != NULL, __VA_ARGS__); \
-	diagf("  rc %d, report: %s", rc_, last_report); \
-} while (0)
 
 static void test_broken(void)
 {
@@ -384,6 +535,7 @@ static void test_broken(void)
 int main(void)
 {
 	test_good();
+	test_eval();
 	test_parts();
 	test_shape();
 	test_broken();

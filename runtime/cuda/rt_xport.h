@@ -112,9 +112,12 @@ extern const xp_ops xp_host_ops;     /* rt_xport_host.cu */
 
 /* ---- Small helpers of every file: tags, channels, headers. ---- */
 
-/* A tag's stage and direction (RT_TAG's layout). */
+/* A tag's stage and channel direction (RT_TAG's layout): an evaluation
+ * step's forward messages (RT_TAG_DIR_EVAL) travel on the forward channels,
+ * which are idle then (eval_step runs between training steps, with no
+ * message in flight), so the channels step()'s dry run found are all. */
 static inline int xp_tag_stage(int tag) { return RT_TAG_STAGE(tag); }
-static inline int xp_tag_dir(int tag) { return tag & 1; }
+static inline int xp_tag_dir(int tag) { return RT_TAG_DIR(tag) & 1; }
 
 /* Channels in one order: by sender, receiver, stage, direction. */
 static inline int xp_cmp_key(const xp_key *p, const xp_key *q)
