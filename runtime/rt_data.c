@@ -598,7 +598,7 @@ void rt_output(rt_ctx *c, int mb, const float *y)
 	const rt_program *p = c->p;
 	int64_t n = p->mb_rows * rt_out_row_floats(c);
 	/* Only the last step's outputs are written: copy nothing before it. */
-	if (!c->out || c->step != c->o.steps - 1 || mb < 0 || mb >= p->M)
+	if (!c->out || c->step != c->step0 + c->o.steps - 1 || mb < 0 || mb >= p->M)
 		return;
 	memcpy(c->out + mb * n, y, (size_t)n * sizeof *y);
 	c->out_seen[mb] = 1;

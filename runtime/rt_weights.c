@@ -31,19 +31,21 @@ static int is_float(const char *dtype)
 
 /* Reads this rank's parameters from an open file into w (the weight
  * buffer's host view): 0 or RT_EXIT_INPUT. */
-static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used, float *w)
+static int read_params(rt_ctx *c, const char *path, rt_st_file *st, const char *suffix,
+                       unsigned char *used, float *w)
 {
 	const rt_program *p = c->p;
-	const char *path = c->o.weights_in;
 	for (int i = 0; i < p->nparams; i++) {
 		const rt_param *pa = &p->params[i];
-		const rt_st_tensor *t = rt_st_find(st, pa->name);
-		char want[128], got[128], err[512];
+		char want[128], got[128], err[512], name[512];
+		const rt_st_tensor *t;
 		int same;
+		snprintf(name, sizeof name, "%s%s", pa->name, suffix);
+		t = rt_st_find(st, name);
 		dims_str(want, sizeof want, pa->ndim, pa->dims);
 		if (!t) {
 			rt_defer(c, "%s: missing tensor '%s' (expected shape %s, F32)", path,
-			         pa->name, want);
+			         name, want);
 			return RT_EXIT_INPUT;
 		}
 		used[t - st->t] = 1;
@@ -52,7 +54,7 @@ static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used, float *w)
 		for (int d = 0; same && d < t->ndim; d++)
 			same = t->dims[d] == pa->dims[d];
 		if (!same) {
-			rt_defer(c, "%s: tensor '%s' has shape %s, expected %s", path, pa->name,
+			rt_defer(c, "%s: tensor '%s' has shape %s, expected %s", path, name,
 			         got, want);
 			return RT_EXIT_INPUT;
 		}
@@ -63,7 +65,7 @@ static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used, float *w)
 		 * parameter is a wrong binding, not data to convert. */
 		if (!is_float(t->dtype)) {
 			rt_defer(c, "%s: tensor '%s' has dtype %s, expected F32 (or F16, BF16, F64, "
-			         "converted)", path, pa->name, t->dtype);
+			         "converted)", path, name, t->dtype);
 			return RT_EXIT_INPUT;
 		}
 		if (rt_st_read_f32(st, t, w + pa->offset, err, sizeof err) != 0) {
@@ -76,14 +78,21 @@ static int read_params(rt_ctx *c, rt_st_file *st, unsigned char *used, float *w)
 
 int rt_weights_load(rt_ctx *c)
 {
+	float *dst = c->w;
+	const char *suffix = "";
+	return rt_weights_read(c, c->o.weights_in, 1, &suffix, &dst, 1);
+}
+
+int rt_weights_read(rt_ctx *c, const char *path, int nbufs, const char *const *suffix,
+                    float *const *dst, int note_unused)
+{
 	rt_st_file st;
 	char err[512];
 	int rc;
 	unsigned char *used = NULL, *all_used = NULL;
 	size_t wbytes = (size_t)c->p->nweights * sizeof(float);
-	float *w;
 
-	rc = rt_st_open(&st, c->o.weights_in, err, sizeof err) == 0 ? 0 : RT_EXIT_INPUT;
+	rc = rt_st_open(&st, path, err, sizeof err) == 0 ? 0 : RT_EXIT_INPUT;
 	if (rc)
 		rt_defer(c, "%s", err);
 	if ((rc = rt_agree_report(c, rc)) != 0) {
@@ -92,12 +101,15 @@ int rt_weights_load(rt_ctx *c)
 	}
 	used = calloc((size_t)st.n + 1, 1);
 	all_used = calloc((size_t)st.n + 1, 1);
-	w = rt_dev_map(c, c->w, wbytes, RT_MAP_WRITE);
-	rc = used && all_used && w ? read_params(c, &st, used, w) : RT_EXIT_RUNTIME;
-	if (w)
-		rt_dev_unmap(c, c->w, w, wbytes, rc ? 0 : RT_MAP_WRITE);
+	rc = used && all_used ? 0 : RT_EXIT_RUNTIME;
+	for (int b = 0; !rc && b < nbufs; b++) {
+		float *w = rt_dev_map(c, dst[b], wbytes, RT_MAP_WRITE);
+		rc = w ? read_params(c, path, &st, suffix[b], used, w) : RT_EXIT_RUNTIME;
+		if (w)
+			rt_dev_unmap(c, dst[b], w, wbytes, rc ? 0 : RT_MAP_WRITE);
+	}
 	rc = rt_agree_report(c, rc);
-	if (!rc) {
+	if (!rc && note_unused) {
 		/* Every rank parsed the same header, so the tables line up. */
 		MPI_Reduce(used, all_used, st.n, MPI_UNSIGNED_CHAR, MPI_MAX, 0, MPI_COMM_WORLD);
 		if (c->rank == 0) {
@@ -114,7 +126,7 @@ int rt_weights_load(rt_ctx *c)
 			}
 			if (extra)
 				rt_msg(-1, "note: %s: %d tensor%s not used by the model: %s%s",
-				       c->o.weights_in, extra, extra > 1 ? "s" : "", list,
+				       path, extra, extra > 1 ? "s" : "", list,
 				       extra > 8 ? ", ..." : "");
 		}
 	}
@@ -176,7 +188,7 @@ static char *pack_table(const rt_program *p, int *len)
 }
 
 typedef struct {
-	char *name;
+	const char *name, *suffix;
 	int ndim;
 	int64_t dims[4];
 	const float *data;
@@ -186,71 +198,102 @@ static int cmp_entry(const void *a, const void *b)
 {
 	const entry *x = a, *y = b;
 	int d = strcmp(x->name, y->name);
+	if (!d)
+		d = strcmp(x->suffix, y->suffix);
 	/* Equal names (a tied weight's copies): the lower rank's first, as its
 	 * values lie lower in the gathered buffer. */
 	return d ? d : (x->data > y->data) - (x->data < y->data);
 }
 
-/* Rank 0: turn the gathered tables and values into sorted, de-duplicated
- * tensors and write them. */
-static int write_gathered(rt_ctx *c, const char *tab, const int *tlen, const int *tdisp,
-                          const float *vals, const int *vdisp)
+/* Rank 0: turn the gathered tables and values (one array per buffer) into
+ * sorted, de-duplicated tensors and write them.  step >= 0: every parameter
+ * also gets a scalar `<name>.step` (Adam's state, as torch.optim saves it). */
+static int write_gathered(rt_ctx *c, const char *path, const char *tab, const int *tlen,
+                          const int *tdisp, int nbufs, const char *const *suffix,
+                          float *const *vals, const int *vdisp, double step)
 {
 	int n = 0, cap = 16, rc = RT_EXIT_OK;
 	entry *e = malloc((size_t)cap * sizeof *e);
 	rt_st_out *out = NULL;
+	char **names = NULL;
+	float stepv = (float)step;
 	char err[512];
 	for (int r = 0; e && r < c->nranks; r++) {
 		const char *s = tab + tdisp[r], *end = s + tlen[r];
-		while (s < end) {
+		while (e && s < end) {
 			int64_t ndim, off;
 			entry x;
-			x.name = (char *)s;
+			x.name = s;
 			s += strlen(s) + 1;
 			memcpy(&ndim, s, 8);
 			x.ndim = (int)ndim;
 			memcpy(x.dims, s + 8, (size_t)ndim * 8);
 			memcpy(&off, s + 8 + ndim * 8, 8);
 			s += (size_t)(2 + ndim) * 8;
-			x.data = vals + vdisp[r] + off;
-			if (n == cap) {
-				entry *ne = realloc(e, (size_t)(cap *= 2) * sizeof *e);
-				if (!ne) {
-					free(e);
-					e = NULL;
-					break;
+			for (int b = 0; b < nbufs + (step >= 0); b++) {
+				entry y = x;
+				if (b < nbufs) {
+					y.suffix = suffix[b];
+					y.data = vals[b] + vdisp[r] + off;
+				} else {
+					y.suffix = ".step";
+					y.ndim = 0;
+					y.data = &stepv;
 				}
-				e = ne;
+				if (n == cap) {
+					entry *ne = realloc(e, (size_t)(cap *= 2) * sizeof *e);
+					if (!ne) {
+						free(e);
+						e = NULL;
+						break;
+					}
+					e = ne;
+				}
+				e[n++] = y;
 			}
-			e[n++] = x;
 		}
 	}
-	if (!e || !(out = malloc((size_t)(n + 1) * sizeof *out))) {
+	if (!e || !(out = malloc((size_t)(n + 1) * sizeof *out)) ||
+	    !(names = calloc((size_t)n + 1, sizeof *names))) {
 		free(e);
-		rt_msg(c->rank, "out of memory writing %s", c->o.weights_out);
+		free(out);
+		rt_msg(c->rank, "out of memory writing %s", path);
 		return RT_EXIT_RUNTIME;
 	}
 	/* A name held twice (a tied weight) is written once, from the lowest
 	 * rank: the embedding's stage, under the embedding's name, as
 	 * transformers writes tied weights.  The copies are equal (their
-	 * gradients are summed before every update, rt_optim_step). */
+	 * gradients are summed before every update, rt_optim_step), and so are
+	 * their optimizer buffers. */
 	qsort(e, (size_t)n, sizeof *e, cmp_entry);
 	{
 		int k = 0;
 		for (int i = 0; i < n; i++) {
-			if (k && strcmp(out[k - 1].name, e[i].name) == 0)
+			if (i && !strcmp(e[i - 1].name, e[i].name) && !strcmp(e[i - 1].suffix, e[i].suffix))
 				continue;
-			out[k].name = e[i].name;
+			if (e[i].suffix[0]) {
+				size_t len = strlen(e[i].name) + strlen(e[i].suffix) + 1;
+				if (!(names[k] = malloc(len))) {
+					rt_msg(c->rank, "out of memory writing %s", path);
+					rc = RT_EXIT_RUNTIME;
+					break;
+				}
+				snprintf(names[k], len, "%s%s", e[i].name, e[i].suffix);
+			}
+			out[k].name = names[k] ? names[k] : e[i].name;
 			out[k].ndim = e[i].ndim;
 			out[k].dims = e[i].dims;
 			out[k].data = e[i].data;
 			k++;
 		}
-		if (rt_st_write(c->o.weights_out, out, k, err, sizeof err) != 0) {
+		if (!rc && rt_st_write(path, out, k, err, sizeof err) != 0) {
 			rt_msg(c->rank, "%s", err);
 			rc = RT_EXIT_INPUT;
 		}
 	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 	free(out);
 	free(e);
 	return rc;
@@ -258,17 +301,25 @@ static int write_gathered(rt_ctx *c, const char *tab, const int *tlen, const int
 
 int rt_weights_save(rt_ctx *c)
 {
+	/* 16-bit training: the f32 master weights (docs/precision.md) */
+	float *src = c->master ? c->master : c->w;
+	const char *suffix = "";
+	return rt_weights_write(c, c->o.weights_out, 1, &suffix, &src, -1);
+}
+
+int rt_weights_write(rt_ctx *c, const char *path, int nbufs, const char *const *suffix,
+                     float *const *src, double step)
+{
 	const rt_program *p = c->p;
 	int mine = p->replica == 0, rc = 0;
 	int tl = 0, nw;
 	char *tab = mine ? pack_table(p, &tl) : NULL, *alltab = NULL;
 	int *tlen = NULL, *tdisp = NULL, *wlen = NULL, *wdisp = NULL;
-	float *src;
-	float *allw = NULL, *w;
+	float *allw[RT_WBUF_MAX] = { 0 }, *w;
 	MPI_Request r;
 
-	if ((mine && !tab) || p->nweights > INT_MAX)
-		rt_die(c, RT_EXIT_RUNTIME, "cannot pack the parameters for --weights-out");
+	if ((mine && !tab) || p->nweights > INT_MAX || nbufs > RT_WBUF_MAX)
+		rt_die(c, RT_EXIT_RUNTIME, "cannot pack the parameters for %s", path);
 	nw = mine ? (int)p->nweights : 0;
 	if (c->rank == 0) {
 		tlen = calloc((size_t)c->nranks, sizeof *tlen);
@@ -293,24 +344,27 @@ int rt_weights_save(rt_ctx *c)
 		if (tt > INT_MAX || wt > INT_MAX)
 			rt_die(c, RT_EXIT_RUNTIME, "the model is too large to gather on one rank");
 		alltab = malloc((size_t)tt + 1);
-		allw = rt_alloc((size_t)wt * sizeof *allw);
-		if (!alltab || !allw)
+		for (int b = 0; b < nbufs; b++)
+			if (!(allw[b] = rt_alloc((size_t)wt * sizeof(float) + 1)))
+				alltab = (free(alltab), NULL);
+		if (!alltab)
 			rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
 	}
 	MPI_Igatherv(tab, tl, MPI_CHAR, alltab, tlen, tdisp, MPI_CHAR, 0, c->comm, &r);
 	rt_wait_req(c, &r, "the parameter gather", "all ranks");
-	/* 16-bit training: the f32 master weights (docs/precision.md) */
-	src = c->master ? c->master : c->w;
-	if (!(w = rt_dev_map(c, src, (size_t)nw * sizeof(float), RT_MAP_READ)))
-		rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
-	MPI_Igatherv(w, nw, MPI_FLOAT, allw, wlen, wdisp, MPI_FLOAT, 0, c->comm, &r);
-	rt_wait_req(c, &r, "the parameter gather", "all ranks");
-	rt_dev_unmap(c, src, w, (size_t)nw * sizeof(float), RT_MAP_READ);
+	for (int b = 0; b < nbufs; b++) {
+		if (!(w = rt_dev_map(c, src[b], (size_t)nw * sizeof(float), RT_MAP_READ)))
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
+		MPI_Igatherv(w, nw, MPI_FLOAT, allw[b], wlen, wdisp, MPI_FLOAT, 0, c->comm, &r);
+		rt_wait_req(c, &r, "the parameter gather", "all ranks");
+		rt_dev_unmap(c, src[b], w, (size_t)nw * sizeof(float), RT_MAP_READ);
+	}
 	if (c->rank == 0)
-		rc = write_gathered(c, alltab, tlen, tdisp, allw, wdisp);
+		rc = write_gathered(c, path, alltab, tlen, tdisp, nbufs, suffix, allw, wdisp, step);
 	free(tab);
 	free(alltab);
-	rt_free(allw);
+	for (int b = 0; b < nbufs; b++)
+		rt_free(allw[b]);
 	free(tlen);
 	free(tdisp);
 	free(wlen);
