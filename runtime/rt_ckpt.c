@@ -512,6 +512,12 @@ int rt_ckpt_open(rt_ctx *c)
 	uint64_t mfp = model_fingerprint(c);
 
 	c->ckpt_dir = c->o.checkpoint ? c->o.checkpoint : c->o.resume;
+	if (c->o.resume && c->o.weights_in) {
+		if (c->rank == 0)
+			rt_msg(-1, "--weights-in and --resume both give the weights to start from: "
+			       "give one");
+		return rt_agree(c, RT_EXIT_USAGE);
+	}
 	if (!c->o.resume) {
 		/* A fresh run into a directory that holds a checkpoint would make
 		 * it history: say how to continue it instead. */

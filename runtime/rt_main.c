@@ -27,11 +27,17 @@
 
 static char sig_msg[96];
 static size_t sig_len;
-static volatile sig_atomic_t sig_seen, in_loop;
+static volatile sig_atomic_t sig_seen, in_loop, sig_via_run;
 
 static void on_signal(int sig)
 {
+	/* DIR/run turns SIGINT and SIGTERM into SIGUSR1 and SIGUSR2, which the
+	 * MPI launcher forwards to every rank (it would kill them on the
+	 * former): the same requests. */
+	int via_run = sig == SIGUSR1 || sig == SIGUSR2;
+	sig = sig == SIGUSR1 ? SIGINT : sig == SIGUSR2 ? SIGTERM : sig;
 	if (in_loop && !sig_seen) {
+		sig_via_run = via_run;
 		sig_seen = sig;
 		return;
 	}
@@ -52,6 +58,8 @@ static void install_signals(int rank)
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 }
 
 /* PIPERT_FAULT=KIND:RANK:STEP[:ACTION] (KIND kill, exit or stall; STEP from
@@ -662,6 +670,11 @@ int rt_main(const rt_program *p, int argc, char **argv)
 		rc = rt_gen_write_output(c);
 	} else {
 		int stopped = run_steps(c, &rs);
+		/* Stopped through DIR/run, the rank exits 0 and the launcher says
+		 * 130 or 143: the MPI launcher adds a page of noise to a non-zero
+		 * rank's status. */
+		if (stopped > 128 && sig_via_run)
+			stopped = 0;
 		rc = rt_data_write_output(c);
 		rc = stopped > rc ? stopped : rc;
 	}

@@ -68,7 +68,8 @@ PIPEC_SHELL_TESTS = \
 	%D%/041-minilm.t \
 	%D%/042-generate.t \
 	%D%/043-async.t \
-	%D%/044-precision.t
+	%D%/044-precision.t \
+	%D%/046-checkpoint.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
 	%D%/fuzz.py %D%/diag-sites.py %D%/doc-links.py \
