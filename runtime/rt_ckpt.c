@@ -190,6 +190,7 @@ static int write_state(rt_ctx *c, const char *path, int64_t step, uint64_t mfp, 
 	/* Dropout masks are a function of (seed, layer, global step, row). */
 	fprintf(f, "  \"dropout\": {\"seed\": %llu, \"step\": %lld},\n",
 	        (unsigned long long)p->seed, (long long)step);
+	fprintf(f, "  \"save_every\": %d,\n", c->o.save_every);
 	fprintf(f, "  \"optimizer\": {\"kind\": \"%s\", \"step\": %lld, \"previous\": %s}\n}\n",
 	        optim_name(p->optim), (long long)c->opt_t, previous ? "true" : "false");
 	return rt_atomic_close(f, tmp, path);
@@ -463,7 +464,7 @@ static int find_latest(rt_ctx *c, const char *dir, char **out)
 }
 
 static int check_state(rt_ctx *c, const char *path, const rt_json *j, uint64_t mfp,
-                       int64_t *step, int64_t *opt_t, int *previous)
+                       int64_t *step, int64_t *opt_t, int *previous, int64_t *save_every)
 {
 	const rt_program *p = c->p;
 	const rt_json *opt = j ? rt_json_get(j, "optimizer") : NULL, *prev;
@@ -497,6 +498,8 @@ static int check_state(rt_ctx *c, const char *path, const rt_json *j, uint64_t m
 		         optim_name(p->optim));
 		return RT_EXIT_INPUT;
 	}
+	if (get_int(j, "save_every", save_every) || *save_every > INT32_MAX)
+		*save_every = 0;
 	prev = rt_json_get(opt, "previous");
 	*previous = prev && prev->type == RT_J_BOOL && prev->boolean;
 	return 0;
@@ -507,7 +510,7 @@ int rt_ckpt_open(rt_ctx *c)
 	char err[512], *state = NULL, *text = NULL;
 	rt_json *j = NULL;
 	size_t len = 0;
-	int64_t step = 0, opt_t = 0, target = c->o.steps;
+	int64_t step = 0, opt_t = 0, target = c->o.steps, save_every = 0;
 	int rc = 0, previous = 0;
 	uint64_t mfp = model_fingerprint(c);
 
@@ -545,12 +548,16 @@ int rt_ckpt_open(rt_ctx *c)
 		rc = RT_EXIT_INPUT;
 	}
 	if (!rc)
-		rc = check_state(c, state, j, mfp, &step, &opt_t, &previous);
+		rc = check_state(c, state, j, mfp, &step, &opt_t, &previous, &save_every);
 	if ((rc = rt_agree_report(c, rc)) != 0)
 		goto out;
 	c->step0 = step;
 	c->opt_t = opt_t;
 	c->ckpt_prev_versions = previous;
+	/* The run continues saving as it did: the same segments of an
+	 * asynchronous schedule, so the same numbers. */
+	if (!c->o.save_every && save_every > 0)
+		c->o.save_every = (int)save_every;
 	if (c->o.checkpoint == NULL || !strcmp(c->o.checkpoint, c->o.resume))
 		c->ckpt_prev = strdup(strrchr(c->ckpt_from, '/') + 1);
 	if (target < step) {
