@@ -49,6 +49,12 @@ static char *path_join(const char *dir, const char *name)
 
 /* ---- Fingerprints. ---- */
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
 /* The model: every parameter's name and shape, whichever rank holds it, as
  * a set (a tied weight's copies count once), so that every partition,
  * schedule and replica count of one model has the same one.  Collective. */
@@ -76,12 +82,7 @@ static uint64_t model_fingerprint(rt_ctx *c)
 		rt_die(c, RT_EXIT_RUNTIME, "out of memory fingerprinting the model");
 	MPI_Allgatherv(mine, n, MPI_UINT64_T, all, counts, disp, MPI_UINT64_T, MPI_COMM_WORLD);
 	/* sorted, duplicates once: a set */
-	for (int i = 1; i < total; i++)
-		for (int j = i; j > 0 && all[j - 1] > all[j]; j--) {
-			uint64_t t = all[j];
-			all[j] = all[j - 1];
-			all[j - 1] = t;
-		}
+	qsort(all, (size_t)total, sizeof *all, cmp_u64);
 	for (int i = 0; i < total; i++)
 		if (!i || all[i] != all[i - 1])
 			h = rt_mix64(h ^ all[i]);
@@ -521,9 +522,10 @@ int rt_ckpt_open(rt_ctx *c)
 			       "give one");
 		return rt_agree(c, RT_EXIT_USAGE);
 	}
-	if (!c->o.resume) {
+	if (!c->o.resume || strcmp(c->ckpt_dir, c->o.resume)) {
 		/* A fresh run into a directory that holds a checkpoint would make
-		 * it history: say how to continue it instead. */
+		 * it history (pruning keeps this run's last two): say how to
+		 * continue it instead. */
 		char *lnk = c->ckpt_dir ? path_join(c->ckpt_dir, "latest") : NULL;
 		struct stat st;
 		if (lnk && lstat(lnk, &st) == 0) {
@@ -534,7 +536,9 @@ int rt_ckpt_open(rt_ctx *c)
 			rc = RT_EXIT_USAGE;
 		}
 		free(lnk);
-		return rt_agree(c, rc);
+		rc = rt_agree(c, rc);
+		if (rc || !c->o.resume)
+			return rc;
 	}
 	rc = find_latest(c, c->o.resume, &c->ckpt_from);
 	if (!rc && !(state = path_join(c->ckpt_from, "state.json")))

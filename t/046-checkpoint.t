@@ -8,7 +8,9 @@ Oracles, each independent of the checkpoint code:
     every later loss and write final weights bit for bit equal to it --
     1f1b, pipedream-2bw and bf16 here, interleaved, pipedream, replicas 2
     and bf16 2BW under PIPEC_FULL=1.  Adam, so that the optimizer's state
-    and step count matter (a resume that lost them changes the numbers);
+    and step count matter (a resume that lost them changes the numbers).
+    The resumed run is not given --save-every: it keeps the checkpoint's,
+    and with it pipedream's segments;
   * pipedream-2bw keeps its older weight version across a drain, so a run
     cut into segments by --save-every equals the plain run bit for bit, with
     dropout (masks by global step; a segment that counted from 0 would
@@ -248,8 +250,13 @@ e = dict(os.environ)
 e.pop("PIPERT_FAULT", None)
 outf = os.path.join(tmp, "sigint.out")
 with open(outf, "w") as fo:
+    # as a job in the foreground of a terminal: SIGINT not ignored (make
+    # check's driver runs tests in the background, where it is), its own
+    # process group so that a failure below can end all of it
     p = subprocess.Popen([os.path.join(d, "run")] + DATA + W0 + ["--steps", "1000000",
-                         "--checkpoint", sd], stdout=fo, stderr=subprocess.PIPE, text=True, env=e)
+                         "--checkpoint", sd], stdout=fo, stderr=subprocess.PIPE, text=True, env=e,
+                         start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 for _ in range(600):            # the ranks run: stop them mid-run
     time.sleep(0.1)
     if "step " in open(outf).read():
@@ -260,8 +267,12 @@ t0 = time.time()
 try:
     _, err = p.communicate(timeout=60)
 except subprocess.TimeoutExpired:
-    p.kill()
-    _, err = p.communicate()
+    os.killpg(p.pid, signal.SIGTERM)       # mpirun ends the ranks
+    try:
+        _, err = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        _, err = p.communicate()
 took = time.time() - t0
 printed = losses_of(open(outf).read())
 state = json.load(open(os.path.join(sd, "latest", "state.json"))) if os.path.exists(
