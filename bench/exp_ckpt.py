@@ -16,7 +16,10 @@ schedule, which had no per-step synchronisation before: pipedream's median
 step time with this runtime against the same program linked with another
 build's runtime (--base-build, e.g. main's build/), when given.
 
-    python3 bench/exp_ckpt.py [--rounds 5] [--work DIR] [--base-build DIR]
+    python3 bench/exp_ckpt.py [--rounds 5] [--work DIR] [--dir CKDIR] [--base-build DIR]
+
+--dir: where the checkpoints and dd's file go (default: under --work), e.g.
+/dev/shm to take the disk out and see the runtime's own share.
 """
 import argparse
 import glob
@@ -76,6 +79,7 @@ def main():
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--work", default=None)
     ap.add_argument("--base-build", default=None)
+    ap.add_argument("--dir", default=None)
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="pipec-bench-ckpt-")
     os.makedirs(work, exist_ok=True)
@@ -84,18 +88,21 @@ def main():
     ck, dd = [], []
     nbytes = 0
     for rnd in range(a.rounds):
-        d = os.path.join(work, "ck")
+        where = a.dir or work
+        d = os.path.join(where, "pipec-bench-ck")
         shutil.rmtree(d, ignore_errors=True)
         r = sh([os.path.join(prog, "run"), "--steps", str(a.steps), "--quiet", "--checkpoint", d,
                 "--save-every", "1"], env={"PIPERT_CKPT_TIME": "1"})
         ts = [float(x) for x in re.findall(r"checkpoint step-\d+ written in ([0-9.]+) s", r.stderr)]
         nbytes = dir_bytes(os.path.join(d, "latest"))
         ck += ts
-        dd.append(dd_time(os.path.join(work, "dd.bin"), nbytes))
-        dd.append(dd_time(os.path.join(work, "dd.bin"), nbytes))
+        dd.append(dd_time(os.path.join(where, "pipec-bench-dd.bin"), nbytes))
+        dd.append(dd_time(os.path.join(where, "pipec-bench-dd.bin"), nbytes))
+        shutil.rmtree(d, ignore_errors=True)
         print("round %d: checkpoints %s s, dd %.4f %.4f s" % (rnd + 1, " ".join("%.4f" % x for x in ts),
                                                              dd[-2], dd[-1]), flush=True)
     mc, md = statistics.median(ck), statistics.median(dd)
+    print("machine: %d cores, load average %s" % (os.cpu_count(), open("/proc/loadavg").read().split()[0]))
     print("checkpoint_bytes: %d" % nbytes)
     print("checkpoint_median_s: %.4f (%d checkpoints)" % (mc, len(ck)))
     print("dd_fsync_median_s: %.4f (%d writes, %.0f MB/s)" % (md, len(dd), nbytes / md / 1e6))

@@ -294,7 +294,7 @@ int rt_ckpt_save(rt_ctx *c, int64_t step)
 	char *tmp = NULL, *fin = NULL, *file = NULL, *lnk = NULL, *ltmp = NULL;
 	uint64_t mfp = model_fingerprint(c);
 	int nb, rc = 0, previous;
-	double t0 = rt_now();
+	double t0 = rt_now(), t1, t2;
 
 	snprintf(name, sizeof name, "step-%lld", (long long)step);
 	snprintf(tname, sizeof tname, "%s.tmp-%ld", name, (long)getpid());
@@ -318,6 +318,7 @@ int rt_ckpt_save(rt_ctx *c, int64_t step)
 	file = c->rank == 0 ? path_join(tmp, "model.safetensors") : NULL;
 	rc = rt_weights_write(c, file ? file : "model.safetensors", 1, &none, &model, -1);
 	free(file);
+	t1 = rt_now();
 	if (c->rank == 0)
 		save_fault(step, tmp);
 	nb = optim_bufs(c, suffix, buf, 1);
@@ -330,6 +331,7 @@ int rt_ckpt_save(rt_ctx *c, int64_t step)
 		rc = r2 > rc ? r2 : rc;
 	}
 	free(file);
+	t2 = rt_now();
 	if (c->rank == 0 && !rc) {
 		file = path_join(tmp, "state.json");
 		if (!file || write_state(c, file, step, mfp, previous) != 0) {
@@ -356,7 +358,8 @@ int rt_ckpt_save(rt_ctx *c, int64_t step)
 	}
 	rc = rt_agree(c, rc);
 	if (!rc && c->rank == 0 && getenv("PIPERT_CKPT_TIME"))
-		fprintf(stderr, "pipec-run: checkpoint %s written in %.6f s\n", name, rt_now() - t0);
+		fprintf(stderr, "pipec-run: checkpoint %s written in %.6f s (model %.3f, optimizer "
+		        "%.3f, the rest %.3f)\n", name, rt_now() - t0, t1 - t0, t2 - t1, rt_now() - t2);
 out:
 	free(tmp);
 	free(fin);

@@ -189,7 +189,7 @@ static char *pack_table(const rt_program *p, int *len)
 
 typedef struct {
 	const char *name, *suffix;
-	int ndim;
+	int rank, ndim;
 	int64_t dims[4];
 	const float *data;
 } entry;
@@ -200,9 +200,8 @@ static int cmp_entry(const void *a, const void *b)
 	int d = strcmp(x->name, y->name);
 	if (!d)
 		d = strcmp(x->suffix, y->suffix);
-	/* Equal names (a tied weight's copies): the lower rank's first, as its
-	 * values lie lower in the gathered buffer. */
-	return d ? d : (x->data > y->data) - (x->data < y->data);
+	/* Equal names (a tied weight's copies): the lower rank's first. */
+	return d ? d : x->rank - y->rank;
 }
 
 /* Rank 0: turn the gathered tables and values (one array per buffer) into
@@ -210,7 +209,7 @@ static int cmp_entry(const void *a, const void *b)
  * also gets a scalar `<name>.step` (Adam's state, as torch.optim saves it). */
 static int write_gathered(rt_ctx *c, const char *path, const char *tab, const int *tlen,
                           const int *tdisp, int nbufs, const char *const *suffix,
-                          float *const *vals, const int *vdisp, double step)
+                          float *const *vals, const int *vdisp, float *const *own, double step)
 {
 	int n = 0, cap = 16, rc = RT_EXIT_OK;
 	entry *e = malloc((size_t)cap * sizeof *e);
@@ -224,6 +223,7 @@ static int write_gathered(rt_ctx *c, const char *path, const char *tab, const in
 			int64_t ndim, off;
 			entry x;
 			x.name = s;
+			x.rank = r;
 			s += strlen(s) + 1;
 			memcpy(&ndim, s, 8);
 			x.ndim = (int)ndim;
@@ -234,7 +234,8 @@ static int write_gathered(rt_ctx *c, const char *path, const char *tab, const in
 				entry y = x;
 				if (b < nbufs) {
 					y.suffix = suffix[b];
-					y.data = vals[b] + vdisp[r] + off;
+					/* rank 0's own values straight from its buffer */
+					y.data = r == 0 ? own[b] + off : vals[b] + vdisp[r] + off;
 				} else {
 					y.suffix = ".step";
 					y.ndim = 0;
@@ -315,12 +316,14 @@ int rt_weights_write(rt_ctx *c, const char *path, int nbufs, const char *const *
 	int tl = 0, nw;
 	char *tab = mine ? pack_table(p, &tl) : NULL, *alltab = NULL;
 	int *tlen = NULL, *tdisp = NULL, *wlen = NULL, *wdisp = NULL;
-	float *allw[RT_WBUF_MAX] = { 0 }, *w;
+	float *allw[RT_WBUF_MAX] = { 0 }, *own[RT_WBUF_MAX] = { 0 }, *w;
+	size_t own_bytes = (size_t)p->nweights * sizeof(float);
 	MPI_Request r;
 
 	if ((mine && !tab) || p->nweights > INT_MAX || nbufs > RT_WBUF_MAX)
 		rt_die(c, RT_EXIT_RUNTIME, "cannot pack the parameters for %s", path);
-	nw = mine ? (int)p->nweights : 0;
+	/* rank 0 writes its own values from its buffers: it sends none */
+	nw = mine && c->rank != 0 ? (int)p->nweights : 0;
 	if (c->rank == 0) {
 		tlen = calloc((size_t)c->nranks, sizeof *tlen);
 		tdisp = calloc((size_t)c->nranks, sizeof *tdisp);
@@ -344,8 +347,10 @@ int rt_weights_write(rt_ctx *c, const char *path, int nbufs, const char *const *
 		if (tt > INT_MAX || wt > INT_MAX)
 			rt_die(c, RT_EXIT_RUNTIME, "the model is too large to gather on one rank");
 		alltab = malloc((size_t)tt + 1);
+		/* Not zeroed (as rt_alloc would): the gather writes every value,
+		 * and a checkpoint's cost is mostly passes over these bytes. */
 		for (int b = 0; b < nbufs; b++)
-			if (!(allw[b] = rt_alloc((size_t)wt * sizeof(float) + 1)))
+			if (!(allw[b] = malloc((size_t)wt * sizeof(float) + 4)))
 				alltab = (free(alltab), NULL);
 		if (!alltab)
 			rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
@@ -353,18 +358,28 @@ int rt_weights_write(rt_ctx *c, const char *path, int nbufs, const char *const *
 	MPI_Igatherv(tab, tl, MPI_CHAR, alltab, tlen, tdisp, MPI_CHAR, 0, c->comm, &r);
 	rt_wait_req(c, &r, "the parameter gather", "all ranks");
 	for (int b = 0; b < nbufs; b++) {
+		if (c->rank == 0) {
+			if (!(own[b] = rt_dev_map(c, src[b], own_bytes, RT_MAP_READ)))
+				rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
+			MPI_Igatherv(NULL, 0, MPI_FLOAT, allw[b], wlen, wdisp, MPI_FLOAT, 0, c->comm, &r);
+			rt_wait_req(c, &r, "the parameter gather", "all ranks");
+			continue;
+		}
 		if (!(w = rt_dev_map(c, src[b], (size_t)nw * sizeof(float), RT_MAP_READ)))
 			rt_die(c, RT_EXIT_RUNTIME, "out of memory gathering the parameters");
 		MPI_Igatherv(w, nw, MPI_FLOAT, allw[b], wlen, wdisp, MPI_FLOAT, 0, c->comm, &r);
 		rt_wait_req(c, &r, "the parameter gather", "all ranks");
 		rt_dev_unmap(c, src[b], w, (size_t)nw * sizeof(float), RT_MAP_READ);
 	}
-	if (c->rank == 0)
-		rc = write_gathered(c, path, alltab, tlen, tdisp, nbufs, suffix, allw, wdisp, step);
+	if (c->rank == 0) {
+		rc = write_gathered(c, path, alltab, tlen, tdisp, nbufs, suffix, allw, wdisp, own, step);
+		for (int b = 0; b < nbufs; b++)
+			rt_dev_unmap(c, src[b], own[b], own_bytes, RT_MAP_READ);
+	}
 	free(tab);
 	free(alltab);
 	for (int b = 0; b < nbufs; b++)
-		rt_free(allw[b]);
+		free(allw[b]);
 	free(tlen);
 	free(tdisp);
 	free(wlen);
