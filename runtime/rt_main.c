@@ -447,16 +447,35 @@ static int64_t segment_end(const rt_ctx *c, int64_t g, int64_t last)
 	return e;
 }
 
-/* Whether any rank was signalled: one small allreduce a step (for a
- * synchronous schedule it is the barrier after the step). */
-static int agree_stop(rt_ctx *c, const char *what)
+/* Whether any rank was signalled: one small allreduce of an int a step.
+ * A synchronous step has completed every message when it returns, so the
+ * allreduce is the barrier after it.  An asynchronous one has not: a rank
+ * can still wait on a send that its peer's next step receives, so a
+ * blocking collective between the two would deadlock.  There the
+ * allreduce posted after step t is completed after step t + 1 (or after
+ * the drain): every rank learns of a signal one step later, all at the
+ * same step. */
+typedef struct {
+	MPI_Request req;
+	int mine, all;
+} stop_vote;
+
+static void vote_post(rt_ctx *c, stop_vote *v, const char *what)
 {
-	int mine = sig_seen, all = 0;
-	MPI_Request r;
-	if (MPI_Iallreduce(&mine, &all, 1, MPI_INT, MPI_MAX, c->comm, &r) != MPI_SUCCESS)
+	v->mine = sig_seen;
+	v->all = 0;
+	if (MPI_Iallreduce(&v->mine, &v->all, 1, MPI_INT, MPI_MAX, c->comm, &v->req) != MPI_SUCCESS)
 		rt_die(c, RT_EXIT_RUNTIME, "MPI_Iallreduce failed at %s", what);
-	rt_wait_req(c, &r, what, "all ranks");
-	return all;
+}
+
+/* 0 when no vote is pending. */
+static int vote_wait(rt_ctx *c, stop_vote *v, const char *what)
+{
+	if (v->req == MPI_REQUEST_NULL)
+		return 0;
+	rt_wait_req(c, &v->req, what, "all ranks");
+	v->req = MPI_REQUEST_NULL;
+	return v->all;
 }
 
 /* Runs global steps step0 + 1 .. step0 + steps.  Returns 0, the status of
@@ -477,6 +496,7 @@ static int run_steps(rt_ctx *c, run_stats *rs)
 	 * from 0, its data and dropout by the global step. */
 	int async = p->async != 0, stop = 0, rc = 0;
 	int64_t g0 = c->step0, last = c->step0 + c->o.steps, g = g0;
+	stop_vote vote = { MPI_REQUEST_NULL, 0, 0 };
 	in_loop = 1;
 	while (g < last) {
 		int n = (int)((async ? segment_end(c, g, last) : g + 1) - g);
@@ -523,12 +543,23 @@ static int run_steps(rt_ctx *c, run_stats *rs)
 				report_step(c, g + i + 1, loss / denom, t1 - t0);
 			}
 			snprintf(what, sizeof what, "the barrier after step %lld", (long long)(g + i + 1));
-			if ((stop = agree_stop(c, what)) != 0) {
-				n = i + 1;      /* async: the next call drains */
-				c->seg_len = n;
-				if (!async)
+			if (async) {
+				stop = vote_wait(c, &vote, "the stop vote of the step before");
+				vote_post(c, &vote, what);
+				if (stop) {
+					n = i + 1;      /* the next call drains */
+					c->seg_len = n;
+				}
+			} else {
+				vote_post(c, &vote, what);
+				if ((stop = vote_wait(c, &vote, what)) != 0)
 					break;
 			}
+		}
+		/* async: the last step's vote, now that nothing is in flight */
+		if (async) {
+			int late = vote_wait(c, &vote, "the stop vote after the drain");
+			stop = stop ? stop : late;
 		}
 		g += n;
 		if (async)

@@ -10,7 +10,9 @@ Oracles, each independent of the checkpoint code:
     and bf16 2BW under PIPEC_FULL=1.  Adam, so that the optimizer's state
     and step count matter (a resume that lost them changes the numbers).
     The resumed run is not given --save-every: it keeps the checkpoint's,
-    and with it pipedream's segments;
+    and with it pipedream's segments.  One pipedream model has 64 KB
+    messages, which wait for the peer's next step (the per-step stop vote
+    must not block between steps there);
   * pipedream-2bw keeps its older weight version across a drain, so a run
     cut into segments by --save-every equals the plain run bit for bit, with
     dropout (masks by global step; a segment that counted from 0 would
@@ -19,7 +21,7 @@ Oracles, each independent of the checkpoint code:
     the uninterrupted run (rtol 1e-5 on losses and weights, numpy);
   * SIGINT to DIR/run mid-run with --checkpoint: exit 130, a checkpoint at
     the last printed step, and the resumed run equals an uninterrupted run
-    of the same steps;
+    of the same steps (1f1b; 2BW under PIPEC_FULL=1);
   * the file layout against the spec: PyTorch's optimizer names for every
     parameter, the last two checkpoints kept, no temporaries left;
   * a truncated, a garbled and a foreign checkpoint: exit 1 naming the file.
@@ -48,6 +50,26 @@ _, XM, YM = reference_data(E, MSE, "mse", 32, tmp)
 DATA = ["--input", X, "--target", Y, "--quiet"]
 W0 = ["--weights-in", w0]      # fresh runs; a resumed one has the checkpoint's
 ADAM = "optimizer=adam(lr=0.01)"
+
+# Messages of 64 KB between the stages: past the MPI library's eager limit,
+# a send completes only when the peer's next step receives it (an
+# asynchronous rank that waited on a collective between its steps would
+# deadlock here; small-ce's 512-byte messages never show it)
+WIDE = os.path.join(tmp, "wide.pipe")
+with open(WIDE, "w") as f:
+    f.write("""model wide {
+    input  x : f32[batch, 12];
+    target y : i32[batch];
+    layer fc1  : linear(12, 4096);
+    layer act1 : relu;
+    layer head : linear(4096, 5);
+    loss cross_entropy;
+}
+pipeline {
+    stages = 2; batch = 24; microbatches = 6; schedule = pipedream;
+    partition = [2, 1]; optimizer = adam(lr = 0.001); steps = 4; seed = 1;
+}
+""")
 
 # small-ce with a dropout layer (p > 0), for the dropout-by-global-step check
 DROP = os.path.join(tmp, "small-drop.pipe")
@@ -107,8 +129,9 @@ def say(r):
     t.diag("status %d\n%s%s" % (r.returncode, r.stdout[-600:], r.stderr[-1200:]))
 
 
-def crash_and_resume(tag, sets, model=CE, data=DATA, steps=6, K=2):
+def crash_and_resume(tag, sets, model=CE, data=DATA, steps=6, K=2, init=True):
     """Uninterrupted vs killed after step K+1 and resumed: bit for bit."""
+    W0 = globals()["W0"] if init else []
     d = prog(tag, sets, model)
     full_dir, kill_dir = os.path.join(tmp, tag + "-F"), os.path.join(tmp, tag + "-K")
     wf, wr = os.path.join(tmp, tag + "-full.st"), os.path.join(tmp, tag + "-res.st")
@@ -136,6 +159,7 @@ P2 = ["stages=2", "partition=[4, 4]", ADAM]
 fdir, wfull, lfull = crash_and_resume("1f1b", P2)
 crash_and_resume("2bw", P2 + ["schedule=pipedream-2bw"])
 crash_and_resume("bf16", P2 + ["dtype=bf16"])
+crash_and_resume("pipedream-wide", [], model=WIDE, init=False)
 if FULL:
     crash_and_resume("interleaved", ["stages=2", "schedule=interleaved(2)", "partition=auto", ADAM])
     crash_and_resume("pipedream", P2 + ["schedule=pipedream"])
@@ -244,53 +268,64 @@ for tag, sets in others:
 
 # ---- 6. SIGINT ----
 
-d = prog("1f1b", P2)
-sd = os.path.join(tmp, "sigint")
-e = dict(os.environ)
-e.pop("PIPERT_FAULT", None)
-outf = os.path.join(tmp, "sigint.out")
-with open(outf, "w") as fo:
-    # as a job in the foreground of a terminal: SIGINT not ignored (make
-    # check's driver runs tests in the background, where it is), its own
-    # process group so that a failure below can end all of it
-    p = subprocess.Popen([os.path.join(d, "run")] + DATA + W0 + ["--steps", "1000000",
-                         "--checkpoint", sd], stdout=fo, stderr=subprocess.PIPE, text=True, env=e,
-                         start_new_session=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-for _ in range(600):            # the ranks run: stop them mid-run
-    time.sleep(0.1)
-    if "step " in open(outf).read():
-        break
-time.sleep(0.5)
-p.send_signal(signal.SIGINT)
-t0 = time.time()
-try:
-    _, err = p.communicate(timeout=60)
-except subprocess.TimeoutExpired:
-    os.killpg(p.pid, signal.SIGTERM)       # mpirun ends the ranks
+
+def sigint(tag, sets):
+    """SIGINT mid-run: 130, a checkpoint at the last printed step, resumable,
+    and (1f1b, 2BW: a drain changes nothing) bit for bit."""
+    d = prog(tag, sets)
+    sd = os.path.join(tmp, "sigint-" + tag)
+    e = dict(os.environ)
+    e.pop("PIPERT_FAULT", None)
+    outf = os.path.join(tmp, "sigint-%s.out" % tag)
+    with open(outf, "w") as fo:
+        # as a job in the foreground of a terminal: SIGINT not ignored (make
+        # check's driver runs tests in the background, where it is), its own
+        # process group so that a failure below can end all of it
+        p = subprocess.Popen([os.path.join(d, "run")] + DATA + W0 + ["--steps", "1000000",
+                             "--checkpoint", sd], stdout=fo, stderr=subprocess.PIPE, text=True,
+                             env=e, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for _ in range(600):            # the ranks run: stop them mid-run
+        time.sleep(0.1)
+        if "step " in open(outf).read():
+            break
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    t0 = time.time()
     try:
-        _, err = p.communicate(timeout=20)
+        _, err = p.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        _, err = p.communicate()
-took = time.time() - t0
-printed = losses_of(open(outf).read())
-state = json.load(open(os.path.join(sd, "latest", "state.json"))) if os.path.exists(
-    os.path.join(sd, "latest")) else {}
-good = p.returncode == 130 and state.get("step") == len(printed) and len(printed) >= 1 and took < 20
-t.ok(good, "SIGINT to DIR/run: exit 130 within seconds, the checkpoint at the last printed step")
-if not good:
-    t.diag("status %s after %.1f s, %d losses, state %s\n%s" % (p.returncode, took, len(printed),
-                                                               state, err[-1500:]))
-n = len(printed)
-r1 = run(d, DATA + ["--steps", str(n + 3), "--resume", sd])
-r2 = run(d, DATA + W0 + ["--steps", str(n + 3)])
-good = r1.returncode == 0 and losses_of(r1.stdout) == losses_of(r2.stdout)[n:] and \
-    len(losses_of(r1.stdout)) == 3
-t.ok(good, "resumed after SIGINT (step %d): steps %d..%d bit for bit an uninterrupted run's" %
-     (n, n + 1, n + 3))
-if not good:
-    say(r1)
+        os.killpg(p.pid, signal.SIGTERM)       # mpirun ends the ranks
+        try:
+            _, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            _, err = p.communicate()
+    took = time.time() - t0
+    printed = losses_of(open(outf).read())
+    state = json.load(open(os.path.join(sd, "latest", "state.json"))) if os.path.exists(
+        os.path.join(sd, "latest")) else {}
+    good = p.returncode == 130 and state.get("step") == len(printed) and len(printed) >= 1 and \
+        took < 20
+    t.ok(good, "%s: SIGINT to DIR/run: exit 130 within seconds, the checkpoint at the last "
+         "printed step" % tag)
+    if not good:
+        t.diag("status %s after %.1f s, %d losses, state %s\n%s" % (
+            p.returncode, took, len(printed), state, err[-1500:]))
+    n = len(printed)
+    r1 = run(d, DATA + ["--steps", str(n + 3), "--resume", sd])
+    r2 = run(d, DATA + W0 + ["--steps", str(n + 3)])
+    good = r1.returncode == 0 and losses_of(r1.stdout) == losses_of(r2.stdout)[n:] and \
+        len(losses_of(r1.stdout)) == 3
+    t.ok(good, "%s: resumed after SIGINT (step %d): steps %d..%d bit for bit an uninterrupted "
+         "run's" % (tag, n, n + 1, n + 3))
+    if not good:
+        say(r1)
+
+
+sigint("1f1b", P2)
+if FULL:
+    sigint("2bw", P2 + ["schedule=pipedream-2bw"])
 
 # ---- 7. bad checkpoints and steps ----
 
