@@ -1,6 +1,8 @@
 /* costmodel.c — the `model` cost and check's summary. */
 #include "costmodel.h"
 
+#include <string.h>
+
 SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 {
 	SimCost *c = xalloc(sizeof *c);
@@ -130,6 +132,51 @@ static const char *flops_str(double f)
 	return xprintf("%.0f ", f);
 }
 
+/* The optimizer as it could be written: the arguments that differ from
+ * torch.optim's defaults (adamw's weight decay always). */
+static const char *optim_desc(const Pipeline *pp)
+{
+	if (pp->optim == OPT_NONE)
+		return "inference only";
+	const char *s = xprintf("%s(lr = %g", pp->optim == OPT_SGD ? "sgd" : pp->decoupled
+	                        ? "adamw" : "adam", pp->lr);
+	if (pp->momentum > 0)
+		s = xprintf("%s, momentum = %g", s, pp->momentum);
+	if (pp->beta1 != 0.9)
+		s = xprintf("%s, beta1 = %g", s, pp->beta1);
+	if (pp->beta2 != 0.999)
+		s = xprintf("%s, beta2 = %g", s, pp->beta2);
+	if (pp->eps != 1e-8)
+		s = xprintf("%s, eps = %g", s, pp->eps);
+	if (pp->weight_decay > 0 || pp->decoupled)
+		s = xprintf("%s, weight_decay = %g", s, pp->weight_decay);
+	if (pp->nesterov)
+		s = xprintf("%s, nesterov = true", s);
+	return xprintf("%s)", s);
+}
+
+/* The training keys beyond the optimizer, as written (with the schedule's
+ * horizon resolved), each after a space; "" when none is used. */
+static const char *train_desc(const Pipeline *pp)
+{
+	const char *s = "";
+	if (pp->optim == OPT_NONE)
+		return s;
+	if (pp->lr_schedule != LR_CONSTANT)
+		s = xprintf(" lr_schedule = %s(warmup = %lld, total = %lld, min_lr = %g),",
+		            pp->lr_schedule == LR_COSINE ? "cosine" : "linear", pp->lr_warmup,
+		            pp->lr_total, pp->min_lr);
+	else if (pp->lr_warmup > 0)
+		s = xprintf(" lr_schedule = constant(warmup = %lld),", pp->lr_warmup);
+	if (pp->clip_grad_norm > 0)
+		s = xprintf("%s clip_grad_norm = %g,", s, pp->clip_grad_norm);
+	if (pp->decay_matrices)
+		s = xprintf("%s decay = matrices,", s);
+	if (pp->shuffle)
+		s = xprintf("%s shuffle = true,", s);
+	return *s ? xprintf("%.*s", (int)strlen(s) - 1, s) : s;
+}
+
 void check_summary(FILE *out, const IrModel *m)
 {
 	const Pipeline *pp = &m->pipe;
@@ -164,11 +211,10 @@ void check_summary(FILE *out, const IrModel *m)
 		fprintf(out, " x %d replicas (%d ranks)", pp->R, pp->P * pp->R);
 	fprintf(out, ", batch %lld = %s%d micro-batch%s of %lld rows, schedule %s, %s\n", pp->B,
 	        pp->R > 1 ? xprintf("%d x ", pp->R) : "", pp->M, pp->M == 1 ? "" : "es",
-	        pp->B / ((long long)pp->R * pp->M), sched,
-	        pp->optim == OPT_SGD ? (pp->momentum > 0 ? xprintf("sgd(lr = %g, momentum = %g)",
-	                                                         pp->lr, pp->momentum)
-	                                                 : xprintf("sgd(lr = %g)", pp->lr))
-	        : pp->optim == OPT_ADAM ? xprintf("adam(lr = %g)", pp->lr) : "inference only");
+	        pp->B / ((long long)pp->R * pp->M), sched, optim_desc(pp));
+	const char *tr = train_desc(pp);
+	if (*tr)
+		fprintf(out, "  training:%s\n", tr);
 	fprintf(out, "  partition: %s\n", pp->part_auto ? "auto (balanced by the cost model)"
 	                                                 : "as written");
 	if (pp->dtype != DT_F32)

@@ -224,7 +224,7 @@ const char *diag_unknown(Loc loc, const char *what, const char *s, const char *c
 	const char *best = closest_name(s, names, n);
 	if (best) {
 		diag_error(loc, "unknown %s '%s'; did you mean '%s'?", what, s, best);
-	} else if (n <= 20) {
+	} else if (n <= 24) {
 		char *list = "";
 		for (int i = 0; i < n; i++)
 			list = xprintf("%s%s'%s'", list, !i ? "" : i == n - 1 ? " or " : ", ", names[i]);

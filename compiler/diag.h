@@ -43,7 +43,8 @@ void diag_verror(Loc loc, const char *fmt, va_list ap);
 void diag_error_at(const char *file, int line, int col, const char *fmt, ...) PRINTF_LIKE(4, 5);
 int diag_errors(void);
 /* Reports "unknown WHAT 's'": with a suggestion from `names` when one is
- * close ("did you mean"), else with the whole list when it is short.
+ * close ("did you mean"), else with the whole list when it is short
+ * (at most 24 names: the pipeline keys are 21).
  * Returns the suggestion (or NULL). */
 const char *diag_unknown(Loc loc, const char *what, const char *s, const char *const *names,
                          int n);

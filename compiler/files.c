@@ -28,6 +28,9 @@
 #ifndef PIPEC_LIBDIR
 #define PIPEC_LIBDIR "/usr/local/lib"
 #endif
+#ifndef PIPEC_BINDIR
+#define PIPEC_BINDIR "/usr/local/bin"
+#endif
 /* The absolute source and build directories pipec was built in: empty
  * where unknown, and then pipec is always the installed one. */
 #ifndef PIPEC_SRCDIR
@@ -113,6 +116,22 @@ static const char *runtime_lib(int cuda)
 	    && access(PIPEC_BUILDDIR "/runtime/cuda/libpipert_cuda.a", F_OK) == 0)
 		return PIPEC_BUILDDIR "/runtime/cuda";
 	return PIPEC_BUILDDIR "/runtime";
+}
+
+/* pipert-check, the runtime's pre-run checker that DIR/run calls: it is
+ * built and installed with libpipert.a, so it is found as the runtime is
+ * (beside an overridden PIPEC_RUNTIME_LIB when it is there). */
+static const char *runtime_check(void)
+{
+	const char *d = env("PIPEC_RUNTIME_CHECK"), *lib = env("PIPEC_RUNTIME_LIB");
+	if (d)
+		return d;
+	if (lib) {
+		const char *beside = xprintf("%s/pipert-check", lib);
+		if (access(beside, X_OK) == 0)
+			return beside;
+	}
+	return built_here() ? PIPEC_BUILDDIR "/runtime/pipert-check" : PIPEC_BINDIR "/pipert-check";
 }
 
 char *files_template(const char *name)
@@ -358,12 +377,13 @@ void files_makefile_and_run(const IrModel *m, const Schedule *s, const EmitOptio
 	const char *keys[] = { "VERSION", "SOURCE", "DIR", "CC", "SAN_CFLAGS", "RT_INCLUDE",
 	                       "RT_LIB", "MPI_CFLAGS", "MPI_LIBS", "BLAS_LIBS", "RANKS",
 	                       "NRANKS", "MPIRUN", "MPIRUN_NAME", "MODEL", "SCHEDULE",
-	                       "CUDA_CFLAGS", "CUDA_LIBS", "NCCL_LIBS" };
+	                       "CUDA_CFLAGS", "CUDA_LIBS", "NCCL_LIBS", "CHECK" };
 	const char *vals[] = { PACKAGE_VERSION, m->file->name, eo->dir, cc ? cc : "cc",
 	                       PIPEC_SAN_CFLAGS, runtime_include(), runtime_lib(cuda),
 	                       PIPEC_MPI_CFLAGS, PIPEC_MPI_LIBS, PIPEC_BLAS_LIBS, ranks,
 	                       xprintf("%d", s->nranks), PIPEC_MPIRUN, "mpirun", m->name, sched,
-	                       PIPEC_CUDA_CFLAGS, PIPEC_CUDA_LIBS, PIPEC_NCCL_LIBS };
+	                       PIPEC_CUDA_CFLAGS, PIPEC_CUDA_LIBS, PIPEC_NCCL_LIBS,
+	                       runtime_check() };
 	int nk = (int)(sizeof keys / sizeof keys[0]);
 	/* The rank files are the same for both back ends: only what they link
 	 * against differs (libpipert.a or libpipert_cuda.a). */

@@ -35,6 +35,7 @@ extern const char *const dtype_names[DT_COUNT];
 
 typedef enum { LOSS_NONE, LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NEXT_TOKEN } LossKind;
 typedef enum { OPT_NONE, OPT_SGD, OPT_ADAM } OptimKind;
+enum { LR_CONSTANT, LR_COSINE, LR_LINEAR };     /* = RT_LR_* */
 
 enum { INIT_UNIFORM_FANIN, INIT_ONES, INIT_ZEROS, INIT_NORMAL };   /* = RT_INIT_* */
 
@@ -120,8 +121,19 @@ typedef struct Pipeline {
 	int R;                  /* replicas */
 	int dtype;
 	Loc dtype_loc;          /* `dtype` as written, if it was */
-	OptimKind optim;
+	OptimKind optim;        /* adamw is OPT_ADAM with `decoupled` set: the same
+	                         * state and costs, another update */
 	double lr, momentum;
+	double beta1, beta2, eps;       /* adam, adamw */
+	double weight_decay;
+	int nesterov;           /* sgd */
+	int decoupled;          /* adamw: w -= lr*wd*w apart from the gradient */
+	int decay_matrices;     /* decay = matrices: only parameters of ndim >= 2 */
+	int lr_schedule;        /* LR_* */
+	long long lr_warmup, lr_total;  /* W and T, resolved (T defaults to steps) */
+	double min_lr;
+	double clip_grad_norm;  /* 0: none */
+	int shuffle;            /* shuffle = true */
 	int steps;
 	long long seed;
 	double memory_cap;      /* bytes per rank for partition = auto, 0 = none */

@@ -14,6 +14,7 @@ BUILT_SOURCES += %D%/parser.h
 PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	-DPIPEC_TEMPLATEDIR='"$(templatesdir)"' \
 	-DPIPEC_LIBDIR='"$(libdir)"' -DPIPEC_INCLUDEDIR='"$(includedir)"' \
+	-DPIPEC_BINDIR='"$(bindir)"' \
 	-DPIPEC_SRCDIR='"$(abs_top_srcdir)"' -DPIPEC_BUILDDIR='"$(abs_top_builddir)"' \
 	-DPIPEC_SAN_CFLAGS='"$(SAN_CFLAGS)"'
 

@@ -186,6 +186,9 @@ arg
 value
 	: INT                { $$ = ast_value(V_INT, @1); $$->i = $1; $$->d = (double)$1; }
 	| NUM                { $$ = ast_value(V_NUM, @1); $$->d = $1; }
+	/* a negative number: every key and argument range-checks it (sema) */
+	| '-' INT            { $$ = ast_value(V_INT, @$); $$->i = -$2; $$->d = -(double)$2; }
+	| '-' NUM            { $$ = ast_value(V_NUM, @$); $$->d = -$2; }
 	| IDENT              { $$ = ast_value(V_WORD, @1); $$->s = $1; }
 	| WORD               { $$ = ast_value(V_WORD, @1); $$->s = $1; }
 	| STRING             { $$ = ast_value(V_STRING, @1); $$->s = $1; }

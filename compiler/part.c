@@ -23,12 +23,23 @@
  * the result when every rank's sum fits: first L = cap (if that fits, it is
  * optimal), then the largest L in [cap / groups-per-rank, cap] found by
  * bisection whose result fits.  Returns -1 if none does.
+ *
+ * Past part_fast_n layers (no real pipeline has them: a layer is a whole block,
+ * but a .pipe file may declare up to a million) the quadratic DP is
+ * replaced by a decision procedure: "can [i, n) form k groups of cost at
+ * most X?" for every i and k in O(K·n) with a sliding-window minimum,
+ * and a bisection on X.  It finds the same optimum to about 1e-15
+ * relative, and the same front-to-back earliest cuts for it.
  */
 #include "part.h"
 
 #include "util.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int part_fast_n = 4096;     /* layers past which solve_fast takes over */
 
 typedef struct Part {
 	int n, K;
@@ -50,9 +61,13 @@ static double gcost(const Part *p, int i, int j)
 
 /* Fills best[][] for a per-group memory limit L; writes the cuts and
  * returns 0, or -1 when no partition fits. */
+static int solve_fast(Part *p, double L, int *first);
+
 static int solve(Part *p, double L, int *first)
 {
 	int n = p->n, K = p->K;
+	if (n > part_fast_n)
+		return solve_fast(p, L, first);
 	for (int i = 0; i <= n; i++)
 		BEST(p, 0, i) = i == n ? -INFINITY : INFINITY;
 	for (int k = 1; k <= K; k++)
@@ -91,6 +106,86 @@ static int solve(Part *p, double L, int *first)
 	if (first[K] != n)
 		die("partition does not end at the last layer");
 	return 0;
+}
+
+/* f[k][i] (k = 0..K, i = 0..n): [i, n) splits into k groups, each of cost
+ * at most X and memory at most L.  The group [i, j) costs
+ * val[j] - pc[i] with val[j] = pc[j] + bnd[j-1] (none after the last
+ * layer); for each k the candidate ends j of i form a window (i, hi(i)]
+ * whose both ends move left as i does, so a deque of increasing val from
+ * right to left gives each window's minimum in O(1) amortised. */
+static int feasible(const Part *p, double L, double X, unsigned char *f, double *val, int *dq)
+{
+	int n = p->n, K = p->K;
+	memset(f, 0, (size_t)(K + 1) * (size_t)(n + 1));
+	f[n] = 1;
+	for (int j = 1; j <= n; j++)
+		val[j] = j < n && p->bnd ? p->pc[j] + p->bnd[j - 1] : p->pc[j];
+	for (int k = 1; k <= K; k++) {
+		const unsigned char *prev = f + (size_t)(k - 1) * (n + 1);
+		unsigned char *cur = f + (size_t)k * (n + 1);
+		/* dq[head..tail), filled from the left: indices grow to the right */
+		int head = n + 1, tail = n + 1, hi = n;
+		for (int i = n - 1; i >= 0; i--) {
+			int j = i + 1;
+			if (prev[j]) {
+				while (tail > head && val[dq[head]] >= val[j])
+					head++;
+				dq[--head] = j;
+			}
+			while (hi > i && p->pm[hi] - p->pm[i] > L)
+				hi--;
+			while (tail > head && dq[tail - 1] > hi)
+				tail--;
+			cur[i] = tail > head && val[dq[tail - 1]] - p->pc[i] <= X;
+		}
+	}
+	return f[(size_t)K * (n + 1)] ? 0 : -1;
+}
+
+static int solve_fast(Part *p, double L, int *first)
+{
+	int n = p->n, K = p->K;
+	/* Scratch of one call (xalloc's pool lives until exit; the bisection
+	 * of interleaved placements calls this up to 50 times). */
+	unsigned char *f = malloc((size_t)(K + 1) * (size_t)(n + 1));
+	double *val = malloc((size_t)(n + 1) * sizeof *val), lo = 0, hi = p->pc[n];
+	int *dq = malloc((size_t)(n + 2) * sizeof *dq), rc = -1;
+	if (!f || !val || !dq)
+		die("out of memory partitioning %d layers", n);
+	for (int j = 0; p->bnd && j + 1 < n; j++)
+		hi = p->bnd[j] > 0 ? hi + p->bnd[j] : hi;
+	if (feasible(p, L, hi, f, val, dq) == 0) {
+		for (int it = 0; it < 64; it++) {
+			double mid = lo + (hi - lo) / 2;
+			if (mid <= lo || mid >= hi)
+				break;
+			if (feasible(p, L, mid, f, val, dq) == 0)
+				hi = mid;
+			else
+				lo = mid;
+		}
+		feasible(p, L, hi, f, val, dq);
+		/* The earliest cut that keeps the rest feasible, group by group. */
+		int i = 0;
+		first[0] = 0;
+		for (int g = 0; g < K; g++) {
+			const unsigned char *rest = f + (size_t)(K - g - 1) * (n + 1);
+			int j = i + 1;
+			while (j <= n && !(rest[j] && p->pm[j] - p->pm[i] <= L && val[j] - p->pc[i] <= hi))
+				j++;
+			if (j > n)
+				die("partition reconstruction failed at group %d", g);
+			first[g + 1] = i = j;
+		}
+		if (first[K] != n)
+			die("partition does not end at the last layer");
+		rc = 0;
+	}
+	free(f);
+	free(val);
+	free(dq);
+	return rc;
 }
 
 static int ranks_fit(const Part *p, const int *first, int ranks, double cap)
@@ -140,7 +235,8 @@ int part_balance_placed(int n, const double *cost, const double *bnd, const doub
 		p.pc[i + 1] = p.pc[i] + cost[i];
 		p.pm[i + 1] = p.pm[i] + (mem ? mem[i] : 0);
 	}
-	p.best = xalloc((size_t)(nparts + 1) * (size_t)(n + 1) * sizeof *p.best);
+	if (n <= part_fast_n)
+		p.best = xalloc((size_t)(nparts + 1) * (size_t)(n + 1) * sizeof *p.best);
 	if (cap <= 0 || !mem)
 		return solve(&p, INFINITY, first);
 	if (solve(&p, cap, first))

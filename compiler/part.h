@@ -22,4 +22,9 @@ int part_balance_placed(int n, const double *cost, const double *bnd, const doub
                         double cap, int nparts, int ranks, const int *group_rank,
                         int *first);
 
+/* Past this many layers (4096) part_balance uses its O(nparts·n) decision
+ * procedure instead of the quadratic DP (part.c); tests lower it to compare
+ * the two. */
+extern int part_fast_n;
+
 #endif

@@ -16,6 +16,7 @@ SchedInterp *sched_interp_new(const Schedule *s)
 		it->posted[kind] = xalloc((size_t)it->nslots + 1);
 	it->queue = xalloc((size_t)n * sizeof *it->queue);
 	it->queued = xalloc((size_t)n * sizeof *it->queued);
+	it->optim_done = xalloc((size_t)n * sizeof *it->optim_done);
 	for (int k = 0; k < n; k++) {
 		it->queue[k] = k;
 		it->queued[k] = 1;
@@ -80,6 +81,26 @@ static void run_rank(SchedInterp *it, int k, SchedEventFn fn, void *ctx)
 				event(fn, ctx, &e, SCHED_EV_BLOCK);
 				return;
 			}
+		} else if (a->op == OP_OPTIM && it->global_optim) {
+			/* every rank's n-th OPTIM is one barrier: the last to
+			 * arrive opens it for all */
+			if (!it->arrived[k]) {
+				it->arrived[k] = 1;
+				e.arrived = ++it->optim_arrived;
+				event(fn, ctx, &e, SCHED_EV_START);
+				if (it->optim_arrived == s->nranks) {
+					it->optim_arrived = 0;
+					it->optim_passed++;
+					for (int r = 0; r < s->nranks; r++)
+						if (r != k)
+							wake(it, r);
+				}
+			}
+			if (it->optim_passed <= it->optim_done[k]) {
+				event(fn, ctx, &e, SCHED_EV_BLOCK);
+				return;
+			}
+			it->optim_done[k]++;
 		} else {
 			event(fn, ctx, &e, SCHED_EV_START);
 			if (io == SCHED_MSG_SENDS) {
@@ -119,6 +140,10 @@ int sched_interp_waits_for(const SchedInterp *it, int k)
 	SchedMsg m;
 	if (sched_msg(s, k, a, &m) == SCHED_MSG_RECEIVES)
 		return m.from;
+	if (a->op == OP_OPTIM && it->global_optim)
+		for (int o = 0; o < s->nranks; o++)
+			if (o != k && !it->arrived[o])
+				return o;
 	if (a->op == OP_ALLREDUCE)
 		for (int rep = 0; rep < s->R; rep++) {
 			int o = SCHED_RANK(s, rep, s->stage_rank[a->stage]);

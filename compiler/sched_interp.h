@@ -9,6 +9,11 @@
  * run is linear in the number of actions).  Ranks still blocked when the
  * queue empties are a deadlock.
  *
+ * With global_optim set, an OPTIM is a barrier of every rank too (the
+ * n-th OPTIM of each rank meets the n-th of all others), as when the
+ * optimizer step computes a global gradient norm (clip_grad_norm): the
+ * verifier runs pipedream-2bw's stream so as well.
+ *
  * The client sees the run as events, in the order they happen:
  *   SCHED_EV_START  the action begins: at once for a compute, OPTIM or
  *                   SEND; for a RECV once its message is posted; for an
@@ -56,6 +61,9 @@ typedef struct SchedInterp {
 	int nslots;
 	int *queue, *queued;    /* circular run queue of runnable ranks */
 	int head, tail, nq;
+	int global_optim;       /* set by the client before the run */
+	int *optim_done;        /* [nranks] OPTIMs passed */
+	int optim_arrived, optim_passed;    /* at the current barrier; barriers done */
 } SchedInterp;
 
 /* Every rank at its first action, all runnable. */
@@ -64,7 +72,8 @@ SchedInterp *sched_interp_new(const Schedule *s);
  * returns the number of ranks left blocked (0: every program finished). */
 int sched_interp_run(SchedInterp *it, SchedEventFn fn, void *ctx);
 /* After a run: the rank that blocked rank k waits for, -1 if none (a RECV:
- * its sender; an ALLREDUCE: the first replica not yet arrived). */
+ * its sender; an ALLREDUCE: the first replica not yet arrived; a global
+ * OPTIM: the first rank not yet there). */
 int sched_interp_waits_for(const SchedInterp *it, int k);
 
 #endif

@@ -8,6 +8,7 @@
 #include "sema_int.h"
 #include "rt_tf_sizes.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,8 @@
 	X(K_REPLICAS, "replicas") X(K_DTYPE, "dtype") X(K_OPTIMIZER, "optimizer") \
 	X(K_STEPS, "steps") X(K_SEED, "seed") X(K_MEMORY, "memory") \
 	X(K_MAX_NEW, "max_new_tokens") X(K_SAMPLING, "sampling") X(K_EOS, "eos") \
-	X(K_PREFILL, "prefill") X(K_INFLIGHT, "inflight")
+	X(K_PREFILL, "prefill") X(K_INFLIGHT, "inflight") X(K_DECAY, "decay") \
+	X(K_LR_SCHEDULE, "lr_schedule") X(K_CLIP, "clip_grad_norm") X(K_SHUFFLE, "shuffle")
 
 enum {
 #define X(e, s) e,
@@ -37,29 +39,124 @@ const char *const sema_pipeline_keys[] = {
 	NULL
 };
 
-static int int_value(const PipeItem *it, long long lo, long long hi, long long *out)
+/* An integer in [lo, hi] called `name`: its value in *out, else -1 and
+ * the error. */
+static int int_in(const Value *v, const char *name, long long lo, long long hi,
+                  long long *out)
 {
-	const Value *v = it->val;
 	if (v->kind != V_INT) {
-		diag_error(v->loc, "'%s' must be an integer, not %s", it->key,
-		           value_kind_name(v->kind));
+		diag_error(v->loc, "'%s' must be an integer, not %s", name, value_kind_name(v->kind));
 		return -1;
 	}
 	if (v->i < lo) {
-		diag_error(v->loc, "'%s' must be at least %lld, not %lld", it->key, lo, v->i);
+		diag_error(v->loc, "'%s' must be at least %lld, not %lld", name, lo, v->i);
 		return -1;
 	}
 	if (v->i > hi) {
-		diag_error(v->loc, "'%s' must be at most %lld, not %lld", it->key, hi, v->i);
+		diag_error(v->loc, "'%s' must be at most %lld, not %lld", name, hi, v->i);
 		return -1;
 	}
 	*out = v->i;
 	return 0;
 }
 
+static int int_value(const PipeItem *it, long long lo, long long hi, long long *out)
+{
+	return int_in(it->val, it->key, lo, hi, out);
+}
+
 static int is_number(const Value *v)
 {
 	return v->kind == V_INT || v->kind == V_NUM;
+}
+
+/* A number as the user wrote it ("-0.05", "1e-3"), for messages. */
+static const char *written(const Value *v)
+{
+	int n = (int)(v->loc.end - v->loc.off);
+	if (!v->loc.file || n <= 0)
+		return xprintf("%g", v->d);
+	return xprintf("%.*s", n > 40 ? 40 : n, v->loc.file->text + v->loc.off);
+}
+
+/* The range of a number: lo < x (lo <= x unless lo_open), and x < 1 when
+ * below_one (the betas, momentum); always finite. */
+typedef struct NumRange {
+	double lo;
+	int lo_open, below_one;
+} NumRange;
+#define POSITIVE ((NumRange){ 0, 1, 0 })
+#define NONNEG ((NumRange){ 0, 0, 0 })
+#define UNIT ((NumRange){ 0, 0, 1 })        /* [0, 1) */
+
+/* A number called `name` in range r: in *out, else -1 and the error
+ * ("'lr' must be > 0, not -0.05"). */
+static int num_in(const Value *v, const char *name, NumRange r, double *out)
+{
+	if (!is_number(v)) {
+		diag_error(v->loc, "'%s' must be a number, not %s", name, value_kind_name(v->kind));
+		return -1;
+	}
+	double x = v->d;
+	if (!(r.lo_open ? x > r.lo : x >= r.lo) || (r.below_one && !(x < 1)) || isinf(x)) {
+		const char *want = r.below_one ? xprintf("in [%g, 1)", r.lo)
+		                 : xprintf("%s %g%s", r.lo_open ? ">" : ">=", r.lo,
+		                           isinf(x) ? " and finite" : "");
+		diag_error(v->loc, "'%s' must be %s, not %s", name, want, written(v));
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+static int bool_in(const Value *v, const char *name, int *out)
+{
+	if (v->kind == V_WORD && (!strcmp(v->s, "true") || !strcmp(v->s, "false"))) {
+		*out = !strcmp(v->s, "true");
+		return 0;
+	}
+	diag_error(v->loc, "'%s' must be true or false", name);
+	return -1;
+}
+
+/* The named arguments of a call such as sgd(lr = 0.1), by key: got[k] is
+ * keys[k]'s value or NULL.  An unnamed, unknown or repeated argument is
+ * reported ("what" and "example" say how they are written); returns the
+ * number of unnamed ones. */
+static int named_args(const Value *v, const char *what, const char *example,
+                      const char *const *keys, int nkeys, const Value **got)
+{
+	int unnamed = 0;
+	for (int k = 0; k < nkeys; k++)
+		got[k] = NULL;
+	for (int i = 0; i < v->args.n; i++) {
+		const Arg *a = v->args.v[i];
+		int k;
+		if (!a->key) {
+			diag_error(a->val->loc, "%s arguments are named: %s", what, example);
+			unnamed++;
+			continue;
+		}
+		for (k = 0; k < nkeys && strcmp(a->key, keys[k]); k++)
+			;
+		if (k < nkeys && got[k]) {
+			diag_error(a->key_loc, "argument '%s' of %s given twice", a->key, v->s);
+		} else if (k < nkeys) {
+			got[k] = a->val;
+		} else {
+			const char *best = closest_name(a->key, keys, nkeys);
+			const char *list = keys[0];
+			for (int j = 1; j < nkeys; j++)
+				list = xprintf("%s%s%s", list, j == nkeys - 1 ? " and " : ", ", keys[j]);
+			if (best)
+				diag_error(a->key_loc, "%s has no argument '%s'; did you mean '%s'?",
+				           v->s, a->key, best);
+			else
+				diag_error(a->key_loc, "%s has no argument '%s' (it takes %s)", v->s,
+				           a->key, list);
+		}
+	}
+	return unnamed;
 }
 
 /* "16GiB", "512MiB", "2GB" or a plain byte count. */
@@ -86,55 +183,58 @@ static int size_value(const Value *v, double *out)
 	return -1;
 }
 
+/* optimizer = sgd(lr, momentum, weight_decay, nesterov)
+ *           | adam(lr, beta1, beta2, eps, weight_decay) | adamw(...) | none,
+ * torch.optim's, with its defaults (sema_check_pipeline sets them). */
 static void parse_optimizer(const PipeItem *it, Pipeline *pp)
 {
 	const Value *v = it->val;
-	static const char *const opt_names[] = { "sgd", "adam", "none" };
+	static const char *const opt_names[] = { "sgd", "adam", "adamw", "none" };
 	if (v->kind == V_WORD && !strcmp(v->s, "none"))
 		return;         /* `optimizer = none`: inference (useful with --set) */
 	if (v->kind != V_CALL && v->kind != V_WORD) {
-		diag_error(v->loc, "'optimizer' must be sgd(lr = X), sgd(lr = X, momentum = Y) or "
-		           "adam(lr = X)");
+		diag_error(v->loc, "'optimizer' must be sgd(lr = X, ...), adam(lr = X, ...), "
+		           "adamw(lr = X, ...) or none");
 		return;
 	}
-	int sgd = !strcmp(v->s, "sgd"), adam = !strcmp(v->s, "adam");
-	if (!sgd && !adam) {
-		diag_unknown(v->loc, "optimizer", v->s, opt_names, 3);
+	int sgd = !strcmp(v->s, "sgd"), adamw = !strcmp(v->s, "adamw");
+	if (!sgd && !adamw && strcmp(v->s, "adam")) {
+		diag_unknown(v->loc, "optimizer", v->s, opt_names, 4);
 		return;
 	}
 	pp->optim = sgd ? OPT_SGD : OPT_ADAM;
-	int have_lr = 0, bad_args = 0;
-	for (int i = 0; i < v->args.n; i++) {
-		const Arg *a = v->args.v[i];
-		static const char *const sgd_keys[] = { "lr", "momentum" };
-		if (!a->key) {
-			diag_error(a->val->loc, "optimizer arguments are named: %s(lr = %s)", v->s,
-			           sgd ? "0.01" : "1e-3");
-			bad_args = 1;
-			continue;
-		}
-		if (!strcmp(a->key, "lr")) {
-			if (!is_number(a->val) || !(a->val->d > 0) || isinf(a->val->d))
-				diag_error(a->val->loc, "'lr' must be a positive number");
-			pp->lr = a->val->d;
-			have_lr = 1;
-		} else if (sgd && !strcmp(a->key, "momentum")) {
-			if (!is_number(a->val) || !(a->val->d >= 0 && a->val->d < 1))
-				diag_error(a->val->loc, "'momentum' must be a number in [0, 1)");
-			pp->momentum = a->val->d;
-		} else {
-			const char *best = closest_name(a->key, sgd_keys, sgd ? 2 : 1);
-			if (best)
-				diag_error(a->key_loc, "%s has no argument '%s'; did you mean '%s'?",
-				           v->s, a->key, best);
-			else
-				diag_error(a->key_loc, "%s has no argument '%s' (it takes %s)", v->s,
-				           a->key, sgd ? "lr and momentum" : "lr");
-		}
+	pp->decoupled = adamw;
+	if (adamw)
+		pp->weight_decay = 0.01;
+	/* in torch.optim's order; lr first in both */
+	static const char *const sgd_keys[] = { "lr", "momentum", "weight_decay", "nesterov" };
+	static const char *const adam_keys[] = { "lr", "beta1", "beta2", "eps", "weight_decay" };
+	const Value *a[5] = { 0 };
+	const char *lr_eg = sgd ? "0.01" : "1e-3";
+	int unnamed = named_args(v, "optimizer", xprintf("%s(lr = %s)", v->s, lr_eg),
+	                         sgd ? sgd_keys : adam_keys, sgd ? 4 : 5, a);
+	if (a[0])
+		num_in(a[0], "lr", POSITIVE, &pp->lr);
+	else if (!unnamed)
+		diag_error(v->loc, "%s needs a learning rate: %s(lr = %s)", v->s, v->s, lr_eg);
+	if (sgd) {
+		int bad_momentum = a[1] && num_in(a[1], "momentum", UNIT, &pp->momentum) != 0;
+		if (a[2])
+			num_in(a[2], "weight_decay", NONNEG, &pp->weight_decay);
+		if (a[3] && bool_in(a[3], "nesterov", &pp->nesterov) == 0 && pp->nesterov
+		    && !bad_momentum && !(pp->momentum > 0))
+			diag_error(a[3]->loc, "nesterov = true needs momentum > 0 (Nesterov's "
+			           "method is a kind of momentum; torch.optim.SGD refuses it too)");
+	} else {
+		if (a[1])
+			num_in(a[1], "beta1", UNIT, &pp->beta1);
+		if (a[2])
+			num_in(a[2], "beta2", UNIT, &pp->beta2);
+		if (a[3])
+			num_in(a[3], "eps", POSITIVE, &pp->eps);
+		if (a[4])
+			num_in(a[4], "weight_decay", NONNEG, &pp->weight_decay);
 	}
-	if (!have_lr && !bad_args)
-		diag_error(v->loc, "%s needs a learning rate: %s(lr = %s)", v->s, v->s,
-		           sgd ? "0.01" : "1e-3");
 }
 
 static void parse_schedule(const PipeItem *it, Pipeline *pp, const SrcFile *file)
@@ -291,6 +391,59 @@ static void note_key(Loc at, const PipeItem *other)
 		diag_note(other->val->loc, "'%s' is set here", other->key);
 }
 
+/* lr_schedule = constant | constant(warmup = W)
+ *             | cosine(warmup = W, total = T, min_lr = m) | linear(...):
+ * W >= 0, T > W (default: the pipeline's steps, as compiled, so a run's
+ * --steps does not move the horizon), 0 <= m <= lr.  Runs after the
+ * optimizer and steps are read. */
+static void parse_lr_schedule(const PipeItem *const *item, Pipeline *pp)
+{
+	const Value *v = item[K_LR_SCHEDULE]->val;
+	static const char *const names[] = { "constant", "cosine", "linear" };
+	if (v->kind != V_CALL && v->kind != V_WORD) {
+		diag_error(v->loc, "'lr_schedule' must be constant, constant(warmup = W), "
+		           "cosine(warmup = W, total = T, min_lr = m) or linear(warmup = W, "
+		           "total = T, min_lr = m)");
+		return;
+	}
+	int k;
+	for (k = 0; k < 3 && strcmp(v->s, names[k]); k++)
+		;
+	if (k == 3) {
+		diag_unknown(v->loc, "lr_schedule", v->s, names, 3);
+		return;
+	}
+	pp->lr_schedule = k == 1 ? LR_COSINE : k == 2 ? LR_LINEAR : LR_CONSTANT;
+	static const char *const keys[] = { "warmup", "total", "min_lr" };
+	const Value *a[3] = { 0 };
+	named_args(v, "lr_schedule", k ? xprintf("%s(warmup = 100, total = 1000)", v->s)
+	                                : "constant(warmup = 100)", keys, k ? 3 : 1, a);
+	long long W = 0, T = pp->steps;
+	if (a[0] && int_in(a[0], "warmup", 0, 1LL << 40, &W) != 0)
+		return;
+	if (a[1] && int_in(a[1], "total", 1, 1LL << 40, &T) != 0)
+		return;
+	pp->lr_warmup = W;
+	pp->lr_total = T;
+	/* lr is 0 without an optimizer (reported) or with a bad lr (too) */
+	if (a[2] && num_in(a[2], "min_lr", NONNEG, &pp->min_lr) == 0 && pp->lr > 0
+	    && pp->min_lr > pp->lr) {
+		diag_error(a[2]->loc, "'min_lr' must be at most the optimizer's lr = %g, not %s",
+		           pp->lr, written(a[2]));
+		note_key(a[2]->loc, item[K_OPTIMIZER]);
+	}
+	if (k && T <= W) {
+		if (a[1]) {
+			diag_error(a[1]->loc, "'total' must be greater than warmup = %lld, not %lld "
+			           "(the schedule decays over steps warmup+1 .. total)", W, T);
+		} else {
+			diag_error(a[0]->loc, "warmup = %lld leaves no steps to decay over: total "
+			           "(by default steps = %lld) must be greater", W, T);
+			note_key(a[0]->loc, item[K_STEPS]);
+		}
+	}
+}
+
 /* pipedream and pipedream-2bw (sched_async.c): one pipeline, and each
  * rank's micro-batches in flight (lag + 1) within [1, P - r], not growing
  * along the pipeline (rank r+1 would wait for a forward that rank r holds
@@ -388,9 +541,7 @@ static void parse_sampling(const PipeItem *it, Pipeline *pp)
 			diag_error(a->val->loc, "sample's arguments are named: sample(temperature "
 			           "= 0.8, top_k = 40, seed = 1)");
 		} else if (!strcmp(a->key, "temperature")) {
-			if (!is_number(a->val) || !(a->val->d > 0) || isinf(a->val->d))
-				diag_error(a->val->loc, "'temperature' must be a positive number");
-			pp->temperature = a->val->d;
+			num_in(a->val, "temperature", POSITIVE, &pp->temperature);
 		} else if (!strcmp(a->key, "top_k")) {
 			if (a->val->kind != V_INT || a->val->i < 1 || a->val->i > (1 << 30))
 				diag_error(a->val->loc, "'top_k' must be an integer of at least 1 (the "
@@ -398,10 +549,9 @@ static void parse_sampling(const PipeItem *it, Pipeline *pp)
 			else
 				pp->top_k = (int)a->val->i;
 		} else if (!strcmp(a->key, "seed")) {
-			if (a->val->kind != V_INT)
-				diag_error(a->val->loc, "'seed' must be an integer");
-			else
-				pp->sample_seed = a->val->i;
+			long long seed;
+			if (int_in(a->val, "seed", 0, LLONG_MAX, &seed) == 0)
+				pp->sample_seed = seed;
 		} else {
 			const char *best = closest_name(a->key, keys, 3);
 			if (best)
@@ -518,6 +668,9 @@ void sema_check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrM
 	pp->steps = 1;
 	pp->part_auto = 1;
 	pp->dtype = DT_F32;
+	pp->beta1 = 0.9;        /* torch.optim.Adam's defaults */
+	pp->beta2 = 0.999;
+	pp->eps = 1e-8;
 	int bad = 0;
 	if (!item[K_STAGES]) {
 		if (!reported[K_STAGES])
@@ -551,13 +704,8 @@ void sema_check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrM
 	}
 	if (item[K_STEPS] && int_value(item[K_STEPS], 1, 1LL << 30, &x) == 0)
 		pp->steps = (int)x;
-	if (item[K_SEED]) {
-		const Value *v = item[K_SEED]->val;
-		if (v->kind != V_INT)
-			diag_error(v->loc, "'seed' must be an integer");
-		else
-			pp->seed = v->i;
-	}
+	if (item[K_SEED] && int_value(item[K_SEED], 0, LLONG_MAX, &x) == 0)
+		pp->seed = x;
 	if (item[K_DTYPE]) {
 		const Value *v = item[K_DTYPE]->val;
 		int dt = v->kind == V_WORD ? dtype_from_name(v->s) : -1;
@@ -574,6 +722,22 @@ void sema_check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrM
 		           "512MiB or a byte count");
 	if (item[K_OPTIMIZER])
 		parse_optimizer(item[K_OPTIMIZER], pp);
+	pp->lr_total = pp->steps;
+	if (item[K_LR_SCHEDULE])
+		parse_lr_schedule(item, pp);
+	if (item[K_CLIP])
+		num_in(item[K_CLIP]->val, "clip_grad_norm", POSITIVE, &pp->clip_grad_norm);
+	if (item[K_SHUFFLE])
+		bool_in(item[K_SHUFFLE]->val, "shuffle", &pp->shuffle);
+	if (item[K_DECAY]) {
+		const Value *v = item[K_DECAY]->val;
+		if (v->kind == V_WORD && !strcmp(v->s, "matrices"))
+			pp->decay_matrices = 1;
+		else if (!(v->kind == V_WORD && !strcmp(v->s, "all")))
+			diag_error(v->loc, "'decay' must be all (weight decay on every parameter) or "
+			           "matrices (only on parameters of two or more dimensions: not on "
+			           "biases or norm weights)");
+	}
 	pp->eos = -1;
 	if (item[K_MAX_NEW] && int_value(item[K_MAX_NEW], 1, 1 << 20, &x) == 0)
 		pp->gen_tokens = (int)x;
@@ -641,6 +805,29 @@ void sema_check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrM
 		diag_error(pp->sched_loc, "schedule '%s' trains, but no optimizer is given",
 		           sched_kind_name(pp->sched));
 		note_key(pp->sched_loc, item[K_OPTIMIZER]);
+	}
+	/* What only a training program means.  Clipping needs the step's whole
+	 * gradient at once: pipedream applies each micro-batch's own.
+	 * pipedream-2bw's OPTIM of a step is a global collective then (the
+	 * norm's allreduce), which its order admits: rank p's OPTIM of step u
+	 * follows its forwards up to key (u+1)M + P-2-p and the backward of
+	 * key (u+1)M - 1; the forwards it waits for come from rank p-1 before
+	 * that rank's OPTIM (it goes one key further), the backward from rank
+	 * p+1 before its OPTIM, and sends never wait: every rank reaches the
+	 * collective.  sched_verify() checks it on the stream it builds. */
+	static const int train_keys[] = { K_LR_SCHEDULE, K_CLIP, K_DECAY, K_SHUFFLE };
+	for (int i = 0; i < 4; i++)
+		if (!training && item[train_keys[i]]) {
+			diag_error(item[train_keys[i]]->key_loc, "'%s' applies to training only, but "
+			           "there is no optimizer", keys[train_keys[i]]);
+			note_key(item[train_keys[i]]->key_loc, item[K_OPTIMIZER]);
+		}
+	if (training && item[K_CLIP] && pp->sched == SK_PIPEDREAM) {
+		diag_error(item[K_CLIP]->val->loc, "clip_grad_norm scales a step's whole gradient, "
+		           "but schedule 'pipedream' never has one: it applies each micro-batch's "
+		           "gradient after that micro-batch's backward (pipedream-2bw and the "
+		           "flushing schedules can clip)");
+		note_key(item[K_CLIP]->val->loc, item[K_SCHEDULE]);
 	}
 	if (training && p->losses.n == 0)   /* a bad loss is reported already */
 		diag_error(item[K_OPTIMIZER]->val->loc, "an optimizer needs a loss in the model "

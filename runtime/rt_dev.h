@@ -152,6 +152,52 @@ const int64_t *rt_dev_tf_kv_pos(int64_t cap, int64_t T, int64_t pos0);
 void rt_dev_tf_kv_store(const float *qkv, float *kc, float *vc, int64_t cap, int64_t B,
                         int64_t T, int64_t pos0, const int64_t *dpos, int64_t d);
 
+/* ---- Optimizer primitives ----
+ * rt_optim.c composes the optimizer step once, for both libraries: the
+ * learning rate of the step, the clipping factor and the update's other
+ * scalars are computed on the host in double (PyTorch's Python floats) and
+ * rounded to float32 here; the pieces below are the elementwise work,
+ * rt_optim_cpu.c's loops and cuda/rt_kernels.cu's kernels. */
+
+/* One update's scalars, as float32 values the way torch.optim applies them. */
+typedef struct rt_osc {
+	int kind;                   /* RT_OPTIM_SGD, _ADAM, _ADAMW */
+	int nesterov;               /* sgd */
+	int l2;                     /* sgd, adam: weight decay added to the gradient */
+	int clipped;                /* gradients scaled by clip first */
+	float clip;                 /* X/(G + 1e-6) where that is below 1 */
+	float lr;                   /* sgd: the step's learning rate */
+	float momentum;             /* sgd; 0: no momentum buffer */
+	float wd;                   /* sgd, adam: the L2 coefficient */
+	float decay;                /* adamw: w *= 1 - lr·wd first */
+	float step_size, bc2;       /* adam: lr / (1 - β1^t), sqrt(1 - β2^t) */
+	float omb1, b2, omb2, eps;  /* adam: 1 - β1, β2, 1 - β2, eps */
+} rt_osc;
+
+/* Updates floats [off, off + n) of the weights the optimizer owns (the
+ * master weights of a 16-bit program, else c->w) from the same range of
+ * c->g and the optimizer's buffers.  decay 0: this range has no weight
+ * decay (decay = matrices' biases and norm weights). */
+void rt_dev_optim_update(rt_ctx *c, const rt_osc *s, int decay, int64_t off, int64_t n);
+
+/* A range of the weight (and gradient) buffer: floats [off, off + len). */
+typedef struct rt_orange {
+	int64_t off, len;
+	int decay;                  /* weight decay applies to it */
+} rt_orange;
+
+/* Σ g[i]² in double over the gradient ranges r[0..n), added in an order
+ * that depends only on the ranges (the same bits every run, for a resume's
+ * bit-for-bit promise).  Returns it on the host. */
+double rt_dev_optim_sumsq(rt_ctx *c, const rt_orange *r, int n);
+
+/* After the update: a 16-bit program's weights := the master weights
+ * rounded; the gradients zeroed for the next step's accumulation. */
+void rt_dev_optim_finish(rt_ctx *c);
+
+/* The tied parameters' gradient sums (rt_tied_sum) on the device's buffers. */
+void rt_dev_tied_sum(rt_ctx *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,14 +10,17 @@
  *   rt_weights.c  parameters: --weights-in, deterministic init, --weights-out
  *   rt_init.c     the counter-based generator behind init, data and dropout
  *   rt_kernels.c  compute kernels (CBLAS GEMMs and vectorisable loops)
- *   rt_optim.c    SGD (momentum) and Adam, PyTorch semantics
+ *   rt_optim.c    SGD, Adam, AdamW, learning-rate schedules, gradient
+ *                 clipping (torch's semantics), over rt_dev.h's optimizer
+ *                 primitives; rt_optim_cpu.c writes those in host loops
+ *   rt_report.c   step lines, --log-every, --metrics, the progress line
  *   rt_trace.c    action timing, busy time, Chrome trace output
  *   rt_safetensors.c, rt_npy.c, rt_json.c   file formats
  *   rt_util.c     messages, aligned allocation, atomic file writes, memory probes
  *   rt_dev_cpu.c  the device layer (rt_dev.h): plain memory, the step called
  * libpipert_cuda.a compiles the same modules with -DRT_CUDA and replaces the
- * kernels, the optimizer, the data accessors, the transport and the device
- * layer with its own (cuda/).
+ * kernels, the optimizer primitives, the data accessors, the transport and
+ * the device layer with its own (cuda/).
  */
 #ifndef PIPERT_INTERNAL_H
 #define PIPERT_INTERNAL_H
@@ -195,8 +198,20 @@ struct rt_ctx {
 	/* Optimizer, schedule and clipping (rt_optim.c). */
 	double lr_now;              /* the last step's learning rate */
 	double grad_norm;           /* the last step's global norm before clipping; -1: none */
+	int64_t opt_updates;        /* updates this run (pipedream: one per micro-batch) */
+	rt_osc osc;                 /* the last update's scalars (CUDA graphs replay them) */
+	rt_orange *orng;            /* the ranges updated, with or without decay */
+	int norng;
+	rt_orange *nrng;            /* the ranges this rank counts in the clipping norm */
+	int nnrng;                  /* -1: not yet built (it needs the tied holders) */
 
 	/* Logs and metrics (rt_report.c). */
+	FILE *rep_metrics;          /* --metrics, on the reporter */
+	int rep_failed;             /* errno of a failed metrics write; 0: none */
+	int rep_progress;           /* the reporter's stderr is a terminal */
+	int rep_drawn;              /* a progress line is on it */
+	int rep_nonfinite;          /* the non-finite loss note was said */
+	double rep_t0, rep_last_draw;
 
 	/* Epochs, shuffling, evaluation data (rt_data.c, rt_eval.c). */
 	int evaluating;             /* inside eval_step: the data accessors read the eval set */
@@ -350,6 +365,27 @@ int rt_blas_threads(int n);                   /* sets BLAS threads if possible; 
 
 /* ---- Optimizer (rt_optim.c). ---- */
 int rt_optim_alloc(rt_ctx *c);                /* 0, or -1 if out of memory */
+void rt_optim_free(rt_ctx *c);                /* the range lists (buffers: rt_dev_free) */
+/* The learning rate of global optimizer step t = 1, 2, ... (docs/training.md). */
+double rt_lr_at(const rt_program *p, int64_t t);
+/* The host's part of the next update without the update itself: counts it,
+ * sets c->lr_now and c->osc.  rt_optim_step calls it; the CUDA runtime calls
+ * it before replaying a captured step, whose rt_optim_step never runs on
+ * the host. */
+void rt_optim_prepare(rt_ctx *c);
+
+/* ---- Logs and metrics (rt_report.c; the step loop calls them). ---- */
+/* Before the first step: opens --metrics on the reporter; local status. */
+int rt_report_open(rt_ctx *c);
+/* After each training step, on every rank (only the reporter says
+ * anything): global_step = c->step0 + t + 1, loss the step's mean loss as
+ * printed (the reporter's; NaN where the program has none), step_time its
+ * seconds.  Reads c->lr_now and c->grad_norm of the step's update. */
+void rt_report_step(rt_ctx *c, int64_t global_step, double loss, double step_time);
+/* After an evaluation, on every rank: `eval step N loss L`, its metrics line. */
+void rt_report_eval(rt_ctx *c, int64_t global_step, double eval_loss);
+/* After the run: clears the progress line, closes --metrics; local status. */
+int rt_report_close(rt_ctx *c);
 
 /* ---- Trace (rt_trace.c). ---- */
 int rt_trace_alloc(rt_ctx *c, size_t events);

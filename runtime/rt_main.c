@@ -282,6 +282,7 @@ static void free_all(rt_ctx *c)
 	rt_dev_free(c, c->master);
 	rt_dev_free(c, c->opt_m);
 	rt_dev_free(c, c->opt_v);
+	rt_optim_free(c);
 	rt_dev_free(c, c->arena);
 	rt_gen_free(c);
 	rt_dev_fini(c);
@@ -394,28 +395,11 @@ static void summary(rt_ctx *c, const run_stats *rs)
 /* Hooks of the modules that report and evaluate, each behind one helper so
  * that the loop reads the same whichever of them is there. */
 
-/* After every step: the loss line.  TEMPORARY: rt_report_step(c, step,
- * loss, step_time) of rt_report.c (--log-every, --metrics) replaces this
- * when it lands; until then every step prints as before. */
+/* After every step: the step line, --metrics, the progress line
+ * (rt_report.c). */
 static void report_step(rt_ctx *c, int64_t step, double loss, double step_time)
 {
-	const rt_program *p = c->p;
-	static int nonfinite_said;
-	(void)step_time;
-	if (c->rank != c->reporter)
-		return;
-	printf("step %lld loss %.9g\n", (long long)step, loss);
-	fflush(stdout);
-	/* once: a diverged run says so, and where f16 is the likely cause, why */
-	if (!isfinite(loss) && !nonfinite_said) {
-		nonfinite_said = 1;
-		rt_msg(c->rank, "note: step %lld's loss is %s%s", (long long)step,
-		       isnan(loss) ? "NaN" : "infinite",
-		       p->precision == RT_PREC_F16
-		       ? ": with dtype = f16 a value beyond 65504 overflows to "
-		         "infinity (bf16 has f32's range; docs/precision.md)"
-		       : ": the training diverged (a smaller learning rate?)");
-	}
+	rt_report_step(c, step, loss, step_time);
 }
 
 /* An evaluation after global step `step`: after every --eval-every N-th
@@ -538,10 +522,8 @@ static int run_steps(rt_ctx *c, run_stats *rs)
 			if (ri == 0 && c->o.trace && !p->nactions &&
 			    rt_trace_grow(c, (size_t)c->action_index * (size_t)c->o.steps) != 0)
 				rt_msg(c->rank, "note: no memory for the whole trace; later actions are left out");
-			if (p->loss != RT_LOSS_NONE) {
-				loss = rt_reduce_loss(c);
-				report_step(c, g + i + 1, loss / denom, t1 - t0);
-			}
+			loss = p->loss != RT_LOSS_NONE ? rt_reduce_loss(c) / denom : NAN;
+			report_step(c, g + i + 1, loss, t1 - t0);
 			snprintf(what, sizeof what, "the barrier after step %lld", (long long)(g + i + 1));
 			if (async) {
 				stop = vote_wait(c, &vote, "the stop vote of the step before");
@@ -687,6 +669,8 @@ int rt_main(const rt_program *p, int argc, char **argv)
 		goto out;
 	if ((rc = rt_agree_report(c, rt_dev_start(c))) != 0)
 		goto out;
+	if (p->gen_tokens == 0 && (rc = rt_agree_report(c, rt_report_open(c))) != 0)
+		goto out;           /* rt_report.c: --metrics */
 
 	/* A common time origin for every rank's trace. */
 	rt_barrier(c, "the start barrier");
@@ -708,6 +692,10 @@ int rt_main(const rt_program *p, int argc, char **argv)
 			stopped = 0;
 		rc = rt_data_write_output(c);
 		rc = stopped > rc ? stopped : rc;
+		{
+			int r4 = rt_report_close(c);      /* rt_report.c */
+			rc = r4 > rc ? r4 : rc;
+		}
 	}
 	if (c->o.weights_out) {
 		int r2 = rt_weights_save(c);

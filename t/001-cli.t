@@ -196,7 +196,7 @@ PIPEC_TEMPLATES=$T/no-templates run_pipec compile "$MLP" -o "$T/kept/"
 is "$rc" 3 "a failed compile into an existing directory: exit 3"
 is "$(ls -A "$T/kept")" "notes.txt" "... leaves it as it was, without staged files"
 run_pipec compile "$MLP" -o "$T/kept"
-is "$(ls -A "$T/kept" | tr '\n' ' ')" "Makefile notes.txt rank0.c rank1.c rank2.c rank3.c run " \
+is "$(ls -A "$T/kept" | tr '\n' ' ')" "Makefile notes.txt program.desc rank0.c rank1.c rank2.c rank3.c run " \
 	"a compile into an existing directory adds its files, keeps the others"
 touch -t 200001010000 "$T/kept/rank0.c" "$T/marker"
 sleep 1

@@ -92,7 +92,65 @@ partition: as written|--set 'partition=[1, 1, 1, 12]'
 ^ +3 +3 +act7 .. head |--set 'partition { stage 0 : fc1; stage 1 : act1 .. fc4; stage 2 : act4 .. fc7; stage 3 : act7 .. head; }'
 ^ +1 +1 +head |--set stages=2 --set 'partition = { stage 0 : fc1 .. act7; stage 1 : head; }'
 15 layers|--set dtype=bf16 --set steps=3 --set seed=7
+adamw\(lr = 0.0003, weight_decay = 0.01\)|--set 'optimizer=adamw(lr = 3e-4)'
+adam\(lr = 0.001, beta1 = 0.8, beta2 = 0.95, eps = 1e-06, weight_decay = 0.1\)|--set 'optimizer=adam(lr = 1e-3, beta1 = 0.8, beta2 = 0.95, eps = 1e-6, weight_decay = 0.1)'
+sgd\(lr = 0.1, momentum = 0.9, weight_decay = 0.0005, nesterov = true\)|--set 'optimizer=sgd(lr = 0.1, momentum = 0.9, weight_decay = 5e-4, nesterov = true)'
+training: lr_schedule = cosine\(warmup = 2, total = 20, min_lr = 0.001\), clip_grad_norm = 1, decay = matrices, shuffle = true|--set 'lr_schedule=cosine(warmup = 2, min_lr = 1e-3)' --set clip_grad_norm=1.0 --set decay=matrices --set shuffle=true
+training: lr_schedule = linear\(warmup = 0, total = 7, min_lr = 0\)|--set steps=7 --set lr_schedule=linear
+training: lr_schedule = constant\(warmup = 5\)|--set 'lr_schedule=constant(warmup = 5)'
+training: clip_grad_norm = 0.5|--set schedule=pipedream-2bw --set clip_grad_norm=0.5
 EOF
+
+# Without the training keys there is no training line (and the emitted
+# files are as before: scripts/emit-sums.sh).
+run_pipec check "$MLP" --set lr_schedule=constant --set shuffle=false
+unlike "$out" "training:" "mlp4 with lr_schedule=constant, shuffle=false: no training line"
+
+# The training keys reach every rank file's rt_program, the horizon
+# resolved to the steps; a program without them has none of the fields.
+fields() {
+	sed -n '/^static const rt_program program = {/,/^};/p' "$1"
+}
+run_pipec compile "$MLP" -o "$T/plain"
+unlike "$(fields "$T/plain/rank0.c")" "weight_decay|lr_schedule|clip_grad_norm" \
+	"mlp4 as written: no training fields in rank0.c"
+like "$(fields "$T/plain/rank0.c")" "\.beta1 = 0\.9, \.beta2 = 0\.999, \.eps = 1e-8," \
+	"... and Adam's constants as before"
+run_pipec compile "$MLP" -o "$T/train" --set 'optimizer=adamw(lr = 3e-4, beta2 = 0.95)' \
+	--set 'lr_schedule=cosine(warmup = 2, min_lr = 1e-5)' --set clip_grad_norm=1.0 \
+	--set decay=matrices --set shuffle=true --set steps=30
+is "$rc" 0 "mlp4 with every training key compiles"
+for r in 0 3; do
+	f=$(fields "$T/train/rank$r.c")
+	like "$f" "\.optim = RT_OPTIM_ADAMW, \.lr = 0\.0002999" "rank$r: .optim = RT_OPTIM_ADAMW"
+	like "$f" "\.beta1 = 0\.90*2, \.beta2 = 0\.9499" "rank$r: beta2 = 0.95 from the source"
+	like "$f" "\.weight_decay = 0\.01, \.nesterov = 0, \.decay_matrices = 1," \
+		"rank$r: adamw's weight decay, decay = matrices"
+	like "$f" "\.lr_schedule = RT_LR_COSINE, \.lr_warmup = 2, \.lr_total = 30, \.min_lr = [0-9.]*e-0?5," \
+		"rank$r: cosine, warm-up 2, horizon = steps = 30"
+	like "$f" "\.clip_grad_norm = 1, \.shuffle = 1," "rank$r: .clip_grad_norm = 1, .shuffle = 1"
+done
+desc=$(cat "$T/train/program.desc")
+like "$desc" "^optim adamw$" "program.desc says adamw, as the ranks do"
+like "$desc" "^shuffle 1$" "program.desc says shuffle 1, as the ranks do"
+run_pipec compile "$MLP" -o "$T/sgd" \
+	--set 'optimizer=sgd(lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 1e-4)' \
+	--set 'lr_schedule=linear(warmup = 3, total = 50, min_lr = 0.01)'
+f=$(fields "$T/sgd/rank1.c")
+like "$f" "\.optim = RT_OPTIM_SGD, \.lr = 0\.1000*0*[0-9]*, \.momentum = 0\.9" "rank1.c: sgd"
+like "$f" "\.weight_decay = 0\.0001[0-9]*, \.nesterov = 1, \.decay_matrices = 0," \
+	"rank1.c: weight decay 1e-4, nesterov"
+like "$f" "\.lr_schedule = RT_LR_LINEAR, \.lr_warmup = 3, \.lr_total = 50, \.min_lr = 0\.01," \
+	"rank1.c: linear(warmup = 3, total = 50, min_lr = 0.01)"
+# pipedream-2bw clips: the verifier runs its stream with every rank's
+# OPTIM as one collective
+run_pipec compile "$MLP" -o "$T/2bw" --set schedule=pipedream-2bw --set clip_grad_norm=0.25
+is "$rc" 0 "pipedream-2bw with clip_grad_norm compiles (its OPTIM collective cannot deadlock)"
+like "$(fields "$T/2bw/rank2.c")" "\.clip_grad_norm = 0\.25," "... rank2.c: .clip_grad_norm = 0.25"
+run_pipec compile "$MLP" -o "$T/pd" --set schedule=pipedream --set clip_grad_norm=0.25
+is "$rc" 1 "pipedream with clip_grad_norm: exit 1"
+like "$err" "schedule 'pipedream' never has one" "... with the reason"
+if [ ! -e "$T/pd" ]; then pass "... and nothing written"; else fail "... and nothing written"; fi
 
 # A 10,000-layer model, written out layer by layer: checking is linear in
 # the layers (it took over a minute when boundary sizes were recounted per

@@ -18,7 +18,7 @@ if [ "${PIPEC_HAVE_RUNTIME-yes}" != yes ] || [ ! -f "$build/runtime/libpipert.a"
 	skip_all "the runtime is not built here (needs MPI and a CBLAS)"
 fi
 [ -x "$PIPEC_SRC/configure" ] || skip_all "no configure in $PIPEC_SRC (autoreconf -fi)"
-plan 6
+plan 8
 
 # This build's options (--with-mpi=..., --enable-werror, ...), then ours:
 # a later option wins.
@@ -35,8 +35,9 @@ rc=$?
 is "$rc" 0 "configure --prefix=PREFIX && make install"
 [ "$rc" -eq 0 ] || tail -30 "$T/install.log" | diag
 [ -x "$pfx/bin/pipec" ] && [ -f "$pfx/share/pipec/templates/rank.c.tmpl" ] &&
-	[ -f "$pfx/include/pipert.h" ] && [ -f "$pfx/lib/libpipert.a" ]
-is "$?" 0 "... installs pipec, its templates, pipert.h and libpipert.a under PREFIX"
+	[ -f "$pfx/include/pipert.h" ] && [ -f "$pfx/lib/libpipert.a" ] &&
+	[ -x "$pfx/bin/pipert-check" ]
+is "$?" 0 "... installs pipec, its templates, pipert.h, libpipert.a and pipert-check under PREFIX"
 
 # The build tree is no help: the installed pipec is another file.
 rm -rf "$T/b"
@@ -48,6 +49,14 @@ rm -rf "$T/b"
 rc=$?
 is "$rc" 0 "the installed pipec compiles mlp4 with no PIPEC_* variable"
 [ "$rc" -eq 0 ] || diag <"$T/compile.log"
+# The installed run checks its options with the installed pipert-check,
+# before anything is built.
+"$T/out/run" --steps 0 >"$T/check.log" 2>&1
+rc=$?
+is "$rc" 2 "the installed run refuses --steps 0 (exit 2) before building"
+[ "$rc" -eq 2 ] || diag <"$T/check.log"
+grep -q "$pfx/bin/pipert-check" "$T/out/run" && [ ! -e "$T/out/rank0" ]
+is "$?" 0 "... with PREFIX/bin/pipert-check, no rank program built"
 mk=$(cat "$T/out/Makefile" 2>/dev/null)
 contains "$mk" "-I$pfx/include " "... its Makefile includes PREFIX/include"
 contains "$mk" "-L$pfx/lib " "... and links PREFIX/lib"

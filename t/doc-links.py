@@ -14,7 +14,7 @@ Checks, and prints one TAP line each (t/006-docs.t runs it):
    `scripts/...`, `models/...`, `bench/...`) exists, relative to the top
    of the tree or to the document (`t/044` is test 044; `t/NNN-what.t`,
    with a placeholder in capitals, is a pattern).  Globs (`t/errors/*.pipe`, `t/5xx-...`), files that the
-   build makes (`compiler/pipec`, `runtime/libpipert.a`, `t/front-unit`)
+   build makes (`compiler/pipec`, `runtime/libpipert.a`, `runtime/pipert-check`, `t/front-unit`)
    and what the tests or benchmarks write at run time (`t/tmp/`) are not
    files of the source tree and are let through.
 3. Nothing in the documents, nor in the comments of the sources (compiler/,
@@ -47,7 +47,7 @@ PATH = re.compile(r"(?<![\w./-])((?:docs|t|compiler|runtime|templates|scripts|mo
                   r"/[\w./{}*+-]*[\w/*}])")
 
 # Build products and run-time outputs: named in the docs, not in the tree.
-GENERATED = re.compile(r"^(compiler/pipec|compiler/libpipec\.a|runtime/libpipert(_cuda)?\.a"
+GENERATED = re.compile(r"^(compiler/pipec|compiler/libpipec\.a|runtime/libpipert(_cuda)?\.a|runtime/pipert-check"
                        r"|t/tmp(/.*)?|bench/results/.*\.(csv|svg|json|log|txt)"
                        r"|runtime/cuda/.*\.o|docs/performance\.md)$")
 

@@ -207,7 +207,9 @@ static void test_words_and_numbers(void)
 		{ "pipedream-2bw", V_WORD, 0 }, { "16GiB", V_WORD, 0 }, { "gpipe", V_WORD, 0 },
 		{ "1e-3", V_NUM, 1e-3 }, { "1e3", V_NUM, 1e3 }, { "2.5E+2", V_NUM, 250 },
 		{ "0.01", V_NUM, 0.01 }, { ".5", V_NUM, 0.5 }, { "7.", V_NUM, 7 },
-		{ "256", V_INT, 256 }, { "0", V_INT, 0 },
+		{ "256", V_INT, 256 }, { "0", V_INT, 0 }, { "-5", V_INT, -5 }, { "- 5", V_INT, -5 },
+		{ "-0.05", V_NUM, -0.05 }, { "-1e-3", V_NUM, -1e-3 },
+		{ "-9223372036854775807", V_INT, -9223372036854775807.0 },
 		{ "9223372036854775807", V_INT, 9223372036854775807.0 },
 		{ "\"orders/my-schedule.csv\"", V_STRING, 0 },
 	};
@@ -220,6 +222,11 @@ static void test_words_and_numbers(void)
 		if (v && (v->kind == V_WORD))
 			is_str(v->s, cases[i].text, "... the word is '%s'", cases[i].text);
 	}
+	const Value *neg = scan_value("-0.05");
+	linecol_is(neg ? neg->loc : (Loc){ 0 }, 2, 19, "-0.05: the minus sign");
+	ok(neg && neg->loc.end - neg->loc.off == 5, "-0.05's range covers the sign and the number");
+	const Value *ni = scan_value("-7");
+	ok(ni && ni->i == -7, "-7 holds the integer -7");
 	const Value *s = scan_value("\"orders/my-schedule.csv\"");
 	is_str(s ? s->s : NULL, "orders/my-schedule.csv", "a string loses its quotes");
 	const Value *c = scan_value("interleaved(2)");
@@ -457,6 +464,94 @@ static void test_settings(void)
 	like(err, "--set:1:8: note: 'stages' is set here", "... with a note naming the --set");
 }
 
+/* The training keys: torch.optim's defaults where nothing is said, the
+ * horizon resolved to the steps, every form settable with --set. */
+static IrModel *check_with(const char *pipeline_keys, const char *set, const char **errors)
+{
+	char *text = xprintf("model m { input x : f32[batch, 4]; target y : i32[batch];\n"
+	                     "  layer fc : linear(4, 3); loss cross_entropy; }\n"
+	                     "pipeline { stages = 1; batch = 4; steps = 40; %s }", pipeline_keys);
+	capture_begin();
+	Program *p = parse(text);
+	PipeItem *sets[1] = { set ? parse_setting(src_from_string("--set", set)) : NULL };
+	IrModel *m = p && (!set || sets[0]) ? sema_check(p, sets, set ? 1 : 0) : NULL;
+	const char *e = capture_end();
+	if (errors)
+		*errors = e;
+	return m;
+}
+
+static void test_training_keys(void)
+{
+	const char *err;
+	IrModel *m = check_with("optimizer = sgd(lr = 0.1);", NULL, &err);
+	const Pipeline *pp = m ? &m->pipe : NULL;
+	ok(pp && pp->optim == OPT_SGD && pp->momentum == 0 && pp->weight_decay == 0
+	   && !pp->nesterov && !pp->decoupled, "sgd(lr): momentum 0, weight_decay 0, no nesterov");
+	ok(pp && pp->lr_schedule == LR_CONSTANT && pp->lr_warmup == 0 && pp->lr_total == 40
+	   && pp->min_lr == 0 && pp->clip_grad_norm == 0 && !pp->shuffle && !pp->decay_matrices,
+	   "no training keys: constant lr, horizon = steps (40), no clipping, no shuffle, decay all");
+
+	m = check_with("optimizer = adam(lr = 1e-3);", NULL, NULL);
+	pp = m ? &m->pipe : NULL;
+	ok(pp && pp->optim == OPT_ADAM && !pp->decoupled && pp->beta1 == 0.9 && pp->beta2 == 0.999
+	   && pp->eps == 1e-8 && pp->weight_decay == 0, "adam: torch.optim.Adam's defaults "
+	   "(0.9, 0.999, 1e-8, weight_decay 0)");
+	m = check_with("optimizer = adamw(lr = 1e-3);", NULL, NULL);
+	pp = m ? &m->pipe : NULL;
+	ok(pp && pp->optim == OPT_ADAM && pp->decoupled && pp->weight_decay == 0.01
+	   && pp->beta1 == 0.9 && pp->beta2 == 0.999 && pp->eps == 1e-8,
+	   "adamw: Adam's state, decoupled, torch.optim.AdamW's weight_decay 0.01");
+
+	m = check_with("optimizer = adamw(lr = 3e-4, beta1 = 0.8, beta2 = 0.95, eps = 1e-6, "
+	               "weight_decay = 0.1); decay = matrices; lr_schedule = cosine(warmup = 5, "
+	               "min_lr = 3e-5); clip_grad_norm = 1.0; shuffle = true;", NULL, &err);
+	pp = m ? &m->pipe : NULL;
+	ok(pp && pp->lr == 3e-4 && pp->beta1 == 0.8 && pp->beta2 == 0.95 && pp->eps == 1e-6
+	   && pp->weight_decay == 0.1 && pp->decay_matrices, "adamw's arguments and decay = matrices");
+	ok(pp && pp->lr_schedule == LR_COSINE && pp->lr_warmup == 5 && pp->lr_total == 40
+	   && pp->min_lr == 3e-5, "cosine(warmup = 5, min_lr = 3e-5): total defaults to steps = 40");
+	ok(pp && pp->clip_grad_norm == 1.0 && pp->shuffle, "clip_grad_norm = 1.0, shuffle = true");
+	if (!m)
+		diagf("%s", err);
+
+	m = check_with("optimizer = sgd(lr = 0.1, momentum = 0.9, nesterov = true, "
+	               "weight_decay = 5e-4); lr_schedule = linear(warmup = 0, total = 100);",
+	               NULL, NULL);
+	pp = m ? &m->pipe : NULL;
+	ok(pp && pp->nesterov && pp->momentum == 0.9 && pp->weight_decay == 5e-4
+	   && pp->lr_schedule == LR_LINEAR && pp->lr_total == 100, "sgd with nesterov and "
+	   "weight decay; linear with its own total");
+	m = check_with("optimizer = sgd(lr = 0.1); lr_schedule = constant(warmup = 100);", NULL,
+	               NULL);
+	pp = m ? &m->pipe : NULL;
+	ok(pp && pp->lr_schedule == LR_CONSTANT && pp->lr_warmup == 100,
+	   "constant(warmup = 100): a warm-up may outlast the run (no horizon)");
+
+	/* --set: the same grammar, so every new key and form */
+	m = check_with("optimizer = sgd(lr = 0.1);", "lr_schedule=cosine(warmup=2, total=30)", NULL);
+	ok(m && m->pipe.lr_schedule == LR_COSINE && m->pipe.lr_total == 30,
+	   "--set lr_schedule=cosine(warmup=2, total=30)");
+	m = check_with("optimizer = sgd(lr = 0.1); clip_grad_norm = 2;", "clip_grad_norm=0.5", NULL);
+	ok(m && m->pipe.clip_grad_norm == 0.5, "--set clip_grad_norm=0.5 replaces the file's 2");
+	m = check_with("optimizer = sgd(lr = 0.1);", "optimizer=adamw(lr=1e-3, weight_decay=0)",
+	               NULL);
+	ok(m && m->pipe.decoupled && m->pipe.weight_decay == 0, "--set optimizer=adamw(..., "
+	   "weight_decay=0): no decay");
+	m = check_with("optimizer = sgd(lr = 0.1);", "shuffle=false", NULL);
+	ok(m && !m->pipe.shuffle, "--set shuffle=false");
+	ok(!check_with("optimizer = sgd(lr = 0.1);", "optimizer=sgd(lr=-1)", &err),
+	   "--set optimizer=sgd(lr=-1) is refused");
+	like(err, "--set:1:18: error: 'lr' must be > 0, not -1", "... by the range check, at "
+	     "the number");
+	ok(!check_with("optimizer = sgd(lr = 0.1); clip_grad_norm = 1;", "schedule=pipedream", &err),
+	   "clip_grad_norm with --set schedule=pipedream is refused");
+	ok(contains(err, "--set:1:10: note: 'schedule' is set here"), "... naming the --set");
+	ok(check_with("optimizer = sgd(lr = 0.1); clip_grad_norm = 1; microbatches = 1;",
+	              "schedule=pipedream-2bw", &err) != NULL,
+	   "clip_grad_norm with pipedream-2bw is accepted");
+}
+
 static void test_did_you_mean(void)
 {
 	is_int(edit_distance("kitten", "sitting"), 3, "kitten -> sitting: 3 edits");
@@ -545,6 +640,7 @@ int main(void)
 	test_repeat_and_chain();
 	test_mlp4_counts();
 	test_settings();
+	test_training_keys();
 	test_did_you_mean();
 	test_catalogue();
 	test_errors_then_success();

@@ -61,6 +61,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/010-train-oracle.t \
 	%D%/011-programs.t \
 	%D%/012-install.t \
+	%D%/013-prerun.t \
 	%D%/020-schedule-cli.t \
 	%D%/021-custom-schedule.t \
 	%D%/022-zbv.t \
@@ -69,7 +70,9 @@ PIPEC_SHELL_TESTS = \
 	%D%/042-generate.t \
 	%D%/043-async.t \
 	%D%/044-precision.t \
-	%D%/046-checkpoint.t
+	%D%/045-training.t \
+	%D%/046-optim.t \
+	%D%/047-checkpoint.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
 	%D%/fuzz.py %D%/diag-sites.py %D%/doc-links.py \

@@ -4,6 +4,7 @@
 #include "tap.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double group_cost(int n, const double *cost, const double *bnd, int i, int j)
@@ -252,6 +253,49 @@ int main(void)
 	is_int(lexi, cases, "ties: the lexicographically earliest optimal cuts, as brute force");
 	diagf("several chunks per rank with a cap (bisection heuristic): %d of %d optimal",
 	      capped_opt, capped_cases);
+
+	/* The decision procedure that takes over past part_fast_n layers
+	 * against the DP, on the same random cases (costs with fractions, so
+	 * that sums round). */
+	srand(777);
+	int fcases = 0, fsame = 0, fsame_rc = 0;
+	for (int t = 0; t < 3000; t++) {
+		int n = 2 + rand() % 40, K = 1 + rand() % (n < 8 ? n : 8), ranks = K;
+		double cost[48], bnd[48], m[48];
+		for (int i = 0; i < n; i++) {
+			cost[i] = (rand() % 1000) / 7.0;
+			bnd[i] = (rand() % 40) / 3.0;
+			m[i] = 1 + rand() % 6;
+		}
+		double cap = rand() % 3 ? 0 : 10 + rand() % 60;
+		int dp[64], fast[64];
+		part_fast_n = 4096;
+		int r1 = part_balance(n, cost, bnd, m, cap, K, ranks, dp);
+		part_fast_n = 0;
+		int r2 = part_balance(n, cost, bnd, m, cap, K, ranks, fast);
+		part_fast_n = 4096;
+		fcases++;
+		fsame_rc += r1 == r2;
+		fsame += r1 == r2 && (r1 != 0 || memcmp(dp, fast, (size_t)(K + 1) * sizeof *dp) == 0);
+	}
+	is_int(fsame_rc, fcases, "decision procedure: fits exactly where the DP does");
+	is_int(fsame, fcases, "decision procedure: the DP's cuts in every one of %d cases", fcases);
+
+	/* A file may declare up to a million layers: partitioned in seconds. */
+	{
+		int n = 900002;
+		double *c = malloc((size_t)n * sizeof *c), *b = malloc((size_t)n * sizeof *b);
+		for (int i = 0; i < n; i++) {
+			c[i] = 1 + i % 3;
+			b[i] = 0.5;
+		}
+		clock_t t1 = clock();
+		int r = part_balance(n, c, b, NULL, 0, 4, 4, first);
+		double d = (double)(clock() - t1) / CLOCKS_PER_SEC;
+		ok(r == 0 && valid(n, 4, first) && d < 20, "900,002 layers into 4 stages in %.2f s", d);
+		free(c);
+		free(b);
+	}
 
 	/* timing: 1000 layers into 128 chunks on 64 ranks */
 	double c1000[1000], b1000[1000], m1000[1000];

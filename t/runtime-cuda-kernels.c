@@ -384,27 +384,36 @@ static void test_losses(void)
 	cudaFree(Z); cudaFree(DZ); cudaFree(YY); cudaFree(TT); cudaFree(DYV); cudaFree(T);
 }
 
-/* rt_optim_step on a hand-made context, against rt_optim.c's loops. */
-static void test_optim(int adam)
+/* rt_optim_step on a hand-made context, against rt_optim_cpu.c's loops.
+ * kind 0: SGD with momentum; 1: Adam; 2: AdamW (weight decay 0.1);
+ * 3: SGD with momentum, weight decay and nesterov. */
+static void test_optim(int kind)
 {
 	const int64_t n = 4099;
 	rt_program p;
 	rt_ctx c;
 	float *w = hrand(n, 1), *g = hrand(n, 0.1f), *m = calloc(n, 4), *v = calloc(n, 4);
+	int adam = kind == 1 || kind == 2;
 	double lr = adam ? 1e-3 : 0.1, mom = 0.9, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+	double wd = kind == 2 ? 0.1 : kind == 3 ? 0.01 : 0.0;
+	static const char *const what[] = {
+		"SGD with momentum, 3 steps: the CPU's bits", "Adam, 3 steps",
+		"AdamW (weight decay 0.1), 3 steps", "SGD with weight decay and nesterov: the CPU's bits"
+	};
 	memset(&p, 0, sizeof p);
 	memset(&c, 0, sizeof c);
-	p.optim = adam ? RT_OPTIM_ADAM : RT_OPTIM_SGD;
+	p.optim = kind == 1 ? RT_OPTIM_ADAM : kind == 2 ? RT_OPTIM_ADAMW : RT_OPTIM_SGD;
 	p.nweights = n;
 	p.lr = lr;
 	p.momentum = mom;
 	p.beta1 = b1;
 	p.beta2 = b2;
 	p.eps = eps;
+	p.weight_decay = wd;
+	p.nesterov = kind == 3;
 	c.p = &p;
 	c.w = dev(w, n * 4);
 	c.g = dev(g, n * 4);
-	RT_CU(cudaMemset(rt_cu.d_adam_t, 0, sizeof(int64_t)));
 	RT_CU(cudaDeviceSynchronize());
 	if (rt_optim_alloc(&c) != 0) {
 		ok(0, "optimizer state allocated");
@@ -418,18 +427,19 @@ static void test_optim(int adam)
 		}
 		for (int64_t i = 0; i < n; i++) {
 			if (adam) {
+				float wi = kind == 2 ? w[i] * (float)(1.0 - lr * wd) : w[i];
 				m[i] += (float)(1.0 - b1) * (g[i] - m[i]);
 				v[i] = (float)b2 * v[i] + (float)(1.0 - b2) * g[i] * g[i];
-				w[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2 + (float)eps));
+				w[i] = wi - step_size * (m[i] / (sqrtf(v[i]) / bc2 + (float)eps));
 			} else {
-				m[i] = (float)mom * m[i] + g[i];
-				w[i] -= (float)lr * m[i];
+				float d = kind == 3 ? g[i] + (float)wd * w[i] : g[i];
+				m[i] = (float)mom * m[i] + d;
+				w[i] -= (float)lr * (kind == 3 ? d + (float)mom * m[i] : m[i]);
 			}
 		}
 		rt_optim_step(&c);
 	}
-	check(adam ? "Adam, 3 steps (device-counted t)" : "SGD with momentum, 3 steps: the CPU's bits",
-	      c.w, w, n, adam ? 2e-7 : 0.0, 1e-6);
+	check(what[kind], c.w, w, n, adam ? 2e-7 : 0.0, 1e-6);
 	{
 		float *z = calloc(n, 4);
 		check("the optimizer zeroes the gradients", c.g, z, n, 0.0, 0.0);
@@ -439,6 +449,7 @@ static void test_optim(int adam)
 	cudaFree(c.w); cudaFree(c.g);
 	rt_dev_free(&c, c.opt_m);
 	rt_dev_free(&c, c.opt_v);
+	rt_optim_free(&c);
 }
 
 /* ---- The transformer layers (rt_tf.cu against rt_tf.c). ---- */
@@ -970,8 +981,8 @@ int main(void)
 	test_softmax(29, 1000);
 	test_softmax(5, 7);
 	test_losses();
-	test_optim(0);
-	test_optim(1);
+	for (int k = 0; k < 4; k++)
+		test_optim(k);
 	test_tf();
 	{
 		float *a = hrand(1000, 1), *A = dev(a, 4000), *B = dev(NULL, 4000), *z = calloc(1000, 4);

@@ -1295,6 +1295,88 @@ static void test_interp(void)
 	   "(%d messages, %d wrong, kinds %#x)", msgs, msg_bad, kinds);
 }
 
+/* ---- clip_grad_norm: every rank's OPTIM as one collective ----
+ * The global gradient norm is an allreduce of every rank at its optimizer
+ * step.  A flushing schedule ends each rank's step with OPTIM, so that
+ * cannot block; pipedream-2bw runs a step's OPTIM amid the next step's
+ * forwards, so the interpreter, with every rank's n-th OPTIM as one
+ * barrier, must show that no rank waits forever (and that the barrier
+ * model does catch a collective that would). */
+static int blocked_global(const Schedule *s)
+{
+	SchedInterp *it = sched_interp_new(s);
+	it->global_optim = 1;
+	return sched_interp_run(it, NULL, NULL);
+}
+
+static void test_global_optim(void)
+{
+	int cases = 0, bad = 0;
+	for (int P = 1; P <= 8; P++)
+		for (int M = P; M <= P + 3; M++)
+			for (int steps = 1; steps <= 4; steps++) {
+				SchedSpec sp = spec(SK_2BW, P, 1, M, 1, 1);
+				sp.steps = steps;
+				cases++;
+				if (blocked_global(sched_async(&sp)) != 0 && bad++ == 0)
+					diagf("pipedream-2bw P=%d M=%d steps=%d blocks", P, M, steps);
+			}
+	ok(bad == 0, "global OPTIM: %d pipedream-2bw streams (P 1..8, M P..P+3, 1..4 steps) "
+	   "never block", cases);
+
+	static const int flush[] = { SK_GPIPE, SK_1F1B, SK_INTERLEAVED, SK_ZBH1, SK_ZBV };
+	cases = bad = 0;
+	for (int k = 0; k < 5; k++)
+		for (int P = 1; P <= 4; P++)
+			for (int R = 1; R <= 2; R++) {
+				int V = flush[k] == SK_INTERLEAVED || flush[k] == SK_ZBV ? 2 : 1;
+				SchedSpec sp = spec(flush[k], P, V, 2 * P, R, 1);
+				Schedule *s = build(&sp);
+				cases++;
+				if (!s || blocked_global(s) != 0)
+					bad++;
+			}
+	ok(bad == 0, "global OPTIM: %d flushing schedules (gpipe, 1f1b, interleaved, zb-h1, "
+	   "zb-v; P 1..4, R 1..2) never block", cases);
+
+	/* rank 0 updates before it sends what rank 1 needs to reach its own
+	 * update: harmless alone, a deadlock as one collective */
+	Schedule *s = handmade(2, 1, 1);
+	actlist_push(&s->rank[0], OP_OPTIM, -1, -1, -1);
+	actlist_push(&s->rank[0], OP_SEND_F, 0, 0, 1);
+	actlist_push(&s->rank[1], OP_RECV_F, 1, 0, 0);
+	actlist_push(&s->rank[1], OP_OPTIM, -1, -1, -1);
+	is_int(sched_interp_run(sched_interp_new(s), NULL, NULL), 0,
+	       "global OPTIM: a local OPTIM before a send does not block");
+	SchedInterp *it = sched_interp_new(s);
+	it->global_optim = 1;
+	is_int(sched_interp_run(it, NULL, NULL), 2, "global OPTIM: as one collective, both "
+	       "ranks block");
+	ok(sched_interp_waits_for(it, 0) == 1 && sched_interp_waits_for(it, 1) == 0,
+	   "global OPTIM: rank 0 waits for rank 1 at the collective, rank 1 for rank 0's send");
+
+	/* the verifier runs 2bw so: rank P-1 updating before it sends the
+	 * step's last backward, which rank 0 needs before its own update */
+	SchedSpec sp = spec(SK_2BW, 2, 1, 2, 1, 1);
+	sp.steps = 2;
+	s = sched_async(&sp);
+	ActList *l = &s->rank[1];
+	int moved = 0;
+	for (int i = 1; i < l->n && !moved; i++)
+		if (l->a[i].op == OP_OPTIM && l->a[i - 1].op == OP_SEND_B) {
+			Action t = l->a[i - 1];
+			l->a[i - 1] = l->a[i];
+			l->a[i] = t;
+			moved = 1;
+		}
+	last_report[0] = 0;
+	int rc = sched_verify(s, report);
+	ok(moved && rc != 0 && strstr(last_report, "when every rank's OPTIM is one collective"),
+	   "the verifier refuses a 2bw stream whose OPTIM collective deadlocks");
+	if (rc == 0 || !strstr(last_report, "when every rank's OPTIM is one collective"))
+		diagf("  got: %s", last_report);
+}
+
 int main(void)
 {
 	/* names */
@@ -1312,6 +1394,7 @@ int main(void)
 	test_lowering();
 	test_broken();
 	test_interp();
+	test_global_optim();
 	int rc;
 	char *out = isolated(missing_file, NULL, &rc);
 	ok(rc == 1 && strstr(out, "cannot read schedule file '/nonexistent/order.csv'"),

@@ -71,7 +71,10 @@ typedef struct rt_cuda {
 	double *h_ret;              /* pinned */
 	int64_t *d_step_off;        /* dropout: step = argument + *d_step_off
 	                             * (a replayed graph keeps its captured step) */
-	int64_t *d_adam_t;          /* Adam's step count, counted on the device */
+	/* The optimizer's scalars (rt_osc) of the step: a captured update reads
+	 * them here, uploaded from h_osc before each launch of the graph. */
+	rt_osc *d_osc;
+	rt_osc *h_osc;              /* pinned */
 	/* Generation with graphs (rt_dev_start decides gen_graph): a decode
 	 * round's position is a device scalar set before every round, its
 	 * attention spans the whole cache (later positions masked), and the
@@ -80,7 +83,6 @@ typedef struct rt_cuda {
 	int gen_graph;
 	int64_t *d_gen_pos;
 	int32_t *h_gen_tok;         /* pinned: [batch of the replica] */
-	float *d_adam_sc;           /* [step_size, sqrt(1 - beta2^t)] of the step */
 
 	/* Data of the step (rt_input and friends), device copies of this
 	 * replica's rows, refreshed before every step outside any graph. */

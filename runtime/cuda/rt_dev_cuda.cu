@@ -12,7 +12,8 @@
  *           What changes between steps stays out of the graph: the step's
  *           data is copied to fixed device buffers before the launch,
  *           dropout reads the step as its captured value plus a device
- *           offset, Adam counts its steps on the device, the loss sum is a
+ *           offset, the optimizer's scalars (the learning rate, Adam's bias
+ *           corrections) are uploaded before each launch, the loss sum is a
  *           device double zeroed before and read after.
  * Graphs are on by default where every transfer is a device operation
  * (NCCL, or none), and off with CUDA IPC or host staging (MPI calls inside
@@ -74,11 +75,11 @@ int rt_cu_open(int device, char *err, size_t errlen)
 	RT_CU(cudaMalloc((void **)&rt_cu.d_step_off, sizeof(int64_t)));
 	RT_CU(cudaMalloc((void **)&rt_cu.d_gen_pos, sizeof(int64_t)));
 	RT_CU(cudaMemsetAsync(rt_cu.d_gen_pos, 0, sizeof(int64_t), rt_cu.stream));
-	RT_CU(cudaMalloc((void **)&rt_cu.d_adam_t, sizeof(int64_t)));
-	RT_CU(cudaMalloc((void **)&rt_cu.d_adam_sc, 2 * sizeof(float)));
+	RT_CU(cudaMalloc((void **)&rt_cu.d_osc, sizeof(rt_osc)));
+	RT_CU(cudaMallocHost((void **)&rt_cu.h_osc, sizeof(rt_osc)));
 	RT_CU(cudaMemsetAsync(rt_cu.d_loss, 0, sizeof(double), rt_cu.stream));
 	RT_CU(cudaMemsetAsync(rt_cu.d_step_off, 0, sizeof(int64_t), rt_cu.stream));
-	RT_CU(cudaMemsetAsync(rt_cu.d_adam_t, 0, sizeof(int64_t), rt_cu.stream));
+	RT_CU(cudaMemsetAsync(rt_cu.d_osc, 0, sizeof(rt_osc), rt_cu.stream));
 	RT_CU(cudaMallocHost((void **)&rt_cu.h_loss, sizeof(double)));
 	RT_CU(cudaMallocHost((void **)&rt_cu.h_ret, sizeof(double)));
 	RT_CU(cudaEventCreate(&rt_cu.ev_step));
@@ -115,8 +116,8 @@ void rt_cu_close(void)
 	cudaFree(rt_cu.d_gen_pos);
 	if (rt_cu.h_gen_tok)
 		cudaFreeHost(rt_cu.h_gen_tok);
-	cudaFree(rt_cu.d_adam_t);
-	cudaFree(rt_cu.d_adam_sc);
+	cudaFree(rt_cu.d_osc);
+	cudaFreeHost(rt_cu.h_osc);
 	cudaFree(rt_cu.d_scratch);
 	cudaFreeHost(rt_cu.h_loss);
 	cudaFreeHost(rt_cu.h_ret);
@@ -609,7 +610,7 @@ extern "C" void rt_cu_tied_sum(rt_ctx *c)
 enum {
 	NO_GRAPH_OPTION = 1, NO_GRAPH_TRANSPORT = 2, NO_GRAPH_LOSS = 4, NO_GRAPH_CHECK = 8,
 	NO_GRAPH_TRACE = 16, NO_GRAPH_STEPS = 32, NO_GRAPH_TIED = 64, NO_GRAPH_GEN = 128,
-	NO_GRAPH_ASYNC = 256
+	NO_GRAPH_ASYNC = 256, NO_GRAPH_CLIP = 512
 };
 
 static const char *graph_reason(int why)
@@ -629,6 +630,9 @@ static const char *graph_reason(int why)
 		return "one step only";
 	if (why & NO_GRAPH_TIED)
 		return "tied weights' gradients are summed through host memory (MPI inside the step)";
+	if (why & NO_GRAPH_CLIP)
+		return "clip_grad_norm: the gradient norm is reduced over the job through MPI inside "
+		       "the step";
 	if (why & NO_GRAPH_ASYNC)
 		return "an asynchronous schedule's steps differ: each computes with the weight "
 		       "versions and data copies its keys name";
@@ -746,6 +750,8 @@ int rt_dev_start(rt_ctx *c)
 		why |= NO_GRAPH_STEPS;
 	if (h_tied)
 		why |= NO_GRAPH_TIED;
+	if (c->p->optim != RT_OPTIM_NONE && c->p->clip_grad_norm > 0.0)
+		why |= NO_GRAPH_CLIP;
 	if (c->p->async)
 		why |= NO_GRAPH_ASYNC;
 	/* generation: rounds 1 .. N-2 launch the same work once the position
@@ -785,7 +791,8 @@ int rt_dev_start(rt_ctx *c)
 static int capture(rt_ctx *c, int t)
 {
 	size_t nev = c->nev, dropped = c->dropped_ev;
-	double h0 = rt_now();
+	int64_t updates = c->opt_updates, opt_t = c->opt_t;     /* a failed capture's */
+	double h0 = rt_now(), lr_now = c->lr_now;
 	cudaError_t e;
 	int ok, all_ok = 0;
 	char why[200] = "";
@@ -812,6 +819,10 @@ static int capture(rt_ctx *c, int t)
 		rt_cu.t_capture = rt_now() - h0;
 		return 1;
 	}
+	/* the step runs again eagerly: its update is counted there */
+	c->opt_updates = updates;
+	c->opt_t = opt_t;
+	c->lr_now = lr_now;
 	if (rt_cu.exec)
 		cudaGraphExecDestroy(rt_cu.exec);
 	if (rt_cu.graph)
@@ -859,6 +870,19 @@ void rt_dev_step(rt_ctx *c, int t)
 		rt_cu.enq_eager += rt_now() - h0;
 		rt_cu.n_eager++;
 	} else {
+		/* The graph's update reads its scalars from the device.  The
+		 * captured step's host code counted its own update; a replay's
+		 * runs nothing on the host, so its update is counted here (the
+		 * clipping norm and tied sums keep graphs off: nothing else of
+		 * rt_optim_step is host work).  h_osc is free: the step before
+		 * ended with a sync. */
+		if (p->optim != RT_OPTIM_NONE) {
+			if (t != rt_cu.captured_step)
+				rt_optim_prepare(c);
+			*rt_cu.h_osc = c->osc;
+			RT_CU(cudaMemcpyAsync(rt_cu.d_osc, rt_cu.h_osc, sizeof(rt_osc),
+			                      cudaMemcpyHostToDevice, rt_cu.stream));
+		}
 		h0 = rt_now();
 		RT_CU(cudaGraphLaunch(rt_cu.exec, rt_cu.stream));
 		rt_cu.enq_graph_all[rt_cu.n_graph++] = rt_now() - h0;

@@ -614,91 +614,109 @@ extern "C" void rt_zero(void *dst, size_t bytes)
 	RT_CU(cudaMemsetAsync(dst, 0, bytes, rt_cu.stream));
 }
 
-/* ---- Optimizers (rt_optim.c's semantics: torch.optim). ---- */
+/* ---- Optimizer primitives (rt_dev.h; rt_optim.c composes them). ---- */
 
-__global__ static void k_sgd(float *__restrict__ w, const float *__restrict__ g,
-                             float *__restrict__ buf, int64_t n, float lr, float mom)
+/* rt_optim_cpu.c's loops, one element a thread.  The scalars come by value,
+ * or from the device (ds) in a step being captured: a replayed graph reads
+ * the ones rt_dev_step uploads before each launch. */
+__global__ static void k_optim(float *__restrict__ w, const float *__restrict__ g,
+                               float *__restrict__ m, float *__restrict__ v, int64_t n,
+                               rt_osc sv, const rt_osc *__restrict__ ds, int decay)
 {
+	const rt_osc s = ds ? *ds : sv;
+	int l2 = decay && s.l2, decoupled = decay && s.kind == RT_OPTIM_ADAMW;
 	for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
 	     i += (int64_t)gridDim.x * blockDim.x) {
-		if (buf) {
-			buf[i] = mom * buf[i] + g[i];
-			w[i] -= lr * buf[i];
+		float gi = g[i], wi = w[i];
+		if (s.clipped)
+			gi = gi * s.clip;
+		if (l2)
+			gi = gi + s.wd * wi;
+		if (s.kind == RT_OPTIM_SGD) {
+			if (m) {
+				float b = s.momentum * m[i] + gi;
+				m[i] = b;
+				gi = s.nesterov ? gi + s.momentum * b : b;
+			}
+			w[i] = wi - s.lr * gi;
 		} else {
-			w[i] -= lr * g[i];
+			float mi, vi;
+			if (decoupled)
+				wi = wi * s.decay;
+			mi = m[i] + s.omb1 * (gi - m[i]);
+			vi = s.b2 * v[i] + s.omb2 * gi * gi;
+			m[i] = mi;
+			v[i] = vi;
+			w[i] = wi - s.step_size * (mi / (sqrtf(vi) / s.bc2 + s.eps));
 		}
 	}
 }
 
-/* t += 1 and Adam's two scalars of the step, in double as PyTorch's Python
- * floats are, on the device so that a replayed graph counts on. */
-__global__ static void k_adam_scalars(int64_t *t, float *sc, double lr, double b1, double b2)
+extern "C" void rt_dev_optim_update(rt_ctx *c, const rt_osc *s, int decay, int64_t off,
+                                    int64_t n)
 {
-	int64_t s = ++*t;
-	sc[0] = (float)(lr / (1.0 - pow(b1, (double)s)));
-	sc[1] = (float)sqrt(1.0 - pow(b2, (double)s));
+	float *w = c->master ? c->master : c->w;
+	if (rt_cu.dry || n <= 0)
+		return;
+	k_optim<<<grid_for(n), TPB, 0, rt_cu.stream>>>(
+		w + off, c->g + off, c->opt_m ? c->opt_m + off : NULL, c->opt_v ? c->opt_v + off : NULL,
+		n, *s, rt_cu.capturing ? rt_cu.d_osc : NULL, decay);
+	RT_CU_LAUNCHED("rt_optim_step (update)");
 }
 
-__global__ static void k_adam(float *__restrict__ w, const float *__restrict__ g,
-                              float *__restrict__ m, float *__restrict__ v, int64_t n,
-                              const float *__restrict__ sc, float omb1, float fb2, float omb2,
-                              float feps)
+/* Σ g² of one range: block b of SUMSQ_BLOCKS adds elements b·TPB + i,
+ * striding by the grid, into part[b]; the grid is fixed, so the order is. */
+enum { SUMSQ_BLOCKS = 256 };
+
+__global__ static void k_sumsq(const float *__restrict__ g, int64_t n, double *part)
 {
-	float step_size = sc[0], bc2 = sc[1];
+	__shared__ double sh[32];
+	double acc = 0.0;
 	for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-	     i += (int64_t)gridDim.x * blockDim.x) {
-		m[i] += omb1 * (g[i] - m[i]);
-		v[i] = fb2 * v[i] + omb2 * g[i] * g[i];
-		w[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2 + feps));
-	}
+	     i += (int64_t)gridDim.x * blockDim.x)
+		acc += (double)g[i] * (double)g[i];
+	acc = block_sum(acc, sh);
+	if (threadIdx.x == 0)
+		part[blockIdx.x] += acc;
 }
 
-extern "C" int rt_optim_alloc(rt_ctx *c)
+__global__ static void k_sum_parts(const double *part, int n, double *out)
 {
-	const rt_program *p = c->p;
-	size_t bytes = (size_t)p->nweights * sizeof(float);
-	if (p->precision != RT_PREC_F32 && p->optim != RT_OPTIM_NONE
-	    && !(c->master = (float *)rt_dev_alloc(c, bytes)))
-		return -1;
-	if (p->optim == RT_OPTIM_SGD && p->momentum != 0.0) {
-		c->opt_m = (float *)rt_dev_alloc(c, bytes);
-		return c->opt_m ? 0 : -1;
-	}
-	if (p->optim == RT_OPTIM_ADAM) {
-		c->opt_m = (float *)rt_dev_alloc(c, bytes);
-		c->opt_v = (float *)rt_dev_alloc(c, bytes);
-		return c->opt_m && c->opt_v ? 0 : -1;
-	}
-	return 0;
+	__shared__ double sh[32];
+	double acc = 0.0;
+	for (int i = threadIdx.x; i < n; i += blockDim.x)
+		acc += part[i];
+	acc = block_sum(acc, sh);
+	if (threadIdx.x == 0)
+		*out = acc;
 }
 
-extern "C" void rt_optim_step(rt_ctx *c)
+extern "C" double rt_dev_optim_sumsq(rt_ctx *c, const rt_orange *r, int n)
+{
+	double *part = rt_cu.d_scratch, *out = rt_cu.d_scratch + SUMSQ_BLOCKS;
+	if (rt_cu.dry)
+		return 0.0;
+	/* rt_dev_start sized the scratch for at least 1024 doubles */
+	RT_CU(cudaMemsetAsync(part, 0, SUMSQ_BLOCKS * sizeof(double), rt_cu.stream));
+	for (int k = 0; k < n; k++)
+		if (r[k].len > 0) {
+			k_sumsq<<<SUMSQ_BLOCKS, TPB, 0, rt_cu.stream>>>(c->g + r[k].off, r[k].len, part);
+			RT_CU_LAUNCHED("rt_optim_step (gradient norm)");
+		}
+	k_sum_parts<<<1, TPB, 0, rt_cu.stream>>>(part, SUMSQ_BLOCKS, out);
+	RT_CU_LAUNCHED("rt_optim_step (gradient norm)");
+	RT_CU(cudaMemcpyAsync(rt_cu.h_ret, out, sizeof(double), cudaMemcpyDeviceToHost,
+	                      rt_cu.stream));
+	rt_xp_sync(c);      /* as rt_cu_tied_sum: progresses the transport while it waits */
+	return *rt_cu.h_ret;
+}
+
+extern "C" void rt_dev_optim_finish(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	int64_t n = p->nweights;
-	float *w = c->master ? c->master : c->w;    /* 16-bit: update the master weights */
 	if (rt_cu.dry || n <= 0)
 		return;
-	if (p->optim != RT_OPTIM_NONE)
-		rt_cu_tied_sum(c);      /* tied copies: summed gradients (rt_optim.c says why) */
-	switch (p->optim) {
-	case RT_OPTIM_SGD:
-		k_sgd<<<grid_for(n), TPB, 0, rt_cu.stream>>>(w, c->g, c->opt_m, n, (float)p->lr,
-		                                             (float)p->momentum);
-		RT_CU_LAUNCHED("rt_optim_step (sgd)");
-		break;
-	case RT_OPTIM_ADAM:
-		k_adam_scalars<<<1, 1, 0, rt_cu.stream>>>(rt_cu.d_adam_t, rt_cu.d_adam_sc, p->lr,
-		                                          p->beta1, p->beta2);
-		RT_CU_LAUNCHED("rt_optim_step (adam scalars)");
-		k_adam<<<grid_for(n), TPB, 0, rt_cu.stream>>>(
-			w, c->g, c->opt_m, c->opt_v, n, rt_cu.d_adam_sc, (float)(1.0 - p->beta1),
-			(float)p->beta2, (float)(1.0 - p->beta2), (float)p->eps);
-		RT_CU_LAUNCHED("rt_optim_step (adam)");
-		break;
-	default:
-		return;     /* inference: nothing to update, nothing accumulated */
-	}
 	if (c->master) {    /* the weights the kernels read: the update, rounded */
 		k_round_into<<<grid_for(n), TPB, 0, rt_cu.stream>>>(c->w, c->master, n, p->precision);
 		RT_CU_LAUNCHED("rt_optim_step (16-bit weights)");
@@ -707,21 +725,7 @@ extern "C" void rt_optim_step(rt_ctx *c)
 	RT_CU(cudaMemsetAsync(c->g, 0, (size_t)n * sizeof(float), rt_cu.stream));
 }
 
-/* Asynchronous schedules (rt_optim.c's rt_optim_version): the update of
- * the newest weights into version slot dst, which becomes the newest. */
-extern "C" void rt_optim_version(rt_ctx *c, int dst)
+extern "C" void rt_dev_tied_sum(rt_ctx *c)
 {
-	const rt_program *p = c->p;
-	if (!p->async || !c->wv || dst < 0 || dst >= p->nversions)
-		rt_die(c, RT_EXIT_RUNTIME, "rt_optim_version: slot %d of %d", dst, p->nversions);
-	if (rt_cu.dry)          /* the dry run moves no weights */
-		return;
-	if (dst != c->newest && !c->master && p->nweights > 0)
-		RT_CU(cudaMemcpyAsync(c->wv[dst], c->wv[c->newest],
-		                      (size_t)p->nweights * sizeof(float), cudaMemcpyDeviceToDevice,
-		                      rt_cu.stream));
-	c->w = c->wv[dst];
-	c->newest = dst;
-	c->w_use = NULL;
-	rt_optim_step(c);
+	rt_cu_tied_sum(c);      /* tied copies: summed gradients (rt_optim.c says why) */
 }

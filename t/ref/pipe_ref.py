@@ -3,9 +3,11 @@
 
 It reads a .pipe file with its own small parser (not pipec's), builds the
 network in numpy (float64), and trains it exactly as docs/language.md and
-docs/running.md define: y = x W^T + b, losses are means over the global batch, SGD
-(with momentum) and Adam with PyTorch's semantics.  Tests compare pipec's
-printed losses, --weights-out and --output against it.
+docs/running.md define: y = x W^T + b, losses are means over the global
+batch, SGD (momentum, weight decay, nesterov), Adam and AdamW with PyTorch's
+semantics, and docs/training.md's learning-rate schedules, `decay` and
+`clip_grad_norm`.  Tests compare pipec's printed losses, --weights-out and
+--output against it.
 
 With dtype = bf16 or f16 (docs/precision.md) it rounds where the programs
 do: the f32 inputs, every layer's output and input-gradient, the loss
@@ -24,7 +26,7 @@ inflight default P - s); `pipedream-2bw` computes step t with W(t-1).
   pipe_ref.py data  MODEL.pipe --seed S --rows N --input X.npy [--target Y.npy]
   pipe_ref.py train MODEL.pipe --weights W --input X --target Y --steps N
                     [--set KEY=VALUE]... --weights-out OUT --losses OUT.txt
-                    [--output OUT.npy]
+                    [--output OUT.npy] [--log OUT.txt (each update's lr and norm)]
   pipe_ref.py compare A.safetensors B.safetensors --rtol R --atol A [--skip SUFFIX]...
 """
 import json
@@ -103,18 +105,46 @@ def parse_pipe(path, sets):
     return inputs, target, layers, loss, keys
 
 
+def parse_call(spec, kinds, what):
+    """NAME or NAME(k = v, ...) -> (NAME, {k: v}); true/false are 1/0."""
+    m = re.match(r"\s*(\w+)\s*(?:\((.*)\))?\s*$", spec)
+    if not m or m.group(1) not in kinds:
+        fail("unknown %s %s" % (what, spec))
+    args = {}
+    for a in (m.group(2) or "").split(","):
+        if not a.strip():
+            continue
+        k, v = a.split("=")
+        v = v.strip()
+        args[k.strip()] = {"true": 1.0, "false": 0.0}.get(v, None)
+        if args[k.strip()] is None:
+            args[k.strip()] = float(v)
+    return m.group(1), args
+
+
 def parse_optimizer(spec):
     if not spec or spec == "none":
         return None
-    m = re.match(r"(\w+)\s*\((.*)\)", spec)
-    kind = m.group(1)
-    if kind not in ("sgd", "adam"):
-        fail("unknown optimizer " + spec)
-    args = {}
-    for a in m.group(2).split(","):
-        k, v = a.split("=")
-        args[k.strip()] = float(v)
-    return kind, args
+    return parse_call(spec, ("sgd", "adam", "adamw"), "optimizer")
+
+
+def lr_at(keys, lr, t):
+    """The learning rate of optimizer step t = 1, 2, ... (docs/training.md's
+    formulas for lr_schedule, warm-up W, horizon T, floor min_lr)."""
+    kind, a = parse_call(keys.get("lr_schedule", "constant"),
+                         ("constant", "cosine", "linear"), "lr_schedule")
+    W = a.get("warmup", 0.0)
+    T = a.get("total", float(keys.get("steps", "0")))
+    m = a.get("min_lr", 0.0)
+    if t <= W:
+        return lr * t / W
+    if kind == "constant":
+        return lr
+    if t > T:
+        return m
+    if kind == "cosine":
+        return m + (lr - m) * 0.5 * (1 + math.cos(math.pi * (t - W) / (T - W)))
+    return m + (lr - m) * (T - t) / (T - W)
 
 
 def parse_list(value):
@@ -346,19 +376,26 @@ def loss_and_grad(kind, out, t):
 TRAINING = True
 
 
-def update(opt, state, name, w, g):
+def update(opt, state, name, w, g, lr, decay=True):
     """One optimizer step of parameter NAME (PyTorch's semantics): the new value.
-    state[NAME] is its momentum buffer (SGD) or (m, v, t) (Adam)."""
+    state[NAME] is its momentum buffer (SGD) or (m, v, t) (Adam, AdamW).
+    lr: this step's; decay: whether weight decay applies to NAME."""
     kind, a = opt
+    wd = a.get("weight_decay", 0.01 if kind == "adamw" else 0.0) if decay else 0.0
     if kind == "sgd":
         mom = a.get("momentum", 0.0)
+        g = g + wd * w
         if mom:
             buf = state.get(name)
             buf = g.copy() if buf is None else mom * buf + g
             state[name] = buf
-            g = buf
-        return w - a["lr"] * g
-    b1, b2, eps = 0.9, 0.999, 1e-8
+            g = g + mom * buf if a.get("nesterov", 0.0) else buf
+        return w - lr * g
+    b1, b2, eps = a.get("beta1", 0.9), a.get("beta2", 0.999), a.get("eps", 1e-8)
+    if kind == "adamw":
+        w = w - lr * wd * w
+    else:
+        g = g + wd * w
     m, v, t = state.get(name, (np.zeros_like(g), np.zeros_like(g), 0))
     t += 1
     m = b1 * m + (1 - b1) * g
@@ -366,10 +403,27 @@ def update(opt, state, name, w, g):
     state[name] = (m, v, t)
     mhat = m / (1 - b1 ** t)
     vhat = v / (1 - b2 ** t)
-    return w - a["lr"] * mhat / (np.sqrt(vhat) + eps)
+    return w - lr * mhat / (np.sqrt(vhat) + eps)
 
 
-def train_steps(net, P, X, Y, loss, opt, B, steps, delayed):
+def apply_update(keys, opt, state, P, G, t, log):
+    """Step t's update of every parameter in G: the schedule's lr, global
+    norm clipping (torch.nn.utils.clip_grad_norm_), decay = matrices."""
+    lr = lr_at(keys, opt[1]["lr"], t)
+    clip = float(keys.get("clip_grad_norm", "0"))
+    norm = None
+    if clip > 0:
+        norm = math.sqrt(sum(float(np.sum(g * g)) for g in G.values()))
+        coef = clip / (norm + 1e-6)
+        if coef < 1:
+            G = {n: g * coef for n, g in G.items()}
+    log.append((t, lr, norm))
+    matrices = keys.get("decay", "all") == "matrices"
+    return dict(P, **{n: update(opt, state, n, P[n], g, lr, not matrices or P[n].ndim >= 2)
+                      for n, g in G.items()})
+
+
+def train_steps(net, P, X, Y, loss, opt, B, steps, delayed, keys, log):
     """One whole-batch update per step: every synchronous schedule, and
     pipedream-2bw (delayed: step t computes with W(t-1), W(-1) = W(0), and
     W(t+1) = opt(W(t), g_t)).  Returns the final weights, losses, last output."""
@@ -387,11 +441,11 @@ def train_steps(net, P, X, Y, loss, opt, B, steps, delayed):
         L, d = loss_and_grad(loss, out, Y[rows])
         losses.append(L)
         G = backward(net, W, saved, d)
-        prev, P = P, dict(P, **{n: update(opt, state, n, P[n], g) for n, g in G.items()})
+        prev, P = P, apply_update(keys, opt, state, P, G, step + 1, log)
     return P, losses, out
 
 
-def train_pipedream(net, P, X, Y, loss, opt, B, M, steps, lag):
+def train_pipedream(net, P, X, Y, loss, opt, B, M, steps, lag, keys, log):
     """PipeDream with weight stashing: micro-batch k (micro-batch k mod M of
     step k // M) runs forward and backward with, for each parameter, the
     weights after max(0, k - lag[name]) updates, and every stage then applies
@@ -409,8 +463,8 @@ def train_pipedream(net, P, X, Y, loss, opt, B, M, steps, lag):
         out, saved = forward(net, W, X[rows])
         L, d = loss_and_grad(loss, out, Y[rows])
         G = backward(net, W, saved, d)
-        hist.append(dict(hist[k], **{n: update(opt, state, n, hist[k][n], g)
-                                     for n, g in G.items()}))
+        # the learning rate of the step that holds the micro-batch
+        hist.append(apply_update(keys, opt, state, hist[k], G, step + 1, log))
         losses.append(L)
         outs.append(out)
     means = [float(np.mean(losses[n * M:(n + 1) * M])) for n in range(steps)]
@@ -430,6 +484,7 @@ def train(args):
     B = int(keys["batch"])
     opt = parse_optimizer(keys.get("optimizer"))
     TRAINING = opt is not None
+    log = []
     Y = np.load(args.target) if args.target else None
     sched = keys.get("schedule", "1f1b" if TRAINING else "inference")
     if sched in ("pipedream", "pipedream-2bw"):
@@ -448,10 +503,11 @@ def train(args):
         if len(inflight) != nstages or min(inflight) < 1:
             fail("inflight %s: want %d integers >= 1" % (inflight, nstages))
         lag = {name: inflight[s] - 1 for L, s in zip(net, stage) for name, _ in L["params"]}
-        P, losses, out = train_pipedream(net, P, X, Y, loss, opt, B, M, args.steps, lag)
+        P, losses, out = train_pipedream(net, P, X, Y, loss, opt, B, M, args.steps, lag,
+                                         keys, log)
     else:
         P, losses, out = train_steps(net, P, X, Y, loss, opt, B, args.steps,
-                                     delayed=sched == "pipedream-2bw")
+                                     sched == "pipedream-2bw", keys, log)
     if args.weights_out:
         write_safetensors(args.weights_out, P)
     if args.losses:
@@ -460,6 +516,11 @@ def train(args):
                 f.write("step %d loss %.9g\n" % (i + 1, L))
     if args.output is not None:
         np.save(args.output, out.astype(np.float32))
+    if args.log:
+        with open(args.log, "w") as f:
+            for t, lr, norm in log:
+                f.write("step %d lr %.17g grad_norm %s\n"
+                        % (t, lr, "none" if norm is None else "%.17g" % norm))
 
 
 def init(args):
@@ -535,6 +596,7 @@ def main():
     t.add_argument("--weights-out")
     t.add_argument("--losses")
     t.add_argument("--output")
+    t.add_argument("--log", help="per update: step, lr, gradient norm before clipping")
     c = sub.add_parser("compare")
     c.add_argument("a")
     c.add_argument("b")

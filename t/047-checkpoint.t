@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""046-checkpoint.t -- checkpoints survive a crash and resume bit for bit.
+"""047-checkpoint.t -- checkpoints survive a crash and resume bit for bit.
 
 Oracles, each independent of the checkpoint code:
   * the uninterrupted run: N steps with --save-every K.  The same program
