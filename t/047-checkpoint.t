@@ -328,15 +328,22 @@ if FULL:
     sigint("2bw", P2 + ["schedule=pipedream-2bw"])
 
 # ---- 7. bad checkpoints and steps ----
+# Each refused twice: by DIR/run's checks before any rank starts
+# (pipert-check), and by the ranks themselves (PIPEC_RUNTIME_CHECK=/bin/true
+# skips the former, as a job started under mpirun by hand would).
 
 
-def bad(desc, path_args, want_status, *needles):
-    r = run(prog("1f1b", P2), DATA + path_args)
-    good = r.returncode == want_status and all(s in r.stderr for s in needles) and \
-        "loss" not in r.stdout
-    t.ok(good, desc)
-    if not good:
-        say(r)
+def bad(desc, path_args, want_status, pre, ranks):
+    for how, env, needles in (("DIR/run's check", None, pre),
+                              ("the ranks", {"PIPEC_RUNTIME_CHECK": "/bin/true"}, ranks)):
+        if needles is None:
+            continue
+        r = run(prog("1f1b", P2), DATA + path_args, env=env)
+        good = r.returncode == want_status and all(x in r.stderr for x in needles) and \
+            "loss" not in r.stdout
+        t.ok(good, "%s (%s)" % (desc, how))
+        if not good:
+            say(r)
 
 
 dmg = os.path.join(tmp, "damaged")
@@ -345,30 +352,33 @@ mfile = os.path.join(dmg, "step-6", "model.safetensors")
 with open(mfile, "r+b") as f:
     f.truncate(os.path.getsize(mfile) // 2)
 bad("a truncated model.safetensors: exit 1 naming it", ["--steps", "8", "--resume", dmg], 1,
-    mfile)
+    [os.path.join(dmg, "latest", "model.safetensors")], [mfile])
 gbl = os.path.join(tmp, "garbled")
 shutil.copytree(fdir, gbl, symlinks=True)
 sfile = os.path.join(gbl, "step-6", "state.json")
 with open(sfile, "w") as f:
     f.write('{"format": "pipec-checkpoint", "format_version": 1, "step": ')
-bad("a garbled state.json: exit 1 naming it", ["--steps", "8", "--resume", gbl], 1, sfile,
-    "damaged")
+bad("a garbled state.json: exit 1 naming it", ["--steps", "8", "--resume", gbl], 1,
+    [os.path.join(gbl, "latest", "state.json")], [sfile, "damaged"])
 dm = prog("mse", ["stages=2", "partition=[4, 3]", ADAM], model=MSE)
 fdir2 = os.path.join(tmp, "foreign")
 r = sh([os.path.join(dm, "run"), "--input", XM, "--target", YM, "--steps", "2", "--quiet",
         "--checkpoint", fdir2])
-bad("a checkpoint of another model: exit 1 naming its state.json", ["--steps", "8", "--resume", fdir2],
-    1, os.path.join(fdir2, "step-2", "state.json"), "another model")
-bad("no checkpoint in the directory: exit 1 naming DIR/latest",
-    ["--steps", "8", "--resume", os.path.join(tmp, "none")], 1, os.path.join(tmp, "none", "latest"))
+bad("a checkpoint of another model: exit 1 naming the file", ["--steps", "8", "--resume", fdir2],
+    1, [os.path.join(fdir2, "latest", "model.safetensors")],
+    [os.path.join(fdir2, "step-2", "state.json"), "another model"])
+none = os.path.join(tmp, "none")
+os.makedirs(none)
+bad("no checkpoint in the directory: exit 1 naming DIR/latest", ["--steps", "8", "--resume", none],
+    1, [os.path.join(none, "latest")], [os.path.join(none, "latest")])
 bad("--steps below the checkpoint's step: exit 2", ["--steps", "4", "--resume", fdir], 2,
-    "at step 6 already")
+    None, ["at step 6 already"])
 r = run(prog("1f1b", P2), DATA + ["--steps", "6", "--resume", fdir])
 t.ok(r.returncode == 0 and "nothing to run" in r.stderr and "loss" not in r.stdout,
      "--steps equal to the checkpoint's step: a note, exit 0")
 bad("--resume with --weights-in: exit 2 (which weights?)",
-    ["--steps", "8", "--resume", fdir] + W0, 2, "--weights-in")
+    ["--steps", "8", "--resume", fdir] + W0, 2, None, ["--weights-in"])
 bad("a new run into a directory holding a checkpoint: exit 2, pointing at --resume",
-    ["--steps", "2", "--checkpoint", fdir], 2, "--resume " + fdir)
+    ["--steps", "2", "--checkpoint", fdir], 2, None, ["--resume " + fdir])
 
 t.done()
