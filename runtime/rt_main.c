@@ -440,6 +440,9 @@ static int64_t segment_end(const rt_ctx *c, int64_t g, int64_t last)
  * the drain): every rank learns of a signal one step later, all at the
  * same step. */
 typedef struct {
+	MPI_Comm comm;      /* its own: a step's own collectives (the gradient
+	                     * norm inside an asynchronous step) come in another
+	                     * order on each rank relative to the vote */
 	MPI_Request req;
 	int mine, all;
 } stop_vote;
@@ -448,7 +451,7 @@ static void vote_post(rt_ctx *c, stop_vote *v, const char *what)
 {
 	v->mine = sig_seen;
 	v->all = 0;
-	if (MPI_Iallreduce(&v->mine, &v->all, 1, MPI_INT, MPI_MAX, c->comm, &v->req) != MPI_SUCCESS)
+	if (MPI_Iallreduce(&v->mine, &v->all, 1, MPI_INT, MPI_MAX, v->comm, &v->req) != MPI_SUCCESS)
 		rt_die(c, RT_EXIT_RUNTIME, "MPI_Iallreduce failed at %s", what);
 }
 
@@ -480,7 +483,9 @@ static int run_steps(rt_ctx *c, run_stats *rs)
 	 * from 0, its data and dropout by the global step. */
 	int async = p->async != 0, stop = 0, rc = 0;
 	int64_t g0 = c->step0, last = c->step0 + c->o.steps, g = g0;
-	stop_vote vote = { MPI_REQUEST_NULL, 0, 0 };
+	stop_vote vote = { MPI_COMM_NULL, MPI_REQUEST_NULL, 0, 0 };
+	if (MPI_Comm_dup(MPI_COMM_WORLD, &vote.comm) != MPI_SUCCESS)
+		rt_die(c, RT_EXIT_RUNTIME, "MPI_Comm_dup failed");
 	in_loop = 1;
 	while (g < last) {
 		int n = (int)((async ? segment_end(c, g, last) : g + 1) - g);
@@ -555,6 +560,7 @@ static int run_steps(rt_ctx *c, run_stats *rs)
 			break;
 	}
 	in_loop = 0;
+	MPI_Comm_free(&vote.comm);
 	for (int i = 0; i < c->nslots; i++)
 		if (c->slots[i].req[0] != MPI_REQUEST_NULL)
 			rt_die(c, RT_EXIT_RUNTIME, "slot %d (%s) was never waited on", i, c->slots[i].what);
