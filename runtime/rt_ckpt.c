@@ -181,8 +181,10 @@ static int write_state(rt_ctx *c, const char *path, int64_t step, uint64_t mfp, 
 	fprintf(f, "  \"pipeline\": {\"schedule\": ");
 	json_str(f, p->schedule);
 	fprintf(f, ", \"stages\": %d, \"replicas\": %d, \"microbatches\": %d, \"batch\": %lld, "
-	        "\"precision\": %d, \"fingerprint\": \"%016llx\"},\n", p->P, p->R, p->M,
-	        (long long)p->batch, p->precision, (unsigned long long)pipeline_fingerprint(p));
+	        "\"dtype\": \"%s\", \"fingerprint\": \"%016llx\"},\n", p->P, p->R, p->M,
+	        (long long)p->batch, p->precision == RT_PREC_BF16 ? "bf16"
+	        : p->precision == RT_PREC_F16 ? "f16" : "f32",
+	        (unsigned long long)pipeline_fingerprint(p));
 	/* Batches are drawn by global step (rt_data.c): the position follows. */
 	fprintf(f, "  \"data\": {\"batches_per_epoch\": %lld, \"epoch\": %lld, \"batch_in_epoch\": %lld, "
 	        "\"shuffle\": %s, \"shuffle_seed\": %llu},\n", (long long)k,
@@ -296,10 +298,16 @@ int rt_ckpt_save(rt_ctx *c, int64_t step)
 	int nb, rc = 0, previous;
 	double t0 = rt_now(), t1, t2;
 
+	long pid0 = (long)getpid();
+
+	/* Every rank writes its own tensors into rank 0's temporary directory. */
+	MPI_Bcast(&pid0, 1, MPI_LONG, 0, MPI_COMM_WORLD);
 	snprintf(name, sizeof name, "step-%lld", (long long)step);
-	snprintf(tname, sizeof tname, "%s.tmp-%ld", name, (long)getpid());
+	snprintf(tname, sizeof tname, "%s.tmp-%ld", name, pid0);
+	tmp = path_join(c->ckpt_dir, tname);
+	if (!tmp)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory saving a checkpoint");
 	if (c->rank == 0) {
-		tmp = path_join(c->ckpt_dir, tname);
 		fin = path_join(c->ckpt_dir, name);
 		lnk = path_join(c->ckpt_dir, "latest");
 		snprintf(tname, sizeof tname, ".latest.tmp-%ld", (long)getpid());
@@ -315,17 +323,19 @@ int rt_ckpt_save(rt_ctx *c, int64_t step)
 	}
 	if ((rc = rt_agree_report(c, rc)) != 0)
 		goto out;
-	file = c->rank == 0 ? path_join(tmp, "model.safetensors") : NULL;
-	rc = rt_weights_write(c, file ? file : "model.safetensors", 1, &none, &model, -1);
+	if (!(file = path_join(tmp, "model.safetensors")))
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory saving a checkpoint");
+	rc = rt_weights_write_shared(c, file, 1, &none, &model, -1);
 	free(file);
 	t1 = rt_now();
 	if (c->rank == 0)
 		save_fault(step, tmp);
 	nb = optim_bufs(c, suffix, buf, 1);
 	previous = nb > 0 && !strcmp(suffix[nb - 1], ".previous");
-	file = c->rank == 0 ? path_join(tmp, "optimizer.safetensors") : NULL;
+	if (!(file = path_join(tmp, "optimizer.safetensors")))
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory saving a checkpoint");
 	{
-		int r2 = rt_weights_write(c, file ? file : "optimizer.safetensors", nb, suffix, buf,
+		int r2 = rt_weights_write_shared(c, file, nb, suffix, buf,
 		                          c->p->optim == RT_OPTIM_ADAM || c->p->optim == RT_OPTIM_ADAMW
 		                          ? (double)c->opt_t : -1.0);
 		rc = r2 > rc ? r2 : rc;

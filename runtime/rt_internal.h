@@ -321,6 +321,11 @@ int rt_weights_read(rt_ctx *c, const char *path, int nbufs, const char *const *s
                     float *const *dst, int note_unused);
 int rt_weights_write(rt_ctx *c, const char *path, int nbufs, const char *const *suffix,
                      float *const *src, double step);
+/* The same file, each rank writing its own tensors into it (pwrite at the
+ * offsets every rank computes alike): no gather, but path must be on a file
+ * system every rank sees.  Collective; the agreed status. */
+int rt_weights_write_shared(rt_ctx *c, const char *path, int nbufs, const char *const *suffix,
+                            float *const *src, double step);
 
 /* ---- Checkpoints, resume and signals (rt_ckpt.c). ---- */
 /* --resume, before the data is loaded: reads DIR/latest/state.json, checks

@@ -8,9 +8,12 @@
  * file with the tensors sorted by name.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rt_internal.h"
 
@@ -192,6 +195,9 @@ typedef struct {
 	int rank, ndim;
 	int64_t dims[4];
 	const float *data;
+	int buf;                    /* rt_weights_write_shared: the buffer, -1: .step */
+	int64_t off;                /* its offset in the rank's buffer, in floats */
+	uint64_t at;                /* its byte offset in the file's data section */
 } entry;
 
 static int cmp_entry(const void *a, const void *b)
@@ -384,5 +390,182 @@ int rt_weights_write(rt_ctx *c, const char *path, int nbufs, const char *const *
 	free(tdisp);
 	free(wlen);
 	free(wdisp);
+	return rc;
+}
+
+/* ---- Checkpoints: every rank writes its own tensors ---- */
+
+static void json_name(FILE *f, const char *a, const char *b)
+{
+	fputc('"', f);
+	for (int k = 0; k < 2; k++)
+		for (const unsigned char *u = (const unsigned char *)(k ? b : a); *u; u++) {
+			if (*u == '"' || *u == '\\')
+				fprintf(f, "\\%c", *u);
+			else if (*u < 0x20)
+				fprintf(f, "\\u%04x", *u);
+			else
+				fputc(*u, f);
+		}
+	fputc('"', f);
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, off_t at)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+		at += w;
+	}
+	return 0;
+}
+
+int rt_weights_write_shared(rt_ctx *c, const char *path, int nbufs, const char *const *suffix,
+                            float *const *src, double step)
+{
+	const rt_program *p = c->p;
+	int tl = 0, n = 0, cap = 16, k = 0, rc = 0, fd = -1;
+	char *tab = p->replica == 0 ? pack_table(p, &tl) : NULL, *alltab = NULL, *h = NULL;
+	int *tlen = calloc((size_t)c->nranks, sizeof *tlen);
+	int *tdisp = calloc((size_t)c->nranks, sizeof *tdisp);
+	entry *e = malloc((size_t)cap * sizeof *e);
+	size_t hn = 0, wbytes = (size_t)p->nweights * sizeof(float);
+	uint64_t off = 0, data0;
+	float stepv = (float)step, *w[RT_WBUF_MAX] = { 0 };
+	long long tt = 0;
+	FILE *m;
+	MPI_Request r;
+
+	if ((p->replica == 0 && !tab) || !tlen || !tdisp || !e || nbufs > RT_WBUF_MAX)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory writing %s", path);
+	/* Every rank learns every rank's table, and so the same file layout. */
+	MPI_Iallgather(&tl, 1, MPI_INT, tlen, 1, MPI_INT, c->comm, &r);
+	rt_wait_req(c, &r, "the parameter tables", "all ranks");
+	for (int i = 0; i < c->nranks; i++) {
+		tdisp[i] = (int)tt;
+		tt += tlen[i];
+	}
+	if (tt > INT_MAX || !(alltab = malloc((size_t)tt + 1)))
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory writing %s", path);
+	MPI_Iallgatherv(tab, tl, MPI_CHAR, alltab, tlen, tdisp, MPI_CHAR, c->comm, &r);
+	rt_wait_req(c, &r, "the parameter tables", "all ranks");
+	for (int rr = 0; rr < c->nranks; rr++) {
+		const char *s = alltab + tdisp[rr], *end = s + tlen[rr];
+		while (s < end) {
+			int64_t ndim, o;
+			entry x;
+			memset(&x, 0, sizeof x);
+			x.name = s;
+			x.rank = rr;
+			s += strlen(s) + 1;
+			memcpy(&ndim, s, 8);
+			x.ndim = (int)ndim;
+			memcpy(x.dims, s + 8, (size_t)ndim * 8);
+			memcpy(&o, s + 8 + ndim * 8, 8);
+			s += (size_t)(2 + ndim) * 8;
+			x.off = o;
+			for (int b = 0; b < nbufs + (step >= 0); b++) {
+				entry y = x;
+				y.buf = b < nbufs ? b : -1;
+				y.suffix = b < nbufs ? suffix[b] : ".step";
+				if (b == nbufs)
+					y.ndim = 0;
+				if (n == cap) {
+					entry *ne = realloc(e, (size_t)(cap *= 2) * sizeof *e);
+					if (!ne)
+						rt_die(c, RT_EXIT_RUNTIME, "out of memory writing %s", path);
+					e = ne;
+				}
+				e[n++] = y;
+			}
+		}
+	}
+	/* sorted by name, a tied weight's copies once (the lowest rank's) */
+	qsort(e, (size_t)n, sizeof *e, cmp_entry);
+	for (int i = 0; i < n; i++)
+		if (!i || strcmp(e[i - 1].name, e[i].name) || strcmp(e[i - 1].suffix, e[i].suffix))
+			e[k++] = e[i];
+	n = k;
+	if (!(m = open_memstream(&h, &hn)))
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory writing %s", path);
+	fputs("{\"__metadata__\":{\"format\":\"pt\"}", m);
+	for (int i = 0; i < n; i++) {
+		int64_t numel = 1;
+		fputc(',', m);
+		json_name(m, e[i].name, e[i].suffix);
+		fputs(":{\"dtype\":\"F32\",\"shape\":[", m);
+		for (int d = 0; d < e[i].ndim; d++) {
+			fprintf(m, d ? ",%lld" : "%lld", (long long)e[i].dims[d]);
+			numel *= e[i].dims[d];
+		}
+		fprintf(m, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+		        (unsigned long long)(off + (uint64_t)numel * 4));
+		e[i].at = off;
+		off += (uint64_t)numel * 4;
+	}
+	fputc('}', m);
+	while (ftell(m) % 8)
+		fputc(' ', m);
+	if (fclose(m) != 0)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory writing %s", path);
+	data0 = 8 + hn;
+	/* Rank 0 makes the file its whole size with the header; then each rank
+	 * writes its own tensors at their offsets. */
+	if (c->rank == 0) {
+		unsigned char lenb[8];
+		for (int i = 0; i < 8; i++)
+			lenb[i] = (unsigned char)((uint64_t)hn >> (8 * i));
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || pwrite_all(fd, lenb, 8, 0) || pwrite_all(fd, h, hn, 8) ||
+		    ftruncate(fd, (off_t)(data0 + off)) != 0) {
+			rt_msg(c->rank, "%s: cannot write: %s", path, strerror(errno));
+			rc = RT_EXIT_INPUT;
+		}
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	if ((rc = rt_agree(c, rc)) != 0)
+		goto out;
+	for (int b = 0; b < nbufs; b++)
+		if (p->replica == 0 && !(w[b] = rt_dev_map(c, src[b], wbytes, RT_MAP_READ)))
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory writing %s", path);
+	for (int i = 0; i < n && !rc; i++) {
+		int64_t numel = 1;
+		const void *from;
+		if (e[i].rank != c->rank)
+			continue;
+		from = e[i].buf < 0 ? (const void *)&stepv : (const void *)(w[e[i].buf] + e[i].off);
+		for (int d = 0; d < e[i].ndim; d++)
+			numel *= e[i].dims[d];
+		if ((fd < 0 && (fd = open(path, O_WRONLY)) < 0) ||
+		    pwrite_all(fd, from, (size_t)numel * 4, (off_t)(data0 + e[i].at)) != 0)
+			rc = RT_EXIT_INPUT;
+	}
+	if (!rc && fd >= 0 && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+		rc = RT_EXIT_INPUT;
+	if (rc)
+		rt_msg(c->rank, "%s: cannot write: %s", path, strerror(errno));
+	if (fd >= 0 && close(fd) != 0 && !rc) {
+		rt_msg(c->rank, "%s: cannot write: %s", path, strerror(errno));
+		rc = RT_EXIT_INPUT;
+	}
+	for (int b = 0; b < nbufs; b++)
+		if (w[b])
+			rt_dev_unmap(c, src[b], w[b], wbytes, RT_MAP_READ);
+	rc = rt_agree(c, rc);
+out:
+	free(h);
+	free(e);
+	free(tab);
+	free(alltab);
+	free(tlen);
+	free(tdisp);
 	return rc;
 }
