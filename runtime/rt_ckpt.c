@@ -399,9 +399,21 @@ void rt_ckpt_restart_versions(rt_ctx *c)
 	for (int s = 0; s < nv; s++)
 		rot[s] = c->wv[(c->newest + s) % nv];
 	memcpy(c->wv, rot, (size_t)nv * sizeof *rot);
-	if (!is_2bw(p))
-		for (int s = 1; s < nv; s++)
-			memcpy(c->wv[s], c->wv[0], (size_t)p->nweights * sizeof(float));
+	if (!is_2bw(p) && nv > 1) {
+		/* device memory on a GPU: through the device layer's host views */
+		size_t bytes = (size_t)p->nweights * sizeof(float);
+		const float *w0 = rt_dev_map(c, c->wv[0], bytes, RT_MAP_READ);
+		for (int s = 1; w0 && s < nv; s++) {
+			float *ws = rt_dev_map(c, c->wv[s], bytes, RT_MAP_WRITE);
+			if (!ws)
+				rt_die(c, RT_EXIT_RUNTIME, "out of memory restarting the weight versions");
+			memcpy(ws, w0, bytes);
+			rt_dev_unmap(c, c->wv[s], ws, bytes, RT_MAP_WRITE);
+		}
+		if (!w0)
+			rt_die(c, RT_EXIT_RUNTIME, "out of memory restarting the weight versions");
+		rt_dev_unmap(c, c->wv[0], (float *)w0, bytes, RT_MAP_READ);
+	}
 	c->w = c->wv[0];
 	c->newest = 0;
 	c->w_use = NULL;
