@@ -16,7 +16,7 @@ include_HEADERS += %D%/pipert.h %D%/pipert_ops.h %D%/rt_tf_sizes.h
 	%D%/pipert.h %D%/pipert_ops.h %D%/rt_tf_sizes.h %D%/rt_tf_layout.h %D%/rt_small_gemm.h %D%/rt_internal.h %D%/rt_dev.h %D%/rt_math.h \
 	%D%/rt_main.c %D%/rt_gen.c %D%/rt_opts.c %D%/rt_comm.c %D%/rt_data.c %D%/rt_init.c \
 	%D%/rt_json.c %D%/rt_kernels.c %D%/rt_loss.c %D%/rt_npy.c %D%/rt_optim.c \
-	%D%/rt_safetensors.c %D%/rt_trace.c %D%/rt_util.c %D%/rt_weights.c \
+	%D%/rt_safetensors.c %D%/rt_trace.c %D%/rt_util.c %D%/rt_weights.c %D%/rt_ckpt.c \
 	%D%/rt_dev_cpu.c %D%/rt_tf.c %D%/rt_tf_cpu.c %D%/rt_optim_cpu.c %D%/rt_report.c \
 	%D%/rt_eval.c
 PIPEC_HAVE_RUNTIME = yes

@@ -1030,7 +1030,7 @@ void rt_output(rt_ctx *c, int mb, const float *y)
 		return;
 	}
 	/* Only the last step's outputs are written: copy nothing before it. */
-	if (c->step != c->o.steps - 1)
+	if (c->step != c->step0 + c->o.steps - 1)
 		return;
 	memcpy(c->out + mb * n, y, (size_t)n * sizeof *y);
 	c->out_seen[mb] = 1;

@@ -244,6 +244,14 @@ struct rt_ctx {
 
 	/* Checkpoints, resume, signals (rt_ckpt.c). */
 	int64_t step0;              /* the global step the run starts after (resume) */
+	const char *ckpt_dir;       /* where checkpoints go: --checkpoint, else --resume */
+	char *ckpt_from;            /* --resume: the step directory read */
+	char *ckpt_prev;            /* the checkpoint DIR/latest named before this run's
+	                             * newest one (kept, with the newest, by pruning) */
+	int ckpt_done;              /* --resume at --steps already: nothing to run */
+	int ckpt_prev_versions;     /* --resume: the checkpoint has `.previous` weights */
+	int seg_len;                /* async: steps in the current segment (rt_run_keys) */
+	int64_t seg0;               /* async: the global step the segment starts at */
 
 	/* Fault injection for tests (PIPERT_FAULT, rt_main.c). */
 	int fault_kind, fault_step, fault_action;
@@ -343,6 +351,42 @@ double rt_eval_run(rt_ctx *c);
 int rt_weights_load(rt_ctx *c);               /* collective; returns agreed status */
 void rt_weights_init(rt_ctx *c);
 int rt_weights_save(rt_ctx *c);               /* collective; local status (rank 0 writes) */
+/* The same for checkpoints (rt_ckpt.c): reads nbufs buffers of this rank's
+ * parameters, buffer b from the tensors named `<param><suffix[b]>`, into
+ * dst[b] (device memory); collective, returns the agreed status.  write:
+ * one file of every buffer's tensors (rank 0 writes; collective, local
+ * status); step >= 0 adds a scalar `<param>.step` to each parameter. */
+enum { RT_WBUF_MAX = 4 };
+int rt_weights_read(rt_ctx *c, const char *path, int nbufs, const char *const *suffix,
+                    float *const *dst, int note_unused);
+int rt_weights_write(rt_ctx *c, const char *path, int nbufs, const char *const *suffix,
+                     float *const *src, double step);
+/* The same file, each rank writing its own tensors into it (pwrite at the
+ * offsets every rank computes alike): no gather, but path must be on a file
+ * system every rank sees.  Collective; the agreed status. */
+int rt_weights_write_shared(rt_ctx *c, const char *path, int nbufs, const char *const *suffix,
+                            float *const *src, double step);
+
+/* ---- Checkpoints, resume and signals (rt_ckpt.c). ---- */
+/* --resume, before the data is loaded: reads DIR/latest/state.json, checks
+ * it belongs to this model, sets c->step0 and the run's c->o.steps (the
+ * steps left).  Collective; the agreed status (exit 0 with a note when the
+ * checkpoint is already at --steps: c->ckpt_done). */
+int rt_ckpt_open(rt_ctx *c);
+/* --resume, after the buffers exist: the weights and the optimizer's state.
+ * _versions: after the version slots were filled, an asynchronous
+ * schedule's older weights (pipedream-2bw's `.previous`). */
+int rt_ckpt_load(rt_ctx *c);
+int rt_ckpt_load_versions(rt_ctx *c);
+/* Writes DIR/step-N for global step `step` and makes it DIR/latest.
+ * Collective; the agreed status. */
+int rt_ckpt_save(rt_ctx *c, int64_t step);
+/* Whether a checkpoint is due after global step `step` of a run ending at
+ * `last` (stop: a signal stops the run there). */
+int rt_ckpt_due(const rt_ctx *c, int64_t step, int64_t last, int stop);
+/* After an asynchronous schedule's drain: the version slots as a restarted
+ * stream finds them (docs/training.md, "Asynchronous schedules"). */
+void rt_ckpt_restart_versions(rt_ctx *c);
 
 /* ---- Deterministic generator (rt_init.c; rt_mix64 is rt_math.h's). ---- */
 uint64_t rt_hash_name(const char *s);
@@ -358,6 +402,10 @@ double rt_normal_at(uint64_t seed, uint64_t stream, uint64_t k);
 void rt_init_param(const rt_param *pa, uint64_t seed, float *w);
 
 /* ---- Kernels' helpers (rt_kernels.c). ---- */
+/* Added to the step dropout is given: an asynchronous schedule's step
+ * function counts from 0 in each segment (rt_main.c), its masks by the
+ * global step.  (The CUDA runtime has its own offset on the device.) */
+extern int64_t rt_dropout_step0;
 int rt_blas_threads(int n);                   /* sets BLAS threads if possible; n or 0 */
 
 /* ---- Optimizer (rt_optim.c). ---- */

@@ -176,6 +176,8 @@ static uint64_t threshold(double p)
 	return (uint64_t)ceil(p * 0x1p53);
 }
 
+int64_t rt_dropout_step0;
+
 void rt_dropout_fwd(const float *x, float *y, int64_t rows, int64_t width, double p,
                     uint64_t seed, uint64_t key, int64_t step, int64_t row0)
 {
@@ -187,7 +189,7 @@ void rt_dropout_fwd(const float *x, float *y, int64_t rows, int64_t width, doubl
 		return;
 	}
 	for (int64_t r = 0; r < rows; r++) {
-		uint64_t base = row_base(seed, key, step, row0 + r);
+		uint64_t base = row_base(seed, key, step + rt_dropout_step0, row0 + r);
 		const float *xr = x + r * width;
 		float *yr = y + r * width;
 		for (int64_t j = 0; j < width; j++)

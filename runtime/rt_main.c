@@ -19,13 +19,28 @@
 
 #include "rt_internal.h"
 
-/* ---- Signals: Ctrl-C and SIGTERM end the rank at once. ---- */
+/* ---- Signals.  Before and after the step loop Ctrl-C and SIGTERM end
+ * the rank at once; inside it the first one only sets a flag, which every
+ * rank agrees on at the next step boundary (run_steps), so that the run
+ * stops there together, saves a checkpoint if it has a directory, and
+ * exits 128 + the signal.  A second signal ends the rank at once. ---- */
 
 static char sig_msg[96];
 static size_t sig_len;
+static volatile sig_atomic_t sig_seen, in_loop, sig_via_run;
 
 static void on_signal(int sig)
 {
+	/* DIR/run turns SIGINT and SIGTERM into SIGUSR1 and SIGUSR2, which the
+	 * MPI launcher forwards to every rank (it would kill them on the
+	 * former): the same requests. */
+	int via_run = sig == SIGUSR1 || sig == SIGUSR2;
+	sig = sig == SIGUSR1 ? SIGINT : sig == SIGUSR2 ? SIGTERM : sig;
+	if (in_loop && !sig_seen) {
+		sig_via_run = via_run;
+		sig_seen = sig;
+		return;
+	}
 	/* Only async-signal-safe calls: the message was formatted at start-up. */
 	if (write(2, sig_msg, sig_len) < 0)
 		sig_len = 0;
@@ -40,8 +55,11 @@ static void install_signals(int rank)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 }
 
 /* PIPERT_FAULT=KIND:RANK:STEP[:ACTION] (KIND kill, exit or stall; STEP from
@@ -64,7 +82,8 @@ static void parse_fault(rt_ctx *c)
 char *rt_arena(rt_ctx *c) { return c->arena; }
 float *rt_weights(rt_ctx *c) { return c->w_use ? c->w_use : c->w; }
 
-int64_t rt_run_keys(rt_ctx *c) { return (int64_t)c->o.steps * c->p->M; }
+/* An asynchronous schedule's stream is one segment (run_steps): its keys. */
+int64_t rt_run_keys(rt_ctx *c) { return (int64_t)c->seg_len * c->p->M; }
 
 void rt_async_use(rt_ctx *c, int64_t k, int slot)
 {
@@ -72,7 +91,7 @@ void rt_async_use(rt_ctx *c, int64_t k, int slot)
 	if (!p->async || slot < 0 || slot >= p->nversions || k < 0)
 		rt_die(c, RT_EXIT_RUNTIME, "rt_async_use: key %lld, slot %d of %d", (long long)k,
 		       slot, p->nversions);
-	c->step = (int)(k / p->M);      /* the data of the key's own step */
+	c->step = (int)(c->seg0 + k / p->M);   /* the data of the key's own (global) step */
 	c->w_use = c->wv[slot];
 }
 
@@ -283,6 +302,7 @@ static int cmp_double(const void *a, const void *b)
 
 typedef struct {
 	double *time, *busy;        /* per step */
+	int done;                   /* steps run (fewer than asked after a signal) */
 	int64_t baseline_kb;
 	int ranks_here, cores;
 } run_stats;
@@ -294,7 +314,7 @@ enum { S_BUBBLE, S_PEAK, S_PRED, S_SENT, S_N };
 static void summary(rt_ctx *c, const run_stats *rs)
 {
 	const rt_program *p = c->p;
-	int n = c->o.steps, first = n > 1 ? 1 : 0;  /* step 1 warms caches: left out */
+	int n = rs->done, first = n > 1 ? 1 : 0;  /* step 1 warms caches: left out */
 	double sum_t = 0, sum_b = 0, mine[S_N], *all = NULL, *sorted = NULL;
 	double med, mean = 0, bubble = 0, peak = -1, pred = 0;
 	int64_t hwm = rt_proc_kb("VmHWM");
@@ -311,7 +331,7 @@ static void summary(rt_ctx *c, const run_stats *rs)
 	mine[S_SENT] = n > 0 ? (double)c->sent_bytes / n : 0.0;
 	if (c->rank == c->reporter &&
 	    (!(all = malloc(S_N * sizeof(double) * (size_t)c->nranks)) ||
-	     !(sorted = malloc((size_t)n * sizeof *sorted))))
+	     !(sorted = malloc((size_t)(n + 1) * sizeof *sorted))))
 		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
 	MPI_Gather(mine, S_N, MPI_DOUBLE, all, S_N, MPI_DOUBLE, c->reporter, MPI_COMM_WORLD);
 	if (c->rank != c->reporter || c->o.quiet) {
@@ -390,7 +410,82 @@ static int resize_steps(rt_ctx *c, run_stats *rs)
 
 /* ---- The step loop. ---- */
 
-static void run_steps(rt_ctx *c, run_stats *rs)
+/* Hooks of the modules that report and evaluate, each behind one helper so
+ * that the loop reads the same whichever of them is there. */
+
+/* After every step: the step line, --metrics, the progress line
+ * (rt_report.c). */
+static void report_step(rt_ctx *c, int64_t step, double loss, double step_time)
+{
+	rt_report_step(c, step, loss, step_time);
+}
+
+/* An evaluation after global step `step`: after every --eval-every N-th
+ * step and after the last one, when there is an evaluation set. */
+static int eval_due(const rt_ctx *c, int64_t step, int64_t last)
+{
+	if (!c->p->eval_step || (!c->o.eval_input && c->o.neval_args == 0))
+		return 0;
+	return step == last || (c->o.eval_every > 0 && step % c->o.eval_every == 0);
+}
+
+/* TEMPORARY: rt_eval_run(c) of rt_eval.c and then rt_report_eval(...) of
+ * rt_report.c go here when they land. */
+static void run_eval(rt_ctx *c, int64_t step)
+{
+	(void)c;
+	(void)step;
+}
+
+/* The end of the segment that starts after global step g: the next step
+ * after which the pipeline must be empty (a checkpoint, an evaluation, the
+ * last step).  The same steps in every run with the same options, so that a
+ * resumed run's streams are the uninterrupted run's. */
+static int64_t segment_end(const rt_ctx *c, int64_t g, int64_t last)
+{
+	int64_t e = g + 1;
+	while (e < last && !(c->ckpt_dir && rt_ckpt_due(c, e, last, 0)) && !eval_due(c, e, last))
+		e++;
+	return e;
+}
+
+/* Whether any rank was signalled: one small allreduce of an int a step.
+ * A synchronous step has completed every message when it returns, so the
+ * allreduce is the barrier after it.  An asynchronous one has not: a rank
+ * can still wait on a send that its peer's next step receives, so a
+ * blocking collective between the two would deadlock.  There the
+ * allreduce posted after step t is completed after step t + 1 (or after
+ * the drain): every rank learns of a signal one step later, all at the
+ * same step. */
+typedef struct {
+	MPI_Comm comm;      /* its own: a step's own collectives (the gradient
+	                     * norm inside an asynchronous step) come in another
+	                     * order on each rank relative to the vote */
+	MPI_Request req;
+	int mine, all;
+} stop_vote;
+
+static void vote_post(rt_ctx *c, stop_vote *v, const char *what)
+{
+	v->mine = sig_seen;
+	v->all = 0;
+	if (MPI_Iallreduce(&v->mine, &v->all, 1, MPI_INT, MPI_MAX, v->comm, &v->req) != MPI_SUCCESS)
+		rt_die(c, RT_EXIT_RUNTIME, "MPI_Iallreduce failed at %s", what);
+}
+
+/* 0 when no vote is pending. */
+static int vote_wait(rt_ctx *c, stop_vote *v, const char *what)
+{
+	if (v->req == MPI_REQUEST_NULL)
+		return 0;
+	rt_wait_req(c, &v->req, what, "all ranks");
+	v->req = MPI_REQUEST_NULL;
+	return v->all;
+}
+
+/* Runs global steps step0 + 1 .. step0 + steps.  Returns 0, the status of
+ * a failed checkpoint, or 128 + the signal that stopped the run. */
+static int run_steps(rt_ctx *c, run_stats *rs)
 {
 	const rt_program *p = c->p;
 	/* The printed loss is the mean the gradients are of: per sample (CE),
@@ -399,48 +494,98 @@ static void run_steps(rt_ctx *c, run_stats *rs)
 	             : p->loss == RT_LOSS_NEXT_TOKEN ? (double)p->batch * (double)(c->seq_len - 1)
 	             : (double)p->batch;
 	char what[64];
-	/* An asynchronous schedule never flushes: no barrier between its
-	 * steps, and one more call of the step drains the backwards still in
-	 * flight (its time counts to the last step). */
-	int async = p->async != 0;
-	for (int t = 0; t < c->o.steps + async; t++) {
-		double t0, t1, loss;
-		int drain = t == c->o.steps;
-		c->step = t;
-		c->loss_sum = 0.0;
-		if (!drain) {
-			c->busy = 0.0;
-			c->action_index = 0;
+	/* An asynchronous schedule never flushes within a segment: no barrier
+	 * between its steps, and one more call of the step drains the
+	 * backwards still in flight (its time counts to the segment's last
+	 * step).  Each segment is a stream of its own: the step function counts
+	 * from 0, its data and dropout by the global step. */
+	int async = p->async != 0, stop = 0, rc = 0;
+	int64_t g0 = c->step0, last = c->step0 + c->o.steps, g = g0;
+	stop_vote vote = { MPI_COMM_NULL, MPI_REQUEST_NULL, 0, 0 };
+	if (MPI_Comm_dup(MPI_COMM_WORLD, &vote.comm) != MPI_SUCCESS)
+		rt_die(c, RT_EXIT_RUNTIME, "MPI_Comm_dup failed");
+	in_loop = 1;
+	while (g < last) {
+		int n = (int)((async ? segment_end(c, g, last) : g + 1) - g);
+		c->seg0 = g;
+		c->seg_len = n;
+#ifndef RT_CUDA
+		rt_dropout_step0 = async ? g : 0;
+#endif
+		for (int i = 0; i <= n; i++) {
+			double t0, t1, loss;
+			int drain = i == n, ri = (int)(g + i - g0);
+			if (drain && !async)
+				break;
+			c->step = (int)(g + i);
+			c->loss_sum = 0.0;
+			if (!drain) {
+				c->busy = 0.0;
+				c->action_index = 0;
+			}
+			snprintf(what, sizeof what, "the barrier before step %lld", (long long)(g + i + 1));
+			if (!async)
+				rt_barrier(c, what);
+			t0 = rt_now();
+			/* the program's step; on a GPU, until its work is done */
+			rt_dev_step(c, async ? i : (int)(g + i));
+			c->step = (int)(g + i);
+			if (drain)
+				rt_barrier(c, "the barrier after the drain");
+			t1 = rt_now();
+			if (drain) {
+				rs->time[ri - 1] += t1 - t0;
+				rs->busy[ri - 1] = c->busy;
+				break;
+			}
+			rs->time[ri] = t1 - t0;
+			rs->busy[ri] = c->busy;
+			/* The trace buffer was sized from a guess when the program does
+			 * not say how many actions a step has: now we know. */
+			if (ri == 0 && c->o.trace && !p->nactions &&
+			    rt_trace_grow(c, (size_t)c->action_index * (size_t)c->o.steps) != 0)
+				rt_msg(c->rank, "note: no memory for the whole trace; later actions are left out");
+			loss = p->loss != RT_LOSS_NONE ? rt_reduce_loss(c) / denom : NAN;
+			report_step(c, g + i + 1, loss, t1 - t0);
+			snprintf(what, sizeof what, "the barrier after step %lld", (long long)(g + i + 1));
+			if (async) {
+				stop = vote_wait(c, &vote, "the stop vote of the step before");
+				vote_post(c, &vote, what);
+				if (stop) {
+					n = i + 1;      /* the next call drains */
+					c->seg_len = n;
+				}
+			} else {
+				vote_post(c, &vote, what);
+				if ((stop = vote_wait(c, &vote, what)) != 0)
+					break;
+			}
 		}
-		snprintf(what, sizeof what, "the barrier before step %d", t + 1);
-		if (!async)
-			rt_barrier(c, what);
-		t0 = rt_now();
-		rt_dev_step(c, t);      /* the program's step; on a GPU, until its work is done */
-		c->step = t;
-		snprintf(what, sizeof what, "the barrier after step %d", t + 1);
-		if (!async || drain)
-			rt_barrier(c, async ? "the barrier after the drain" : what);
-		t1 = rt_now();
-		if (drain) {
-			rs->time[t - 1] += t1 - t0;
-			rs->busy[t - 1] = c->busy;
+		/* async: the last step's vote, now that nothing is in flight */
+		if (async) {
+			int late = vote_wait(c, &vote, "the stop vote after the drain");
+			stop = stop ? stop : late;
+		}
+		g += n;
+		if (async)
+			rt_ckpt_restart_versions(c);
+		rs->done = (int)(g - g0);
+		if (rt_ckpt_due(c, g, last, stop) && (rc = rt_ckpt_save(c, g)) != 0)
 			break;
-		}
-		rs->time[t] = t1 - t0;
-		rs->busy[t] = c->busy;
-		/* The trace buffer was sized from a guess when the program does not
-		 * say how many actions a step has: now we know. */
-		if (t == 0 && c->o.trace && !p->nactions &&
-		    rt_trace_grow(c, (size_t)c->action_index * (size_t)c->o.steps) != 0)
-			rt_msg(c->rank, "note: no memory for the whole trace; later actions are left out");
-		/* rt_report.c: the step line, --metrics, the progress line */
-		loss = p->loss != RT_LOSS_NONE ? rt_reduce_loss(c) / denom : NAN;
-		rt_report_step(c, c->step0 + t + 1, loss, t1 - t0);
+		if (!stop && eval_due(c, g, last))
+			run_eval(c, g);
+		if (stop)
+			break;
 	}
+	in_loop = 0;
+	MPI_Comm_free(&vote.comm);
 	for (int i = 0; i < c->nslots; i++)
 		if (c->slots[i].req[0] != MPI_REQUEST_NULL)
 			rt_die(c, RT_EXIT_RUNTIME, "slot %d (%s) was never waited on", i, c->slots[i].what);
+	if (stop && c->rank == 0)
+		rt_msg(-1, "stopped by %s after step %lld%s", stop == SIGINT ? "SIGINT" : "SIGTERM",
+		       (long long)g, rt_ckpt_due(c, g, last, 1) ? "; the checkpoint is saved" : "");
+	return rc ? rc : stop ? 128 + stop : 0;
 }
 
 int rt_main(const rt_program *p, int argc, char **argv)
@@ -493,6 +638,15 @@ int rt_main(const rt_program *p, int argc, char **argv)
 		return rc;
 	}
 	parse_fault(c);
+	/* --resume: the global step to continue after, before anything is
+	 * sized by the steps left. */
+	if ((c->o.resume || c->o.checkpoint) && ((rc = rt_ckpt_open(c)) != 0 || c->ckpt_done)) {
+		free(c->ckpt_from);
+		free(c->ckpt_prev);
+		rt_opts_free(&c->o);
+		MPI_Finalize();
+		return rc;
+	}
 	rs.cores = node_share(c, &rs.ranks_here);
 	rs.time = calloc((size_t)c->o.steps, sizeof *rs.time);
 	rs.busy = calloc((size_t)c->o.steps, sizeof *rs.busy);
@@ -527,7 +681,10 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	rs.baseline_kb = rt_proc_kb("VmRSS");
 	if ((rc = rt_agree_report(c, alloc_buffers(c))) != 0)
 		goto out;
-	if (c->o.weights_in) {
+	if (c->o.resume) {
+		if ((rc = rt_ckpt_load(c)) != 0)
+			goto out;
+	} else if (c->o.weights_in) {
 		if ((rc = rt_weights_load(c)) != 0)
 			goto out;
 	} else {
@@ -536,6 +693,8 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	if ((rc = rt_agree_report(c, weights_16bit(c))) != 0)
 		goto out;
 	fill_versions(c);
+	if ((rc = rt_ckpt_load_versions(c)) != 0)
+		goto out;
 	if ((rc = rt_agree_report(c, rt_dev_start(c))) != 0)
 		goto out;
 	if (p->gen_tokens == 0 && (rc = rt_agree_report(c, rt_report_open(c))) != 0)
@@ -548,12 +707,19 @@ int rt_main(const rt_program *p, int argc, char **argv)
 		/* one generation, summarised as one step */
 		rt_gen_run(c);
 		c->o.steps = 1;
+		rs.done = 1;
 		rs.time[0] = c->gen_total;
 		rs.busy[0] = c->busy;
 		rc = rt_gen_write_output(c);
 	} else {
-		run_steps(c, &rs);
+		int stopped = run_steps(c, &rs);
+		/* Stopped through DIR/run, the rank exits 0 and the launcher says
+		 * 130 or 143: the MPI launcher adds a page of noise to a non-zero
+		 * rank's status. */
+		if (stopped > 128 && sig_via_run)
+			stopped = 0;
 		rc = rt_data_write_output(c);
+		rc = stopped > rc ? stopped : rc;
 		{
 			int r4 = rt_report_close(c);      /* rt_report.c */
 			rc = r4 > rc ? r4 : rc;
@@ -575,6 +741,8 @@ out:
 	free(rs.time);
 	free(rs.busy);
 	free_all(c);
+	free(c->ckpt_from);
+	free(c->ckpt_prev);
 	MPI_Finalize();
 	return rc;
 }

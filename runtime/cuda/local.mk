@@ -22,8 +22,8 @@ runtime_libpipert_cuda_a_SOURCES = \
 	runtime/rt_math.h \
 	runtime/rt_main.c runtime/rt_gen.c runtime/rt_opts.c runtime/rt_comm.c runtime/rt_data.c \
 	runtime/rt_init.c runtime/rt_json.c runtime/rt_npy.c runtime/rt_safetensors.c \
-	runtime/rt_trace.c runtime/rt_util.c runtime/rt_weights.c runtime/rt_tf.c runtime/rt_optim.c \
-	runtime/rt_report.c runtime/rt_eval.c \
+	runtime/rt_trace.c runtime/rt_util.c runtime/rt_weights.c runtime/rt_ckpt.c runtime/rt_tf.c \
+	runtime/rt_optim.c runtime/rt_report.c runtime/rt_eval.c \
 	%D%/rt_cuda.h %D%/rt_cpu_twins.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c %D%/rt_cpu_tf.c
 ## nvcc's objects are added whole: Automake knows no .cu sources.
 PIPERT_CUDA_OBJECTS = %D%/rt_cu_base.o %D%/rt_dev_cuda.o %D%/rt_kernels.o %D%/rt_tf.o %D%/rt_xport.o \

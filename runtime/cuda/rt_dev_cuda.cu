@@ -864,7 +864,9 @@ static int capture(rt_ctx *c, int t)
 void rt_dev_step(rt_ctx *c, int t)
 {
 	const rt_program *p = c->p;
-	int eager = !rt_cu.graph_on || t == 0;
+	/* t: the global step; an asynchronous schedule's counts from 0 in each
+	 * segment (rt_main.c's run_steps), its data and dropout by seg0 + t */
+	int eager = !rt_cu.graph_on || t == c->step0;
 	double h0;
 
 	/* generation: the rounds between the prefill and the last (which sends
@@ -876,7 +878,13 @@ void rt_dev_step(rt_ctx *c, int t)
 	}
 
 	RT_CU(cudaMemsetAsync(rt_cu.d_loss, 0, sizeof(double), rt_cu.stream));
-	stage_data(c, t, t % rt_cu.ndata);
+	{
+		/* an asynchronous step's data: its segment's start plus t */
+		int64_t s = p->async ? c->seg0 + t : t;
+		stage_data(c, s, (int)(s % rt_cu.ndata));
+	}
+	if (p->async)           /* never a graph: the offset is the segment's start */
+		rt_cu_set_i64(rt_cu.d_step_off, c->seg0);
 	if (!eager) {
 		rt_cu_set_i64(rt_cu.d_step_off, rt_cu.exec ? t - rt_cu.captured_step : 0);
 		eager = !rt_cu.exec && !capture(c, t);
@@ -916,7 +924,8 @@ void rt_dev_step(rt_ctx *c, int t)
 		                      rt_cu.d_out,
 		                      (size_t)(replica_rows(p) * rt_out_row_floats(c)) * sizeof(float),
 		                      cudaMemcpyDeviceToHost, rt_cu.stream));
-	else if (t == c->o.steps - 1 + (p->async != 0) && rt_cu.d_out)
+	else if ((p->async ? t == c->seg_len && c->seg0 + c->seg_len == c->step0 + c->o.steps
+	                   : t == c->step0 + c->o.steps - 1) && rt_cu.d_out)
 		RT_CU(cudaMemcpyAsync(c->out, rt_cu.d_out,
 		                      (size_t)(replica_rows(p) * rt_out_row_floats(c)) * sizeof(float),
 		                      cudaMemcpyDeviceToHost, rt_cu.stream));
