@@ -429,12 +429,17 @@ static int eval_due(const rt_ctx *c, int64_t step, int64_t last)
 	return step == last || (c->o.eval_every > 0 && step % c->o.eval_every == 0);
 }
 
-/* TEMPORARY: rt_eval_run(c) of rt_eval.c and then rt_report_eval(...) of
- * rt_report.c go here when they land. */
+/* An evaluation after global step `step`, at a boundary where nothing is
+ * in flight (an asynchronous segment ends there): the newest weights, the
+ * whole evaluation set (rt_eval.c), the line and the metrics (rt_report.c). */
 static void run_eval(rt_ctx *c, int64_t step)
 {
-	(void)c;
-	(void)step;
+	float *w_use = c->w_use;
+	double loss;
+	c->w_use = NULL;
+	loss = rt_eval_run(c);
+	c->w_use = w_use;
+	rt_report_eval(c, step, loss);
 }
 
 /* The end of the segment that starts after global step g: the next step
