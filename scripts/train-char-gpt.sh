@@ -57,11 +57,14 @@ echo "== B: resumed from $out/ckpt-b"
 echo
 echo "== the final weights"
 ( cd "$out" && sha256sum a.safetensors b.safetensors )
-resumed=$(sed -n 's/^step \([0-9]*\) .*/\1/p' "$out/b2.log" | head -n 1)
-if cmp -s "$out/a.safetensors" "$out/b.safetensors" &&
-   grep -E '^(step|eval)' "$out/b2.log" | cmp -s - \
-	"$(grep -E '^(step|eval)' "$out/a.log" | sed -n "/^step $resumed /,\$p" > "$out/a-tail.log"; echo "$out/a-tail.log")"; then
-	echo "equal: the resumed run's weights and every loss from step $resumed on are the uninterrupted run's"
+# The resumed run printed the steps after its checkpoint: the same lines
+# as the uninterrupted run's from that step on.
+first=$(sed -n 's/^step \([0-9]*\) .*/\1/p' "$out/b2.log" | head -n 1)
+grep -E '^(step|eval)' "$out/b2.log" > "$out/b-tail.log"
+grep -E '^(step|eval)' "$out/a.log" | sed -n "/^step $first /,\$p" > "$out/a-tail.log"
+if cmp -s "$out/a.safetensors" "$out/b.safetensors" && cmp -s "$out/a-tail.log" "$out/b-tail.log"
+then
+	echo "equal: the resumed run's weights, and every loss from step $first on, are the uninterrupted run's"
 else
 	echo "DIFFERENT: the resumed run does not reproduce the uninterrupted one" >&2
 	exit 1
