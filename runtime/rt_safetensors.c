@@ -127,12 +127,15 @@ static int by_range(const void *a, const void *b)
 }
 
 /* The tensors, in offset order, must tile [0, data_len) exactly: the
- * reference library refuses overlaps, gaps and trailing bytes alike. */
+ * reference library refuses overlaps, gaps and trailing bytes alike.
+ * Overlaps are looked for first: they are the reason a loose reader would
+ * load one tensor's bytes as another's, and the gap they leave is only
+ * their consequence. */
 static int check_tiling(const rt_st_file *st, uint64_t data_len, char *err, size_t errlen)
 {
 	const rt_st_tensor **o;
 	uint64_t at = 0;
-	int rc = 0;
+	int rc = 0, last = 0;
 	if (st->n == 0) {
 		if (data_len)
 			rt_fmt_err(err, errlen, "%llu data bytes, but the header names no tensor",
@@ -146,14 +149,20 @@ static int check_tiling(const rt_st_file *st, uint64_t data_len, char *err, size
 	for (int i = 0; i < st->n; i++)
 		o[i] = &st->t[i];
 	qsort(o, (size_t)st->n, sizeof *o, by_range);
-	for (int i = 0; i < st->n && !rc; i++) {
-		if (o[i]->begin < at) {
+	/* o[last] reaches furthest of o[0..i). */
+	for (int i = 1; i < st->n && !rc; i++) {
+		if (o[i]->begin < o[last]->end) {
 			rt_fmt_err(err, errlen, "tensors '%.100s' [%llu, %llu) and '%.100s' [%llu, %llu) overlap "
-			           "in the data section", o[i - 1]->name, (unsigned long long)o[i - 1]->begin,
-			           (unsigned long long)o[i - 1]->end, o[i]->name,
+			           "in the data section", o[last]->name, (unsigned long long)o[last]->begin,
+			           (unsigned long long)o[last]->end, o[i]->name,
 			           (unsigned long long)o[i]->begin, (unsigned long long)o[i]->end);
 			rc = -1;
-		} else if (o[i]->begin > at) {
+		}
+		if (o[i]->end > o[last]->end)
+			last = i;
+	}
+	for (int i = 0; i < st->n && !rc; i++) {
+		if (o[i]->begin > at) {
 			rt_fmt_err(err, errlen, "a gap in the data section: bytes [%llu, %llu) belong to no tensor "
 			           "(before '%.100s')", (unsigned long long)at,
 			           (unsigned long long)o[i]->begin, o[i]->name);
