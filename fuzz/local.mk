@@ -5,7 +5,7 @@
 ## libFuzzer) it says SKIPPED and that nothing was fuzzed.
 
 FUZZ_SECONDS = 20
-EXTRA_DIST += %D%/README.md %D%/run.sh %D%/make-corpus.py %D%/fuzz_common.h \
+EXTRA_DIST += %D%/README.md %D%/run.sh %D%/coverage.sh %D%/make-corpus.py %D%/fuzz_common.h \
 	%D%/fuzz_json.c %D%/fuzz_state.c %D%/fuzz_safetensors.c %D%/fuzz_npy.c %D%/corpus
 
 ## The harnesses build in fuzz-build/ (not fuzz/: in an in-tree build that
