@@ -65,9 +65,9 @@ for t in $targets; do
 	# needs more than a few kilobytes to reach every branch.
 	if ! (cd "$out" && "./fuzz_$t" -max_total_time="$secs" -max_len=8192 -rss_limit_mb=2048 \
 		-timeout=10 -print_final_stats=1 $par \
-		-artifact_prefix="$out/crash-$t-" $dict "$out/corpus/$t" "$here/corpus/$t" \
+		-artifact_prefix="$out/$t-" $dict "$out/corpus/$t" "$here/corpus/$t" \
 		>"$out/$t.log" 2>&1); then
-		echo "fuzz: $t FAILED (reproducer: $out/crash-$t-*; log: $out/$t.log)" >&2
+		echo "fuzz: $t FAILED (reproducer: $out/$t-crash-* (or -leak-, -timeout-, -oom-); log: $out/$t.log)" >&2
 		tail -40 "$out/$t.log" >&2
 		status=1
 	else
