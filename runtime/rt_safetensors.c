@@ -106,8 +106,12 @@ static int parse_entry(rt_st_tensor *t, const char *name, const rt_json *e,
 	return 0;
 }
 
+/* __metadata__: absent, null (as the reference library reads it), or an
+ * object of strings. */
 static int string_map(const rt_json *m)
 {
+	if (m->type == RT_J_NULL)
+		return 1;
 	if (m->type != RT_J_OBJ)
 		return 0;
 	for (int i = 0; i < m->n; i++)
