@@ -8,7 +8,7 @@ FUZZ_SECONDS = 20
 EXTRA_DIST += %D%/README.md %D%/run.sh %D%/coverage.sh %D%/make-corpus.py %D%/fuzz_common.h \
 	%D%/fuzz_json.c %D%/fuzz_state.c %D%/fuzz_safetensors.c %D%/fuzz_npy.c %D%/corpus \
 	%D%/json.dict %D%/state.dict %D%/safetensors.dict %D%/npy.dict \
-	%D%/differential.py %D%/st-open.c
+	%D%/differential.py %D%/verdicts.c
 
 ## The harnesses build in fuzz-build/ (not fuzz/: in an in-tree build that
 ## is the source directory).
