@@ -123,6 +123,7 @@ put("safetensors", "overflow-offset", st(hdr({"a": {"dtype": "U8", "shape": [1],
                                                      "data_offsets": [18446744073709551615, 0]}}), b"\0"))
 put("safetensors", "bad-metadata", st(hdr({"__metadata__": {"format": 1}}, meta=False)))
 put("safetensors", "nine-dims", st(hdr({"a": {"dtype": "F32", "shape": [1] * 9, "data_offsets": [0, 4]}}), b"abcd"))
+put("safetensors", "float-offset", st('{"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4e0]}}', b"abcd"))
 put("safetensors", "meta-null", st('{"__metadata__":null,"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', b"abcd"))
 put("safetensors", "zero-size-ends", st(hdr({"z0": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]},
                                              "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},

@@ -214,7 +214,7 @@ bad:
 	return NULL;
 }
 
-static int number(jp *p, double *out)
+static int number(jp *p, double *out, int *integer)
 {
 	size_t start = p->pos;
 	char buf[64];
@@ -254,6 +254,7 @@ static int number(jp *p, double *out)
 	}
 	memcpy(buf, p->s + start, p->pos - start);
 	buf[p->pos - start] = 0;
+	*integer = strpbrk(buf, ".eE") == NULL;
 	*out = strtod(buf, &endp);
 	if (*endp != 0 || !isfinite(*out)) {
 		fail(p, "number out of range");
@@ -421,7 +422,7 @@ static int value(jp *p, rt_json *v)
 		return 0;
 	default:
 		v->type = RT_J_NUM;
-		if (number(p, &v->num))
+		if (number(p, &v->num, &v->integer))
 			return 1;
 		break;
 	}

@@ -44,8 +44,9 @@ int rt_dtype_size(const char *d)
 
 static int as_u64(const rt_json *j, uint64_t *out)
 {
-	/* Integers only, exactly representable (< 2^53). */
-	if (!j || j->type != RT_J_NUM || j->num < 0 || j->num > 9007199254740992.0 ||
+	/* Integers only, written as such (4, not 4.0 or 4e0: the reference
+	 * library refuses those too), exactly representable (< 2^53). */
+	if (!j || j->type != RT_J_NUM || !j->integer || j->num < 0 || j->num > 9007199254740992.0 ||
 	    j->num != floor(j->num))
 		return 0;
 	*out = (uint64_t)j->num;
@@ -90,6 +91,11 @@ static int parse_entry(rt_st_tensor *t, const char *name, const rt_json *e,
 		}
 		numel *= d;
 	}
+	for (int k = 0; k < 2; k++)
+		if (off->items[k].type != RT_J_NUM || !off->items[k].integer || off->items[k].num < 0) {
+			rt_fmt_err(err, errlen, "tensor '%s': data_offsets must be two non-negative integers", name);
+			return -1;
+		}
 	if (!as_u64(&off->items[0], &t->begin) || !as_u64(&off->items[1], &t->end) ||
 	    t->begin > t->end || t->end > data_len) {
 		rt_fmt_err(err, errlen, "tensor '%s': data_offsets outside the file's %llu data bytes",
