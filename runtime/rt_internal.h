@@ -530,6 +530,7 @@ enum { RT_J_NULL, RT_J_BOOL, RT_J_NUM, RT_J_STR, RT_J_ARR, RT_J_OBJ };
 struct rt_json {
 	int type;
 	double num;                 /* RT_J_NUM (and integers, exactly up to 2^53) */
+	int integer;                /* RT_J_NUM written with no fraction or exponent */
 	int boolean;                /* RT_J_BOOL */
 	char *str;                  /* RT_J_STR: decoded, NUL-terminated */
 	int n;                      /* RT_J_ARR, RT_J_OBJ: elements */

@@ -1,21 +1,34 @@
-/* rt_json.c — a small, strict JSON reader for safetensors headers.
+/* rt_json.c — a small, strict JSON reader (RFC 8259) for safetensors
+ * headers and checkpoint state.
  *
- * The header comes from a file the user names, so it is hostile input: every
- * read is bounds-checked, nesting is limited (no stack exhaustion), and any
- * error returns NULL with the reason and byte offset rather than crashing.
+ * The text comes from a file the user names, so it is hostile input: every
+ * read is bounds-checked, nesting is limited (no stack exhaustion), the
+ * number of values is capped (a 100 MB header of "0," cannot become gigabytes
+ * of nodes), and any error returns NULL with the reason and byte offset
+ * rather than crashing.  Strict where readers disagree: strings must be valid
+ * UTF-8 with no \u0000 (keys are C strings), numbers must be finite and
+ * without leading zeros, and an object whose keys repeat is refused — the
+ * first-wins or last-wins choice differs between readers, so such a file
+ * would mean different things to different tools.  docs/file-formats.md.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rt_internal.h"
 
 #define MAX_DEPTH 64
+/* Values in one document: a safetensors entry is about 14, so this allows
+ * some 300,000 tensors while bounding the nodes (56 bytes each, arrays
+ * grown by doubling) under 500 MB. */
+#define MAX_VALUES (1 << 22)
 
 typedef struct {
 	const char *s;
 	size_t len, pos;
 	int depth;
+	long values;
 	char *err;
 	size_t errlen;
 	int failed;
@@ -82,6 +95,33 @@ static size_t put_utf8(char *o, unsigned cp)
 	return 4;
 }
 
+/* The length of the well-formed UTF-8 sequence at s (at most n bytes), or
+ * 0: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_len(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t k;
+	unsigned lo = 0x80, hi = 0xbf;
+	if (u[0] >= 0xc2 && u[0] <= 0xdf)
+		k = 2;
+	else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+		k = 3;
+		if (u[0] == 0xe0) lo = 0xa0;
+		if (u[0] == 0xed) hi = 0x9f;
+	} else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+		k = 4;
+		if (u[0] == 0xf0) lo = 0x90;
+		if (u[0] == 0xf4) hi = 0x8f;
+	} else
+		return 0;
+	if (n < k || u[1] < lo || u[1] > hi)
+		return 0;
+	for (size_t i = 2; i < k; i++)
+		if (u[i] < 0x80 || u[i] > 0xbf)
+			return 0;
+	return k;
+}
+
 /* A string at p->pos (the opening quote); decoded output is never longer
  * than the escaped input, so one allocation of the raw length suffices. */
 static char *string(jp *p)
@@ -108,6 +148,18 @@ static char *string(jp *p)
 		if (ch < 0x20) {
 			fail(p, "control character in string");
 			goto bad;
+		}
+		if (ch >= 0x80) {
+			size_t k = utf8_len(p->s + p->pos - 1, end - (p->pos - 1));
+			if (!k) {
+				p->pos--;
+				fail(p, "invalid UTF-8 in string");
+				goto bad;
+			}
+			memcpy(out + o, p->s + p->pos - 1, k);
+			o += k;
+			p->pos += k - 1;
+			continue;
 		}
 		if (ch != '\\') {
 			out[o++] = (char)ch;
@@ -162,7 +214,7 @@ bad:
 	return NULL;
 }
 
-static int number(jp *p, double *out)
+static int number(jp *p, double *out, int *integer)
 {
 	size_t start = p->pos;
 	char buf[64];
@@ -171,6 +223,13 @@ static int number(jp *p, double *out)
 		p->pos++;
 	if (peek(p) < '0' || peek(p) > '9')
 		return 0;
+	if (peek(p) == '0') {
+		p->pos++;
+		if (peek(p) >= '0' && peek(p) <= '9') {
+			fail(p, "leading zero in a number");
+			return 0;
+		}
+	}
 	while (peek(p) >= '0' && peek(p) <= '9')
 		p->pos++;
 	if (peek(p) == '.') {
@@ -189,27 +248,41 @@ static int number(jp *p, double *out)
 		while (peek(p) >= '0' && peek(p) <= '9')
 			p->pos++;
 	}
-	if (p->pos - start >= sizeof buf)
+	if (p->pos - start >= sizeof buf) {
+		fail(p, "number longer than 63 characters");
 		return 0;
+	}
 	memcpy(buf, p->s + start, p->pos - start);
 	buf[p->pos - start] = 0;
+	*integer = strpbrk(buf, ".eE") == NULL;
 	*out = strtod(buf, &endp);
-	return *endp == 0;
+	if (*endp != 0 || !isfinite(*out)) {
+		fail(p, "number out of range");
+		return 0;
+	}
+	return 1;
 }
 
 static int value(jp *p, rt_json *v);
 
+/* Appends an element; capacity is n rounded up to a power of two (at least
+ * 4), so a long array costs O(n) copying, not O(n^2). */
 static int push(jp *p, rt_json *v, char *key)
 {
-	if (v->n % 16 == 0) {
-		rt_json *items = realloc(v->items, (size_t)(v->n + 16) * sizeof *items);
+	if (++p->values > MAX_VALUES) {
+		fail(p, "more than 4194304 values");
+		return 0;
+	}
+	if (v->n == 0 || (v->n >= 4 && (v->n & (v->n - 1)) == 0)) {
+		size_t cap = v->n ? (size_t)v->n * 2 : 4;
+		rt_json *items = realloc(v->items, cap * sizeof *items);
 		if (!items) {
 			fail(p, "out of memory");
 			return 0;
 		}
 		v->items = items;
 		if (v->type == RT_J_OBJ) {
-			char **keys = realloc(v->keys, (size_t)(v->n + 16) * sizeof *keys);
+			char **keys = realloc(v->keys, cap * sizeof *keys);
 			if (!keys) {
 				fail(p, "out of memory");
 				return 0;
@@ -221,6 +294,49 @@ static int push(jp *p, rt_json *v, char *key)
 	if (v->type == RT_J_OBJ)
 		v->keys[v->n] = key;
 	v->n++;
+	return 1;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Refuses an object whose keys repeat: by sorting a copy of the keys, so a
+ * header of a million tensors is not a million squared comparisons. */
+static int unique_keys(jp *p, const rt_json *v)
+{
+	char **k;
+	int dup = -1;
+	if (v->n < 2)
+		return 1;
+	if (v->n <= 8) {
+		for (int i = 1; i < v->n && dup < 0; i++)
+			for (int j = 0; j < i; j++)
+				if (!strcmp(v->keys[i], v->keys[j])) {
+					dup = i;
+					break;
+				}
+		if (dup < 0)
+			return 1;
+		rt_fmt_err(p->err, p->errlen, "key '%.80s' appears twice in one object", v->keys[dup]);
+		p->failed = 1;
+		return 0;
+	}
+	if (!(k = malloc((size_t)v->n * sizeof *k))) {
+		fail(p, "out of memory");
+		return 0;
+	}
+	memcpy(k, v->keys, (size_t)v->n * sizeof *k);
+	qsort(k, (size_t)v->n, sizeof *k, key_cmp);
+	for (int i = 1; i < v->n; i++)
+		if (!strcmp(k[i], k[i - 1])) {
+			rt_fmt_err(p->err, p->errlen, "key '%.80s' appears twice in one object", k[i]);
+			p->failed = 1;
+			free(k);
+			return 0;
+		}
+	free(k);
 	return 1;
 }
 
@@ -269,7 +385,7 @@ static int container(jp *p, rt_json *v, int close)
 		if (peek(p) == close) {
 			p->pos++;
 			p->depth--;
-			return 1;
+			return v->type != RT_J_OBJ || unique_keys(p, v);
 		}
 		fail(p, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
 		return 0;
@@ -306,7 +422,7 @@ static int value(jp *p, rt_json *v)
 		return 0;
 	default:
 		v->type = RT_J_NUM;
-		if (number(p, &v->num))
+		if (number(p, &v->num, &v->integer))
 			return 1;
 		break;
 	}
@@ -336,7 +452,7 @@ void rt_json_free(rt_json *j)
 
 rt_json *rt_json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-	jp p = { text, len, 0, 0, err, errlen, 0 };
+	jp p = { text, len, 0, 0, 0, err, errlen, 0 };
 	rt_json *j = calloc(1, sizeof *j);
 	if (!j) {
 		rt_fmt_err(err, errlen, "out of memory");

@@ -6,7 +6,10 @@
  *   {'descr': '<f4', 'fortran_order': False, 'shape': (256, 100), }
  * padded with spaces to a 64-byte boundary and ended by '\n'.  It is parsed
  * by a tiny scanner that accepts only that form: anything else is an error
- * with the reason, never a crash.
+ * with the reason, never a crash.  The header is at most 1 MiB, each
+ * dimension at most 2^40 and the element count at most 2^50 (so no byte
+ * count overflows), and the data must be exactly the shape's size, all
+ * checked before the data is allocated.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
@@ -34,41 +37,164 @@ static int esize(int type)
 	return type == RT_NPY_F64 || type == RT_NPY_I64 ? 8 : 4;
 }
 
-/* Finds 'key' (single or double quotes) followed by ':' and returns the
- * position after the colon and blanks, or NULL. */
-static const char *dict_value(const char *h, const char *key)
+/* The header dict, scanned over its exact length (a NUL inside is just a
+ * bad character).  numpy's own reader accepts exactly the keys descr,
+ * fortran_order and shape, each once; so does this one. */
+typedef struct {
+	const char *s;
+	size_t len, pos;
+} hdr_scan;
+
+static int hpeek(const hdr_scan *h)
 {
-	size_t k = strlen(key);
-	for (const char *s = h; (s = strpbrk(s, "'\"")) != NULL; s++) {
-		if (strncmp(s + 1, key, k) == 0 && s[k + 1] == s[0]) {
-			s += k + 2;
-			while (*s == ' ')
-				s++;
-			if (*s != ':')
-				return NULL;
-			s++;
-			while (*s == ' ')
-				s++;
-			return s;
-		}
-	}
-	return NULL;
+	return h->pos < h->len ? (unsigned char)h->s[h->pos] : -1;
 }
 
-static int parse_header(const char *h, rt_npy *a, int *fortran, char *err, size_t errlen)
+static void hblank(hdr_scan *h)
 {
-	const char *d = dict_value(h, "descr"), *f = dict_value(h, "fortran_order"),
-	           *s = dict_value(h, "shape");
-	char descr[16];
-	size_t n = 0;
+	while (hpeek(h) == ' ' || hpeek(h) == '\t')
+		h->pos++;
+}
 
-	if (!d || !f || !s || (*d != '\'' && *d != '"')) {
+/* A quoted Python string of at most cap-1 characters, no escapes. */
+static int hstring(hdr_scan *h, char *out, size_t cap)
+{
+	int q = hpeek(h);
+	size_t n = 0;
+	if (q != '\'' && q != '"')
+		return 0;
+	for (h->pos++; hpeek(h) != q; h->pos++) {
+		int ch = hpeek(h);
+		if (ch < 0x20 || ch == '\\' || ch > 0x7e || n + 1 >= cap)
+			return 0;
+		out[n++] = (char)ch;
+	}
+	h->pos++;
+	out[n] = 0;
+	return 1;
+}
+
+static int hword(hdr_scan *h, const char *w)
+{
+	size_t n = strlen(w);
+	if (h->len - h->pos < n || memcmp(h->s + h->pos, w, n) != 0)
+		return 0;
+	h->pos += n;
+	return !isalnum(hpeek(h)) && hpeek(h) != '_';
+}
+
+/* (), (N,), (N, M) or (N, M,); Python 2's numpy wrote 3L for 3. */
+static int hshape(hdr_scan *h, rt_npy *a, char *err, size_t errlen)
+{
+	int commas = 0;
+	if (hpeek(h) != '(')
+		goto bad;
+	h->pos++;
+	a->ndim = 0;
+	for (;;) {
+		int64_t v = 0;
+		hblank(h);
+		if (hpeek(h) == ')')
+			break;
+		if (!isdigit(hpeek(h)))
+			goto bad;
+		while (isdigit(hpeek(h))) {
+			v = v * 10 + (hpeek(h) - '0');
+			h->pos++;
+			if (v > (INT64_C(1) << 40)) {
+				rt_fmt_err(err, errlen, "shape entry out of range (at most 2^40)");
+				return -1;
+			}
+		}
+		if (hpeek(h) == 'L')
+			h->pos++;
+		if (a->ndim == 8) {
+			rt_fmt_err(err, errlen, "more than 8 dimensions");
+			return -1;
+		}
+		a->dims[a->ndim++] = v;
+		hblank(h);
+		if (hpeek(h) == ',') {
+			h->pos++;
+			commas++;
+		} else if (hpeek(h) != ')')
+			goto bad;
+	}
+	h->pos++;
+	/* (3) is the integer 3 in Python, not a shape: numpy refuses it. */
+	if (a->ndim == 1 && commas == 0)
+		goto bad;
+	return 0;
+bad:
+	rt_fmt_err(err, errlen, "bad shape (a Python tuple of integers, like (2, 3) or (4,))");
+	return -1;
+}
+
+static int parse_header(const char *text, size_t len, rt_npy *a, int *fortran, char *err,
+                        size_t errlen)
+{
+	hdr_scan h = { text, len, 0 };
+	char descr[16] = "", key[16];
+	int seen[3] = { 0, 0, 0 };
+
+	hblank(&h);
+	if (hpeek(&h) != '{')
+		goto syntax;
+	h.pos++;
+	for (;;) {
+		int k;
+		hblank(&h);
+		if (hpeek(&h) == '}')
+			break;
+		if (!hstring(&h, key, sizeof key))
+			goto syntax;
+		k = !strcmp(key, "descr") ? 0 : !strcmp(key, "fortran_order") ? 1 :
+		    !strcmp(key, "shape") ? 2 : -1;
+		if (k < 0) {
+			rt_fmt_err(err, errlen, "unknown header key '%s' (numpy writes descr, fortran_order, shape)", key);
+			return -1;
+		}
+		if (seen[k]++) {
+			rt_fmt_err(err, errlen, "header key '%s' appears twice", key);
+			return -1;
+		}
+		hblank(&h);
+		if (hpeek(&h) != ':')
+			goto syntax;
+		h.pos++;
+		hblank(&h);
+		if (k == 0) {
+			if (!hstring(&h, descr, sizeof descr)) {
+				rt_fmt_err(err, errlen, "descr is not a simple dtype string (structured arrays are not supported)");
+				return -1;
+			}
+		} else if (k == 1) {
+			if (hword(&h, "True"))
+				*fortran = 1;
+			else if (hword(&h, "False"))
+				*fortran = 0;
+			else {
+				rt_fmt_err(err, errlen, "bad fortran_order (True or False)");
+				return -1;
+			}
+		} else if (hshape(&h, a, err, errlen) != 0)
+			return -1;
+		hblank(&h);
+		if (hpeek(&h) == ',')
+			h.pos++;
+		else if (hpeek(&h) != '}')
+			goto syntax;
+	}
+	h.pos++;
+	/* numpy pads with spaces and ends the header with '\n'. */
+	while (hpeek(&h) == ' ' || hpeek(&h) == '\t' || hpeek(&h) == '\n' || hpeek(&h) == '\r')
+		h.pos++;
+	if (h.pos != h.len)
+		goto syntax;
+	if (!seen[0] || !seen[1] || !seen[2]) {
 		rt_fmt_err(err, errlen, "header lacks descr, fortran_order or shape");
 		return -1;
 	}
-	for (d++; *d && *d != '\'' && *d != '"' && n < sizeof descr - 1; d++)
-		descr[n++] = *d;
-	descr[n] = 0;
 	if (descr[0] == '>') {
 		rt_fmt_err(err, errlen, "big-endian data ('%s') is not supported", descr);
 		return -1;
@@ -81,58 +207,20 @@ static int parse_header(const char *h, rt_npy *a, int *fortran, char *err, size_
 		rt_fmt_err(err, errlen, "dtype '%s' is not supported (float32, float64, int32, int64)", descr);
 		return -1;
 	}
-	if (!strncmp(f, "True", 4))
-		*fortran = 1;
-	else if (!strncmp(f, "False", 5))
-		*fortran = 0;
-	else {
-		rt_fmt_err(err, errlen, "bad fortran_order");
-		return -1;
-	}
-	if (*s != '(') {
-		rt_fmt_err(err, errlen, "bad shape");
-		return -1;
-	}
-	s++;
-	a->ndim = 0;
-	for (;;) {
-		char *end;
-		long long v;
-		while (*s == ' ')
-			s++;
-		if (*s == ')')
-			break;
-		if (!isdigit((unsigned char)*s)) {
-			rt_fmt_err(err, errlen, "bad shape");
-			return -1;
-		}
-		errno = 0;
-		v = strtoll(s, &end, 10);
-		if (errno || v < 0 || v > (1ll << 40) || a->ndim == 8) {
-			rt_fmt_err(err, errlen, "shape entry out of range (or more than 8 dimensions)");
-			return -1;
-		}
-		a->dims[a->ndim++] = v;
-		s = end;
-		while (*s == ' ')
-			s++;
-		if (*s == ',')
-			s++;
-		else if (*s != ')') {
-			rt_fmt_err(err, errlen, "bad shape");
-			return -1;
-		}
-	}
 	/* Bound the element count so byte sizes cannot overflow later. */
 	int64_t numel = 1;
 	for (int i = 0; i < a->ndim; i++) {
 		if (a->dims[i] && numel > (INT64_C(1) << 50) / a->dims[i]) {
-			rt_fmt_err(err, errlen, "shape too large");
+			rt_fmt_err(err, errlen, "shape too large (more than 2^50 elements)");
 			return -1;
 		}
 		numel *= a->dims[i];
 	}
 	return 0;
+syntax:
+	rt_fmt_err(err, errlen, "bad header at byte %zu (a Python dict literal like "
+	           "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), })", h.pos);
+	return -1;
 }
 
 /* Fortran order to C order: element with index (i0, ..., ik) is at
@@ -208,8 +296,14 @@ static int rt_npy_load(const char *path, rt_npy *a, int with_data, char *err, si
 		rt_fmt_err(err, errlen, "%s: .npy format version %d is not supported", path, pre[6]);
 		goto fail;
 	}
-	if (hlen > (1u << 20) || (uint64_t)hlen + prelen > (uint64_t)sb.st_size) {
-		rt_fmt_err(err, errlen, "%s: bad header length %u", path, hlen);
+	if (hlen > (1u << 20)) {
+		rt_fmt_err(err, errlen, "%s: header length %u is over the limit of 1 MiB", path, hlen);
+		goto fail;
+	}
+	if ((uint64_t)hlen + prelen > (uint64_t)sb.st_size) {
+		rt_fmt_err(err, errlen, "%s: header length %u, but the file holds only %llu bytes after "
+		           "its preamble (truncated?)", path, hlen,
+		           (unsigned long long)((uint64_t)sb.st_size - prelen));
 		goto fail;
 	}
 	h = malloc((size_t)hlen + 1);
@@ -218,14 +312,16 @@ static int rt_npy_load(const char *path, rt_npy *a, int with_data, char *err, si
 		goto fail;
 	}
 	h[hlen] = 0;
-	if (parse_header(h, a, &fortran, herr, sizeof herr) != 0) {
+	if (parse_header(h, hlen, a, &fortran, herr, sizeof herr) != 0) {
 		rt_fmt_err(err, errlen, "%s: %s", path, herr);
 		goto fail;
 	}
 	need = (uint64_t)rt_npy_numel(a) * (uint64_t)esize(a->type);
 	have = (uint64_t)sb.st_size - prelen - hlen;
+	/* Before any allocation of the data's size. */
 	if (have != need) {
-		rt_fmt_err(err, errlen, "%s: %llu data bytes, but the shape needs %llu (truncated?)",
+		rt_fmt_err(err, errlen, have < need ? "%s: %llu data bytes, but the shape needs %llu (truncated?)"
+		           : "%s: %llu data bytes, but the shape needs only %llu (trailing bytes)",
 		           path, (unsigned long long)have, (unsigned long long)need);
 		goto fail;
 	}

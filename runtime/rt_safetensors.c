@@ -6,6 +6,13 @@
  * "__metadata__": {...}}, then the data section; offsets are relative to
  * it, tensors are little-endian and C order.  Writers pad the header with
  * spaces to a multiple of 8 so the data stays aligned.
+ *
+ * Read as strictly as the format's reference library: the header starts
+ * with '{' and is at most 100,000,000 bytes, `__metadata__` maps strings
+ * to strings, and the tensors' byte ranges, in offset order, tile the data
+ * section exactly — from 0, no overlap (one tensor's bytes read as another's),
+ * no gap, and the last one ending where the file ends.  Every size is checked
+ * against the file's size before anything of that size is allocated.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -16,9 +23,10 @@
 
 #include "rt_internal.h"
 
-/* Headers of real checkpoints are kilobytes; the format caps them at
- * 100 MB, which also bounds what a corrupt length can make us allocate. */
-#define MAX_HEADER (100u << 20)
+/* Headers of real checkpoints are kilobytes; the reference library caps
+ * them at 100,000,000 bytes, which also bounds what a corrupt length can
+ * make us allocate. */
+#define MAX_HEADER 100000000u
 
 int rt_dtype_size(const char *d)
 {
@@ -36,8 +44,9 @@ int rt_dtype_size(const char *d)
 
 static int as_u64(const rt_json *j, uint64_t *out)
 {
-	/* Integers only, exactly representable (< 2^53). */
-	if (!j || j->type != RT_J_NUM || j->num < 0 || j->num > 9007199254740992.0 ||
+	/* Integers only, written as such (4, not 4.0 or 4e0: the reference
+	 * library refuses those too), exactly representable (< 2^53). */
+	if (!j || j->type != RT_J_NUM || !j->integer || j->num < 0 || j->num > 9007199254740992.0 ||
 	    j->num != floor(j->num))
 		return 0;
 	*out = (uint64_t)j->num;
@@ -82,6 +91,11 @@ static int parse_entry(rt_st_tensor *t, const char *name, const rt_json *e,
 		}
 		numel *= d;
 	}
+	for (int k = 0; k < 2; k++)
+		if (off->items[k].type != RT_J_NUM || !off->items[k].integer || off->items[k].num < 0) {
+			rt_fmt_err(err, errlen, "tensor '%s': data_offsets must be two non-negative integers", name);
+			return -1;
+		}
 	if (!as_u64(&off->items[0], &t->begin) || !as_u64(&off->items[1], &t->end) ||
 	    t->begin > t->end || t->end > data_len) {
 		rt_fmt_err(err, errlen, "tensor '%s': data_offsets outside the file's %llu data bytes",
@@ -98,6 +112,83 @@ static int parse_entry(rt_st_tensor *t, const char *name, const rt_json *e,
 	return 0;
 }
 
+/* __metadata__: absent, null (as the reference library reads it), or an
+ * object of strings. */
+static int string_map(const rt_json *m)
+{
+	if (m->type == RT_J_NULL)
+		return 1;
+	if (m->type != RT_J_OBJ)
+		return 0;
+	for (int i = 0; i < m->n; i++)
+		if (m->items[i].type != RT_J_STR)
+			return 0;
+	return 1;
+}
+
+static int by_range(const void *a, const void *b)
+{
+	const rt_st_tensor *x = *(const rt_st_tensor *const *)a, *y = *(const rt_st_tensor *const *)b;
+	if (x->begin != y->begin)
+		return x->begin < y->begin ? -1 : 1;
+	if (x->end != y->end)
+		return x->end < y->end ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* The tensors, in offset order, must tile [0, data_len) exactly: the
+ * reference library refuses overlaps, gaps and trailing bytes alike.
+ * Overlaps are looked for first: they are the reason a loose reader would
+ * load one tensor's bytes as another's, and the gap they leave is only
+ * their consequence. */
+static int check_tiling(const rt_st_file *st, uint64_t data_len, char *err, size_t errlen)
+{
+	const rt_st_tensor **o;
+	uint64_t at = 0;
+	int rc = 0, last = 0;
+	if (st->n == 0) {
+		if (data_len)
+			rt_fmt_err(err, errlen, "%llu data bytes, but the header names no tensor",
+			           (unsigned long long)data_len);
+		return data_len ? -1 : 0;
+	}
+	if (!(o = malloc((size_t)st->n * sizeof *o))) {
+		rt_fmt_err(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < st->n; i++)
+		o[i] = &st->t[i];
+	qsort(o, (size_t)st->n, sizeof *o, by_range);
+	/* o[last] reaches furthest of o[0..i). */
+	for (int i = 1; i < st->n && !rc; i++) {
+		if (o[i]->begin < o[last]->end) {
+			rt_fmt_err(err, errlen, "tensors '%.100s' [%llu, %llu) and '%.100s' [%llu, %llu) overlap "
+			           "in the data section", o[last]->name, (unsigned long long)o[last]->begin,
+			           (unsigned long long)o[last]->end, o[i]->name,
+			           (unsigned long long)o[i]->begin, (unsigned long long)o[i]->end);
+			rc = -1;
+		}
+		if (o[i]->end > o[last]->end)
+			last = i;
+	}
+	for (int i = 0; i < st->n && !rc; i++) {
+		if (o[i]->begin > at) {
+			rt_fmt_err(err, errlen, "a gap in the data section: bytes [%llu, %llu) belong to no tensor "
+			           "(before '%.100s')", (unsigned long long)at,
+			           (unsigned long long)o[i]->begin, o[i]->name);
+			rc = -1;
+		}
+		at = o[i]->end;
+	}
+	if (!rc && at != data_len) {
+		rt_fmt_err(err, errlen, "the tensors end at data byte %llu, but the data section has %llu "
+		           "(trailing bytes)", (unsigned long long)at, (unsigned long long)data_len);
+		rc = -1;
+	}
+	free(o);
+	return rc;
+}
+
 int rt_st_open(rt_st_file *st, const char *path, char *err, size_t errlen)
 {
 	unsigned char lenb[8];
@@ -105,7 +196,7 @@ int rt_st_open(rt_st_file *st, const char *path, char *err, size_t errlen)
 	struct stat sb;
 	char *hdr = NULL;
 	rt_json *j = NULL;
-	char jerr[256];
+	char jerr[256], terr2[512];
 
 	memset(st, 0, sizeof *st);
 	st->f = fopen(path, "rb");
@@ -120,14 +211,24 @@ int rt_st_open(rt_st_file *st, const char *path, char *err, size_t errlen)
 	}
 	for (int i = 7; i >= 0; i--)
 		hlen = hlen << 8 | lenb[i];
-	if (hlen < 2 || hlen > MAX_HEADER || hlen > fsize - 8) {
-		rt_fmt_err(err, errlen, "%s: not a safetensors file (header length %llu, file size %llu)",
-		           path, (unsigned long long)hlen, (unsigned long long)fsize);
+	if (hlen > MAX_HEADER) {
+		rt_fmt_err(err, errlen, "%s: not a safetensors file (header length %llu is over the format's "
+		           "limit of %u bytes)", path, (unsigned long long)hlen, MAX_HEADER);
+		goto fail;
+	}
+	if (hlen < 2 || hlen > fsize - 8) {
+		rt_fmt_err(err, errlen, "%s: not a safetensors file (header length %llu, but the file holds "
+		           "%llu bytes after its 8-byte length)", path, (unsigned long long)hlen,
+		           (unsigned long long)(fsize - 8));
 		goto fail;
 	}
 	hdr = malloc(hlen);
 	if (!hdr || fread(hdr, 1, hlen, st->f) != hlen) {
 		rt_fmt_err(err, errlen, "%s: cannot read the header", path);
+		goto fail;
+	}
+	if (hdr[0] != '{') {
+		rt_fmt_err(err, errlen, "%s: header is not a JSON object (it must start with '{')", path);
 		goto fail;
 	}
 	j = rt_json_parse(hdr, hlen, jerr, sizeof jerr);
@@ -145,14 +246,16 @@ int rt_st_open(rt_st_file *st, const char *path, char *err, size_t errlen)
 		rt_fmt_err(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
+	/* Names are unique: rt_json_parse refuses repeated keys. */
 	for (int i = 0; i < j->n; i++) {
 		rt_st_tensor *t = &st->t[st->n];
 		char terr[256];
-		if (strcmp(j->keys[i], "__metadata__") == 0)
+		if (strcmp(j->keys[i], "__metadata__") == 0) {
+			if (!string_map(&j->items[i])) {
+				rt_fmt_err(err, errlen, "%s: __metadata__ must map strings to strings", path);
+				goto fail;
+			}
 			continue;
-		if (rt_st_find(st, j->keys[i])) {
-			rt_fmt_err(err, errlen, "%s: tensor '%s' appears twice", path, j->keys[i]);
-			goto fail;
 		}
 		if (parse_entry(t, j->keys[i], &j->items[i], fsize - st->data_start,
 		                terr, sizeof terr) != 0) {
@@ -164,6 +267,10 @@ int rt_st_open(rt_st_file *st, const char *path, char *err, size_t errlen)
 			goto fail;
 		}
 		st->n++;
+	}
+	if (check_tiling(st, fsize - st->data_start, terr2, sizeof terr2) != 0) {
+		rt_fmt_err(err, errlen, "%s: %s", path, terr2);
+		goto fail;
 	}
 	rt_json_free(j);
 	free(hdr);

@@ -33,8 +33,8 @@ import re
 import sys
 
 DOC_GLOBS = ["README.md", "docs/*.md", "docs/pipec.1", "t/README.md", "bench/*.md",
-             "bench/gpu/README.md"]
-SOURCE_DIRS = ["compiler", "runtime", "templates", "scripts", "t", "models", "bench"]
+             "bench/gpu/README.md", "fuzz/README.md"]
+SOURCE_DIRS = ["compiler", "runtime", "templates", "scripts", "t", "models", "bench", "fuzz"]
 SOURCE_FILES = ["configure.ac", "Makefile.am"]
 # This checker and its test name the forbidden words themselves.
 SELF = {"t/doc-links.py", "t/006-docs.t"}
@@ -43,13 +43,13 @@ FORBIDDEN = re.compile(r"\.\./shared|(?<![\w./-])shared/(?:spec|notes)|(?<![\w-]
                        r"|(?<![\w-])notes/|(?<![\w./-])(?:cli|pipe-language|training|planner|"
                        r"STYLE|DEVELOPERS)\.md\b")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-PATH = re.compile(r"(?<![\w./-])((?:docs|t|compiler|runtime|templates|scripts|models|bench)"
+PATH = re.compile(r"(?<![\w./-])((?:docs|t|compiler|runtime|templates|scripts|models|bench|fuzz)"
                   r"/[\w./{}*+-]*[\w/*}])")
 
 # Build products and run-time outputs: named in the docs, not in the tree.
 GENERATED = re.compile(r"^(compiler/pipec|compiler/libpipec\.a|runtime/libpipert(_cuda)?\.a|runtime/pipert-check"
                        r"|t/tmp(/.*)?|bench/results/.*\.(csv|svg|json|log|txt)"
-                       r"|runtime/cuda/.*\.o|docs/performance\.md)$")
+                       r"|runtime/cuda/.*\.o|docs/performance\.md|fuzz/build(/.*)?)$")
 
 
 def documents(top):
@@ -63,8 +63,9 @@ def sources(top):
     out = [os.path.join(top, f) for f in SOURCE_FILES]
     for d in SOURCE_DIRS:
         for root, dirs, files in os.walk(os.path.join(top, d)):
-            dirs[:] = [x for x in dirs if x not in ("tmp", "__pycache__") and
-                       not x.startswith(".")]
+            # fuzz/corpus holds inputs (binary), fuzz/build the harnesses.
+            dirs[:] = [x for x in dirs if x not in ("tmp", "__pycache__", "corpus") and
+                       not (d == "fuzz" and x == "build") and not x.startswith(".")]
             for f in files:
                 if f.endswith((".c", ".h", ".l", ".y", ".cu", ".sh", ".t", ".py", ".pipe",
                                ".tmpl", ".mk", ".md", ".in", ".1")) or "." not in f:

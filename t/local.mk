@@ -102,7 +102,8 @@ RUNTIME_TESTS = \
 	%D%/505-runtime-tf.t \
 	%D%/506-runtime-inputs.t \
 	%D%/507-runtime-kv.t \
-	%D%/508-runtime-data.t
+	%D%/508-runtime-data.t \
+	%D%/509-runtime-hostile.t
 TESTS += $(RUNTIME_TESTS)
 EXTRA_DIST += $(RUNTIME_TESTS) %D%/runtime-lib.sh %D%/runtime-kernels.c %D%/runtime-io.c \
 	%D%/runtime-ref.py %D%/runtime-data.c %D%/rt-fixtures/two_rank.c %D%/runtime-tf.c %D%/runtime-inputs.c \

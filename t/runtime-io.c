@@ -154,10 +154,12 @@ static void test_safetensors(void)
 	put_st("arr.safetensors", "[1,2]", "", 0);
 	REJECTS("arr.safetensors", NULL, "not a JSON object", "a header that is not an object is rejected");
 	{
-		char deep[3000];
-		memset(deep, '[', 2000);
-		memset(deep + 2000, ']', 999);
-		deep[2999] = 0;
+		/* Inside an object: a header must start with '{'. */
+		char deep[3010];
+		memcpy(deep, "{\"a\":", 5);
+		memset(deep + 5, '[', 2000);
+		memset(deep + 2005, ']', 999);
+		deep[3004] = 0;
 		put_st("deep.safetensors", deep, "", 0);
 		REJECTS("deep.safetensors", NULL, "nesting too deep", "deeply nested JSON is refused, not recursed into");
 	}
