@@ -215,6 +215,10 @@ struct rt_ctx {
 	double grad_norm;           /* the last step's global norm before clipping; -1: none */
 	int64_t opt_updates;        /* updates this run (pipedream: one per micro-batch) */
 	rt_osc osc;                 /* the last update's scalars (CUDA graphs replay them) */
+	/* Host work of a step that a replayed CUDA graph does not run: the
+	 * optimizer's scalars for this update (rt_optim_prepare, set by
+	 * rt_optim_alloc).  A hook, so the device layer calls no module above it. */
+	void (*before_replay)(rt_ctx *c);
 	rt_orange *orng;            /* the ranges updated, with or without decay */
 	int norng;
 	rt_orange *nrng;            /* the ranges this rank counts in the clipping norm */

@@ -132,6 +132,7 @@ int rt_optim_alloc(rt_ctx *c)
 	int by_ndim = p->decay_matrices && p->weight_decay != 0.0;
 	c->grad_norm = -1.0;
 	c->nnrng = -1;
+	c->before_replay = rt_optim_prepare;
 	if (p->optim == RT_OPTIM_NONE)
 		return 0;
 	if (p->precision != RT_PREC_F32 && !(c->master = rt_dev_alloc(c, bytes)))

@@ -905,8 +905,8 @@ void rt_dev_step(rt_ctx *c, int t)
 		 * rt_optim_step is host work).  h_osc is free: the step before
 		 * ended with a sync. */
 		if (p->optim != RT_OPTIM_NONE) {
-			if (t != rt_cu.captured_step)
-				rt_optim_prepare(c);
+			if (t != rt_cu.captured_step && c->before_replay)
+				c->before_replay(c);
 			*rt_cu.h_osc = c->osc;
 			RT_CU(cudaMemcpyAsync(rt_cu.d_osc, rt_cu.h_osc, sizeof(rt_osc),
 			                      cudaMemcpyHostToDevice, rt_cu.stream));
