@@ -40,7 +40,9 @@ echo "== B: the same run, a rank killed after step $kill_at"
 job=$!
 while kill -0 $job 2>/dev/null; do
 	if grep -q "^step $((kill_at + 1)) " "$out/b1.log" 2>/dev/null; then
-		pkill -KILL -f "$out/prog/rank1" || true
+		# rank 1's process alone (its command line starts with its
+		# binary; the launcher's names it further on)
+		pkill -KILL -f "^$(cd "$out/prog" && pwd)/rank1( |\$)" || true
 		break
 	fi
 	sleep 0.2
