@@ -105,7 +105,7 @@ def cmd_single(a, r):
         sched.step()
         opt.zero_grad(set_to_none=True)
         train_s += time.perf_counter() - t0
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if (s + 1) % a.eval_every == 0 or s + 1 == a.steps:
             evals.append([s + 1, eval_loss_single(torch, m, ev, a.batch)])
     return {"train_s": train_s, "losses": losses, "evals": evals}
