@@ -283,7 +283,38 @@ def blocks(cfg):
     gen_blocks(cfg, b, v)
     tf_blocks(cfg, b, v)
     async_blocks(cfg, b, v)
+    train_real_blocks(cfg, b)
     return b, v
+
+
+# ---- training for real (bench/exp_train_real.py) ----
+
+def train_real_blocks(cfg, b):
+    """Section 10 from train_real.csv and train_real_runs.csv."""
+    path = os.path.join(cfg.out, "train_real.csv")
+    if not os.path.exists(path):
+        b["TRAIN_REAL"] = "*(not measured in this run: `bench/exp_train_real.py`)*"
+        return
+    rows = lib.read_csv(path)
+    runs = lib.read_csv(os.path.join(cfg.out, "train_real_runs.csv"))
+    what = {"pipec": "pipec, P = 2 (1F1B, M = 4)",
+            "torch-pipelining": "torch.distributed.pipelining, 2 processes (Schedule1F1B, M = 4)",
+            "torch-1-process": "transformers, 1 process, 2 threads"}
+    out = ["| run | samples/s (median) | runs (samples/s) | final eval loss | pipec's samples/s ÷ this |",
+           "| --- | --- | --- | --- | --- |"]
+    base = float(rows[0]["samples_per_s"])
+    for r in rows:
+        mine = [float(x["samples_per_s"]) for x in runs if x["impl"] == r["impl"]]
+        sps = float(r["samples_per_s"])
+        out.append("| %s | %.0f | %s | %.4f | %.2f× |"
+                   % (what.get(r["impl"], r["impl"]), sps, ", ".join("%.0f" % x for x in mine),
+                      float(r["final_eval_loss"]), base / sps))
+    busy = [float(x["others_busy"]) for x in runs if x.get("others_busy") not in ("", None)]
+    out.append("")
+    out.append("%d steps, batch %s, on %s; other processes kept at most %.2f cores busy during "
+               "the runs." % (int(rows[0]["steps"]), rows[0]["batch"], rows[0]["machine"] or "?",
+                              max(busy) if busy else float("nan")))
+    b["TRAIN_REAL"] = "\n".join(out)
 
 
 # ---- generation (bench/exp_generate.py) ----
