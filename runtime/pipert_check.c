@@ -608,6 +608,11 @@ int main(int argc, char **argv)
 		return worst;
 	}
 	check_distinct(&o);
+	{
+		char msg[1024];
+		if (rt_ckpt_check_options(&o, msg, sizeof msg) != 0)
+			problem(RT_EXIT_USAGE, "%s", msg);
+	}
 	check_data(&d, &o, 0);
 	check_data(&d, &o, 1);
 	if (o.weights_in)

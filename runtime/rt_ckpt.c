@@ -531,6 +531,34 @@ static int check_state(rt_ctx *c, const char *path, const rt_json *j, uint64_t m
 	return 0;
 }
 
+/* What the options say about the checkpoint directories, before any
+ * rank starts (pipert-check) and again in the ranks: --resume and
+ * --weights-in both give the starting weights; a fresh run into a
+ * directory that holds a checkpoint would make that run history (pruning
+ * keeps this run's last two), so say how to continue it instead. */
+int rt_ckpt_check_options(const rt_opts *o, char *err, size_t errlen)
+{
+	const char *dir = o->checkpoint ? o->checkpoint : o->resume;
+	struct stat st;
+	char *lnk;
+	if (o->resume && o->weights_in) {
+		rt_fmt_err(err, errlen, "--weights-in and --resume both give the weights to start "
+		           "from: give one");
+		return RT_EXIT_USAGE;
+	}
+	if (!dir || (o->resume && !strcmp(dir, o->resume)) || !(lnk = path_join(dir, "latest")))
+		return 0;
+	if (lstat(lnk, &st) == 0) {
+		rt_fmt_err(err, errlen, "--checkpoint %s: the directory holds a checkpoint already "
+		           "(%s); continue it with --resume %s, or name another directory", dir, lnk,
+		           dir);
+		free(lnk);
+		return RT_EXIT_USAGE;
+	}
+	free(lnk);
+	return 0;
+}
+
 int rt_ckpt_open(rt_ctx *c)
 {
 	char err[512], *state = NULL, *text = NULL;
@@ -541,28 +569,11 @@ int rt_ckpt_open(rt_ctx *c)
 	uint64_t mfp = model_fingerprint(c);
 
 	c->ckpt_dir = c->o.checkpoint ? c->o.checkpoint : c->o.resume;
-	if (c->o.resume && c->o.weights_in) {
-		if (c->rank == 0)
-			rt_msg(-1, "--weights-in and --resume both give the weights to start from: "
-			       "give one");
-		return rt_agree(c, RT_EXIT_USAGE);
-	}
-	if (!c->o.resume || strcmp(c->ckpt_dir, c->o.resume)) {
-		/* A fresh run into a directory that holds a checkpoint would make
-		 * it history (pruning keeps this run's last two): say how to
-		 * continue it instead. */
-		char *lnk = c->ckpt_dir ? path_join(c->ckpt_dir, "latest") : NULL;
-		struct stat st;
-		if (lnk && lstat(lnk, &st) == 0) {
-			if (c->rank == 0)
-				rt_msg(-1, "--checkpoint %s: the directory holds a checkpoint already (%s); "
-				       "continue it with --resume %s, or name another directory",
-				       c->ckpt_dir, lnk, c->ckpt_dir);
-			rc = RT_EXIT_USAGE;
-		}
-		free(lnk);
-		rc = rt_agree(c, rc);
-		if (rc || !c->o.resume)
+	{
+		char msg[1024];
+		if ((rc = rt_ckpt_check_options(&c->o, msg, sizeof msg)) != 0 && c->rank == 0)
+			rt_msg(-1, "%s", msg);
+		if ((rc = rt_agree(c, rc)) != 0 || !c->o.resume)
 			return rc;
 	}
 	rc = find_latest(c, c->o.resume, &c->ckpt_from);

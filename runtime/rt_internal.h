@@ -377,6 +377,9 @@ int rt_weights_write_shared(rt_ctx *c, const char *path, int nbufs, const char *
  * steps left).  Collective; the agreed status (exit 0 with a note when the
  * checkpoint is already at --steps: c->ckpt_done). */
 int rt_ckpt_open(rt_ctx *c);
+/* The options' checkpoint rules that need no rank (pipert-check calls it
+ * too): 0, or RT_EXIT_USAGE with the reason in err. */
+int rt_ckpt_check_options(const rt_opts *o, char *err, size_t errlen);
 /* --resume, after the buffers exist: the weights and the optimizer's state.
  * _versions: after the version slots were filled, an asynchronous
  * schedule's older weights (pipedream-2bw's `.previous`). */

@@ -26,7 +26,7 @@ E = env_setup(t)
 tmp = E.tmpdir("prerun")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")     # B = 24, 12 features, 5 classes
 BERT = os.path.join(E.src, "t", "models", "tiny-bert.pipe")  # ids, mask, types: T <= 9
-t.plan(34)
+t.plan(35)
 
 
 def sh(cmd, **kw):
@@ -192,6 +192,11 @@ r = refused(ce, ["--weights-in", foreign_w], 1, 5, ["missing tensor", "5 more"],
 refused(ce, ["--weights-in", p("junk.npy")], 1, 1, ["not a safetensors"],
         "--weights-in that is not safetensors")
 refused(ce, ["--resume", p("no-checkpoint")], 1, 1, ["--resume"], "--resume without a checkpoint")
+used = p("used-ckpt")
+os.mkdir(used)
+os.symlink("step-3", os.path.join(used, "latest"))
+refused(ce, ["--checkpoint", used], 2, 1, ["holds a checkpoint already", "--resume"],
+        "a fresh run into a directory that holds a checkpoint")
 
 # --- outputs (exit 1): nothing created to find out
 refused(ce, ["--weights-out", p("nodir/w.safetensors"), "--output", p("nodir/o.npy"),
