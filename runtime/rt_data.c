@@ -899,12 +899,7 @@ int64_t rt_rows_valid(rt_ctx *c, int mb)
 	return v < 0 ? 0 : v > p->mb_rows ? p->mb_rows : v;
 }
 
-#ifndef RT_CUDA
-/* The step's data, in place.  (libpipert_cuda.a copies each step's rows to
- * device buffers: cuda/rt_dev_cuda.cu.) */
-
-/* The set the step reads: the evaluation set inside eval_step. */
-static rt_dset cur_set(rt_ctx *c)
+rt_dset rt_data_set(rt_ctx *c)
 {
 	rt_dset d;
 	if (c->evaluating)
@@ -919,6 +914,10 @@ static rt_dset cur_set(rt_ctx *c)
 	d.rows = c->rows;
 	return d;
 }
+
+#ifndef RT_CUDA
+/* The step's data, in place.  (libpipert_cuda.a copies each step's rows to
+ * device buffers: cuda/rt_dev_cuda.cu.) */
 
 /* Micro-batch mb's rows of one array of the current set (`have` rows of
  * row_bytes): a pointer into it, or, shuffled, into staging buffer `a` of
@@ -975,7 +974,7 @@ const void *rt_data(rt_ctx *c, int k, int mb)
 		return rt_input(c, mb);
 	if (k < 0 || k >= p->ninputs)
 		rt_die(c, RT_EXIT_RUNTIME, "rt_data: input %d outside 0..%d", k, p->ninputs - 1);
-	d = cur_set(c);
+	d = rt_data_set(c);
 	in = d.in ? &d.in[k] : NULL;
 	/* Both types are 4 bytes: rows are cols * 4 bytes apart. */
 	return mb_data(c, k, in ? in->data : NULL, in ? in->rows : 0, in ? (size_t)in->cols * 4 : 0,
@@ -991,7 +990,7 @@ const float *rt_input(rt_ctx *c, int mb)
 			       c->p->inputs[0].name);
 		return rt_data(c, 0, mb);
 	}
-	d = cur_set(c);
+	d = rt_data_set(c);
 	return mb_data(c, 0, d.x, d.x_rows, (size_t)c->p->in_width * sizeof(float), mb, "rt_input");
 }
 
@@ -1003,14 +1002,14 @@ static int target_array(const rt_program *p)
 
 const int32_t *rt_target_class(rt_ctx *c, int mb)
 {
-	rt_dset d = cur_set(c);
+	rt_dset d = rt_data_set(c);
 	return mb_data(c, target_array(c->p), d.tc, d.t_rows, sizeof(int32_t), mb,
 	               "rt_target_class");
 }
 
 const float *rt_target_dense(rt_ctx *c, int mb)
 {
-	rt_dset d = cur_set(c);
+	rt_dset d = rt_data_set(c);
 	return mb_data(c, target_array(c->p), d.td, d.t_rows,
 	               (size_t)c->p->target_width * sizeof(float), mb, "rt_target_dense");
 }

@@ -341,6 +341,9 @@ void rt_data_free(rt_ctx *c);
  * draws (docs/training.md); an inference run over a file: row s*B + i,
  * padding past N.  The CUDA device layer stages rows with it. */
 int64_t rt_data_row(rt_ctx *c, int64_t s, int64_t i);
+/* The host arrays the step reads: the training (or inference) set, or the
+ * evaluation set inside eval_step. */
+rt_dset rt_data_set(rt_ctx *c);
 /* Global step s's epoch and batch within it (a checkpoint's position). */
 void rt_data_position(const rt_ctx *c, int64_t s, int64_t *epoch, int64_t *batch);
 

@@ -440,24 +440,6 @@ void rt_output(rt_ctx *c, int mb, const float *y)
 	c->out_seen[mb] = 1;
 }
 
-/* The host arrays the data come from: the training (or inference) set,
- * or the evaluation set inside eval_step. */
-static rt_dset host_set(rt_ctx *c)
-{
-	rt_dset d;
-	if (c->evaluating)
-		return c->eval;
-	memset(&d, 0, sizeof d);
-	d.x = c->x;
-	d.x_rows = c->x_rows;
-	d.in = c->in;
-	d.tc = c->tc;
-	d.td = c->td;
-	d.t_rows = c->t_rows;
-	d.rows = c->rows;
-	return d;
-}
-
 /* Uploads rows [i0, i0 + n) of batch s (rt_data_row: the epoch's order,
  * or an evaluation batch) of a host array to dst, a run of consecutive
  * file rows per copy: one copy unless shuffled. */
@@ -481,7 +463,7 @@ static void upload_rows(rt_ctx *c, char *dst, const void *src, size_t row_bytes,
 static void stage_data(rt_ctx *c, int64_t s, int copy)
 {
 	const rt_program *p = c->p;
-	rt_dset ds = host_set(c);
+	rt_dset ds = rt_data_set(c);
 	int64_t rows = replica_rows(p), d0 = (int64_t)copy * rows, i0 = p->replica * rows;
 	for (int k = 0; d_in && ds.in && k < p->ninputs; k++)
 		if (d_in[k] && ds.in[k].data) {
