@@ -39,34 +39,13 @@ SEED = 1
 EVAL_EVERY = 100
 
 
-M64 = (1 << 64) - 1
-
-
-def mix(x):
-    x ^= x >> 30
-    x = (x * 0xbf58476d1ce4e5b9) & M64
-    x ^= x >> 27
-    x = (x * 0x94d049bb133111eb) & M64
-    return x ^ (x >> 31)
-
-
-def hash_name(s):
-    h = 0xcbf29ce484222325
-    for c in s.encode():
-        h = ((h ^ c) * 0x100000001b3) & M64
-    return mix(h)
+sys.path.insert(0, os.path.join(lib.ROOT, "t", "ref"))
+import shuffle_ref  # noqa: E402  (pipec's --shuffle, as docs/training.md states it)
 
 
 def shuffle(seed, epoch, n):
-    """pipec's permutation of n rows in epoch `epoch` (docs/training.md,
-    "Shuffling"), in plain Python."""
-    stream = (hash_name("pipec.shuffle") + epoch) & M64
-    base = mix(seed ^ mix((stream + 0x9e3779b97f4a7c15) & M64))
-    perm = list(range(n))
-    for i in range(n - 1, 0, -1):
-        j = mix((base + i * 0x9e3779b97f4a7c15) & M64) % (i + 1)
-        perm[i], perm[j] = perm[j], perm[i]
-    return perm
+    """pipec's permutation of n rows in epoch `epoch`."""
+    return [int(i) for i in shuffle_ref.perm(seed, n, epoch)]
 
 
 def recipe(model):

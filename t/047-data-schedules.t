@@ -28,36 +28,13 @@ import numpy as np  # noqa: E402  (env_setup checked E.python has it; this is th
 tmp = E.tmpdir("data")
 CE = os.path.join(E.src, "t", "models", "small-ce.pipe")
 B, SEED, ROWS, STEPS = 24, 1, 60, 5          # small-ce: batch 24, seed 1
-M64 = (1 << 64) - 1
-
-
-def mix64(x):
-    x ^= x >> 30
-    x = (x * 0xbf58476d1ce4e5b9) & M64
-    x ^= x >> 27
-    x = (x * 0x94d049bb133111eb) & M64
-    return x ^ (x >> 31)
-
-
-def hash_name(s):
-    h = 0xcbf29ce484222325
-    for ch in s.encode():
-        h = ((h ^ ch) * 0x100000001b3) & M64
-    return mix64(h)
-
-
-def rand_at(seed, stream, k):
-    return mix64((mix64(seed ^ mix64((stream + 0x9e3779b97f4a7c15) & M64))
-                  + k * 0x9e3779b97f4a7c15) & M64)
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(E.src, "t", "ref"))
+import shuffle_ref  # noqa: E402
 
 
 def perm(n, epoch):
-    stream = (hash_name("pipec.shuffle") + epoch) & M64
-    p = np.arange(n)
-    for i in range(n - 1, 0, -1):
-        j = rand_at(SEED, stream, i) % (i + 1)
-        p[i], p[j] = p[j], p[i]
-    return p
+    return shuffle_ref.perm(SEED, n, epoch)
 
 
 w0, x, y = reference_data(E, CE, "ce", ROWS, tmp)

@@ -18,40 +18,19 @@ build_fixture ev -DEVAL -DEVAL_IN_STEP
 build_fixture ev2 -DEVAL -DEVAL_IN_STEP -DREPLICAS=2
 
 cat >"$T/ref.py" <<'PY'
-import importlib.util, sys
+import importlib.util, os, sys
 import numpy as np
 
 spec = importlib.util.spec_from_file_location("ref", sys.argv[1])
 ref = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref)
 B, SEED = 16, 7
-M64 = (1 << 64) - 1
-
-# rt_init.c's generator and rt_data.c's shuffle, as docs/training.md states them.
-def mix64(x):
-    x ^= x >> 30
-    x = (x * 0xbf58476d1ce4e5b9) & M64
-    x ^= x >> 27
-    x = (x * 0x94d049bb133111eb) & M64
-    return x ^ (x >> 31)
-
-def hash_name(s):
-    h = 0xcbf29ce484222325
-    for ch in s.encode():
-        h = ((h ^ ch) * 0x100000001b3) & M64
-    return mix64(h)
-
-def rand_at(seed, stream, k):
-    return mix64((mix64(seed ^ mix64((stream + 0x9e3779b97f4a7c15) & M64))
-                  + k * 0x9e3779b97f4a7c15) & M64)
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "ref"))
+import shuffle_ref  # rt_data.c's shuffle, as docs/training.md states it
 
 def perm(n, epoch):
-    stream = (hash_name("pipec.shuffle") + epoch) & M64
-    p = np.arange(n)
-    for i in range(n - 1, 0, -1):
-        j = rand_at(SEED, stream, i) % (i + 1)
-        p[i], p[j] = p[j], p[i]
-    return p
+    return shuffle_ref.perm(SEED, n, epoch)
 
 def forward(w, x):
     h = x @ w["fc1.weight"].T + w["fc1.bias"]
