@@ -295,6 +295,7 @@ FILE *rt_atomic_open(const char *path, char **tmp);
 int rt_atomic_close(FILE *f, char *tmp, const char *path);   /* 0 or -1 (errno) */
 double rt_now(void);                          /* monotonic seconds */
 int64_t rt_proc_kb(const char *key);          /* "VmHWM" from /proc/self/status, -1 if absent */
+void rt_map_code(void);                      /* code pages resident before the baseline */
 int rt_reset_hwm(void);                       /* VmHWM := VmRSS; 0 on success */
 void rt_fmt_err(char *err, size_t errlen, const char *fmt, ...) RT_PRINTF(3, 4);
 

@@ -11,6 +11,7 @@
  * prints why and calls MPI_Abort (status 3), which ends every rank.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -245,6 +246,56 @@ static void warm_blas(rt_ctx *c)
 	rt_dev_free(c, y);
 }
 
+/* Open MPI allocates on first use too: its request lists as requests are
+ * first outstanding at once, a communicator's structures when it is made,
+ * the buffers of messages that arrive before their receive (by size class),
+ * the shared memory of its transport as messages pass (the fragments a
+ * peer writes, the per-peer fast boxes it sets up after 16 messages).  All
+ * of that is touched here, before the memory baseline, as BLAS's is above:
+ * as many messages to itself outstanding, and arriving before their
+ * receives, as a step can have, in every size up to the eager limit; and a
+ * few rounds of small and eager-sized messages with every other rank. */
+enum { WARM_ROUNDS = 24, WARM_EAGER = 4096 };
+static void warm_mpi(rt_ctx *c, MPI_Comm *vote)
+{
+	const rt_program *p = c->p;
+	int n = c->nranks, nr;
+	int k = 2 * (p->nslots > 0 ? p->nslots : 0) + (p->nactions > 0 ? p->nactions : 0) + 2;
+	MPI_Request *r;
+	char *buf;
+	k = k < 1024 ? k : 1024;
+	r = malloc((size_t)(2 * (n > k ? n : k)) * sizeof *r);
+	buf = calloc((size_t)(2 * (n > k ? n : k)), WARM_EAGER);
+	if (MPI_Comm_dup(MPI_COMM_WORLD, vote) != MPI_SUCCESS)
+		rt_die(c, RT_EXIT_RUNTIME, "MPI_Comm_dup failed");
+	if (!r || !buf)
+		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	for (int bytes = 32; bytes <= WARM_EAGER; bytes *= 2) {
+		nr = 0;
+		/* synchronous sends: each holds its request until received */
+		for (int i = 0; i < k; i++)
+			MPI_Issend(buf + (size_t)i * WARM_EAGER, bytes - 16, MPI_BYTE, c->rank, i, *vote,
+			           &r[nr++]);
+		for (int i = 0; i < k; i++)
+			MPI_Irecv(buf + (size_t)(k + i) * WARM_EAGER, bytes - 16, MPI_BYTE, c->rank, i,
+			          *vote, &r[nr++]);
+		MPI_Waitall(nr, r, MPI_STATUSES_IGNORE);
+	}
+	for (int t = 0; t < WARM_ROUNDS; t++) {
+		/* every third round eager-sized, the others a few bytes */
+		int bytes = t % 3 == 2 ? WARM_EAGER - 64 : 64;
+		nr = 0;
+		for (int q = 0; q < n; q++) {
+			MPI_Irecv(buf + (size_t)q * WARM_EAGER, bytes, MPI_BYTE, q, t, *vote, &r[nr++]);
+			MPI_Isend(buf + (size_t)(n + q) * WARM_EAGER, bytes, MPI_BYTE, q, t, *vote,
+			          &r[nr++]);
+		}
+		MPI_Waitall(nr, r, MPI_STATUSES_IGNORE);
+	}
+	free(r);
+	free(buf);
+}
+
 static int alloc_buffers(rt_ctx *c)
 {
 	const rt_program *p = c->p;
@@ -300,11 +351,13 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+
 typedef struct {
 	double *time, *busy;        /* per step */
 	int done;                   /* steps run (fewer than asked after a signal) */
 	int64_t baseline_kb;
 	int ranks_here, cores;
+	MPI_Comm vote;              /* run_steps' stop vote: made before the baseline */
 } run_stats;
 
 /* Per rank: [0] measured bubble, [1] measured peak bytes, [2] predicted,
@@ -506,9 +559,7 @@ static int run_steps(rt_ctx *c, run_stats *rs)
 	 * from 0, its data and dropout by the global step. */
 	int async = p->async != 0, stop = 0, rc = 0;
 	int64_t g0 = c->step0, last = c->step0 + c->o.steps, g = g0;
-	stop_vote vote = { MPI_COMM_NULL, MPI_REQUEST_NULL, 0, 0 };
-	if (MPI_Comm_dup(MPI_COMM_WORLD, &vote.comm) != MPI_SUCCESS)
-		rt_die(c, RT_EXIT_RUNTIME, "MPI_Comm_dup failed");
+	stop_vote vote = { rs->vote, MPI_REQUEST_NULL, 0, 0 };
 	in_loop = 1;
 	while (g < last) {
 		int n = (int)((async ? segment_end(c, g, last) : g + 1) - g);
@@ -583,7 +634,6 @@ static int run_steps(rt_ctx *c, run_stats *rs)
 			break;
 	}
 	in_loop = 0;
-	MPI_Comm_free(&vote.comm);
 	for (int i = 0; i < c->nslots; i++)
 		if (c->slots[i].req[0] != MPI_REQUEST_NULL)
 			rt_die(c, RT_EXIT_RUNTIME, "slot %d (%s) was never waited on", i, c->slots[i].what);
@@ -599,6 +649,7 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	char err[512];
 	int rc, size;
 	run_stats rs = { 0 };
+	rs.vote = MPI_COMM_NULL;
 
 	memset(c, 0, sizeof *c);
 	c->p = p;
@@ -681,7 +732,12 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	/* Memory baseline: what the process holds before the model's own
 	 * buffers (MPI, BLAS, data, trace); the peak is measured above it. */
 	warm_blas(c);
+	warm_mpi(c, &rs.vote);
 	rt_barrier(c, "the start-up barrier");
+	rt_map_code();
+	/* the heap's free pages back to the system: the buffers allocated
+	 * below touch pages of their own, as the plan counts them */
+	malloc_trim(0);
 	rt_reset_hwm();
 	rs.baseline_kb = rt_proc_kb("VmRSS");
 	if ((rc = rt_agree_report(c, alloc_buffers(c))) != 0)
@@ -743,6 +799,8 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	if (p->gen_tokens > 0)
 		rt_gen_summary(c);
 out:
+	if (rs.vote != MPI_COMM_NULL)
+		MPI_Comm_free(&rs.vote);
 	free(rs.time);
 	free(rs.busy);
 	free_all(c);
