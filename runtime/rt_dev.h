@@ -29,6 +29,13 @@ extern "C" {
  * device' when none is visible.  CPU: nothing. */
 int rt_dev_init(rt_ctx *c);
 
+/* Before the step's buffers are allocated: room for `bytes` of them in one
+ * piece (the compiler's predicted peak).  CPU: one mapping of their own,
+ * packed as the memory plan counts them, so that the host's peak resident
+ * memory measures them and not how the heap's pages fall; an allocation
+ * that does not fit comes from the heap as before.  CUDA: nothing. */
+int rt_dev_reserve(rt_ctx *c, size_t bytes);
+
 /* Memory for the step's buffers (weights, gradients, optimizer state,
  * arena): zeroed; NULL if there is none. */
 void *rt_dev_alloc(rt_ctx *c, size_t bytes);

@@ -356,7 +356,12 @@ void rt_data_position(const rt_ctx *c, int64_t s, int64_t *epoch, int64_t *batch
 double rt_eval_run(rt_ctx *c);
 
 /* ---- Weights (rt_weights.c). ---- */
-int rt_weights_load(rt_ctx *c);               /* collective; returns agreed status */
+/* --weights-in's header, parsed before the memory baseline (its parse is
+ * not the model's memory), then rt_weights_load's data: both collective,
+ * returning the agreed status. */
+int rt_weights_open(rt_ctx *c);
+int rt_weights_load(rt_ctx *c);
+void rt_weights_release(void);                /* the header, if never loaded */
 void rt_weights_init(rt_ctx *c);
 int rt_weights_save(rt_ctx *c);               /* collective; local status (rank 0 writes) */
 /* The same for checkpoints (rt_ckpt.c): reads nbufs buffers of this rank's

@@ -11,7 +11,6 @@
  * prints why and calls MPI_Abort (status 3), which ends every rank.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -248,58 +247,63 @@ static void warm_blas(rt_ctx *c)
 
 /* Open MPI allocates on first use too: its request lists as requests are
  * first outstanding at once, a communicator's structures when it is made,
- * the buffers of messages that arrive before their receive (by size class),
+ * the fragments and buffers of messages that arrive before their receive,
  * the shared memory of its transport as messages pass (the fragments a
  * peer writes, the per-peer fast boxes it sets up after 16 messages).  All
- * of that is touched here, before the memory baseline, as BLAS's is above:
- * as many messages to itself outstanding, and arriving before their
- * receives, as a step can have, in every size up to the eager limit; and a
- * few rounds of small and eager-sized messages with every other rank. */
-enum { WARM_ROUNDS = 24, WARM_EAGER = 4096 };
+ * of that happens here, before the memory baseline, as BLAS's does above:
+ * with every rank, itself included, as many messages outstanding and
+ * arriving before their receives as a step can have (at least 16), small
+ * and eager-sized. */
+enum { WARM_EAGER = 4096, WARM_MAX = 1024 };
 static void warm_mpi(rt_ctx *c, MPI_Comm *vote)
 {
 	const rt_program *p = c->p;
 	int n = c->nranks, nr;
 	int k = 2 * (p->nslots > 0 ? p->nslots : 0) + (p->nactions > 0 ? p->nactions : 0) + 2;
 	MPI_Request *r;
-	char *buf;
-	k = k < 1024 ? k : 1024;
-	r = malloc((size_t)(2 * (n > k ? n : k)) * sizeof *r);
-	buf = calloc((size_t)(2 * (n > k ? n : k)), WARM_EAGER);
+	char *in, *out;
+	k = k * n <= WARM_MAX ? k : WARM_MAX / n;
+	k = k < 16 ? 16 : k;
+	r = malloc((size_t)(2 * k * n) * sizeof *r);
+	in = malloc((size_t)(k * n) * WARM_EAGER);
+	out = calloc(1, WARM_EAGER);    /* every send's: they only read it */
 	if (MPI_Comm_dup(MPI_COMM_WORLD, vote) != MPI_SUCCESS)
 		rt_die(c, RT_EXIT_RUNTIME, "MPI_Comm_dup failed");
-	if (!r || !buf)
+	if (!r || !in || !out)
 		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
-	for (int bytes = 32; bytes <= WARM_EAGER; bytes *= 2) {
+	for (int bytes = 64; bytes <= WARM_EAGER; bytes *= 2) {
 		nr = 0;
-		/* synchronous sends: each holds its request until received */
-		for (int i = 0; i < k; i++)
-			MPI_Issend(buf + (size_t)i * WARM_EAGER, bytes - 16, MPI_BYTE, c->rank, i, *vote,
-			           &r[nr++]);
-		for (int i = 0; i < k; i++)
-			MPI_Irecv(buf + (size_t)(k + i) * WARM_EAGER, bytes - 16, MPI_BYTE, c->rank, i,
-			          *vote, &r[nr++]);
-		MPI_Waitall(nr, r, MPI_STATUSES_IGNORE);
-	}
-	for (int t = 0; t < WARM_ROUNDS; t++) {
-		/* every third round eager-sized, the others a few bytes */
-		int bytes = t % 3 == 2 ? WARM_EAGER - 64 : 64;
-		nr = 0;
-		for (int q = 0; q < n; q++) {
-			MPI_Irecv(buf + (size_t)q * WARM_EAGER, bytes, MPI_BYTE, q, t, *vote, &r[nr++]);
-			MPI_Isend(buf + (size_t)(n + q) * WARM_EAGER, bytes, MPI_BYTE, q, t, *vote,
-			          &r[nr++]);
-		}
+		/* sends first, and all of them in before any receive is posted */
+		for (int q = 0; q < n; q++)
+			for (int i = 0; i < k; i++)
+				MPI_Isend(out, bytes - 64, MPI_BYTE, q, i, *vote, &r[nr++]);
+		MPI_Barrier(*vote);
+		for (int q = 0; q < n; q++)
+			for (int i = 0; i < k; i++, nr++)
+				MPI_Irecv(in + (size_t)(nr - k * n) * WARM_EAGER, bytes - 64, MPI_BYTE, q, i,
+				          *vote, &r[nr]);
 		MPI_Waitall(nr, r, MPI_STATUSES_IGNORE);
 	}
 	free(r);
-	free(buf);
+	free(in);
+	free(out);
+}
+
+/* The stack's pages count when first touched, as the heap's do: the
+ * deepest callers below (the safetensors reader's 16 KiB buffer, BLAS,
+ * the kernels) are given theirs now, before the memory baseline. */
+static __attribute__((noinline)) void warm_stack(void)
+{
+	volatile char pad[256 * 1024];
+	for (size_t i = 0; i < sizeof pad; i += 1024)
+		pad[i] = 0;
 }
 
 static int alloc_buffers(rt_ctx *c)
 {
 	const rt_program *p = c->p;
 	int training = p->optim != RT_OPTIM_NONE;
+	rt_dev_reserve(c, (size_t)p->predicted_peak_bytes);
 	c->w = rt_dev_alloc(c, (size_t)p->nweights * sizeof(float));
 	/* Inference keeps no gradients: the compiler predicts none. */
 	c->g = training ? rt_dev_alloc(c, (size_t)p->nweights * sizeof(float)) : NULL;
@@ -337,6 +341,7 @@ static void free_all(rt_ctx *c)
 	rt_dev_free(c, c->arena);
 	rt_gen_free(c);
 	rt_dev_fini(c);
+	rt_weights_release();
 	rt_data_free(c);
 	free(c->ev);
 	rt_comm_free(c);
@@ -350,7 +355,6 @@ static int cmp_double(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 	return (x > y) - (x < y);
 }
-
 
 typedef struct {
 	double *time, *busy;        /* per step */
@@ -729,15 +733,17 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	if (p->gen_tokens > 0 && (rc = rt_agree_report(c, rt_gen_init(c))) != 0)
 		goto out;
 
+	if (!c->o.resume && c->o.weights_in && (rc = rt_weights_open(c)) != 0)
+		goto out;
+
 	/* Memory baseline: what the process holds before the model's own
-	 * buffers (MPI, BLAS, data, trace); the peak is measured above it. */
+	 * buffers (MPI, BLAS, data, trace, the weights file's header); the
+	 * peak is measured above it. */
 	warm_blas(c);
 	warm_mpi(c, &rs.vote);
+	warm_stack();
 	rt_barrier(c, "the start-up barrier");
 	rt_map_code();
-	/* the heap's free pages back to the system: the buffers allocated
-	 * below touch pages of their own, as the plan counts them */
-	malloc_trim(0);
 	rt_reset_hwm();
 	rs.baseline_kb = rt_proc_kb("VmRSS");
 	if ((rc = rt_agree_report(c, alloc_buffers(c))) != 0)

@@ -79,6 +79,30 @@ static int read_params(rt_ctx *c, const char *path, rt_st_file *st, const char *
 	return 0;
 }
 
+/* The --weights-in file opened by rt_weights_open, until rt_weights_read
+ * takes it. */
+static rt_st_file pre;
+static int pre_open;
+
+int rt_weights_open(rt_ctx *c)
+{
+	char err[512];
+	int rc = rt_st_open(&pre, c->o.weights_in, err, sizeof err) == 0 ? 0 : RT_EXIT_INPUT;
+	if (rc) {
+		rt_defer(c, "%s", err);
+		rt_st_close(&pre);
+	}
+	pre_open = !rc;
+	return rt_agree_report(c, rc);
+}
+
+void rt_weights_release(void)
+{
+	if (pre_open)
+		rt_st_close(&pre);
+	pre_open = 0;
+}
+
 int rt_weights_load(rt_ctx *c)
 {
 	float *dst = c->w;
@@ -95,9 +119,13 @@ int rt_weights_read(rt_ctx *c, const char *path, int nbufs, const char *const *s
 	unsigned char *used = NULL, *all_used = NULL;
 	size_t wbytes = (size_t)c->p->nweights * sizeof(float);
 
-	rc = rt_st_open(&st, path, err, sizeof err) == 0 ? 0 : RT_EXIT_INPUT;
-	if (rc)
+	if (pre_open && c->o.weights_in && strcmp(path, c->o.weights_in) == 0) {
+		st = pre;           /* rt_weights_open's: every rank opened it */
+		pre_open = 0;
+		rc = 0;
+	} else if ((rc = rt_st_open(&st, path, err, sizeof err) == 0 ? 0 : RT_EXIT_INPUT) != 0) {
 		rt_defer(c, "%s", err);
+	}
 	if ((rc = rt_agree_report(c, rc)) != 0) {
 		rt_st_close(&st);
 		return rc;
