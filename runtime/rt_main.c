@@ -251,36 +251,46 @@ static void warm_blas(rt_ctx *c)
  * the shared memory of its transport as messages pass (the fragments a
  * peer writes, the per-peer fast boxes it sets up after 16 messages).  All
  * of that happens here, before the memory baseline, as BLAS's does above:
- * with every rank, itself included, as many messages outstanding and
- * arriving before their receives as a step can have (at least 16), small
- * and eager-sized. */
-enum { WARM_EAGER = 4096, WARM_MAX = 1024 };
+ * as many requests outstanding to itself as a step can have, then, in every
+ * size up to the eager limit, messages to every rank sent before their
+ * receives are posted.  Those are few enough (WARM_BYTES a round) for
+ * Open MPI to buffer: a flood would stall the barrier behind it. */
+enum { WARM_EAGER = 4096, WARM_BYTES = 256 * 1024, WARM_SELF_MAX = 1024 };
 static void warm_mpi(rt_ctx *c, MPI_Comm *vote)
 {
 	const rt_program *p = c->p;
-	int n = c->nranks, nr;
+	int n = c->nranks, nr, most = 2 * 16 * n;
 	int k = 2 * (p->nslots > 0 ? p->nslots : 0) + (p->nactions > 0 ? p->nactions : 0) + 2;
 	MPI_Request *r;
 	char *in, *out;
-	k = k * n <= WARM_MAX ? k : WARM_MAX / n;
-	k = k < 16 ? 16 : k;
-	r = malloc((size_t)(2 * k * n) * sizeof *r);
-	in = malloc((size_t)(k * n) * WARM_EAGER);
+	k = k < WARM_SELF_MAX ? k : WARM_SELF_MAX;
+	most = most > 2 * k ? most : 2 * k;
+	r = malloc((size_t)most * sizeof *r);
+	in = malloc((size_t)most * WARM_EAGER);
 	out = calloc(1, WARM_EAGER);    /* every send's: they only read it */
 	if (MPI_Comm_dup(MPI_COMM_WORLD, vote) != MPI_SUCCESS)
 		rt_die(c, RT_EXIT_RUNTIME, "MPI_Comm_dup failed");
 	if (!r || !in || !out)
 		rt_die(c, RT_EXIT_RUNTIME, "out of memory");
+	/* synchronous sends: each holds its request until its receive */
+	nr = 0;
+	for (int i = 0; i < k; i++)
+		MPI_Issend(out, 64, MPI_BYTE, c->rank, i, *vote, &r[nr++]);
+	for (int i = 0; i < k; i++, nr++)
+		MPI_Irecv(in + (size_t)i * 64, 64, MPI_BYTE, c->rank, i, *vote, &r[nr]);
+	MPI_Waitall(nr, r, MPI_STATUSES_IGNORE);
 	for (int bytes = 64; bytes <= WARM_EAGER; bytes *= 2) {
+		int len = bytes - 64;   /* with the headers, within the eager limit */
+		int each = WARM_BYTES / (n * bytes);
+		each = each < 2 ? 2 : each > 16 ? 16 : each;
 		nr = 0;
-		/* sends first, and all of them in before any receive is posted */
 		for (int q = 0; q < n; q++)
-			for (int i = 0; i < k; i++)
-				MPI_Isend(out, bytes - 64, MPI_BYTE, q, i, *vote, &r[nr++]);
+			for (int i = 0; i < each; i++)
+				MPI_Isend(out, len, MPI_BYTE, q, i, *vote, &r[nr++]);
 		MPI_Barrier(*vote);
 		for (int q = 0; q < n; q++)
-			for (int i = 0; i < k; i++, nr++)
-				MPI_Irecv(in + (size_t)(nr - k * n) * WARM_EAGER, bytes - 64, MPI_BYTE, q, i,
+			for (int i = 0; i < each; i++, nr++)
+				MPI_Irecv(in + (size_t)(nr - n * each) * WARM_EAGER, len, MPI_BYTE, q, i,
 				          *vote, &r[nr]);
 		MPI_Waitall(nr, r, MPI_STATUSES_IGNORE);
 	}
@@ -359,14 +369,15 @@ static int cmp_double(const void *a, const void *b)
 typedef struct {
 	double *time, *busy;        /* per step */
 	int done;                   /* steps run (fewer than asked after a signal) */
-	int64_t baseline_kb;
+	int64_t baseline_kb, hwm_kb;    /* VmRSS before the buffers, VmHWM after the run */
+	int64_t shm0_kb, shm_kb;        /* RssShmem then and after the run */
 	int ranks_here, cores;
 	MPI_Comm vote;              /* run_steps' stop vote: made before the baseline */
 } run_stats;
 
 /* Per rank: [0] measured bubble, [1] measured peak bytes, [2] predicted,
- * [3] message bytes sent per step. */
-enum { S_BUBBLE, S_PEAK, S_PRED, S_SENT, S_N };
+ * [3] message bytes sent per step, [4] generation's KV cache bytes. */
+enum { S_BUBBLE, S_PEAK, S_PRED, S_SENT, S_KV, S_N };
 
 static void summary(rt_ctx *c, const run_stats *rs)
 {
@@ -374,7 +385,7 @@ static void summary(rt_ctx *c, const run_stats *rs)
 	int n = rs->done, first = n > 1 ? 1 : 0;  /* step 1 warms caches: left out */
 	double sum_t = 0, sum_b = 0, mine[S_N], *all = NULL, *sorted = NULL;
 	double med, mean = 0, bubble = 0, peak = -1, pred = 0;
-	int64_t hwm = rt_proc_kb("VmHWM");
+	int64_t hwm = rs->hwm_kb;
 
 	for (int t = first; t < n; t++) {
 		sum_t += rs->time[t];
@@ -382,10 +393,15 @@ static void summary(rt_ctx *c, const run_stats *rs)
 	}
 	mine[S_BUBBLE] = sum_t > 0 ? 1.0 - sum_b / sum_t : 0.0;
 	mine[S_PEAK] = hwm >= 0 && rs->baseline_kb >= 0 ? 1024.0 * (double)(hwm - rs->baseline_kb) : -1;
+	/* The pages of MPI's shared-memory transport that a peer's messages
+	 * first touched during the run are MPI's, not this rank's. */
+	if (mine[S_PEAK] >= 0 && rs->shm0_kb >= 0 && rs->shm_kb > rs->shm0_kb)
+		mine[S_PEAK] -= 1024.0 * (double)(rs->shm_kb - rs->shm0_kb);
 	if (rt_dev_peak_bytes(c) >= 0)          /* a GPU's memory, not the host's */
 		mine[S_PEAK] = rt_dev_peak_bytes(c);
 	mine[S_PRED] = (double)p->predicted_peak_bytes;
 	mine[S_SENT] = n > 0 ? (double)c->sent_bytes / n : 0.0;
+	mine[S_KV] = (double)p->kv_bytes;
 	if (c->rank == c->reporter &&
 	    (!(all = malloc(S_N * sizeof(double) * (size_t)c->nranks)) ||
 	     !(sorted = malloc((size_t)(n + 1) * sizeof *sorted))))
@@ -437,6 +453,13 @@ static void summary(rt_ctx *c, const run_stats *rs)
 	for (int r = 0; r < c->nranks; r++)
 		printf(" %.0f", all[S_N * r + S_SENT]);
 	printf("\n");
+	/* generation: each rank's caches, inside its arena (and its peak) */
+	if (p->gen_tokens > 0) {
+		printf("kv_cache_bytes_ranks:");
+		for (int r = 0; r < c->nranks; r++)
+			printf(" %.0f", all[S_N * r + S_KV]);
+		printf("\n");
+	}
 	/* With more ranks than cores, idle time is not the schedule's bubble
 	 * (docs/running.md, "More ranks than cores"): say so beside the numbers. */
 	printf("oversubscribed: %s (%d ranks on %d cores on this node)\n",
@@ -654,6 +677,7 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	int rc, size;
 	run_stats rs = { 0 };
 	rs.vote = MPI_COMM_NULL;
+	rs.hwm_kb = -1;
 
 	memset(c, 0, sizeof *c);
 	c->p = p;
@@ -746,6 +770,7 @@ int rt_main(const rt_program *p, int argc, char **argv)
 	rt_map_code();
 	rt_reset_hwm();
 	rs.baseline_kb = rt_proc_kb("VmRSS");
+	rs.shm0_kb = rt_proc_kb("RssShmem");
 	if ((rc = rt_agree_report(c, alloc_buffers(c))) != 0)
 		goto out;
 	if (c->o.resume) {
@@ -777,9 +802,15 @@ int rt_main(const rt_program *p, int argc, char **argv)
 		rs.done = 1;
 		rs.time[0] = c->gen_total;
 		rs.busy[0] = c->busy;
+		rs.hwm_kb = rt_proc_kb("VmHWM");
+		rs.shm_kb = rt_proc_kb("RssShmem");
 		rc = rt_gen_write_output(c);
 	} else {
 		int stopped = run_steps(c, &rs);
+		/* The run's peak: the outputs' gather and files after it are I/O
+		 * of their own, not the plan's buffers (docs/running.md). */
+		rs.hwm_kb = rt_proc_kb("VmHWM");
+		rs.shm_kb = rt_proc_kb("RssShmem");
 		/* Stopped through DIR/run, the rank exits 0 and the launcher says
 		 * 130 or 143: the MPI launcher adds a page of noise to a non-zero
 		 * rank's status. */

@@ -62,6 +62,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/011-programs.t \
 	%D%/012-install.t \
 	%D%/013-prerun.t \
+	%D%/014-peak-memory.t \
 	%D%/020-schedule-cli.t \
 	%D%/021-custom-schedule.t \
 	%D%/022-zbv.t \
