@@ -22,7 +22,8 @@ tokens, 10 new ones.
 Checks: the logits through 1, 2, 3 and 4 stages (uneven partitions among
 them); the losses and the trained weights through 1f1b, interleaved(2) and
 zb-v (the tied embedding and head on different ranks under 1f1b and
-interleaved, on one rank under zb-v's V), and 4 stages; --weights-out
+interleaved, on one rank under zb-v's V), 4 stages, gpipe recomputing
+every block, and zb-h1 over 2 replicas; --weights-out
 holds exactly transformers' state_dict names and shapes (lm_head.weight
 only when untied), so it loads back in transformers (the generator checks
 that its own files, written the same way, do); greedy tokens equal, exactly.
@@ -87,10 +88,12 @@ for m in MODELS:
 SCHEDULES = {"1f1b": ["stages=2", "microbatches=4", "schedule=1f1b"],
              "interleaved": ["stages=2", "microbatches=4", "schedule=interleaved(2)"],
              "zb-v": ["stages=2", "microbatches=4", "schedule=zb-v"],
-             "4stages": ["stages=4", "microbatches=4", "schedule=1f1b"]}
+             "4stages": ["stages=4", "microbatches=4", "schedule=1f1b"],
+             "recompute": ["stages=2", "microbatches=4", "schedule=gpipe", "recompute=[1,1]"],
+             "replicas": ["stages=2", "microbatches=2", "replicas=2", "schedule=zb-h1"]}
 TRAIN_QUICK = {("tied", "sgd", "1f1b"), ("tied", "adamw", "zb-v"),
                ("untied", "adamw", "interleaved"), ("qwen2", "sgd", "interleaved"),
-               ("qwen2", "adamw", "1f1b")}
+               ("qwen2", "adamw", "1f1b"), ("untied", "sgd", "recompute")}
 TRAIN = [("train-%s-%s-%s" % (m, o, s), m, o, SCHEDULES[s], (m, o, s) in TRAIN_QUICK)
          for m in MODELS for o in OPT for s in SCHEDULES]
 
