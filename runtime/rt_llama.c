@@ -147,8 +147,8 @@ static void llama_qkv(const rt_tf *L, const float *w, const float *x, float *h0,
 	llama_w o = llama_w_at(L);
 	rt_rmsnorm_fwd(x, w + o.ln1, h0, rs1, n, d, L->eps);
 	rt_linear_fwd(h0, w + o.wqkv, o.bqkv >= 0 ? w + o.bqkv : NULL, qkv, n, d, qw);
-	rt_dev_llama_rope(L, qkv, qw, L->heads, B, T, pos0, dpos, 0);
-	rt_dev_llama_rope(L, qkv + d, qw, L->kv_heads, B, T, pos0, dpos, 0);
+	/* q's heads and k's lie side by side from column 0: one call turns both */
+	rt_dev_llama_rope(L, qkv, qw, L->heads + L->kv_heads, B, T, pos0, dpos, 0);
 }
 
 void rt_llama_block_fwd(const rt_tf *L, const float *w, const float *x, const int32_t *mask,
@@ -221,8 +221,7 @@ void rt_llama_block_bwd(const rt_tf *L, const float *w, float *g, const float *x
 		rt_copy(dx, dh1, (size_t)(n * d) * sizeof *dx);
 	gqa_bwd(L, save + s.qkv, qw, save + s.p, dctx, work + k.s1, work + k.s2, dqkv, qw, B, T);
 	/* the rotation's transpose: the gradients of q and k as projected */
-	rt_dev_llama_rope(L, dqkv, qw, L->heads, B, T, 0, NULL, 1);
-	rt_dev_llama_rope(L, dqkv + d, qw, L->kv_heads, B, T, 0, NULL, 1);
+	rt_dev_llama_rope(L, dqkv, qw, L->heads + L->kv_heads, B, T, 0, NULL, 1);
 	if (g)
 		rt_linear_bwd_weight(save + s.h0, dqkv, g + o.wqkv, o.bqkv >= 0 ? g + o.bqkv : NULL, n,
 		                     d, qw);
