@@ -29,9 +29,8 @@ only when untied), so it loads back in transformers (the generator checks
 that its own files, written the same way, do); greedy tokens equal, exactly;
 dtype = bf16 (docs/precision.md's rounding points, reproduced in torch by
 the generator): step 1's loss to 1e-6 relative (f32's is 1.7e-5 away for
-the Llama, 1.7e-4 for the Qwen2) and, for the tied Llama, the master
-weights after it: all within 3e-4 and all but 1% within 1e-6 (f32's
-step moves 99% of them further).
+the Llama, 1.7e-4 for the Qwen2) and, for the tied Llama, each tensor's
+update in that step within 2e-3 of torch's in norm (f32's is 0.031 away).
 
 Tolerances.  Logits: |a - b| <= 1e-4 + 1e-4 |b| (logits reach 7; float32
 alone, transformers' own float32 run, is within 0.065 of this tolerance,
@@ -114,7 +113,7 @@ BF16 = [("bf16-tied-1f1b", "tied", ["stages=2", "microbatches=4", "schedule=1f1b
         ("bf16-tied-interleaved", "tied", ["stages=2", "microbatches=4",
                                            "schedule=interleaved(2)"], False),
         ("bf16-qwen2-4stages", "qwen2", ["stages=4", "microbatches=4"], False)]
-BF16_TOL = dict(loss1=1e-6, close=1e-6, far_fraction=0.01, atol=3e-4)
+BF16_TOL = dict(loss1=1e-6, update_rel=2e-3)
 
 ALL = LOGITS + TRAIN + GEN + BF16
 if "--list" in sys.argv[1:]:
@@ -250,7 +249,7 @@ effects_ok = all(min(meas[FIXTURE[m]]["training"][o]["effects"][k]) >= EFFECT_MA
                            "least_tensor_step_change_in_tolerances")) and all(
     meas["bf16"][n]["f32_step1_loss_rel_distance"] >= EFFECT_MARGIN * BF16_TOL["loss1"]
     for n in ("llama_tied", "qwen2")) and meas["bf16"]["llama_tied"][
-        "f32_step1_weights_fraction_apart"] >= EFFECT_MARGIN * BF16_TOL["far_fraction"]
+        "f32_step1_update_rel_distance"] >= EFFECT_MARGIN * BF16_TOL["update_rel"]
 effects_ok = effects_ok and all(
     meas[FIXTURE[m]]["llama3_scaling_effect_max_abs"] >= 100 * TOL["logit_atol"]
     for m in ("tied", "untied")) and conf["tolerances"] == TOL \
@@ -373,21 +372,18 @@ for name, model, sets, _ in BF16:
         continue
     A = read_safetensors(wout)
     B = read_safetensors(fx("llama_tied_bf16_step1_sgd.safetensors"))
+    W0 = read_safetensors(fx("llama_tied.safetensors"))
     ok = sorted(A) == sorted(B) and all(A[k].shape == B[k].shape for k in A)
-    far = sum(int((np.abs(A[k] - B[k]) > BF16_TOL["close"]).sum()) for k in A) if ok else 0
-    size = sum(v.size for v in B.values())
-    worst = max(float(np.abs(A[k] - B[k]).max()) for k in A) if ok else float("inf")
-    # Rounding flips: a value near a bf16 tie rounds apart in the two summation
-    # orders, and its gradient's step moves some weights by lr * one bf16 step of it
-    # (measured: 2 elements of 42,816, by 6e-5).  A rounding point missed or added
-    # moves almost every weight (f32's step: 99% of them).
-    if not t.ok(ok and far <= BF16_TOL["far_fraction"] * size and worst <= BF16_TOL["atol"],
-                desc + ": bf16 step 1's master weights equal torch's but for rounding "
-                "flips"):
-        t.diag("%d of %d elements more than %g apart; worst %.3g" % (
-            far, size, BF16_TOL["close"], worst))
-    elif VERBOSE:
-        t.diag("%d of %d elements more than %g apart; worst %.3g" % (
-            far, size, BF16_TOL["close"], worst))
+    dist = max((float(np.linalg.norm(A[k] - B[k]) / np.linalg.norm(B[k] - W0[k])), k)
+               for k in B) if ok else (float("inf"), "names or shapes differ")
+    # Each tensor's update (weights after the step less before) against torch's, in
+    # norm.  Rounding flips (a value near a bf16 tie rounding apart in the two
+    # summation orders, one bf16 step of it) move few elements: measured 4e-6
+    # (normal build) and 1.7e-4 (the sanitizer build's orders).  A rounding point
+    # missed or added moves all of them: f32's update is 0.031 away.
+    if not t.ok(dist[0] <= BF16_TOL["update_rel"],
+                desc + ": bf16 step 1's update equals torch's but for rounding flips") \
+            or VERBOSE:
+        t.diag("update's distance %.3g (%s)" % dist)
 
 sys.exit(t.done())
