@@ -11,34 +11,11 @@
 #include "rt_dev.h"
 #include "rt_tf_layout.h"
 
-/* transformers' inv_freq, step by step in float32 as torch computes it
- * (_compute_default_rope_parameters, then _compute_llama3_parameters):
- * 1 / theta^(2i/dh), and with Llama 3's scaling the long wavelengths
- * divided by factor, the middle ones blended. */
+/* pipert.h's name for rt_tf_layout.h's llama_inv_freq, which the devices'
+ * rotations (rt_llama_cpu.c, cuda/rt_llama.cu) call themselves. */
 void rt_llama_inv_freq(const rt_tf *L, float *inv_freq)
 {
-	int64_t dh = L->d / L->heads;
-	float theta = (float)L->rope_theta;
-	for (int64_t i = 0; i < dh / 2; i++) {
-		float e = (float)(2 * i) / (float)dh;
-		float p = (float)pow((double)theta, (double)e);
-		float inv = 1.0f / p;
-		if (L->rope_factor > 0) {
-			float factor = (float)L->rope_factor;
-			float low = (float)L->rope_low, high = (float)L->rope_high;
-			float old = (float)L->rope_orig;
-			float low_wavelen = (float)((double)L->rope_orig / L->rope_low);
-			float high_wavelen = (float)((double)L->rope_orig / L->rope_high);
-			float wavelen = (float)6.283185307179586 / inv;    /* 2 * math.pi */
-			float scaled = wavelen > low_wavelen ? inv / factor : inv;
-			float smooth = (old / wavelen - low) / (float)(L->rope_high - L->rope_low);
-			if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen))
-				scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
-			(void)high;
-			inv = scaled;
-		}
-		inv_freq[i] = inv;
-	}
+	llama_inv_freq(L, inv_freq);
 }
 
 /* ---- Grouped-query attention ----
