@@ -20,7 +20,9 @@ computed in float64; greedy generate(do_sample=False) of 6 prompts of 5
 tokens, 10 new ones.
 
 Checks: the logits through 1, 2, 3 and 4 stages (uneven partitions among
-them); the losses and the trained weights through 1f1b, interleaved(2) and
+them); a tied model given the untied checkpoint notes the unused
+lm_head.weight, a Qwen2 given a Llama checkpoint is exit 1 naming a
+missing bias; the losses and the trained weights through 1f1b, interleaved(2) and
 zb-v (the tied embedding and head on different ranks under 1f1b and
 interleaved, on one rank under zb-v's V), 4 stages, gpipe recomputing
 every block, and zb-h1 over 2 replicas; --weights-out
@@ -237,7 +239,10 @@ def compare_weights(got, want, opt):
 
 
 conf = json.load(open(fx("configs.json")))
-n_cases = len(LOGITS) + 3 * len(TRAIN) + len(GEN) + sum(2 if c[1] == "tied" else 1
+CROSS = [c for c in (("logits-tied-stages2", "llama_untied"),
+                     ("logits-qwen2-stages3", "llama_tied"))
+         if any(c[0] == x[0] for x in LOGITS)]
+n_cases = len(CROSS) + len(LOGITS) + 3 * len(TRAIN) + len(GEN) + sum(2 if c[1] == "tied" else 1
                                                           for c in BF16)
 t.plan(2 + n_cases)
 
@@ -281,6 +286,23 @@ for name, model, sets, _ in LOGITS:
         if got.shape == want.shape else float("inf")
     if not t.ok(x <= 1, desc) or VERBOSE:
         t.diag("shape %s, want %s; worst %.3g tolerances" % (got.shape, want.shape, x))
+
+# Checkpoints of the other kind, through the programs above: a tied model given an
+# untied checkpoint notes its unused lm_head.weight and runs; a Qwen2 (q/k/v biases)
+# given a Llama checkpoint stops before it starts, naming a missing bias.
+for case, ck in CROSS:
+    r = subprocess.run([os.path.join(tmp, case, "run"), "--weights-in", fx(ck + ".safetensors"),
+                        "--input", ids, "--output", os.path.join(tmp, "cross.npy")],
+                       capture_output=True, text=True, timeout=300)
+    text = r.stdout + r.stderr
+    if case.startswith("logits-tied"):
+        ok = r.returncode == 0 and "not used" in text and "'lm_head.weight'" in text
+        what = "the tied Llama given the untied checkpoint notes lm_head.weight unused"
+    else:
+        ok = r.returncode == 1 and "missing tensor 'model.layers.0.self_attn.q_proj.bias'" in text
+        what = "the Qwen2 given a Llama checkpoint is exit 1 naming the missing q_proj.bias"
+    if not t.ok(ok, what):
+        t.diag("exit %d: %s" % (r.returncode, text[-1500:]))
 
 # ---------------------------------------------------------------- training
 
