@@ -1,7 +1,8 @@
 /* bench/membw.c — the memory floor under a decode step, and what the BLAS
  * calls of one decode step cost on their own (bench/exp_generate.py).
  *
- *   membw [MiB]      one process, one thread (OPENBLAS_NUM_THREADS=1)
+ *   membw [MiB [bw]]  one process, one thread (OPENBLAS_NUM_THREADS=1);
+ *                     with `bw`, the bandwidth lines only (bench/exp_llama.py)
  *
  * Prints `key: value` lines:
  *   read_bw_Nstream  bytes/s of one thread summing a MiB-sized float array
@@ -150,6 +151,8 @@ int main(int argc, char **argv)
 	printf("read_bw_streams: %d\n", best_s);
 	printf("read_bw_best: %.6g\n", best);
 	fflush(stdout);
+	if (argc > 2 && strcmp(argv[2], "bw") == 0)
+		return 0;
 	/* GPT-2 small's decode products (d 768, vocabulary 50257) */
 	product("768x2304", 768, 2304, 0);     /* c_attn */
 	product("768x768", 768, 768, 0);       /* attn.c_proj */
