@@ -60,13 +60,17 @@ def machine_section(mm, gm, lm=None):
     for name, x in (("MiniLM", mm), ("GPT-2 training", gm), ("Llama", lm)):
         if x:
             lines.append("- %s run: %s, git %s, %s, %s rounds, %s s; load average (1, 5, 15 min) "
-                         "%s at the start, %s at the end; other processes kept %.2f cores busy "
-                         "per round (median; at most %.2f)"
+                         "%s at the start, %s at the end"
                          % (name, x.get("date"), x.get("git"), x.get("mode"), x.get("rounds"),
-                            x.get("seconds"),
-                            x.get("load_start"), x.get("load_end"),
-                            _f(x.get("others_cores_median")) or 0,
-                            _f(x.get("others_cores_max")) or 0))
+                            x.get("seconds"), x.get("load_start"), x.get("load_end"))
+                         + ("; other processes kept %.2f cores busy per round (median; at most "
+                            "%.2f)" % (_f(x.get("others_cores_median")) or 0,
+                                       _f(x.get("others_cores_max")) or 0)
+                            if "others_cores_median" in x else "")
+                         + ("; on %s (`nproc` %s), pipec's BLAS %s, PyTorch %s (BLAS %s, ISA %s)"
+                            % (x.get("cpu"), x.get("nproc"), x.get("openblas"), x.get("torch"),
+                               x.get("torch_blas"), x.get("torch_isa"))
+                            if x.get("cpu") != m.get("cpu") else ""))
     return lines + [""]
 
 
