@@ -1,7 +1,11 @@
 /* bench/membw.c — the memory floor under a decode step, and what the BLAS
  * calls of one decode step cost on their own (bench/exp_generate.py).
  *
- *   membw [MiB]      one process, one thread (OPENBLAS_NUM_THREADS=1)
+ *   membw [MiB [bw]]  one process, one thread (OPENBLAS_NUM_THREADS=1);
+ *                     with `bw`, the bandwidth lines only, timed by the
+ *                     process's CPU time rather than the wall clock (on a
+ *                     machine other processes keep busy, the time it ran;
+ *                     bench/exp_llama.py)
  *
  * Prints `key: value` lines:
  *   read_bw_Nstream  bytes/s of one thread summing a MiB-sized float array
@@ -121,9 +125,21 @@ static void product(const char *name, int in, int out, int trans)
 	free(y);
 }
 
+static int cpu_clock;
+
+static double bw_now(void)
+{
+	struct timespec ts;
+	if (!cpu_clock)
+		return now();
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 int main(int argc, char **argv)
 {
 	size_t mib = argc > 1 ? (size_t)atol(argv[1]) : 1024;
+	cpu_clock = argc > 2 && strcmp(argv[2], "bw") == 0;
 	size_t n = (mib << 20) / sizeof(float);
 	float *a = fill(n);
 	enum { PASSES = 7 };
@@ -134,9 +150,9 @@ int main(int argc, char **argv)
 		double bw[PASSES];
 		for (int i = 0; i < PASSES; i++) {
 			size_t part = n / (size_t)S / 16 * 16;
-			double t0 = now();
+			double t0 = bw_now();
 			sink += sum(a, n, S);
-			bw[i] = (double)(part * (size_t)S * sizeof(float)) / (now() - t0);
+			bw[i] = (double)(part * (size_t)S * sizeof(float)) / (bw_now() - t0);
 			best = bw[i] > best ? bw[i] : best;
 		}
 		double m = median(bw, PASSES);
@@ -150,6 +166,8 @@ int main(int argc, char **argv)
 	printf("read_bw_streams: %d\n", best_s);
 	printf("read_bw_best: %.6g\n", best);
 	fflush(stdout);
+	if (cpu_clock)
+		return 0;
 	/* GPT-2 small's decode products (d 768, vocabulary 50257) */
 	product("768x2304", 768, 2304, 0);     /* c_attn */
 	product("768x768", 768, 768, 0);       /* attn.c_proj */

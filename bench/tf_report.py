@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench/tf_report.py [RESULTS_DIR] — transformers.md from the results of
-bench/exp_minilm.py (minilm*.csv) and bench/exp_gpt_train.py (gpt_train*.csv):
+bench/exp_minilm.py (minilm*.csv), bench/exp_gpt_train.py (gpt_train*.csv) and
+bench/exp_llama.py (llama*.csv):
 the tables, the machine, the load, and a verdict computed from the figures.
 Either half may be missing (its section then says so).  Standard library only.
 """
@@ -45,8 +46,8 @@ def _loads(runs):
     return (min(vals), lib.median(vals), max(vals)) if vals else None
 
 
-def machine_section(mm, gm):
-    m = mm or gm
+def machine_section(mm, gm, lm=None):
+    m = mm or gm or lm
     lines = ["## The machine", ""]
     if not m:
         return lines + ["(no results)", ""]
@@ -56,17 +57,71 @@ def machine_section(mm, gm):
         % (m.get("openblas"), m.get("openblas_coretype"), m.get("mpi"), m.get("cc")),
         "- PyTorch %s (BLAS %s, ISA %s)" % (m.get("torch"), m.get("torch_blas"), m.get("torch_isa")),
     ]
-    for name, x in (("MiniLM", mm), ("GPT-2 training", gm)):
+    for name, x in (("MiniLM", mm), ("GPT-2 training", gm), ("Llama", lm)):
         if x:
             lines.append("- %s run: %s, git %s, %s, %s rounds, %s s; load average (1, 5, 15 min) "
-                         "%s at the start, %s at the end; other processes kept %.2f cores busy "
-                         "per round (median; at most %.2f)"
+                         "%s at the start, %s at the end"
                          % (name, x.get("date"), x.get("git"), x.get("mode"), x.get("rounds"),
-                            x.get("seconds"),
-                            x.get("load_start"), x.get("load_end"),
-                            _f(x.get("others_cores_median")) or 0,
-                            _f(x.get("others_cores_max")) or 0))
+                            x.get("seconds"), x.get("load_start"), x.get("load_end"))
+                         + ("; other processes kept %.2f cores busy per round (median; at most "
+                            "%.2f)" % (_f(x.get("others_cores_median")) or 0,
+                                       _f(x.get("others_cores_max")) or 0)
+                            if "others_cores_median" in x else "")
+                         + ("; on %s (`nproc` %s), pipec's BLAS %s, PyTorch %s (BLAS %s, ISA %s)"
+                            % (x.get("cpu"), x.get("nproc"), x.get("openblas"), x.get("torch"),
+                               x.get("torch_blas"), x.get("torch_isa"))
+                            if x.get("cpu") != m.get("cpu") else ""))
     return lines + [""]
+
+
+def llama_section(rows, runs, lm):
+    """bench/exp_llama.py: one core, a training step and a decode step."""
+    lines = ["## A Llama-shaped model of 100 M parameters on one core", ""]
+    if not rows:
+        return lines + ["*(not measured: `bench/exp_llama.py`)*", ""]
+    by = {(r["what"], r["impl"]): r for r in rows}
+    params = int(float(rows[0]["params"]))
+    lines += [
+        "`bench/models/llama-100m.pipe`: width 768, 14 blocks of 12 query heads and 4 key/value "
+        "heads, SwiGLU 2048, vocabulary 8192, untied head, %s parameters, with transformers' "
+        "random initialisation on both sides. Training: batch %s × %s tokens, Adam, one thread "
+        "each (pipec: one BLAS thread; transformers: `torch.set_num_threads(1)`), the median "
+        "step after the first. Decode: batch 1, a %s-token prompt, %s new tokens, greedy. "
+        "*Floor*: the f32 weights (%.0f MB) over the one-thread read bandwidth measured in "
+        "the same rounds (`bench/membw.c`, %.1f GB/s). Figures are medians over %s rounds; "
+        "*CPU* columns are the CPU time each side got, less disturbed by other processes "
+        "than wall time on a shared machine; × is transformers' time over pipec's (> 1: "
+        "pipec faster)."
+        % ("{:,}".format(params), rows[0]["batch"], rows[0]["T"], lm.get("prompt_len"),
+           lm.get("new_tokens"), _f(lm.get("weights_bytes")) / 1e6,
+           _f(lm.get("read_bw")) / 1e9, rows[0]["rounds"]), ""]
+    t = []
+    for what, impl in (("training step", "pipec"), ("training step", "transformers"),
+                       ("decode token", "pipec"), ("decode token", "transformers"),
+                       ("memory floor", "weights / read_bw")):
+        r = by.get((what, impl))
+        if not r:
+            continue
+        sec, cpu = _f(r["seconds"]), _f(r.get("cpu_seconds"))
+        ms = what != "training step"
+        unit = (lambda x: "%.1f ms" % (1e3 * x)) if ms else (lambda x: "%.2f s" % x)
+        t.append([what, impl, unit(sec), unit(cpu) if cpu is not None else "",
+                  "%.2f" % _f(r["vs_transformers"]) if _f(r.get("vs_transformers")) else "",
+                  "%.2f" % _f(r["vs_transformers_cpu"]) if _f(r.get("vs_transformers_cpu")) else "",
+                  "%.2f" % _f(r["over_floor"]) if _f(r.get("over_floor")) else "",
+                  "%.2f" % _f(r["over_floor_cpu"]) if _f(r.get("over_floor_cpu")) else ""])
+    lines += [_table(["what", "implementation", "time", "CPU time", "×", "× (CPU)",
+                      "/ floor", "/ floor (CPU)"], t), ""]
+    ld = _loads(runs)
+    lines += ["Losses of the %s steps, pipec: %s; transformers: %s (largest relative difference "
+              "%.1e). Greedy tokens: the first %s of %s equal. Load average (1 min) over the "
+              "runs: %s."
+              % (len(lm.get("losses_pipec", "").split()), lm.get("losses_pipec"),
+                 lm.get("losses_transformers"), _f(lm.get("loss_max_rel_diff")) or 0,
+                 lm.get("tokens_equal"), lm.get("tokens"),
+                 "%.2f to %.2f, median %.2f on %s cores" % (ld[0], ld[2], ld[1], lm.get("nproc"))
+                 if ld else "–"), ""]
+    return lines
 
 
 def minilm_section(rows, runs, mm):
@@ -225,7 +280,8 @@ NOTES_PATH = "transformers-notes.md"
 
 def measured(out):
     """Whether either experiment left its results in OUT."""
-    return any(os.path.exists(os.path.join(out, n)) for n in ("minilm.csv", "gpt_train.csv"))
+    return any(os.path.exists(os.path.join(out, n))
+               for n in ("minilm.csv", "gpt_train.csv", "llama.csv"))
 
 
 def body(out):
@@ -235,9 +291,12 @@ def body(out):
     mrows, mruns = _read(out, "minilm.csv"), _read(out, "minilm_runs.csv")
     grows, gruns = _read(out, "gpt_train.csv"), _read(out, "gpt_train_runs.csv")
     mm, gm = _kv(_read(out, "minilm_machine.csv")), _kv(_read(out, "gpt_train_machine.csv"))
-    text = machine_section(mm, gm)
+    lrows, lruns = _read(out, "llama.csv"), _read(out, "llama_runs.csv")
+    lm = _kv(_read(out, "llama_machine.csv"))
+    text = machine_section(mm, gm, lm)
     text += minilm_section(mrows, mruns, mm)
     text += gpt_section(grows, gruns, gm)
+    text += llama_section(lrows, lruns, lm)
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), NOTES_PATH)
     if os.path.exists(notes):
         with open(notes) as f:

@@ -17,6 +17,7 @@
 #include "rt_internal.h"
 #include "rt_math.h"
 #include "rt_small_gemm.h"
+#include "rt_vec.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -86,6 +87,7 @@ void rt_relu_bwd(const float *restrict y, const float *restrict dy, float *restr
 		dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+RT_VEC_CLONES
 void rt_gelu_fwd(const float *restrict x, float *restrict y, int64_t n)
 {
 	/* nn.GELU(): x·Φ(x) with the exact normal CDF. */
@@ -93,6 +95,7 @@ void rt_gelu_fwd(const float *restrict x, float *restrict y, int64_t n)
 		y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
+RT_VEC_CLONES
 void rt_gelu_bwd(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n)
 {
 	/* d/dx x·Φ(x) = Φ(x) + x·φ(x). */
@@ -104,6 +107,7 @@ void rt_gelu_bwd(const float *restrict x, const float *restrict dy, float *restr
 	}
 }
 
+RT_VEC_CLONES
 void rt_tanh_fwd(const float *restrict x, float *restrict y, int64_t n)
 {
 	for (int64_t i = 0; i < n; i++)
@@ -116,6 +120,7 @@ void rt_tanh_bwd(const float *restrict y, const float *restrict dy, float *restr
 		dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
+RT_VEC_CLONES
 void rt_sigmoid_fwd(const float *restrict x, float *restrict y, int64_t n)
 {
 	/* exp of a non-positive argument only: no overflow for large |x|. */
@@ -132,6 +137,7 @@ void rt_sigmoid_bwd(const float *restrict y, const float *restrict dy, float *re
 		dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
 
+RT_VEC_CLONES
 void rt_silu_fwd(const float *restrict x, float *restrict y, int64_t n)
 {
 	/* nn.SiLU(): x·σ(x), σ as rt_sigmoid_fwd computes it. */
@@ -142,6 +148,7 @@ void rt_silu_fwd(const float *restrict x, float *restrict y, int64_t n)
 	}
 }
 
+RT_VEC_CLONES
 void rt_silu_bwd(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n)
 {
 	/* d/dx x·σ(x) = σ(x)·(1 + x·(1 - σ(x))). */
@@ -206,30 +213,69 @@ void rt_dropout_bwd(const float *dy, float *dx, int64_t rows, int64_t width, dou
 
 /* ---- LayerNorm over the last dimension (biased variance, as PyTorch). ---- */
 
+RT_VEC_CLONES
 void rt_layernorm_fwd(const float *x, const float *g, const float *b, float *y,
                       float *mean, float *rstd, int64_t rows, int64_t d, double eps)
 {
 	for (int64_t r = 0; r < rows; r++) {
 		const float *restrict xr = x + r * d;
 		float *restrict yr = y + r * d;
-		double s = 0.0, ss = 0.0, mu, var;
+		double mu, var;
 		float m, rs;
-		for (int64_t j = 0; j < d; j++)
-			s += xr[j];
-		mu = s / (double)d;
+		mu = rt_vec_sum(xr, d) / (double)d;
 		/* Two passes: the centred sum of squares does not cancel. */
-		for (int64_t j = 0; j < d; j++)
-			ss += ((double)xr[j] - mu) * ((double)xr[j] - mu);
-		var = ss / (double)d;
+		var = rt_vec_sqdev(xr, mu, d) / (double)d;
 		m = (float)mu;
 		rs = (float)(1.0 / sqrt(var + eps));
 		mean[r] = m;
 		rstd[r] = rs;
-		for (int64_t j = 0; j < d; j++)
-			yr[j] = (xr[j] - m) * rs * (g ? g[j] : 1.0f) + (b ? b[j] : 0.0f);
+		if (g && b)         /* apart: a test inside the loop keeps it scalar */
+			for (int64_t j = 0; j < d; j++)
+				yr[j] = (xr[j] - m) * rs * g[j] + b[j];
+		else
+			for (int64_t j = 0; j < d; j++)
+				yr[j] = (xr[j] - m) * rs * (g ? g[j] : 1.0f) + (b ? b[j] : 0.0f);
 	}
 }
 
+/* One row of rt_layernorm_bwd_data; g NULL reads as ones.  Inlined at two
+ * call sites, g known NULL at one and non-NULL at the other, so neither
+ * loop tests it per element (a conditional load keeps a loop scalar). */
+static inline __attribute__((always_inline))
+void layernorm_bwd_row(const float *restrict xr, const float *restrict g,
+                       const float *restrict dyr, float *restrict dxr, float m, float rs, int64_t d)
+{
+	double a[RT_VEC_LANES] = {0}, bs[RT_VEC_LANES] = {0}, at = 0.0, bt = 0.0;
+	float ma, mb;
+	int64_t j = 0;
+	/* Both sums in rt_vec.h's lanes. */
+	for (; j + RT_VEC_LANES <= d; j += RT_VEC_LANES)
+		for (int k = 0; k < RT_VEC_LANES; k++) {
+			float gh = dyr[j + k] * (g ? g[j + k] : 1.0f);
+			float xh = (xr[j + k] - m) * rs;
+			a[k] += gh;
+			bs[k] += (double)gh * xh;
+		}
+	for (; j < d; j++) {
+		float gh = dyr[j] * (g ? g[j] : 1.0f);
+		float xh = (xr[j] - m) * rs;
+		at += gh;
+		bt += (double)gh * xh;
+	}
+	for (int k = 0; k < RT_VEC_LANES; k++) {
+		at += a[k];
+		bt += bs[k];
+	}
+	ma = (float)(at / (double)d);
+	mb = (float)(bt / (double)d);
+	for (j = 0; j < d; j++) {
+		float gh = dyr[j] * (g ? g[j] : 1.0f);
+		float xh = (xr[j] - m) * rs;
+		dxr[j] = rs * (gh - ma - xh * mb);
+	}
+}
+
+RT_VEC_CLONES
 void rt_layernorm_bwd_data(const float *x, const float *g, const float *mean,
                            const float *rstd, const float *dy, float *dx,
                            int64_t rows, int64_t d)
@@ -237,27 +283,14 @@ void rt_layernorm_bwd_data(const float *x, const float *g, const float *mean,
 	/* With x̂ = (x - μ)·rstd and ĝ = dy·g:
 	 * dx = rstd · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂)). */
 	for (int64_t r = 0; r < rows; r++) {
-		const float *restrict xr = x + r * d, *restrict dyr = dy + r * d;
-		float *restrict dxr = dx + r * d;
-		float m = mean[r], rs = rstd[r];
-		double a = 0.0, bsum = 0.0;
-		float ma, mb;
-		for (int64_t j = 0; j < d; j++) {
-			float gh = dyr[j] * (g ? g[j] : 1.0f);
-			float xh = (xr[j] - m) * rs;
-			a += gh;
-			bsum += (double)gh * xh;
-		}
-		ma = (float)(a / (double)d);
-		mb = (float)(bsum / (double)d);
-		for (int64_t j = 0; j < d; j++) {
-			float gh = dyr[j] * (g ? g[j] : 1.0f);
-			float xh = (xr[j] - m) * rs;
-			dxr[j] = rs * (gh - ma - xh * mb);
-		}
+		if (g)
+			layernorm_bwd_row(x + r * d, g, dy + r * d, dx + r * d, mean[r], rstd[r], d);
+		else
+			layernorm_bwd_row(x + r * d, NULL, dy + r * d, dx + r * d, mean[r], rstd[r], d);
 	}
 }
 
+RT_VEC_CLONES
 void rt_layernorm_bwd_weight(const float *x, const float *mean, const float *rstd,
                              const float *dy, float *dg, float *db, int64_t rows, int64_t d)
 {
@@ -275,37 +308,31 @@ void rt_layernorm_bwd_weight(const float *x, const float *mean, const float *rst
 
 /* ---- Softmax over the last dimension. ---- */
 
+/* The maximum, the exponentials and their double sum in rt_vec.h's
+ * vectorised loops. */
+RT_VEC_CLONES
 void rt_softmax_fwd(const float *x, float *y, int64_t rows, int64_t d)
 {
 	for (int64_t r = 0; r < rows; r++) {
 		const float *restrict xr = x + r * d;
 		float *restrict yr = y + r * d;
-		float mx = -INFINITY;
-		double s = 0.0;
-		float inv;
+		float mx = rt_vec_max(xr, d), inv;
 		for (int64_t j = 0; j < d; j++)
-			mx = xr[j] > mx ? xr[j] : mx;
-		for (int64_t j = 0; j < d; j++)
-			yr[j] = expf(xr[j] - mx);   /* max subtracted: no overflow */
-		for (int64_t j = 0; j < d; j++)     /* apart: the loop above vectorises */
-			s += yr[j];
-		inv = (float)(1.0 / s);
+			yr[j] = rt_exp_vec(xr[j] - mx);     /* max subtracted: no overflow */
+		inv = (float)(1.0 / rt_vec_sum(yr, d));
 		for (int64_t j = 0; j < d; j++)
 			yr[j] *= inv;
 	}
 }
 
+RT_VEC_CLONES
 void rt_softmax_bwd(const float *y, const float *dy, float *dx, int64_t rows, int64_t d)
 {
 	/* dx = y ⊙ (dy - Σ dy·y) */
 	for (int64_t r = 0; r < rows; r++) {
 		const float *restrict yr = y + r * d, *restrict dyr = dy + r * d;
 		float *restrict dxr = dx + r * d;
-		double dot = 0.0;
-		float fd;
-		for (int64_t j = 0; j < d; j++)
-			dot += (double)dyr[j] * yr[j];
-		fd = (float)dot;
+		float fd = (float)rt_vec_dot(dyr, yr, d);
 		for (int64_t j = 0; j < d; j++)
 			dxr[j] = yr[j] * (dyr[j] - fd);
 	}
@@ -313,6 +340,7 @@ void rt_softmax_bwd(const float *y, const float *dy, float *dx, int64_t rows, in
 
 /* ---- Losses. ---- */
 
+RT_VEC_CLONES
 double rt_loss_cross_entropy(const float *logits, const int32_t *t, float *dlogits,
                              int64_t rows, int64_t classes, double scale)
 {

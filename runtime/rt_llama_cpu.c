@@ -10,6 +10,7 @@
 #include "rt_dev.h"
 #include "rt_math.h"
 #include "rt_tf_layout.h"
+#include "rt_vec.h"
 
 /* ---- RMSNorm (LlamaRMSNorm) ----
  * transformers computes it in float32 whatever the model's dtype:
@@ -17,50 +18,71 @@
  * The sum of squares is accumulated in double (as rt_layernorm_fwd's sums
  * are): within float32's rounding of torch's float32 mean. */
 
+RT_VEC_CLONES
 void rt_rmsnorm_fwd(const float *x, const float *w, float *y, float *rstd, int64_t rows,
                     int64_t d, double eps)
 {
 	for (int64_t r = 0; r < rows; r++) {
 		const float *restrict xr = x + r * d;
 		float *restrict yr = y + r * d;
-		double ss = 0.0;
-		for (int64_t j = 0; j < d; j++)
-			ss += (double)xr[j] * xr[j];
+		double ss = rt_vec_dot(xr, xr, d);      /* rt_vec.h: in vector lanes */
 		float rs = (float)(1.0 / sqrt(ss / (double)d + eps));
 		if (rstd)
 			rstd[r] = rs;
-		for (int64_t j = 0; j < d; j++)
-			yr[j] = (w ? w[j] : 1.0f) * (xr[j] * rs);
+		if (w)              /* apart: a test inside the loop keeps it scalar */
+			for (int64_t j = 0; j < d; j++)
+				yr[j] = w[j] * (xr[j] * rs);
+		else
+			for (int64_t j = 0; j < d; j++)
+				yr[j] = xr[j] * rs;
 	}
 }
 
+/* One row of rt_rmsnorm_bwd_data; w NULL reads as ones.  Inlined where w is
+ * known NULL and where it is not, so that no loop tests it per element. */
+static inline __attribute__((always_inline))
+void rmsnorm_bwd_row(const float *restrict xr, const float *restrict w,
+                     const float *restrict dyr, float *restrict dxr, float rs, int64_t d)
+{
+	double b[RT_VEC_LANES] = {0}, bt = 0.0;
+	int64_t j = 0;
+	for (; j + RT_VEC_LANES <= d; j += RT_VEC_LANES)
+		for (int k = 0; k < RT_VEC_LANES; k++)
+			b[k] += (double)(dyr[j + k] * (w ? w[j + k] : 1.0f)) * (xr[j + k] * rs);
+	for (; j < d; j++)
+		bt += (double)(dyr[j] * (w ? w[j] : 1.0f)) * (xr[j] * rs);
+	for (int k = 0; k < RT_VEC_LANES; k++)
+		bt += b[k];
+	float mb = (float)(bt / (double)d);
+	for (j = 0; j < d; j++) {
+		float gh = dyr[j] * (w ? w[j] : 1.0f);
+		dxr[j] = rs * (gh - (xr[j] * rs) * mb);
+	}
+}
+
+RT_VEC_CLONES
 void rt_rmsnorm_bwd_data(const float *x, const float *w, const float *rstd, const float *dy,
                          float *dx, int64_t rows, int64_t d)
 {
 	/* With x̂ = x·rstd and ĝ = dy·w: dx = rstd · (ĝ - x̂ · mean(ĝ · x̂)). */
 	for (int64_t r = 0; r < rows; r++) {
-		const float *restrict xr = x + r * d, *restrict dyr = dy + r * d;
-		float *restrict dxr = dx + r * d;
-		float rs = rstd[r];
-		double b = 0.0;
-		for (int64_t j = 0; j < d; j++)
-			b += (double)(dyr[j] * (w ? w[j] : 1.0f)) * (xr[j] * rs);
-		float mb = (float)(b / (double)d);
-		for (int64_t j = 0; j < d; j++) {
-			float gh = dyr[j] * (w ? w[j] : 1.0f);
-			dxr[j] = rs * (gh - (xr[j] * rs) * mb);
-		}
+		if (w)
+			rmsnorm_bwd_row(x + r * d, w, dy + r * d, dx + r * d, rstd[r], d);
+		else
+			rmsnorm_bwd_row(x + r * d, NULL, dy + r * d, dx + r * d, rstd[r], d);
 	}
 }
 
+RT_VEC_CLONES
 void rt_rmsnorm_bwd_weight(const float *x, const float *rstd, const float *dy, float *dw,
                            int64_t rows, int64_t d)
 {
 	for (int64_t r = 0; r < rows; r++) {
 		const float *restrict xr = x + r * d, *restrict dyr = dy + r * d;
+		float *restrict dwr = dw;
 		float rs = rstd[r];
 		for (int64_t j = 0; j < d; j++)
-			dw[j] += dyr[j] * (xr[j] * rs);
+			dwr[j] += dyr[j] * (xr[j] * rs);
 	}
 }
 
@@ -113,6 +135,7 @@ void rt_llama_emb_bwd(const rt_tf *L, float *g, const int32_t *ids, const float 
  * computed in float32; here in double and rounded, the nearest float to
  * the same angle's.  x' = x·cos + rotate_half(x)·sin, rotate_half(x) =
  * (-x2, x1): the first half's element i pairs with element i + dh/2. */
+RT_VEC_CLONES
 void rt_dev_llama_rope(const rt_tf *L, float *x, int64_t ld, int64_t nh, int64_t B,
                        int64_t T, int64_t pos0, const int64_t *dpos, int inverse)
 {
@@ -146,6 +169,7 @@ void rt_dev_llama_rope(const rt_tf *L, float *x, int64_t ld, int64_t nh, int64_t
 	}
 }
 
+RT_VEC_CLONES
 void rt_dev_llama_swiglu_fwd(const float *gu, float *a, int64_t rows, int64_t f)
 {
 	for (int64_t r = 0; r < rows; r++) {
@@ -156,6 +180,7 @@ void rt_dev_llama_swiglu_fwd(const float *gu, float *a, int64_t rows, int64_t f)
 	}
 }
 
+RT_VEC_CLONES
 void rt_dev_llama_swiglu_bwd(const float *gu, const float *da, float *dgu, int64_t rows,
                              int64_t f)
 {

@@ -14,6 +14,7 @@
 #include "rt_internal.h"
 #include "rt_math.h"
 #include "rt_small_gemm.h"
+#include "rt_vec.h"
 
 /* ---- GEMM ---- */
 
@@ -46,6 +47,7 @@ void rt_dev_tf_end(void)
 {
 }
 
+RT_VEC_CLONES
 void rt_dev_tf_add(float *restrict y, const float *restrict x, int64_t n)
 {
 	for (int64_t i = 0; i < n; i++)
@@ -58,6 +60,7 @@ void rt_dev_tf_bias_rows(const float *b, float *y, int64_t rows, int64_t out)
 		memcpy(y + r * out, b, (size_t)out * sizeof *y);
 }
 
+RT_VEC_CLONES
 void rt_dev_tf_colsum_acc(const float *dy, float *db, int64_t rows, int64_t out)
 {
 	for (int64_t r = 0; r < rows; r++) {
@@ -86,19 +89,30 @@ void rt_dev_tf_heads_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float
  * every key is masked then gives what transformers gives.  Scores are
  * [B, h, T, Lk]: query i is at position pos0 + i, key j at position j
  * (Lk = T and pos0 = 0 but for the key/value cache, which has no mask). */
+RT_VEC_CLONES
 void rt_dev_tf_mask_scores(float *s, const int32_t *mask, int causal, int64_t B, int64_t h,
                            int64_t T, int64_t Lk, int64_t pos0, const int64_t *dpos)
 {
 	(void)dpos;                 /* a captured decode round's: CUDA only */
 	if (!mask && !causal)
 		return;
+	/* The same values as rt_attn_mask_hd, in loops without a branch or a
+	 * test of mask per element, which vectorise. */
 	for (int64_t b = 0; b < B; b++)
 		for (int64_t r = 0; r < h * T; r++) {
 			float *restrict row = s + (b * h * T + r) * Lk;
+			const int32_t *restrict mb = mask ? mask + b * Lk : NULL;
 			int64_t i = pos0 + r % T;
-			for (int64_t j = 0; j < Lk; j++)
-				row[j] = rt_attn_mask_hd(row[j], causal && j > i,
-				                         mask && !mask[b * Lk + j]);
+			int64_t j0 = causal && i + 1 < Lk ? i + 1 : Lk;    /* the first future key */
+			if (mb) {
+				for (int64_t j = 0; j < j0; j++)
+					row[j] = mb[j] ? row[j] : row[j] + -FLT_MAX;
+				for (int64_t j = j0; j < Lk; j++)
+					row[j] = mb[j] ? -FLT_MAX : -INFINITY;
+			} else {
+				for (int64_t j = j0; j < Lk; j++)
+					row[j] = -FLT_MAX;
+			}
 		}
 }
 
@@ -129,6 +143,7 @@ static float dot4(const float *restrict x, const float *restrict y, int64_t n)
 	return (a0 + a1) + (a2 + a3);
 }
 
+RT_VEC_CLONES
 int rt_dev_tf_attend_one(const float *q, int64_t sq, const float *k, const float *v,
                          int64_t ldk, int64_t sk, const int32_t *mask, int causal, float *s,
                          float *p, float *ctx, int64_t B, int64_t h, int64_t dh, int64_t Lk,
@@ -332,6 +347,7 @@ static float pool_scale(const int32_t *mask, int64_t b, int64_t T)
 	return (float)(1.0 / (cnt > 1e-9 ? cnt : 1e-9));
 }
 
+RT_VEC_CLONES
 void rt_mean_pool_fwd(const float *x, const int32_t *mask, float *y, int64_t B, int64_t T,
                       int64_t d)
 {
@@ -369,12 +385,10 @@ void rt_mean_pool_bwd(const int32_t *mask, const float *dy, float *dx, int64_t B
 
 static double row_norm(const float *restrict x, int64_t d)
 {
-	double ss = 0.0;
-	for (int64_t j = 0; j < d; j++)
-		ss += (double)x[j] * x[j];
-	return sqrt(ss);
+	return sqrt(rt_vec_dot(x, x, d));
 }
 
+RT_VEC_CLONES
 void rt_l2_normalize_fwd(const float *x, float *y, int64_t rows, int64_t d)
 {
 	for (int64_t r = 0; r < rows; r++) {
@@ -412,12 +426,14 @@ void rt_l2_normalize_bwd(const float *x, const float *dy, float *dx, int64_t row
 
 /* ---- gelu, tanh form ---- */
 
+RT_VEC_CLONES
 void rt_gelu_tanh_fwd(const float *restrict x, float *restrict y, int64_t n)
 {
 	for (int64_t i = 0; i < n; i++)
 		y[i] = rt_gelu_tanh_hd(x[i]);
 }
 
+RT_VEC_CLONES
 void rt_gelu_tanh_bwd(const float *restrict x, const float *restrict dy, float *restrict dx,
                       int64_t n)
 {

@@ -19,7 +19,7 @@ runtime_libpipert_cuda_a_CPPFLAGS = -DRT_CUDA -I$(srcdir)/runtime $(MPI_CFLAGS) 
 runtime_libpipert_cuda_a_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic
 runtime_libpipert_cuda_a_SOURCES = \
 	runtime/pipert.h runtime/pipert_ops.h runtime/rt_tf_sizes.h runtime/rt_tf_layout.h runtime/rt_small_gemm.h runtime/rt_internal.h runtime/rt_dev.h \
-	runtime/rt_math.h \
+	runtime/rt_math.h runtime/rt_vec.h \
 	runtime/rt_main.c runtime/rt_gen.c runtime/rt_opts.c runtime/rt_comm.c runtime/rt_data.c \
 	runtime/rt_init.c runtime/rt_json.c runtime/rt_npy.c runtime/rt_safetensors.c \
 	runtime/rt_trace.c runtime/rt_util.c runtime/rt_weights.c runtime/rt_ckpt.c runtime/rt_tf.c \
