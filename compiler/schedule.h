@@ -254,6 +254,8 @@ typedef enum {
 	SG_ROUND_NOT_LAST,      /* t < ntok - 1 */
 	SG_ROUND_ZERO,          /* t == 0 */
 	SG_ROUND_NONZERO,       /* t != 0 */
+	SG_GEN_RUNS,            /* the group takes part in round t (it has not
+	                         * ended: always, in the compiled program) */
 	SG_LIVE                 /* asynchronous: the action's key exists in the run */
 } SchedGuard;
 /* Whether round guard g holds in round t of ntok (SG_LIVE: always). */

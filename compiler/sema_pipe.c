@@ -613,10 +613,11 @@ static void check_generate(IrModel *m, const PipeItem *const *item, Loc where)
 		diag_note(m->layers[0].loc, "the position table is declared here");
 		return;
 	}
-	/* a decode step's scratch: one position attending to the whole cache */
+	/* a round's scratch: a group's packed tokens, and one slot's attention
+	 * at a time (a prefill's or a decode step's over the whole cache) */
 	for (int l = 0; l < m->nlayers; l++) {
 		IrLayer *L = &m->layers[l];
-		int64_t w = rt_gpt2_kv_work(1, pp->kv_cap, L->d, L->heads, L->ffn);
+		int64_t w = rt_gpt2_kv_work(m->seq_max, pp->kv_cap, L->d, L->heads, L->ffn);
 		if (LAYER(L->kind)->kv_cache && w > L->work_elems)
 			L->work_elems = w;
 	}

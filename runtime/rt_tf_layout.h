@@ -33,16 +33,17 @@ static inline tf_work work_at(const rt_tf *L, int64_t B, int64_t T)
 	return k;
 }
 
-/* GPT2Block with a key/value cache (rt_gpt2_block_fwd_kv): work_at's
- * slots with scores and probabilities of [B, heads, T, Lk], Lk the cached
- * positions attended to (rt_tf_sizes.h's rt_gpt2_kv_work in all). */
-static inline tf_work kv_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
+/* GPT2Block with a key/value cache (rt_gpt2_block_fwd_kv) on n packed
+ * tokens: work_at's [n, d] and [n, ffn] slots, and scores and
+ * probabilities of sq floats each (one sequence slot's at a time;
+ * rt_tf_sizes.h's rt_gpt2_kv_work bounds the whole). */
+static inline tf_work kv_work_rows(const rt_tf *L, int64_t n, int64_t sq)
 {
-	tf_work k = work_at(L, B, T);
-	int64_t ns = B * L->heads * T * Lk;
-	k.r2 = k.r1 + ns;
-	k.f1 = k.r2 + ns;
-	k.f2 = k.f1 + B * T * L->ffn;
+	tf_work k = work_at(L, n, 1);
+	k.f1 = k.r1;
+	k.f2 = k.f1 + n * L->ffn;
+	k.r1 = k.f2 + n * L->ffn;
+	k.r2 = k.r1 + sq;
 	return k;
 }
 
