@@ -78,7 +78,7 @@ static int is_eval_kind(int which)
  * generation (any number of prompts, rt_gen.c). */
 static int64_t min_rows(const rt_program *p, int which)
 {
-	if (is_eval_kind(which) || (p->optim == RT_OPTIM_NONE && p->gen_tokens == 0))
+	if (is_eval_kind(which) || p->optim == RT_OPTIM_NONE)
 		return 1;
 	return p->batch;
 }
