@@ -843,6 +843,9 @@ static char *emit_desc(const IrModel *m, const Schedule *s, const EmitOptions *e
 	out(&o, "shuffle %d\neval_step %d\n", pp->shuffle, has_eval_step(m, s));
 	out(&o, "gen_tokens %d\ngen_sample %d\ngen_eos %lld\n",
 	    s->kind == SK_GENERATE ? pp->gen_tokens : 0, pp->sample, pp->eos);
+	if (s->kind == SK_GENERATE)     /* the run-time options' ranges (--eos, --top-k) */
+		out(&o, "gen_vocab %lld\ngen_top_k %d\n", (long long)outt->dims[outt->ndim - 1],
+		    pp->top_k);
 	out(&o, "seq_max %lld\nout_seq %d\n", named ? (long long)m->seq_max : 0LL,
 	    named ? outt->seq : 0);
 	/* input NAME DTYPE WIDTH SEQ LIMIT NDIM DIMS... WHAT (WHAT last: it has
