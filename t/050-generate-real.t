@@ -195,6 +195,23 @@ t.ok(r_eos.returncode == 0 and int(kv.get("generated_tokens", -1)) == n_eos and
      "summary with eos: generated_tokens counts each row's tokens up to its eos (%d), "
      "tokens_per_s them over the run" % n_eos)
 
+# ---- pipec schedule --requests: continuous batching's timeline ----
+gmodel = os.path.join(E.src, "t", "models", "gen-real-gpt2.pipe")
+r = sh([E.pipec, "schedule", gmodel, "--requests", "40:3", "--cost", "uniform", "--width", "80"])
+lines = r.stdout.splitlines()
+charts = [ln for ln in lines if ln.startswith("rank ")]
+kv = {}
+for ln in lines:
+    if ln.startswith(("continuous:", "static batches")):
+        kv[ln.split(":")[0]] = float(ln.split("requests_per_s ")[1].split(",")[0])
+t.ok(r.returncode == 0 and len(charts) == 2 and all(len(c) == len("rank 0 |") + 81 for c in charts)
+     and any(ch.isdigit() for ch in charts[0][8:]) and any(ch.islower() for ch in charts[0][8:])
+     and kv.get("continuous", 0) > kv.get("static batches of 8", 1e9) > 0,
+     "pipec schedule --requests 40: a timeline per rank of prefill and decode rounds; under "
+     "uniform cost continuous batching serves more requests/s than static batches")
+r = sh([E.pipec, "schedule", os.path.join(E.src, "models", "mlp4.pipe"), "--requests", "4"])
+t.ok(r.returncode == 1 and "generate" in r.stderr, "--requests on a training schedule: exit 1")
+
 # ---- refused before anything runs ----
 long_p = os.path.join(tmp, "long.npy")
 np.save(long_p, np.zeros((3, T0 + 1), np.int32))
