@@ -31,7 +31,8 @@ barriers: start-up and weight loading not counted); transformers' are timed
 around generate() in a warm process.  Each configuration runs once as a
 warm-up (transformers: one batch), then R times (default 3), interleaved;
 figures are medians.
-Writes contbatch.json and prints a table.
+--width D runs the same at width D (D / 32 heads).  Writes contbatch-D.json and
+prints a table.
 """
 import argparse
 import json
@@ -84,6 +85,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--requests", type=int, default=64)
+    ap.add_argument("--width", type=int, default=128,
+                    help="the model's width d (heads: d / 32); default 128")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--work", default=None)
     a = ap.parse_args()
@@ -98,6 +101,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
 
     torch.manual_seed(1)
+    CFG.update(n_embd=a.width, n_head=max(1, a.width // 32))
     cfg = GPT2Config(**CFG)
     cfg._attn_implementation = "eager"
     model = GPT2LMHeadModel(cfg).eval()
@@ -125,7 +129,18 @@ def main():
     np.save(ppath, prompts)
 
     d = os.path.join(work, "prog")
-    sh([PIPEC, "compile", MODEL, "-o", d])
+    model_file = MODEL
+    if a.width != 128:      # the bundled model at another width
+        text = open(MODEL).read()
+        for old_s, new_s in (("(512, 128, 160)", "(512, %d, 160)" % a.width),
+                             ("gpt2_block(128, 4)", "gpt2_block(%d, %d)" % (a.width, CFG["n_head"])),
+                             ("layernorm(128", "layernorm(%d" % a.width),
+                             ("lm_head(512, 128", "lm_head(512, %d" % a.width)):
+            text = text.replace(old_s, new_s)
+        model_file = os.path.join(work, "contbatch-%d.pipe" % a.width)
+        with open(model_file, "w") as f:
+            f.write(text)
+    sh([PIPEC, "compile", model_file, "-o", d])
     sh(["make", "-s", "-C", d])
 
     # the eos id: the token whose first appearance is the most spread out
@@ -213,7 +228,7 @@ def main():
     static = np.load(os.path.join(work, "static.npy"))
     hf = np.load(os.path.join(work, "hf.npy"))         # the last one: 2 threads
     gen_tokens = int(sum(new_len))
-    res = dict(requests=N, slots=SLOTS, stages=2, groups=4, eos=int(eos), reps=a.reps,
+    res = dict(width=a.width, requests=N, slots=SLOTS, stages=2, groups=4, eos=int(eos), reps=a.reps,
                prompt_lengths=[int(x) for x in lengths], new_tokens=new_len,
                generated_tokens=gen_tokens, machine=os.uname().nodename,
                cores=os.cpu_count(), load=os.getloadavg(),
@@ -227,9 +242,7 @@ def main():
     kv = last.get("continuous", {})
     res["configs"]["continuous"].update({m: float(kv[m]) for m in (
         "ttft_median", "ttft_p90", "tpot_median", "tpot_p90") if m in kv})
-    with open(os.path.join(a.out, "contbatch.json"), "w") as f:
-        json.dump(res, f, indent=1)
-        f.write("\n")
+    print("width %d" % a.width)
     print("workload: %d requests, prompts %d-%d tokens, new tokens %d-%d (eos %d; %d of %d rows "
           "stop before %d), %d generated tokens" % (N, min(lengths), max(lengths), min(new_len),
                                                    max(new_len), eos,
@@ -248,7 +261,7 @@ def main():
     res["continuous_over_transformers"] = c["continuous"]["requests_per_s"] / hf_best
     print("continuous / static: %.2fx   continuous / transformers (its better thread count): "
           "%.2fx requests/s" % (res["continuous_over_static"], res["continuous_over_transformers"]))
-    with open(os.path.join(a.out, "contbatch.json"), "w") as f:
+    with open(os.path.join(a.out, "contbatch-%d.json" % a.width), "w") as f:
         json.dump(res, f, indent=1)
         f.write("\n")
     print("continuous: ttft median %.4f p90 %.4f s, tpot median %.5f p90 %.5f s"

@@ -72,6 +72,7 @@ struct rt_gen {
 	double *prob;               /* [vocab] sampling */
 	int32_t *order;             /* [vocab] top-p's order */
 	double t0;
+	int rounds;                 /* this rank ran */
 };
 
 /* ---- The guards of the emitted step. ---- */
@@ -535,6 +536,7 @@ void rt_gen_run(rt_ctx *c)
 		c->gen_round = t;
 		c->action_index = 0;
 		rt_dev_step(c, t);
+		G->rounds = t + 1;
 	}
 	c->gen_total = rt_now() - G->t0;
 	rt_barrier(c, "the barrier after generation");
@@ -649,7 +651,7 @@ void rt_gen_summary(rt_ctx *c)
 	printf("time_to_first_token: %.6g\n", last_first);
 	printf("time_per_output_token: %.6g\n", G->K > 1 ? (total - last_first) / (G->K - 1) : 0.0);
 	printf("tokens_per_s: %.6g\n", total > 0 ? (double)tokens / total : 0.0);
-	printf("generation_time: %.6g\n", total);
+	printf("generation_time: %.6g (%d rounds)\n", total, G->rounds);
 	printf("kv_cache_bytes: %lld (this rank; caches hold %lld positions)\n",
 	       (long long)c->p->kv_bytes, (long long)c->p->kv_cap);
 	fflush(stdout);
