@@ -187,13 +187,15 @@ void rt_mpi_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int ta
 		      "MPI_Irecv", what);
 }
 
-void rt_slot_upto(rt_ctx *c, int slot, const void *buf, int64_t hdr, int64_t row_bytes,
-                  int64_t values)
+void rt_slot_upto(rt_ctx *c, int slot, const void *buf, int64_t hdr, int64_t desc,
+                  int64_t most, int64_t row_bytes, int64_t values)
 {
 	rt_slot *s = &c->slots[slot];
 	s->upto = 1;
 	s->upto_buf = buf;
 	s->upto_hdr = hdr;
+	s->upto_desc = desc;
+	s->upto_most = most;
 	s->upto_row = row_bytes;
 	s->upto_values = values;
 }
@@ -255,10 +257,14 @@ void rt_mpi_wait(rt_ctx *c, int slot)
 	 * generation's activations with what their descriptor says. */
 	if (s->is_recv && s->upto) {
 		int64_t ntok = -1;
+		int32_t n;
 		s->upto = 0;
-		if (MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS || count < s->upto_hdr ||
-		    (ntok = rt_gen_msg_ntok(c, s->upto_buf, s->upto_hdr)) < 0 ||
-		    count != s->upto_hdr + ntok * s->upto_row)
+		/* the descriptor's second value is its tokens (rt_tf_sizes.h) */
+		if (MPI_Get_count(&st, MPI_BYTE, &count) == MPI_SUCCESS && count >= s->upto_hdr) {
+			memcpy(&n, s->upto_buf + s->upto_desc + 4, sizeof n);
+			ntok = n >= 0 && n <= s->upto_most ? n : -1;
+		}
+		if (ntok < 0 || count != s->upto_hdr + ntok * s->upto_row)
 			rt_die(c, RT_EXIT_RUNTIME, "%s: received %d bytes from rank %d, which its "
 			       "descriptor (%lld tokens of %lld bytes after %lld) does not say", s->what,
 			       count, s->peer, (long long)ntok, (long long)s->upto_row,

@@ -128,7 +128,7 @@ void rt_gen_irecv(rt_ctx *c, int slot, void *buf, int64_t hdr, int64_t row_bytes
 	int64_t most = (int64_t)c->gen->rows * c->gen->T0;
 	rt_irecv(c, slot, buf, (size_t)(hdr + most * row_bytes), peer, tag, what);
 #ifndef RT_CUDA
-	rt_slot_upto(c, slot, buf, hdr, row_bytes, 0);
+	rt_slot_upto(c, slot, buf, hdr, hdr - rt_gen_hdr_bytes(c->gen->rows), most, row_bytes, 0);
 #endif
 }
 
@@ -138,20 +138,9 @@ void rt_gen_irecv16(rt_ctx *c, int slot, void *buf, int64_t hdr, int64_t per_row
 	int64_t most = (int64_t)c->gen->rows * c->gen->T0;
 	rt_irecv16(c, slot, buf, (size_t)hdr, most * per_row, peer, tag, what);
 #ifndef RT_CUDA
-	rt_slot_upto(c, slot, buf, hdr, 2 * per_row, per_row);
+	rt_slot_upto(c, slot, buf, hdr, hdr - rt_gen_hdr_bytes(c->gen->rows), most, 2 * per_row,
+	             per_row);
 #endif
-}
-
-/* A received activation message's tokens, from its descriptor (the end of
- * its header): -1 if the descriptor is not one. */
-int64_t rt_gen_msg_ntok(const rt_ctx *c, const void *msg, int64_t hdr)
-{
-	const rt_gen *G = c->gen;
-	int32_t d[2];
-	if (!G || hdr < rt_gen_hdr_bytes(G->rows))
-		return -1;
-	memcpy(d, (const char *)msg + hdr - rt_gen_hdr_bytes(G->rows), sizeof d);
-	return d[D_NTOK] >= 0 && d[D_NTOK] <= (int64_t)G->rows * G->T0 ? d[D_NTOK] : -1;
 }
 
 /* ---- Each group's rows. ---- */
@@ -651,7 +640,8 @@ void rt_gen_summary(rt_ctx *c)
 	printf("time_to_first_token: %.6g\n", last_first);
 	printf("time_per_output_token: %.6g\n", G->K > 1 ? (total - last_first) / (G->K - 1) : 0.0);
 	printf("tokens_per_s: %.6g\n", total > 0 ? (double)tokens / total : 0.0);
-	printf("generation_time: %.6g (%d rounds)\n", total, G->rounds);
+	printf("generation_time: %.6g\n", total);
+	printf("generation_rounds: %d\n", G->rounds);
 	printf("kv_cache_bytes: %lld (this rank; caches hold %lld positions)\n",
 	       (long long)c->p->kv_bytes, (long long)c->p->kv_cap);
 	fflush(stdout);

@@ -107,11 +107,12 @@ typedef struct rt_slot {
 	size_t unpack_hdr;
 	int64_t unpack_n;
 	/* generation's activations (rt_gen_irecv): any size up to `bytes`, as
-	 * the descriptor at the end of its header says: upto_hdr header bytes
-	 * then upto_row bytes a token (16-bit: upto_values values a token) */
+	 * the descriptor at byte upto_desc (rt_gen_rows' header form, the end
+	 * of the message's header of upto_hdr bytes) says: its ntok (at most
+	 * upto_most) tokens of upto_row bytes (16-bit: upto_values values) */
 	int upto;
 	const char *upto_buf;
-	int64_t upto_hdr, upto_row, upto_values;
+	int64_t upto_hdr, upto_desc, upto_most, upto_row, upto_values;
 } rt_slot;
 
 /* One traced action (rt_trace.c). */
@@ -538,11 +539,9 @@ void rt_gen_run(rt_ctx *c);           /* every round, timed */
 int rt_gen_write_output(rt_ctx *c);   /* --output: prompts + tokens, on rank 0 */
 void rt_gen_summary(rt_ctx *c);       /* the reporter's extra summary lines */
 void rt_gen_free(rt_ctx *c);
-/* A received activation message's tokens from its descriptor, -1 if none. */
-int64_t rt_gen_msg_ntok(const rt_ctx *c, const void *msg, int64_t hdr);
 /* Marks a posted receive as generation's activations (rt_slot's upto). */
-void rt_slot_upto(rt_ctx *c, int slot, const void *buf, int64_t hdr, int64_t row_bytes,
-                  int64_t values);
+void rt_slot_upto(rt_ctx *c, int slot, const void *buf, int64_t hdr, int64_t desc,
+                  int64_t most, int64_t row_bytes, int64_t values);
 /* The CUDA runtime's captured decode rounds read a position from the
  * device; continuous batching runs every round eagerly, so none. */
 static inline int64_t rt_gen_position(const rt_ctx *c)
