@@ -14,6 +14,7 @@
 #endif
 #include "emit.h"
 #include "files.h"
+#include "rt_tf_sizes.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -123,16 +124,34 @@ static const char *elems_expr(const IrModel *m, int t)
 	return per == 1 ? "T" : xprintf("T * %lld", (long long)per);
 }
 
-/* Rows of t seen as a matrix of its last dimension, for a micro-batch. */
-static const char *rows_expr(const IrModel *m, int t)
+/* Rows of t seen as a matrix of its last dimension, for a micro-batch.
+ * Generating, a sequence's positions are the group's packed new tokens:
+ * NT of them (rt_gen_rows' ntok), not ROWS · T. */
+static const char *rows_expr(const Emit *e, int t)
 {
+	const IrModel *m = e->m;
 	const IrTensor *T = &m->tensors[t];
 	int64_t per = T->elems / T->dims[T->ndim - 1];
 	if (T->seq) {
 		per /= m->seq_max;
+		if (e->gen)
+			return per == 1 ? "NT" : xprintf("NT * %lld", (long long)per);
 		return per == 1 ? "ROWS * T" : xprintf("ROWS * T * %lld", (long long)per);
 	}
 	return per == 1 ? "ROWS" : xprintf("ROWS * %lld", (long long)per);
+}
+
+/* Elements of t in a micro-batch (generating: in the group's packed
+ * tokens). */
+static const char *count_expr(const Emit *e, int t)
+{
+	const IrModel *m = e->m;
+	const IrTensor *T = &m->tensors[t];
+	if (e->gen && T->seq) {
+		int64_t per = T->elems / m->seq_max;
+		return per == 1 ? "NT" : xprintf("NT * %lld", (long long)per);
+	}
+	return xprintf("ROWS * %s", elems_expr(m, t));
 }
 
 /* Pointer to local tensor k in its slot of the current (stage, mb) table
@@ -234,7 +253,7 @@ static const char *call_arg(const Emit *e, const StagePlan *sp, const CallCtx *k
 	case RA_SIDE: return side_ptr(e, sp, L->side[0]);
 	case RA_TF: return xprintf("&tf%d", k->l);
 	case RA_WORK: return "WORK";
-	case RA_COUNT: return xprintf("ROWS * %s", elems_expr(m, L->in));
+	case RA_COUNT: return count_expr(e, L->in);
 	case RA_ROWS: return k->rows;
 	case RA_MB_ROWS: return "ROWS";
 	case RA_ELEMS: return elems_expr(m, L->in);
@@ -247,10 +266,10 @@ static const char *call_arg(const Emit *e, const StagePlan *sp, const CallCtx *k
 	case RA_LAYER: return xprintf("%d", k->l);
 	case RA_STEP: return "t";
 	case RA_ROW0: return "row0";
-	case RA_BYTES: return xprintf("sizeof(float) * ROWS * %s", elems_expr(m, L->in));
+	case RA_BYTES: return xprintf("sizeof(float) * %s", count_expr(e, L->in));
 	case RA_NULL: return "NULL";
-	case RA_POS: return "pos";
-	case RA_GEN_IDS: return xprintf("t == 0 ? %s : rt_gen_tokens(c, mb)", k->x);
+	case RA_GEN_ROWS: return "g";
+	case RA_GEN_IDS: return "rt_gen_ids(c, mb)";
 	case RA_KV_K:
 	case RA_KV_V: {
 		int64_t kv = (int64_t)e->plan->rows * m->pipe.kv_cap * layer_kv_width(L) * 4;
@@ -282,12 +301,12 @@ static void emit_layer_fwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 	const IrLayer *L = &m->layers[l];
 	const LayerCatalogue *lc = LAYER(L->kind);
 	CallCtx k = { .L = L, .l = l, .x = x_ptr(e, sp, xs, j), .y = x_ptr(e, sp, ys, j + 1),
-	              .rows = rows_expr(m, L->in), .w = weight_off(e, l) };
+	              .rows = rows_expr(e, L->in), .w = weight_off(e, l) };
 	k.save = ss >= 0 && sp->off[0][ss] != NO_BUFFER ? slot_ptr(sp, ss) : "NULL";
-	const char *count = xprintf("ROWS * %s", elems_expr(m, L->out));
+	const char *count = count_expr(e, L->out);
 	line_to(&e->o, m, L->loc);
-	if (e->gen && lc->gen_last) {   /* only the last position's logits pick a token */
-		out(&e->o, "\trt_take_last(%s, ROWS, T, %lld);\n", k.x, (long long)L->in_w);
+	if (e->gen && lc->gen_last) {   /* only each row's last token's logits pick one */
+		out(&e->o, "\trt_take_last_rows(%s, g, %lld);\n", k.x, (long long)L->in_w);
 		k.rows = "ROWS";
 		count = xprintf("ROWS * %lld", (long long)L->out_w);
 	}
@@ -313,7 +332,7 @@ static void emit_layer_bwd(Emit *e, const IrStage *st, const StagePlan *sp, int 
 	              .dy = slot_ptr(sp, SLOT_GX(n, j + 1)),
 	              .dx = has_dx ? slot_ptr(sp, SLOT_GX(n, j)) : "NULL",
 	              .st = slot_ptr(sp, SLOT_RST(n, j)), .gst = slot_ptr(sp, SLOT_GST(n, j)),
-	              .rows = rows_expr(m, L->in), .w = weight_off(e, l), .weight = weight };
+	              .rows = rows_expr(e, L->in), .w = weight_off(e, l), .weight = weight };
 	int params = L->nparams > 0 || L->tied >= 0;
 	int stash = lc->fused_bwd && data && !weight;      /* B of a split backward */
 	if (!(weight && params) && !(data && has_dx) && !stash)
@@ -413,9 +432,19 @@ static void emit_fwd(Emit *e, const StagePlan *sp)
 	out(o, "\tconst float *W = rt_weights(c);\n\tint64_t row0 = %lld + (int64_t)mb * ROWS;\n%s",
 	    (long long)row0, seq);
 	out(o, "\t(void)W;%s (void)row0;%s\n", e->eval ? "" : " (void)t;", seq_void);
-	if (e->gen)
-		out(o, "\tconst int64_t pos = rt_gen_pos(c);   /* the round's first position */\n"
-		    "\t(void)pos;\n");
+	if (e->gen) {
+		/* the group's rows: decided on the first stage, read from the input
+		 * message's header after it, passed on in the output's */
+		int64_t gh = rt_gen_hdr_bytes(e->plan->rows);
+		const char *in = g == 0 ? "NULL" : xprintf("A + o[%d] + %lld", SLOT_X(n, 0),
+		                                           (long long)(sp->in.bytes - gh));
+		const char *to = last ? "NULL" : xprintf("A + o[%d] + %lld", SLOT_X(n, n),
+		                                         (long long)(sp->out.bytes - gh));
+		out(o, "\t/* the group's rows this round: each slot's new tokens and positions */\n"
+		    "\tconst rt_gen_rows *g = rt_gen_rows_at(c, mb, %s, %s);\n"
+		    "\tconst int64_t NT = g->ntok;   /* their tokens, packed */\n"
+		    "\t(void)NT;\n", in, to);
+	}
 	for (int j = 0; j < n; j++)
 		emit_layer_fwd(e, st, sp, j, SLOT_X(n, j), SLOT_X(n, j + 1), SLOT_ST(n, j));
 	line_back(o);
@@ -814,6 +843,9 @@ static char *emit_desc(const IrModel *m, const Schedule *s, const EmitOptions *e
 	out(&o, "shuffle %d\neval_step %d\n", pp->shuffle, has_eval_step(m, s));
 	out(&o, "gen_tokens %d\ngen_sample %d\ngen_eos %lld\n",
 	    s->kind == SK_GENERATE ? pp->gen_tokens : 0, pp->sample, pp->eos);
+	if (s->kind == SK_GENERATE)     /* the run-time options' ranges (--eos, --top-k) */
+		out(&o, "gen_vocab %lld\ngen_top_k %d\n", (long long)outt->dims[outt->ndim - 1],
+		    pp->top_k);
 	out(&o, "seq_max %lld\nout_seq %d\n", named ? (long long)m->seq_max : 0LL,
 	    named ? outt->seq : 0);
 	/* input NAME DTYPE WIDTH SEQ LIMIT NDIM DIMS... WHAT (WHAT last: it has

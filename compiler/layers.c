@@ -321,8 +321,7 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 		.args = ARGS(gpt2_emb_args), .params = PARAMS(gpt2_emb_params),
 		.input = LI_TOKENS, .output = LO_EMBED, .costs = gpt2_emb_costs, .bwd_reads_in = 1,
 		.fwd = { "rt_gpt2_emb_fwd", { RA_TF, RA_W, RA_X, RA_Y, RA_MB_ROWS, RA_T } },
-		.fwd_gen = { "rt_gpt2_emb_fwd_at", { RA_TF, RA_W, RA_GEN_IDS, RA_Y, RA_MB_ROWS, RA_T,
-		                                     RA_POS } },
+		.fwd_gen = { "rt_gpt2_emb_fwd_rows", { RA_TF, RA_W, RA_GEN_IDS, RA_Y, RA_GEN_ROWS } },
 		.wgt = { "rt_gpt2_emb_bwd", { RA_TF, RA_G, RA_X, RA_DY, RA_MB_ROWS, RA_T } },
 	},
 	[LK_GPT2_BLOCK] = {
@@ -331,16 +330,14 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 		.derive = gpt2_block_derive, .gen = 1, .kv_cache = 1,
 		TF_BLOCK(gpt2_block, block_costs),
 		.fwd_gen = { "rt_gpt2_block_fwd_kv", { RA_TF, RA_W, RA_X, RA_Y, RA_KV_K, RA_KV_V,
-		                                       RA_KV_CAP, RA_WORK, RA_MB_ROWS, RA_T,
-		                                       RA_POS } },
+		                                       RA_KV_CAP, RA_WORK, RA_GEN_ROWS } },
 	},
 	[LK_LLAMA_EMB] = {
 		.usage = "llama_embeddings(vocab, d, positions)",
 		.args = ARGS(llama_emb_args), .params = PARAMS(llama_emb_params),
 		.input = LI_TOKENS, .output = LO_EMBED, .costs = llama_emb_costs, .bwd_reads_in = 1,
 		.fwd = { "rt_llama_emb_fwd", { RA_TF, RA_W, RA_X, RA_Y, RA_MB_ROWS, RA_T } },
-		.fwd_gen = { "rt_llama_emb_fwd_at", { RA_TF, RA_W, RA_GEN_IDS, RA_Y, RA_MB_ROWS,
-		                                      RA_T, RA_POS } },
+		.fwd_gen = { "rt_llama_emb_fwd_rows", { RA_TF, RA_W, RA_GEN_IDS, RA_Y, RA_GEN_ROWS } },
 		.wgt = { "rt_llama_emb_bwd", { RA_TF, RA_G, RA_X, RA_DY, RA_MB_ROWS, RA_T } },
 	},
 	[LK_LLAMA_BLOCK] = {
@@ -351,8 +348,7 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 		.derive = llama_block_derive, .gen = 1, .kv_cache = 1,
 		TF_BLOCK(llama_block, llama_block_costs),
 		.fwd_gen = { "rt_llama_block_fwd_kv", { RA_TF, RA_W, RA_X, RA_Y, RA_KV_K, RA_KV_V,
-		                                        RA_KV_CAP, RA_WORK, RA_MB_ROWS, RA_T,
-		                                        RA_POS } },
+		                                        RA_KV_CAP, RA_WORK, RA_GEN_ROWS } },
 	},
 	[LK_RMSNORM] = {
 		.usage = "rmsnorm(d) or rmsnorm(d, eps = 1e-6)",

@@ -153,8 +153,8 @@ typedef enum {
 	RA_SEED, RA_LAYER, RA_STEP, RA_ROW0,        /* a seeded random stream */
 	RA_BYTES,               /* sizeof(float) * ROWS * elements */
 	RA_NULL,
-	RA_POS,                 /* generate: the round's first position */
-	RA_GEN_IDS,             /* generate: the prompts, then the tokens picked */
+	RA_GEN_ROWS,            /* generate: the group's rows this round (rt_gen_rows) */
+	RA_GEN_IDS,             /* generate: the rows' token ids (prompts, picked tokens) */
 	RA_KV_K, RA_KV_V, RA_KV_CAP     /* generate: the layer's key and value caches */
 } RtArg;
 

@@ -61,6 +61,8 @@ typedef struct Options {
 	const char *dump;       /* -d letters */
 	int width;
 	int line_directives;
+	int requests;           /* schedule --requests N: continuous batching's timeline */
+	unsigned long long requests_seed;
 	CostConsts cc;
 } Options;
 
@@ -89,6 +91,8 @@ static void usage(FILE *to)
 	      "                     momentum, 32 for Adam; 8 more at a 16-bit dtype) and\n"
 	      "                     generation's weight reads per step\n"
 	      "  --width N          schedule text: chart width in columns (default 120)\n"
+	      "  --requests N[:S]   schedule of a generate program: continuous batching's\n"
+	      "                     timeline for N requests of random lengths (seed S, default 1)\n"
 	      "  -o PATH            output file (schedule) or directory (compile)\n"
 	      "  --backend B        compile: cpu (default) or cuda\n"
 	      "  --no-line          compile: no #line directives in the emitted code\n"
@@ -161,6 +165,16 @@ static void parse_args(int argc, char **argv, Options *o)
 			o->cc.latency = number_arg("--latency", val);
 		} else if (TAKES("--mem-bandwidth")) {
 			o->cc.mem_bandwidth = number_arg("--mem-bandwidth", val);
+		} else if (TAKES("--requests")) {
+			char *end;
+			long long n = strtoll(val, &end, 10);
+			unsigned long long sd = 1;
+			if (*end == ':')
+				sd = strtoull(end + 1, &end, 10);
+			if (end == val || *end || n < 1 || n > 1000000)
+				bad_usage("--requests takes N or N:SEED (1 <= N <= 1000000), not '%s'", val);
+			o->requests = (int)n;
+			o->requests_seed = sd;
 		} else if (TAKES("--width")) {
 			char *end;
 			long w = strtol(val, &end, 10);
@@ -453,8 +467,16 @@ int main(int argc, char **argv)
 			diag_plain("%s", why);
 			return EXIT_INPUT;
 		}
+		if (o.requests && (s->kind != SK_GENERATE || s->disagg || strcmp(o.format, "text"))) {
+			diag_plain("--requests draws continuous batching: a generate schedule with "
+			           "colocated prefill, --format text");
+			return EXIT_INPUT;
+		}
 		FILE *out = open_out(o.out);
-		if (!strcmp(o.format, "text")) {
+		if (o.requests) {
+			sched_write_cb(out, s, cost, (int)rows, (int)m->seq_max, m->pipe.gen_tokens,
+			               (int)m->pipe.B, o.requests, o.requests_seed, o.width);
+		} else if (!strcmp(o.format, "text")) {
 			sched_write_text(out, s, r, cost, peak, peak_mbs, o.width);
 			memory_table(out, m, round);
 		}

@@ -6,6 +6,7 @@
  * may share memory only if their intervals are disjoint.
  */
 #include "memplan.h"
+#include "rt_tf_sizes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,9 @@ MsgSides memplan_sides(const IrModel *m, int first, int64_t rows)
 		/* 64-byte aligned pieces: the main tensor after them stays aligned */
 		r.bytes += (rows * m->tensors[r.t[i]].elems * 4 + 63) / 64 * 64;
 	}
+	/* generation: the group's rows (rt_gen_rows) travel last in the header */
+	if (m->pipe.kv_cap > 0 && first > 0 && first < m->nlayers)
+		r.bytes += rt_gen_hdr_bytes(rows);
 	return r;
 }
 

@@ -312,14 +312,14 @@ SchedGuard sched_generate_guard(const Schedule *s, const Action *a, int *peer_t1
 		if (s->P == 1)
 			return SG_ROUND_ONE;
 		*peer_t1 = s->P - 1;
-		return SG_ALWAYS;
+		return SG_ROUND_POS;    /* a decode rank's rounds are t > 0 */
 	case OP_RECV_KV:
 		return SG_ROUND_ONE;
 	case OP_SEND_TOK:
 	case OP_SEND_KV:
 		return SG_ROUND_NOT_LAST;
-	default:
-		return SG_ALWAYS;
+	default:                    /* F and the activations: until the group ends */
+		return SG_GEN_RUNS;
 	}
 }
 

@@ -218,6 +218,14 @@ typedef struct SimResult {
 	                         * "uniform" (1 unit = 1 ms), 1e6 otherwise (seconds) */
 } SimResult;
 
+/* `pipec schedule --requests N`: continuous batching's timeline and metrics
+ * for N requests of random prompt lengths (1 .. T) and new tokens (1 .. K),
+ * drawn from seed, through generate schedule s (rows slots a group, batch
+ * in all) on cost c, beside the same workload in static batches
+ * (sched_cb.c).  0, or -1 for a schedule it cannot simulate. */
+int sched_write_cb(FILE *out, const Schedule *s, const SimCost *c, int rows, int T, int K,
+                   int batch, int nreq, unsigned long long seed, int width);
+
 SimResult *sched_simulate(const Schedule *s, const SimCost *c);
 
 /* Peak activation memory: act_bytes[s] is what one micro-batch of stage s
@@ -254,6 +262,8 @@ typedef enum {
 	SG_ROUND_NOT_LAST,      /* t < ntok - 1 */
 	SG_ROUND_ZERO,          /* t == 0 */
 	SG_ROUND_NONZERO,       /* t != 0 */
+	SG_GEN_RUNS,            /* the group takes part in round t (it has not
+	                         * ended: always, in the compiled program) */
 	SG_LIVE                 /* asynchronous: the action's key exists in the run */
 } SchedGuard;
 /* Whether round guard g holds in round t of ntok (SG_LIVE: always). */

@@ -614,12 +614,15 @@ static void check_generate(IrModel *m, const PipeItem *const *item, Loc where)
 		diag_note(m->layers[0].loc, "the position table is declared here");
 		return;
 	}
-	/* a decode step's scratch: one position attending to the whole cache */
+	/* a round's scratch: a group's packed tokens, and one slot's attention
+	 * at a time (a prefill's or a decode step's over the whole cache) */
 	for (int l = 0; l < m->nlayers; l++) {
 		IrLayer *L = &m->layers[l];
+		/* a slot's scores: T·T in a prefill of T, cap in a decode step */
+		int64_t T = m->seq_max, lk = T > (pp->kv_cap + T - 1) / T ? T : (pp->kv_cap + T - 1) / T;
 		int64_t w = L->kind == LK_LLAMA_BLOCK
-		            ? rt_llama_kv_work(1, pp->kv_cap, L->d, L->heads, L->kv_heads, L->ffn)
-		            : rt_gpt2_kv_work(1, pp->kv_cap, L->d, L->heads, L->ffn);
+		            ? rt_llama_kv_work(T, lk, L->d, L->heads, L->kv_heads, L->ffn)
+		            : rt_gpt2_kv_work(T, pp->kv_cap, L->d, L->heads, L->ffn);
 		if (LAYER(L->kind)->kv_cache && w > L->work_elems)
 			L->work_elems = w;
 	}

@@ -14,11 +14,14 @@
 const char *step_guard_c(SchedGuard g, int key)
 {
 	switch (g) {
-	case SG_ROUND_POS:      return "t > 0";
-	case SG_ROUND_ONE:      return "t == 1";
-	case SG_ROUND_NOT_LAST: return "t < NTOK - 1";
+	/* generation's rounds end per group at run time (rt_gen.c): a group's
+	 * tokens go round after round t while rt_gen_ring(c, group, t) */
+	case SG_ROUND_POS:      return xprintf("rt_gen_ring(c, %d, t - 1)", key);
+	case SG_ROUND_ONE:      return xprintf("t == 1 && rt_gen_ring(c, %d, 0)", key);
+	case SG_ROUND_NOT_LAST: return xprintf("rt_gen_ring(c, %d, t)", key);
 	case SG_ROUND_ZERO:     return "t == 0";
 	case SG_ROUND_NONZERO:  return "t != 0";
+	case SG_GEN_RUNS:       return xprintf("rt_gen_runs(c, %d, t)", key);
 	case SG_LIVE:           return xprintf("LIVE(KEY(%d))", key);
 	default:                return NULL;
 	}

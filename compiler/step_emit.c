@@ -97,6 +97,18 @@ static void post(Printer *pr, const StepInstr *in)
 	}
 	const char *desc = xprintf("\"%s stage %d mb %s from rank %d\"", op_name(in->op),
 	                           in->stage, key_text(pr, in->key), g->peer);
+	if (pr->sp->mode == STEP_GEN && in->op == OP_RECV_F) {
+		/* as many tokens as its header's descriptor says */
+		if (g->half)
+			put(&pr->t, "\t%srt_gen_irecv16(c, %d, A + %lld, %lld, %lld, %d, %s, %s);\n",
+			    if_guard(in), in->slot, (long long)g->off, (long long)g->hdr,
+			    (long long)g->per_row, g->peer, tag_c(g), desc);
+		else
+			put(&pr->t, "\t%srt_gen_irecv(c, %d, A + %lld, %lld, %lld * 4, %d, %s, %s);\n",
+			    if_guard(in), in->slot, (long long)g->off, (long long)g->hdr,
+			    (long long)g->per_row, g->peer, tag_c(g), desc);
+		return;
+	}
 	if (g->half)            /* unpacked in place by its wait */
 		put(&pr->t, "\t%srt_irecv16(c, %d, A + %lld, %lld, %s, %d, %s, %s);\n", if_guard(in),
 		    in->slot, (long long)g->off, (long long)g->hdr, values_c(g), g->peer, tag_c(g),
@@ -168,8 +180,8 @@ static void act(Printer *pr, const StepInstr *in)
 	                                           in->mb) : "";
 	const char *tstep = in->prev ? "t - 1" : "t";
 	put(t, "\t/* %d: %s", in->q, !gen || in->op != OP_F ? op_name(in->op)
-	    : sp->role == 2 ? "F (the prefill)" : sp->role == 3 ? "F (a decode step)"
-	    : "F (the prefill in round 0, then a decode step)");
+	    : sp->role == 2 ? "F (the prefill)" : sp->role == 3 ? "F (decode steps)"
+	    : "F (each slot: its prompt's prefill, or a decode step)");
 	if (in->stage >= 0)
 		put(t, " stage %d", in->stage);
 	if (async)
@@ -184,9 +196,10 @@ static void act(Printer *pr, const StepInstr *in)
 		put(t, s->kind == SK_2BW ? ": the gradient of its step u = k / STEP_MB (the "
 		    "step's last micro-batch), into version u + 1"
 		    : ": its gradient, into version k + 1");
-	if (async)
-		put(t, " */\n\t%s{ rt_begin(c, RT_OP_%s, %d, (int)KEY(%d)); ", if_guard(in),
-		    op_name(in->op), in->stage, in->key);
+	if (async || gen)
+		put(t, async ? " */\n\t%s{ rt_begin(c, RT_OP_%s, %d, (int)KEY(%d)); "
+		    : " */\n\t%s{ rt_begin(c, RT_OP_%s, %d, %d); ", if_guard(in), op_name(in->op),
+		    in->stage, in->key);
 	else
 		put(t, " */\n\trt_begin(c, RT_OP_%s, %d, %d); ", op_name(in->op), in->stage, in->key);
 	if (async && (in->op == OP_F || in->op == OP_B || in->op == OP_R))
@@ -216,7 +229,15 @@ static void act(Printer *pr, const StepInstr *in)
 	case OP_SEND_B: {
 		const char *desc = xprintf("\"%s stage %d mb %s to rank %d\"", op_name(in->op),
 		                           in->stage, key_text(pr, in->key), g->peer);
-		if (g->pack_off >= 0)   /* 16-bit: packed at A + pack_off */
+		if (gen && g->pack_off >= 0)    /* the group's tokens, 16-bit */
+			put(t, "rt_isend16(c, %d, A + %lld, A + %lld, %lld, rt_gen_values(c, %d, %lld), "
+			    "%d, %s, %s); ", in->slot, (long long)g->off, (long long)g->pack_off,
+			    (long long)g->hdr, in->mb, (long long)g->per_row, g->peer, tag_c(g), desc);
+		else if (gen)           /* the header, then the group's tokens */
+			put(t, "rt_isend(c, %d, A + %lld, rt_gen_msg(c, %d, %lld, %lld * 4), %d, %s, %s); ",
+			    in->slot, (long long)g->off, in->mb, (long long)g->hdr, (long long)g->per_row,
+			    g->peer, tag_c(g), desc);
+		else if (g->pack_off >= 0)      /* 16-bit: packed at A + pack_off */
 			put(t, "rt_isend16(c, %d, A + %lld, A + %lld, %lld, %s, %d, %s, %s); ", in->slot,
 			    (long long)g->off, (long long)g->pack_off, (long long)g->hdr, values_c(g),
 			    g->peer, tag_c(g), desc);
@@ -238,7 +259,7 @@ static void act(Printer *pr, const StepInstr *in)
 	default:
 		unreachable();
 	}
-	put(t, async ? "rt_end(c); }\n" : "rt_end(c);\n");
+	put(t, async || gen ? "rt_end(c); }\n" : "rt_end(c);\n");
 }
 
 /* What the step's comment says and the constants its calls use. */
@@ -249,11 +270,14 @@ static void preamble(Printer *pr)
 	Text *t = &pr->t;
 	if (sp->mode == STEP_GEN) {
 		put(t, "/* ---- one round of generation: rank %d's schedule, one runtime call per "
-		    "action ----\n * Round t = 0 is the prefill of every group's prompts, rounds 1 .. "
-		    "%d decode one token\n * each.  The token ring's messages%s exist only in the "
-		    "rounds their guard names. */\n\n", sp->rank, sp->ntok - 1,
-		    s->disagg ? " and the caches' hand-over" : "");
-		put(t, "#define NTOK %d   /* rounds: max_new_tokens */\n\n", sp->ntok);
+		    "action ----\n * In a round each group's slots run at once: a slot starting a "
+		    "prompt its\n * prefill, the others a decode step (continuous batching; "
+		    "rt_gen.c).  The runtime\n * calls step(t) for t = 0, 1, .. until every group "
+		    "has ended: rt_gen_runs says\n * whether group g takes part in round t, "
+		    "rt_gen_ring whether its tokens go\n * round after it.%s */\n\n", sp->rank,
+		    s->disagg ? "  Disaggregated: the prefill ranks run round 0 only, the\n * "
+		    "decode ranks the rounds after it, from the caches handed over." : "");
+		put(t, "#define NTOK %d   /* max_new_tokens, as compiled */\n\n", sp->ntok);
 	} else if (sp->mode == STEP_ASYNC) {
 		put(t, "/* ---- one step of the stream: rank %d's schedule, one runtime call per action "
 		    "----\n * %s: no flush.  A run is one stream of micro-batches: key k = t*STEP_MB + "
@@ -302,7 +326,7 @@ void step_emit_c(const StepProgram *sp, const IrModel *m, const Schedule *s,
 	 * (docs/performance.md, section 6). */
 	const char *seq_line = m->seq_max ? xprintf("\tconst int64_t T = rt_seq_len(c);   /* the %s "
 	                                            "sequence length */\n\t(void)T;\n",
-	                                            sp->mode == STEP_GEN ? "round's" : "run's") : "";
+	                                            sp->mode == STEP_GEN ? "prompts'" : "run's") : "";
 	const char *role_guard = sp->rank_guard == SG_ROUND_ZERO
 	                         ? "\tif (t != 0)\n\t\treturn;   /* a prefill rank: round 0 only */\n"
 	                         : sp->rank_guard == SG_ROUND_NONZERO

@@ -138,10 +138,11 @@ typedef struct rt_program {
 	int out_seq;                    /* the output is per position: out_width is
 	                                 * seq_max positions' worth, a run writes T's */
 
-	/* schedule = generate (docs/transformers.md): `step` is one round, called
-	 * for rounds 0 (the prefill of every group's prompts) .. gen_tokens-1
-	 * (a decode step each), without a barrier between them.  gen_tokens 0:
-	 * not a generating program. */
+	/* schedule = generate (docs/transformers.md): `step` is one round of
+	 * the token ring, called for rounds 0, 1, .. until every group has
+	 * ended (rt_gen_runs), without a barrier between them.  gen_tokens 0:
+	 * not a generating program; the gen_ settings are the compiled
+	 * defaults of the run-time options. */
 	int gen_tokens;                 /* max_new_tokens */
 	int gen_sample;                 /* 0 greedy, 1 sample */
 	double gen_temperature;
@@ -215,21 +216,51 @@ const float   *rt_input(rt_ctx *c, int mb);          /* [mb_rows, in_width] */
 const void    *rt_data(rt_ctx *c, int k, int mb);
 /* The run's sequence length T (every rank knows it from the start): the
  * sequence inputs' columns, or seq_max with synthetic data; 0 if none.
- * Generating: the positions of the current round (the prompts' length in
- * round 0, then 1). */
+ * Generating: the prompts' width T0 (the longest prompt). */
 int64_t rt_seq_len(rt_ctx *c);
-/* Generating: the position of the current round's first token (0 in round
- * 0, then prompt length + round - 1). */
-int64_t rt_gen_pos(rt_ctx *c);
-/* Generating: group g's token buffer, int32 [mb_rows]: the last stage
- * writes the tokens it picks there and sends them; the first stage
- * receives them there and embeds them in the next round. */
+/* ---- Generation (rt_gen.c, docs/transformers.md) ---- */
+typedef struct rt_gen_rows {
+	int64_t rows;               /* the group's sequence slots */
+	int64_t ntok;               /* new tokens of all its slots this round */
+	const int32_t *n;           /* [rows] slot r's new tokens (0: idle) */
+	const int32_t *pos;         /* [rows] the position of its first */
+	const int32_t *off;         /* [rows] its first's row in the packed tokens */
+} rt_gen_rows;
+/* Group g's rows this round, and every stage learns them the same way: the
+ * first stage decides them (rt_gen_rows_at with in = NULL: finished slots
+ * take the next prompts, the others decode the token the ring brought) and
+ * each stage passes them on in the header of its output message (out, the
+ * descriptor's place in it; NULL on the last stage), where the next stage
+ * reads them (in). */
+const rt_gen_rows *rt_gen_rows_at(rt_ctx *c, int g, const void *in, void *out);
+/* The first stage's token ids of group g this round, packed as its rows
+ * are: prompts, and the tokens picked last round. */
+const int32_t *rt_gen_ids(rt_ctx *c, int g);
+/* Group g takes part in round t (it has not ended earlier), and its tokens
+ * go round the ring after round t (it did not end in round t): the guards
+ * of the emitted step. */
+int rt_gen_runs(rt_ctx *c, int g, int t);
+int rt_gen_ring(rt_ctx *c, int g, int t);
+/* Group g's activation message this round: hdr header bytes, then one row
+ * of row_bytes per token (16-bit: rt_gen_values values), and the receive
+ * of one, which takes any size up to the longest prompts' and checks it
+ * against the descriptor in its header. */
+size_t rt_gen_msg(rt_ctx *c, int g, int64_t hdr, int64_t row_bytes);
+int64_t rt_gen_values(rt_ctx *c, int g, int64_t per_row);
+void rt_gen_irecv(rt_ctx *c, int slot, void *buf, int64_t hdr, int64_t row_bytes, int peer,
+                  int tag, const char *what);
+void rt_gen_irecv16(rt_ctx *c, int slot, void *buf, int64_t hdr, int64_t per_row, int peer,
+                    int tag, const char *what);
+/* Group g's token buffer, int32 [mb_rows]: the last stage writes the
+ * tokens it picks there (-1 for an idle slot) and sends them; the first
+ * stage receives them there. */
 int32_t *rt_gen_tokens(rt_ctx *c, int g);
-/* Generating, on the last stage: picks group g's next tokens from logits
- * [mb_rows, gen_vocab] (greedy: the first largest; sampled: logits /
- * temperature, the top_k largest, a draw keyed by (seed, row, round), so
- * the tokens do not depend on P or M), stops a row at gen_eos, records
- * them for --output and writes them to rt_gen_tokens(c, g). */
+/* Generating, on the last stage: picks the next token of each busy slot of
+ * group g from logits [mb_rows, gen_vocab] (greedy: the first largest;
+ * sampled: logits / temperature, top-k, top-p, a draw keyed by (seed, the
+ * prompt's row in the input, position), so a row's tokens do not depend
+ * on the other prompts, P or M), records them for --output and writes them
+ * to rt_gen_tokens(c, g). */
 void rt_gen_pick(rt_ctx *c, int g, const float *logits);
 const int32_t *rt_target_class(rt_ctx *c, int mb);   /* [mb_rows] */
 const float   *rt_target_dense(rt_ctx *c, int mb);   /* [mb_rows, target_width] */
@@ -462,11 +493,16 @@ void rt_llama_block_bwd(const rt_tf *L, const float *w, float *g, const float *x
                         float *work, int64_t B, int64_t T);
 void rt_llama_block_wgt(const rt_tf *L, float *g, const float *x, const float *save,
                         const float *stash, float *work, int64_t B, int64_t T);
-/* The key/value cache, as rt_gpt2_block_fwd_kv's: kc, vc [B, cap, kvw]
- * (keys stored rotated); work B·rt_llama_kv_work(T, pos0 + T, ...). */
+/* The key/value cache on a group's packed rows, as rt_gpt2_block_fwd_kv's:
+ * kc, vc [rows, cap, kvw] (keys stored rotated); work as the compiler
+ * plans it for generation (rt_llama_kv_work at the longest prompt, one
+ * slot's scores at a time).  rt_llama_emb_fwd_rows: the packed tokens'
+ * rows of the table. */
 void rt_llama_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
-                           float *kc, float *vc, int64_t cap, float *work, int64_t B,
-                           int64_t T, int64_t pos0);
+                           float *kc, float *vc, int64_t cap, float *work,
+                           const rt_gen_rows *g);
+void rt_llama_emb_fwd_rows(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                           const rt_gen_rows *g);
 /* The token table's rows (pos0 unused: positions are the blocks'). */
 void rt_llama_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, float *y,
                       int64_t B, int64_t T);
@@ -510,23 +546,38 @@ void rt_loss_next_token(rt_ctx *c, const float *logits, const int32_t *ids, floa
                         int64_t B, int64_t T, int64_t vocab, double scale);
 
 /* ---- Generation (schedule = generate): GPT-2 with a key/value cache ----
- * A sequence group of B samples is run first on its prompt (prefill: T =
- * the prompt's length, pos0 = 0), then one token at a time (decode: T = 1,
- * pos0 = the position of that token).  Each gpt2_block keeps, per group,
- * a key cache kc and a value cache vc of [B, cap, d] floats (row b's
- * position j at (b·cap + j)·d, heads side by side as in c_attn's output):
- * _fwd_kv writes the keys and values of positions pos0 .. pos0+T-1 there
- * and lets each query attend to every cached position up to its own, so
- * no past token is recomputed.  pos0 + T <= cap.  work holds B times
- * rt_gpt2_kv_work(T, pos0 + T, ...) floats (rt_tf_sizes.h). */
+ * A sequence group holds `rows` slots.  In a round each slot runs its own
+ * number of new tokens at its own positions (docs/transformers.md,
+ * "Continuous batching"): a slot starting a prompt its whole prompt at
+ * positions 0 .., a decoding slot one token at the position after its
+ * cached ones, an idle slot nothing.  The rows' tokens lie packed in the
+ * activations, slot after slot: [ntok, d], slot r's at rows off[r] ..
+ * off[r] + n[r] - 1.  Every GEMM runs over all ntok rows at once; only
+ * attention and the cache's stores go slot by slot (each slot has its own
+ * cache and length).  The arrays are host memory on both runtimes. */
+/* Each gpt2_block keeps, per group, a key cache kc and a value cache vc of
+ * [rows, cap, d] floats (slot r's position j at (r·cap + j)·d, heads side
+ * by side as in c_attn's output): _fwd_kv writes the keys and values of
+ * slot r's positions pos[r] .. pos[r]+n[r]-1 there and lets each query
+ * attend to every cached position of its slot up to its own, so no past
+ * token is recomputed.  pos[r] + n[r] <= cap.  work holds
+ * rt_gpt2_kv_rows_work(g, ...) floats (rt_tf_sizes.h); x and y are the
+ * packed [ntok, d] tokens. */
+void rt_gpt2_emb_fwd_rows(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                          const rt_gen_rows *g);
+void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
+                          float *kc, float *vc, int64_t cap, float *work,
+                          const rt_gen_rows *g);
+/* The embedding of B samples of T tokens at positions pos0 .. pos0+T-1
+ * (rt_gpt2_emb_fwd is pos0 = 0). */
 void rt_gpt2_emb_fwd_at(const rt_tf *L, const float *w, const int32_t *ids, float *y,
                         int64_t B, int64_t T, int64_t pos0);
-void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
-                          float *kc, float *vc, int64_t cap, float *work, int64_t B,
-                          int64_t T, int64_t pos0);
 /* x [B, T, d] -> [B, d]: each sample's last position, in place (the head
  * of a generating model scores the last position only). */
 void rt_take_last(float *x, int64_t B, int64_t T, int64_t d);
+/* The packed tokens [ntok, d] -> [rows, d]: slot r's last new token to row
+ * r, in place; an idle slot's row is left as it was (nothing picks it). */
+void rt_take_last_rows(float *x, const rt_gen_rows *g, int64_t d);
 
 void rt_copy(void *dst, const void *src, size_t bytes);
 /* x[0..n) to the nearest value of the program's 16-bit dtype (ties to

@@ -163,7 +163,8 @@ static int read_desc(const char *path, desc *d)
 			                                     "microbatches", "steps", "in_width",
 			                                     "out_width", "shuffle", "eval_step",
 			                                     "gen_tokens", "seq_max", "out_seq", "named",
-			                                     "gen_sample", "gen_eos" };
+			                                     "gen_sample", "gen_eos", "gen_vocab",
+			                                     "gen_top_k" };
 			size_t k, nk = sizeof ikeys / sizeof ikeys[0];
 			for (k = 0; k < nk && strcmp(key, ikeys[k]); k++)
 				;
@@ -188,6 +189,8 @@ static int read_desc(const char *path, desc *d)
 			case 13: d->named = (int)a; break;
 			case 14: p->gen_sample = (int)a; break;
 			case 15: p->gen_eos = a; break;
+			case 16: p->gen_vocab = a; break;
+			case 17: p->gen_top_k = (int)a; break;
 			}
 		}
 	}

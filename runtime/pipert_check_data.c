@@ -48,15 +48,12 @@ int check_data_header(const rt_program *p, int ndim, const int64_t *dims, int wh
 	int integer = a->type == RT_NPY_I32 || a->type == RT_NPY_I64;
 	int64_t rows = a->ndim ? a->dims[0] : 0;
 	/* Training takes N >= B rows (epochs of whole batches); evaluation and
-	 * inference every row, the last batch padded; generation one prompt
-	 * per sequence of the batch. */
+	 * inference every row, the last batch padded; generation any number
+	 * of prompts. */
 	int64_t min_rows = eval || p->optim == RT_OPTIM_NONE ? 1 : p->batch;
 	char got[160], want[160], nrows[64];
 	dims_str(got, sizeof got, a->ndim, a->dims);
-	if (p->gen_tokens > 0)
-		snprintf(nrows, sizeof nrows, "%lld", (long long)p->batch);
-	else
-		snprintf(nrows, sizeof nrows, "N >= %lld", (long long)min_rows);
+	snprintf(nrows, sizeof nrows, "N >= %lld", (long long)min_rows);
 
 	if (target) {
 		int classes = p->target_dtype == RT_DT_I32;
@@ -90,8 +87,7 @@ int check_data_header(const rt_program *p, int ndim, const int64_t *dims, int wh
 		return -1;
 	}
 	if (d && d->seq) {
-		if (a->ndim != 2 || rows < min_rows || (p->gen_tokens > 0 && rows != p->batch) ||
-		    a->dims[1] < 1 || a->dims[1] > width) {
+		if (a->ndim != 2 || rows < min_rows || a->dims[1] < 1 || a->dims[1] > width) {
 			rt_fmt_err(err, errlen, "%s is sequences of shape [%s, T] (1 <= T <= %lld), found "
 			           "%s", name, nrows, (long long)width, got);
 			return -1;
@@ -103,8 +99,7 @@ int check_data_header(const rt_program *p, int ndim, const int64_t *dims, int wh
 		}
 		return 0;
 	}
-	if (a->ndim < 1 || !row_fits(a, width, ndim, dims) || rows < min_rows ||
-	    (p->gen_tokens > 0 && rows != p->batch)) {
+	if (a->ndim < 1 || !row_fits(a, width, ndim, dims) || rows < min_rows) {
 		if (ndim > 1) {
 			int64_t full[5];
 			full[0] = 0;

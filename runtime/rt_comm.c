@@ -179,11 +179,25 @@ void rt_mpi_irecv(rt_ctx *c, int slot, void *buf, size_t bytes, int peer, int ta
 	s->tag = tag;
 	s->is_recv = 1;
 	s->unpack = NULL;
+	s->upto = 0;
 	check(c, MPI_Irecv(buf, (int)bytes, MPI_BYTE, peer, tag, c->comm, &s->req[0]),
 	      "MPI_Irecv", what);
 	if (c->o.check_messages)
 		check(c, MPI_Irecv(s->hdr, RT_HDR_N, MPI_INT64_T, peer, tag, c->chk, &s->req[1]),
 		      "MPI_Irecv", what);
+}
+
+void rt_slot_upto(rt_ctx *c, int slot, const void *buf, int64_t hdr, int64_t desc,
+                  int64_t most, int64_t row_bytes, int64_t values)
+{
+	rt_slot *s = &c->slots[slot];
+	s->upto = 1;
+	s->upto_buf = buf;
+	s->upto_hdr = hdr;
+	s->upto_desc = desc;
+	s->upto_most = most;
+	s->upto_row = row_bytes;
+	s->upto_values = values;
 }
 
 void rt_mpi_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, int tag,
@@ -197,6 +211,7 @@ void rt_mpi_isend(rt_ctx *c, int slot, const void *buf, size_t bytes, int peer, 
 	s->tag = tag;
 	s->is_recv = 0;
 	s->unpack = NULL;
+	s->upto = 0;
 	check(c, MPI_Isend(buf, (int)bytes, MPI_BYTE, peer, tag, c->comm, &s->req[0]),
 	      "MPI_Isend", what);
 	if (c->o.check_messages) {
@@ -238,9 +253,27 @@ void rt_mpi_wait(rt_ctx *c, int slot)
 	snprintf(peer, sizeof peer, "%d", s->peer);
 	rt_wait_status(c, &s->req[0], s->what, peer, &st);
 	/* A longer message fails the receive as truncated (MPI_ERRORS_RETURN);
-	 * a shorter one would pass silently, so sizes are always compared. */
-	if (s->is_recv && (MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS ||
-	                   count != (int)s->bytes))
+	 * a shorter one would pass silently, so sizes are always compared:
+	 * generation's activations with what their descriptor says. */
+	if (s->is_recv && s->upto) {
+		int64_t ntok = -1;
+		int32_t n;
+		s->upto = 0;
+		/* the descriptor's second value is its tokens (rt_tf_sizes.h) */
+		if (MPI_Get_count(&st, MPI_BYTE, &count) == MPI_SUCCESS && count >= s->upto_hdr) {
+			memcpy(&n, s->upto_buf + s->upto_desc + 4, sizeof n);
+			ntok = n >= 0 && n <= s->upto_most ? n : -1;
+		}
+		if (ntok < 0 || count != s->upto_hdr + ntok * s->upto_row)
+			rt_die(c, RT_EXIT_RUNTIME, "%s: received %d bytes from rank %d, which its "
+			       "descriptor (%lld tokens of %lld bytes after %lld) does not say", s->what,
+			       count, s->peer, (long long)ntok, (long long)s->upto_row,
+			       (long long)s->upto_hdr);
+		s->bytes = (size_t)count;
+		if (s->unpack)
+			s->unpack_n = ntok * s->upto_values;
+	} else if (s->is_recv && (MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS ||
+	                          count != (int)s->bytes))
 		rt_die(c, RT_EXIT_RUNTIME, "%s: received %d bytes from rank %d, expected %zu",
 		       s->what, count, s->peer, s->bytes);
 	if (c->o.check_messages) {

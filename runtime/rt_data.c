@@ -74,11 +74,11 @@ static int is_eval_kind(int which)
 
 /* The fewest rows a file may have: a training epoch is whole batches (a
  * partial one is dropped), so one batch at least; an evaluation set or an
- * inference run pads its last batch, so one row will do.  Generation reads
- * one batch of prompts (rt_gen.c says so). */
+ * inference run pads its last batch, so one row will do, and so does
+ * generation (any number of prompts, rt_gen.c). */
 static int64_t min_rows(const rt_program *p, int which)
 {
-	if (is_eval_kind(which) || (p->optim == RT_OPTIM_NONE && p->gen_tokens == 0))
+	if (is_eval_kind(which) || p->optim == RT_OPTIM_NONE)
 		return 1;
 	return p->batch;
 }
@@ -152,12 +152,6 @@ int rt_data_check_header(const rt_program *p, int which, int k, const rt_npy *a,
 			nd = p->out_ndim;
 		}
 		snprintf(what, sizeof what, "%stargets", set);
-	} else if (p->gen_tokens > 0 && !is_eval_kind(which) && a->ndim >= 1 && rows != p->batch) {
-		/* Each prompt is one sequence of the batch (rt_gen.c). */
-		rt_fmt_err(err, errlen, "generate takes one prompt per sequence of the batch: %lld "
-		           "rows (batch = %lld), not %lld", (long long)p->batch, (long long)p->batch,
-		           (long long)rows);
-		return -1;
 	} else if (p->ninputs > 0) {
 		const rt_input_desc *d;
 		if (k < 0 || k >= p->ninputs || !p->inputs) {
@@ -533,7 +527,13 @@ static int32_t *as_checked_i32(rt_ctx *c, const char *path, const rt_input_desc 
 			         d->what ? d->what : "value", (long long)x);
 			goto bad;
 		}
-		if (d->limit > 0 && (x < 0 || x >= d->limit)) {
+		/* generation's prompts are right-padded with -1 (rt_gen.c) */
+		if (c->p->gen_tokens > 0 && x == -1 && i % cols == 0) {
+			rt_defer(c, "%s: row %lld is an empty prompt (its first token is -1)", path,
+			         (long long)(i / cols));
+			goto bad;
+		}
+		if (d->limit > 0 && (x < 0 || x >= d->limit) && !(c->p->gen_tokens > 0 && x == -1)) {
 			defer_value(c, path, d, i / cols, i % cols, (long long)x);
 			goto bad;
 		}
@@ -778,8 +778,6 @@ void rt_data_share(rt_ctx *c)
 
 int64_t rt_seq_len(rt_ctx *c)
 {
-	if (c->p->gen_tokens > 0 && c->gen_round > 0)
-		return 1;       /* a decode round: one new position */
 	return c->seq_len;
 }
 

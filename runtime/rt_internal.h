@@ -75,6 +75,15 @@ typedef struct rt_opts {
 	const char *checkpoint;     /* --checkpoint DIR */
 	int save_every;             /* --save-every N; 0: at the end (and on a signal) */
 	const char *resume;         /* --resume DIR */
+
+	/* Generation's settings (docs/transformers.md), the compiled ones
+	 * unless given. */
+	int gen_max_new;            /* --max-new-tokens K, 1 .. max_new_tokens */
+	int64_t gen_eos;            /* --eos ID; -1 none */
+	double gen_temperature;     /* --temperature T; 0: greedy */
+	int gen_top_k;              /* --top-k K; 0: every token */
+	double gen_top_p;           /* --top-p P in (0, 1]; 1: every token */
+	uint64_t gen_seed;          /* --seed S */
 } rt_opts;
 enum { RT_GRAPH_AUTO, RT_GRAPH_ON, RT_GRAPH_OFF };
 
@@ -97,6 +106,13 @@ typedef struct rt_slot {
 	char *unpack;               /* rt_irecv16: the buffer its wait unpacks, NULL */
 	size_t unpack_hdr;
 	int64_t unpack_n;
+	/* generation's activations (rt_gen_irecv): any size up to `bytes`, as
+	 * the descriptor at byte upto_desc (rt_gen_rows' header form, the end
+	 * of the message's header of upto_hdr bytes) says: its ntok (at most
+	 * upto_most) tokens of upto_row bytes (16-bit: upto_values values) */
+	int upto;
+	const char *upto_buf;
+	int64_t upto_hdr, upto_desc, upto_most, upto_row, upto_values;
 } rt_slot;
 
 /* One traced action (rt_trace.c). */
@@ -201,14 +217,9 @@ struct rt_ctx {
 	char msg[1024];
 
 	/* Generation (rt_gen.c; program->gen_tokens > 0). */
-	int gen_round;              /* the current round: 0 prefill, then decode */
-	int32_t *gen_tok;           /* [batch / R] token buffers, group g at g * mb_rows */
-	int32_t *gen_out;           /* last stage: [batch, gen_tokens] tokens picked */
-	unsigned char *gen_done;    /* last stage: [batch] rows that produced eos */
-	int32_t *gen_tok_round;     /* [batch / R]: a round's tokens picked on a GPU */
-	double gen_t0;              /* the clock after the barrier before round 0 */
-	double gen_ttft, gen_total; /* seconds from gen_t0: the last group's first
-	                             * tokens picked, the run */
+	int gen_round;              /* the current round */
+	struct rt_gen *gen;         /* the run's slots, requests and times */
+	double gen_total;           /* seconds of the whole run */
 
 	/* Optimizer, schedule and clipping (rt_optim.c). */
 	double lr_now;              /* the last step's learning rate */
@@ -528,16 +539,21 @@ int rt_data_check_header(const rt_program *p, int which, int k, const rt_npy *hd
                          char *err, size_t errlen);
 
 /* ---- Generation (rt_gen.c). ---- */
+typedef struct rt_gen rt_gen;
 int rt_gen_init(rt_ctx *c);           /* after the data is loaded: checks, buffers */
 void rt_gen_run(rt_ctx *c);           /* every round, timed */
 int rt_gen_write_output(rt_ctx *c);   /* --output: prompts + tokens, on rank 0 */
 void rt_gen_summary(rt_ctx *c);       /* the reporter's extra summary lines */
 void rt_gen_free(rt_ctx *c);
-/* pipert.h's rt_gen_pos, for the device layer without a call into rt_gen.c:
- * the first position of this round's tokens. */
+/* Marks a posted receive as generation's activations (rt_slot's upto). */
+void rt_slot_upto(rt_ctx *c, int slot, const void *buf, int64_t hdr, int64_t desc,
+                  int64_t most, int64_t row_bytes, int64_t values);
+/* The CUDA runtime's captured decode rounds read a position from the
+ * device; continuous batching runs every round eagerly, so none. */
 static inline int64_t rt_gen_position(const rt_ctx *c)
 {
-	return c->gen_round == 0 ? 0 : c->seq_len + c->gen_round - 1;
+	(void)c;
+	return 0;
 }
 
 /* ---- A minimal JSON reader (rt_json.c), enough for safetensors. ---- */

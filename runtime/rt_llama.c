@@ -234,28 +234,49 @@ void rt_llama_block_wgt(const rt_tf *L, float *g, const float *x, const float *s
 }
 
 /* ---- LlamaDecoderLayer with a key/value cache (generation) ----
- * rt_llama_block_fwd's inference on T new positions pos0 .. pos0+T-1,
- * whose keys (rotated) and values join the cache kc, vc [B, cap, kvw]
- * before the queries attend to cache positions 0 .. Lk-1, Lk = pos0 + T.
- * work (llama_work_at with Lk-wide scores) as the inference uses it. */
+ * rt_llama_block_fwd's inference on a group's packed new tokens (pipert.h's
+ * rt_gen_rows), as rt_gpt2_block_fwd_kv: slot r's n[r] tokens at positions
+ * pos[r] .. are rotated at those positions, their keys and values join
+ * its cache kc, vc [rows, cap, kvw], and its queries attend to its cached
+ * positions 0 .. pos[r]+n[r]-1.  The norms and every linear run once over
+ * all ntok tokens; rotation, the cache's stores and attention slot by
+ * slot.  work: llama_work_rows (one slot's scores at a time). */
 void rt_llama_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
-                           float *kc, float *vc, int64_t cap, float *work, int64_t B,
-                           int64_t T, int64_t pos0)
+                           float *kc, float *vc, int64_t cap, float *work,
+                           const rt_gen_rows *g)
 {
-	/* a captured decode round (CUDA) reads its position from the device
-	 * and attends over the whole cache, as rt_gpt2_block_fwd_kv does */
-	const int64_t *dpos = rt_dev_tf_kv_pos(cap, T, pos0);
-	int64_t d = L->d, n = B * T, kvw = llama_kvw(L), qw = d + 2 * kvw;
-	int64_t lk = dpos ? cap : pos0 + T;
-	llama_work k = llama_work_at(L, B, T, lk);
+	int64_t d = L->d, n = g->ntok, kvw = llama_kvw(L), qw = d + 2 * kvw, sq = 0;
+	llama_w o = llama_w_at(L);
+	for (int64_t r = 0; r < g->rows; r++)
+		if ((int64_t)g->n[r] * (g->pos[r] + g->n[r]) > sq)
+			sq = (int64_t)g->n[r] * (g->pos[r] + g->n[r]);
+	llama_work k = llama_work_rows(L, n, L->heads * sq);
 	float *qkv = work + k.q;
 	if (n <= 0 || !rt_dev_tf_begin())
 		return;
-	llama_qkv(L, w, x, work + k.a, work + k.d, qkv, B, T, pos0, dpos);
-	rt_dev_llama_kv_store(qkv, qw, d, d + kvw, kc, vc, cap, B, T, pos0, dpos, kvw);
-	gqa_attend(L, qkv, qw, T * qw, kc, vc, kvw, cap * kvw, NULL, work + k.s1, work + k.s2,
-	           work + k.b, B, T, lk, pos0, dpos);
+	rt_rmsnorm_fwd(x, w + o.ln1, work + k.a, work + k.d, n, d, L->eps);
+	rt_linear_fwd(work + k.a, w + o.wqkv, o.bqkv >= 0 ? w + o.bqkv : NULL, qkv, n, d, qw);
+	for (int64_t r = 0; r < g->rows; r++) {
+		int64_t nr = g->n[r], p0 = g->pos[r];
+		float *q = qkv + (int64_t)g->off[r] * qw;
+		if (nr <= 0)
+			continue;
+		(void)rt_dev_tf_kv_pos(cap, nr, p0);    /* checks that they fit */
+		rt_dev_llama_rope(L, q, qw, L->heads + L->kv_heads, 1, nr, p0, NULL, 0);
+		rt_dev_llama_kv_store(q, qw, d, d + kvw, kc + r * cap * kvw, vc + r * cap * kvw, cap,
+		                      1, nr, p0, NULL, kvw);
+		gqa_attend(L, q, qw, nr * qw, kc + r * cap * kvw, vc + r * cap * kvw, kvw, cap * kvw,
+		           NULL, work + k.s1, work + k.s2, work + k.b + (int64_t)g->off[r] * d, 1, nr,
+		           p0 + nr, p0, NULL);
+	}
 	llama_post_attn(L, w, x, work + k.b, y, work + k.c, work + k.a, work + k.f2, work + k.f1,
 	                work + k.d, n);
 	rt_dev_tf_end();
+}
+
+/* The token embedding has no positions: every packed token at once. */
+void rt_llama_emb_fwd_rows(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                           const rt_gen_rows *g)
+{
+	rt_llama_emb_fwd(L, w, ids, y, 1, g->ntok);
 }

@@ -54,13 +54,22 @@ void rt_opts_help(FILE *f, const rt_program *p, const char *argv0)
 	        argv0, p->model ? p->model : "a pipec model", (long long)p->in_width,
 	        (long long)p->out_width, p->steps);
 	if (p->gen_tokens > 0)
-		fprintf(f, "\nGeneration (schedule = generate): --input PROMPTS.npy takes int32 [%lld, "
-		        "T0] token ids,\nT0 <= %lld; --output TOKENS.npy writes int32 [%lld, T0 + %d]: "
-		        "each prompt followed\nby its %d new tokens (%s%s).  The summary gives "
-		        "time_to_first_token,\ntime_per_output_token and tokens_per_s.\n",
-		        (long long)p->batch, (long long)p->seq_max, (long long)p->batch,
-		        p->gen_tokens, p->gen_tokens, p->gen_sample ? "sampled" : "greedy",
-		        p->gen_eos >= 0 ? ", a row stops at its end-of-sequence id" : "");
+		fprintf(f, "\nGeneration (schedule = generate): --input PROMPTS.npy takes int32 [N, T0] "
+		        "token ids,\nT0 <= %lld, any number N of prompts, each its tokens before the "
+		        "first -1;\n--output TOKENS.npy writes int32 [N, T0 + K]: each prompt, its new "
+		        "tokens, then -1.\n"
+		        "  --max-new-tokens K           new tokens per prompt, at most %d (default)\n"
+		        "  --eos ID                     a row stops after producing ID (default %lld; "
+		        "-1 none)\n"
+		        "  --temperature T              0 greedy, else sample logits / T (default %g)\n"
+		        "  --top-k K                    sample among the K most likely (0: all; "
+		        "default %d)\n"
+		        "  --top-p P                    ... and the fewest whose probability reaches P "
+		        "(default 1)\n"
+		        "  --seed S                     the draws' seed (default %llu)\n",
+		        (long long)p->seq_max, p->gen_tokens, (long long)p->gen_eos,
+		        p->gen_sample ? p->gen_temperature : 0.0, p->gen_top_k,
+		        (unsigned long long)p->gen_seed);
 	if (p->ninputs > 0) {
 		/* The inputs a model with several (or sequence) inputs takes. */
 		fprintf(f, "\nInputs (--input NAME=FILE.npy, one per input; N >= B rows each):\n");
@@ -225,6 +234,63 @@ static int check_combinations(rt_opts *o, const rt_program *p, char *err, size_t
 	return 0;
 }
 
+/* Generation's run-time settings: which (0 --max-new-tokens, 1 --eos, 2
+ * --temperature, 3 --top-k, 4 --top-p, 5 --seed). */
+static int gen_option(rt_opts *o, const rt_program *p, const char *name, int which,
+                      const char *val, char *err, size_t errlen)
+{
+	long long v = 0;
+	double x = 0;
+	char *end;
+	if (p->gen_tokens <= 0) {
+		rt_fmt_err(err, errlen, "%s: only a generating program (schedule = generate) takes it",
+		           name);
+		return -1;
+	}
+	if (which == 2 || which == 4) {
+		errno = 0;
+		x = strtod(val, &end);
+		if (errno || end == val || *end || !isfinite(x) || x < 0 || (which == 4 && !(x > 0 && x <= 1))
+		    || x > 1e6) {
+			rt_fmt_err(err, errlen, "%s: '%s' is not %s", name, val, which == 2
+			           ? "a temperature >= 0 (0: greedy)" : "a probability in (0, 1]");
+			return -1;
+		}
+		*(which == 2 ? &o->gen_temperature : &o->gen_top_p) = x;
+		return 0;
+	}
+	if (which == 5) {
+		unsigned long long u;
+		errno = 0;
+		u = strtoull(val, &end, 10);
+		if (errno || end == val || *end || val[0] == '-') {
+			rt_fmt_err(err, errlen, "%s: '%s' is not a seed (an integer >= 0)", name, val);
+			return -1;
+		}
+		o->gen_seed = (uint64_t)u;
+		return 0;
+	}
+	long long lo = which == 1 ? -1 : which == 3 ? 0 : 1;
+	long long hi = which == 0 ? p->gen_tokens : p->gen_vocab > 0 ? p->gen_vocab - 1 : 0;
+	if (which == 3)
+		hi = p->gen_vocab;
+	if (parse_int(val, lo, hi, &v) != 0) {
+		rt_fmt_err(err, errlen, "%s: '%s' is not %s %lld .. %lld%s", name, val,
+		           which == 0 ? "a number of new tokens in" : which == 1
+		           ? "a token id in" : "a number of tokens in", lo, hi,
+		           which == 0 ? " (the compiled max_new_tokens is the most: the caches are "
+		           "planned for it)" : which == 1 ? " (-1: none)" : " (0: every token)");
+		return -1;
+	}
+	if (which == 0)
+		o->gen_max_new = (int)v;
+	else if (which == 1)
+		o->gen_eos = v;
+	else
+		o->gen_top_k = (int)v;
+	return 0;
+}
+
 int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
                   char *err, size_t errlen)
 {
@@ -232,7 +298,7 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 		O_WEIGHTS_IN, O_WEIGHTS_OUT, O_INPUT, O_TARGET, O_OUTPUT, O_STEPS, O_TRACE,
 		O_TIMEOUT, O_CHECK_MESSAGES, O_QUIET, O_HELP, O_LOG_EVERY, O_METRICS, O_SHUFFLE,
 		O_EVAL_INPUT, O_EVAL_TARGET, O_EVAL_EVERY, O_CHECKPOINT, O_SAVE_EVERY, O_RESUME,
-		O_CUDA_GRAPH, O_TF32
+		O_CUDA_GRAPH, O_TF32, O_MAX_NEW, O_EOS, O_TEMPERATURE, O_TOP_K, O_TOP_P, O_SEED
 	};
 	static const struct {
 		const char *name;
@@ -247,6 +313,9 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 		{ "--eval-input", O_EVAL_INPUT, 1 }, { "--eval-target", O_EVAL_TARGET, 1 },
 		{ "--eval-every", O_EVAL_EVERY, 1 }, { "--checkpoint", O_CHECKPOINT, 1 },
 		{ "--save-every", O_SAVE_EVERY, 1 }, { "--resume", O_RESUME, 1 },
+		{ "--max-new-tokens", O_MAX_NEW, 1 }, { "--eos", O_EOS, 1 },
+		{ "--temperature", O_TEMPERATURE, 1 }, { "--top-k", O_TOP_K, 1 },
+		{ "--top-p", O_TOP_P, 1 }, { "--seed", O_SEED, 1 },
 #ifdef RT_CUDA
 		{ "--cuda-graph", O_CUDA_GRAPH, 1 }, { "--tf32", O_TF32, 0 },
 #endif
@@ -261,6 +330,12 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 	o->timeout = 300.0;
 	o->log_every = 1;
 	o->shuffle = p->shuffle;
+	o->gen_max_new = p->gen_tokens;
+	o->gen_eos = p->gen_eos;
+	o->gen_temperature = p->gen_sample ? p->gen_temperature : 0.0;
+	o->gen_top_k = p->gen_top_k;
+	o->gen_top_p = 1.0;
+	o->gen_seed = p->gen_seed;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL, *eq = strchr(a, '=');
@@ -300,12 +375,21 @@ int rt_opts_parse(rt_opts *o, const rt_program *p, int argc, char **argv,
 			o->in_args[o->nin_args++] = val;
 			break;
 		case O_TARGET: o->target = val; break;
+		case O_MAX_NEW:
+		case O_EOS:
+		case O_TEMPERATURE:
+		case O_TOP_K:
+		case O_TOP_P:
+		case O_SEED:
+			if (gen_option(o, p, known[k].name, known[k].id - O_MAX_NEW, val, err, errlen))
+				return RT_EXIT_USAGE;
+			break;
 		case O_OUTPUT: o->output = val; break;
 		case O_STEPS: {
 			long long v;
 			if (p->gen_tokens > 0) {
-				rt_fmt_err(err, errlen, "--steps: a generating program runs one round per "
-				           "new token (max_new_tokens = %d, set when compiling)",
+				rt_fmt_err(err, errlen, "--steps: a generating program runs until every "
+				           "prompt has its tokens (--max-new-tokens, at most %d)",
 				           p->gen_tokens);
 				return RT_EXIT_USAGE;
 			}

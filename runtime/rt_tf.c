@@ -391,38 +391,84 @@ void rt_gpt2_block_wgt(const rt_tf *L, float *g, const float *x, const float *sa
 }
 
 /* ---- GPT2Block with a key/value cache (generation) ----
- * rt_gpt2_block_fwd's inference on T new positions pos0 .. pos0+T-1 of
- * each sample, whose keys and values join the cache kc, vc [B, cap, d]
- * before the queries attend to cache positions 0 .. Lk-1, Lk = pos0 + T
- * (the causal mask, at absolute positions, hides the later ones of a
- * prefill).  work, B·rt_gpt2_kv_work(T, Lk, ...) floats, N = B·T rows:
- *   A [N, d] · B-D [N, 3d] · S, P [B, heads, T, Lk] · F1, F2 [N, ffn]
- * work_at's slots with Lk-wide scores, used as the full block's inference
- * uses them: h0 in A (ln_1's statistics in B, C) then the context, qkv
- * over B-D, then h1 in B and h2 in C (ln_2's statistics in D, A); scores
- * in S, probabilities in P; c_fc's output in F1, its gelu in F2.  The new
- * keys and values are read from the cache, not from qkv: one GEMM per
- * sample covers the old positions and the new. */
-void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
-                          float *kc, float *vc, int64_t cap, float *work, int64_t B,
-                          int64_t T, int64_t pos0)
+ * rt_gpt2_block_fwd's inference on a group's packed new tokens (pipert.h's
+ * rt_gen_rows): sequence slot r's n[r] tokens at positions pos[r] ..
+ * pos[r]+n[r]-1 join its cache kc, vc [rows, cap, d] before its queries
+ * attend to its cached positions 0 .. pos[r]+n[r]-1 (the causal mask, at
+ * absolute positions, hides the later ones of a prefill).  work (n = ntok
+ * packed rows; rt_gpt2_kv_work bounds it):
+ *   A-D [n, d] · F1, F2 [n, ffn] · S, P [heads, n[r], pos[r]+n[r]]
+ * used as the full block's inference uses them: h0 in A (ln_1's
+ * statistics in B, C) then the context, qkv over B-D, then h1 in B and h2
+ * in C (ln_2's statistics in D, A); one slot's scores in S and
+ * probabilities in P; c_fc's output in F1, its gelu in F2.  Layernorms and
+ * every linear run once over all n tokens; a slot's keys and values are
+ * read from its cache, not from qkv: one attention per busy slot covers
+ * its old positions and its new. */
+static int64_t rows_scores(const rt_gen_rows *g)
 {
-	/* a captured decode round (CUDA) reads its position from the device
-	 * and attends over the whole cache, the positions after it masked, so
-	 * that every round launches the same work */
-	const int64_t *dpos = rt_dev_tf_kv_pos(cap, T, pos0);
-	int64_t d = L->d, n = B * T, lk = dpos ? cap : pos0 + T;
+	int64_t sq = 0;
+	for (int64_t r = 0; r < g->rows; r++) {
+		int64_t s = (int64_t)g->n[r] * (g->pos[r] + g->n[r]);
+		if (s > sq)
+			sq = s;
+	}
+	return sq;
+}
+
+void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
+                          float *kc, float *vc, int64_t cap, float *work,
+                          const rt_gen_rows *g)
+{
+	int64_t d = L->d, n = g->ntok;
 	gpt2_w o = gpt2_w_at(L);
-	tf_work k = kv_work_at(L, B, T, lk);
+	tf_work k = kv_work_rows(L, n, L->heads * rows_scores(g));
 	float *h0 = work + k.a, *qkv = work + k.b, *ctx = work + k.a;
 	if (n <= 0 || !rt_dev_tf_begin())
 		return;
 	rt_layernorm_fwd(x, w + o.ln1g, w + o.ln1b, h0, work + k.b, work + k.c, n, d, L->eps);
 	conv1d_fwd(h0, w + o.wattn, w + o.battn, qkv, n, d, 3 * d);
-	rt_dev_tf_kv_store(qkv, kc, vc, cap, B, T, pos0, dpos, d);
-	attend(L, qkv, 3 * d, T * 3 * d, kc, vc, d, cap * d, NULL, 1, work + k.r1, work + k.r2,
-	       ctx, B, T, lk, pos0, dpos);
+	for (int64_t r = 0; r < g->rows; r++) {
+		int64_t nr = g->n[r], p0 = g->pos[r], at = g->off[r];
+		if (nr <= 0)
+			continue;
+		(void)rt_dev_tf_kv_pos(cap, nr, p0);    /* checks that they fit */
+		rt_dev_tf_kv_store(qkv + at * 3 * d, kc + r * cap * d, vc + r * cap * d, cap, 1, nr,
+		                   p0, NULL, d);
+		attend(L, qkv + at * 3 * d, 3 * d, nr * 3 * d, kc + r * cap * d, vc + r * cap * d, d,
+		       cap * d, NULL, 1, work + k.r1, work + k.r2, ctx + at * d, 1, nr, p0 + nr, p0,
+		       NULL);
+	}
 	gpt2_post_attn(L, w, x, ctx, y, work + k.b, work + k.c, work + k.f1, work + k.f2,
 	               work + k.d, work + k.a, n);
 	rt_dev_tf_end();
+}
+
+/* The embedding of each busy slot's new tokens at its positions. */
+void rt_gpt2_emb_fwd_rows(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                          const rt_gen_rows *g)
+{
+	for (int64_t r = 0; r < g->rows; r++)
+		if (g->n[r] > 0)
+			rt_gpt2_emb_fwd_at(L, w, ids + g->off[r], y + (int64_t)g->off[r] * L->d, 1,
+			                   g->n[r], g->pos[r]);
+}
+
+/* Slot r's last new token to row r.  A row moving down (r <= its source)
+ * never lands on a source still to be read when they go in increasing
+ * order, nor one moving up (r > its source) in decreasing order after
+ * them: sources increase with r and every destination differs. */
+void rt_take_last_rows(float *x, const rt_gen_rows *g, int64_t d)
+{
+	size_t bytes = (size_t)d * sizeof *x;
+	for (int64_t r = 0; r < g->rows; r++) {
+		int64_t src = (int64_t)g->off[r] + g->n[r] - 1;
+		if (g->n[r] > 0 && src > r)
+			rt_copy(x + r * d, x + src * d, bytes);
+	}
+	for (int64_t r = g->rows - 1; r >= 0; r--) {
+		int64_t src = (int64_t)g->off[r] + g->n[r] - 1;
+		if (g->n[r] > 0 && src < r)
+			rt_copy(x + r * d, x + src * d, bytes);
+	}
 }

@@ -35,16 +35,17 @@ static inline tf_work work_at(const rt_tf *L, int64_t B, int64_t T)
 	return k;
 }
 
-/* GPT2Block with a key/value cache (rt_gpt2_block_fwd_kv): work_at's
- * slots with scores and probabilities of [B, heads, T, Lk], Lk the cached
- * positions attended to (rt_tf_sizes.h's rt_gpt2_kv_work in all). */
-static inline tf_work kv_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
+/* GPT2Block with a key/value cache (rt_gpt2_block_fwd_kv) on n packed
+ * tokens: work_at's [n, d] and [n, ffn] slots, and scores and
+ * probabilities of sq floats each (one sequence slot's at a time;
+ * rt_tf_sizes.h's rt_gpt2_kv_work bounds the whole). */
+static inline tf_work kv_work_rows(const rt_tf *L, int64_t n, int64_t sq)
 {
-	tf_work k = work_at(L, B, T);
-	int64_t ns = B * L->heads * T * Lk;
-	k.r2 = k.r1 + ns;
-	k.f1 = k.r2 + ns;
-	k.f2 = k.f1 + B * T * L->ffn;
+	tf_work k = work_at(L, n, 1);
+	k.f1 = k.r1;
+	k.f2 = k.f1 + n * L->ffn;
+	k.r1 = k.f2 + n * L->ffn;
+	k.r2 = k.r1 + sq;
 	return k;
 }
 
@@ -277,6 +278,25 @@ static inline llama_work llama_work_at(const rt_tf *L, int64_t B, int64_t T, int
 	k.s1 = k.q + n * qw;
 	k.s2 = k.s1 + ns;
 	k.f2 = k.s2 + ns;
+	k.f1 = k.f2 + 2 * n * L->ffn;
+	return k;
+}
+
+/* The cached forward on n packed tokens (rt_llama_block_fwd_kv): the
+ * slots of llama_work_at with scores and probabilities of sq floats each
+ * (one sequence slot's at a time). */
+static inline llama_work llama_work_rows(const rt_tf *L, int64_t n, int64_t sq)
+{
+	int64_t nd = n * L->d, qw = L->d + 2 * llama_kvw(L);
+	llama_work k;
+	k.a = 0;
+	k.b = nd;
+	k.c = 2 * nd;
+	k.d = 3 * nd;
+	k.q = 4 * nd;
+	k.s1 = k.q + n * qw;
+	k.s2 = k.s1 + sq;
+	k.f2 = k.s2 + sq;
 	k.f1 = k.f2 + 2 * n * L->ffn;
 	return k;
 }

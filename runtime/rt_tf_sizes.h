@@ -34,11 +34,25 @@ static inline int64_t rt_tf_block_work(int64_t T, int64_t d, int64_t h, int64_t 
 	return 4 * T * d + 2 * h * T * T + 2 * T * f;
 }
 
-/* gpt2_block with a key/value cache (rt_gpt2_block_fwd_kv): T new
- * positions attending to Lk = pos0 + T cached ones, per sample. */
-static inline int64_t rt_gpt2_kv_work(int64_t T, int64_t Lk, int64_t d, int64_t h, int64_t f)
+/* gpt2_block with a key/value cache (rt_gpt2_block_fwd_kv) on a group's
+ * packed tokens: four [d] and two [f] slots per token, and the scores and
+ * probabilities of one sequence slot at a time (heads × its new tokens ×
+ * its keys: at most T·T in a prefill of T, cap in a decode step).  Per
+ * sample, T the longest prompt and cap the cached positions; a group of B
+ * gets B times as much, more than any of its rounds needs. */
+static inline int64_t rt_gpt2_kv_work(int64_t T, int64_t cap, int64_t d, int64_t h, int64_t f)
 {
-	return 4 * T * d + 2 * h * T * Lk + 2 * T * f;
+	int64_t sq = T * T > cap ? T * T : cap;
+	return 4 * T * d + 2 * T * f + 2 * h * sq;
+}
+
+/* Generation's descriptor of a group's rows (pipert.h's rt_gen_rows) as
+ * it travels at the end of each activation message's header: int32
+ * values [flags, ntok, 0, 0, n[rows], pos[rows], req[rows], gen[rows]],
+ * in 64-byte pieces like the header's other parts. */
+static inline int64_t rt_gen_hdr_bytes(int64_t rows)
+{
+	return (16 + 16 * rows + 63) / 64 * 64;
 }
 
 /* llama_block (d wide, h query heads, hk key/value heads, f the SwiGLU

@@ -12,7 +12,7 @@ that every M from 1 to 2P divides the batch.
 
 Greedy tokens must be equal, exactly, for 1 to 4 stages, M from 1 to 2P and
 uneven partitions.  Beyond the fixture: an end-of-sequence id stops its rows
-(derived from the greedy tokens), sampling does not depend on P or M, the
+(derived from the greedy tokens; the rest of the row is -1), sampling does not depend on P or M, the
 uniform-cost timeline has the ring's closed-form length, and bad prompts are
 exit 1 before anything runs.
 
@@ -155,18 +155,18 @@ t.ok(got is not None and got.shape == expected.shape and (got[:, :T0] == prompts
      and not (got == expected).all(),
      "negative control: initial weights keep the prompts and give other tokens")
 
-# ---- eos: a row stops at its end-of-sequence id, the rest of it is eos ----
+# ---- eos: a row stops at its end-of-sequence id (kept), the rest of it is -1 ----
 eos = int(expected[0, T0 + 4])   # some rows produce it, others never do
 want = expected.copy()
 for r in range(B):
     hit = [j for j in range(T0, T0 + N) if want[r, j] == eos]
     if hit:
-        want[r, hit[0]:] = eos
+        want[r, hit[0] + 1:] = -1
 got, _, why = compile_run(["stages=2", "microbatches=3", "eos=%d" % eos], ["--input", PROMPTS],
                           "eos")
 stopped = sum(1 for r in range(B) if eos in expected[r, T0:T0 + N - 1])
 if not t.ok(got is not None and (got == want).all() and 0 < stopped < B,
-            "eos = %d: %d rows stop at it and continue with it; the others are unchanged"
+            "eos = %d: %d rows stop at it (kept) and continue with -1; the others are unchanged"
             % (eos, stopped)):
     t.diag(why if got is None else "got\n%s\nwant\n%s" % (got[:6], want[:6]))
 
@@ -199,7 +199,7 @@ want0 = expected.copy()
 for r in range(B):
     hit = [j for j in range(T0, T0 + N) if want0[r, j] == e0]
     if hit:
-        want0[r, hit[0]:] = e0
+        want0[r, hit[0] + 1:] = -1
 got, _, why = compile_run(["stages=2", "microbatches=2", "prefill=disaggregated",
                            "eos=%d" % e0], ["--input", PROMPTS], "deos")
 if not t.ok(got is not None and (got == want0).all(),
@@ -270,10 +270,13 @@ try:
 except (OSError, ValueError):
     tev = []
 ops = [e["args"]["op"] for e in tev]
-t.ok(got is not None and ops.count("F") == 2 * 3 and ops.count("DECODE") == 2 * 3 * (N - 1)
-     and ops.count("SEND_TOK") == 3 * (N - 1)
-     and {e["args"].get("round") for e in tev} == set(range(N)),
-     "--trace: the measured timeline has the schedule's prefills, decodes, tokens and rounds")
+# every row runs N rounds; a group learns it has ended from the tokens of its
+# last one, so round N runs it once more, empty, and sends no tokens
+t.ok(got is not None and ops.count("F") == 2 * 3 and ops.count("DECODE") == 2 * 3 * N
+     and ops.count("SEND_TOK") == 3 * N
+     and {e["args"].get("round") for e in tev} == set(range(N + 1)),
+     "--trace: the measured timeline has the prefills, decodes, tokens and rounds, and each "
+     "group's empty last round")
 r = sh([E.pipec, "schedule", MODEL, "--format", "torch"])
 t.ok(r.returncode == 1 and "generate" in r.stderr, "--format torch refuses generate")
 
@@ -290,21 +293,23 @@ d = os.path.join(tmp, "p2m3")
 run = os.path.join(d, "run")
 long_p = os.path.join(tmp, "long.npy")
 np.save(long_p, np.zeros((B, 5), np.int32))
-few = os.path.join(tmp, "few.npy")
-np.save(few, prompts[:6])
+empty = os.path.join(tmp, "empty.npy")
+o = prompts.copy()
+o[5, :] = -1
+np.save(empty, o)
 oov = os.path.join(tmp, "oov.npy")
 o = prompts.copy()
 o[3, 1] = 40
 np.save(oov, o)
 r = sh([E.pipec, "compile", MODEL, "-o", d, "--set", "batch=%d" % B])
 for path, what, needle in [(long_p, "prompts longer than the declared 4", "5"),
-                           (few, "6 prompts for a batch of 24", "24"),
+                           (empty, "an empty prompt (row 5 all -1)", "row 5"),
                            (oov, "a token id outside the vocabulary", "40")]:
     r = sh([run, "--weights-in", WEIGHTS, "--input", path])
     if not t.ok(r.returncode == 1 and needle in r.stderr and "Traceback" not in r.stderr,
                 "%s: exit 1 with a message" % what):
         t.diag("exit %d: %s" % (r.returncode, r.stderr[-800:]))
 r = sh([run, "--steps", "3"])
-t.ok(r.returncode == 2 and "max_new_tokens" in r.stderr, "--steps: exit 2, generation runs "
-     "max_new_tokens rounds")
+t.ok(r.returncode == 2 and "--max-new-tokens" in r.stderr, "--steps: exit 2, generation runs "
+     "until every prompt has its tokens")
 sys.exit(t.done())

@@ -73,11 +73,11 @@ PIPEC_SHELL_TESTS = \
 	%D%/043-async.t \
 	%D%/044-precision.t \
 	%D%/045-training.t \
-	%D%/045-training.t \
 	%D%/046-optim.t \
 	%D%/047-data-schedules.t \
 	%D%/048-checkpoint.t \
-	%D%/049-llama.t
+	%D%/049-llama.t \
+	%D%/050-generate-real.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
 	%D%/fuzz.py %D%/diag-sites.py %D%/doc-links.py \

@@ -19,11 +19,15 @@
  *     no earlier or later position of any sample, nothing past cap (guard
  *     floats follow each cache);
  *   - work is scratch: it is filled with NaN before every call and sized
- *     exactly B·rt_gpt2_kv_work (guards follow it), so a value expected to
- *     survive in it, a read of a part never written or a write past it
- *     shows;
+ *     exactly as the kernel lays it out (guards follow it), so a value
+ *     expected to survive in it, a read of a part never written or a write
+ *     past it shows;
  *   - pos0 + T == cap: the 20-position schedules fill their caches.
- * Then rt_take_last on its own, and the embedding past its table.
+ * The chunks give every sample the same rows (rt_gen_rows with n = T, pos
+ * = pos0 for each); then rounds whose samples differ, as continuous
+ * batching runs them: one decoding, one prefilling, one idle, in the
+ * packed layout.  Then rt_take_last and rt_take_last_rows on their own,
+ * and the embedding past its table.
  */
 #include <math.h>
 #include <stdio.h>
@@ -140,6 +144,35 @@ static full_run full_forward(const rt_tf *Le, const float *we, const rt_tf *L,
 	return r;
 }
 
+/* Rows of B samples: sample b's n[b] new tokens at pos[b], packed. */
+typedef struct rows_buf {
+	int32_t n[B], pos[B], off[B];
+	rt_gen_rows g;
+} rows_buf;
+
+static const rt_gen_rows *rows_of(rows_buf *rb, const int *n, const int *pos)
+{
+	int64_t at = 0;
+	for (int b = 0; b < B; b++) {
+		rb->n[b] = n[b];
+		rb->pos[b] = pos[b];
+		rb->off[b] = (int32_t)at;
+		at += n[b];
+	}
+	rb->g = (rt_gen_rows){ .rows = B, .ntok = at, .n = rb->n, .pos = rb->pos, .off = rb->off };
+	return &rb->g;
+}
+
+/* The work rt_gpt2_block_fwd_kv lays out for rows g (rt_tf_layout.h). */
+static int64_t work_of(const rt_tf *L, const rt_gen_rows *g)
+{
+	int64_t sq = 0;
+	for (int b = 0; b < B; b++)
+		if ((int64_t)g->n[b] * (g->pos[b] + g->n[b]) > sq)
+			sq = (int64_t)g->n[b] * (g->pos[b] + g->n[b]);
+	return g->ntok * (4 * L->d + 2 * L->ffn) + 2 * L->heads * sq;
+}
+
 /* Runs r's positions in chunks of the given lengths through the cached
  * kernels and reports the checks of the file's comment.  Returns the
  * last chunk's output (for rt_take_last), [B, its length, d]. */
@@ -160,7 +193,12 @@ static float *run_chunks(const rt_tf *Le, const float *we, const rt_tf *L, float
 	}
 	for (int c = 0; c < nchunk; c++) {
 		int64_t t = chunk[c], nd = B * t * d, lk = pos0 + t;
-		int64_t nk = B * rt_gpt2_kv_work(t, lk, d, L->heads, L->ffn);
+		int nn[B], pp[B];
+		rows_buf rb;
+		for (int b = 0; b < B; b++)
+			nn[b] = (int)t, pp[b] = (int)pos0;
+		const rt_gen_rows *g = rows_of(&rb, nn, pp);
+		int64_t nk = work_of(L, g);
 		int32_t *idt = xmalloc((size_t)(B * t) * sizeof *idt);
 		for (int64_t b = 0; b < B; b++)
 			memcpy(idt + b * t, ids + b * CAP + pos0, (size_t)t * sizeof *idt);
@@ -176,7 +214,7 @@ static float *run_chunks(const rt_tf *Le, const float *we, const rt_tf *L, float
 			y = buffer(nd);
 			memcpy(before, kc[l], (size_t)nc * sizeof *before);
 			memcpy(before + nc, vc[l], (size_t)nc * sizeof *before);
-			rt_gpt2_block_fwd_kv(L, w[l], x, y, kc[l], vc[l], CAP, work, B, t, pos0);
+			rt_gpt2_block_fwd_kv(L, w[l], x, y, kc[l], vc[l], CAP, work, g);
 			guards &= guard_ok(work, nk) && guard_ok(y, nd) && guard_ok(kc[l], nc) &&
 			          guard_ok(vc[l], nc);
 			for (int64_t b = 0; b < B; b++) {
@@ -211,7 +249,7 @@ static float *run_chunks(const rt_tf *Le, const float *we, const rt_tf *L, float
 	ok(cache_err <= TOL, "%s: the caches hold the full forward's keys and values | worst %.3g",
 	   what, cache_err);
 	ok(cache_kept, "%s: a call writes no cache position outside its own, of any sample", what);
-	ok(guards, "%s: nothing is written past work (rt_gpt2_kv_work), y, x or the caches (cap %d)",
+	ok(guards, "%s: nothing is written past work, y, x or the caches (cap %d)",
 	   what, CAP);
 	for (int l = 0; l < LAYERS; l++) {
 		free(kc[l]);
@@ -219,6 +257,83 @@ static float *run_chunks(const rt_tf *Le, const float *we, const rt_tf *L, float
 	}
 	free(before);
 	return x;
+}
+
+/* Rounds whose samples differ: sample b runs n[round][b] new tokens
+ * after the ones it ran before, packed; every output row against the full
+ * forward's, the embeddings bit for bit. */
+static void mixed_rounds(const rt_tf *Le, const float *we, const rt_tf *L, float *const *w,
+                         const int32_t *ids, const full_run *r)
+{
+	static const int n[3][B] = { { 11, 4, 0 }, { 1, 1, 7 }, { 0, 7, 5 } };
+	int64_t d = L->d, nc = B * CAP * d;
+	int done[B] = { 0 };
+	float *kc[LAYERS], *vc[LAYERS];
+	double err = 0.0;
+	int emb_same = 1, guards = 1;
+	for (int l = 0; l < LAYERS; l++) {
+		kc[l] = buffer(nc);
+		vc[l] = buffer(nc);
+	}
+	for (int k = 0; k < 3; k++) {
+		rows_buf rb;
+		const rt_gen_rows *g = rows_of(&rb, n[k], done);
+		int64_t nd = g->ntok * d, nk = work_of(L, g);
+		int32_t *idt = xmalloc((size_t)g->ntok * sizeof *idt);
+		float *x = buffer(nd), *y;
+		for (int b = 0; b < B; b++)
+			memcpy(idt + rb.off[b], ids + b * CAP + done[b], (size_t)n[k][b] * sizeof *idt);
+		rt_gpt2_emb_fwd_rows(Le, we, idt, x, g);
+		for (int b = 0; b < B; b++)
+			emb_same &= memcmp(x + rb.off[b] * d, r->emb + (b * r->tf + done[b]) * d,
+			                   (size_t)(n[k][b] * d) * sizeof *x) == 0;
+		for (int l = 0; l < LAYERS; l++) {
+			float *work = buffer(nk);
+			y = buffer(nd);
+			rt_gpt2_block_fwd_kv(L, w[l], x, y, kc[l], vc[l], CAP, work, g);
+			guards &= guard_ok(work, nk) && guard_ok(y, nd) && guard_ok(kc[l], nc) &&
+			          guard_ok(vc[l], nc);
+			for (int b = 0; b < B; b++)
+				for (int i = 0; i < n[k][b]; i++)
+					err = worse(err, row_err(y + (rb.off[b] + i) * d,
+					                         r->y[l] + (b * r->tf + done[b] + i) * d, d));
+			free(work);
+			free(x);
+			x = y;
+		}
+		free(x);
+		free(idt);
+		for (int b = 0; b < B; b++)
+			done[b] += n[k][b];
+	}
+	ok(err <= TOL && emb_same && guards, "rows that differ (a decode beside a prefill, an idle "
+	   "slot, a prefill in two pieces), packed: every output as the full forward's | worst "
+	   "%.3g", err);
+	for (int l = 0; l < LAYERS; l++) {
+		free(kc[l]);
+		free(vc[l]);
+	}
+}
+
+/* rt_take_last_rows: each busy slot's last token to its row, idle rows
+ * left alone; rows move down and up. */
+static void take_last_rows(const int *n)
+{
+	rows_buf rb;
+	const rt_gen_rows *g = rows_of(&rb, n, (const int[B]){ 0 });
+	int64_t d = D, rows = g->ntok > B ? g->ntok : B, all = rows * d;
+	float *x = buffer(all), *orig = xmalloc((size_t)all * sizeof *orig);
+	int same = 1;
+	fill(x, all, 0.0, 1.0);
+	memcpy(orig, x, (size_t)all * sizeof *orig);
+	rt_take_last_rows(x, g, d);
+	for (int b = 0; b < B; b++)
+		same &= memcmp(x + b * d, n[b] ? orig + (rb.off[b] + n[b] - 1) * d : orig + b * d,
+		               (size_t)d * sizeof *x) == 0;
+	ok(same && guard_ok(x, all), "rt_take_last_rows, n = {%d, %d, %d}: row b is slot b's last "
+	   "token, an idle slot's row is left alone", n[0], n[1], n[2]);
+	free(x);
+	free(orig);
 }
 
 /* rt_take_last on a [b, t, d] buffer of random rows, against a copy. */
@@ -295,6 +410,10 @@ int main(void)
 	take_last(5, 3, 5);
 	take_last(1, 4, D);
 	take_last(4, 1, D);     /* T = 1: nothing moves */
+	mixed_rounds(&Le, we, &L, w, ids, &r12);
+	take_last_rows((const int[B]){ 0, 1, 1 });      /* rows move up */
+	take_last_rows((const int[B]){ 3, 0, 2 });
+	take_last_rows((const int[B]){ 1, 4, 1 });
 
 	/* Positions past the table read nothing, as ids outside it do. */
 	{

@@ -116,8 +116,9 @@ static int64_t block_params(const rt_tf *L)
 }
 
 /* The sequence through the key/value cache: a prefill of T0 positions,
- * then one position per call, each call with exactly the work it is
- * planned (B·rt_llama_kv_work) and NaN in it. */
+ * then one position per call, each call with the work it is planned
+ * (B·rt_llama_kv_work, more than the one slot's scores at a time it uses)
+ * and NaN in it. */
 static void run_kv(const rt_tf *L, const float *w, const float *x, const float *save,
                    int64_t B, int64_t T)
 {
@@ -132,7 +133,13 @@ static void run_kv(const rt_tf *L, const float *w, const float *x, const float *
 		float *xs = buffer(B * n * d), *ys = buffer(B * n * d), *work = buffer(nk);
 		for (int64_t b = 0; b < B; b++)
 			memcpy(xs + b * n * d, x + (b * T + pos0) * d, (size_t)(n * d) * sizeof *xs);
-		rt_llama_block_fwd_kv(L, w, xs, ys, kc, vc, cap, work, B, n, pos0);
+		/* every sample the same rows (generation's packed layout is then
+		 * [B, n, d]) */
+		int32_t rn[B], rp[B], ro[B];
+		for (int64_t b = 0; b < B; b++)
+			rn[b] = (int32_t)n, rp[b] = (int32_t)pos0, ro[b] = (int32_t)(b * n);
+		rt_gen_rows g = { .rows = B, .ntok = B * n, .n = rn, .pos = rp, .off = ro };
+		rt_llama_block_fwd_kv(L, w, xs, ys, kc, vc, cap, work, &g);
 		for (int64_t b = 0; b < B; b++)
 			memcpy(ykv + (b * T + pos0) * d, ys + b * n * d, (size_t)(n * d) * sizeof *ys);
 		guards = guards && guard_ok(work, nk) && guard_ok(ys, B * n * d);

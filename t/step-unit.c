@@ -410,9 +410,9 @@ static void test_shape(void)
 	Built *g = build(gpt, dis);
 	const StepProgram *d = g->sp[2];        /* the decode pipeline's first rank */
 	int t = find(d, STEP_POST, OP_RECV_TOK, 0), k = find(d, STEP_POST, OP_RECV_KV, 0);
-	ok(t >= 0 && d->in[t].guard == SG_ALWAYS && d->in[t].msg.peer == 3
+	ok(t >= 0 && d->in[t].guard == SG_ROUND_POS && d->in[t].msg.peer == 3
 	   && d->in[t].msg.peer_t1 == 1, "disaggregated: the decode rank's token comes from "
-	   "rank 1 in round 1, from rank 3 after");
+	   "rank 1 in round 1, from rank 3 after, while its group's tokens go round");
 	ok(k >= 0 && d->in[k].guard == SG_ROUND_ONE, "... its caches in round 1 only");
 	ok(d->rank_guard == SG_ROUND_NONZERO && g->sp[0]->rank_guard == SG_ROUND_ZERO,
 	   "... decode ranks run rounds t != 0, prefill ranks round 0");

@@ -27,7 +27,8 @@
 	X(gemm) X(bert_layer_fwd) X(bert_layer_bwd) X(bert_layer_wgt) \
 	X(gpt2_block_fwd) X(gpt2_block_bwd) X(gpt2_block_wgt) \
 	X(bert_emb_fwd) X(bert_emb_bwd) X(gpt2_emb_fwd) X(gpt2_emb_bwd) X(gpt2_emb_fwd_at) \
-	X(gpt2_block_fwd_kv) X(take_last) X(mean_pool_fwd) X(mean_pool_bwd) \
+	X(gpt2_block_fwd_kv) X(gpt2_emb_fwd_rows) X(take_last) X(take_last_rows) \
+	X(mean_pool_fwd) X(mean_pool_bwd) \
 	X(l2_normalize_fwd) X(l2_normalize_bwd) X(gelu_tanh_fwd) X(gelu_tanh_bwd) \
 	X(loss_next_token)
 

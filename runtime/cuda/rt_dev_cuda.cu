@@ -650,8 +650,8 @@ static const char *graph_reason(int why)
 		return "an asynchronous schedule's steps differ: each computes with the weight "
 		       "versions and data copies its keys name";
 	if (why & NO_GRAPH_GEN)
-		return "generation: decode rounds are captured for greedy sampling on a colocated "
-		       "pipeline with 3 rounds or more";
+		return "generation: with continuous batching each round's rows differ (their "
+		       "tokens and positions), so rounds run eagerly";
 	return NULL;
 }
 
@@ -767,11 +767,10 @@ int rt_dev_start(rt_ctx *c)
 		why |= NO_GRAPH_CLIP;
 	if (c->p->async)
 		why |= NO_GRAPH_ASYNC;
-	/* generation: rounds 1 .. N-2 launch the same work once the position
-	 * is a device scalar and the pick runs on the device (greedy only);
-	 * with prefill on ranks of its own those ranks have nothing to replay */
-	if (c->p->gen_tokens > 0
-	    && (c->p->gen_sample || c->p->gen_disagg || c->p->gen_tokens < 3))
+	/* generation: with continuous batching every round has its own rows
+	 * (each slot's tokens and positions, rt_gen.c), so no two rounds
+	 * launch the same work */
+	if (c->p->gen_tokens > 0)
 		why |= NO_GRAPH_GEN;
 	/* Every rank or none: NCCL calls are captured on both ends. */
 	MPI_Allreduce(&why, &why_all, 1, MPI_INT, MPI_BOR, MPI_COMM_WORLD);
