@@ -253,7 +253,7 @@ static const char *call_arg(const Emit *e, const StagePlan *sp, const CallCtx *k
 	case RA_GEN_IDS: return xprintf("t == 0 ? %s : rt_gen_tokens(c, mb)", k->x);
 	case RA_KV_K:
 	case RA_KV_V: {
-		int64_t kv = (int64_t)e->plan->rows * m->pipe.kv_cap * L->d * 4;
+		int64_t kv = (int64_t)e->plan->rows * m->pipe.kv_cap * layer_kv_width(L) * 4;
 		return xprintf("P(%lld + (int64_t)mb * %lld)",
 		               (long long)(e->kv_off[k->l] + (a == RA_KV_V ? kv : 0)),
 		               (long long)e->kv_group);
@@ -472,11 +472,18 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 	/* the transformer layers' dimensions */
 	for (int l = st->first; l < st->last; l++) {
 		const IrLayer *L = &m->layers[l];
-		if (layer_takes(L->kind, RA_TF))
-			out(o, "static const rt_tf tf%d = { .d = %lld, .heads = %lld, .ffn = %lld, "
-			    ".eps = %.17g, .vocab = %lld, .positions = %lld, .types = %lld };   /* %s */\n",
-			    l, (long long)L->d, (long long)L->heads, (long long)L->ffn, L->eps,
-			    (long long)L->vocab, (long long)L->positions, (long long)L->ntypes, L->name);
+		if (!layer_takes(L->kind, RA_TF))
+			continue;
+		out(o, "static const rt_tf tf%d = { .d = %lld, .heads = %lld, .ffn = %lld, "
+		    ".eps = %.17g, .vocab = %lld, .positions = %lld, .types = %lld", l, (long long)L->d,
+		    (long long)L->heads, (long long)L->ffn, L->eps, (long long)L->vocab,
+		    (long long)L->positions, (long long)L->ntypes);
+		if (L->kind == LK_LLAMA_BLOCK)
+			out(o, ",\n\t.kv_heads = %lld, .rope_theta = %.17g, .qkv_bias = %d, "
+			    ".rope_factor = %.17g,\n\t.rope_low = %.17g, .rope_high = %.17g, "
+			    ".rope_orig = %lld", (long long)L->kv_heads, L->rope_theta, L->bias,
+			    L->rope_factor, L->rope_low, L->rope_high, (long long)L->rope_orig);
+		out(o, " };   /* %s */\n", L->name);
 	}
 	out(o, "\n");
 	const char *seq = m->seq_max ? "\tconst int64_t T = rt_seq_len(c);\n" : "";
@@ -857,7 +864,7 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 		e.estep = ev->steps[rank];
 	}
 	/* generate: the caches group by group (one message each), and within a
-	 * group each gpt2_block's keys then values, [rows, kv_cap, d] each */
+	 * group each block's keys then values, [rows, kv_cap, kv width] each */
 	e.kv_off = xalloc((size_t)m->nlayers * sizeof *e.kv_off);
 	int64_t kv_at = e.plan->kv_off;
 	for (int l = 0; l < m->nlayers; l++) {
@@ -865,7 +872,7 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 		int st = stage_of(m, l);
 		if (e.gen && LAYER(m->layers[l].kind)->kv_cache && memplan_stage(e.plan, st)) {
 			e.kv_off[l] = kv_at;
-			kv_at += 2 * e.plan->rows * m->pipe.kv_cap * m->layers[l].d * 4;
+			kv_at += 2 * e.plan->rows * m->pipe.kv_cap * layer_kv_width(&m->layers[l]) * 4;
 		}
 	}
 	e.kv_group = kv_at - e.plan->kv_off;

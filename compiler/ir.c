@@ -168,7 +168,7 @@ int64_t ir_kv_bytes(const IrModel *m, int s)
 	int64_t bytes = 0;
 	for (int l = m->stages[s].first; l < m->stages[s].last; l++)
 		if (LAYER(m->layers[l].kind)->kv_cache)
-			bytes += 2 * (int64_t)m->pipe.B * m->pipe.kv_cap * m->layers[l].d * 4;
+			bytes += 2 * (int64_t)m->pipe.B * m->pipe.kv_cap * layer_kv_width(&m->layers[l]) * 4;
 	return bytes;
 }
 

@@ -75,6 +75,12 @@ typedef struct IrLayer {
 	int64_t d, heads, ffn;  /* transformer layers */
 	int64_t vocab, positions, ntypes;   /* embeddings, lm_head */
 	int tied;               /* lm_head: the embedding layer whose weight it uses, -1 */
+	/* llama_block: key/value heads (GQA), the rotary base, and Llama 3's
+	 * frequency scaling (rope_factor 0: none); `bias` is its qkv_bias */
+	int64_t kv_heads;
+	double rope_theta;
+	double rope_factor, rope_low, rope_high;
+	int64_t rope_orig;
 	IrParam *params;
 	int nparams;
 	int64_t nparam_elems;

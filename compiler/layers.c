@@ -36,6 +36,22 @@ static const LayerArg gpt2_block_args[] = {
 	{ "d", LA_WIDTH, 1, 0, LF_D | LF_IN_W | LF_OUT_W }, { "heads", LA_WIDTH, 1, 0, LF_HEADS },
 	{ "eps", LA_POSNUM, 0, 1e-5, LF_EPS }, { "mask", LA_NAME, 0, 0, LF_SIDE },
 };
+static const LayerArg llama_emb_args[] = {
+	{ "vocab", LA_WIDTH, 1, 0, LF_VOCAB }, { "d", LA_WIDTH, 1, 0, LF_D | LF_OUT_W },
+	{ "positions", LA_WIDTH, 1, 0, LF_POSITIONS },
+};
+/* kv_heads 0 stands for "heads" (derived). */
+static const LayerArg llama_block_args[] = {
+	{ "d", LA_WIDTH, 1, 0, LF_D | LF_IN_W | LF_OUT_W }, { "heads", LA_WIDTH, 1, 0, LF_HEADS },
+	{ "ffn", LA_WIDTH, 1, 0, LF_FFN }, { "kv_heads", LA_WIDTH, 0, 0, LF_KV_HEADS },
+	{ "eps", LA_POSNUM, 0, 1e-6, LF_EPS }, { "rope_theta", LA_POSNUM, 0, 10000, LF_ROPE_THETA },
+	{ "qkv_bias", LA_BOOL, 0, 0, LF_BIAS },
+	{ "rope_scaling", LA_ROPE_SCALING, 0, 0, LF_ROPE_SCALING },
+	{ "mask", LA_NAME, 0, 0, LF_SIDE },
+};
+static const LayerArg rmsnorm_args[] = {
+	{ "d", LA_WIDTH, 1, 0, LF_IN_W | LF_OUT_W }, { "eps", LA_POSNUM, 0, 1e-6, LF_EPS },
+};
 static const LayerArg mean_pool_args[] = { { "mask", LA_NAME, 0, 0, LF_SIDE } };
 static const LayerArg lm_head_args[] = {
 	{ "vocab", LA_WIDTH, 1, 0, LF_VOCAB | LF_OUT_W }, { "d", LA_WIDTH, 1, 0, LF_D | LF_IN_W },
@@ -91,6 +107,33 @@ static const LayerParam gpt2_block_params[] = {
 	CONV1D("mlp.c_fc", LZ_D, LZ_FFN),
 	CONV1D("mlp.c_proj", LZ_FFN, LZ_D),
 };
+static const LayerParam llama_emb_params[] = {
+	{ "embed_tokens.weight", 2, { LZ_VOCAB, LZ_D }, INIT_NORMAL, LZ_0, LW_ALWAYS },
+};
+/* Hugging Face's LlamaDecoderLayer / Qwen2DecoderLayer names (Linear:
+ * [out, in]), laid out so that q, k, v are one [d + 2 kvw, d] matrix (and
+ * their biases one vector) and gate, up one [2 ffn, d]: one GEMM each. */
+#define LLAMA_LINEAR(n, out, in) \
+	{ n ".weight", 2, { out, in }, INIT_NORMAL, LZ_0, LW_ALWAYS }
+#define LLAMA_BIAS(n, out) \
+	{ n ".bias", 1, { out, LZ_0 }, INIT_ZEROS, LZ_0, LW_BIAS }
+static const LayerParam llama_block_params[] = {
+	{ "input_layernorm.weight", 1, { LZ_D, LZ_0 }, INIT_ONES, LZ_0, LW_ALWAYS },
+	LLAMA_LINEAR("self_attn.q_proj", LZ_D, LZ_D),
+	LLAMA_LINEAR("self_attn.k_proj", LZ_KVW, LZ_D),
+	LLAMA_LINEAR("self_attn.v_proj", LZ_KVW, LZ_D),
+	LLAMA_BIAS("self_attn.q_proj", LZ_D),
+	LLAMA_BIAS("self_attn.k_proj", LZ_KVW),
+	LLAMA_BIAS("self_attn.v_proj", LZ_KVW),
+	LLAMA_LINEAR("self_attn.o_proj", LZ_D, LZ_D),
+	{ "post_attention_layernorm.weight", 1, { LZ_D, LZ_0 }, INIT_ONES, LZ_0, LW_ALWAYS },
+	LLAMA_LINEAR("mlp.gate_proj", LZ_FFN, LZ_D),
+	LLAMA_LINEAR("mlp.up_proj", LZ_FFN, LZ_D),
+	LLAMA_LINEAR("mlp.down_proj", LZ_D, LZ_FFN),
+};
+static const LayerParam rmsnorm_params[] = {
+	{ "weight", 1, { LZ_OUT, LZ_0 }, INIT_ONES, LZ_0, LW_ALWAYS },
+};
 static const LayerParam lm_head_params[] = {
 	{ "weight", 2, { LZ_VOCAB, LZ_D }, INIT_NORMAL, LZ_0, LW_UNTIED },
 };
@@ -142,6 +185,37 @@ static void gpt2_emb_costs(IrLayer *L, const IrTensor *in)
 	L->flops_w = 2 * T * d;
 }
 
+/* Llama: q [T, d], k and v [T, kvw] projections, GQA attention over
+ * heads, SwiGLU (gate and up [T, ffn], down). */
+static void llama_block_costs(IrLayer *L, const IrTensor *in)
+{
+	double T = seq_len(in), d = (double)L->d, f = (double)L->ffn;
+	double kvw = (double)layer_kv_width(L);
+	int64_t Ti = in->seq ? in->dims[0] : 1;
+	double gemm = 2.0 * T * (2 * d * d + 2 * d * kvw + 3 * d * f);
+	double attn = 4.0 * T * T * d;
+	L->flops_f = gemm + attn + 20 * T * d + 8 * T * f + 5 * (double)L->heads * T * T;
+	L->flops_b = gemm + 2 * attn + 30 * T * d + 12 * T * f + 5 * (double)L->heads * T * T;
+	L->flops_w = gemm;
+	L->save_elems = rt_llama_block_save(Ti, L->d, L->heads, L->kv_heads, L->ffn);
+	L->stash_elems = rt_llama_block_stash(Ti, L->d, L->heads, L->kv_heads, L->ffn);
+	L->work_elems = rt_llama_block_work(Ti, L->d, L->heads, L->kv_heads, L->ffn);
+}
+
+static void llama_emb_costs(IrLayer *L, const IrTensor *in)
+{
+	double T = seq_len(in), d = (double)L->d;
+	L->flops_f = T * d;
+	L->flops_w = T * d;
+}
+
+/* kv_heads defaults to heads (plain multi-head attention). */
+static void llama_block_derive(IrLayer *L)
+{
+	if (L->kv_heads <= 0)
+		L->kv_heads = L->heads;
+}
+
 /* GPT-2's MLP is 4 d wide. */
 static void gpt2_block_derive(IrLayer *L)
 {
@@ -157,8 +231,8 @@ static void gpt2_block_derive(IrLayer *L)
 	.fwd = { "rt_" #nm "_fwd", { RA_X, RA_Y, RA_COUNT } }, \
 	.bwd = { "rt_" #nm "_bwd", { reads, RA_DY, RA_DX, RA_COUNT } }
 
-#define TF_BLOCK(nm) \
-	.input = LI_SEQUENCE, .side = LS_MASK, .costs = block_costs, \
+#define TF_BLOCK(nm, cost) \
+	.input = LI_SEQUENCE, .side = LS_MASK, .costs = cost, \
 	.bwd_reads_in = 1, .bwd_data_reads_in = 1, .fused_bwd = 1, \
 	.fwd = { "rt_" #nm "_fwd", { RA_TF, RA_W, RA_X, RA_SIDE, RA_Y, RA_SAVE, RA_WORK, \
 	                             RA_MB_ROWS, RA_T } }, \
@@ -227,7 +301,7 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 	[LK_BERT_LAYER] = {
 		.usage = "bert_layer(d, heads, ffn, eps = 1e-12)",
 		.args = ARGS(bert_layer_args), .params = PARAMS(bert_layer_params),
-		TF_BLOCK(bert_layer),
+		TF_BLOCK(bert_layer, block_costs),
 	},
 	[LK_MEAN_POOL] = {
 		.usage = "mean_pool or mean_pool(mask = NAME)",
@@ -255,10 +329,40 @@ const LayerCatalogue layer_catalogue[LK_COUNT] = {
 		.usage = "gpt2_block(d, heads, eps = 1e-5)",
 		.args = ARGS(gpt2_block_args), .params = PARAMS(gpt2_block_params),
 		.derive = gpt2_block_derive, .gen = 1, .kv_cache = 1,
-		TF_BLOCK(gpt2_block),
+		TF_BLOCK(gpt2_block, block_costs),
 		.fwd_gen = { "rt_gpt2_block_fwd_kv", { RA_TF, RA_W, RA_X, RA_Y, RA_KV_K, RA_KV_V,
 		                                       RA_KV_CAP, RA_WORK, RA_MB_ROWS, RA_T,
 		                                       RA_POS } },
+	},
+	[LK_LLAMA_EMB] = {
+		.usage = "llama_embeddings(vocab, d, positions)",
+		.args = ARGS(llama_emb_args), .params = PARAMS(llama_emb_params),
+		.input = LI_TOKENS, .output = LO_EMBED, .costs = llama_emb_costs, .bwd_reads_in = 1,
+		.fwd = { "rt_llama_emb_fwd", { RA_TF, RA_W, RA_X, RA_Y, RA_MB_ROWS, RA_T } },
+		.fwd_gen = { "rt_llama_emb_fwd_at", { RA_TF, RA_W, RA_GEN_IDS, RA_Y, RA_MB_ROWS,
+		                                      RA_T, RA_POS } },
+		.wgt = { "rt_llama_emb_bwd", { RA_TF, RA_G, RA_X, RA_DY, RA_MB_ROWS, RA_T } },
+	},
+	[LK_LLAMA_BLOCK] = {
+		.usage = "llama_block(d, heads, ffn, kv_heads = heads, eps = 1e-6, rope_theta = 10000, "
+		         "qkv_bias = false, rope_scaling = llama3(factor = F, low_freq_factor = L, "
+		         "high_freq_factor = H, original = N))",
+		.args = ARGS(llama_block_args), .params = PARAMS(llama_block_params),
+		.derive = llama_block_derive, .gen = 1, .kv_cache = 1,
+		TF_BLOCK(llama_block, llama_block_costs),
+		.fwd_gen = { "rt_llama_block_fwd_kv", { RA_TF, RA_W, RA_X, RA_Y, RA_KV_K, RA_KV_V,
+		                                        RA_KV_CAP, RA_WORK, RA_MB_ROWS, RA_T,
+		                                        RA_POS } },
+	},
+	[LK_RMSNORM] = {
+		.usage = "rmsnorm(d) or rmsnorm(d, eps = 1e-6)",
+		.args = ARGS(rmsnorm_args), .params = PARAMS(rmsnorm_params),
+		.flops_f = 4, .flops_b = 6, .flops_w = 2, .save_per_row = 1,
+		.bwd_reads_in = 1, .bwd_data_reads_in = 1, .saves_always = 1, .gen = 1,
+		.fwd = { "rt_rmsnorm_fwd", { RA_X, RA_W, RA_Y, RA_SAVE, RA_ROWS, RA_OUT_W, RA_EPS } },
+		.bwd = { "rt_rmsnorm_bwd_data", { RA_X, RA_W, RA_ST, RA_DY, RA_DX, RA_ROWS,
+		                                  RA_OUT_W } },
+		.wgt = { "rt_rmsnorm_bwd_weight", { RA_X, RA_ST, RA_DY, RA_G, RA_ROWS, RA_OUT_W } },
 	},
 	[LK_LM_HEAD] = {
 		.usage = "lm_head(vocab, d) or lm_head(vocab, d, tied = LAYER)",
@@ -312,7 +416,14 @@ int layer_arg_index(LayerKind k, unsigned sets)
 	return -1;
 }
 
-void layer_set_args(IrLayer *L, const double *vals)
+int64_t layer_kv_width(const IrLayer *L)
+{
+	if (L->kv_heads > 0 && L->heads > 0)
+		return L->kv_heads * (L->d / L->heads);
+	return L->d;
+}
+
+void layer_set_args(IrLayer *L, const double *vals, const double *scaling)
 {
 	const LayerCatalogue *c = LAYER(L->kind);
 	for (int k = 0; k < c->nargs; k++) {
@@ -340,6 +451,16 @@ void layer_set_args(IrLayer *L, const double *vals)
 			L->positions = w;
 		if (s & LF_TYPES)
 			L->ntypes = w;
+		if (s & LF_KV_HEADS)
+			L->kv_heads = w;
+		if (s & LF_ROPE_THETA)
+			L->rope_theta = vals[k];
+		if ((s & LF_ROPE_SCALING) && vals[k] != 0 && scaling) {
+			L->rope_factor = scaling[0];
+			L->rope_low = scaling[1];
+			L->rope_high = scaling[2];
+			L->rope_orig = (int64_t)scaling[3];
+		}
 	}
 	if (c->derive)
 		c->derive(L);
@@ -357,6 +478,7 @@ static int64_t size_of(const IrLayer *L, LayerSize z)
 	case LZ_VOCAB: return L->vocab;
 	case LZ_POSITIONS: return L->positions;
 	case LZ_TYPES: return L->ntypes;
+	case LZ_KVW: return layer_kv_width(L);
 	}
 	return 0;
 }

@@ -35,7 +35,10 @@
 	X(LK_L2_NORM,   "l2_normalize") \
 	X(LK_GPT2_EMB,  "gpt2_embeddings") \
 	X(LK_GPT2_BLOCK, "gpt2_block") \
-	X(LK_LM_HEAD,   "lm_head")
+	X(LK_LM_HEAD,   "lm_head") \
+	X(LK_LLAMA_EMB, "llama_embeddings") \
+	X(LK_LLAMA_BLOCK, "llama_block") \
+	X(LK_RMSNORM,   "rmsnorm")
 
 typedef enum {
 #define X(e, s) e,
@@ -53,7 +56,9 @@ typedef enum {
 	LA_BOOL,                /* true or false */
 	LA_PROB,                /* a number with 0 <= p < 1 */
 	LA_POSNUM,              /* a positive finite number */
-	LA_NAME                 /* a name: a model input or a layer */
+	LA_NAME,                /* a name: a model input or a layer */
+	LA_ROPE_SCALING         /* llama3(factor = F, low_freq_factor = L,
+	                         * high_freq_factor = H, original = N) */
 } LayerArgType;
 
 /* The IR fields an argument sets (a mask: `d` of a transformer layer is
@@ -63,10 +68,12 @@ enum {
 	LF_EPS = 1 << 4, LF_D = 1 << 5, LF_HEADS = 1 << 6, LF_FFN = 1 << 7,
 	LF_VOCAB = 1 << 8, LF_POSITIONS = 1 << 9, LF_TYPES = 1 << 10,
 	LF_SIDE = 1 << 11,      /* LA_NAME: the model input read as the side input */
-	LF_TIED = 1 << 12       /* LA_NAME: the embedding whose token table it uses */
+	LF_TIED = 1 << 12,      /* LA_NAME: the embedding whose token table it uses */
+	LF_KV_HEADS = 1 << 13, LF_ROPE_THETA = 1 << 14,
+	LF_ROPE_SCALING = 1 << 15       /* LA_ROPE_SCALING: the four rope_* fields */
 };
 
-#define LAYER_MAX_ARGS 8         /* arguments of one kind, at most */
+#define LAYER_MAX_ARGS 10        /* arguments of one kind, at most */
 
 typedef struct LayerArg {
 	const char *name;
@@ -99,12 +106,13 @@ typedef enum {
 
 /* A parameter's dimension or fan-in, from the layer's fields. */
 typedef enum {
-	LZ_0, LZ_IN, LZ_OUT, LZ_D, LZ_3D, LZ_FFN, LZ_VOCAB, LZ_POSITIONS, LZ_TYPES
+	LZ_0, LZ_IN, LZ_OUT, LZ_D, LZ_3D, LZ_FFN, LZ_VOCAB, LZ_POSITIONS, LZ_TYPES,
+	LZ_KVW                  /* kv_heads · d / heads: a key or value projection */
 } LayerSize;
 
 typedef enum {
 	LW_ALWAYS,
-	LW_BIAS,                /* linear(..., bias = true) */
+	LW_BIAS,                /* linear(..., bias = true); llama_block's qkv_bias */
 	LW_UNTIED               /* an lm_head without tied = LAYER */
 } LayerWhen;
 
@@ -213,8 +221,13 @@ int layer_takes(LayerKind k, RtArg a);
 int layer_arg_index(LayerKind k, unsigned sets);
 
 /* Sets L's fields from its arguments' values (vals[i]: argument i's, a
- * name's 0), then those no argument sets. */
-void layer_set_args(struct IrLayer *L, const double *vals);
+ * name's 0, a rope_scaling's 1 if given), then those no argument sets;
+ * scaling[0..3] (factor, low_freq_factor, high_freq_factor, original)
+ * are a rope_scaling's when one was given. */
+void layer_set_args(struct IrLayer *L, const double *vals, const double *scaling);
+/* The width of a layer's keys and values (and of its KV cache's rows):
+ * kv_heads · d / heads for llama_block, d for the other blocks. */
+int64_t layer_kv_width(const struct IrLayer *L);
 /* Fills L's parameters under the checkpoint prefix `prefix` (L's fields
  * set), in the order and layouts the runtime's kernels take them. */
 void layer_add_params(struct IrLayer *L, const char *prefix);

@@ -18,8 +18,69 @@
 
 /* Binds l's arguments to spec; vals[i] gets argument i's value.  Returns 0
  * if all is well. */
+/* rope_scaling = llama3(factor = F, low_freq_factor = L, high_freq_factor
+ * = H, original = N): sc[0..3] get the four (transformers' rope_scaling
+ * with rope_type "llama3"; its own checks: factor >= 1, 0 < L < H).
+ * Returns 0 if all is well. */
+static int bind_rope_scaling(const LayerDecl *l, const Value *v, double *sc)
+{
+	static const char *const names[] = { "factor", "low_freq_factor", "high_freq_factor",
+	                                     "original" };
+	int set[4] = { 0 }, bad = 0;
+	Loc at4[4];
+	if (v->kind != V_CALL || strcmp(v->s, "llama3")) {
+		diag_error(v->loc, "'rope_scaling' of '%s' must be llama3(factor = F, "
+		           "low_freq_factor = L, high_freq_factor = H, original = N)", l->kind);
+		return -1;
+	}
+	for (int i = 0; i < v->args.n; i++) {
+		const Arg *a = v->args.v[i];
+		Loc at = a->key ? a->key_loc : a->val->loc;
+		int k = i;
+		if (a->key)
+			for (k = 0; k < 4 && strcmp(names[k], a->key); k++)
+				;
+		if (k >= 4) {
+			diag_error(at, a->key ? "llama3 has no argument '%s' (factor, low_freq_factor, "
+			           "high_freq_factor, original)" : "too many arguments to llama3%s",
+			           a->key ? a->key : "");
+			return -1;
+		}
+		if (set[k]) {
+			diag_error(at, "argument '%s' of llama3 given twice", names[k]);
+			return -1;
+		}
+		set[k] = 1;
+		const Value *x = a->val;
+		at4[k] = x->loc;
+		if ((x->kind != V_INT && x->kind != V_NUM) || !(x->d > 0) || isinf(x->d)
+		    || (k == 3 && (x->kind != V_INT || x->d > (double)((int64_t)1 << 31)))) {
+			diag_error(x->loc, "'%s' of llama3 must be a positive %s", names[k],
+			           k == 3 ? "integer (the original context length)" : "number");
+			bad = 1;
+		}
+		sc[k] = x->d;
+	}
+	for (int k = 0; k < 4 && !bad; k++)
+		if (!set[k]) {
+			diag_error(v->loc, "llama3 needs its argument '%s' (llama3(factor = F, "
+			           "low_freq_factor = L, high_freq_factor = H, original = N))", names[k]);
+			return -1;
+		}
+	if (!bad && sc[0] < 1) {
+		diag_error(at4[0], "llama3's factor must be at least 1 (%g)", sc[0]);
+		bad = 1;
+	}
+	if (!bad && !(sc[2] > sc[1])) {
+		diag_error(v->loc, "llama3's high_freq_factor (%g) must be above its "
+		           "low_freq_factor (%g)", sc[2], sc[1]);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
 static int bind_args(const LayerDecl *l, const LayerCatalogue *ks, double *vals, const char **svals,
-                     Loc *locs)
+                     Loc *locs, double *scaling)
 {
 	int bad = 0;
 	int set[LAYER_MAX_ARGS] = { 0 };
@@ -119,6 +180,11 @@ static int bind_args(const LayerDecl *l, const LayerCatalogue *ks, double *vals,
 				bad = 1;
 			}
 			vals[k] = v->d;
+			break;
+		case LA_ROPE_SCALING:
+			if (bind_rope_scaling(l, v, scaling) != 0)
+				bad = 1;
+			vals[k] = 1;
 			break;
 		}
 	}
@@ -434,7 +500,8 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 		double vals[LAYER_MAX_ARGS];
 		const char *svals[LAYER_MAX_ARGS];
 		Loc locs[LAYER_MAX_ARGS];
-		if (bind_args(d, lc, vals, svals, locs) != 0) {
+		double scaling[4] = { 0 };
+		if (bind_args(d, lc, vals, svals, locs, scaling) != 0) {
 			bad_chain = 1;
 			continue;
 		}
@@ -443,6 +510,23 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 		if (ha >= 0 && (int64_t)vals[da] % (int64_t)vals[ha]) {
 			diag_error(locs[ha], "%lld heads do not divide d = %lld", (long long)vals[ha],
 			           (long long)vals[da]);
+			bad_chain = 1;
+			continue;
+		}
+		/* grouped-query attention: whole groups of query heads per key/value
+		 * head; the rotary embedding turns pairs of a head's features */
+		int ka = layer_arg_index(kind, LF_KV_HEADS);
+		if (ka >= 0 && vals[ka] > 0 && (vals[ka] > vals[ha]
+		                                || (int64_t)vals[ha] % (int64_t)vals[ka])) {
+			diag_error(locs[ka], "%lld key/value heads do not divide the %lld heads",
+			           (long long)vals[ka], (long long)vals[ha]);
+			bad_chain = 1;
+			continue;
+		}
+		if (ka >= 0 && ((int64_t)vals[da] / (int64_t)vals[ha]) % 2) {
+			diag_error(locs[ha], "the rotary embedding needs an even head size, but d = %lld "
+			           "over %lld heads is %lld", (long long)vals[da], (long long)vals[ha],
+			           (long long)vals[da] / (long long)vals[ha]);
 			bad_chain = 1;
 			continue;
 		}
@@ -469,7 +553,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			int64_t T = seq ? it->dims[0] : 0;
 			L->in_w = L->out_w = in_w;
 			int bad = 0;
-			layer_set_args(L, vals);
+			layer_set_args(L, vals, scaling);
 			if (lc->input == LI_TOKENS) {
 				int pa = layer_arg_index(kind, LF_POSITIONS);
 				if (!bad_chain && (it->dtype != DT_I32 || !seq)) {
@@ -510,7 +594,7 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 					bad = 1;
 				} else if (!layer_is_embedding(m->layers[e].kind)) {
 					diag_error(locs[ta], "'tied = %s' needs a token embedding "
-					           "(bert_embeddings or gpt2_embeddings), but '%s' is %s",
+					           "(bert_embeddings, gpt2_embeddings or llama_embeddings), but '%s' is %s",
 					           svals[ta], svals[ta], layer_kind_name(m->layers[e].kind));
 					bad = 1;
 				} else if (m->layers[e].vocab != L->vocab || m->layers[e].d != L->d) {
@@ -525,7 +609,8 @@ static void check_layers(const Program *p, IrModel *m, Names *ns, int *tcap, int
 			}
 			if (!bad_chain && !bad && it && it->dtype == DT_I32 && !layer_is_embedding(kind)) {
 				diag_error(d->kind_loc, "'%s' reads f32 features, but %s'%s' holds i32 token "
-				           "ids (start with bert_embeddings or gpt2_embeddings)", d->kind,
+				           "ids (start with an embedding: bert_embeddings, gpt2_embeddings, "
+				           "llama_embeddings)", d->kind,
 				           prev_is_input ? "input " : "", prev_name);
 				bad = 1;
 			}

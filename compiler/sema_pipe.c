@@ -589,9 +589,9 @@ static void check_generate(IrModel *m, const PipeItem *const *item, Loc where)
 		           m->ninputs == 1 ? "" : "s");
 		return;
 	}
-	if (m->layers[0].kind != LK_GPT2_EMB) {
-		diag_error(m->layers[0].loc, "generate needs gpt2_embeddings (token and position "
-		           "embeddings) as the first layer, not %s", layer_kind_name(m->layers[0].kind));
+	if (m->layers[0].kind != LK_GPT2_EMB && m->layers[0].kind != LK_LLAMA_EMB) {
+		diag_error(m->layers[0].loc, "generate needs gpt2_embeddings or llama_embeddings as "
+		           "the first layer, not %s", layer_kind_name(m->layers[0].kind));
 		return;
 	}
 	int64_t positions = m->layers[0].positions;
@@ -599,8 +599,8 @@ static void check_generate(IrModel *m, const PipeItem *const *item, Loc where)
 		const IrLayer *L = &m->layers[l];
 		if (!LAYER(L->kind)->gen) {
 			diag_error(L->loc, "generate cannot run layer '%s' (%s): a decoder's layers "
-			           "are gpt2_embeddings, gpt2_block, layernorm, lm_head and "
-			           "position-wise ones", L->name, layer_kind_name(L->kind));
+			           "are gpt2_embeddings, gpt2_block, llama_embeddings, "
+			           "llama_block, layernorm, rmsnorm, lm_head and position-wise ones", L->name, layer_kind_name(L->kind));
 			return;
 		}
 	}
@@ -608,15 +608,18 @@ static void check_generate(IrModel *m, const PipeItem *const *item, Loc where)
 	if (pp->kv_cap > positions) {
 		diag_error(item[K_MAX_NEW]->val->loc, "prompts of up to %lld tokens (ids's "
 		           "length) and max_new_tokens = %d need %lld positions, but the model "
-		           "has %lld (gpt2_embeddings)", (long long)m->seq_max, pp->gen_tokens,
-		           (long long)pp->kv_cap, (long long)positions);
+		           "has %lld (%s)", (long long)m->seq_max, pp->gen_tokens,
+		           (long long)pp->kv_cap, (long long)positions,
+		           layer_kind_name(m->layers[0].kind));
 		diag_note(m->layers[0].loc, "the position table is declared here");
 		return;
 	}
 	/* a decode step's scratch: one position attending to the whole cache */
 	for (int l = 0; l < m->nlayers; l++) {
 		IrLayer *L = &m->layers[l];
-		int64_t w = rt_gpt2_kv_work(1, pp->kv_cap, L->d, L->heads, L->ffn);
+		int64_t w = L->kind == LK_LLAMA_BLOCK
+		            ? rt_llama_kv_work(1, pp->kv_cap, L->d, L->heads, L->kv_heads, L->ffn)
+		            : rt_gpt2_kv_work(1, pp->kv_cap, L->d, L->heads, L->ffn);
 		if (LAYER(L->kind)->kv_cache && w > L->work_elems)
 			L->work_elems = w;
 	}

@@ -18,7 +18,7 @@ include_HEADERS += %D%/pipert.h %D%/pipert_ops.h %D%/rt_tf_sizes.h
 	%D%/rt_json.c %D%/rt_kernels.c %D%/rt_loss.c %D%/rt_npy.c %D%/rt_optim.c \
 	%D%/rt_safetensors.c %D%/rt_trace.c %D%/rt_util.c %D%/rt_weights.c %D%/rt_ckpt.c \
 	%D%/rt_dev_cpu.c %D%/rt_tf.c %D%/rt_tf_cpu.c %D%/rt_optim_cpu.c %D%/rt_report.c \
-	%D%/rt_eval.c
+	%D%/rt_eval.c %D%/rt_llama.c %D%/rt_llama_cpu.c
 PIPEC_HAVE_RUNTIME = yes
 
 ## pipert-check: DIR/run's checks before it builds or starts anything

@@ -394,6 +394,14 @@ typedef struct rt_tf {
 	int64_t d, heads, ffn;
 	double eps;
 	int64_t vocab, positions, types;    /* embeddings */
+	/* llama_block (0 elsewhere): key/value heads (GQA; heads % kv_heads
+	 * == 0), the rotary base, q/k/v biases (Qwen2), and Llama 3's rotary
+	 * frequency scaling (rope_factor 0: none) */
+	int64_t kv_heads;
+	double rope_theta;
+	int qkv_bias;
+	double rope_factor, rope_low, rope_high;
+	int64_t rope_orig;
 } rt_tf;
 
 void rt_bert_layer_fwd(const rt_tf *L, const float *w, const float *x, const int32_t *mask,
@@ -423,6 +431,61 @@ void rt_gpt2_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, float *
                      int64_t B, int64_t T);
 void rt_gpt2_emb_bwd(const rt_tf *L, float *g, const int32_t *ids, const float *dy,
                      int64_t B, int64_t T);
+
+/* ---- The Llama family (rt_llama.c; docs/transformers.md) ----
+ *   llama_embeddings  embed_tokens.weight [vocab, d]  (no positions: rotary)
+ *   llama_block       input_layernorm.weight [d], self_attn.q_proj.weight
+ *                     [d, d], self_attn.k_proj.weight [kvw, d], self_attn
+ *                     .v_proj.weight [kvw, d], (with qkv_bias: q_proj.bias
+ *                     [d], k_proj.bias [kvw], v_proj.bias [kvw]),
+ *                     self_attn.o_proj.weight [d, d], post_attention_layernorm
+ *                     .weight [d], mlp.gate_proj.weight [ffn, d], mlp.up_proj
+ *                     .weight [ffn, d], mlp.down_proj.weight [d, ffn]
+ *                     (Linear: [out, in]; kvw = kv_heads·d/heads, so q, k, v
+ *                     are one [d + 2 kvw, d] matrix and gate, up one
+ *                     [2 ffn, d])
+ * llama_block: pre-RMSNorm causal decoder layer (LlamaDecoderLayer,
+ * Qwen2DecoderLayer): h1 = x + o_proj(attn(rope(q), rope(k), v)) with
+ * q, k, v of input_layernorm(x); y = h1 + down(silu(gate(h2))·up(h2)),
+ * h2 = post_attention_layernorm(h1).  Rotary embedding in transformers'
+ * rotate-half convention, inv_freq[i] = 1/theta^(2i/dh) (dh = d/heads)
+ * with Llama 3's scaling, position ids 0 .. T-1 (pos0 .. with a cache);
+ * query head j reads key/value head j / (heads/kv_heads).  Buffers as
+ * for the other blocks (rt_llama_block_save / _stash / _work of
+ * rt_tf_sizes.h), the same contract: _bwd with g NULL and a stash is
+ * zero-bubble's B, _wgt its W.  The mask (NULL: none) hides padded keys
+ * as gpt2_block's does. */
+void rt_llama_block_fwd(const rt_tf *L, const float *w, const float *x, const int32_t *mask,
+                        float *y, float *save, float *work, int64_t B, int64_t T);
+void rt_llama_block_bwd(const rt_tf *L, const float *w, float *g, const float *x,
+                        const float *save, const float *dy, float *dx, float *stash,
+                        float *work, int64_t B, int64_t T);
+void rt_llama_block_wgt(const rt_tf *L, float *g, const float *x, const float *save,
+                        const float *stash, float *work, int64_t B, int64_t T);
+/* The key/value cache, as rt_gpt2_block_fwd_kv's: kc, vc [B, cap, kvw]
+ * (keys stored rotated); work B·rt_llama_kv_work(T, pos0 + T, ...). */
+void rt_llama_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
+                           float *kc, float *vc, int64_t cap, float *work, int64_t B,
+                           int64_t T, int64_t pos0);
+/* The token table's rows (pos0 unused: positions are the blocks'). */
+void rt_llama_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                      int64_t B, int64_t T);
+void rt_llama_emb_fwd_at(const rt_tf *L, const float *w, const int32_t *ids, float *y,
+                         int64_t B, int64_t T, int64_t pos0);
+void rt_llama_emb_bwd(const rt_tf *L, float *g, const int32_t *ids, const float *dy,
+                      int64_t B, int64_t T);
+/* The rotary frequencies inv_freq[0 .. dh/2) of a llama_block as
+ * transformers computes them in float32 (Llama 3's scaling included). */
+void rt_llama_inv_freq(const rt_tf *L, float *inv_freq);
+
+/* RMSNorm over the last dimension (LlamaRMSNorm, in f32): y = w ·
+ * (x · rstd), rstd = 1/sqrt(mean(x²) + eps) saved per row ([rows]). */
+void rt_rmsnorm_fwd(const float *x, const float *w, float *y, float *rstd, int64_t rows,
+                    int64_t d, double eps);
+void rt_rmsnorm_bwd_data(const float *x, const float *w, const float *rstd, const float *dy,
+                         float *dx, int64_t rows, int64_t d);
+void rt_rmsnorm_bwd_weight(const float *x, const float *rstd, const float *dy, float *dw,
+                           int64_t rows, int64_t d);
 
 /* Mean over the positions whose mask is 1 (sentence-transformers' mean
  * pooling: sum(x·mask) / max(sum(mask), 1e-9)): x [B, T, d] -> y [B, d]. */

@@ -156,6 +156,33 @@ const int64_t *rt_dev_tf_kv_pos(int64_t cap, int64_t T, int64_t pos0);
 void rt_dev_tf_kv_store(const float *qkv, float *kc, float *vc, int64_t cap, int64_t B,
                         int64_t T, int64_t pos0, const int64_t *dpos, int64_t d);
 
+/* ---- Llama primitives ----
+ * rt_llama.c composes llama_block, for both libraries, from pipert.h's
+ * kernels, the transformer primitives above and these: rt_llama_cpu.c's
+ * loops, cuda/rt_llama.cu's kernels. */
+
+/* The rotary embedding (transformers' rotate-half), in place on B·T rows
+ * of x, ld floats apart: nh heads of dh = L->d / L->heads features from
+ * column 0; row b·T + t is at position pos0 + t (*dpos + t where
+ * rt_dev_tf_kv_pos gave dpos).  Pair (i, i + dh/2) of a head turns by
+ * angle = f32(inv_freq[i] · position), inv_freq of rt_llama_inv_freq(L);
+ * inverse turns it back (the transpose: backward's). */
+void rt_dev_llama_rope(const rt_tf *L, float *x, int64_t ld, int64_t nh, int64_t B,
+                       int64_t T, int64_t pos0, const int64_t *dpos, int inverse);
+
+/* SwiGLU on gu [rows, 2f] (gate | up): a[r, j] = silu(gate) · up; and its
+ * gradient dgu [rows, 2f] from da [rows, f]. */
+void rt_dev_llama_swiglu_fwd(const float *gu, float *a, int64_t rows, int64_t f);
+void rt_dev_llama_swiglu_bwd(const float *gu, const float *da, float *dgu, int64_t rows,
+                             int64_t f);
+
+/* rt_dev_tf_kv_store for llama_block: the B·T rows of qkv (ld floats
+ * apart; keys at column ck, values at cv, kvw wide) into kc, vc
+ * [B, cap, kvw] at positions pos0 .. pos0+T-1. */
+void rt_dev_llama_kv_store(const float *qkv, int64_t ld, int64_t ck, int64_t cv, float *kc,
+                           float *vc, int64_t cap, int64_t B, int64_t T, int64_t pos0,
+                           const int64_t *dpos, int64_t kvw);
+
 /* ---- Optimizer primitives ----
  * rt_optim.c composes the optimizer step once, for both libraries: the
  * learning rate of the step, the clipping factor and the update's other

@@ -182,4 +182,101 @@ static inline gpt2_stash gpt2_stash_at(const rt_tf *L, int64_t B, int64_t T)
 	return g;
 }
 
+/* ---- llama_block (rt_llama.c) ----
+ * kvw = kv_heads·d/heads, qw = d + 2 kvw: q, k, v side by side in one
+ * [N, qw] (q at column 0, k at d, v at d + kvw). */
+static inline int64_t llama_kvw(const rt_tf *L)
+{
+	return L->kv_heads * (L->d / L->heads);
+}
+
+/* Its parameters, in pipert.h's order (Linear: [out, in]): wqkv is
+ * q_proj, k_proj, v_proj's weights one after the other, one [qw, d]
+ * matrix; bqkv their biases (qkv_bias; else -1); wgu gate_proj then
+ * up_proj, one [2 ffn, d]. */
+typedef struct llama_w {
+	int64_t ln1, wqkv, bqkv, wo, ln2, wgu, wdown;
+} llama_w;
+
+static inline llama_w llama_w_at(const rt_tf *L)
+{
+	int64_t d = L->d, f = L->ffn, qw = d + 2 * llama_kvw(L);
+	llama_w o;
+	o.ln1 = 0;
+	o.wqkv = d;
+	o.bqkv = L->qkv_bias ? o.wqkv + qw * d : -1;
+	o.wo = o.wqkv + qw * d + (L->qkv_bias ? qw : 0);
+	o.ln2 = o.wo + d * d;
+	o.wgu = o.ln2 + d;
+	o.wdown = o.wgu + 2 * f * d;
+	return o;
+}
+
+/* save: h0 = input_layernorm(x) [N, d] · qkv [N, qw] (q, k rotated) ·
+ * P [B, heads, T, T] · ctx, h1 = x + o_proj(ctx), h2 =
+ * post_attention_layernorm(h1) [N, d] · gu [N, 2 ffn] (gate | up) ·
+ * act = silu(gate)·up [N, ffn] · rs1, rs2 [N] (the norms' rstd) */
+typedef struct llama_save {
+	int64_t h0, qkv, p, ctx, h1, h2, gu, act, rs1, rs2;
+} llama_save;
+
+static inline llama_save llama_save_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t n = B * T, nd = n * L->d, nf = n * L->ffn, qw = L->d + 2 * llama_kvw(L);
+	llama_save s;
+	s.h0 = 0;
+	s.qkv = nd;
+	s.p = s.qkv + n * qw;
+	s.ctx = s.p + B * L->heads * T * T;
+	s.h1 = s.ctx + nd;
+	s.h2 = s.h1 + nd;
+	s.gu = s.h2 + nd;
+	s.act = s.gu + 2 * nf;
+	s.rs1 = s.act + nf;
+	s.rs2 = s.rs1 + n;
+	return s;
+}
+
+/* stash: dy, dh2, dh1, dh0 [N, d] · dqkv [N, qw] (before the rotation:
+ * what q_proj, k_proj, v_proj's gradients read) · dgu [N, 2 ffn] */
+typedef struct llama_stash {
+	int64_t dy, dh2, dh1, dh0, dqkv, dgu;
+} llama_stash;
+
+static inline llama_stash llama_stash_at(const rt_tf *L, int64_t B, int64_t T)
+{
+	int64_t n = B * T, nd = n * L->d, qw = L->d + 2 * llama_kvw(L);
+	llama_stash g;
+	g.dy = 0;
+	g.dh2 = nd;
+	g.dh1 = 2 * nd;
+	g.dh0 = 3 * nd;
+	g.dqkv = 4 * nd;
+	g.dgu = g.dqkv + n * qw;
+	return g;
+}
+
+/* work: A-D [N, d] · Q [N, qw] · S1, S2 [B, heads, T, Lk] · F2 [N, 2 ffn]
+ * · F1 [N, ffn] (Lk = T but with a key/value cache); rt_llama_kv_work. */
+typedef struct llama_work {
+	int64_t a, b, c, d, q, s1, s2, f2, f1;
+} llama_work;
+
+static inline llama_work llama_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
+{
+	int64_t n = B * T, nd = n * L->d, qw = L->d + 2 * llama_kvw(L);
+	int64_t ns = B * L->heads * T * Lk;
+	llama_work k;
+	k.a = 0;
+	k.b = nd;
+	k.c = 2 * nd;
+	k.d = 3 * nd;
+	k.q = 4 * nd;
+	k.s1 = k.q + n * qw;
+	k.s2 = k.s1 + ns;
+	k.f2 = k.s2 + ns;
+	k.f1 = k.f2 + 2 * n * L->ffn;
+	return k;
+}
+
 #endif /* PIPERT_TF_LAYOUT_H */

@@ -41,6 +41,46 @@ static inline int64_t rt_gpt2_kv_work(int64_t T, int64_t Lk, int64_t d, int64_t 
 	return 4 * T * d + 2 * h * T * Lk + 2 * T * f;
 }
 
+/* llama_block (d wide, h query heads, hk key/value heads, f the SwiGLU
+ * width; kvw = hk·d/h the keys' and values' width, qw = d + 2 kvw): it
+ * saves rmsnorm 1's output (Td) and rstd (T), q k v with q and k rotated
+ * (T qw), the attention probabilities (hT²), the context, the residual h1
+ * and rmsnorm 2's output (3Td) with its rstd (T), gate and up before the
+ * activation (2Tf) and silu(gate)·up (Tf). */
+static inline int64_t rt_llama_qw(int64_t d, int64_t h, int64_t hk)
+{
+	return d + 2 * hk * (d / h);
+}
+
+static inline int64_t rt_llama_block_save(int64_t T, int64_t d, int64_t h, int64_t hk,
+                                          int64_t f)
+{
+	return 4 * T * d + T * rt_llama_qw(d, h, hk) + h * T * T + 3 * T * f + 2 * T;
+}
+
+/* The stash: the output gradients of every linear and rmsnorm (dy, dh1,
+ * dh2, dh0 [Td each], dqkv [T qw], dgate|dup [2Tf]). */
+static inline int64_t rt_llama_block_stash(int64_t T, int64_t d, int64_t h, int64_t hk,
+                                           int64_t f)
+{
+	return 4 * T * d + T * rt_llama_qw(d, h, hk) + 2 * T * f;
+}
+
+/* Scratch: four [T, d] slots, one [T, qw], two [h, T, Lk] (scores and
+ * probabilities, or their gradients), one [T, 2f] and one [T, f]; Lk = T
+ * but with a key/value cache (rt_llama_kv_work). */
+static inline int64_t rt_llama_kv_work(int64_t T, int64_t Lk, int64_t d, int64_t h,
+                                       int64_t hk, int64_t f)
+{
+	return 4 * T * d + T * rt_llama_qw(d, h, hk) + 2 * h * T * Lk + 3 * T * f;
+}
+
+static inline int64_t rt_llama_block_work(int64_t T, int64_t d, int64_t h, int64_t hk,
+                                          int64_t f)
+{
+	return rt_llama_kv_work(T, T, d, h, hk, f);
+}
+
 /* bert_embeddings: the sum before its layernorm, with mean and rstd. */
 static inline int64_t rt_bert_emb_save(int64_t T, int64_t d)
 {

@@ -23,10 +23,11 @@ runtime_libpipert_cuda_a_SOURCES = \
 	runtime/rt_main.c runtime/rt_gen.c runtime/rt_opts.c runtime/rt_comm.c runtime/rt_data.c \
 	runtime/rt_init.c runtime/rt_json.c runtime/rt_npy.c runtime/rt_safetensors.c \
 	runtime/rt_trace.c runtime/rt_util.c runtime/rt_weights.c runtime/rt_ckpt.c runtime/rt_tf.c \
+	runtime/rt_llama.c \
 	runtime/rt_optim.c runtime/rt_report.c runtime/rt_eval.c \
 	%D%/rt_cuda.h %D%/rt_cpu_twins.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c %D%/rt_cpu_tf.c
 ## nvcc's objects are added whole: Automake knows no .cu sources.
-PIPERT_CUDA_OBJECTS = %D%/rt_cu_base.o %D%/rt_dev_cuda.o %D%/rt_kernels.o %D%/rt_tf.o %D%/rt_xport.o \
+PIPERT_CUDA_OBJECTS = %D%/rt_cu_base.o %D%/rt_dev_cuda.o %D%/rt_kernels.o %D%/rt_tf.o %D%/rt_llama.o %D%/rt_xport.o \
 	%D%/rt_xport_nccl.o %D%/rt_xport_ipc.o %D%/rt_xport_host.o %D%/rt_xport_wait.o
 runtime_libpipert_cuda_a_LIBADD = $(PIPERT_CUDA_OBJECTS)
 runtime_libpipert_cuda_a_DEPENDENCIES = $(PIPERT_CUDA_OBJECTS)
@@ -56,7 +57,7 @@ SUFFIXES = .cu
 	  -c -o $@ $<
 $(PIPERT_CUDA_OBJECTS): $(PIPERT_CUDA_DEPS)
 
-EXTRA_DIST += %D%/rt_cu_base.cu %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_tf.cu %D%/rt_reduce.cuh \
+EXTRA_DIST += %D%/rt_cu_base.cu %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_tf.cu %D%/rt_llama.cu %D%/rt_reduce.cuh \
 	%D%/rt_xport.h %D%/rt_xport.cu %D%/rt_xport_nccl.cu %D%/rt_xport_ipc.cu %D%/rt_xport_host.cu \
 	%D%/rt_xport_wait.cu
 CLEANFILES += $(PIPERT_CUDA_OBJECTS)
