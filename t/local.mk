@@ -75,7 +75,8 @@ PIPEC_SHELL_TESTS = \
 	%D%/045-training.t \
 	%D%/046-optim.t \
 	%D%/047-data-schedules.t \
-	%D%/048-checkpoint.t
+	%D%/048-checkpoint.t \
+	%D%/051-llama-real-config.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
 	%D%/fuzz.py %D%/diag-sites.py %D%/doc-links.py \
