@@ -28,7 +28,7 @@ $pipec compile models/char-llama.pipe -o "$out/train"
 "$out/train/run" --input "$out/ids.npy" --eval-input "$out/eval_ids.npy" --eval-every 100 \
 	--steps "$steps" --log-every 50 --metrics "$out/train.jsonl" \
 	--weights-out "$out/model.safetensors" | tee "$out/train.log" |
-	grep -E '^(step|eval|step_time|samples_per_s)'
+	grep --line-buffered -E '^(step|eval|step_time|samples_per_s)'
 echo
 echo "weights: $out/model.safetensors"
 echo "now:     scripts/char-llama-generate.sh \"This program is \" \"You may \""
