@@ -16,6 +16,8 @@ layers, the bundled model block cut to those two layers is compiled into
 - a few greedy tokens generated through the KV caches equal the
   reference's greedy choices (compared up to the first choice whose margin
   is below 1e-3, where float32 could legitimately pick the other);
+- Qwen2's `--weights-out` writes every tensor back under its name and shape,
+  with the values it loaded;
 - a checkpoint without one layer's k_proj, or with a k_proj as wide as q
   (what a model without GQA would have), is exit 1 naming the tensor.
 
@@ -150,6 +152,23 @@ def write_bf16(path, W, drop=(), replace=None):
                 f.write(bf16_bits(np.ascontiguousarray(flat[r:r + 8192])).tobytes())
 
 
+def read_safetensors(path):
+    """{name: (shape, float32 array)}, F32 tensors as --weights-out writes them."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        arr = (np.frombuffer(data[a:b], dtype="<f4").reshape(v["shape"]) if v["dtype"] == "F32"
+               else None)
+        out[k] = (v["shape"], arr)
+    return out
+
+
 # ---------------------------------------------------------------- reference
 
 def inv_freq(c):
@@ -260,7 +279,9 @@ for name, c in CONFIGS.items():
     r = None
     if run:
         out = os.path.join(tmp, name + "-logits.npy")
-        r = sh([run, "--weights-in", ckpt, "--input", pfile, "--output", out], timeout=900)
+        wout = os.path.join(tmp, name + "-out.safetensors")
+        r = sh([run, "--weights-in", ckpt, "--input", pfile, "--output", out]
+               + (["--weights-out", wout] if c["bias"] else []), timeout=900)
     ran = r is not None and r.returncode == 0
     if not t.ok(ran, "%s, 2 layers over 2 stages: the bf16 checkpoint of its real names and "
                 "shapes loads and inference runs" % name):
@@ -282,6 +303,17 @@ for name, c in CONFIGS.items():
             t.diag("row 0 position 0: got %s, want %s" % (got[0, 0, :5], ref[0][0, :5]))
     else:
         t.ok(False, "%s: logits equal a float64 numpy Llama forward" % name)
+
+    # ---- the checkpoint written back: the same names, shapes and values ----
+    if c["bias"] and ran:
+        back = read_safetensors(wout)
+        same = sorted(back) == sorted(W) and all(
+            back[n][0] == list(W[n].shape) and np.array_equal(back[n][1], W[n]) for n in W)
+        if not t.ok(same, "%s: --weights-out writes every tensor back under its name, shape "
+                    "and value (f32; the bf16 values exactly)" % name):
+            t.diag("names only here: %s; only there: %s"
+                   % (sorted(set(back) - set(W))[:5], sorted(set(W) - set(back))[:5]))
+        del back
 
     # ---- generation: a few greedy tokens through the caches ----
     run, why = program(name, "gen", ["stages = 2", "batch = %d" % ROWS, "microbatches = 2",
