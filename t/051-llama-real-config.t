@@ -137,7 +137,8 @@ def write_bf16(path, W, drop=(), replace=None):
     header, off = {}, 0
     for n in names:
         a = replace.get(n, W[n])
-        header[n] = {"dtype": "BF16", "shape": list(a.shape), "data_offsets": [off, off + 2 * a.size]}
+        header[n] = {"dtype": "BF16", "shape": list(a.shape),
+                     "data_offsets": [off, off + 2 * a.size]}
         off += 2 * a.size
     header["__metadata__"] = {"format": "pt"}
     h = json.dumps(header).encode()
