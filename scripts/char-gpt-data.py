@@ -2,7 +2,8 @@
 """char-gpt-data.py — a character-level language-modelling set from text files.
 
     python3 scripts/char-gpt-data.py --out DIR [--len 64] [--rows 2048] [--seed 1]
-        [--eval-rows N] [FILE...]     (default: every file in /usr/share/common-licenses)
+        [--eval-rows N] [--arch gpt2|llama] [FILE...]
+                                      (default: every file in /usr/share/common-licenses)
 
 Each character becomes its byte value (non-ASCII bytes map to '?', so the
 vocabulary is 128 ids).  Writes DIR/ids.npy, int32 [rows, len]: windows of
@@ -12,7 +13,9 @@ windows come from the rest and DIR/eval_ids.npy, int32 [N, len], from it
 (an evaluation set that shares no text with the training set);
 and DIR/config.json, the transformers GPT2Config of models/char-gpt.pipe, so
 that after `run --weights-out DIR/model.safetensors`
-`GPT2LMHeadModel.from_pretrained(DIR)` loads the trained model.
+`GPT2LMHeadModel.from_pretrained(DIR)` loads the trained model (with
+--arch llama, the LlamaConfig of models/char-llama.pipe, for
+`LlamaForCausalLM.from_pretrained(DIR)`).
 Needs numpy only.
 """
 import argparse
@@ -30,6 +33,7 @@ def main():
     ap.add_argument("--rows", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--eval-rows", type=int, default=0)
+    ap.add_argument("--arch", choices=("gpt2", "llama"), default="gpt2")
     ap.add_argument("files", nargs="*")
     a = ap.parse_args()
     files = a.files or sorted(f for f in glob.glob("/usr/share/common-licenses/*")
@@ -52,12 +56,21 @@ def main():
         start = rng.integers(0, len(held) - a.len, size=a.eval_rows)
         np.save(os.path.join(a.out, "eval_ids.npy"),
                 np.stack([held[s:s + a.len] for s in start]).astype(np.int32))
-    config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
-              "vocab_size": 128, "n_positions": a.len, "n_embd": 64, "n_layer": 4,
-              "n_head": 4, "n_inner": None, "activation_function": "gelu_new",
-              "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
-              "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True,
-              "bos_token_id": None, "eos_token_id": None}
+    if a.arch == "llama":
+        # models/char-llama.pipe
+        config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"],
+                  "vocab_size": 128, "max_position_embeddings": a.len, "hidden_size": 128,
+                  "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+                  "intermediate_size": 384, "hidden_act": "silu", "rms_norm_eps": 1e-5,
+                  "rope_theta": 10000.0, "attention_bias": False, "mlp_bias": False,
+                  "tie_word_embeddings": True, "bos_token_id": None, "eos_token_id": None}
+    else:
+        config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
+                  "vocab_size": 128, "n_positions": a.len, "n_embd": 64, "n_layer": 4,
+                  "n_head": 4, "n_inner": None, "activation_function": "gelu_new",
+                  "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+                  "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True,
+                  "bos_token_id": None, "eos_token_id": None}
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     print("char-gpt-data: %d characters from %d files -> %s/ids.npy [%d, %d]"

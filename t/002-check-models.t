@@ -63,6 +63,40 @@ for f in "$PIPEC_SRC"/models/*.pipe; do
 done
 [ $n -ge 3 ] && pass "there are at least 3 bundled models ($n)" || fail "at least 3 bundled models ($n)"
 
+# The two published Llama-family configurations: pipec's count against one
+# computed here from their config.json values, and against the published
+# figure.  llama_params VOCAB D LAYERS HEADS KV_HEADS FFN QKV_BIAS: the token
+# table (tied: the head adds none), per layer two RMSNorm weights [d], q and
+# o [d, d], k and v [kv_heads·d/heads, d], with qkv_bias their biases, gate,
+# up and down [ffn, d]; then the final norm [d].
+llama_params() {
+	kvw=$(($2 * $5 / $4))
+	layer=$((2 * $2 + 2 * $2 * $2 + 2 * kvw * $2 + 3 * $6 * $2 + $7 * ($2 + 2 * kvw)))
+	echo $(($1 * $2 + $3 * layer + $2))
+}
+with_commas() {
+	printf '%s\n' "$1" | awk '{ s = $0; r = ""
+		while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) }
+		print s r }'
+}
+while read -r file published vocab d layers heads kv ffn bias; do
+	want=$(llama_params "$vocab" "$d" "$layers" "$heads" "$kv" "$ffn" "$bias")
+	is "$want" "$published" "$file: its config gives $published parameters"
+	run_pipec check "$PIPEC_SRC/models/$file"
+	like "$out" "model [a-z0-9_]+, $((layers + 3)) layers, $(with_commas "$want") parameters" \
+		"$file: pipec check counts $(with_commas "$want") parameters in $((layers + 3)) layers"
+	# its generating pipeline: 4 stages of layers/4 blocks, 8 slots, caches
+	# of 256 + 256 positions, kv_heads·d/heads floats wide for keys and values
+	kv=$((2 * layers / 4 * 8 * 512 * d * kv / heads * 4))
+	for s in 0 1 2 3; do
+		like "$out" "kv cache stage $s: $(with_commas $kv) bytes" \
+			"$file: stage $s's key/value cache is $(with_commas $kv) bytes (kv_heads wide)"
+	done
+done <<'EOF'
+llama-3.2-1b.pipe 1235814400 128256 2048 16 32 8 8192 0
+qwen2-0.5b.pipe 494032768 151936 896 24 14 2 4864 1
+EOF
+
 # Sweeps over the other keys, on the 4-stage MLP.
 MLP=$PIPEC_SRC/models/mlp4.pipe
 while IFS='|' read -r want sets; do

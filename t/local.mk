@@ -77,7 +77,8 @@ PIPEC_SHELL_TESTS = \
 	%D%/047-data-schedules.t \
 	%D%/048-checkpoint.t \
 	%D%/049-llama.t \
-	%D%/050-generate-real.t
+	%D%/050-generate-real.t \
+	%D%/051-llama-real-config.t
 
 EXTRA_DIST += $(PIPEC_SHELL_TESTS) %D%/lib.sh %D%/README.md %D%/errors %D%/fixtures \
 	%D%/fuzz.py %D%/diag-sites.py %D%/doc-links.py \
