@@ -8,9 +8,8 @@
 # per character, each stage's key/value cache in its arena), then prints
 # each prompt in brackets followed by what the model wrote, and the run's
 # time to first token, time per output token and tokens/s.  Prompts longer
-# than 16 characters keep their last 16; shorter ones are left-padded with
-# spaces.  The program's batch is 8 sequences: fewer prompts are repeated
-# to fill it, and only the given ones are printed.
+# than 16 characters keep their last 16.  Any number of prompts: the
+# program's 8 sequence slots take them in turn (continuous batching).
 #   scripts/char-llama-generate.sh [PROMPT...]
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,19 +24,9 @@ fi
 sh scripts/setup.sh build >/dev/null
 [ $# -gt 0 ] || set -- "This program is " "You may " "the GNU General " "WITHOUT ANY " \
 	"Permission is " "the copyright " "distribute " "free software"
-n=$#
-if [ $n -gt 8 ]; then
-	echo "char-llama-generate: at most 8 prompts (the program's batch), got $n" >&2
-	exit 2
-fi
-# fill the batch of 8 with copies of the last prompt
-while [ $# -lt 8 ]; do
-	eval "last=\${$#}"
-	set -- "$@" "$last"
-done
 $py scripts/char-text.py encode "$out/prompts.npy" 16 "$@"
 build/compiler/pipec compile models/char-llama-generate.pipe -o "$out/gen"
 "$out/gen/run" --weights-in "$weights" --input "$out/prompts.npy" \
 	--output "$out/tokens.npy" > "$out/gen.log"
-$py scripts/char-text.py decode "$out/tokens.npy" 16 | head -n "$n"
-grep -E '^(time_to_first_token|time_per_output_token|tokens_per_s):' "$out/gen.log"
+$py scripts/char-text.py decode "$out/tokens.npy" 16
+grep -E '^(requests_per_s|ttft_median|tpot_median|tokens_per_s):' "$out/gen.log"
