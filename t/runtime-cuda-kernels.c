@@ -36,6 +36,17 @@
  *   - l2_normalize: its norm and dot product are double sums in another
  *     order; the float factors they give may differ by an ulp (2.5e-7
  *     forward; backward 1e-6 of |dx| + 1e-3, dy - x·c cancelling).
+ * The Llama family (rt_llama.cu against rt_llama_cpu.c, rt_llama.c's
+ * composition over each):
+ *   - exact: the embedding's copies and scatter-add, the cache's stores,
+ *     RMSNorm's weight gradient given the same rstd;
+ *   - RMSNorm: rstd from double sums in another order (1e-7 relative),
+ *     forward 4 ulp, backward layernorm's limits;
+ *   - the rotary embedding: the same float angles, cos and sin in double
+ *     rounded to float on both sides (4·2^-23·(|u| + |v|) per pair);
+ *   - SwiGLU: expf's 2 ulp magnified by up to |up|·|gate|;
+ *   - llama_block, its cached forward: the blocks' 2e-5 measure above;
+ *     the GPU's cached forward against its own full forward too.
  * Prints TAP; exits 77 (skip) when no CUDA device is visible.
  */
 #include <math.h>
