@@ -103,11 +103,12 @@ RUNTIME_TESTS = \
 	%D%/506-runtime-inputs.t \
 	%D%/507-runtime-kv.t \
 	%D%/508-runtime-data.t \
-	%D%/509-runtime-hostile.t
+	%D%/509-runtime-hostile.t \
+	%D%/510-runtime-llama.t
 TESTS += $(RUNTIME_TESTS)
 EXTRA_DIST += $(RUNTIME_TESTS) %D%/runtime-lib.sh %D%/runtime-kernels.c %D%/runtime-io.c \
 	%D%/runtime-ref.py %D%/runtime-data.c %D%/rt-fixtures/two_rank.c %D%/runtime-tf.c %D%/runtime-inputs.c \
-	%D%/runtime-kv.c %D%/guarded.h
+	%D%/runtime-kv.c %D%/runtime-llama.c %D%/guarded.h
 
 # Scratch the tests leave in the build tree (t/tmp: runtime fixtures, kept
 # fuzz failures) goes with `make clean`, so distcheck's distclean is clean.
