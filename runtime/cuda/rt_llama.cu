@@ -57,7 +57,7 @@ static unsigned row_grid(int64_t rows, const char *what)
  * One block per row; the sums in double, as rt_llama_cpu.c's (the same
  * products, added in another order). */
 
-__global__ static void k_rmsnorm_fwd(const float *__restrict__ x, const float *__restrict__ w,
+__global__ static void k_rmsnorm_fwd(const float *x, const float *__restrict__ w,
                                      float *y, float *__restrict__ rstd, int64_t d, double eps)
 {
 	__shared__ double sh[32];
