@@ -18,7 +18,8 @@
  *   - the embedding and the cache's stores are copies; the embedding's
  *     gradient adds rows in the CPU's order: its bits;
  *   - SwiGLU: rt_math.h's expressions, --fmad=false, expf of the CUDA
- *     math library (2 ulp);
+ *     math library (2 ulp; the CPU's vectorised loops call glibc's vector
+ *     expf, 4 ulp);
  *   - the rotary embedding: the same float inv_freq (rt_llama_inv_freq,
  *     computed on the host and passed by value), the same float angle,
  *     cos and sin in double rounded to float as the CPU rounds glibc's;
