@@ -1132,6 +1132,17 @@ static int64_t llama_nw(const rt_tf *L)
 	return d + qw * d + (L->qkv_bias ? qw : 0) + d * d + d + 2 * f * d + d * f;
 }
 
+/* One cached forward of B samples' T new tokens at positions pos0 ..,
+ * rows b·T + t, on the GPU or the CPU: the one place that knows
+ * rt_llama_block_fwd_kv's interface. */
+static void llama_kv_call(int gpu, const rt_tf *L, const float *w, const float *x, float *y,
+                          float *kc, float *vc, int64_t cap, float *work, int64_t B, int64_t T,
+                          int64_t pos0)
+{
+	(gpu ? rt_llama_block_fwd_kv : rt_cpu_llama_block_fwd_kv)(L, w, x, y, kc, vc, cap, work, B,
+	                                                          T, pos0);
+}
+
 /* The cached forward: a prefill of T0 positions, then `steps` decode steps
  * of one, each from the caches the calls before it filled (rt_tf_sizes.h's
  * work for its Lk).  Against the CPU's cached forward after each call, and
@@ -1155,8 +1166,8 @@ static void test_llama_kv(const rt_tf *L, const float *w, const float *W, int64_
 		for (int64_t b = 0; b < B; b++)
 			memcpy(xs + b * T * d, x + (b * Tt + pos0) * d, (size_t)(T * d) * 4);
 		up(X, xs, (size_t)(B * T * d) * 4);
-		rt_cpu_llama_block_fwd_kv(L, w, xs, yc, kc, vc, cap, work, B, T, pos0);
-		rt_llama_block_fwd_kv(L, W, X, Y, KC, VC, cap, WORK, B, T, pos0);
+		llama_kv_call(0, L, w, xs, yc, kc, vc, cap, work, B, T, pos0);
+		llama_kv_call(1, L, W, X, Y, KC, VC, cap, WORK, B, T, pos0);
 		snprintf(what, sizeof what, "%s: cached forward, %s at %lld", name,
 		         pos0 ? "decode" : "prefill", (long long)pos0);
 		check_norm(what, Y, yc, B * T * d, TF_TOL);
