@@ -11,42 +11,11 @@
 #include "rt_dev.h"
 #include "rt_tf_layout.h"
 
-/* transformers' inv_freq, step by step in float32 as torch computes it
- * (_compute_default_rope_parameters, then _compute_llama3_parameters):
- * 1 / theta^(2i/dh), and with Llama 3's scaling the long wavelengths
- * divided by factor, the middle ones blended.  A Python number divided by
- * a tensor is torch's reciprocal times the number, so those divisions are
- * written so here.  The values are transformers' bit for bit but where
- * torch's float32 pow is not correctly rounded (1 ulp at most: compared
- * with transformers 5.25 over head sizes 8 to 128, rope_theta 1e4 to 1e6,
- * with and without the scaling); a position turns by inv_freq · position,
- * so an ulp moves position 32768's angle by under 1e-6 radians. */
-static float recip_times(double num, float x)
-{
-	return (1.0f / x) * (float)num;
-}
-
+/* pipert.h's name for rt_tf_layout.h's llama_inv_freq, which the devices'
+ * rotations (rt_llama_cpu.c, cuda/rt_llama.cu) call themselves. */
 void rt_llama_inv_freq(const rt_tf *L, float *inv_freq)
 {
-	int64_t dh = L->d / L->heads;
-	float theta = (float)L->rope_theta;
-	for (int64_t i = 0; i < dh / 2; i++) {
-		float e = (float)(2 * i) / (float)dh;
-		float inv = recip_times(1.0, (float)pow((double)theta, (double)e));
-		if (L->rope_factor > 0) {
-			float factor = (float)L->rope_factor, low = (float)L->rope_low;
-			float low_wavelen = (float)((double)L->rope_orig / L->rope_low);
-			float high_wavelen = (float)((double)L->rope_orig / L->rope_high);
-			float wavelen = recip_times(6.283185307179586, inv);     /* 2 * math.pi */
-			float scaled = wavelen > low_wavelen ? inv / factor : inv;
-			float smooth = (recip_times((double)L->rope_orig, wavelen) - low)
-			               / (float)(L->rope_high - L->rope_low);
-			if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen))
-				scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
-			inv = scaled;
-		}
-		inv_freq[i] = inv;
-	}
+	llama_inv_freq(L, inv_freq);
 }
 
 /* ---- Grouped-query attention ----

@@ -9,6 +9,7 @@
 #include "rt_internal.h"
 #include "rt_dev.h"
 #include "rt_math.h"
+#include "rt_tf_layout.h"
 
 /* ---- RMSNorm (LlamaRMSNorm) ----
  * transformers computes it in float32 whatever the model's dtype:
@@ -118,7 +119,7 @@ void rt_dev_llama_rope(const rt_tf *L, float *x, int64_t ld, int64_t nh, int64_t
 	int64_t dh = L->d / L->heads, half = dh / 2;
 	float inv[half > 0 ? half : 1], cs[half > 0 ? half : 1], sn[half > 0 ? half : 1];
 	(void)dpos;                 /* a captured decode round's: CUDA only */
-	rt_llama_inv_freq(L, inv);
+	llama_inv_freq(L, inv);
 	for (int64_t t = 0; t < T; t++) {
 		float pos = (float)(pos0 + t);
 		for (int64_t i = 0; i < half; i++) {
