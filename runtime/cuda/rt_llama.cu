@@ -20,12 +20,12 @@
  *   - SwiGLU: rt_math.h's expressions, --fmad=false, expf of the CUDA
  *     math library (2 ulp; the CPU's vectorised loops call glibc's vector
  *     expf, 4 ulp);
- *   - the rotary embedding: the same float inv_freq (rt_llama_inv_freq,
- *     computed on the host and passed by value), the same float angle,
- *     cos and sin in double rounded to float as the CPU rounds glibc's;
- *     CUDA's double cos and sin are within 2 ulp of double, so the floats
- *     agree but where a double result lies that close to a float's
- *     rounding boundary.
+ *   - the rotary embedding: the same float inv_freq (rt_tf_layout.h's
+ *     llama_inv_freq, computed on the host and passed by value), the same
+ *     float angle, cos and sin in double rounded to float as the CPU
+ *     rounds glibc's; CUDA's double cos and sin are within 2 ulp of
+ *     double, so the floats agree but where a double result lies that
+ *     close to a float's rounding boundary.
  */
 #include <math.h>
 #include <stdint.h>
@@ -33,6 +33,7 @@
 #include "rt_cuda.h"
 #include "rt_math.h"
 #include "rt_reduce.cuh"
+#include "rt_tf_layout.h"       /* llama_inv_freq */
 
 #define TPB 256
 
@@ -275,7 +276,7 @@ extern "C" void rt_dev_llama_rope(const rt_tf *L, float *x, int64_t ld, int64_t 
 	if (half > ROPE_MAX_HALF)
 		rt_cu_fail("rt_dev_llama_rope: a head of %lld features is more than the %d this "
 		           "kernel takes", (long long)(2 * half), 2 * ROPE_MAX_HALF);
-	rt_llama_inv_freq(L, f.inv);
+	llama_inv_freq(L, f.inv);   /* rt_tf_layout.h's, not rt_llama.c's: no call loop */
 	k_rope<<<grid_for(n), TPB, 0, rt_cu.stream>>>(f, x, ld, nh, half, T, pos0, dpos, inverse,
 	                                               n);
 	RT_CU_LAUNCHED("a llama_block (rotary embedding)");
