@@ -36,6 +36,17 @@
  *   - l2_normalize: its norm and dot product are double sums in another
  *     order; the float factors they give may differ by an ulp (2.5e-7
  *     forward; backward 1e-6 of |dx| + 1e-3, dy - x·c cancelling).
+ * The Llama family (rt_llama.cu against rt_llama_cpu.c, rt_llama.c's
+ * composition over each):
+ *   - exact: the embedding's copies and scatter-add, the cache's stores,
+ *     RMSNorm's weight gradient given the same rstd;
+ *   - RMSNorm: rstd from double sums in another order (1e-7 relative),
+ *     forward 4 ulp, backward layernorm's limits;
+ *   - the rotary embedding: the same float angles, cos and sin in double
+ *     rounded to float on both sides (4·2^-23·(|u| + |v|) per pair);
+ *   - SwiGLU: expf's few ulp (either library) magnified by up to |up|·|gate|;
+ *   - llama_block, its cached forward: the blocks' 2e-5 measure above;
+ *     the GPU's cached forward against its own full forward too.
  * Prints TAP; exits 77 (skip) when no CUDA device is visible.
  */
 #include <math.h>
@@ -47,6 +58,7 @@
 #include "rt_cpu_kernels.h"
 #include "rt_cuda.h"
 #include "rt_math.h"
+#include "rt_tf_layout.h"
 
 static int n_test, n_fail;
 
@@ -946,6 +958,385 @@ static void test_next_token(int64_t B, int64_t T, int64_t V)
 	cudaFree(Z); cudaFree(DZ); cudaFree(IDS);
 }
 
+/* ---- The Llama family (rt_llama.cu against rt_llama_cpu.c, and
+ * rt_llama.c's composition over each). ---- */
+
+static void test_rmsnorm(int64_t rows, int64_t d, int with_w)
+{
+	int64_t n = rows * d;
+	float *x = hrand(n, 3), *w = with_w ? hrand(d, 1) : NULL, *dy = hrand(n, 1);
+	float *y = malloc(n * 4), *rstd = malloc(rows * 4), *dx = malloc(n * 4), *dw = hrand(d, 1);
+	float *X = dev(x, n * 4), *W = with_w ? dev(w, d * 4) : NULL, *DY = dev(dy, n * 4);
+	float *Y = dnan(n), *R = dnan(rows), *DX = dnan(n), *DW = dev(dw, d * 4);
+	char name[64], what[128];
+	snprintf(name, sizeof name, "rmsnorm %lldx%lld%s", (long long)rows, (long long)d,
+	         with_w ? "" : ", weight NULL");
+	for (int64_t j = 0; j < d; j++)
+		x[j] *= 1e-4f;      /* a row near zero: eps matters */
+	up(X, x, (size_t)d * 4);
+	/* rstd: double sums in another order, rounded to float (an ulp at
+	 * most); y = w·(x·rstd) then within a few ulp, no cancellation */
+	rt_cpu_rmsnorm_fwd(x, w, y, rstd, rows, d, 1e-6);
+	rt_rmsnorm_fwd(X, W, Y, R, rows, d, 1e-6);
+	snprintf(what, sizeof what, "%s forward", name);
+	check(what, Y, y, n, 5e-7, 1e-30);
+	snprintf(what, sizeof what, "%s rstd", name);
+	check(what, R, rstd, rows, 1e-7, 1e-30);
+	/* backward from the CPU's rstd on both sides: layernorm's limits
+	 * (mean(ĝ·x̂) is a double sum in another order, and ĝ - x̂·mb cancels) */
+	up(R, rstd, (size_t)rows * 4);
+	rt_cpu_rmsnorm_bwd_data(x, w, rstd, dy, dx, rows, d);
+	rt_rmsnorm_bwd_data(X, W, R, DY, DX, rows, d);
+	snprintf(what, sizeof what, "%s backward (data)", name);
+	check(what, DX, dx, n, 1e-5, 1e-2);
+	rt_cpu_rmsnorm_bwd_weight(x, rstd, dy, dw, rows, d);
+	rt_rmsnorm_bwd_weight(X, R, DY, DW, rows, d);
+	snprintf(what, sizeof what, "%s backward (weight, accumulated): the CPU's bits", name);
+	check(what, DW, dw, d, 0.0, 0.0);
+	/* in place, as a composition may call it */
+	rt_rmsnorm_fwd(X, W, X, NULL, rows, d, 1e-6);
+	snprintf(what, sizeof what, "%s forward in place, rstd NULL", name);
+	check(what, X, y, n, 5e-7, 1e-30);
+	free(x); free(w); free(dy); free(y); free(rstd); free(dx); free(dw);
+	cudaFree(X); cudaFree(W); cudaFree(DY); cudaFree(Y); cudaFree(R); cudaFree(DX);
+	cudaFree(DW);
+}
+
+/* llama_embeddings: copies and a scatter-add in the CPU's order, so its
+ * bits; an id out of range: a NaN row forward, skipped backward. */
+static void test_llama_emb(void)
+{
+	const int64_t B = 4, T = 300;
+	rt_tf L = { .d = 72, .vocab = 29, .positions = 512 };
+	int64_t d = L.d, n = B * T, nd = n * d, nw = L.vocab * d;
+	float *w = hrand(nw, 1), *dy = hrand(nd, 1), *g = hrand(nw, 1), *y = malloc((size_t)nd * 4);
+	int32_t *ids = malloc((size_t)n * 4), *IDS;
+	float *W, *DY, *G, *Y;
+	for (int64_t i = 0; i < n; i++)
+		ids[i] = (int32_t)((i * i + 3) % L.vocab);
+	ids[5] = (int32_t)L.vocab;
+	ids[6] = -1;
+	ids[n - 1] = 1 << 30;
+	IDS = dev(ids, (size_t)n * 4);
+	W = dev(w, (size_t)nw * 4), DY = dev(dy, (size_t)nd * 4), G = dev(g, (size_t)nw * 4);
+	Y = dnan(nd);
+	rt_cpu_llama_emb_fwd(&L, w, ids, y, B, T);
+	rt_llama_emb_fwd(&L, W, IDS, Y, B, T);
+	check_exact("llama_emb B=4 T=300 d=72 (bad ids): forward", Y, y, nd);
+	RT_CU(cudaMemset(Y, 0xff, (size_t)nd * 4));
+	rt_llama_emb_fwd_at(&L, W, IDS, Y, B, T, 17);
+	check_exact("llama_emb: fwd_at (positions are the blocks') as forward", Y, y, nd);
+	/* more rows than a block has threads: the owner scans them in chunks */
+	rt_cpu_llama_emb_bwd(&L, g, ids, dy, B, T);
+	rt_llama_emb_bwd(&L, G, IDS, DY, B, T);
+	check_exact("llama_emb B=4 T=300 d=72 (bad ids): gradients, in the CPU's order", G, g, nw);
+	free(w); free(dy); free(g); free(y); free(ids);
+	cudaFree(IDS); cudaFree(W); cudaFree(DY); cudaFree(G); cudaFree(Y);
+}
+
+/* The rotary embedding on q's and k's columns of a [B·T, ld] buffer with
+ * gaps (which must stay as they were), forward and inverse, from pos0 and
+ * from a device position.  The same float angles; cos and sin in double
+ * rounded to float on both sides (an ulp apart at worst, CUDA's double
+ * functions being within 2 ulp of double; in practice the same bits): an
+ * ulp of cos and sin moves an output by 2^-24·(|u| + |v|), a rounding
+ * flip by an ulp of it, and the inverse's inputs are the rotated pair
+ * (|u'| + |v'| <= sqrt 2·(|u| + |v|)): each element within
+ * 4·2^-23·(|u| + |v|) of its original pair (u, v). */
+static void test_rope(const rt_tf *L, int64_t B, int64_t T, int64_t pos0, const char *how)
+{
+	int64_t h = L->heads, hk = L->kv_heads, dh = L->d / h, half = dh / 2;
+	int64_t ld = L->d + 2 * hk * dh + 5, n = B * T * ld;
+	float *x = hrand(n, 2), *xc = hcopy(x, n), *sc = calloc((size_t)n, 4), *X = dev(x, n * 4);
+	int64_t *DPOS = dev(&pos0, sizeof pos0);
+	char name[160], what[220];
+	snprintf(name, sizeof name, "rope d=%lld heads=%lld kv_heads=%lld B=%lld T=%lld pos0=%lld%s",
+	         (long long)L->d, (long long)h, (long long)hk, (long long)B, (long long)T,
+	         (long long)pos0, how);
+	for (int64_t r = 0; r < B * T; r++)
+		for (int64_t c0 = 0; c0 < L->d + hk * dh; c0 += dh)
+			for (int64_t i = 0; i < half; i++) {
+				float *p = x + r * ld + c0 + i;
+				sc[p - x] = sc[p - x + half] = fabsf(p[0]) + fabsf(p[half]);
+			}
+	/* q's heads from column 0, k's from column d */
+	rt_cpu_dev_llama_rope(L, xc, ld, h, B, T, pos0, NULL, 0);
+	rt_cpu_dev_llama_rope(L, xc + L->d, ld, hk, B, T, pos0, NULL, 0);
+	rt_dev_llama_rope(L, X, ld, h, B, T, pos0, NULL, 0);
+	rt_dev_llama_rope(L, X + L->d, ld, hk, B, T, 999999, DPOS, 0);    /* *dpos wins */
+	snprintf(what, sizeof what, "%s: forward (k's position from the device)", name);
+	check_scaled(what, X, xc, sc, n, 4.0);
+	/* inverse, from the CPU's rotated values on both sides */
+	up(X, xc, (size_t)n * 4);
+	rt_cpu_dev_llama_rope(L, xc, ld, h, B, T, pos0, NULL, 1);
+	rt_cpu_dev_llama_rope(L, xc + L->d, ld, hk, B, T, pos0, NULL, 1);
+	rt_dev_llama_rope(L, X, ld, h, B, T, pos0, NULL, 1);
+	rt_dev_llama_rope(L, X + L->d, ld, hk, B, T, pos0, NULL, 1);
+	snprintf(what, sizeof what, "%s: inverse", name);
+	check_scaled(what, X, xc, sc, n, 4.0);
+	free(x); free(xc); free(sc);
+	cudaFree(X); cudaFree(DPOS);
+}
+
+/* SwiGLU: rt_math.h's expressions on both sides; expf of CUDA within 2
+ * ulp, of glibc's vector library (the CPU's loops vectorise) within 4.
+ * σ's last bits are magnified by |up| forward and by |up|·|gate|
+ * backward (up to 6 here, 6·6 in (1 - σ)'s term). */
+static void test_swiglu(void)
+{
+	const int64_t rows = 37, f = 301, n = rows * f;
+	float *gu = hrand(2 * n, 6), *da = hrand(n, 1), *a = malloc(n * 4), *dgu = malloc(2 * n * 4);
+	float *GU, *DA, *A = dnan(n), *DGU = dnan(2 * n);
+	gu[0] = 0.0f;
+	gu[1] = 30.0f;
+	gu[2] = -30.0f;
+	GU = dev(gu, 2 * n * 4), DA = dev(da, n * 4);
+	rt_cpu_dev_llama_swiglu_fwd(gu, a, rows, f);
+	rt_dev_llama_swiglu_fwd(GU, A, rows, f);
+	check("swiglu forward", A, a, n, 2e-6, 1.0);
+	rt_cpu_dev_llama_swiglu_bwd(gu, da, dgu, rows, f);
+	rt_dev_llama_swiglu_bwd(GU, DA, DGU, rows, f);
+	check("swiglu backward (gate | up)", DGU, dgu, 2 * n, 1e-5, 1.0);
+	free(gu); free(da); free(a); free(dgu);
+	cudaFree(GU); cudaFree(DA); cudaFree(A); cudaFree(DGU);
+}
+
+/* The cache's stores are copies: the CPU's bits, positions from pos0 or
+ * from the device; the rest of the caches untouched. */
+static void test_llama_kv_store(void)
+{
+	const int64_t B = 3, T = 5, kvw = 24, ld = 48 + 2 * kvw + 3, cap = 16, pos0 = 7;
+	int64_t nq = B * T * ld, nc = B * cap * kvw;
+	float *q = hrand(nq, 1), *kc = hrand(nc, 1), *vc = hrand(nc, 1);
+	float *Q = dev(q, nq * 4), *KC = dev(kc, nc * 4), *VC = dev(vc, nc * 4);
+	int64_t *DPOS = dev(&pos0, sizeof pos0);
+	rt_cpu_dev_llama_kv_store(q, ld, 48, 48 + kvw, kc, vc, cap, B, T, pos0, NULL, kvw);
+	rt_dev_llama_kv_store(Q, ld, 48, 48 + kvw, KC, VC, cap, B, T, pos0, NULL, kvw);
+	check_exact("llama kv_store: keys", KC, kc, nc);
+	check_exact("llama kv_store: values", VC, vc, nc);
+	rt_cpu_dev_llama_kv_store(q, ld, 48, 48 + kvw, kc, vc, cap, B, 1, 11, NULL, kvw);
+	{
+		int64_t p = 11;
+		up(DPOS, &p, sizeof p);
+	}
+	rt_dev_llama_kv_store(Q, ld, 48, 48 + kvw, KC, VC, cap, B, 1, 0, DPOS, kvw);
+	check_exact("llama kv_store, position from the device: keys", KC, kc, nc);
+	check_exact("llama kv_store, position from the device: values", VC, vc, nc);
+	free(q); free(kc); free(vc);
+	cudaFree(Q); cudaFree(KC); cudaFree(VC); cudaFree(DPOS);
+}
+
+static int64_t llama_nw(const rt_tf *L)
+{
+	int64_t d = L->d, f = L->ffn, qw = rt_llama_qw(d, L->heads, L->kv_heads);
+	return d + qw * d + (L->qkv_bias ? qw : 0) + d * d + d + 2 * f * d + d * f;
+}
+
+/* One cached forward of B samples' T new tokens at positions pos0 ..,
+ * rows b·T + t, on the GPU or the CPU: the one place that knows
+ * rt_llama_block_fwd_kv's interface. */
+static void llama_kv_call(int gpu, const rt_tf *L, const float *w, const float *x, float *y,
+                          float *kc, float *vc, int64_t cap, float *work, int64_t B, int64_t T,
+                          int64_t pos0)
+{
+	(gpu ? rt_llama_block_fwd_kv : rt_cpu_llama_block_fwd_kv)(L, w, x, y, kc, vc, cap, work, B,
+	                                                          T, pos0);
+}
+
+/* The cached forward: a prefill of T0 positions, then `steps` decode steps
+ * of one, each from the caches the calls before it filled (rt_tf_sizes.h's
+ * work for its Lk).  Against the CPU's cached forward after each call, and
+ * the GPU's outputs against its own full forward of the whole sequence
+ * (positions, rotated keys and the cache's layout agree). */
+static void test_llama_kv(const rt_tf *L, const float *w, const float *W, int64_t B,
+                          int64_t T0, int64_t steps, const char *name)
+{
+	int64_t d = L->d, kvw = llama_kvw(L), Tt = T0 + steps, cap = Tt + 3;
+	int64_t h = L->heads, hk = L->kv_heads, f = L->ffn, nc = B * cap * kvw;
+	int64_t swork = B * rt_llama_kv_work(Tt, Tt, d, h, hk, f);
+	float *x = hrand(B * Tt * d, 1), *xs = malloc((size_t)(B * Tt * d) * 4);
+	float *y = malloc((size_t)(B * Tt * d) * 4), *yc = malloc((size_t)(B * T0 * d) * 4);
+	float *kc = calloc((size_t)nc, 4), *vc = calloc((size_t)nc, 4), *work = hnan(swork);
+	float *X = dnan(B * Tt * d), *Y = dnan(B * Tt * d), *XALL = dev(x, (size_t)(B * Tt * d) * 4);
+	float *YALL = dnan(B * Tt * d), *KC = dev(kc, nc * 4), *VC = dev(vc, nc * 4);
+	float *WORK = dnan(swork);
+	char what[400];
+	for (int64_t pos0 = 0, T = T0; pos0 < Tt; pos0 += T, T = 1) {
+		/* the call's rows: x[b, pos0 .. pos0+T) */
+		for (int64_t b = 0; b < B; b++)
+			memcpy(xs + b * T * d, x + (b * Tt + pos0) * d, (size_t)(T * d) * 4);
+		up(X, xs, (size_t)(B * T * d) * 4);
+		llama_kv_call(0, L, w, xs, yc, kc, vc, cap, work, B, T, pos0);
+		llama_kv_call(1, L, W, X, Y, KC, VC, cap, WORK, B, T, pos0);
+		snprintf(what, sizeof what, "%s: cached forward, %s at %lld", name,
+		         pos0 ? "decode" : "prefill", (long long)pos0);
+		check_norm(what, Y, yc, B * T * d, TF_TOL);
+		snprintf(what, sizeof what, "%s: keys cached (rotated) after %lld", name,
+		         (long long)(pos0 + T));
+		check_norm(what, KC, kc, nc, TF_TOL);
+		snprintf(what, sizeof what, "%s: values cached after %lld", name, (long long)(pos0 + T));
+		check_norm(what, VC, vc, nc, TF_TOL);
+		/* y: the GPU's outputs, row b·Tt + position */
+		{
+			float *g = back(Y, B * T * d);
+			for (int64_t b = 0; b < B; b++)
+				memcpy(y + (b * Tt + pos0) * d, g + b * T * d, (size_t)(T * d) * 4);
+			free(g);
+		}
+	}
+	rt_llama_block_fwd(L, W, XALL, NULL, YALL, NULL, WORK, B, Tt);
+	{
+		float *g = back(YALL, B * Tt * d);
+		snprintf(what, sizeof what, "%s: GPU cached forward, prefill %lld + %lld decode steps, "
+		         "as its full forward", name, (long long)T0, (long long)steps);
+		cmp_norm(what, y, g, B * Tt * d, TF_TOL);
+		free(g);
+	}
+	free(x); free(xs); free(y); free(yc); free(kc); free(vc); free(work);
+	cudaFree(X); cudaFree(Y); cudaFree(XALL); cudaFree(YALL); cudaFree(KC); cudaFree(VC);
+	cudaFree(WORK);
+}
+
+/* llama_block: as test_block, with rt_tf_layout.h's llama pieces; then
+ * the cached forward. */
+static void test_llama_block(int64_t B, int64_t T, int64_t d, int64_t h, int64_t hk, int64_t f,
+                             int bias, int scaled, int mask_kind)
+{
+	rt_tf L = { .d = d, .heads = h, .ffn = f, .eps = 1e-6, .kv_heads = hk,
+	            .rope_theta = scaled ? 500000.0 : 10000.0, .qkv_bias = bias };
+	int64_t n = B * T, nd = n * d, nf = n * f, np = B * h * T * T;
+	int64_t qw = rt_llama_qw(d, h, hk), nw;
+	int64_t ssave = B * rt_llama_block_save(T, d, h, hk, f);
+	int64_t sstash = B * rt_llama_block_stash(T, d, h, hk, f);
+	int64_t swork = B * rt_llama_block_work(T, d, h, hk, f);
+	if (scaled) {
+		/* Llama 3's constants, the original length cut so that the
+		 * blended band falls among this head size's frequencies */
+		L.rope_factor = 8.0, L.rope_low = 1.0, L.rope_high = 4.0, L.rope_orig = 64;
+	}
+	nw = llama_nw(&L);
+	piece save_p[] = {
+		{ "h0", nd }, { "qkv", n * qw }, { "P", np }, { "ctx", nd }, { "h1", nd },
+		{ "h2", nd }, { "gu", 2 * nf }, { "act", nf }, { "rs1", n }, { "rs2", n } };
+	piece stash_p[] = {
+		{ "dy", nd }, { "dh2", nd }, { "dh1", nd }, { "dh0", nd }, { "dqkv", n * qw },
+		{ "dgu", 2 * nf } };
+	float *w = hrand(nw, 0.3f), *x = hrand(nd, 1), *dy = hrand(nd, 1), *g0 = hrand(nw, 1);
+	float *y = malloc((size_t)nd * 4), *save = hnan(ssave), *stash = hnan(sstash);
+	float *work = hnan(swork), *dx = malloc((size_t)nd * 4), *g = hcopy(g0, nw);
+	float *dx2 = malloc((size_t)nd * 4), *g2 = hcopy(g0, nw);
+	int32_t *mask = NULL, *M = NULL;
+	float *W, *X, *DY, *Y, *Y2, *SAVE, *STASH, *WORK, *DX, *DX2, *G, *G2, *G3;
+	char what[300], name[200];
+	snprintf(name, sizeof name, "llama_block B=%lld T=%lld d=%lld heads=%lld kv_heads=%lld "
+	         "ffn=%lld%s%s, %s", (long long)B, (long long)T, (long long)d, (long long)h,
+	         (long long)hk, (long long)f, bias ? ", qkv bias" : "",
+	         scaled ? ", theta 500000 llama3 scaling" : "",
+	         mask_kind == 0 ? "mask NULL" : mask_kind == 1 ? "right padding"
+	                                                        : "holes, a sample of padding only");
+	/* the norms' weights near 1, as trained ones are */
+	{
+		llama_w o = llama_w_at(&L);
+		for (int64_t j = 0; j < d; j++) {
+			w[o.ln1 + j] += 1.0f;
+			w[o.ln2 + j] += 1.0f;
+		}
+	}
+	if (mask_kind) {
+		mask = malloc((size_t)n * sizeof *mask);
+		for (int64_t b = 0; b < B; b++)
+			for (int64_t t = 0; t < T; t++)
+				mask[b * T + t] = mask_kind == 1
+				                  ? t < T - (b % 3 == 0 ? 0 : b % 3 == 1 ? T / 2 : T - 1)
+				                  : b == B - 1 ? 0 : (t * 7 + b) % 3 != 0;
+		M = dev(mask, (size_t)n * sizeof *mask);
+	}
+	W = dev(w, (size_t)nw * 4);
+	X = dev(x, (size_t)nd * 4);
+	DY = dev(dy, (size_t)nd * 4);
+	Y = dnan(nd), Y2 = dnan(nd), SAVE = dnan(ssave), STASH = dnan(sstash), WORK = dnan(swork);
+	DX = dnan(nd), DX2 = dnan(nd);
+	G = dev(g0, (size_t)nw * 4), G2 = dev(g0, (size_t)nw * 4), G3 = dev(g0, (size_t)nw * 4);
+
+	/* The CPU: forward, backward with g, and the split for its stash. */
+	rt_cpu_llama_block_fwd(&L, w, x, mask, y, save, work, B, T);
+	rt_cpu_llama_block_bwd(&L, w, g, x, save, dy, dx, NULL, work, B, T);
+	rt_cpu_llama_block_bwd(&L, w, NULL, x, save, dy, dx2, stash, work, B, T);
+	rt_cpu_llama_block_wgt(&L, g2, x, save, stash, work, B, T);
+
+	/* Forward. */
+	rt_llama_block_fwd(&L, W, X, M, Y, SAVE, WORK, B, T);
+	snprintf(what, sizeof what, "%s: forward", name);
+	check_norm(what, Y, y, nd, TF_TOL);
+	snprintf(what, sizeof what, "%s: save", name);
+	check_pieces(what, SAVE, save, save_p, 10, TF_TOL);
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	rt_llama_block_fwd(&L, W, X, M, Y2, NULL, WORK, B, T);
+	snprintf(what, sizeof what, "%s: inference (save NULL) gives training's forward", name);
+	check_gpu_same(what, Y2, Y, nd);
+
+	/* Backward from the CPU's save. */
+	up(SAVE, save, (size_t)ssave * 4);
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	rt_llama_block_bwd(&L, W, G, X, SAVE, DY, DX, NULL, WORK, B, T);
+	snprintf(what, sizeof what, "%s: input gradient", name);
+	check_norm(what, DX, dx, nd, TF_TOL);
+	snprintf(what, sizeof what, "%s: weight gradients (accumulated)", name);
+	check_norm(what, G, g, nw, TF_TOL);
+
+	/* The zero-bubble split: B with a stash, then W. */
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	rt_llama_block_bwd(&L, W, NULL, X, SAVE, DY, DX2, STASH, WORK, B, T);
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	rt_llama_block_wgt(&L, G2, X, SAVE, STASH, WORK, B, T);
+	snprintf(what, sizeof what, "%s: stash", name);
+	check_pieces(what, STASH, stash, stash_p, 6, TF_TOL);
+	snprintf(what, sizeof what, "%s: split backward, input gradient as _bwd's", name);
+	check_gpu_same(what, DX2, DX, nd);
+	snprintf(what, sizeof what, "%s: split backward, _wgt's weight gradients as _bwd's", name);
+	check_gpu_same(what, G2, G, nw);
+
+	/* dx NULL: the weight gradients alone. */
+	RT_CU(cudaMemset(WORK, 0xff, (size_t)swork * 4));
+	rt_llama_block_bwd(&L, W, G3, X, SAVE, DY, NULL, NULL, WORK, B, T);
+	snprintf(what, sizeof what, "%s: dx NULL, the same weight gradients", name);
+	check_gpu_same(what, G3, G, nw);
+
+	/* The key/value cache: no mask there (generation has no padding). */
+	if (!mask_kind)
+		test_llama_kv(&L, w, W, B, T, 3, name);
+
+	free(w); free(x); free(dy); free(g0); free(y); free(save); free(stash); free(work);
+	free(dx); free(g); free(dx2); free(g2); free(mask);
+	cudaFree(W); cudaFree(X); cudaFree(DY); cudaFree(Y); cudaFree(Y2); cudaFree(SAVE);
+	cudaFree(STASH); cudaFree(WORK); cudaFree(DX); cudaFree(DX2); cudaFree(G); cudaFree(G2);
+	cudaFree(G3); cudaFree(M);
+}
+
+static void test_llama(void)
+{
+	rt_tf r1 = { .d = 48, .heads = 6, .kv_heads = 2, .rope_theta = 10000.0 };
+	rt_tf r2 = { .d = 256, .heads = 2, .kv_heads = 1, .rope_theta = 500000.0,
+	             .rope_factor = 32.0, .rope_low = 1.0, .rope_high = 4.0, .rope_orig = 8192 };
+	test_rmsnorm(19, 300, 1);
+	test_rmsnorm(3, 2048, 0);
+	test_llama_emb();
+	test_rope(&r1, 3, 11, 0, "");
+	test_rope(&r1, 2, 1, 37, ", one position");
+	/* head size 128, Llama 3.2's frequencies, angles up to ~1e5 */
+	test_rope(&r2, 2, 9, 100000, ", llama3 scaling");
+	test_swiglu();
+	test_llama_kv_store();
+	/* GQA (B > heads: attention batched per head over the samples) */
+	test_llama_block(3, 7, 24, 2, 1, 40, 0, 0, 1);
+	test_llama_block(2, 6, 32, 4, 2, 48, 1, 1, 0);
+	test_llama_block(3, 5, 48, 6, 3, 24, 0, 0, 2);
+	test_llama_block(2, 1, 16, 2, 2, 24, 1, 0, 0);
+	/* B <= heads; several warps per row; head size 16, 8 query heads on 2 */
+	test_llama_block(4, 64, 128, 8, 2, 344, 1, 1, 1);
+	test_llama_block(2, 33, 128, 8, 8, 256, 0, 1, 0);
+}
+
 static void test_tf(void)
 {
 	for (int ta = 0; ta < 2; ta++)
@@ -971,6 +1362,7 @@ static void test_tf(void)
 	test_l2();
 	test_next_token(3, 6, 1000);
 	test_next_token(2, 1, 13);
+	test_llama();
 }
 
 int main(void)

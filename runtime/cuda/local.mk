@@ -25,7 +25,8 @@ runtime_libpipert_cuda_a_SOURCES = \
 	runtime/rt_trace.c runtime/rt_util.c runtime/rt_weights.c runtime/rt_ckpt.c runtime/rt_tf.c \
 	runtime/rt_llama.c \
 	runtime/rt_optim.c runtime/rt_report.c runtime/rt_eval.c \
-	%D%/rt_cuda.h %D%/rt_cpu_twins.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c %D%/rt_cpu_tf.c
+	%D%/rt_cuda.h %D%/rt_cpu_twins.h %D%/rt_cpu_kernels.h %D%/rt_cpu_kernels.c %D%/rt_cpu_tf.c \
+	%D%/rt_cpu_llama.c
 ## nvcc's objects are added whole: Automake knows no .cu sources.
 PIPERT_CUDA_OBJECTS = %D%/rt_cu_base.o %D%/rt_dev_cuda.o %D%/rt_kernels.o %D%/rt_tf.o %D%/rt_llama.o %D%/rt_xport.o \
 	%D%/rt_xport_nccl.o %D%/rt_xport_ipc.o %D%/rt_xport_host.o %D%/rt_xport_wait.o

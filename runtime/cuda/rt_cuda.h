@@ -10,12 +10,15 @@
  *   rt_kernels.cu    pipert.h's kernels, the losses, the optimizers
  *   rt_tf.cu         rt_gemm, the transformer primitives rt_tf.c composes
  *                    (rt_dev.h), embeddings, pooling and the other layers
+ *   rt_llama.cu      RMSNorm, the Llama embedding and the Llama primitives
+ *                    rt_llama.c composes llama_block from (rt_dev.h)
  *   rt_xport.cu      pipert.h's transport: what NCCL, CUDA IPC and host staging
  *                    share; rt_xport_nccl.cu, rt_xport_ipc.cu, rt_xport_host.cu
  *                    the three, behind rt_xport.h's xp_ops; rt_xport_wait.cu
  *                    waiting on the host, with their progress (rt_xp_sync)
  *   rt_cpu_kernels.c the CPU kernels again, as rt_cpu_* (host math, tests)
  *   rt_cpu_tf.c      the CPU transformer layers again, as rt_cpu_*
+ *   rt_cpu_llama.c   the CPU Llama family again, as rt_cpu_*
  *
  * Every kernel call enqueues on the compute stream rt_cu.stream.  While
  * rt_cu.dry is set (rt_dev_start's dry run of one step) the API records
