@@ -1139,8 +1139,13 @@ static void llama_kv_call(int gpu, const rt_tf *L, const float *w, const float *
                           float *kc, float *vc, int64_t cap, float *work, int64_t B, int64_t T,
                           int64_t pos0)
 {
-	(gpu ? rt_llama_block_fwd_kv : rt_cpu_llama_block_fwd_kv)(L, w, x, y, kc, vc, cap, work, B,
-	                                                          T, pos0);
+	/* every slot of the group runs T new positions from pos0 (generation's
+	 * packed rows: slot b's first at row b·T) */
+	int32_t n[B], pos[B], off[B];
+	for (int64_t b = 0; b < B; b++)
+		n[b] = (int32_t)T, pos[b] = (int32_t)pos0, off[b] = (int32_t)(b * T);
+	rt_gen_rows g = { .rows = B, .ntok = B * T, .n = n, .pos = pos, .off = off };
+	(gpu ? rt_llama_block_fwd_kv : rt_cpu_llama_block_fwd_kv)(L, w, x, y, kc, vc, cap, work, &g);
 }
 
 /* The cached forward: a prefill of T0 positions, then `steps` decode steps

@@ -33,7 +33,7 @@
 	X(l2_normalize_fwd) X(l2_normalize_bwd) X(gelu_tanh_fwd) X(gelu_tanh_bwd) \
 	X(loss_next_token) \
 	X(llama_block_fwd) X(llama_block_bwd) X(llama_block_wgt) X(llama_block_fwd_kv) \
-	X(llama_emb_fwd) X(llama_emb_fwd_at) X(llama_emb_bwd) X(llama_inv_freq) \
+	X(llama_emb_fwd) X(llama_emb_fwd_at) X(llama_emb_fwd_rows) X(llama_emb_bwd) X(llama_inv_freq) \
 	X(rmsnorm_fwd) X(rmsnorm_bwd_data) X(rmsnorm_bwd_weight)
 
 /* rt_tf_cpu.c and rt_llama_cpu.c: rt_dev.h's transformer primitives */
