@@ -7,7 +7,9 @@
  * after B(i).  Memory follows the order alone: a micro-batch holds mem_B
  * from its F to its B and mem_W from its B to its W, and no prefix of a
  * rank's order may hold more than R x what 1F1B keeps on rank 0
- * (min(P, M) micro-batches of stage 0's mem_B).
+ * (min(P, M) micro-batches of stage 0's mem_B) -- or on whichever rank 1F1B
+ * keeps the most, when the stages keep different amounts (else a last
+ * stage that keeps more than the first could not even run 1F1B's order).
  *
  * The search:
  *   1. candidates: zb-h1's and zb-h2's orders (where they fit) and a greedy
@@ -15,9 +17,10 @@
  *      F or not; a W only into a gap it fills, into half of it, or into any;
  *      the warm-up forwards limited by memory alone, or to 1F1B's or
  *      zb-h2's count);
- *   2. the best candidate is improved by local search: swap two neighbouring
- *      actions of a rank, keep the swap if the order still fits and times
- *      better, until no swap helps (or a bound on rounds is hit).
+ *   2. the best candidate is improved by local search: move one action of a
+ *      rank a few places (up to 2P+2) earlier or later, keep the move if the
+ *      order still fits and times better, until no move helps or about 4e7
+ *      actions have been timed (a second or so for P = 8, M = 64 here).
  * Every candidate is timed on the same model as the simulator (sched_sim.c):
  * an F or B starts when its rank is free and its input has arrived (the
  * sender's end plus the message's transfer, the receiver busy for its copy),
@@ -348,8 +351,16 @@ int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where)
 		A.memw[r] = spec->mem_w ? spec->mem_w[r] : A.memb[r] / 2;
 	}
 	double R = spec->zb_memory > 0 ? spec->zb_memory : 1;
-	A.limit = R * (P < M ? P : M) * A.memb[0];
-	if (!(A.limit > 0))     /* nothing kept on stage 0: count micro-batches */
+	/* 1F1B keeps min(P-r, M) micro-batches on rank r: rank 0's when the
+	 * stages keep the same, and never less than any rank of 1F1B holds */
+	double f1b = 0;
+	for (int r = 0; r < P; r++) {
+		double held = (P - r < M ? P - r : M) * A.memb[r];
+		if (held > f1b)
+			f1b = held;
+	}
+	A.limit = R * f1b;
+	if (!(A.limit > 0))     /* nothing kept at all: count micro-batches */
 		for (int r = 0; r < P; r++) {
 			A.memb[r] = 1;
 			A.memw[r] = 0.5;
@@ -358,7 +369,7 @@ int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where)
 	for (int r = 0; r < P; r++)
 		if (A.memb[r] > A.limit * (1 + 1e-9)) {
 			diag_error(where, "zb-auto(memory = %g) allows %g bytes of activations a rank "
-			           "(%g x what 1F1B keeps on rank 0), but one micro-batch of stage %d "
+			           "(%g x the most 1F1B keeps on a rank), but one micro-batch of stage %d "
 			           "keeps %g from its forward to its backward; raise the memory or "
 			           "the micro-batches", R, A.limit, R, r, A.memb[r]);
 			return -1;
@@ -402,36 +413,45 @@ int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where)
 	if (!have)
 		die("zb-auto found no order within its memory limit (P=%d M=%d R=%g)", P, M, R);
 
-	/* local search: neighbouring swaps, first improvement, in a fixed
-	 * order of ranks and positions */
-	int rounds = 0, improved = 1;
-	long evals = 0, max_evals = 4000000L / (P * M > 0 ? P * M : 1) + 2000;
+	/* local search: move one action of a rank by d = 1 .. K places (d = 1
+	 * is a swap of neighbours), keep the first move that fits and times
+	 * better; rounds until none does or the evaluations run out.  The
+	 * ranks, positions and distances are tried in a fixed order. */
+	int K = 2 * P + 2, improved = 1;
+	/* at most about 4e7 actions timed in all, and 200 evaluations at least */
+	long evals = 0, max_evals = 40000000L / ((long)P * n) + 200;
+	unsigned char *save = xalloc((size_t)n);
 	while (improved && evals < max_evals) {
 		improved = 0;
-		rounds++;
-		for (int r = 0; r < P && evals < max_evals; r++) {
-			unsigned char *o = best[r];
-			for (int i = 0; i + 1 < n && evals < max_evals; i++) {
-				if (o[i] == o[i + 1])
-					continue;
-				unsigned char x = o[i];
-				o[i] = o[i + 1];
-				o[i + 1] = x;
-				Score sc;
-				int ok = order_ok(o, n) && fits(&A, r, o, n);
-				if (ok) {
-					evals++;
-					ok = timing(&A, best, &sc) == 0 && better(sc, bs);
-				}
-				if (ok) {
-					bs = sc;
-					improved = 1;
-				} else {
-					o[i + 1] = o[i];
-					o[i] = x;
-				}
+		for (int d = 1; d <= K && evals < max_evals; d++)
+			for (int r = 0; r < P && evals < max_evals; r++) {
+				unsigned char *o = best[r];
+				for (int i = 0; i < n && evals < max_evals; i++)
+					for (int dir = -1; dir <= 1; dir += 2) {
+						int j = i + dir * d;
+						if (j < 0 || j >= n || o[i] == o[j])
+							continue;
+						memcpy(save, o, (size_t)n);
+						unsigned char x = o[i];
+						if (j > i)
+							memmove(o + i, o + i + 1, (size_t)(j - i));
+						else
+							memmove(o + j + 1, o + j, (size_t)(i - j));
+						o[j] = x;
+						Score sc;
+						int ok = order_ok(o, n) && fits(&A, r, o, n);
+						if (ok) {
+							evals++;
+							ok = timing(&A, best, &sc) == 0 && better(sc, bs);
+						}
+						if (ok) {
+							bs = sc;
+							improved = 1;
+						} else {
+							memcpy(o, save, (size_t)n);
+						}
+					}
 			}
-		}
 	}
 
 	for (int r = 0; r < P; r++) {
