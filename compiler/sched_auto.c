@@ -17,18 +17,22 @@
  *      F or not; a W only into a gap it fills, into half of it, or into any;
  *      the warm-up forwards limited by memory alone, or to 1F1B's or
  *      zb-h2's count);
- *   2. the best candidate is improved by local search: move one action of a
- *      rank a few places (up to 2P+2) earlier or later, keep the move if the
- *      order still fits and times better, until no move helps or about 4e7
- *      actions have been timed (a second or so for P = 8, M = 64 here).
+ *   2. local search: move one action of a rank a few places (up to 2P+2)
+ *      earlier or later, keep the move if the order still fits and times
+ *      better, until no move helps or about 4e7 actions have been timed (a
+ *      second or so for P = 8, M = 64 on this machine's cores).
  * Every candidate is timed on the same model as the simulator (sched_sim.c):
  * an F or B starts when its rank is free and its input has arrived (the
- * sender's end plus the message's transfer, the receiver busy for its copy),
- * and the objective is, in order: the longest span of a rank (its first
- * compute's start to its last compute's end, which is the step time when
- * steps run back to back and the zero-bubble paper's measure), the step
- * time, then the sum of all ranks' spans (so that the local search can
- * cross plateaus of the first two).  Ties keep the earlier candidate, so the
+ * sender's end plus the message's transfer, the receiver busy for its copy).
+ * The objective is the step time (what a run measures: the runtime puts a
+ * barrier between steps), then the longest span of a rank (its first
+ * compute's start to its last compute's end: the zero-bubble paper's
+ * measure, the step time if steps ran back to back), then the sum of all
+ * ranks' spans (so that the search can cross plateaus of the first two).
+ * The local search first runs with the span leading, from the candidate
+ * best at it, which leads it to the paper's parallelograms, and then with
+ * the step time leading; the candidate best at the step time is kept if
+ * it is still better.  Ties keep the earlier order, so the
  * result is deterministic.  The schedule is then lowered and verified like
  * every other (main.c). */
 #include "schedule.h"
@@ -54,18 +58,21 @@ typedef struct Score {
 	double span, step, sum;
 } Score;
 
-/* a better than b, with a relative tolerance so that rounding does not
- * decide between equal schedules */
-static int better(Score a, Score b)
+/* a better than b: the step time, then the longest span, then the sum of
+ * spans (span_first: the span before the step time), with a relative
+ * tolerance so that rounding does not decide between equal schedules */
+static int better(Score a, Score b, int span_first)
 {
 	double tol = 1e-9 * (fabs(b.step) + 1e-300);
-	if (a.span < b.span - tol)
+	double a1 = span_first ? a.span : a.step, b1 = span_first ? b.span : b.step;
+	double a2 = span_first ? a.step : a.span, b2 = span_first ? b.step : b.span;
+	if (a1 < b1 - tol)
 		return 1;
-	if (a.span > b.span + tol)
+	if (a1 > b1 + tol)
 		return 0;
-	if (a.step < b.step - tol)
+	if (a2 < b2 - tol)
 		return 1;
-	if (a.step > b.step + tol)
+	if (a2 > b2 + tol)
 		return 0;
 	return a.sum < b.sum - tol;
 }
@@ -323,6 +330,59 @@ static int order_ok(const unsigned char *o, int n)
 	return 1;
 }
 
+/* Local search: move one action of a rank by d = 1 .. K places (d = 1 is a
+ * swap of neighbours), keep the first move that fits and times better;
+ * rounds until none does or max_evals orders have been timed.  Ranks,
+ * positions and distances are tried in a fixed order. */
+static void improve(Auto *A, unsigned char **best, Score *bsp, int span_first, long max_evals)
+{
+	int P = A->P, n = 3 * A->M, K = 2 * P + 2, improved = 1;
+	long evals = 0;
+	Score bs = *bsp;
+	unsigned char *save = xalloc((size_t)n);
+	while (improved && evals < max_evals) {
+		improved = 0;
+		for (int d = 1; d <= K && evals < max_evals; d++)
+			for (int r = 0; r < P && evals < max_evals; r++) {
+				unsigned char *o = best[r];
+				for (int i = 0; i < n && evals < max_evals; i++)
+					for (int dir = -1; dir <= 1; dir += 2) {
+						int j = i + dir * d;
+						if (j < 0 || j >= n || o[i] == o[j])
+							continue;
+						memcpy(save, o, (size_t)n);
+						unsigned char x = o[i];
+						if (j > i)
+							memmove(o + i, o + i + 1, (size_t)(j - i));
+						else
+							memmove(o + j + 1, o + j, (size_t)(i - j));
+						o[j] = x;
+						Score sc;
+						int ok = order_ok(o, n) && fits(A, r, o, n);
+						if (ok) {
+							evals++;
+							ok = timing(A, best, &sc) == 0 && better(sc, bs, span_first);
+						}
+						if (ok) {
+							bs = sc;
+							improved = 1;
+						} else {
+							memcpy(o, save, (size_t)n);
+						}
+					}
+			}
+	}
+	*bsp = bs;
+}
+
+static Score score_of(Auto *A, unsigned char **ord)
+{
+	Score sc = { INFINITY, INFINITY, INFINITY };
+	if (timing(A, ord, &sc) != 0)
+		die("zb-auto: an accepted order deadlocks");
+	return sc;
+}
+
 static double at0(const double *v, int i, double d)
 {
 	return v ? v[i] : d;
@@ -378,23 +438,33 @@ int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where)
 	A.endb = xalloc((size_t)P * M * sizeof *A.endb);
 
 	unsigned char **best = xalloc((size_t)P * sizeof *best);
+	unsigned char **best2 = xalloc((size_t)P * sizeof *best2);
 	unsigned char **cand = xalloc((size_t)P * sizeof *cand);
 	for (int r = 0; r < P; r++) {
 		best[r] = xalloc((size_t)n);
+		best2[r] = xalloc((size_t)n);
 		cand[r] = xalloc((size_t)n);
 	}
-	Score bs = { INFINITY, INFINITY, INFINITY };
+	/* best: the candidate best at the span; best2: at the step time */
+	Score bs = { INFINITY, INFINITY, INFINITY }, bs2 = bs;
 	int have = 0;
 #define CONSIDER() do { \
 		int ok_ = 1; \
 		for (int r_ = 0; r_ < P && ok_; r_++) \
 			ok_ = order_ok(cand[r_], n) && fits(&A, r_, cand[r_], n); \
 		Score sc_; \
-		if (ok_ && timing(&A, cand, &sc_) == 0 && (!have || better(sc_, bs))) { \
-			bs = sc_; \
+		if (ok_ && timing(&A, cand, &sc_) == 0) { \
+			if (!have || better(sc_, bs, 1)) { \
+				bs = sc_; \
+				for (int r_ = 0; r_ < P; r_++) \
+					memcpy(best[r_], cand[r_], (size_t)n); \
+			} \
+			if (!have || better(sc_, bs2, 0)) { \
+				bs2 = sc_; \
+				for (int r_ = 0; r_ < P; r_++) \
+					memcpy(best2[r_], cand[r_], (size_t)n); \
+			} \
 			have = 1; \
-			for (int r_ = 0; r_ < P; r_++) \
-				memcpy(best[r_], cand[r_], (size_t)n); \
 		} \
 	} while (0)
 	for (int h2 = 0; h2 < 2; h2++) {
@@ -413,46 +483,17 @@ int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where)
 	if (!have)
 		die("zb-auto found no order within its memory limit (P=%d M=%d R=%g)", P, M, R);
 
-	/* local search: move one action of a rank by d = 1 .. K places (d = 1
-	 * is a swap of neighbours), keep the first move that fits and times
-	 * better; rounds until none does or the evaluations run out.  The
-	 * ranks, positions and distances are tried in a fixed order. */
-	int K = 2 * P + 2, improved = 1;
-	/* at most about 4e7 actions timed in all, and 200 evaluations at least */
-	long evals = 0, max_evals = 40000000L / ((long)P * n) + 200;
-	unsigned char *save = xalloc((size_t)n);
-	while (improved && evals < max_evals) {
-		improved = 0;
-		for (int d = 1; d <= K && evals < max_evals; d++)
-			for (int r = 0; r < P && evals < max_evals; r++) {
-				unsigned char *o = best[r];
-				for (int i = 0; i < n && evals < max_evals; i++)
-					for (int dir = -1; dir <= 1; dir += 2) {
-						int j = i + dir * d;
-						if (j < 0 || j >= n || o[i] == o[j])
-							continue;
-						memcpy(save, o, (size_t)n);
-						unsigned char x = o[i];
-						if (j > i)
-							memmove(o + i, o + i + 1, (size_t)(j - i));
-						else
-							memmove(o + j + 1, o + j, (size_t)(i - j));
-						o[j] = x;
-						Score sc;
-						int ok = order_ok(o, n) && fits(&A, r, o, n);
-						if (ok) {
-							evals++;
-							ok = timing(&A, best, &sc) == 0 && better(sc, bs);
-						}
-						if (ok) {
-							bs = sc;
-							improved = 1;
-						} else {
-							memcpy(o, save, (size_t)n);
-						}
-					}
-			}
-	}
+	/* the span first from the candidate best at it (what the paper
+	 * optimises: it leads the search to the parallelograms), then the step
+	 * time; the result, or the candidate best at the step time if that is
+	 * still better */
+	long budget = 40000000L / ((long)P * n) + 200;
+	improve(&A, best, &bs, 1, budget * 3 / 4);
+	bs = score_of(&A, best);
+	improve(&A, best, &bs, 0, budget / 4);
+	if (better(bs2, bs, 0))
+		for (int r = 0; r < P; r++)
+			memcpy(best[r], best2[r], (size_t)n);
 
 	for (int r = 0; r < P; r++) {
 		int cnt[3] = { 0, 0, 0 };
