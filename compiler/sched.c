@@ -145,8 +145,8 @@ const char *sched_action_desc(char *buf, size_t size, const Action *a)
 
 const char *sched_label_of(int kind, int V, const char *path)
 {
-	if (kind == SK_INTERLEAVED)
-		return xprintf("interleaved(%d)", V);
+	if (kind == SK_INTERLEAVED || kind == SK_INTERLEAVED_ZB || kind == SK_LOOPED_BFS)
+		return xprintf("%s(%d)", sched_kind_name(kind), V);
 	if (kind == SK_FILE && path)
 		return xprintf("file(\"%s\")", path);
 	return sched_kind_name(kind);
