@@ -787,8 +787,9 @@ void sema_check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrM
 	if (!bad && pp->sched == SK_INTERLEAVED_ZB && pp->M % (pp->M / pp->P > 1 ? pp->M / pp->P
 	                                                       : 1) != 0) {
 		int rounds = pp->M / pp->P;
-		diag_error(pp->sched_loc, "interleaved-zb runs microbatches in %d rounds of "
-		           "microbatches div stages, but %d rounds do not divide microbatches = "
+		diag_error(pp->sched_loc, "interleaved-zb runs the microbatches in "
+		           "microbatches div stages = %d rounds of equal size (as torch's "
+		           "ScheduleInterleavedZeroBubble), but %d does not divide microbatches = "
 		           "%d (stages = %d; try microbatches = %d)", rounds, rounds, pp->M, pp->P,
 		           rounds * pp->P);
 		note_key(pp->sched_loc, item[K_MICROBATCHES]);
