@@ -105,7 +105,7 @@ void actlist_push(ActList *l, int op, int stage, int mb, int peer)
 		l->cap = l->cap ? 2 * l->cap : 16;
 		l->a = xrealloc(l->a, (size_t)l->cap * sizeof *l->a);
 	}
-	l->a[l->n++] = (Action){ op, stage, mb, peer, 0 };
+	l->a[l->n++] = (Action){ op, stage, mb, peer, 0, 0 };
 }
 
 Schedule *sched_new(SchedKind kind, int P, int V, int M, int R, int training, int split)

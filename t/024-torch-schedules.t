@@ -12,7 +12,7 @@
 fx="$PIPEC_SRC/t/fixtures/torch"
 model="$PIPEC_SRC/models/deep-narrow.pipe"     # 28 layers: up to 28 stages
 set -- "$fx"/interleavedzb-*.csv "$fx"/loopedbfs-*.csv "$fx"/dualpipev-*.csv
-plan $(($# + 9))
+plan $(($# + 11))
 
 sched() {       # P M SCHEDULE [pipec schedule options...]
 	p=$1 m=$2 sc=$3
@@ -85,6 +85,18 @@ r=$?; ok "interleaved-zb and looped-bfs: rank r holds stages r, r+P, ..." test $
 sched 4 8 "interleaved-zb(1)" --format torch >"$T/a" && sched 4 8 zb-h1 --format torch >"$T/b" &&
 	cmp -s "$T/a" "$T/b"
 r=$?; ok "interleaved-zb(1) is zb-h1" test $r -eq 0
+
+# dualpipev's file read back (schedule = file): a B cell beside I cells is
+# a whole backward again, so the order and its cells come back unchanged.
+for pm in "4 8" "2 7"; do
+	set -- $pm
+	f="$fx/dualpipev-p$1-v2-m$2.csv"
+	"$PIPEC" schedule "$model" --set batch=27720 --set stages=$1 --set microbatches=$2 \
+		--set "schedule=file(\"$f\")" --format torch >"$T/back.csv" 2>"$T/err" &&
+		cmp -s "$T/back.csv" "$f"
+	r=$?; ok "dualpipev-p$1-v2-m$2.csv read as a file verifies and is written back unchanged" test $r -eq 0
+	[ $r -eq 0 ] || cat "$T/err" >&2
+done
 
 # Uniform cost, P = 4, M = 8: the W's fill interleaved 1F1B's bubble;
 # looped BFS has interleaved's bubble but holds every micro-batch.
