@@ -12,7 +12,7 @@
 fx="$PIPEC_SRC/t/fixtures/torch"
 model="$PIPEC_SRC/models/deep-narrow.pipe"     # 28 layers: up to 28 stages
 set -- "$fx"/interleavedzb-*.csv "$fx"/loopedbfs-*.csv "$fx"/dualpipev-*.csv
-plan $(($# + 11))
+plan $(($# + 12))
 
 sched() {       # P M SCHEDULE [pipec schedule options...]
 	p=$1 m=$2 sc=$3
@@ -108,6 +108,32 @@ il=$(bub "interleaved(2)")
 bfs=$(bub "looped-bfs(2)")
 awk -v a="$izb" -v b="$il" 'BEGIN { exit !(a + 0 > 0 && a + 0 < b / 2) }'
 r=$?; ok "interleaved-zb(2)'s uniform bubble ($izb) is under half interleaved(2)'s ($il)" test $r -eq 0
+# The closed forms under the uniform cost (F = 1, B + W = 2 per stage,
+# split into halves of 1/V each): interleaved-zb (P-1)/(3VM+P-1) and
+# looped-bfs (P-1)/(VM+P-1) once M >= P, dualpipev (P-1)/(6M+P-1).
+bad=""
+for p in 2 3 4; do
+	for m in $p $((p + 1)) $((2 * p)) $((2 * p + 1)) $((3 * p)); do
+		for sc in "interleaved-zb(1)" "interleaved-zb(2)" "interleaved-zb(3)" \
+		          "looped-bfs(2)" "looped-bfs(3)" dualpipev; do
+			v=$(echo "$sc" | sed -n 's/.*(\(.*\))/\1/p')
+			case $sc in
+			interleaved-zb*) k=$((m / p))      # refused unless the rounds divide M
+			                 [ $((m % k)) -eq 0 ] || continue
+			                 want="($p-1)/(3*$v*$m+$p-1)" ;;
+			looped-bfs*)     want="($p-1)/($v*$m+$p-1)" ;;
+			*)               [ $m -ge $((2 * p)) ] || continue
+			                 want="($p-1)/(6*$m+$p-1)" ;;
+			esac
+			got=$(sched $p $m "$sc" --cost uniform 2>/dev/null |
+				sed -n 's/^bubble_fraction: //p')
+			awk -v g="$got" "BEGIN { w = $want; d = g - w; exit !(g != \"\" && d < 1e-6 && d > -1e-6) }" ||
+				bad="$bad $sc:P=$p:M=$m:$got"
+		done
+	done
+done
+[ -z "$bad" ]
+r=$?; ok "uniform bubbles match the closed forms for P = 2..4, M = P..3P (off:${bad:- none})" test $r -eq 0
 peak=$(sched 4 8 "looped-bfs(2)" --cost uniform | sed -n 's/^rank 0: idle [^,]*, peak \([0-9]*\) .*/\1/p')
 awk -v a="$bfs" -v b="$il" -v p="$peak" 'BEGIN { exit !(a == b && p == 16) }'
 r=$?; ok "looped-bfs(2): interleaved(2)'s bubble ($bfs), all 2 x 8 micro-batches in flight on rank 0 ($peak)" test $r -eq 0
