@@ -1087,7 +1087,7 @@ static void test_generate(void)
 		if (r0->a[i].op == OP_RECV_TOK)
 			at = i;
 	Action saved = r0->a[at];
-	r0->a[at] = (Action){ OP_SEND_F, 0, 0, 1, 0 };    /* a SEND_F sent twice */
+	r0->a[at] = (Action){ OP_SEND_F, 0, 0, 1, 0, 0 };    /* a SEND_F sent twice */
 	ok(sched_verify(s, report) != 0, "generate: a SEND_F in place of a RECV_TOK is refused (%s)",
 	   last_report);
 	r0->a[at] = saved;
