@@ -226,7 +226,7 @@ static void gen_zbv(Schedule *s)
 /* interleaved-zb(V): torch's ScheduleInterleavedZeroBubble (the zero-bubble
  * paper's ZB-1p idea on Megatron's interleaved placement: chunk c of rank
  * r is stage c*P + r).  Micro-batches go in rounds of n = M / max(1, M div P)
- * (torch's "flex" rounds; sema checks that n divides M).  Rank r runs
+ * (torch's "flex" rounds; sema checks that the rounds divide M).  Rank r runs
  * w = min((V-1)*n + P-1-r, VM) warm-up forwards (one per hop from the last
  * rank, where interleaved 1F1B has two: the W's fill that gap), then one F
  * and one B (the input gradient) per step, then the remaining B's.  Step k's
