@@ -50,7 +50,8 @@ const char *sched_torch_refusal(const Schedule *s)
 }
 
 /* PyTorch's compute-only CSV: one row per pipeline rank, cells
- * {stage}{F|B|I|W}{mb}; a split backward's B is PyTorch's I. */
+ * {stage}{F|B|I|W}{mb}; a split backward's B is PyTorch's I, and a B
+ * marked whole with its W (dualpipev's full backwards) PyTorch's B. */
 int sched_write_torch(FILE *out, const Schedule *s)
 {
 	const char *why = sched_torch_refusal(s);
@@ -65,12 +66,15 @@ int sched_write_torch(FILE *out, const Schedule *s)
 			char c;
 			switch (a->op) {
 			case OP_F: c = 'F'; break;
-			case OP_B: c = s->split ? 'I' : 'B'; break;
+			case OP_B: c = s->split && !a->whole ? 'I' : 'B'; break;
 			case OP_W: c = 'W'; break;
 			default: continue;
 			}
 			fprintf(out, "%s%d%c%d", first ? "" : ",", a->stage, c, a->mb);
 			first = 0;
+			if (a->whole)   /* the W that completes this full backward */
+				while (++i < s->rank[k].n && s->rank[k].a[i].op != OP_W)
+					;
 		}
 		fputc('\n', out);
 	}
@@ -348,7 +352,9 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	fprintf(out, "# bubble_fraction: idle time / (ranks x step_time): the share of all\n"
 	        "#   rank-time spent waiting, 0..1\n"
 	        "# bubble_overhead: (step_time - ideal) / ideal, ideal = the busiest rank's\n"
-	        "#   compute time: how much longer the step is than its compute alone\n");
+	        "#   compute time: how much longer the step is than its compute alone\n"
+	        "# bubble_rate: (S - C) / S of the rank with the longest span S (first\n"
+	        "#   compute's start to last compute's end), C its compute time\n");
 	if (s->async) {
 		if (s->run_steps > s->ntok)
 			fprintf(out, "# asynchronous: the run is one stream of %d steps, shown and "
@@ -365,6 +371,7 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	}
 	fprintf(out, "bubble_fraction: %.9g\n", r->bubble_fraction);
 	fprintf(out, "bubble_overhead: %.9g\n", r->bubble_overhead);
+	fprintf(out, "bubble_rate: %.9g\n", r->bubble_rate);
 	if (s->kind == SK_GENERATE) {
 		/* the run's own numbers, as a generating program prints them */
 		double ttft = 0;

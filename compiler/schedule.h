@@ -20,7 +20,7 @@
  *
  * Ranks: rank = replica * P + prank, prank = 0..P-1 the pipeline position.
  * Stages: global (virtual) stage index 0..S-1, S = P*V; stage_rank[s] is the
- * pipeline rank holding stage s (Megatron: s mod P; zb-v: a V shape; file:
+ * pipeline rank holding stage s (Megatron: s mod P; zb-v, dualpipev: a V shape; file:
  * read from the file).
  */
 #ifndef PIPEC_SCHEDULE_H
@@ -56,6 +56,10 @@ typedef struct Action {
 	int32_t ver;            /* asynchronous schedules: the weight version an F,
 	                         * R or B computes with, or the one an OPTIM
 	                         * writes (sched_async_version); 0 otherwise */
+	int32_t whole;          /* a B of a split schedule whose W is the next
+	                         * compute action: the two are one full backward
+	                         * (PyTorch's B beside I and W in dualpipev), so
+	                         * --format torch writes them as one B cell */
 } Action;
 
 typedef struct ActList {
@@ -77,7 +81,12 @@ void actlist_push(ActList *l, int op, int stage, int mb, int peer);
 	X(SK_2BW,         "pipedream-2bw", 0) \
 	X(SK_INFERENCE,   "inference",     0) \
 	X(SK_GENERATE,    "generate",      0) \
-	X(SK_FILE,        "file",          0)
+	X(SK_FILE,        "file",          0) \
+	X(SK_ZBH2,        "zb-h2",         0) \
+	X(SK_ZBAUTO,      "zb-auto",       0) \
+	X(SK_INTERLEAVED_ZB, "interleaved-zb", 1) \
+	X(SK_LOOPED_BFS,  "looped-bfs",    1) \
+	X(SK_DUALPIPEV,   "dualpipev",     0)
 
 typedef enum {
 #define X(e, s, v) e,
@@ -95,7 +104,8 @@ const char *sched_label_of(int kind, int V, const char *path);
 typedef struct SchedSpec {
 	SchedKind kind;
 	int P;                  /* pipeline ranks */
-	int V;                  /* virtual stages per rank (1 unless interleaved / zb-v / file) */
+	int V;                  /* virtual stages per rank (1 unless interleaved,
+	                         * interleaved-zb, looped-bfs, zb-v, dualpipev, file) */
 	int M;                  /* micro-batches per replica */
 	int R;                  /* data-parallel replicas */
 	int training;           /* 0: forward only (inference) */
@@ -107,6 +117,15 @@ typedef struct SchedSpec {
 	                         * steps * M micro-batches); else unused */
 	const int *inflight;    /* pipedream: [P] micro-batches in flight per rank
 	                         * (1..P-r), or NULL: P-r */
+	/* zb-auto (sched_auto.c): the costs the order is searched for, and the
+	 * activation memory limit as a multiple of what 1F1B keeps on rank 0 */
+	double zb_memory;       /* R of zb-auto(memory = R) */
+	const struct SimCost *cost;     /* the costs in use (per stage) */
+	const double *mem_b;    /* [S] bytes a micro-batch keeps from F to B, or NULL: 1 */
+	const double *mem_w;    /* [S] bytes it keeps from B to W, or NULL: mem_b / 2 */
+	double zb_effort;       /* zb-auto's local search budget as a share of the
+	                         * default (about 4e7 actions timed); 0: 1.  A
+	                         * planner weighing many candidates may ask less */
 } SchedSpec;
 
 typedef struct Schedule {
@@ -163,7 +182,13 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where);
  * kind SK_INFERENCE, training 0, eval 1; the label is train's. */
 Schedule *sched_eval(const Schedule *train);
 
-/* zb-v's V-shaped placement: rank r holds stages r and 2P-1-r. */
+/* zb-auto's compute order for spec's costs and memory limit (sched_auto.c);
+ * s is sched_new's, V = 1, split.  -1 after an input error at `where`
+ * (one micro-batch alone is over the limit). */
+int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where);
+
+/* zb-v's (and dualpipev's) V-shaped placement: rank r holds stages r and
+ * 2P-1-r. */
 void sched_zbv_placement(int P, int *stage_rank);
 
 /* Reads a custom order (pipec's CSV with or without communication rows, or
@@ -214,6 +239,10 @@ typedef struct SimResult {
 	double *idle;           /* [nranks] step_time - busy */
 	double bubble_fraction; /* sum idle / (nranks * step_time) */
 	double bubble_overhead; /* (step_time - ideal) / ideal, ideal = max busy */
+	double bubble_rate;     /* the zero-bubble paper's: (S - C) / S of the rank
+	                         * whose span S (its first compute's start to its
+	                         * last compute's end) is the longest, C its busy
+	                         * time */
 	double us_per_unit;     /* microseconds per cost unit, for traces: 1000 for
 	                         * "uniform" (1 unit = 1 ms), 1e6 otherwise (seconds) */
 } SimResult;
