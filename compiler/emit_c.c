@@ -272,7 +272,8 @@ static const char *call_arg(const Emit *e, const StagePlan *sp, const CallCtx *k
 	case RA_GEN_IDS: return "rt_gen_ids(c, mb)";
 	case RA_KV_K:
 	case RA_KV_V: {
-		int64_t kv = (int64_t)e->plan->rows * m->pipe.kv_cap * layer_kv_width(L) * 4;
+		int64_t kv = (int64_t)e->plan->rows * m->pipe.kv_cap * layer_kv_width(L) *
+		             ir_kv_value_bytes(m);
 		return xprintf("P(%lld + (int64_t)mb * %lld)",
 		               (long long)(e->kv_off[k->l] + (a == RA_KV_V ? kv : 0)),
 		               (long long)e->kv_group);
@@ -512,6 +513,9 @@ static void emit_stage(Emit *e, const StagePlan *sp)
 			    ".rope_factor = %.17g,\n\t.rope_low = %.17g, .rope_high = %.17g, "
 			    ".rope_orig = %lld", (long long)L->kv_heads, L->rope_theta, L->bias,
 			    L->rope_factor, L->rope_low, L->rope_high, (long long)L->rope_orig);
+		if (m->pipe.kv_cap > 0 && LAYER(L->kind)->kv_cache && ir_kv_value_bytes(m) == 2)
+			out(o, ",\n\t.kv_prec = %s", m->pipe.dtype == DT_BF16 ? "RT_PREC_BF16"
+			                                                    : "RT_PREC_F16");
 		out(o, " };   /* %s */\n", L->name);
 	}
 	out(o, "\n");
@@ -904,7 +908,8 @@ static char *rank_source(const IrModel *m, const Schedule *s, const SimResult *r
 		int st = stage_of(m, l);
 		if (e.gen && LAYER(m->layers[l].kind)->kv_cache && memplan_stage(e.plan, st)) {
 			e.kv_off[l] = kv_at;
-			kv_at += 2 * e.plan->rows * m->pipe.kv_cap * layer_kv_width(&m->layers[l]) * 4;
+			kv_at += 2 * e.plan->rows * m->pipe.kv_cap * layer_kv_width(&m->layers[l]) *
+			         ir_kv_value_bytes(m);
 		}
 	}
 	e.kv_group = kv_at - e.plan->kv_off;

@@ -161,6 +161,11 @@ void ir_dump(FILE *out, const IrModel *m)
 	}
 }
 
+int ir_kv_value_bytes(const IrModel *m)
+{
+	return m->pipe.dtype == DT_BF16 || m->pipe.dtype == DT_F16 ? 2 : 4;
+}
+
 int64_t ir_kv_bytes(const IrModel *m, int s)
 {
 	if (m->pipe.sched != SK_GENERATE)
@@ -168,7 +173,8 @@ int64_t ir_kv_bytes(const IrModel *m, int s)
 	int64_t bytes = 0;
 	for (int l = m->stages[s].first; l < m->stages[s].last; l++)
 		if (LAYER(m->layers[l].kind)->kv_cache)
-			bytes += 2 * (int64_t)m->pipe.B * m->pipe.kv_cap * layer_kv_width(&m->layers[l]) * 4;
+			bytes += 2 * (int64_t)m->pipe.B * m->pipe.kv_cap * layer_kv_width(&m->layers[l]) *
+			         ir_kv_value_bytes(m);
 	return bytes;
 }
 

@@ -192,9 +192,13 @@ int ir_side_tensors(const IrModel *m, int first, int *out);
  * O(1) once ir_index has run, else O(tensors + layers). */
 int64_t ir_boundary_bytes(const IrModel *m, int first_layer_of_stage);
 /* schedule = generate: bytes of the key/value caches stage s keeps for
- * the whole batch (every gpt2_block: keys and values of kv_cap positions
- * of d floats per sequence); 0 otherwise. */
+ * the whole batch (every gpt2_block and llama_block: keys and values of
+ * kv_cap positions of its kv width per sequence, ir_kv_value_bytes each);
+ * 0 otherwise. */
 int64_t ir_kv_bytes(const IrModel *m, int s);
+/* Bytes of one cached key or value: the dtype's own (2) in a bf16 / f16
+ * program, whose values are on that grid already; else 4. */
+int ir_kv_value_bytes(const IrModel *m);
 /* Fills m->cross from the layers and tensors (sema calls it last). */
 void ir_index(IrModel *m);
 /* Fills the per-stage sums for the partition in m->stages[*].first/last. */

@@ -635,6 +635,8 @@ static void check_generate(IrModel *m, const PipeItem *const *item, Loc where)
 		int64_t w = L->kind == LK_LLAMA_BLOCK
 		            ? rt_llama_kv_work(T, lk, L->d, L->heads, L->kv_heads, L->ffn)
 		            : rt_gpt2_kv_work(T, pp->kv_cap, L->d, L->heads, L->ffn);
+		if (ir_kv_value_bytes(m) == 2)
+			w += rt_kv16_work(pp->kv_cap, layer_kv_width(L));
 		if (LAYER(L->kind)->kv_cache && w > L->work_elems)
 			L->work_elems = w;
 	}

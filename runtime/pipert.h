@@ -433,6 +433,11 @@ typedef struct rt_tf {
 	int qkv_bias;
 	double rope_factor, rope_low, rope_high;
 	int64_t rope_orig;
+	/* gpt2_block, llama_block generating in a 16-bit program: the key/value
+	 * caches hold 16-bit values (RT_PREC_BF16 / _F16, 2 bytes each: what
+	 * the program's rounding put there, so nothing changes); RT_PREC_F32
+	 * (0): floats */
+	int kv_prec;
 } rt_tf;
 
 void rt_bert_layer_fwd(const rt_tf *L, const float *w, const float *x, const int32_t *mask,
@@ -499,7 +504,7 @@ void rt_llama_block_wgt(const rt_tf *L, float *g, const float *x, const float *s
  * slot's scores at a time).  rt_llama_emb_fwd_rows: the packed tokens'
  * rows of the table. */
 void rt_llama_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
-                           float *kc, float *vc, int64_t cap, float *work,
+                           void *kc, void *vc, int64_t cap, float *work,
                            const rt_gen_rows *g);
 void rt_llama_emb_fwd_rows(const rt_tf *L, const float *w, const int32_t *ids, float *y,
                            const rt_gen_rows *g);
@@ -556,7 +561,8 @@ void rt_loss_next_token(rt_ctx *c, const float *logits, const int32_t *ids, floa
  * attention and the cache's stores go slot by slot (each slot has its own
  * cache and length).  The arrays are host memory on both runtimes. */
 /* Each gpt2_block keeps, per group, a key cache kc and a value cache vc of
- * [rows, cap, d] floats (slot r's position j at (r·cap + j)·d, heads side
+ * [rows, cap, d] values (floats, or 16-bit ones where rt_tf's kv_prec says
+ * so: attention then reads a slot's through f32 scratch in work) (slot r's position j at (r·cap + j)·d, heads side
  * by side as in c_attn's output): _fwd_kv writes the keys and values of
  * slot r's positions pos[r] .. pos[r]+n[r]-1 there and lets each query
  * attend to every cached position of its slot up to its own, so no past
@@ -566,7 +572,7 @@ void rt_loss_next_token(rt_ctx *c, const float *logits, const int32_t *ids, floa
 void rt_gpt2_emb_fwd_rows(const rt_tf *L, const float *w, const int32_t *ids, float *y,
                           const rt_gen_rows *g);
 void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
-                          float *kc, float *vc, int64_t cap, float *work,
+                          void *kc, void *vc, int64_t cap, float *work,
                           const rt_gen_rows *g);
 /* The embedding of B samples of T tokens at positions pos0 .. pos0+T-1
  * (rt_gpt2_emb_fwd is pos0 = 0). */

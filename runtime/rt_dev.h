@@ -160,8 +160,13 @@ int rt_dev_tf_attend_one(const float *q, int64_t sq, const float *k, const float
  * rt_dev_tf_kv_store copies the keys and values of qkv's B·T rows
  * (columns d .. 3d) into kc, vc [B, cap, d] at those positions. */
 const int64_t *rt_dev_tf_kv_pos(int64_t cap, int64_t T, int64_t pos0);
-void rt_dev_tf_kv_store(const float *qkv, float *kc, float *vc, int64_t cap, int64_t B,
-                        int64_t T, int64_t pos0, const int64_t *dpos, int64_t d);
+void rt_dev_tf_kv_store(const float *qkv, void *kc, void *vc, int64_t cap, int64_t B,
+                        int64_t T, int64_t pos0, const int64_t *dpos, int64_t d, int prec);
+/* The caches' values: floats with prec RT_PREC_F32, else the 16 bits of
+ * a bf16 / f16 value (the stores convert, rounding to nearest even: the
+ * values a 16-bit program computes are on that grid already, so exactly).
+ * rt_dev_kv_unpack reads n of them back as floats into x. */
+void rt_dev_kv_unpack(const uint16_t *c, float *x, int64_t n, int prec);
 
 /* ---- Llama primitives ----
  * rt_llama.c composes llama_block, for both libraries, from pipert.h's
@@ -186,9 +191,9 @@ void rt_dev_llama_swiglu_bwd(const float *gu, const float *da, float *dgu, int64
 /* rt_dev_tf_kv_store for llama_block: the B·T rows of qkv (ld floats
  * apart; keys at column ck, values at cv, kvw wide) into kc, vc
  * [B, cap, kvw] at positions pos0 .. pos0+T-1. */
-void rt_dev_llama_kv_store(const float *qkv, int64_t ld, int64_t ck, int64_t cv, float *kc,
-                           float *vc, int64_t cap, int64_t B, int64_t T, int64_t pos0,
-                           const int64_t *dpos, int64_t kvw);
+void rt_dev_llama_kv_store(const float *qkv, int64_t ld, int64_t ck, int64_t cv, void *kc,
+                           void *vc, int64_t cap, int64_t B, int64_t T, int64_t pos0,
+                           const int64_t *dpos, int64_t kvw, int prec);
 
 /* ---- Optimizer primitives ----
  * rt_optim.c composes the optimizer step once, for both libraries: the

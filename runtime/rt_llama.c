@@ -242,7 +242,7 @@ void rt_llama_block_wgt(const rt_tf *L, float *g, const float *x, const float *s
  * all ntok tokens; rotation, the cache's stores and attention slot by
  * slot.  work: llama_work_rows (one slot's scores at a time). */
 void rt_llama_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
-                           float *kc, float *vc, int64_t cap, float *work,
+                           void *kc, void *vc, int64_t cap, float *work,
                            const rt_gen_rows *g)
 {
 	int64_t d = L->d, n = g->ntok, kvw = llama_kvw(L), qw = d + 2 * kvw, sq = 0;
@@ -251,7 +251,7 @@ void rt_llama_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float
 		if ((int64_t)g->n[r] * (g->pos[r] + g->n[r]) > sq)
 			sq = (int64_t)g->n[r] * (g->pos[r] + g->n[r]);
 	llama_work k = llama_work_rows(L, n, L->heads * sq);
-	float *qkv = work + k.q;
+	float *qkv = work + k.q, *kf = work + k.f1 + n * L->ffn, *vf = kf + cap * kvw;
 	if (n <= 0 || !rt_dev_tf_begin())
 		return;
 	rt_rmsnorm_fwd(x, w + o.ln1, work + k.a, work + k.d, n, d, L->eps);
@@ -259,15 +259,16 @@ void rt_llama_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float
 	for (int64_t r = 0; r < g->rows; r++) {
 		int64_t nr = g->n[r], p0 = g->pos[r];
 		float *q = qkv + (int64_t)g->off[r] * qw;
+		void *kr = kv_slot(L, kc, r, cap, kvw), *vr = kv_slot(L, vc, r, cap, kvw);
 		if (nr <= 0)
 			continue;
 		(void)rt_dev_tf_kv_pos(cap, nr, p0);    /* checks that they fit */
 		rt_dev_llama_rope(L, q, qw, L->heads + L->kv_heads, 1, nr, p0, NULL, 0);
-		rt_dev_llama_kv_store(q, qw, d, d + kvw, kc + r * cap * kvw, vc + r * cap * kvw, cap,
-		                      1, nr, p0, NULL, kvw);
-		gqa_attend(L, q, qw, nr * qw, kc + r * cap * kvw, vc + r * cap * kvw, kvw, cap * kvw,
-		           NULL, work + k.s1, work + k.s2, work + k.b + (int64_t)g->off[r] * d, 1, nr,
-		           p0 + nr, p0, NULL);
+		rt_dev_llama_kv_store(q, qw, d, d + kvw, kr, vr, cap, 1, nr, p0, NULL, kvw,
+		                      L->kv_prec);
+		gqa_attend(L, q, qw, nr * qw, kv_read(L, kr, kf, p0 + nr, kvw),
+		           kv_read(L, vr, vf, p0 + nr, kvw), kvw, cap * kvw, NULL, work + k.s1,
+		           work + k.s2, work + k.b + (int64_t)g->off[r] * d, 1, nr, p0 + nr, p0, NULL);
 	}
 	llama_post_attn(L, w, x, work + k.b, y, work + k.c, work + k.a, work + k.f2, work + k.f1,
 	                work + k.d, n);

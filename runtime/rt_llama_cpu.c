@@ -194,16 +194,16 @@ void rt_dev_llama_swiglu_bwd(const float *gu, const float *da, float *dgu, int64
 	}
 }
 
-void rt_dev_llama_kv_store(const float *qkv, int64_t ld, int64_t ck, int64_t cv, float *kc,
-                           float *vc, int64_t cap, int64_t B, int64_t T, int64_t pos0,
-                           const int64_t *dpos, int64_t kvw)
+void rt_dev_llama_kv_store(const float *qkv, int64_t ld, int64_t ck, int64_t cv, void *kc,
+                           void *vc, int64_t cap, int64_t B, int64_t T, int64_t pos0,
+                           const int64_t *dpos, int64_t kvw, int prec)
 {
 	(void)dpos;
 	for (int64_t b = 0; b < B; b++)
 		for (int64_t t = 0; t < T; t++) {
 			const float *r = qkv + (b * T + t) * ld;
 			int64_t at = (b * cap + pos0 + t) * kvw;
-			memcpy(kc + at, r + ck, (size_t)kvw * sizeof *kc);
-			memcpy(vc + at, r + cv, (size_t)kvw * sizeof *vc);
+			rt_kv_put(kc, at, r + ck, kvw, prec);
+			rt_kv_put(vc, at, r + cv, kvw, prec);
 		}
 }

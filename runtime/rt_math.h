@@ -227,4 +227,22 @@ RT_HD float rt_f16_value(uint16_t h)
 	return rt_f32_from_bits(sign | ((e + 112u) << 23) | (m << 13));
 }
 
+#ifndef __CUDACC__
+/* n floats into a key/value cache at value at, as rt_dev.h's kv stores
+ * keep them: floats (RT_PREC_F32, 0) or the 16 bits of the dtype's. */
+static inline void rt_kv_put(void *c, int64_t at, const float *x, int64_t n, int prec)
+{
+	uint16_t *h = (uint16_t *)c + at;
+	if (prec == 0)
+		for (int64_t i = 0; i < n; i++)
+			((float *)c)[at + i] = x[i];
+	else if (prec == 1)
+		for (int64_t i = 0; i < n; i++)
+			h[i] = rt_bf16_bits(x[i]);
+	else
+		for (int64_t i = 0; i < n; i++)
+			h[i] = rt_f16_bits(x[i]);
+}
+#endif
+
 #endif /* PIPERT_MATH_H */

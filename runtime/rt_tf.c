@@ -417,13 +417,14 @@ static int64_t rows_scores(const rt_gen_rows *g)
 }
 
 void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float *y,
-                          float *kc, float *vc, int64_t cap, float *work,
+                          void *kc, void *vc, int64_t cap, float *work,
                           const rt_gen_rows *g)
 {
 	int64_t d = L->d, n = g->ntok;
 	gpt2_w o = gpt2_w_at(L);
 	tf_work k = kv_work_rows(L, n, L->heads * rows_scores(g));
 	float *h0 = work + k.a, *qkv = work + k.b, *ctx = work + k.a;
+	float *kf = work + k.r2 + L->heads * rows_scores(g), *vf = kf + cap * d;
 	if (n <= 0 || !rt_dev_tf_begin())
 		return;
 	rt_layernorm_fwd(x, w + o.ln1g, w + o.ln1b, h0, work + k.b, work + k.c, n, d, L->eps);
@@ -432,12 +433,12 @@ void rt_gpt2_block_fwd_kv(const rt_tf *L, const float *w, const float *x, float 
 		int64_t nr = g->n[r], p0 = g->pos[r], at = g->off[r];
 		if (nr <= 0)
 			continue;
+		void *kr = kv_slot(L, kc, r, cap, d), *vr = kv_slot(L, vc, r, cap, d);
 		(void)rt_dev_tf_kv_pos(cap, nr, p0);    /* checks that they fit */
-		rt_dev_tf_kv_store(qkv + at * 3 * d, kc + r * cap * d, vc + r * cap * d, cap, 1, nr,
-		                   p0, NULL, d);
-		attend(L, qkv + at * 3 * d, 3 * d, nr * 3 * d, kc + r * cap * d, vc + r * cap * d, d,
-		       cap * d, NULL, 1, work + k.r1, work + k.r2, ctx + at * d, 1, nr, p0 + nr, p0,
-		       NULL);
+		rt_dev_tf_kv_store(qkv + at * 3 * d, kr, vr, cap, 1, nr, p0, NULL, d, L->kv_prec);
+		attend(L, qkv + at * 3 * d, 3 * d, nr * 3 * d, kv_read(L, kr, kf, p0 + nr, d),
+		       kv_read(L, vr, vf, p0 + nr, d), d, cap * d, NULL, 1, work + k.r1, work + k.r2,
+		       ctx + at * d, 1, nr, p0 + nr, p0, NULL);
 	}
 	gpt2_post_attn(L, w, x, ctx, y, work + k.b, work + k.c, work + k.f1, work + k.f2,
 	               work + k.d, work + k.a, n);

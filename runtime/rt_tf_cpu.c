@@ -182,17 +182,27 @@ const int64_t *rt_dev_tf_kv_pos(int64_t cap, int64_t T, int64_t pos0)
 	return NULL;
 }
 
-void rt_dev_tf_kv_store(const float *qkv, float *kc, float *vc, int64_t cap, int64_t B,
-                        int64_t T, int64_t pos0, const int64_t *dpos, int64_t d)
+void rt_dev_tf_kv_store(const float *qkv, void *kc, void *vc, int64_t cap, int64_t B,
+                        int64_t T, int64_t pos0, const int64_t *dpos, int64_t d, int prec)
 {
 	(void)dpos;
 	for (int64_t b = 0; b < B; b++)
 		for (int64_t t = 0; t < T; t++) {
 			const float *r = qkv + (b * T + t) * 3 * d;
 			int64_t at = (b * cap + pos0 + t) * d;
-			memcpy(kc + at, r + d, (size_t)d * sizeof *kc);
-			memcpy(vc + at, r + 2 * d, (size_t)d * sizeof *vc);
+			rt_kv_put(kc, at, r + d, d, prec);
+			rt_kv_put(vc, at, r + 2 * d, d, prec);
 		}
+}
+
+void rt_dev_kv_unpack(const uint16_t *c, float *x, int64_t n, int prec)
+{
+	if (prec == RT_PREC_BF16)
+		for (int64_t i = 0; i < n; i++)
+			x[i] = rt_bf16_value(c[i]);
+	else
+		for (int64_t i = 0; i < n; i++)
+			x[i] = rt_f16_value(c[i]);
 }
 
 /* Sample b's last position to row b.  Rows move down only (b·T + T-1 >=

@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "pipert.h"
+#include "rt_dev.h"
 
 typedef struct tf_work {
 	int64_t a, b, c, d;         /* [N, d] */
@@ -47,6 +48,25 @@ static inline tf_work kv_work_rows(const rt_tf *L, int64_t n, int64_t sq)
 	k.r1 = k.f2 + n * L->ffn;
 	k.r2 = k.r1 + sq;
 	return k;
+}
+
+/* A 16-bit key/value cache (rt_tf's kv_prec): slot r of cache c
+ * ([rows, cap, w] values) and the f32 copy of its first np positions that
+ * attention reads, in kf (2 · cap · w floats past the cached forward's
+ * other scratch: rt_tf_sizes.h's rt_kv16_work); a float cache is read in
+ * place. */
+static inline void *kv_slot(const rt_tf *L, void *c, int64_t r, int64_t cap, int64_t w)
+{
+	return (char *)c + r * cap * w * (L->kv_prec ? 2 : 4);
+}
+
+static inline const float *kv_read(const rt_tf *L, const void *c, float *kf, int64_t np,
+                                   int64_t w)
+{
+	if (!L->kv_prec)
+		return (const float *)c;
+	rt_dev_kv_unpack((const uint16_t *)c, kf, np * w, L->kv_prec);
+	return kf;
 }
 
 /* BertLayer's parameters, in pipert.h's order (Linear: [out, in]). */

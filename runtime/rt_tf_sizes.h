@@ -46,6 +46,14 @@ static inline int64_t rt_gpt2_kv_work(int64_t T, int64_t cap, int64_t d, int64_t
 	return 4 * T * d + 2 * T * f + 2 * h * sq;
 }
 
+/* A 16-bit key/value cache (bf16 / f16 program): the f32 copies of one
+ * slot's keys and values that attention reads (cap positions of the layer's
+ * kv width, kvw), past rt_gpt2_kv_work's or rt_llama_kv_work's scratch. */
+static inline int64_t rt_kv16_work(int64_t cap, int64_t kvw)
+{
+	return 2 * cap * kvw;
+}
+
 /* Generation's descriptor of a group's rows (pipert.h's rt_gen_rows) as
  * it travels at the end of each activation message's header: int32
  * values [flags, ntok, 0, 0, n[rows], pos[rows], req[rows], gen[rows]],

@@ -15,11 +15,13 @@ too high is memory the plan does not know of, too low a plan that counts
 memory the program never holds.  Programs: the tiny GPT-2 generating
 (with its weights file), in inference and training (SGD, AdamW with
 clipping, bf16), the tiny BERT's inference, a tiny grouped-query Llama
-generating and training, the MLPs training.
+generating and training, the MLPs training, the GPT-2 and the Llama
+generating in bf16 (16-bit caches).
 
 Generation's key/value caches: `kv_cache_bytes_ranks:` per rank equals
-2 (keys and values) x the rank's blocks x batch x L x kv width x 4 bytes
-(the caches are f32, docs/precision.md), L = prompt + new tokens, kv width
+2 (keys and values) x the rank's blocks x batch x L x kv width x the bytes
+of a value (4; 2 with dtype = bf16 or f16, whose caches hold the type's
+16 bits, docs/precision.md), L = prompt + new tokens, kv width
 d for GPT-2 and kv_heads·d/heads for llama_block, counted here from the
 partition given, not from the compiler.
 
@@ -95,6 +97,9 @@ cases = [
     ("gpt2-bf16", GPT, ["dtype=bf16", "optimizer=adam(lr=0.01)", "schedule=zb-h1"],
      ["--steps", "2"]),
     ("llama-gen", LLAMA, [], []),
+    ("gen-bf16", GEN, ["dtype=bf16"],
+     ["--weights-in", fx("gen.safetensors"), "--input", fx("gen_prompts.npy")]),
+    ("llama-gen-bf16", LLAMA, ["dtype=bf16"], []),
     ("llama-adamw", LLAMA_TRAIN, [], ["--steps", "2"]),
     ("mlp-ce", os.path.join(M, "small-ce.pipe"), [], ["--steps", "2"]),
     ("mlp-mse", os.path.join(M, "small-mse.pipe"), ["schedule=interleaved(2)", "microbatches=4"],
@@ -102,9 +107,13 @@ cases = [
 ]
 # generation: both models' layers are emb, h[4], a norm, head; their prompts
 # 4 tokens, 8 new, batch 6; kv width d = 16 (GPT-2), kv_heads·d/heads = 8
-kv_cases = [("kv-p2", GEN, ["partition=[2,5]"], [1, 3], 16),
-            ("kv-p3", GEN, ["stages=3", "microbatches=6", "partition=[3,2,2]"], [2, 2, 0], 16),
-            ("kv-llama-gqa", LLAMA, ["partition=[2,5]"], [1, 3], 8)]
+# (tag, model, --set values, blocks per rank, kv width, bytes a value)
+kv_cases = [("kv-p2", GEN, ["partition=[2,5]"], [1, 3], 16, 4),
+            ("kv-p3", GEN, ["stages=3", "microbatches=6", "partition=[3,2,2]"], [2, 2, 0], 16, 4),
+            ("kv-llama-gqa", LLAMA, ["partition=[2,5]"], [1, 3], 8, 4),
+            ("kv-bf16", GEN, ["dtype=bf16", "partition=[2,5]"], [1, 3], 16, 2),
+            ("kv-llama-f16", LLAMA, ["dtype=f16", "stages=3", "microbatches=6",
+                                     "partition=[3,2,2]"], [2, 2, 0], 8, 2)]
 
 t.plan(len(cases) + len(kv_cases))
 
@@ -135,15 +144,15 @@ for tag, model, sets, args in cases:
                 % (tag, desc or "no peak_memory_ranks line")):
         t.diag(why or r.stdout[-1500:])
 
-for tag, model, sets, blocks, width in kv_cases:
+for tag, model, sets, blocks, width, vb in kv_cases:
     r, why = compile_and_run(E, model, os.path.join(tmp, tag), sets, [])
     got = []
     for line in (r.stdout if r else "").splitlines():
         if line.startswith("kv_cache_bytes_ranks:"):
             got = [int(x) for x in line.split()[1:]]
-    want = [2 * b * 6 * (4 + 8) * width * 4 for b in blocks]
-    if not t.ok(got == want, "%s: kv_cache_bytes per rank %s = 2 x blocks x batch x L x %d x 4 %s"
-                % (tag, got, width, want)):
+    want = [2 * b * 6 * (4 + 8) * width * vb for b in blocks]
+    if not t.ok(got == want, "%s: kv_cache_bytes per rank %s = 2 x blocks x batch x L x %d x %d %s"
+                % (tag, got, width, vb, want)):
         t.diag(why or r.stdout[-1500:])
 
 sys.exit(t.done())

@@ -1110,16 +1110,16 @@ static void test_llama_kv_store(void)
 	float *q = hrand(nq, 1), *kc = hrand(nc, 1), *vc = hrand(nc, 1);
 	float *Q = dev(q, nq * 4), *KC = dev(kc, nc * 4), *VC = dev(vc, nc * 4);
 	int64_t *DPOS = dev(&pos0, sizeof pos0);
-	rt_cpu_dev_llama_kv_store(q, ld, 48, 48 + kvw, kc, vc, cap, B, T, pos0, NULL, kvw);
-	rt_dev_llama_kv_store(Q, ld, 48, 48 + kvw, KC, VC, cap, B, T, pos0, NULL, kvw);
+	rt_cpu_dev_llama_kv_store(q, ld, 48, 48 + kvw, kc, vc, cap, B, T, pos0, NULL, kvw, 0);
+	rt_dev_llama_kv_store(Q, ld, 48, 48 + kvw, KC, VC, cap, B, T, pos0, NULL, kvw, 0);
 	check_exact("llama kv_store: keys", KC, kc, nc);
 	check_exact("llama kv_store: values", VC, vc, nc);
-	rt_cpu_dev_llama_kv_store(q, ld, 48, 48 + kvw, kc, vc, cap, B, 1, 11, NULL, kvw);
+	rt_cpu_dev_llama_kv_store(q, ld, 48, 48 + kvw, kc, vc, cap, B, 1, 11, NULL, kvw, 0);
 	{
 		int64_t p = 11;
 		up(DPOS, &p, sizeof p);
 	}
-	rt_dev_llama_kv_store(Q, ld, 48, 48 + kvw, KC, VC, cap, B, 1, 0, DPOS, kvw);
+	rt_dev_llama_kv_store(Q, ld, 48, 48 + kvw, KC, VC, cap, B, 1, 0, DPOS, kvw, 0);
 	check_exact("llama kv_store, position from the device: keys", KC, kc, nc);
 	check_exact("llama kv_store, position from the device: values", VC, vc, nc);
 	free(q); free(kc); free(vc);

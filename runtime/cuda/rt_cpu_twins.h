@@ -40,7 +40,7 @@
 #define RT_CPU_TWIN_PRIMS(X) \
 	X(dev_tf_begin) X(dev_tf_end) X(dev_tf_add) X(dev_tf_bias_rows) X(dev_tf_colsum_acc) \
 	X(dev_tf_heads_gemm) X(dev_tf_mask_scores) X(dev_tf_causal_zero) X(dev_tf_attend_one) \
-	X(dev_tf_kv_pos) X(dev_tf_kv_store) \
+	X(dev_tf_kv_pos) X(dev_tf_kv_store) X(dev_kv_unpack) \
 	X(dev_llama_rope) X(dev_llama_swiglu_fwd) X(dev_llama_swiglu_bwd) X(dev_llama_kv_store)
 
 #define RT_CPU_TWINS(X) RT_CPU_TWIN_KERNELS(X) RT_CPU_TWIN_TF(X) RT_CPU_TWIN_PRIMS(X)

@@ -327,27 +327,33 @@ extern "C" void rt_dev_llama_swiglu_bwd(const float *gu, const float *da, float 
  * caches at positions pos0 .. pos0+T-1 of their samples (rt_dev_tf_kv_pos
  * has checked that they fit). */
 __global__ static void k_llama_kv_store(const float *__restrict__ qkv, int64_t ld, int64_t ck,
-                                        int64_t cv, float *__restrict__ kc,
-                                        float *__restrict__ vc, int64_t cap, int64_t T,
+                                        int64_t cv, void *kc, void *vc, int64_t cap, int64_t T,
                                         int64_t pos0, const int64_t *__restrict__ dpos,
-                                        int64_t kvw, int64_t n)
+                                        int64_t kvw, int64_t n, int prec)
 {
 	GRID_STRIDE(i, n * kvw) {
 		int64_t bt = i / kvw, j = i - bt * kvw, b = bt / T, t = bt - b * T;
 		int64_t at = (b * cap + (dpos ? *dpos : pos0) + t) * kvw + j;
-		kc[at] = qkv[bt * ld + ck + j];
-		vc[at] = qkv[bt * ld + cv + j];
+		float k = qkv[bt * ld + ck + j], v = qkv[bt * ld + cv + j];
+		if (prec == RT_PREC_F32) {
+			((float *)kc)[at] = k;
+			((float *)vc)[at] = v;
+		} else {
+			int bf = prec == RT_PREC_BF16;
+			((uint16_t *)kc)[at] = bf ? rt_bf16_bits(k) : rt_f16_bits(k);
+			((uint16_t *)vc)[at] = bf ? rt_bf16_bits(v) : rt_f16_bits(v);
+		}
 	}
 }
 
 extern "C" void rt_dev_llama_kv_store(const float *qkv, int64_t ld, int64_t ck, int64_t cv,
-                                      float *kc, float *vc, int64_t cap, int64_t B, int64_t T,
-                                      int64_t pos0, const int64_t *dpos, int64_t kvw)
+                                      void *kc, void *vc, int64_t cap, int64_t B, int64_t T,
+                                      int64_t pos0, const int64_t *dpos, int64_t kvw, int prec)
 {
 	int64_t n = B * T;
 	if (rt_cu.dry || n <= 0 || kvw <= 0)
 		return;
 	k_llama_kv_store<<<grid_for(n * kvw), TPB, 0, rt_cu.stream>>>(qkv, ld, ck, cv, kc, vc, cap,
-	                                                               T, pos0, dpos, kvw, n);
+	                                                               T, pos0, dpos, kvw, n, prec);
 	RT_CU_LAUNCHED("rt_llama_block_fwd_kv (cache)");
 }

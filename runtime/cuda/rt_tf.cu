@@ -219,29 +219,57 @@ extern "C" const int64_t *rt_dev_tf_kv_pos(int64_t cap, int64_t T, int64_t pos0)
 	return rt_cu.gen_graph && T == 1 ? rt_cu.d_gen_pos : NULL;
 }
 
+/* One value into a cache at value at (rt_dev.h: floats, or the 16 bits
+ * of the program's dtype). */
+__device__ __forceinline__ void kv_put1(void *c, int64_t at, float x, int prec)
+{
+	if (prec == RT_PREC_F32)
+		((float *)c)[at] = x;
+	else
+		((uint16_t *)c)[at] = prec == RT_PREC_BF16 ? rt_bf16_bits(x) : rt_f16_bits(x);
+}
+
 /* The keys and values of qkv's n = B·T rows (columns d .. 3d) into the
  * caches at positions pos0 .. pos0+T-1 of their samples. */
-__global__ static void k_kv_store(const float *__restrict__ qkv, float *__restrict__ kc,
-                                  float *__restrict__ vc, int64_t cap, int64_t T, int64_t pos0,
-                                  const int64_t *__restrict__ dpos, int64_t d, int64_t n)
+__global__ static void k_kv_store(const float *__restrict__ qkv, void *kc, void *vc,
+                                  int64_t cap, int64_t T, int64_t pos0,
+                                  const int64_t *__restrict__ dpos, int64_t d, int64_t n,
+                                  int prec)
 {
 	GRID_STRIDE(i, n * d) {
 		int64_t bt = i / d, j = i - bt * d, b = bt / T, t = bt - b * T;
 		int64_t at = (b * cap + (dpos ? *dpos : pos0) + t) * d + j;
-		kc[at] = qkv[bt * 3 * d + d + j];
-		vc[at] = qkv[bt * 3 * d + 2 * d + j];
+		kv_put1(kc, at, qkv[bt * 3 * d + d + j], prec);
+		kv_put1(vc, at, qkv[bt * 3 * d + 2 * d + j], prec);
 	}
 }
 
-extern "C" void rt_dev_tf_kv_store(const float *qkv, float *kc, float *vc, int64_t cap,
+extern "C" void rt_dev_tf_kv_store(const float *qkv, void *kc, void *vc, int64_t cap,
                                    int64_t B, int64_t T, int64_t pos0, const int64_t *dpos,
-                                   int64_t d)
+                                   int64_t d, int prec)
 {
 	int64_t n = B * T;
 	if (n <= 0 || d <= 0)
 		return;
-	k_kv_store<<<grid_for(n * d), TPB, 0, rt_cu.stream>>>(qkv, kc, vc, cap, T, pos0, dpos, d, n);
+	k_kv_store<<<grid_for(n * d), TPB, 0, rt_cu.stream>>>(qkv, kc, vc, cap, T, pos0, dpos, d, n,
+	                                                      prec);
 	RT_CU_LAUNCHED("rt_gpt2_block_fwd_kv (cache)");
+}
+
+/* A 16-bit cache's values as floats, for attention's GEMMs. */
+__global__ static void k_kv_unpack(const uint16_t *__restrict__ c, float *__restrict__ x,
+                                   int64_t n, int prec)
+{
+	GRID_STRIDE(i, n)
+		x[i] = prec == RT_PREC_BF16 ? rt_bf16_value(c[i]) : rt_f16_value(c[i]);
+}
+
+extern "C" void rt_dev_kv_unpack(const uint16_t *c, float *x, int64_t n, int prec)
+{
+	if (rt_cu.dry || n <= 0)
+		return;
+	k_kv_unpack<<<grid_for(n), TPB, 0, rt_cu.stream>>>(c, x, n, prec);
+	RT_CU_LAUNCHED("a key/value cache (16-bit read)");
 }
 
 /* rt_take_last in place, by one block.  Rows move down only: row b's
