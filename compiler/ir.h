@@ -197,7 +197,7 @@ int64_t ir_boundary_bytes(const IrModel *m, int first_layer_of_stage);
  * 0 otherwise. */
 int64_t ir_kv_bytes(const IrModel *m, int s);
 /* Bytes of one cached key or value: the dtype's own (2) in a bf16 / f16
- * program, whose values are on that grid already; else 4. */
+ * program (the stores round to it); else 4. */
 int ir_kv_value_bytes(const IrModel *m);
 /* Fills m->cross from the layers and tensors (sema calls it last). */
 void ir_index(IrModel *m);

@@ -434,8 +434,8 @@ typedef struct rt_tf {
 	double rope_factor, rope_low, rope_high;
 	int64_t rope_orig;
 	/* gpt2_block, llama_block generating in a 16-bit program: the key/value
-	 * caches hold 16-bit values (RT_PREC_BF16 / _F16, 2 bytes each: what
-	 * the program's rounding put there, so nothing changes); RT_PREC_F32
+	 * caches hold 16-bit values (RT_PREC_BF16 / _F16, 2 bytes each; the
+	 * stores round the block's f32 keys and values to them); RT_PREC_F32
 	 * (0): floats */
 	int kv_prec;
 } rt_tf;

@@ -163,9 +163,9 @@ const int64_t *rt_dev_tf_kv_pos(int64_t cap, int64_t T, int64_t pos0);
 void rt_dev_tf_kv_store(const float *qkv, void *kc, void *vc, int64_t cap, int64_t B,
                         int64_t T, int64_t pos0, const int64_t *dpos, int64_t d, int prec);
 /* The caches' values: floats with prec RT_PREC_F32, else the 16 bits of
- * a bf16 / f16 value (the stores convert, rounding to nearest even: the
- * values a 16-bit program computes are on that grid already, so exactly).
- * rt_dev_kv_unpack reads n of them back as floats into x. */
+ * a bf16 / f16 value (the stores round to nearest even: a block's keys and
+ * values are f32 internals, off that grid).  rt_dev_kv_unpack reads n of
+ * them back as floats into x. */
 void rt_dev_kv_unpack(const uint16_t *c, float *x, int64_t n, int prec);
 
 /* ---- Llama primitives ----

@@ -4,6 +4,7 @@
 # that t/505-runtime-tf.t checks against transformers' reference: a
 # sequence run through the key/value cache in pieces (prefill and decodes)
 # must give the full forward's outputs position by position.
+# With 16-bit caches (kv_prec) the stores are the rounded keys and values.
 # t/runtime-kv.c runs the checks and speaks the TAP; no numpy needed.
 . "$(dirname "$0")/runtime-lib.sh"
 cc_test "$T/kv" "$rt_top/t/runtime-kv.c"

@@ -34,7 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_math.h"
 #include "rt_tf_layout.h"
+#include "rt_tf_sizes.h"
 #include "guarded.h"
 #include "tap.h"
 
@@ -317,6 +319,68 @@ static void mixed_rounds(const rt_tf *Le, const float *we, const rt_tf *L, float
 
 /* rt_take_last_rows: each busy slot's last token to its row, idle rows
  * left alone; rows move down and up. */
+/* 16-bit caches (rt_tf's kv_prec, a bf16 / f16 program): the first block
+ * on the full forward's embeddings, a prefill of 5 then 7 decodes.  Each
+ * stored key and value is the 16 bits of the full forward's f32 one
+ * rounded to nearest even (rt_math.h), and the output is the full
+ * forward's but for attention reading rounded keys and values: within
+ * tol of the row's magnitude, and not all of it bit for bit.  The work is
+ * the f32 cache's plus rt_kv16_work (the slot's f32 copies). */
+static void kv16_chunks(const rt_tf *L0, float *const *w, const full_run *r, int prec,
+                        double tol, const char *what)
+{
+	rt_tf L = *L0;
+	int64_t d = L.d, nc = B * CAP * d, pos0 = 0, tf = r->tf;
+	/* the caches: nc 16-bit values each, in guarded float buffers */
+	uint16_t *kc = (uint16_t *)buffer((nc + 1) / 2), *vc = (uint16_t *)buffer((nc + 1) / 2);
+	double err = 0.0;
+	int stored = 1, guards = 1, differs = 0;
+	static const int chunk[] = { 5, 1, 1, 1, 1, 1, 1, 1 };
+	L.kv_prec = prec;
+	for (int c = 0; c < 8; c++) {
+		int64_t t = chunk[c], nd = B * t * d;
+		int nn[B], pp[B];
+		rows_buf rb;
+		for (int b = 0; b < B; b++)
+			nn[b] = (int)t, pp[b] = (int)pos0;
+		const rt_gen_rows *g = rows_of(&rb, nn, pp);
+		int64_t nk = work_of(&L, g) + rt_kv16_work(CAP, d);
+		float *x = buffer(nd), *y = buffer(nd), *work = buffer(nk);
+		for (int64_t b = 0; b < B; b++)
+			memcpy(x + b * t * d, r->emb + (b * tf + pos0) * d, (size_t)(t * d) * sizeof *x);
+		rt_gpt2_block_fwd_kv(&L, w[0], x, y, kc, vc, CAP, work, g);
+		guards &= guard_ok(work, nk) && guard_ok(y, nd) && guard_ok((float *)kc, (nc + 1) / 2) &&
+		          guard_ok((float *)vc, (nc + 1) / 2);
+		for (int64_t b = 0; b < B; b++)
+			for (int64_t i = 0; i < t; i++) {
+				const float *want = r->y[0] + (b * tf + pos0 + i) * d;
+				const float *q = r->qkv[0] + (b * tf + pos0 + i) * 3 * d;
+				int64_t at = (b * CAP + pos0 + i) * d;
+				err = worse(err, row_err(y + (b * t + i) * d, want, d));
+				differs |= memcmp(y + (b * t + i) * d, want, (size_t)d * sizeof *y) != 0;
+				for (int64_t j = 0; j < d; j++)
+					stored &= prec == RT_PREC_BF16
+					          ? kc[at + j] == rt_bf16_bits(q[d + j]) &&
+					            vc[at + j] == rt_bf16_bits(q[2 * d + j])
+					          : kc[at + j] == rt_f16_bits(q[d + j]) &&
+					            vc[at + j] == rt_f16_bits(q[2 * d + j]);
+			}
+		pos0 += t;
+		free(x);
+		free(y);
+		free(work);
+	}
+	ok(stored, "%s cache, prefill 5 and 7 decodes: every stored key and value is the full "
+	   "forward's rounded to nearest even", what);
+	ok(err <= tol && differs, "%s cache: the output is the full forward's within %g of the "
+	   "row's magnitude (attention reads rounded keys and values: not bit for bit) | worst %.3g",
+	   what, tol, err);
+	ok(guards, "%s cache: nothing is written past work (+ rt_kv16_work), y or the caches",
+	   what);
+	free(kc);
+	free(vc);
+}
+
 static void take_last_rows(const int *n)
 {
 	rows_buf rb;
@@ -411,6 +475,8 @@ int main(void)
 	take_last(1, 4, D);
 	take_last(4, 1, D);     /* T = 1: nothing moves */
 	mixed_rounds(&Le, we, &L, w, ids, &r12);
+	kv16_chunks(&L, w, &r12, RT_PREC_BF16, 1e-2, "bf16");
+	kv16_chunks(&L, w, &r12, RT_PREC_F16, 2e-3, "f16");
 	take_last_rows((const int[B]){ 0, 1, 1 });      /* rows move up */
 	take_last_rows((const int[B]){ 3, 0, 2 });
 	take_last_rows((const int[B]){ 1, 4, 1 });
