@@ -1122,6 +1122,26 @@ static void test_llama_kv_store(void)
 	rt_dev_llama_kv_store(Q, ld, 48, 48 + kvw, KC, VC, cap, B, 1, 0, DPOS, kvw, 0);
 	check_exact("llama kv_store, position from the device: keys", KC, kc, nc);
 	check_exact("llama kv_store, position from the device: values", VC, vc, nc);
+	/* 16-bit caches (a bf16 / f16 program): the CPU's 16 bits, and read
+	 * back into floats as the CPU reads them */
+	for (int prec = RT_PREC_BF16; prec <= RT_PREC_F16; prec++) {
+		const char *name = prec == RT_PREC_BF16 ? "bf16" : "f16";
+		uint16_t *hk = calloc((size_t)nc, 2), *hv = calloc((size_t)nc, 2);
+		float *hx = calloc((size_t)nc, sizeof *hx);
+		void *HK = dev(hk, (size_t)nc * 2), *HV = dev(hv, (size_t)nc * 2);
+		float *HX = dev(hx, (size_t)nc * sizeof *hx), *gk, *gv;
+		rt_cpu_dev_llama_kv_store(q, ld, 48, 48 + kvw, hk, hv, cap, B, T, pos0, NULL, kvw, prec);
+		rt_dev_llama_kv_store(Q, ld, 48, 48 + kvw, HK, HV, cap, B, T, pos0, NULL, kvw, prec);
+		gk = back(HK, nc / 2);
+		gv = back(HV, nc / 2);
+		ok(memcmp(gk, hk, (size_t)nc * 2) == 0 && memcmp(gv, hv, (size_t)nc * 2) == 0,
+		   "llama kv_store, %s cache: the same 16 bits", name);
+		rt_cpu_dev_kv_unpack(hv, hx, nc, prec);
+		rt_dev_kv_unpack(HV, HX, nc, prec);
+		check_exact(prec == RT_PREC_BF16 ? "kv_unpack, bf16" : "kv_unpack, f16", HX, hx, nc);
+		free(hk); free(hv); free(hx); free(gk); free(gv);
+		cudaFree(HK); cudaFree(HV); cudaFree(HX);
+	}
 	free(q); free(kc); free(vc);
 	cudaFree(Q); cudaFree(KC); cudaFree(VC); cudaFree(DPOS);
 }
