@@ -1,6 +1,10 @@
 /* costmodel.c — the `model` cost and check's summary. */
 #include "costmodel.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
@@ -203,7 +207,8 @@ void check_summary(FILE *out, const IrModel *m)
 	                            : m->loss == LOSS_MSE ? "mse"
 	                            : m->loss == LOSS_NEXT_TOKEN ? "next_token" : "none");
 	fprintf(out, "  per sample: forward %sFLOP, backward %sFLOP\n", flops_str(ff), flops_str(fb));
-	const char *sched = sched_label_of(pp->sched, pp->V, pp->sched_path);
+	const char *sched = pp->sched == SK_ZBAUTO ? xprintf("zb-auto(memory = %g)", pp->zb_memory)
+	                    : sched_label_of(pp->sched, pp->V, pp->sched_path);
 	fprintf(out, "  pipeline: %d stage%s", pp->P, pp->P == 1 ? "" : "s");
 	if (pp->V > 1)
 		fprintf(out, " x %d virtual", pp->V);
@@ -305,5 +310,369 @@ void check_summary(FILE *out, const IrModel *m)
 		        !split ? "" : pp->optim != OPT_NONE ? ": its stage holds a copy; the "
 		        "copies' gradients are summed before every optimizer step"
 		        : ": its stage holds a copy, loaded from the same tensor");
+	}
+}
+
+/* ---- --cost ---- */
+
+static const char *skip_ws(const char *p)
+{
+	while (isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+/* A finite number at *pp (advanced past it); -1 if none. */
+static int number_at(const char **pp, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(*pp, &end);
+	if (end == *pp || errno == ERANGE || !isfinite(v))
+		return -1;
+	*pp = end;
+	*out = v;
+	return 0;
+}
+
+/* name(key = number, ...): the keys in keys[0..nk), each at most once,
+ * those in need[] required; vals[k] NAN when absent.  Returns 0 or -1 with
+ * *why. */
+static int call_args(const char *text, const char *name, const char *const *keys, int nk,
+                     unsigned need, double *vals, const char **why)
+{
+	const char *p = skip_ws(text + strlen(name));
+	const char *eg = !strcmp(name, "times") ? "times(F = 18.5, B = 18.1, W = 9.3, comm = 0.6)"
+	               : "gpu(flops = 989e12, bandwidth = 50e9, latency = 5e-6, efficiency = 0.5)";
+	for (int k = 0; k < nk; k++)
+		vals[k] = NAN;
+	if (*p != '(') {
+		*why = xprintf("--cost %s needs its arguments: %s", name, eg);
+		return -1;
+	}
+	p = skip_ws(p + 1);
+	while (*p != ')') {
+		const char *k0 = p;
+		while (isalnum((unsigned char)*p) || *p == '_')
+			p++;
+		size_t kl = (size_t)(p - k0);
+		int k;
+		for (k = 0; k < nk && (strlen(keys[k]) != kl || strncmp(keys[k], k0, kl)); k++)
+			;
+		if (!kl || k == nk) {
+			const char *list = keys[0];
+			for (int j = 1; j < nk; j++)
+				list = xprintf("%s, %s", list, keys[j]);
+			*why = kl ? xprintf("--cost %s has no argument '%.*s' (it takes %s)", name,
+			                    (int)kl, k0, list)
+			          : xprintf("--cost %s: expected an argument name at '%s' (%s)", name,
+			                    k0, eg);
+			return -1;
+		}
+		if (!isnan(vals[k])) {
+			*why = xprintf("--cost %s: argument '%s' given twice", name, keys[k]);
+			return -1;
+		}
+		p = skip_ws(p);
+		if (*p != '=') {
+			*why = xprintf("--cost %s: expected '=' after '%s' (%s)", name, keys[k], eg);
+			return -1;
+		}
+		p = skip_ws(p + 1);
+		if (number_at(&p, &vals[k]) != 0 || vals[k] < 0) {
+			*why = xprintf("--cost %s: '%s' needs a number >= 0", name, keys[k]);
+			return -1;
+		}
+		p = skip_ws(p);
+		if (*p == ',')
+			p = skip_ws(p + 1);
+		else if (*p != ')') {
+			*why = xprintf("--cost %s: expected ',' or ')' at '%s'", name, p);
+			return -1;
+		}
+	}
+	if (*skip_ws(p + 1)) {
+		*why = xprintf("--cost %s: unexpected '%s' after ')'", name, skip_ws(p + 1));
+		return -1;
+	}
+	for (int k = 0; k < nk; k++)
+		if ((need >> k & 1) && isnan(vals[k])) {
+			*why = xprintf("--cost %s needs '%s': %s", name, keys[k], eg);
+			return -1;
+		}
+	return 0;
+}
+
+static double *one(double v)
+{
+	double *p = xalloc(sizeof *p);
+	*p = v;
+	return p;
+}
+
+/* A JSON value that is a number or an array of numbers, at *pp. */
+static int json_numbers(const char **pp, double **out, int *n)
+{
+	const char *p = skip_ws(*pp);
+	double v;
+	if (*p != '[') {
+		if (number_at(&p, &v) != 0)
+			return -1;
+		*out = one(v);
+		*n = 1;
+		*pp = p;
+		return 0;
+	}
+	VEC(double) a = { 0 };
+	p = skip_ws(p + 1);
+	if (*p != ']')
+		for (;;) {
+			p = skip_ws(p);
+			if (number_at(&p, &v) != 0)
+				return -1;
+			VEC_PUSH(a, v);
+			p = skip_ws(p);
+			if (*p == ']')
+				break;
+			if (*p != ',')
+				return -1;
+			p++;
+		}
+	if (!a.n)
+		return -1;
+	*out = a.v;
+	*n = a.n;
+	*pp = p + 1;
+	return 0;
+}
+
+static int cost_file(const char *path, CostOption *o, const char **why)
+{
+	SrcFile *f = src_load(path);
+	if (!f) {
+		*why = xprintf("--cost %s: cannot read the file", path);
+		return 1;
+	}
+	static const char *const keys[] = { "F", "B", "W", "comm", "mem_B", "mem_W" };
+	double *arr[6] = { 0 };
+	int cnt[6] = { 0 };
+	const char *p = skip_ws(f->text);
+	const char *form = "{\"F\": [...], \"B\": [...], \"W\": [...], \"comm\": [...]}, "
+	                   "a number or one per stage, optionally \"mem_B\" and \"mem_W\"";
+	if (*p != '{')
+		goto bad;
+	p = skip_ws(p + 1);
+	while (*p != '}') {
+		if (*p != '"')
+			goto bad;
+		const char *k0 = ++p;
+		while (*p && *p != '"')
+			p++;
+		if (!*p)
+			goto bad;
+		size_t kl = (size_t)(p - k0);
+		int k;
+		for (k = 0; k < 6 && (strlen(keys[k]) != kl || strncmp(keys[k], k0, kl)); k++)
+			;
+		if (k == 6) {
+			*why = xprintf("%s: unknown key \"%.*s\" (the keys are F, B, W, comm, mem_B "
+			               "and mem_W)", path, (int)kl, k0);
+			return 1;
+		}
+		if (arr[k]) {
+			*why = xprintf("%s: key \"%s\" given twice", path, keys[k]);
+			return 1;
+		}
+		p = skip_ws(p + 1);
+		if (*p != ':')
+			goto bad;
+		p++;
+		if (json_numbers(&p, &arr[k], &cnt[k]) != 0) {
+			*why = xprintf("%s: \"%s\" must be a number or an array of numbers", path,
+			               keys[k]);
+			return 1;
+		}
+		for (int i = 0; i < cnt[k]; i++)
+			if (arr[k][i] < 0) {
+				*why = xprintf("%s: \"%s\" has a negative entry (%g)", path, keys[k],
+				               arr[k][i]);
+				return 1;
+			}
+		p = skip_ws(p);
+		if (*p == ',')
+			p = skip_ws(p + 1);
+		else if (*p != '}')
+			goto bad;
+	}
+	if (*skip_ws(p + 1))
+		goto bad;
+	if (!arr[0] || !arr[1]) {
+		*why = xprintf("%s: needs \"F\" and \"B\" (%s)", path, form);
+		return 1;
+	}
+	int n = 1;
+	for (int k = 0; k < 6; k++)
+		if (cnt[k] > 1) {
+			if (n > 1 && cnt[k] != n) {
+				*why = xprintf("%s: \"%s\" has %d entries but another key has %d", path,
+				               keys[k], cnt[k], n);
+				return 1;
+			}
+			n = cnt[k];
+		}
+	/* every array n long; a single number stands for every stage */
+	for (int k = 0; k < 6; k++) {
+		if (!arr[k] && k >= 4)
+			continue;
+		double *v = xalloc((size_t)n * sizeof *v);
+		for (int i = 0; i < n; i++)
+			v[i] = arr[k] ? arr[k][cnt[k] == 1 ? 0 : i] : 0;
+		arr[k] = v;
+	}
+	o->n = n;
+	o->f = arr[0]; o->b = arr[1]; o->w = arr[2]; o->comm = arr[3];
+	o->mem_b = arr[4]; o->mem_w = arr[5];
+	return 0;
+bad:
+	*why = xprintf("%s: not of the form %s", path, form);
+	return 1;
+}
+
+int cost_option_parse(const char *text, const CostConsts *base, CostOption *o,
+                      const char **why)
+{
+	memset(o, 0, sizeof *o);
+	o->text = text;
+	o->cc = *base;
+	size_t len = strlen(text);
+	if (!strcmp(text, "model")) {
+		o->kind = COST_MODEL;
+		return 0;
+	}
+	if (!strcmp(text, "uniform")) {
+		o->kind = COST_UNIFORM;
+		return 0;
+	}
+	if (len > 5 && !strcmp(text + len - 5, ".json")) {
+		o->kind = COST_FILE;
+		return cost_file(text, o, why);
+	}
+	if (!strncmp(text, "times", 5) && (text[5] == '(' || isspace((unsigned char)text[5])
+	                                   || !text[5])) {
+		static const char *const keys[] = { "F", "B", "W", "comm", "mem_B", "mem_W" };
+		double v[6];
+		if (call_args(text, "times", keys, 6, 3u, v, why) != 0)
+			return 2;
+		if ((!isnan(v[4]) && !(v[4] > 0)) || (!isnan(v[5]) && isnan(v[4]))) {
+			*why = "--cost times: mem_B must be > 0, and mem_W needs mem_B";
+			return 2;
+		}
+		o->kind = COST_TIMES;
+		o->n = 1;
+		o->f = one(v[0]);
+		o->b = one(v[1]);
+		o->w = one(isnan(v[2]) ? 0 : v[2]);
+		o->comm = one(isnan(v[3]) ? 0 : v[3]);
+		o->mem_b = isnan(v[4]) ? NULL : one(v[4]);
+		o->mem_w = isnan(v[4]) ? NULL : one(isnan(v[5]) ? v[4] / 2 : v[5]);
+		return 0;
+	}
+	if (!strncmp(text, "gpu", 3) && (text[3] == '(' || isspace((unsigned char)text[3])
+	                                 || !text[3])) {
+		static const char *const keys[] = { "flops", "bandwidth", "latency", "efficiency",
+		                                    "mem_bandwidth" };
+		double v[5];
+		if (call_args(text, "gpu", keys, 5, 15u, v, why) != 0)
+			return 2;
+		if (!(v[0] > 0) || !(v[1] > 0) || !(v[3] > 0) || v[3] > 1
+		    || (!isnan(v[4]) && !(v[4] > 0))) {
+			*why = "--cost gpu: flops, bandwidth (and mem_bandwidth) must be > 0 and "
+			       "efficiency in (0, 1]";
+			return 2;
+		}
+		o->kind = COST_GPU;
+		o->cc.flops = v[0] * v[3];
+		o->cc.flops_bwd = 0;
+		o->cc.bandwidth = v[1];
+		o->cc.latency = v[2];
+		if (!isnan(v[4]))
+			o->cc.mem_bandwidth = v[4];
+		return 0;
+	}
+	*why = xprintf("unknown --cost '%s' (model, uniform, times(F = .., B = .., W = .., "
+	               "comm = ..), gpu(flops = .., bandwidth = .., latency = .., efficiency = "
+	               "..) or FILE.json)", text);
+	return 2;
+}
+
+static double pick(const double *v, int n, int i)
+{
+	return v[n == 1 ? 0 : i];
+}
+
+SimCost *cost_from_option(const CostOption *o, const IrModel *m, const Schedule *s,
+                          const char **why)
+{
+	switch (o->kind) {
+	case COST_UNIFORM:
+		return simcost_uniform(s);
+	case COST_MODEL:
+		return cost_model(m, s, &o->cc);
+	case COST_GPU: {
+		SimCost *c = cost_model(m, s, &o->cc);
+		c->name = "gpu";
+		c->describe = xprintf("gpu: %s (%s)", o->text, c->describe);
+		return c;
+	}
+	default:
+		break;
+	}
+	int S = s->S;
+	if (o->n != 1 && o->n != S) {
+		*why = xprintf("--cost %s gives %d stages, but the pipeline has %d (stages x "
+		               "virtual stages)", o->text, o->n, S);
+		return NULL;
+	}
+	SimCost *c = xalloc(sizeof *c);
+	c->name = o->kind == COST_TIMES ? "times" : "file";
+	c->f = xalloc((size_t)S * sizeof *c->f);
+	c->b = xalloc((size_t)S * sizeof *c->b);
+	c->w = xalloc((size_t)S * sizeof *c->w);
+	c->r = xalloc((size_t)S * sizeof *c->r);
+	c->msg_f = xalloc((size_t)S * sizeof *c->msg_f);
+	c->msg_b = xalloc((size_t)S * sizeof *c->msg_b);
+	for (int i = 0; i < S; i++) {
+		double w = pick(o->w, o->n, i);
+		c->f[i] = pick(o->f, o->n, i);
+		c->b[i] = pick(o->b, o->n, i) + (s->split ? 0 : w);
+		c->w[i] = s->split ? w : 0;
+		c->r[i] = c->f[i];
+		c->msg_f[i] = c->msg_b[i] = pick(o->comm, o->n, i);
+	}
+	if (o->kind == COST_TIMES)
+		c->describe = xprintf("times: F = %g, B = %g, W = %g (%s), R = F, messages %g "
+		                      "from the sender's end, no rank busy for them; optimizer "
+		                      "and allreduce free", o->f[0], o->b[0], o->w[0], s->split
+		                      ? "split backward" : "a backward costs B + W", o->comm[0]);
+	else
+		c->describe = xprintf("file %s: F, B, W and comm per stage (%s), R = F, messages "
+		                      "from the sender's end, no rank busy for them; optimizer "
+		                      "and allreduce free", o->text, s->split ? "split backward"
+		                      : "a backward costs B + W");
+	return c;
+}
+
+void cost_act_memory(const CostOption *o, const IrModel *m, int S, double *mem_b,
+                     double *mem_w)
+{
+	double rows = m ? (double)m->pipe.B / ((double)m->pipe.R * m->pipe.M) : 1;
+	for (int i = 0; i < S; i++) {
+		if (o->mem_b && (o->n == 1 || o->n == S)) {
+			mem_b[i] = pick(o->mem_b, o->n, i);
+			mem_w[i] = o->mem_w ? pick(o->mem_w, o->n, i) : mem_b[i] / 2;
+		} else {
+			mem_b[i] = m && i < m->S ? rows * (double)m->stages[i].act_bytes : 1;
+			mem_w[i] = mem_b[i] / 2;
+		}
 	}
 }

@@ -186,6 +186,7 @@ SchedSpec ir_sched_spec(const IrModel *m)
 	sp.disagg = m->pipe.sched == SK_GENERATE && m->pipe.disagg;
 	sp.steps = m->pipe.steps;
 	sp.inflight = m->pipe.inflight;
+	sp.zb_memory = m->pipe.zb_memory;
 	unsigned char *rc = xalloc((size_t)m->S + 1);
 	int any = 0;
 	for (int s = 0; s < m->S; s++)

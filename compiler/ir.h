@@ -116,6 +116,7 @@ typedef struct Pipeline {
 	SchedKind sched;
 	int V;                  /* virtual stages per rank */
 	const char *sched_path; /* schedule = file("..."), resolved against the .pipe */
+	double zb_memory;       /* zb-auto(memory = R): R, else 0 */
 	Loc sched_loc;
 	int part_auto;
 	int *part_counts;       /* [npart] layers per stage as written, or NULL */

@@ -31,7 +31,7 @@ PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	%D%/part.c %D%/part.h \
 	%D%/costmodel.c %D%/costmodel.h \
 	%D%/sched.c %D%/schedule.h runtime/pipert_ops.h \
-	%D%/sched_gen.c %D%/sched_async.c %D%/sched_lower.c %D%/sched_verify.c \
+	%D%/sched_gen.c %D%/sched_auto.c %D%/sched_async.c %D%/sched_lower.c %D%/sched_verify.c \
 	%D%/sched_interp.c %D%/sched_interp.h \
 	%D%/sched_sim.c %D%/sched_fmt.c %D%/sched_read.c \
 	%D%/memplan.c %D%/memplan.h \

@@ -62,6 +62,7 @@ typedef struct Options {
 	int width;
 	int line_directives;
 	CostConsts cc;
+	CostOption copt;        /* --cost, parsed once the constants are known */
 } Options;
 
 static void usage(FILE *to)
@@ -79,7 +80,10 @@ static void usage(FILE *to)
 	      "                     e.g. --set stages=2 --set 'schedule=interleaved(2)'\n"
 	      "  --format FMT       schedule: text (default), csv, torch, chrome, svg\n"
 	      "  --cost MODEL       schedule: model (default; FLOPs and bytes) or uniform\n"
-	      "                     (forward 1, backward 2, communication free)\n"
+	      "                     (forward 1, backward 2, communication free), or measured\n"
+	      "                     times(F = a, B = b, W = c, comm = d), or FILE.json (the\n"
+	      "                     same per stage), or gpu(flops = X, bandwidth = Y,\n"
+	      "                     latency = Z, efficiency = E): the model on that device\n"
 	      "  --flops R          model cost: FLOP/s per rank (default 5e10)\n"
 	      "  --flops-backward R model cost: FLOP/s of the backward's GEMMs (default: --flops)\n"
 	      "  --bandwidth R      model cost: link bytes/s (default 8e9)\n"
@@ -195,8 +199,14 @@ static void parse_args(int argc, char **argv, Options *o)
 	if (strcmp(o->format, "text") && strcmp(o->format, "csv") && strcmp(o->format, "torch")
 	    && strcmp(o->format, "chrome") && strcmp(o->format, "svg"))
 		bad_usage("unknown --format '%s' (text, csv, torch, chrome or svg)", o->format);
-	if (strcmp(o->cost, "model") && strcmp(o->cost, "uniform"))
-		bad_usage("unknown --cost '%s' (model or uniform)", o->cost);
+	const char *why = NULL;
+	int crc = cost_option_parse(o->cost, &o->cc, &o->copt, &why);
+	if (crc == 2)
+		bad_usage("%s", why);
+	if (crc != 0) {
+		diag_plain("%s", why);
+		exit(EXIT_INPUT);
+	}
 	if (strcmp(o->backend, "cpu") && strcmp(o->backend, "cuda"))
 		bad_usage("unknown --backend '%s' (cpu or cuda)", o->backend);
 	if (!strcmp(o->cmd, "compile") && !o->out)
@@ -389,7 +399,7 @@ int main(int argc, char **argv)
 		sched_zbv_placement(m->pipe.P, v);
 		placement = v;
 	}
-	if (partition_model(m, &o.cc, placement) != 0)
+	if (partition_model(m, &o.copt.cc, placement) != 0)
 		return EXIT_INPUT;
 	if (dumping(&o, 'I'))
 		ir_dump(stderr, m);
@@ -406,10 +416,28 @@ int main(int argc, char **argv)
 
 	/* schedule, lower, verify */
 	SchedSpec spec = ir_sched_spec(m);
+	const char *why = NULL;
+	if (spec.kind == SK_ZBAUTO && spec.training) {
+		/* zb-auto searches its order for the costs in use: priced on the
+		 * shape it will have (one stage a rank, split backward) */
+		Schedule *shape = sched_new(SK_ZBAUTO, spec.P, 1, spec.M, spec.R, 1, 1);
+		SimCost *c = cost_from_option(&o.copt, m, shape, &why);
+		if (!c) {
+			diag_plain("%s", why);
+			return EXIT_INPUT;
+		}
+		double *mb = xalloc((size_t)m->S * sizeof *mb), *mw = xalloc((size_t)m->S * sizeof *mw);
+		cost_act_memory(&o.copt, m, m->S, mb, mw);
+		spec.cost = c;
+		spec.mem_b = mb;
+		spec.mem_w = mw;
+	}
 	Schedule *s = file_sched ? file_sched : sched_generate(&spec, m->pipe.sched_loc);
 	if (!s)
 		return EXIT_INPUT;
-	s->label = sched_label_of(m->pipe.sched, m->pipe.V, m->pipe.sched_path);
+	s->label = m->pipe.sched == SK_ZBAUTO
+	           ? xprintf("zb-auto(memory = %g)", m->pipe.zb_memory)
+	           : sched_label_of(m->pipe.sched, m->pipe.V, m->pipe.sched_path);
 	sched_lower(s, &spec);
 	if (dumping(&o, 'S'))
 		sched_write_csv(stderr, s);
@@ -432,7 +460,11 @@ int main(int argc, char **argv)
 	}
 
 	/* simulate */
-	SimCost *cost = !strcmp(o.cost, "uniform") ? simcost_uniform(s) : cost_model(m, s, &o.cc);
+	SimCost *cost = cost_from_option(&o.copt, m, s, &why);
+	if (!cost) {
+		diag_plain("%s", why);
+		return EXIT_INPUT;
+	}
 	SimResult *r = sched_simulate(s, cost);
 	/* generate: every round runs the same program, planned once; so does
 	 * every step of an asynchronous schedule */

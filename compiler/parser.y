@@ -196,6 +196,9 @@ value
 	| '[' list ']'       { $$ = ast_value(V_LIST, @$); $$->args = $2; }
 	| IDENT '(' ')'      { $$ = ast_value(V_CALL, @$); $$->s = $1; }
 	| IDENT '(' args ')' { $$ = ast_value(V_CALL, @$); $$->s = $1; $$->args = $3; }
+	/* a schedule with a hyphen that takes arguments: zb-auto(memory = 2) */
+	| WORD '(' ')'       { $$ = ast_value(V_CALL, @$); $$->s = $1; }
+	| WORD '(' args ')'  { $$ = ast_value(V_CALL, @$); $$->s = $1; $$->args = $3; }
 	| block
 	;
 

@@ -348,7 +348,9 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	fprintf(out, "# bubble_fraction: idle time / (ranks x step_time): the share of all\n"
 	        "#   rank-time spent waiting, 0..1\n"
 	        "# bubble_overhead: (step_time - ideal) / ideal, ideal = the busiest rank's\n"
-	        "#   compute time: how much longer the step is than its compute alone\n");
+	        "#   compute time: how much longer the step is than its compute alone\n"
+	        "# bubble_rate: (S - C) / S of the rank with the longest span S (first\n"
+	        "#   compute's start to last compute's end), C its compute time\n");
 	if (s->async) {
 		if (s->run_steps > s->ntok)
 			fprintf(out, "# asynchronous: the run is one stream of %d steps, shown and "
@@ -365,6 +367,7 @@ void sched_write_text(FILE *out, const Schedule *s, const SimResult *r, const Si
 	}
 	fprintf(out, "bubble_fraction: %.9g\n", r->bubble_fraction);
 	fprintf(out, "bubble_overhead: %.9g\n", r->bubble_overhead);
+	fprintf(out, "bubble_rate: %.9g\n", r->bubble_rate);
 	if (s->kind == SK_GENERATE) {
 		/* the run's own numbers, as a generating program prints them */
 		double ttft = 0;

@@ -117,6 +117,33 @@ static void gen_zbh1(Schedule *s)
 	}
 }
 
+/* zb-h2 (Qi et al., 2023, §2.2 and figure 4): zb-h1 with more warm-up
+ * forwards and the weight gradients moved to the tail.  Rank r runs
+ * 2(P-1-r)+1 forwards before its first B (capped by M), which fills the
+ * time until that B's gradient arrives from the last rank; then, per
+ * micro-batch, B, W and the next F, with rank r holding back its first 2r
+ * W's until the end.  With F = B = W and free messages every rank then works
+ * without a gap from its first F to its last W (a parallelogram instead of
+ * 1F1B's trapezoid).  In flight: 2(P-1-r)+1 + 2r = 2P-1 micro-batches at
+ * most on every rank (capped by M), twice 1F1B's rank 0 less one. */
+static void gen_zbh2(Schedule *s)
+{
+	for (int r = 0; r < s->P; r++) {
+		int w = imin(2 * (s->P - 1 - r) + 1, s->M), nf = 0, nw = 0;
+		while (nf < w)
+			F(s, r, r, nf++);
+		for (int i = 0; i < s->M; i++) {
+			B(s, r, r, i);
+			if (i >= 2 * r)
+				W(s, r, r, nw++);
+			if (nf < s->M)
+				F(s, r, r, nf++);
+		}
+		while (nw < s->M)
+			W(s, r, r, nw++);
+	}
+}
+
 /* interleaved(V): Megatron's forward_backward_pipelining_with_interleaving
  * (and torch's ScheduleInterleaved1F1B).  Rank r holds chunks c = 0..V-1,
  * chunk c being global stage c*P + r.  Its V*M forward (and backward) steps
@@ -407,7 +434,8 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where)
 		return s;
 	}
 	int training = spec->training && kind != SK_INFERENCE;
-	int split = training && (kind == SK_ZBH1 || kind == SK_ZBV);
+	int split = training && (kind == SK_ZBH1 || kind == SK_ZBV || kind == SK_ZBH2
+	                         || kind == SK_ZBAUTO);
 	Schedule *s = sched_new(kind, spec->P, V, spec->M, spec->R, training, split);
 	if (kind == SK_ZBV) {
 		gen_zbv(s);
@@ -422,6 +450,11 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where)
 	case SK_GPIPE:       gen_gpipe(s); break;
 	case SK_1F1B:        gen_1f1b(s); break;
 	case SK_ZBH1:        gen_zbh1(s); break;
+	case SK_ZBH2:        gen_zbh2(s); break;
+	case SK_ZBAUTO:
+		if (sched_gen_zbauto(s, spec, where) != 0)
+			return NULL;
+		break;
 	case SK_INTERLEAVED:
 		if (V == 1)
 			gen_1f1b(s);    /* one chunk per rank: plain 1F1B */

@@ -192,6 +192,25 @@ SimResult *sched_simulate(const Schedule *s, const SimCost *c)
 		idle += res->idle[k];
 	}
 	res->bubble_fraction = res->step_time > 0 ? idle / (n * res->step_time) : 0;
+	/* the paper's bubble rate: a rank's span runs from its first compute to
+	 * its last, so neither the wait for the first input nor the optimizer
+	 * counts */
+	double span_max = 0;
+	int kmax = -1;
+	for (int k = 0; k < n; k++) {
+		double first = -1, last = 0;
+		for (int i = 0; i < s->rank[k].n; i++)
+			if (op_is_compute(s->rank[k].a[i].op)) {
+				if (first < 0)
+					first = res->start[k][i];
+				last = res->end[k][i];
+			}
+		if (first >= 0 && last - first > span_max) {
+			span_max = last - first;
+			kmax = k;
+		}
+	}
+	res->bubble_rate = kmax >= 0 && span_max > 0 ? (span_max - res->busy[kmax]) / span_max : 0;
 	res->bubble_overhead = maxbusy > 0 ? (res->step_time - maxbusy) / maxbusy : 0;
 	return res;
 }

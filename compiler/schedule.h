@@ -77,7 +77,9 @@ void actlist_push(ActList *l, int op, int stage, int mb, int peer);
 	X(SK_2BW,         "pipedream-2bw", 0) \
 	X(SK_INFERENCE,   "inference",     0) \
 	X(SK_GENERATE,    "generate",      0) \
-	X(SK_FILE,        "file",          0)
+	X(SK_FILE,        "file",          0) \
+	X(SK_ZBH2,        "zb-h2",         0) \
+	X(SK_ZBAUTO,      "zb-auto",       0)
 
 typedef enum {
 #define X(e, s, v) e,
@@ -107,6 +109,12 @@ typedef struct SchedSpec {
 	                         * steps * M micro-batches); else unused */
 	const int *inflight;    /* pipedream: [P] micro-batches in flight per rank
 	                         * (1..P-r), or NULL: P-r */
+	/* zb-auto (sched_auto.c): the costs the order is searched for, and the
+	 * activation memory limit as a multiple of what 1F1B keeps on rank 0 */
+	double zb_memory;       /* R of zb-auto(memory = R) */
+	const struct SimCost *cost;     /* the costs in use (per stage) */
+	const double *mem_b;    /* [S] bytes a micro-batch keeps from F to B, or NULL: 1 */
+	const double *mem_w;    /* [S] bytes it keeps from B to W, or NULL: mem_b / 2 */
 } SchedSpec;
 
 typedef struct Schedule {
@@ -163,6 +171,11 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where);
  * kind SK_INFERENCE, training 0, eval 1; the label is train's. */
 Schedule *sched_eval(const Schedule *train);
 
+/* zb-auto's compute order for spec's costs and memory limit (sched_auto.c);
+ * s is sched_new's, V = 1, split.  -1 after an input error at `where`
+ * (one micro-batch alone is over the limit). */
+int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where);
+
 /* zb-v's V-shaped placement: rank r holds stages r and 2P-1-r. */
 void sched_zbv_placement(int P, int *stage_rank);
 
@@ -214,6 +227,10 @@ typedef struct SimResult {
 	double *idle;           /* [nranks] step_time - busy */
 	double bubble_fraction; /* sum idle / (nranks * step_time) */
 	double bubble_overhead; /* (step_time - ideal) / ideal, ideal = max busy */
+	double bubble_rate;     /* the zero-bubble paper's: (S - C) / S of the rank
+	                         * whose span S (its first compute's start to its
+	                         * last compute's end) is the longest, C its busy
+	                         * time */
 	double us_per_unit;     /* microseconds per cost unit, for traces: 1000 for
 	                         * "uniform" (1 unit = 1 ms), 1e6 otherwise (seconds) */
 } SimResult;

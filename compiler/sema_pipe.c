@@ -282,6 +282,17 @@ static void parse_schedule(const PipeItem *it, Pipeline *pp, const SrcFile *file
 			const char *slash = strrchr(file->name, '/');
 			pp->sched_path = xprintf("%.*s/%s", (int)(slash - file->name), file->name, path);
 		}
+	} else if (k == SK_ZBAUTO) {
+		/* zb-auto or zb-auto(memory = R): R times 1F1B's rank-0 activations */
+		pp->zb_memory = 1;
+		static const char *const keys[] = { "memory" };
+		const Value *a[1] = { 0 };
+		if (v->kind == V_CALL && named_args(v, "zb-auto", "zb-auto(memory = 2)", keys, 1, a) == 0
+		    && a[0] && num_in(a[0], "memory", POSITIVE, &pp->zb_memory) == 0
+		    && pp->zb_memory > 1000) {
+			diag_error(a[0]->loc, "'memory' of zb-auto is a multiple of what 1F1B keeps "
+			           "on rank 0, at most 1000, not %g", pp->zb_memory);
+		}
 	} else if (v->kind == V_CALL) {
 		diag_error(v->loc, "schedule '%s' takes no arguments", v->s);
 	} else if (k == SK_ZBV) {

@@ -115,6 +115,11 @@ subset = [
     ("ce", ["schedule=zb-v", "stages=2", "partition=auto"]),  # V shape, local turn
     ("ce", ["schedule=zb-v", "stages=2", "microbatches=2", "replicas=2", "recompute=[1,0]",
             "partition=auto", "optimizer=adam(lr=0.01)"]),
+    ("ce", ["schedule=zb-h2"]),
+    ("ce", ["schedule=zb-h2", "microbatches=3", "recompute=[0.5,0.5,0.5,0.5]", "replicas=2"]),
+    ("ce", ["schedule=zb-auto(memory = 1)", "partition=[1,3,2,2]"]),
+    ("ce", ["schedule=zb-auto(memory = 2)", "microbatches=6", "recompute=[1,0,0,1]",
+            "optimizer=adam(lr=0.01)"]),
     ("ce", ["microbatches=2"]),                               # M < P
     ("ce", ["stages=2", "microbatches=3", "partition=auto"]),  # M % P != 0
     ("ce", ["stages=8", "partition=auto", "microbatches=3"]),  # one layer per stage
@@ -136,7 +141,7 @@ subset = [
 
 full = []
 for sched, part, m, rec, rep, opt in itertools.product(
-        ["naive", "gpipe", "1f1b", "interleaved(2)", "zb-h1"],
+        ["naive", "gpipe", "1f1b", "interleaved(2)", "zb-h1", "zb-h2", "zb-auto(memory = 2)"],
         ["[2,2,2,2]", "[1,3,2,2]", "auto"],
         ["2", "3", "6"],
         ["[0,0,0,0]", "[1,0.5,0,1]"],

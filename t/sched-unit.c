@@ -33,7 +33,8 @@ static void report(const char *fmt, ...)
 
 static SchedSpec spec(int kind, int P, int V, int M, int R, int training)
 {
-	return (SchedSpec){ kind, P, V, M, R, training, 1, 0, NULL, NULL, 1, NULL };
+	return (SchedSpec){ kind, P, V, M, R, training, 1, 0, NULL, NULL, 1, NULL, 0, NULL, NULL,
+	                    NULL };
 }
 
 static Schedule *build(const SchedSpec *sp)
@@ -403,7 +404,7 @@ static void test_async(void)
 static void test_sweep(void)
 {
 	static const int kinds[] = { SK_NAIVE, SK_GPIPE, SK_1F1B, SK_ZBH1, SK_INFERENCE,
-	                             SK_INTERLEAVED };
+	                             SK_INTERLEAVED, SK_ZBH2 };
 	int programs = 0, unsound = 0, bubble_bad = 0, formulas = 0, replica_bad = 0;
 	int zb_checked = 0, zb_bad = 0, peak_bad = 0, peaks = 0, zbmem_bad = 0;
 	int overlap_bad = 0;
@@ -451,6 +452,12 @@ static void test_sweep(void)
 			want = (double)(P - 1) / P;
 		else if (kind == SK_ZBH1 && M >= P)
 			want = (double)(P - 1) / (3 * M + P - 1);
+		else if (kind == SK_ZBH2 && M >= 2 * P - 1)
+			want = (double)(P - 1) / (3 * M + P - 1);
+		if (kind == SK_ZBH2 && s->training && M >= 2 * P - 1 && fabs(r->bubble_rate) > 1e-9
+		    && !bubble_bad++)
+			snprintf(first_bubble, sizeof first_bubble, "zb-h2 P=%d M=%d R=%d: bubble_rate "
+			         "%.12g, want 0", P, M, R, r->bubble_rate);
 		if (kind == SK_INTERLEAVED && !s->training)
 			want = -1;      /* chunks are F = 1/V: no published formula */
 		if (want >= 0) {
@@ -486,6 +493,8 @@ static void test_sweep(void)
 				w = 1;
 			if (kind == SK_ZBH1 && s->training && pm[k] > (P < M ? P : M))
 				zbmem_bad++;
+			if (kind == SK_ZBH2 && s->training && pm[k] > (2 * P - 1 < M ? 2 * P - 1 : M))
+				zbmem_bad++;
 			if (w < 0)
 				continue;
 			peaks++;
@@ -501,7 +510,8 @@ static void test_sweep(void)
 		diagf("  %d unsound, first: %s", unsound, first_unsound);
 	ok(bubble_bad == 0, "uniform bubble equals the published formulas in %d cases "
 	   "(gpipe, 1f1b, forward-only: (P-1)/(M+P-1); interleaved (P-1)/(VM+P-1); "
-	   "naive (P-1)/P; zb-h1 (P-1)/(3M+P-1) at M >= P)", formulas);
+	   "naive (P-1)/P; zb-h1 (P-1)/(3M+P-1) at M >= P; zb-h2 the same at M >= 2P-1, and "
+	   "its bubble_rate 0)", formulas);
 	if (bubble_bad)
 		diagf("  %d wrong, first: %s", bubble_bad, first_bubble);
 	ok(zb_checked > 100 && zb_bad == 0, "zb-h1's bubble is under 0.7 x 1f1b's once M >= P "
@@ -511,8 +521,72 @@ static void test_sweep(void)
 	   "(%d ranks checked)", peaks);
 	if (peak_bad)
 		diagf("  %d wrong, first: %s", peak_bad, first_peak);
-	is_int(zbmem_bad, 0, "zb-h1 never holds more than 1f1b's peak, min(P, M)");
+	is_int(zbmem_bad, 0, "zb-h1 never holds more than 1f1b's peak, min(P, M); zb-h2 more "
+	       "than min(2P-1, M)");
 	is_int(overlap_bad, 0, "simulated actions on a rank never overlap");
+}
+
+/* ---- zb-auto: every result sound, within its memory, no slower than zb-h1 ----
+ * Uniform costs (spec.cost NULL: F = B = W = 1, messages free) and one unit
+ * of memory a micro-batch (mem_W a half): the limit is R x min(P, M), counted
+ * here from the order itself. */
+static void test_zbauto(void)
+{
+	static const double mems[] = { 1, 1.5, 2 };
+	int programs = 0, unsound = 0, over = 0, slower = 0, same = 0;
+	char first[256] = "";
+	for (int P = 1; P <= 6; P++)
+		for (int M = 1; M <= 12; M++)
+			for (int R = 1; R <= 2; R++)
+				for (size_t mi = 0; mi < sizeof mems / sizeof *mems; mi++) {
+		if (R > 1 && M % 3)
+			continue;
+		SchedSpec sp = spec(SK_ZBAUTO, P, 1, M, R, 1);
+		sp.zb_memory = mems[mi];
+		Schedule *s = build(&sp);
+		programs++;
+		last_report[0] = 0;
+		if (!s || sched_verify(s, report)) {
+			if (!unsound++)
+				snprintf(first, sizeof first, "P=%d M=%d R=%d memory=%g: %.150s", P, M, R,
+				         mems[mi], s ? last_report : "not generated");
+			continue;
+		}
+		double limit = mems[mi] * (P < M ? P : M);
+		for (int k = 0; k < s->nranks; k++) {
+			double mem = 0, peak = 0;
+			for (int i = 0; i < s->rank[k].n; i++) {
+				int op = s->rank[k].a[i].op;
+				mem += op == OP_F ? 1 : op == OP_B ? -0.5 : op == OP_W ? -0.5 : 0;
+				peak = mem > peak ? mem : peak;
+			}
+			if (peak > limit + 1e-9)
+				over++;
+		}
+		SchedSpec h1 = spec(SK_ZBH1, P, 1, M, R, 1);
+		Schedule *z = build(&h1);
+		double ta = sched_simulate(s, simcost_uniform(s))->step_time;
+		double tz = sched_simulate(z, simcost_uniform(z))->step_time;
+		if (ta > tz + 1e-9)
+			slower++;
+		/* determinism: a second search gives the same program */
+		Schedule *s2 = build(&sp);
+		int diff = 0;
+		for (int k = 0; k < s->nranks && !diff; k++) {
+			diff = s->rank[k].n != s2->rank[k].n;
+			for (int i = 0; i < s->rank[k].n && !diff; i++)
+				diff = memcmp(&s->rank[k].a[i], &s2->rank[k].a[i], sizeof(Action)) != 0;
+		}
+		same += !diff;
+	}
+	ok(unsound == 0, "zb-auto: all %d programs verify (P 1..6, M 1..12, R 1..2, memory 1, "
+	   "1.5, 2)", programs);
+	if (unsound)
+		diagf("  %d unsound, first: %s", unsound, first);
+	is_int(over, 0, "zb-auto never holds more than memory x min(P, M) micro-batches' "
+	       "activations (W's half)");
+	is_int(slower, 0, "zb-auto's step is never longer than zb-h1's (uniform costs)");
+	is_int(same, programs, "zb-auto gives the same program on a second search");
 }
 
 /* ---- round trips ---- */
@@ -648,7 +722,8 @@ static void test_lowering(void)
 static void test_broken(void)
 {
 	SchedSpec sp2 = spec(SK_FILE, 2, 1, 2, 1, 1);
-	Schedule *s = build(&(SchedSpec){ SK_1F1B, 2, 1, 2, 1, 1, 1, 0, NULL, NULL, 1, NULL });
+	Schedule *s = build(&(SchedSpec){ SK_1F1B, 2, 1, 2, 1, 1, 1, 0, NULL, NULL, 1, NULL, 0, NULL,
+	                                   NULL, NULL });
 	char *text = csv_without(s, "1,0,RECV_F,1,0,0\n");
 	file_case("a dropped RECV is refused at the F that needed it", text, sp2, 2,
 	          "rank 1, action 0 (F stage 1 mb 0): its input never arrives",
@@ -1389,6 +1464,7 @@ int main(void)
 	test_generate_errors();
 	test_async();
 	test_sweep();
+	test_zbauto();
 	test_generate();
 	test_roundtrips();
 	test_lowering();
