@@ -67,6 +67,7 @@ typedef struct Options {
 	const char *ranks;      /* plan: --ranks N */
 	const char *memory;     /* plan: --memory BYTES */
 	const char *top;        /* plan: --top K */
+	const char *schedules;  /* plan: --schedules a,b,... */
 } Options;
 
 static void usage(FILE *to)
@@ -90,6 +91,8 @@ static void usage(FILE *to)
 	      "  --memory BYTES     plan: bytes per rank (16GiB, 512MiB, 2GB or a count);\n"
 	      "                     default: the file's memory, else no limit\n"
 	      "  --top K            plan: print the K best rows only\n"
+	      "  --schedules LIST   plan: only these schedule kinds (1f1b,zb-h1,...); the\n"
+	      "                     default is every kind but file, pipedream, pipedream-2bw\n"
 	      "  --cost MODEL       schedule: model (default; FLOPs and bytes) or uniform\n"
 	      "                     (forward 1, backward 2, communication free), or measured\n"
 	      "                     times(F = a, B = b, W = c, comm = d), or FILE.json (the\n"
@@ -170,6 +173,8 @@ static void parse_args(int argc, char **argv, Options *o)
 			o->memory = val;
 		} else if (TAKES("--top")) {
 			o->top = val;
+		} else if (TAKES("--schedules")) {
+			o->schedules = val;
 		} else if (TAKES("--backend")) {
 			o->backend = val;
 		} else if (TAKES("--flops")) {
@@ -221,8 +226,8 @@ static void parse_args(int argc, char **argv, Options *o)
 		bad_usage("plan's --format is text or csv, not '%s'", o->format);
 	if (!strcmp(o->cmd, "plan") && !o->ranks)
 		bad_usage("%s", "plan needs --ranks N");
-	if (strcmp(o->cmd, "plan") && (o->ranks || o->memory || o->top))
-		bad_usage("%s", "--ranks, --memory and --top are options of plan");
+	if (strcmp(o->cmd, "plan") && (o->ranks || o->memory || o->top || o->schedules))
+		bad_usage("%s", "--ranks, --memory, --top and --schedules are options of plan");
 	const char *why = NULL;
 	int crc = cost_option_parse(o->cost, &o->cc, &o->copt, &why);
 	if (crc == 2)
@@ -513,7 +518,8 @@ int main(int argc, char **argv)
 	if (dumping(&o, 'A'))
 		ast_dump(stderr, prog);
 	if (!strcmp(o.cmd, "plan")) {
-		PlanOptions po = { o.ranks, o.memory, o.top, o.format, &o.copt, sets, o.sets.n };
+		PlanOptions po = { o.ranks, o.memory, o.top, o.schedules, o.format, &o.copt,
+		                   sets, o.sets.n };
 		int prc = plan_main(prog, &po);
 		pool_free_all();
 		return prc;

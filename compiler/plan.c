@@ -13,11 +13,15 @@
  *
  * Schedules are every kind of SCHED_KINDS but file (needs an order),
  * and pipedream / pipedream-2bw (asynchronous: they train differently,
- * so they are not the same job run faster).  Kinds with V try V = 2 ..
+ * so they are not the same job run faster) unless --schedules names them;
+ * --schedules a,b,... plans those kinds only.  Kinds with V try V = 2 ..
  * PLAN_MAX_V while stages x V <= layers; zb-auto tries memory = 1 and 2
  * (the paper's ZB-1p and ZB-2p).  With a memory limit, recompute goes
  * none, then 0.25, 0.5, 0.75, 1 of every stage's layers until the
- * fullest rank's planned total fits.
+ * fullest rank's planned total fits; at each level the partition is
+ * first balanced under memory = the limit (partition column auto+mem),
+ * and when the partitioner finds no such split (its bound counts no
+ * recompute), balanced as without a limit (auto).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -199,16 +203,18 @@ static void candidate(Plan *pl, int P, int R, int M, const char *sched)
 	Row w = { .P = P, .R = R, .M = M };
 	snprintf(w.sched, sizeof w.sched, "%s", sched);
 	if (pl->limit > 0) {
-		for (size_t i = 0; i < sizeof recompute_levels / sizeof *recompute_levels; i++) {
-			w.recompute = recompute_levels[i];
-			w.mem_set = 1;
-			int rc = evaluate(pl, &w);
-			if (rc == 0 && w.fits) {
-				w.order = pl->rows.n;
-				VEC_PUSH(pl->rows, w);
-				return;
+		/* the partitioner's memory bound does not know recompute: each
+		 * level with memory = the limit, then without it */
+		for (size_t i = 0; i < sizeof recompute_levels / sizeof *recompute_levels; i++)
+			for (int ms = 1; ms >= 0; ms--) {
+				w.recompute = recompute_levels[i];
+				w.mem_set = ms;
+				if (evaluate(pl, &w) == 0 && w.fits) {
+					w.order = pl->rows.n;
+					VEC_PUSH(pl->rows, w);
+					return;
+				}
 			}
-		}
 		w.recompute = 0;
 		w.mem_set = 0;
 	}
@@ -235,6 +241,12 @@ static const char *recompute_text(const Row *w)
 	return w->recompute > 0 ? xprintf("%g", w->recompute) : "none";
 }
 
+/* auto+mem: partition = auto with memory = the limit among the --sets */
+static const char *partition_text(const Row *w)
+{
+	return w->mem_set ? "auto+mem" : "auto";
+}
+
 static void print_rows(const Plan *pl, int top)
 {
 	int csv = !strcmp(pl->po->format, "csv");
@@ -249,13 +261,13 @@ static void print_rows(const Plan *pl, int top)
 	for (int i = 0; i < n; i++) {
 		const Row *w = &pl->rows.v[i];
 		if (csv)
-			printf("%d,%d,%s,%d,auto,%s,%.9g,%.9g,%.9g,%lld,%s\n", w->P, w->R,
+			printf("%d,%d,%s,%d,%s,%s,%.9g,%.9g,%.9g,%lld,%s\n", w->P, w->R,
 			       strchr(w->sched, ',') ? xprintf("\"%s\"", w->sched) : w->sched, w->M,
-			       recompute_text(w), w->step, w->sps, w->bubble, (long long)w->peak,
+			       partition_text(w), recompute_text(w), w->step, w->sps, w->bubble, (long long)w->peak,
 			       w->fits ? "yes" : "no");
 		else
 			printf("%6d %8d  %-22s %5d %-9s %9s %12.6g %12.6g %7.4f %14lld %4s\n", w->P,
-			       w->R, w->sched, w->M, "auto", recompute_text(w), w->step, w->sps,
+			       w->R, w->sched, w->M, partition_text(w), recompute_text(w), w->step, w->sps,
 			       w->bubble, (long long)w->peak, w->fits ? "yes" : "no");
 	}
 	if (!csv && n < pl->rows.n)
@@ -287,6 +299,21 @@ int plan_main(const Program *prog, const PlanOptions *po)
 		return 2;
 	}
 
+	unsigned char want[SK_COUNT];
+	memset(want, !po->schedules, sizeof want);
+	for (const char *p = po->schedules; p && *p;) {
+		size_t len = strcspn(p, ",");
+		char *name = xstrndup(p, len);
+		int k = sched_kind_from_name(name);
+		if (k < 0 || k == SK_FILE) {
+			fprintf(stderr, "pipec: --schedules: unknown schedule '%s'\n"
+			        "Try 'pipec --help' for more information.\n", name);
+			return 2;
+		}
+		want[k] = 1;
+		p += len + (p[len] == ',');
+	}
+
 	/* the file as it is (with the user's --sets): its errors are the
 	 * user's to see; it gives the batch, the layers and the file's memory */
 	IrModel *base = sema_check(prog, po->sets, po->nsets);
@@ -305,7 +332,8 @@ int plan_main(const Program *prog, const PlanOptions *po)
 			continue;
 		long long per = pl.B / R;
 		for (int k = 0; k < SK_COUNT; k++) {
-			if (k == SK_FILE || k == SK_PIPEDREAM || k == SK_2BW)
+			if (k == SK_FILE || !want[k] || (!po->schedules && (k == SK_PIPEDREAM
+			                                                  || k == SK_2BW)))
 				continue;
 			for (int V = kind_has_v[k] ? 2 : 1; V <= (kind_has_v[k] ? PLAN_MAX_V : 1)
 			     && P * V <= layers; V++) {

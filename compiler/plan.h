@@ -30,6 +30,7 @@ int64_t pipec_peak_memory(const IrModel *m, const Schedule *round);
 
 typedef struct PlanOptions {
 	const char *ranks, *memory, *top;       /* as given; ranks required */
+	const char *schedules;                  /* --schedules a,b,...: only these kinds */
 	const char *format;                     /* text or csv */
 	const CostOption *copt;
 	PipeItem *const *sets;                  /* the user's --sets */
