@@ -229,8 +229,14 @@ static int row_cmp(const void *pa, const void *pb)
 	const Row *a = pa, *b = pb;
 	if (a->fits != b->fits)
 		return b->fits - a->fits;
-	if (a->sps != b->sps)
+	/* equal up to rounding (one stage's M changes only the order in which
+	 * the same work is summed): fewer, larger micro-batches first -- the
+	 * per-call overheads the costs do not price favour them -- then the
+	 * smaller peak */
+	if (fabs(a->sps - b->sps) > 1e-9 * fmax(a->sps, b->sps))
 		return a->sps > b->sps ? -1 : 1;
+	if (a->M != b->M)
+		return a->M - b->M;
 	if (a->peak != b->peak)
 		return a->peak < b->peak ? -1 : 1;
 	return a->order - b->order;
