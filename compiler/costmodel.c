@@ -676,3 +676,21 @@ void cost_act_memory(const CostOption *o, const IrModel *m, int S, double *mem_b
 		}
 	}
 }
+
+int cost_prepare_spec(SchedSpec *spec, const CostOption *o, const IrModel *m,
+                      const char **why)
+{
+	if (spec->kind != SK_ZBAUTO || !spec->training)
+		return 0;
+	Schedule *shape = sched_new(SK_ZBAUTO, spec->P, 1, spec->M, spec->R, 1, 1);
+	SimCost *c = cost_from_option(o, m, shape, why);
+	if (!c)
+		return -1;
+	int S = m ? m->S : spec->P;
+	double *mb = xalloc((size_t)S * sizeof *mb), *mw = xalloc((size_t)S * sizeof *mw);
+	cost_act_memory(o, m, S, mb, mw);
+	spec->cost = c;
+	spec->mem_b = mb;
+	spec->mem_w = mw;
+	return 0;
+}

@@ -55,6 +55,13 @@ SimCost *cost_from_option(const CostOption *o, const IrModel *m, const Schedule 
 void cost_act_memory(const CostOption *o, const IrModel *m, int S, double *mem_b,
                      double *mem_w);
 
+/* What sched_generate() needs of the costs for spec: zb-auto searches its
+ * order for them, priced on the shape it will have (one stage a rank,
+ * split backward): sets spec->cost, mem_b and mem_w.  Other kinds are
+ * left as they are.  Returns 0, or -1 with *why when o does not fit. */
+int cost_prepare_spec(SchedSpec *spec, const CostOption *o, const IrModel *m,
+                      const char **why);
+
 /* `pipec check`'s summary. */
 void check_summary(FILE *out, const IrModel *m);
 

@@ -93,7 +93,7 @@ static void usage(FILE *to)
 	      "  --top K            plan: print the K best rows only\n"
 	      "  --schedules LIST   plan: only these schedule kinds (1f1b,zb-h1,...); the\n"
 	      "                     default is every kind but file, pipedream, pipedream-2bw\n"
-	      "  --cost MODEL       schedule: model (default; FLOPs and bytes) or uniform\n"
+	      "  --cost COST        schedule, plan: model (default; FLOPs and bytes) or uniform\n"
 	      "                     (forward 1, backward 2, communication free), or measured\n"
 	      "                     times(F = a, B = b, W = c, comm = d), or FILE.json (the\n"
 	      "                     same per stage), or gpu(flops = X, bandwidth = Y,\n"
@@ -364,20 +364,10 @@ int pipec_schedule(IrModel *m, const CostOption *copt, Schedule *file_sched, int
 {
 	SchedSpec spec = ir_sched_spec(m);
 	const char *why = NULL;
-	if (spec.kind == SK_ZBAUTO && spec.training) {
-		/* zb-auto searches its order for the costs in use: priced on the
-		 * shape it will have (one stage a rank, split backward) */
-		Schedule *shape = sched_new(SK_ZBAUTO, spec.P, 1, spec.M, spec.R, 1, 1);
-		SimCost *c = cost_from_option(copt, m, shape, &why);
-		if (!c) {
-			diag_plain("%s", why);
-			return EXIT_INPUT;
-		}
-		double *mb = xalloc((size_t)m->S * sizeof *mb), *mw = xalloc((size_t)m->S * sizeof *mw);
-		cost_act_memory(copt, m, m->S, mb, mw);
-		spec.cost = c;
-		spec.mem_b = mb;
-		spec.mem_w = mw;
+	/* zb-auto searches its order for the costs in use */
+	if (cost_prepare_spec(&spec, copt, m, &why) != 0) {
+		diag_plain("%s", why);
+		return EXIT_INPUT;
 	}
 	Schedule *s = file_sched ? file_sched : sched_generate(&spec, m->pipe.sched_loc);
 	if (!s)

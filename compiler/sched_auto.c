@@ -487,7 +487,8 @@ int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where)
 	 * optimises: it leads the search to the parallelograms), then the step
 	 * time; the result, or the candidate best at the step time if that is
 	 * still better */
-	long budget = 40000000L / ((long)P * n) + 200;
+	double effort = spec->zb_effort > 0 ? spec->zb_effort : 1;
+	long budget = (long)(effort * (40000000.0 / ((double)P * n) + 200));
 	improve(&A, best, &bs, 1, budget * 3 / 4);
 	bs = score_of(&A, best);
 	improve(&A, best, &bs, 0, budget / 4);

@@ -115,6 +115,9 @@ typedef struct SchedSpec {
 	const struct SimCost *cost;     /* the costs in use (per stage) */
 	const double *mem_b;    /* [S] bytes a micro-batch keeps from F to B, or NULL: 1 */
 	const double *mem_w;    /* [S] bytes it keeps from B to W, or NULL: mem_b / 2 */
+	double zb_effort;       /* zb-auto's local search budget as a share of the
+	                         * default (about 4e7 actions timed); 0: 1.  A
+	                         * planner weighing many candidates may ask less */
 } SchedSpec;
 
 typedef struct Schedule {

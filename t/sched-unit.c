@@ -34,7 +34,7 @@ static void report(const char *fmt, ...)
 static SchedSpec spec(int kind, int P, int V, int M, int R, int training)
 {
 	return (SchedSpec){ kind, P, V, M, R, training, 1, 0, NULL, NULL, 1, NULL, 0, NULL, NULL,
-	                    NULL };
+	                    NULL, 0 };
 }
 
 static Schedule *build(const SchedSpec *sp)
@@ -723,7 +723,7 @@ static void test_broken(void)
 {
 	SchedSpec sp2 = spec(SK_FILE, 2, 1, 2, 1, 1);
 	Schedule *s = build(&(SchedSpec){ SK_1F1B, 2, 1, 2, 1, 1, 1, 0, NULL, NULL, 1, NULL, 0, NULL,
-	                                   NULL, NULL });
+	                                   NULL, NULL, 0 });
 	char *text = csv_without(s, "1,0,RECV_F,1,0,0\n");
 	file_case("a dropped RECV is refused at the F that needed it", text, sp2, 2,
 	          "rank 1, action 0 (F stage 1 mb 0): its input never arrives",
