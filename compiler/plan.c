@@ -16,9 +16,10 @@
  * so they are not the same job run faster) unless --schedules names them;
  * --schedules a,b,... plans those kinds only.  Kinds with V try V = 2 ..
  * PLAN_MAX_V while stages x V <= layers; zb-auto tries memory = 1 and 2
- * (the paper's ZB-1p and ZB-2p).  With a memory limit, recompute goes
- * none, then 0.25, 0.5, 0.75, 1 of every stage's layers until the
- * fullest rank's planned total fits; at each level the partition is
+ * (the paper's ZB-1p and ZB-2p).  With a memory limit, the least
+ * recompute of 0, 0.25, 0.5, 0.75, 1 of every stage's layers with which
+ * the fullest rank's planned total fits (none is tried first, then 1, so
+ * that a configuration that cannot fit costs two tries); at each level the partition is
  * first balanced under memory = the limit (partition column auto+mem),
  * and when the partitioner finds no such split (its bound counts no
  * recompute), balanced as without a limit (auto).
@@ -33,6 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define PLAN_MAX_V 4
 
@@ -195,6 +199,20 @@ static int evaluate(Plan *pl, Row *w)
 	return rc;
 }
 
+/* Whether w fits with every stage recomputing ratio r.  The partitioner's
+ * memory bound does not know recompute: partition = auto under memory =
+ * the limit first, then without it. */
+static int fits_at(Plan *pl, Row *w, double r)
+{
+	for (int ms = 1; ms >= 0; ms--) {
+		w->recompute = r;
+		w->mem_set = ms;
+		if (evaluate(pl, w) == 0 && w->fits)
+			return 1;
+	}
+	return 0;
+}
+
 /* One configuration: without a limit as it is; with one, partition under
  * it and the least recompute that fits, else the plain row marked as not
  * fitting. */
@@ -203,18 +221,26 @@ static void candidate(Plan *pl, int P, int R, int M, const char *sched)
 	Row w = { .P = P, .R = R, .M = M };
 	snprintf(w.sched, sizeof w.sched, "%s", sched);
 	if (pl->limit > 0) {
-		/* the partitioner's memory bound does not know recompute: each
-		 * level with memory = the limit, then without it */
-		for (size_t i = 0; i < sizeof recompute_levels / sizeof *recompute_levels; i++)
-			for (int ms = 1; ms >= 0; ms--) {
-				w.recompute = recompute_levels[i];
-				w.mem_set = ms;
-				if (evaluate(pl, &w) == 0 && w.fits) {
-					w.order = pl->rows.n;
-					VEC_PUSH(pl->rows, w);
-					return;
-				}
-			}
+		/* the least recompute that fits: none first (most configurations
+		 * that fit at all fit so), then all of it (a configuration that
+		 * does not fit even so is given up at once: the schedules are
+		 * the cost, zb-auto's search above all), then the levels between */
+		Row all;
+		int n = sizeof recompute_levels / sizeof *recompute_levels;
+		if (fits_at(pl, &w, recompute_levels[0]))
+			goto keep;
+		if (!fits_at(pl, &w, recompute_levels[n - 1]))
+			goto plain;
+		all = w;
+		for (int i = 1; i < n - 1; i++)
+			if (fits_at(pl, &w, recompute_levels[i]))
+				goto keep;
+		w = all;
+keep:
+		w.order = pl->rows.n;
+		VEC_PUSH(pl->rows, w);
+		return;
+plain:
 		w.recompute = 0;
 		w.mem_set = 0;
 	}
@@ -284,6 +310,12 @@ int plan_main(const Program *prog, const PlanOptions *po)
 {
 	Plan pl = { .prog = prog, .po = po };
 	double t0 = now();
+#ifdef __GLIBC__
+	/* every candidate frees what the last one allocated: keep the pages
+	 * rather than return them to the system and fault them in again */
+	mallopt(M_TRIM_THRESHOLD, 512 << 20);
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+#endif
 	const char *env = getenv("PIPEC_PLAN_TIMES");
 	pl.timing = env && *env && strcmp(env, "0");
 	long N = int_arg(po->ranks, 1 << 16);
