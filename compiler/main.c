@@ -346,7 +346,7 @@ static int check_async_ties(const IrModel *m)
 int pipec_partition(IrModel *m, const CostOption *copt, const Schedule *file_sched)
 {
 	const int *placement = file_sched ? file_sched->stage_rank : NULL;
-	if (m->pipe.sched == SK_ZBV) {
+	if (m->pipe.sched == SK_ZBV || m->pipe.sched == SK_DUALPIPEV) {
 		int *v = xalloc((size_t)2 * m->pipe.P * sizeof *v);
 		sched_zbv_placement(m->pipe.P, v);
 		placement = v;

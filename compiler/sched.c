@@ -105,7 +105,7 @@ void actlist_push(ActList *l, int op, int stage, int mb, int peer)
 		l->cap = l->cap ? 2 * l->cap : 16;
 		l->a = xrealloc(l->a, (size_t)l->cap * sizeof *l->a);
 	}
-	l->a[l->n++] = (Action){ op, stage, mb, peer, 0 };
+	l->a[l->n++] = (Action){ op, stage, mb, peer, 0, 0 };
 }
 
 Schedule *sched_new(SchedKind kind, int P, int V, int M, int R, int training, int split)
@@ -145,8 +145,8 @@ const char *sched_action_desc(char *buf, size_t size, const Action *a)
 
 const char *sched_label_of(int kind, int V, const char *path)
 {
-	if (kind == SK_INTERLEAVED)
-		return xprintf("interleaved(%d)", V);
+	if (kind == SK_INTERLEAVED || kind == SK_INTERLEAVED_ZB || kind == SK_LOOPED_BFS)
+		return xprintf("%s(%d)", sched_kind_name(kind), V);
 	if (kind == SK_FILE && path)
 		return xprintf("file(\"%s\")", path);
 	return sched_kind_name(kind);

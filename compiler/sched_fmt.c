@@ -50,7 +50,8 @@ const char *sched_torch_refusal(const Schedule *s)
 }
 
 /* PyTorch's compute-only CSV: one row per pipeline rank, cells
- * {stage}{F|B|I|W}{mb}; a split backward's B is PyTorch's I. */
+ * {stage}{F|B|I|W}{mb}; a split backward's B is PyTorch's I, and a B
+ * marked whole with its W (dualpipev's full backwards) PyTorch's B. */
 int sched_write_torch(FILE *out, const Schedule *s)
 {
 	const char *why = sched_torch_refusal(s);
@@ -65,12 +66,15 @@ int sched_write_torch(FILE *out, const Schedule *s)
 			char c;
 			switch (a->op) {
 			case OP_F: c = 'F'; break;
-			case OP_B: c = s->split ? 'I' : 'B'; break;
+			case OP_B: c = s->split && !a->whole ? 'I' : 'B'; break;
 			case OP_W: c = 'W'; break;
 			default: continue;
 			}
 			fprintf(out, "%s%d%c%d", first ? "" : ",", a->stage, c, a->mb);
 			first = 0;
+			if (a->whole)   /* the W that completes this full backward */
+				while (++i < s->rank[k].n && s->rank[k].a[i].op != OP_W)
+					;
 		}
 		fputc('\n', out);
 	}

@@ -250,6 +250,162 @@ static void gen_zbv(Schedule *s)
 	}
 }
 
+/* interleaved-zb(V): torch's ScheduleInterleavedZeroBubble (the zero-bubble
+ * paper's ZB-1p idea on Megatron's interleaved placement: chunk c of rank
+ * r is stage c*P + r).  Micro-batches go in rounds of n = M / max(1, M div P)
+ * (torch's "flex" rounds; sema checks that the rounds divide M).  Rank r runs
+ * w = min((V-1)*n + P-1-r, VM) warm-up forwards (one per hop from the last
+ * rank, where interleaved 1F1B has two: the W's fill that gap), then one F
+ * and one B (the input gradient) per step, then the remaining B's.  Step k's
+ * forward chunk is (k div n) mod V, its backward chunk V-1 - ((k-w) div n)
+ * mod V; each chunk numbers its own micro-batches in order.  The W's follow
+ * the B's in the same order, rank r holding back its first r of them (as
+ * zb-h1 does, which this is at V = 1) until the end. */
+static void gen_interleaved_zb(Schedule *s)
+{
+	int P = s->P, V = s->V, M = s->M, total = V * M;
+	int rounds = M / P > 1 ? M / P : 1, n = M / rounds;
+	int *fc = xalloc((size_t)3 * V * sizeof *fc), *bc = fc + V, *wc = bc + V;
+	for (int r = 0; r < P; r++) {
+		int w = imin((V - 1) * n + P - 1 - r, total), nw = 0;
+		for (int c = 0; c < 3 * V; c++)
+			fc[c] = 0;
+#define CHUNK_F(k) (((k) / n) % V)
+#define CHUNK_B(k) (V - 1 - (((k) - w) / n) % V)
+		for (int k = 0; k < total + w; k++) {
+			if (k < total)
+				F(s, r, CHUNK_F(k) * P + r, fc[CHUNK_F(k)]++);
+			if (k < w)
+				continue;
+			B(s, r, CHUNK_B(k) * P + r, bc[CHUNK_B(k)]++);
+			if (k - w >= r) {
+				int c = CHUNK_B(w + nw++);
+				W(s, r, c * P + r, wc[c]++);
+			}
+		}
+		while (nw < total) {
+			int c = CHUNK_B(w + nw++);
+			W(s, r, c * P + r, wc[c]++);
+		}
+#undef CHUNK_F
+#undef CHUNK_B
+	}
+}
+
+/* looped-bfs(V): breadth-first pipelining (Lamy-Poirier, arXiv 2211.05953;
+ * torch's ScheduleLoopedBFS) on Megatron's placement.  Each rank runs every
+ * micro-batch through its first chunk, then its second, ... (GPipe per
+ * chunk, which keeps a chunk's weights in use for a whole pass), then the
+ * backwards chunk by chunk from the last, micro-batches in descending order.
+ * All M micro-batches of all V chunks are in flight at the turn, as GPipe's. */
+static void gen_looped_bfs(Schedule *s)
+{
+	for (int r = 0; r < s->P; r++) {
+		for (int c = 0; c < s->V; c++)
+			for (int mb = 0; mb < s->M; mb++)
+				F(s, r, c * s->P + r, mb);
+		for (int c = s->V - 1; c >= 0; c--)
+			for (int mb = s->M - 1; mb >= 0; mb--)
+				B(s, r, c * s->P + r, mb);
+	}
+}
+
+/* dualpipev: DeepSeek's DualPipe cut in half (DeepSeek-V3 report, arXiv
+ * 2412.19437; torch's ScheduleDualPipeV, after deepseek-ai/DualPipe), on
+ * zb-v's placement: chunk 0 = stage r, chunk 1 = stage 2P-1-r.  Needs
+ * M >= 2P (sema).  Rank r runs, in torch's eight steps:
+ *   1. 2(P-1-r) F0;  2. r+1 pairs F0 F1;  3. P-1-r triples I1 W F1;
+ *   4. M-2P+r+1 rounds F0 B1, F1 B0  (the last rank's first round's F0 and
+ *      B1 are not overlapped; the rest are, in torch one OVERLAP_F_B cell);
+ *   5. P-1-r pairs B1, F1 B0;  6. r+1 pairs B1 B0, the backwards turning to
+ *      split (I) half way, for odd r before the B1, for even r after it;
+ *   7. P-1-r pairs W B0 (split once step 6 turned);  8. r+1 W's.
+ * A full backward (torch's B) is our B marked whole with its W right after;
+ * an I is a plain B whose W joins a queue that each "W" above pops (oldest
+ * first; an empty queue adds nothing).  An overlapped pair is its F then
+ * its B, forward first. */
+typedef struct Dpv {
+	Schedule *s;
+	int r, st[2];
+	int f[2], b[2];         /* next micro-batch of each chunk's F and B */
+	int *wq, wh, wt;        /* the queue of W's, chunk*M + mb, oldest at wh */
+} Dpv;
+
+static void dpv_f(Dpv *d, int c)
+{
+	F(d->s, d->r, d->st[c], d->f[c]++);
+}
+
+static void dpv_b(Dpv *d, int c, int whole)
+{
+	int mb = d->b[c]++;
+	B(d->s, d->r, d->st[c], mb);
+	if (whole) {
+		d->s->rank[d->r].a[d->s->rank[d->r].n - 1].whole = 1;
+		W(d->s, d->r, d->st[c], mb);
+	} else {
+		d->wq[d->wt++] = c * d->s->M + mb;
+	}
+}
+
+static void dpv_w(Dpv *d)
+{
+	if (d->wh == d->wt)
+		return;
+	int q = d->wq[d->wh++];
+	W(d->s, d->r, d->st[q / d->s->M], q % d->s->M);
+}
+
+static void gen_dualpipev(Schedule *s)
+{
+	int P = s->P, M = s->M;
+	sched_zbv_placement(P, s->stage_rank);
+	Dpv d = { .s = s, .wq = xalloc((size_t)2 * M * sizeof *d.wq) };
+	for (int r = 0; r < P; r++) {
+		d.r = r;
+		d.st[0] = r;
+		d.st[1] = 2 * P - 1 - r;
+		d.f[0] = d.f[1] = d.b[0] = d.b[1] = d.wh = d.wt = 0;
+		for (int i = 0; i < 2 * (P - 1 - r); i++)
+			dpv_f(&d, 0);
+		for (int i = 0; i < r + 1; i++) {
+			dpv_f(&d, 0);
+			dpv_f(&d, 1);
+		}
+		for (int i = 0; i < P - 1 - r; i++) {
+			dpv_b(&d, 1, 0);
+			dpv_w(&d);
+			dpv_f(&d, 1);
+		}
+		for (int i = 0; i < M - 2 * P + r + 1; i++) {
+			dpv_f(&d, 0);
+			dpv_b(&d, 1, 1);
+			dpv_f(&d, 1);
+			dpv_b(&d, 0, 1);
+		}
+		for (int i = 0; i < P - 1 - r; i++) {
+			dpv_b(&d, 1, 1);
+			dpv_f(&d, 1);
+			dpv_b(&d, 0, 1);
+		}
+		int zb = 0, half = (r + 1) / 2;
+		for (int i = 0; i < r + 1; i++) {
+			if (i == half && r % 2 == 1)
+				zb = 1;
+			dpv_b(&d, 1, !zb);
+			if (i == half && r % 2 == 0)
+				zb = 1;
+			dpv_b(&d, 0, !zb);
+		}
+		for (int i = 0; i < P - 1 - r; i++) {
+			dpv_w(&d);
+			dpv_b(&d, 0, !zb);
+		}
+		for (int i = 0; i < r + 1; i++)
+			dpv_w(&d);
+	}
+}
+
 /* The evaluation program (schedule.h): compute order, then the one lowering.
  * Lowered without a spec: nothing recomputes in a forward-only program. */
 Schedule *sched_eval(const Schedule *train)
@@ -410,7 +566,8 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where)
 	default:
 		break;
 	}
-	int V = kind == SK_INTERLEAVED ? spec->V : kind == SK_ZBV ? 2 : 1;
+	int V = kind == SK_INTERLEAVED || kind == SK_INTERLEAVED_ZB || kind == SK_LOOPED_BFS
+		? spec->V : kind == SK_ZBV || kind == SK_DUALPIPEV ? 2 : 1;
 	if (kind == SK_INTERLEAVED && spec->M % spec->P != 0) {
 		int up = (spec->M / spec->P + 1) * spec->P;
 		diag_error(where, "interleaved(%d) needs the number of micro-batches to be "
@@ -435,10 +592,24 @@ Schedule *sched_generate(const SchedSpec *spec, Loc where)
 	}
 	int training = spec->training && kind != SK_INFERENCE;
 	int split = training && (kind == SK_ZBH1 || kind == SK_ZBV || kind == SK_ZBH2
-	                         || kind == SK_ZBAUTO);
+	                         || kind == SK_ZBAUTO || kind == SK_INTERLEAVED_ZB
+	                         || kind == SK_DUALPIPEV);
 	Schedule *s = sched_new(kind, spec->P, V, spec->M, spec->R, training, split);
 	if (kind == SK_ZBV) {
 		gen_zbv(s);
+		return s;
+	}
+	if (kind == SK_DUALPIPEV || kind == SK_INTERLEAVED_ZB || kind == SK_LOOPED_BFS) {
+		/* sema lets these train only, and checks their constraints */
+		if (!training || (kind == SK_DUALPIPEV && spec->M < 2 * spec->P))
+			die("schedule '%s' asked for training=%d P=%d M=%d", name, training,
+			    spec->P, spec->M);
+		if (kind == SK_DUALPIPEV)
+			gen_dualpipev(s);
+		else if (kind == SK_INTERLEAVED_ZB)
+			gen_interleaved_zb(s);
+		else
+			gen_looped_bfs(s);
 		return s;
 	}
 	if (!training && !(kind == SK_INTERLEAVED && V > 1)) {

@@ -67,6 +67,7 @@ void sched_lower(Schedule *s, const SchedSpec *spec)
 				if (rc && rc[st])
 					emit(&o, OP_R, st, mb, -1, off);
 				emit(&o, OP_B, st, mb, -1, off);
+				o.l.a[o.l.n - 1].whole = a.whole;
 				if (st > 0 && sr[st - 1] != p)
 					emit(&o, OP_SEND_B, st, mb, sr[st - 1], off);
 				break;

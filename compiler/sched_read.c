@@ -16,8 +16,11 @@
  *                    `{stage}{type}{microbatch}` with type F, B (full
  *                    backward), I and W (input and weight halves of a split
  *                    backward); empty cells (PyTorch's idle slots) are
- *                    skipped.  When a file has any I or W, its B cells are
- *                    read as input halves too (older PyTorch wrote B so).
+ *                    skipped.  In a file with I cells, a B cell is a full
+ *                    backward (PyTorch's DualPipeV mixes the two): its
+ *                    halves back to back, B marked whole and then W.  In a
+ *                    file with W but no I cells, B cells are input halves
+ *                    (older PyTorch wrote them so).
  * Lines starting with '#' and blank lines at the end are ignored.
  *
  * Which rank holds which stage is read from the rows (the rank running a
@@ -279,7 +282,7 @@ static Schedule *build(Rd *rd, int nranks, int torch)
 	Row *rows = rd->rows.v;
 	int n = rd->rows.n;
 	Loc top = { rd->src, 0, 0 };
-	int lowered = 0, has_b = 0, has_w = 0, maxst = -1, maxmb = -1;
+	int lowered = 0, has_b = 0, has_w = 0, has_i = 0, maxst = -1, maxmb = -1;
 	int maxmb_row = -1;
 	for (int i = 0; i < n; i++) {
 		Row *r = &rows[i];
@@ -291,6 +294,8 @@ static Schedule *build(Rd *rd, int nranks, int torch)
 			has_b = 1;
 		if (r->op == OP_W || r->peer == -2)
 			has_w = 1;
+		if (r->peer == -2)
+			has_i = 1;
 		if (r->op == OP_F || r->op == OP_B || r->op == OP_W || r->op == OP_R) {
 			if (r->stage < 0)
 				err(rd, r->off, r->off, "%s needs a stage (0 or more), not %d",
@@ -453,11 +458,12 @@ static Schedule *build(Rd *rd, int nranks, int torch)
 			int line, col;
 			loc_linecol((Loc){ rd->src, rows[*f].off, rows[*f].off }, &line, &col);
 			char desc[64];
-			Action a = { r->op, r->stage, r->mb, -1, 0 };
+			Action a = { r->op, r->stage, r->mb, -1, 0, 0 };
 			err(rd, r->off, r->off, "rank %d, action %d (%s): micro-batch %d of stage "
 			    "%d runs %s twice (first at line %d%s)", r->rank, r->index,
 			    sched_action_desc(desc, sizeof desc, &a), r->mb, r->stage,
-			    torch && r->op == OP_B && has_w ? "I" : op_name(r->op), line,
+			    torch && r->op == OP_B && has_w && (r->peer == -2 || !has_i) ? "I"
+			    : op_name(r->op), line,
 			    torch ? xprintf(", column %d", col) : "");
 		} else
 			*f = i;
@@ -473,9 +479,11 @@ static Schedule *build(Rd *rd, int nranks, int torch)
 	s->src_off = xalloc((size_t)s->nranks * sizeof *s->src_off);
 	int lists = lowered ? nranks : P;
 	int *cnt = xalloc((size_t)lists * sizeof *cnt);
+	/* a full backward beside I cells: B marked whole, then its W */
+#define WHOLE_B(r) (torch && has_i && (r)->op == OP_B && (r)->peer != -2)
 	for (int i = 0; i < n; i++)
 		if (rows[i].op >= 0)
-			cnt[rows[i].rank]++;
+			cnt[rows[i].rank] += 1 + WHOLE_B(&rows[i]);
 	for (int k = 0; k < lists; k++) {
 		s->rank[k].a = xalloc((size_t)(cnt[k] ? cnt[k] : 1) * sizeof(Action));
 		s->rank[k].cap = cnt[k] ? cnt[k] : 1;
@@ -488,8 +496,14 @@ static Schedule *build(Rd *rd, int nranks, int torch)
 			continue;
 		ActList *l = &s->rank[r->rank];
 		s->src_off[r->rank][l->n] = r->off;
-		l->a[l->n++] = (Action){ r->op, r->stage, r->mb, r->peer < -1 ? -1 : r->peer, 0 };
+		l->a[l->n++] = (Action){ r->op, r->stage, r->mb, r->peer < -1 ? -1 : r->peer, 0,
+		                         WHOLE_B(r) };
+		if (WHOLE_B(r)) {
+			s->src_off[r->rank][l->n] = r->off;
+			l->a[l->n++] = (Action){ OP_W, r->stage, r->mb, -1, 0, 0 };
+		}
 	}
+#undef WHOLE_B
 	return s;
 }
 

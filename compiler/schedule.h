@@ -20,7 +20,7 @@
  *
  * Ranks: rank = replica * P + prank, prank = 0..P-1 the pipeline position.
  * Stages: global (virtual) stage index 0..S-1, S = P*V; stage_rank[s] is the
- * pipeline rank holding stage s (Megatron: s mod P; zb-v: a V shape; file:
+ * pipeline rank holding stage s (Megatron: s mod P; zb-v, dualpipev: a V shape; file:
  * read from the file).
  */
 #ifndef PIPEC_SCHEDULE_H
@@ -56,6 +56,10 @@ typedef struct Action {
 	int32_t ver;            /* asynchronous schedules: the weight version an F,
 	                         * R or B computes with, or the one an OPTIM
 	                         * writes (sched_async_version); 0 otherwise */
+	int32_t whole;          /* a B of a split schedule whose W is the next
+	                         * compute action: the two are one full backward
+	                         * (PyTorch's B beside I and W in dualpipev), so
+	                         * --format torch writes them as one B cell */
 } Action;
 
 typedef struct ActList {
@@ -79,7 +83,10 @@ void actlist_push(ActList *l, int op, int stage, int mb, int peer);
 	X(SK_GENERATE,    "generate",      0) \
 	X(SK_FILE,        "file",          0) \
 	X(SK_ZBH2,        "zb-h2",         0) \
-	X(SK_ZBAUTO,      "zb-auto",       0)
+	X(SK_ZBAUTO,      "zb-auto",       0) \
+	X(SK_INTERLEAVED_ZB, "interleaved-zb", 1) \
+	X(SK_LOOPED_BFS,  "looped-bfs",    1) \
+	X(SK_DUALPIPEV,   "dualpipev",     0)
 
 typedef enum {
 #define X(e, s, v) e,
@@ -97,7 +104,8 @@ const char *sched_label_of(int kind, int V, const char *path);
 typedef struct SchedSpec {
 	SchedKind kind;
 	int P;                  /* pipeline ranks */
-	int V;                  /* virtual stages per rank (1 unless interleaved / zb-v / file) */
+	int V;                  /* virtual stages per rank (1 unless interleaved,
+	                         * interleaved-zb, looped-bfs, zb-v, dualpipev, file) */
 	int M;                  /* micro-batches per replica */
 	int R;                  /* data-parallel replicas */
 	int training;           /* 0: forward only (inference) */
@@ -179,7 +187,8 @@ Schedule *sched_eval(const Schedule *train);
  * (one micro-batch alone is over the limit). */
 int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where);
 
-/* zb-v's V-shaped placement: rank r holds stages r and 2P-1-r. */
+/* zb-v's (and dualpipev's) V-shaped placement: rank r holds stages r and
+ * 2P-1-r. */
 void sched_zbv_placement(int P, int *stage_rank);
 
 /* Reads a custom order (pipec's CSV with or without communication rows, or

@@ -255,17 +255,18 @@ static void parse_schedule(const PipeItem *it, Pipeline *pp, const SrcFile *file
 		return;
 	}
 	pp->sched = (SchedKind)k;
-	if (k == SK_INTERLEAVED) {
+	if (k == SK_INTERLEAVED || k == SK_INTERLEAVED_ZB || k == SK_LOOPED_BFS) {
+		const char *kn = sched_kind_name(k);
 		if (v->kind != V_CALL || v->args.n != 1 || v->args.v[0]->key
 		    || v->args.v[0]->val->kind != V_INT) {
-			diag_error(v->loc, "interleaved takes the number of virtual stages per rank: "
-			           "interleaved(2)");
+			diag_error(v->loc, "%s takes the number of virtual stages per rank: "
+			           "%s(2)", kn, kn);
 			return;
 		}
 		long long V = v->args.v[0]->val->i;
 		if (V < 1 || V > 64) {
-			diag_error(v->args.v[0]->val->loc, "interleaved(V) needs 1 <= V <= 64, not %lld",
-			           V);
+			diag_error(v->args.v[0]->val->loc, "%s(V) needs 1 <= V <= 64, not %lld",
+			           kn, V);
 			return;
 		}
 		pp->V = (int)V;
@@ -295,7 +296,7 @@ static void parse_schedule(const PipeItem *it, Pipeline *pp, const SrcFile *file
 		}
 	} else if (v->kind == V_CALL) {
 		diag_error(v->loc, "schedule '%s' takes no arguments", v->s);
-	} else if (k == SK_ZBV) {
+	} else if (k == SK_ZBV || k == SK_DUALPIPEV) {
 		pp->V = 2;
 	}
 }
@@ -789,6 +790,28 @@ void sema_check_pipeline(const Program *p, PipeItem *const *sets, int nsets, IrM
 	if (!bad && pp->sched == SK_INTERLEAVED && pp->M % pp->P != 0) {
 		diag_error(pp->sched_loc, "interleaved needs microbatches (%d) to be a multiple of "
 		           "stages (%d)", pp->M, pp->P);
+		note_key(pp->sched_loc, item[K_MICROBATCHES]);
+		note_key(pp->sched_loc, item[K_STAGES]);
+	}
+	/* torch's ScheduleInterleavedZeroBubble runs micro-batches in rounds of
+	 * M / max(1, M div P) and refuses an M those rounds do not divide */
+	if (!bad && pp->sched == SK_INTERLEAVED_ZB && pp->M % (pp->M / pp->P > 1 ? pp->M / pp->P
+	                                                       : 1) != 0) {
+		int rounds = pp->M / pp->P;
+		diag_error(pp->sched_loc, "interleaved-zb runs the microbatches in "
+		           "microbatches div stages = %d rounds of equal size (as torch's "
+		           "ScheduleInterleavedZeroBubble), but %d does not divide microbatches = "
+		           "%d (stages = %d; try microbatches = %d)", rounds, rounds, pp->M, pp->P,
+		           rounds * pp->P);
+		note_key(pp->sched_loc, item[K_MICROBATCHES]);
+		note_key(pp->sched_loc, item[K_STAGES]);
+	}
+	/* DualPipeV's steady phase (torch's step 4) runs M - 2P + r + 1 rounds
+	 * on rank r: rank 0 needs M >= 2P - 1, and torch asks for M >= 2P */
+	if (!bad && pp->sched == SK_DUALPIPEV && pp->M < 2 * pp->P) {
+		diag_error(pp->sched_loc, "dualpipev needs at least 2 x stages microbatches (one "
+		           "per virtual stage, as torch's ScheduleDualPipeV), but microbatches = %d "
+		           "and stages = %d (try microbatches = %d)", pp->M, pp->P, 2 * pp->P);
 		note_key(pp->sched_loc, item[K_MICROBATCHES]);
 		note_key(pp->sched_loc, item[K_STAGES]);
 	}

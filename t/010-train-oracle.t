@@ -120,6 +120,20 @@ subset = [
     ("ce", ["schedule=zb-auto(memory = 1)", "partition=[1,3,2,2]"]),
     ("ce", ["schedule=zb-auto(memory = 2)", "microbatches=6", "recompute=[1,0,0,1]",
             "optimizer=adam(lr=0.01)"]),
+    # PyTorch's orders: interleaved zero-bubble (split backward on
+    # Megatron's chunks; M = 6 at P = 2 is three rounds of 2), looped BFS,
+    # DualPipeV (V shape, overlapped pairs, full and split backwards mixed;
+    # M = 2P its least)
+    ("ce", ["schedule=interleaved-zb(2)", "stages=2", "partition=auto"]),
+    ("ce", ["schedule=interleaved-zb(2)", "stages=2", "microbatches=4", "replicas=2",
+            "recompute=[1,0]", "partition=auto"]),
+    ("ce", ["schedule=looped-bfs(2)", "stages=2", "microbatches=3", "partition=auto"]),
+    ("ce", ["schedule=dualpipev", "stages=2", "partition=auto"]),
+    ("ce", ["schedule=dualpipev", "stages=2", "microbatches=4", "recompute=[0.5,1]",
+            "partition=auto", "optimizer=adam(lr=0.01)"]),
+    ("ce", ["schedule=dualpipev", "stages=3", "microbatches=6", "replicas=2",
+            "partition=auto"]),
+    ("mse", ["schedule=dualpipev", "stages=1", "microbatches=4", "partition=auto"]),
     ("ce", ["microbatches=2"]),                               # M < P
     ("ce", ["stages=2", "microbatches=3", "partition=auto"]),  # M % P != 0
     ("ce", ["stages=8", "partition=auto", "microbatches=3"]),  # one layer per stage
@@ -159,6 +173,11 @@ for sched, part, m, rec, rep, opt in itertools.product(
         continue
     full.append(("ce", sets))
 
+# PyTorch's orders (one placement each) join the cross product as the
+# subset has them.
+full += [c for c in subset if any(s.startswith(("schedule=interleaved-zb",
+                                                "schedule=looped-bfs", "schedule=dualpipev"))
+                                  for s in c[1])]
 cases = full if os.environ.get("PIPEC_FULL") else subset
 per = {"ce": 2, "mse": 2, "silu": 2}
 t.plan(sum(1 if any(s.startswith("schedule=inference") for s in sets) else per[k]

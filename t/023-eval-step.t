@@ -45,6 +45,8 @@ n=0
 for model in "$PIPEC_SRC"/models/*.pipe "$PIPEC_SRC"/t/models/*.pipe; do
 	for v in "" schedule=naive schedule=gpipe schedule=1f1b "schedule=interleaved(2)" \
 	         schedule=zb-h1 schedule=zb-v schedule=pipedream schedule=pipedream-2bw \
+	         "schedule=interleaved-zb(2);partition=auto" "schedule=looped-bfs(2);partition=auto" \
+	         "schedule=dualpipev;partition=auto" \
 	         replicas=2 dtype=bf16 "stages=2;partition=auto;recompute=[0.5, 1]"; do
 		n=$((n + 1))
 		d="$T/p$n"

@@ -43,6 +43,7 @@ EXTRA_TOKENS = KEYWORDS + [
     b"replicas", b"dtype", b"optimizer", b"steps", b"seed", b"memory", b"inflight",
     b"1f1b", b"gpipe", b"naive", b"zb-h1", b"zb-v", b"pipedream", b"pipedream-2bw",
     b"inference", b"interleaved", b"file", b"sgd", b"adam", b"lr", b"momentum",
+    b"interleaved-zb", b"looped-bfs", b"dualpipev",
     b"cross_entropy", b"mse", b"next_token", b"16GiB", b"..", b"{", b"}", b"(", b")",
     b"[", b"]", b";", b":", b",", b"=", b'"', b"#", b"\n", b"-", b".",
 ]
@@ -174,7 +175,8 @@ def mutate(rng, strategy, seeds, valid):
         val = rng.choice(EXTRA_TOKENS + HUGE_NUMBERS + [
             b"[1, 2]", b"[1]", b"[]", b"interleaved(2)", b"interleaved(0)", b"file(\"x.csv\")",
             b"sgd(lr = 0.1)", b"adam()", b"{ stage 0 : fc1 .. head; }", b"[0.5, 2]", b"auto",
-            b"[3, 2, 1]", b"[1, 2]", b"[4, 3, 2, 1]"])
+            b"[3, 2, 1]", b"[1, 2]", b"[4, 3, 2, 1]", b"interleaved-zb(2)", b"looped-bfs(3)",
+            b"dualpipev"])
         if rng.random() < 0.3:
             t = bytearray(val)
             for _ in range(rng.randint(1, 3)):
@@ -185,7 +187,7 @@ def mutate(rng, strategy, seeds, valid):
             sets.append(key + rng.choice([b"=", b" = ", b"==", b""]) + val)
             key = rng.choice([b"stages", b"partition", b"schedule"])
             val = rng.choice([b"1", b"2", b"4", b"auto", b"1f1b", b"zb-v", b"pipedream",
-                              b"pipedream-2bw"])
+                              b"pipedream-2bw", b"dualpipev"])
     return bytes(data), sets
 
 

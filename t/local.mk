@@ -66,6 +66,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/021-custom-schedule.t \
 	%D%/022-zbv.t \
 	%D%/023-eval-step.t \
+	%D%/024-torch-schedules.t \
 	%D%/025-zbpaper.t \
 	%D%/026-plan.t \
 	%D%/040-transformers.t \

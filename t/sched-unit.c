@@ -868,7 +868,7 @@ static void test_fixtures(void)
 			diagf("  %s: %s", e->d_name, s ? last_report : "not read");
 			continue;
 		}
-		if (!strcmp(kind, "zbv")) {
+		if (!strcmp(kind, "zbv") || !strcmp(kind, "dualpipev")) {
 			int ok_ = 1;
 			for (int r = 0; r < P; r++)
 				ok_ &= s->stage_rank[r] == r && s->stage_rank[2 * P - 1 - r] == r;
@@ -876,7 +876,10 @@ static void test_fixtures(void)
 		}
 		int ours = !strcmp(kind, "gpipe") ? SK_GPIPE
 			: !strcmp(kind, "interleaved") ? SK_INTERLEAVED
-			: !strcmp(kind, "interleavedzb") && V == 1 ? SK_ZBH1 : -1;
+			: !strcmp(kind, "interleavedzb") ? SK_INTERLEAVED_ZB
+			: !strcmp(kind, "loopedbfs") ? SK_LOOPED_BFS
+			: !strcmp(kind, "dualpipev") ? SK_DUALPIPEV
+			: !strcmp(kind, "zbv") ? SK_ZBV : -1;
 		if (ours < 0)
 			continue;
 		SchedSpec os = spec(ours, P, V, M, 1, 1);
@@ -890,9 +893,9 @@ static void test_fixtures(void)
 	}
 	closedir(d);
 	ok(n >= 10 && bad == 0, "all %d PyTorch orders import and verify", n);
-	ok(compared >= 6 && cmp_bad == 0, "%d PyTorch orders equal pipec's own generator "
-	   "(gpipe, interleaved, zero-bubble with one stage per rank = zb-h1)", compared);
-	ok(vshape >= 1, "ZB-V's V-shaped placement is read from the file");
+	ok(compared >= 25 && cmp_bad == 0, "%d PyTorch orders equal pipec's own generator "
+	   "(gpipe, interleaved, interleaved-zb, looped-bfs, zb-v, dualpipev)", compared);
+	ok(vshape >= 3, "ZB-V's and DualPipeV's V-shaped placement is read from the file");
 
 	/* Orders PyTorch's own validator rejects must be refused too. */
 	dir = xprintf("%s/t/fixtures/torch-invalid", src && *src ? src : ".");
@@ -1162,7 +1165,7 @@ static void test_generate(void)
 		if (r0->a[i].op == OP_RECV_TOK)
 			at = i;
 	Action saved = r0->a[at];
-	r0->a[at] = (Action){ OP_SEND_F, 0, 0, 1, 0 };    /* a SEND_F sent twice */
+	r0->a[at] = (Action){ OP_SEND_F, 0, 0, 1, 0, 0 };    /* a SEND_F sent twice */
 	ok(sched_verify(s, report) != 0, "generate: a SEND_F in place of a RECV_TOK is refused (%s)",
 	   last_report);
 	r0->a[at] = saved;
