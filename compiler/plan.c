@@ -101,8 +101,8 @@ static double size_arg(const char *s)
 	if (end == s || !(n > 0) || isinf(n))
 		return -1;
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (!strcmp(end, units[i].suf))
-			return floor(n * units[i].mul);
+		if (!strcmp(end, units[i].suf))   /* the memory key reads an integer */
+			return n * units[i].mul < 9e18 ? floor(n * units[i].mul) : -1;
 	return -1;
 }
 
