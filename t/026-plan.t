@@ -264,6 +264,7 @@ for args in (["check", BIG], ["schedule", BIG, "--set", "stages=32", "--set", "m
 for args, what in ((["--ranks", "0"], "--ranks 0"), (["--ranks", "x"], "--ranks x"),
                    ([], "no --ranks"), (["--ranks", "2", "--memory", "12XB"], "--memory 12XB"),
                    (["--ranks", "2", "--memory", "-5"], "--memory -5"),
+                   (["--ranks", "2", "--memory", "1e300"], "--memory 1e300"),
                    (["--ranks", "2", "--top", "0"], "--top 0"),
                    (["--ranks", "2", "--format", "svg"], "--format svg"),
                    (["--ranks", "2", "--schedules", "1f1b,nope"], "--schedules nope"),
