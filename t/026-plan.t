@@ -32,6 +32,7 @@ import csv
 import io
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -217,6 +218,12 @@ t.ok(all(r["partition"] in ("auto", "auto+mem") for r in rows)
      and all(r["partition"] == "auto" for r in over),
      "partition: auto, or auto+mem where the limit bounded it (never on a row that does not fit)")
 check_rows("char-gpt over 2, --memory", GPT, fits[:TOP or len(fits)] + over[:2], [], limit)
+d = os.path.join(tmp, "best-limit")
+args = shlex.split(best[len("best:"):]) if best else []
+crc, _, cerr = pipec("compile", GPT, *args, "-o", d)
+t.ok(best and "recompute=" in best and crc == 0,
+     "the best: line under --memory (with its recompute) compiles as the shell splits it %s"
+     % cerr[-200:])
 check_order("char-gpt over 2, --memory", rows)
 
 rc, rows, best, err, _ = plan(MLP, 2, "--memory", "1000")
