@@ -6,6 +6,31 @@
 #include <string.h>
 
 static int nerrors;
+static char *capture;           /* diag_capture: the first error goes here */
+static size_t capture_size;
+
+void diag_capture(char *buf, size_t size)
+{
+	capture = buf;
+	capture_size = size;
+	if (buf && size)
+		buf[0] = 0;
+}
+
+void diag_set_errors(int n)
+{
+	nerrors = n;
+}
+
+/* Captured: keeps the first error's message, prints nothing. */
+static int captured(const char *kind, const char *fmt, va_list ap)
+{
+	if (!capture)
+		return 0;
+	if (!strcmp(kind, "error") && capture_size && !capture[0])
+		vsnprintf(capture, capture_size, fmt, ap);
+	return 1;
+}
 
 SrcFile *src_from_string(const char *name, const char *text)
 {
@@ -138,6 +163,8 @@ static void show_source(Loc loc, int line)
 
 static void report(const char *kind, Loc loc, const char *fmt, va_list ap)
 {
+	if (captured(kind, fmt, ap))
+		return;
 	if (loc.file) {
 		int line, col;
 		loc_linecol(loc, &line, &col);
@@ -192,6 +219,12 @@ void diag_error_at(const char *file, int line, int col, const char *fmt, ...)
 {
 	va_list ap;
 	nerrors++;
+	va_start(ap, fmt);
+	if (captured("error", fmt, ap)) {
+		va_end(ap);
+		return;
+	}
+	va_end(ap);
 	fprintf(stderr, "%s:%d:%d: error: ", file, line, col);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -203,6 +236,12 @@ void diag_plain(const char *fmt, ...)
 {
 	va_list ap;
 	nerrors++;
+	va_start(ap, fmt);
+	if (captured("error", fmt, ap)) {
+		va_end(ap);
+		return;
+	}
+	va_end(ap);
 	fputs("pipec: error: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

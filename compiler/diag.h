@@ -42,6 +42,12 @@ void diag_verror(Loc loc, const char *fmt, va_list ap);
 /* An error at FILE:LINE:COL of a file that is not a SrcFile (a CSV line). */
 void diag_error_at(const char *file, int line, int col, const char *fmt, ...) PRINTF_LIKE(4, 5);
 int diag_errors(void);
+/* With buf: nothing is printed, and the first error's message (without
+ * location) is kept in buf; with NULL: messages are printed again.
+ * pipec plan tries candidates this way. */
+void diag_capture(char *buf, size_t size);
+/* Resets the error count (to what diag_errors() said before a try). */
+void diag_set_errors(int n);
 /* Reports "unknown WHAT 's'": with a suggestion from `names` when one is
  * close ("did you mean"), else with the whole list when it is short
  * (at most 24 names: the pipeline keys are 21).

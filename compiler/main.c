@@ -36,6 +36,7 @@
 #include "emit.h"
 #include "memplan.h"
 #include "partition.h"
+#include "plan.h"
 #include "schedule.h"
 #include "sema.h"
 #include "step.h"
@@ -65,6 +66,10 @@ typedef struct Options {
 	unsigned long long requests_seed;
 	CostConsts cc;
 	CostOption copt;        /* --cost, parsed once the constants are known */
+	const char *ranks;      /* plan: --ranks N */
+	const char *memory;     /* plan: --memory BYTES */
+	const char *top;        /* plan: --top K */
+	const char *schedules;  /* plan: --schedules a,b,... */
 } Options;
 
 static void usage(FILE *to)
@@ -76,12 +81,21 @@ static void usage(FILE *to)
 	      "  check      check the file and print a summary of the model and its stages\n"
 	      "  schedule   build, verify and simulate the schedule; print or export it\n"
 	      "  compile    write one program per rank, a Makefile and a launcher into -o DIR\n"
+	      "  plan       rank every configuration of --ranks N ranks (stages x replicas,\n"
+	      "             schedule, micro-batches, recompute) by predicted samples/s\n"
 	      "\n"
 	      "Options:\n"
 	      "  --set KEY=VALUE    override a key of the pipeline block (repeatable),\n"
 	      "                     e.g. --set stages=2 --set 'schedule=interleaved(2)'\n"
-	      "  --format FMT       schedule: text (default), csv, torch, chrome, svg\n"
-	      "  --cost COST        schedule: model (default; FLOPs and bytes) or uniform\n"
+	      "  --format FMT       schedule: text (default), csv, torch, chrome, svg;\n"
+	      "                     plan: text (default) or csv\n"
+	      "  --ranks N          plan: the ranks to fill (stages x replicas = N)\n"
+	      "  --memory BYTES     plan: bytes per rank (16GiB, 512MiB, 2GB or a count);\n"
+	      "                     default: the file's memory, else no limit\n"
+	      "  --top K            plan: print the K best rows only\n"
+	      "  --schedules LIST   plan: only these schedule kinds (1f1b,zb-h1,...); the\n"
+	      "                     default is every kind but file, pipedream, pipedream-2bw\n"
+	      "  --cost COST        schedule, plan: model (default; FLOPs and bytes) or uniform\n"
 	      "                     (forward 1, backward 2, communication free), or measured\n"
 	      "                     times(F = a, B = b, W = c, comm = d), or FILE.json (the\n"
 	      "                     same per stage), or gpu(flops = X, bandwidth = Y,\n"
@@ -157,6 +171,14 @@ static void parse_args(int argc, char **argv, Options *o)
 			o->format = val;
 		} else if (TAKES("--cost")) {
 			o->cost = val;
+		} else if (TAKES("--ranks")) {
+			o->ranks = val;
+		} else if (TAKES("--memory")) {
+			o->memory = val;
+		} else if (TAKES("--top")) {
+			o->top = val;
+		} else if (TAKES("--schedules")) {
+			o->schedules = val;
 		} else if (TAKES("--backend")) {
 			o->backend = val;
 		} else if (TAKES("--flops")) {
@@ -205,14 +227,21 @@ static void parse_args(int argc, char **argv, Options *o)
 #undef TAKES
 	}
 	if (!o->cmd)
-		bad_usage("%s", "no command given (check, schedule or compile)");
-	if (strcmp(o->cmd, "check") && strcmp(o->cmd, "schedule") && strcmp(o->cmd, "compile"))
-		bad_usage("unknown command '%s' (expected check, schedule or compile)", o->cmd);
+		bad_usage("%s", "no command given (check, schedule, compile or plan)");
+	if (strcmp(o->cmd, "check") && strcmp(o->cmd, "schedule") && strcmp(o->cmd, "compile")
+	    && strcmp(o->cmd, "plan"))
+		bad_usage("unknown command '%s' (expected check, schedule, compile or plan)", o->cmd);
 	if (!o->file)
 		bad_usage("%s", "no input file given");
 	if (strcmp(o->format, "text") && strcmp(o->format, "csv") && strcmp(o->format, "torch")
 	    && strcmp(o->format, "chrome") && strcmp(o->format, "svg"))
 		bad_usage("unknown --format '%s' (text, csv, torch, chrome or svg)", o->format);
+	if (!strcmp(o->cmd, "plan") && strcmp(o->format, "text") && strcmp(o->format, "csv"))
+		bad_usage("plan's --format is text or csv, not '%s'", o->format);
+	if (!strcmp(o->cmd, "plan") && !o->ranks)
+		bad_usage("%s", "plan needs --ranks N");
+	if (strcmp(o->cmd, "plan") && (o->ranks || o->memory || o->top || o->schedules))
+		bad_usage("%s", "--ranks, --memory, --top and --schedules are options of plan");
 	const char *why = NULL;
 	int crc = cost_option_parse(o->cost, &o->cc, &o->copt, &why);
 	if (crc == 2)
@@ -325,6 +354,110 @@ static int check_async_ties(const IrModel *m)
 	return 0;
 }
 
+/* The passes check, schedule, compile and plan share, so that a plan's
+ * row is what `pipec schedule` prints for its --sets.  Partition: the
+ * layers into m->S stages (a custom schedule's placement, zb-v's V). */
+int pipec_partition(IrModel *m, const CostOption *copt, const Schedule *file_sched)
+{
+	const int *placement = file_sched ? file_sched->stage_rank : NULL;
+	if (m->pipe.sched == SK_ZBV || m->pipe.sched == SK_DUALPIPEV) {
+		int *v = xalloc((size_t)2 * m->pipe.P * sizeof *v);
+		sched_zbv_placement(m->pipe.P, v);
+		placement = v;
+	}
+	if (partition_model(m, &copt->cc, placement) != 0)
+		return EXIT_INPUT;
+	if ((m->pipe.sched == SK_PIPEDREAM || m->pipe.sched == SK_2BW) && check_async_ties(m))
+		return EXIT_INPUT;
+	return 0;
+}
+
+/* Schedule, lower, verify, simulate (after pipec_partition). */
+int pipec_schedule(IrModel *m, const CostOption *copt, Schedule *file_sched, int dump_s,
+                   Built *b)
+{
+	SchedSpec spec = ir_sched_spec(m);
+	const char *why = NULL;
+	/* zb-auto searches its order for the costs in use */
+	if (cost_prepare_spec(&spec, copt, m, &why) != 0) {
+		diag_plain("%s", why);
+		return EXIT_INPUT;
+	}
+	Schedule *s = file_sched ? file_sched : sched_generate(&spec, m->pipe.sched_loc);
+	if (!s)
+		return EXIT_INPUT;
+	s->label = m->pipe.sched == SK_ZBAUTO
+	           ? xprintf("zb-auto(memory = %g)", m->pipe.zb_memory)
+	           : sched_label_of(m->pipe.sched, m->pipe.V, m->pipe.sched_path);
+	sched_lower(s, &spec);
+	if (dump_s)
+		sched_write_csv(stderr, s);
+	if (sched_verify(s, spec.kind == SK_FILE ? report_input : report_internal) != 0)
+		return spec.kind == SK_FILE ? EXIT_INPUT : EXIT_INTERNAL;
+	/* asynchronous: the emitted step is the same for every step, so a
+	 * stream with a first, a middle and a last step covers any run */
+	if (s->async && spec.steps < 3) {
+		SchedSpec three = spec;
+		three.steps = 3;
+		if (sched_verify(sched_async(&three), report_internal) != 0)
+			return EXIT_INTERNAL;
+	}
+	for (int st = 0; st < m->S && st < s->S; st++)
+		m->stages[st].rank = s->stage_rank[st];
+	if (s->S != m->S) {
+		diag_error(m->pipe.sched_loc, "the schedule has %d stages, but the pipeline has %d "
+		           "(stages x virtual stages)", s->S, m->S);
+		return EXIT_INPUT;
+	}
+
+	/* simulate */
+	SimCost *cost = cost_from_option(copt, m, s, &why);
+	if (!cost) {
+		diag_plain("%s", why);
+		return EXIT_INPUT;
+	}
+	b->spec = spec;
+	b->s = s;
+	b->cost = cost;
+	b->r = sched_simulate(s, cost);
+	/* generate: every round runs the same program, planned once; so does
+	 * every step of an asynchronous schedule */
+	b->round = s->kind == SK_GENERATE ? sched_generate_template(s)
+	         : s->async ? sched_async_template(s) : s;
+	return 0;
+}
+
+/* What rank `rank` of round will hold: its memory plan, and a training
+ * program's evaluation arena when that is larger (es: sched_eval's, or
+ * NULL). */
+static RankMemory rank_memory(const IrModel *m, const Schedule *round, const Schedule *es,
+                              int rank)
+{
+	RankMemory r = memplan_memory(m, round, memplan_rank(m, round, rank));
+	int64_t eval_arena = es ? memplan_rank(m, es, rank)->arena_bytes : 0;
+	if (eval_arena > r.arena)
+		r.arena = eval_arena;
+	return r;
+}
+
+/* The fullest rank's total: the largest peak_memory_predicted of the
+ * compiled programs.  Replicas hold the same as replica 0, so only its
+ * ranks are planned. */
+int64_t pipec_peak_memory(const IrModel *m, const Schedule *round)
+{
+	const Schedule *es = round->training ? sched_eval(round) : NULL;
+	int64_t peak = 0;
+	int n = round->nranks < round->P ? round->nranks : round->P;
+	if (round->disagg)
+		n = round->nranks;
+	for (int rank = 0; rank < n; rank++) {
+		int64_t t = memplan_total(rank_memory(m, round, es, rank));
+		if (t > peak)
+			peak = t;
+	}
+	return peak;
+}
+
 /* What each rank will hold, from the same memory plan compile makes:
  * the number the compiled program prints as peak_memory_predicted.  A
  * training program's arena also serves its evaluation step: the larger
@@ -341,10 +474,7 @@ static void memory_table(FILE *out, const IrModel *m, const Schedule *s)
 	        "optimizer", "arena", "total");
 	const Schedule *es = s->training ? sched_eval(s) : NULL;
 	for (int rank = 0; rank < s->nranks; rank++) {
-		RankMemory r = memplan_memory(m, s, memplan_rank(m, s, rank));
-		int64_t eval_arena = es ? memplan_rank(m, es, rank)->arena_bytes : 0;
-		if (eval_arena > r.arena)
-			r.arena = eval_arena;
+		RankMemory r = rank_memory(m, s, es, rank);
 		fprintf(out, "  %-5d %13lld %13lld %13lld %13lld %13lld%s\n", rank,
 		        (long long)r.weights, (long long)r.grads, (long long)r.optim,
 		        (long long)r.arena, (long long)memplan_total(r),
@@ -391,6 +521,13 @@ int main(int argc, char **argv)
 		return EXIT_INPUT;
 	if (dumping(&o, 'A'))
 		ast_dump(stderr, prog);
+	if (!strcmp(o.cmd, "plan")) {
+		PlanOptions po = { o.ranks, o.memory, o.top, o.schedules, o.format, &o.copt,
+		                   sets, o.sets.n };
+		int prc = plan_main(prog, &po);
+		pool_free_all();
+		return prc;
+	}
 
 	/* check */
 	IrModel *m = sema_check(prog, sets, o.sets.n);
@@ -407,19 +544,11 @@ int main(int argc, char **argv)
 	}
 
 	/* partition */
-	const int *placement = file_sched ? file_sched->stage_rank : NULL;
-	if (m->pipe.sched == SK_ZBV || m->pipe.sched == SK_DUALPIPEV) {
-		int *v = xalloc((size_t)2 * m->pipe.P * sizeof *v);
-		sched_zbv_placement(m->pipe.P, v);
-		placement = v;
-	}
-	if (partition_model(m, &o.copt.cc, placement) != 0)
-		return EXIT_INPUT;
+	int rc = pipec_partition(m, &o.copt, file_sched);
+	if (rc)
+		return rc;
 	if (dumping(&o, 'I'))
 		ir_dump(stderr, m);
-
-	if ((m->pipe.sched == SK_PIPEDREAM || m->pipe.sched == SK_2BW) && check_async_ties(m))
-		return EXIT_INPUT;
 
 	if (!strcmp(o.cmd, "check")) {
 		check_summary(stdout, m);
@@ -428,54 +557,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	/* schedule, lower, verify */
-	SchedSpec spec = ir_sched_spec(m);
-	const char *why = NULL;
-	/* zb-auto searches its order for the costs in use */
-	if (cost_prepare_spec(&spec, &o.copt, m, &why) != 0) {
-		diag_plain("%s", why);
-		return EXIT_INPUT;
-	}
-	Schedule *s = file_sched ? file_sched : sched_generate(&spec, m->pipe.sched_loc);
-	if (!s)
-		return EXIT_INPUT;
-	s->label = m->pipe.sched == SK_ZBAUTO
-	           ? xprintf("zb-auto(memory = %g)", m->pipe.zb_memory)
-	           : sched_label_of(m->pipe.sched, m->pipe.V, m->pipe.sched_path);
-	sched_lower(s, &spec);
-	if (dumping(&o, 'S'))
-		sched_write_csv(stderr, s);
-	if (sched_verify(s, spec.kind == SK_FILE ? report_input : report_internal) != 0)
-		return spec.kind == SK_FILE ? EXIT_INPUT : EXIT_INTERNAL;
-	/* asynchronous: the emitted step is the same for every step, so a
-	 * stream with a first, a middle and a last step covers any run */
-	if (s->async && spec.steps < 3) {
-		SchedSpec three = spec;
-		three.steps = 3;
-		if (sched_verify(sched_async(&three), report_internal) != 0)
-			return EXIT_INTERNAL;
-	}
-	for (int st = 0; st < m->S && st < s->S; st++)
-		m->stages[st].rank = s->stage_rank[st];
-	if (s->S != m->S) {
-		diag_error(m->pipe.sched_loc, "the schedule has %d stages, but the pipeline has %d "
-		           "(stages x virtual stages)", s->S, m->S);
-		return EXIT_INPUT;
-	}
+	/* schedule, lower, verify, simulate */
+	Built b;
+	rc = pipec_schedule(m, &o.copt, file_sched, dumping(&o, 'S'), &b);
+	if (rc)
+		return rc;
+	Schedule *s = b.s;
+	SchedSpec spec = b.spec;
+	SimCost *cost = b.cost;
+	SimResult *r = b.r;
+	const Schedule *round = b.round;
+	(void)spec;
 
-	/* simulate */
-	SimCost *cost = cost_from_option(&o.copt, m, s, &why);
-	if (!cost) {
-		diag_plain("%s", why);
-		return EXIT_INPUT;
-	}
-	SimResult *r = sched_simulate(s, cost);
-	/* generate: every round runs the same program, planned once; so does
-	 * every step of an asynchronous schedule */
-	const Schedule *round = s->kind == SK_GENERATE ? sched_generate_template(s)
-	                      : s->async ? sched_async_template(s) : s;
-
-	int rc = 0;
 	if (!strcmp(o.cmd, "schedule")) {
 		double *act = xalloc((size_t)m->S * sizeof *act);
 		double rows = (double)m->pipe.B / ((double)m->pipe.R * m->pipe.M);
@@ -501,6 +594,13 @@ int main(int argc, char **argv)
 		} else if (!strcmp(o.format, "text")) {
 			sched_write_text(out, s, r, cost, peak, peak_mbs, o.width);
 			memory_table(out, m, round);
+			if (s->kind != SK_GENERATE) {
+				/* the figures pipec plan ranks by */
+				double step = s->async ? r->step_time / s->ntok : r->step_time;
+				fprintf(out, "samples_per_s: %.9g\n", (double)m->pipe.B / step);
+				fprintf(out, "peak_memory: %lld\n",
+				        (long long)pipec_peak_memory(m, round));
+			}
 		}
 		else if (!strcmp(o.format, "csv"))
 			sched_write_csv(out, s);

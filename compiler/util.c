@@ -96,6 +96,28 @@ void pool_free_all(void)
 	pool.next = pool.prev = &pool;
 }
 
+/* A mark is an empty block: everything allocated after it lies before it
+ * in the list (new blocks go to the front, and a block xrealloc moves
+ * keeps its place), so releasing frees the blocks in front of it. */
+void *pool_mark(void)
+{
+	return xalloc(0);
+}
+
+void pool_release(void *mark)
+{
+	Block *m = (Block *)((char *)mark - offsetof(Block, align));
+	Block *rest = m->next;
+	Block *b = pool.next;
+	while (b != rest) {
+		Block *next = b->next;
+		free(b);
+		b = next;
+	}
+	pool.next = rest;
+	rest->prev = &pool;
+}
+
 void die_at(const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;

@@ -30,6 +30,10 @@ char *xprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
  * and sets *len to its length. */
 const char *vformat(char *tmp, size_t size, int *len, const char *fmt, va_list ap);
 void pool_free_all(void);
+/* pool_mark() before a piece of work whose allocations nothing older
+ * keeps; pool_release(mark) frees them (pipec plan: one candidate). */
+void *pool_mark(void);
+void pool_release(void *mark);
 
 /* A growable array: struct { T *v; int n, cap; }. */
 #define VEC(T) struct { T *v; int n, cap; }

@@ -69,6 +69,7 @@ PIPEC_SHELL_TESTS = \
 	%D%/023-eval-step.t \
 	%D%/024-torch-schedules.t \
 	%D%/025-zbpaper.t \
+	%D%/026-plan.t \
 	%D%/040-transformers.t \
 	%D%/041-minilm.t \
 	%D%/042-generate.t \
