@@ -41,5 +41,5 @@ PIPEC_CPPFLAGS = -I$(srcdir)/%D% -I%D% -I$(srcdir)/runtime \
 	%D%/files.c %D%/files.h
 
 %C%_pipec_CPPFLAGS = $(PIPEC_CPPFLAGS)
-%C%_pipec_SOURCES = %D%/main.c %D%/plan.c %D%/plan.h
+%C%_pipec_SOURCES = %D%/main.c %D%/plan.c %D%/plan.h %D%/passes.c %D%/passes.h
 %C%_pipec_LDADD = %D%/libpipec.a -lm
