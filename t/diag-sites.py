@@ -45,7 +45,7 @@ EXEMPT = [
     ("sched_gen.c", r"^interleaved\(%d\) needs the number of micro-batches",
      "sema.c refuses M not a multiple of P first (t/errors/interleaved-m-p.pipe); "
      "this guards library callers (t/sched-unit.c)"),
-    ("main.c", r"^the schedule has %d stages, but the pipeline has %d",
+    ("passes.c", r"^the schedule has %d stages, but the pipeline has %d",
      "a schedule file sets the pipeline's virtual stages V before partitioning "
      "(read_schedule_file), so S = P x V agrees; a guard against a bug"),
 ]
