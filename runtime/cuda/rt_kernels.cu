@@ -23,15 +23,8 @@
 
 #include "rt_cuda.h"
 #include "rt_math.h"
+#include "rt_launch.cuh"
 #include "rt_reduce.cuh"
-
-#define TPB 256
-
-static unsigned grid_for(int64_t n)
-{
-	int64_t b = (n + TPB - 1) / TPB;
-	return (unsigned)(b > 8192 ? 8192 : b < 1 ? 1 : b);
-}
 
 static int fits_int(int64_t v)
 {

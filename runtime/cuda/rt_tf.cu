@@ -28,27 +28,8 @@
 
 #include "rt_cuda.h"
 #include "rt_math.h"
+#include "rt_launch.cuh"
 #include "rt_reduce.cuh"
-
-#define TPB 256
-
-static unsigned grid_for(int64_t n)
-{
-	int64_t b = (n + TPB - 1) / TPB;
-	return (unsigned)(b > 8192 ? 8192 : b < 1 ? 1 : b);
-}
-
-/* One block per row: the row count must fit a grid. */
-static unsigned row_grid(int64_t rows, const char *what)
-{
-	if (rows > 2147483647)
-		rt_cu_fail("%s: %lld rows is too many for one launch", what, (long long)rows);
-	return (unsigned)rows;
-}
-
-#define GRID_STRIDE(i, n)                                                                 \
-	for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);             \
-	     i += (int64_t)gridDim.x * blockDim.x)
 
 /* Block reductions: rt_reduce.cuh, rt_kernels.cu's too, so that a row
  * reduced here (the fused embedding layernorm) gives the bits
