@@ -15,6 +15,17 @@
  *   gemm_flops_fwd      the forward kernels' rate alone (both ranks), and
  *   gemm_flops_bwd      the backward kernels' (weight- and input-gradient):
  *                       their shapes differ (dy^T x sums over the rows)
+ *   with --sweep, the same layers again at 1, 2, 4 ... 256 rows:
+ *   gemm_rows_R         forward and backward rates at R rows ("fwd bwd")
+ *   fit_flops_fwd       the cost model's rows-to-time line fitted to those
+ *   fit_flops_bwd       points: a pass over a layer of in x out weights at r
+ *   fit_weight_bandwidth  rows takes 2·r·in·out / fit_flops (the backward's
+ *                       two passes 4·r·in·out / fit_flops_bwd) plus
+ *                       4·in·out / fit_weight_bandwidth each (one read of the
+ *                       weights a pass): `pipec --flops, --flops-backward,
+ *                       --weight-bandwidth`; least squares on relative error
+ *   fit_error_max       the fit's largest relative error over the points,
+ *   fit_error_median    and its median
  *   latency             one-way seconds of an 8-byte message (ping-pong / 2)
  *   bandwidth           bytes/s of large messages: slope between 64 KiB and 4 MiB
  *   pingpong_BYTES      one-way seconds at each size
@@ -32,6 +43,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -109,6 +121,93 @@ static double time_layers(layer *L, int n, double *flops, double *t_fwd)
 	return n ? median(t, ns) : 0.0;
 }
 
+/* Solves the 3 x 3 system a x = y (Cramer); 0 when singular. */
+static int solve3(double a[3][3], const double y[3], double x[3])
+{
+	double d = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+	           - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+	           + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+	if (d == 0)
+		return 0;
+	for (int k = 0; k < 3; k++) {
+		double m[3][3];
+		memcpy(m, a, sizeof m);
+		for (int i = 0; i < 3; i++)
+			m[i][k] = y[i];
+		x[k] = (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+		        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+		        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])) / d;
+	}
+	return 1;
+}
+
+/* The layers at 1, 2, 4 ... 256 rows, and the cost model's line through
+ * the points: forward t = r·Af + c, backward t = r·Ab + 2c (c: one read of
+ * the weights, a pass), both ranks' times summed as the rates above are.
+ * Least squares on the relative error (each equation divided by its t), so
+ * that the one-row points count as much as the 256-row ones. */
+static void rows_sweep(layer *L, int n, int rank)
+{
+	enum { NR = 9 };
+	double tfw[NR], tbw[NR], rows[NR];
+	double elems = 0, all_e[2];
+	for (int i = 0; i < n; i++)
+		elems += (double)L[i].in * (double)L[i].out;
+	MPI_Gather(&elems, 1, MPI_DOUBLE, all_e, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+	for (int k = 0; k < NR; k++) {
+		double fl, tf, mine[2], all[2][2];
+		rows[k] = (double)(1 << k);
+		for (int i = 0; i < n; i++)
+			L[i].r = 1L << k;
+		double t = time_layers(L, n, &fl, &tf);
+		mine[0] = tf;
+		mine[1] = t - tf;
+		MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+		tfw[k] = all[0][0] + all[1][0];
+		tbw[k] = all[0][1] + all[1][1];
+	}
+	if (rank != 0)
+		return;
+	double E = all_e[0] + all_e[1];
+	for (int k = 0; k < NR; k++)
+		printf("gemm_rows_%d: %.6g %.6g\n", 1 << k, 2 * rows[k] * E / tfw[k],
+		       4 * rows[k] * E / tbw[k]);
+	/* Unknowns Af, Ab, c; rows of the design: (r, 0, 1)/t and (0, r, 2)/t. */
+	double a[3][3] = { { 0 } }, y[3] = { 0 }, x[3];
+	for (int k = 0; k < 2 * NR; k++) {
+		int b = k >= NR;
+		double t = b ? tbw[k - NR] : tfw[k], r = rows[b ? k - NR : k];
+		double row[3] = { b ? 0 : r / t, b ? r / t : 0, (b ? 2 : 1) / t };
+		for (int i = 0; i < 3; i++) {
+			for (int j = 0; j < 3; j++)
+				a[i][j] += row[i] * row[j];
+			y[i] += row[i];
+		}
+	}
+	if (!solve3(a, y, x) || !(x[0] > 0) || !(x[1] > 0)) {
+		printf("fit: none (the points do not fit a line)\n");
+		return;
+	}
+	double err[2 * NR], emax = 0;
+	for (int k = 0; k < 2 * NR; k++) {
+		int b = k >= NR;
+		double t = b ? tbw[k - NR] : tfw[k], r = rows[b ? k - NR : k];
+		double p = b ? r * x[1] + 2 * x[2] : r * x[0] + x[2];
+		err[k] = fabs(p - t) / t;
+		if (err[k] > emax)
+			emax = err[k];
+	}
+	printf("fit_flops_fwd: %.6g\n", 2 * E / x[0]);
+	printf("fit_flops_bwd: %.6g\n", 4 * E / x[1]);
+	/* c <= 0: the weights cost nothing measurable: not priced */
+	if (x[2] > 0)
+		printf("fit_weight_bandwidth: %.6g\n", 4 * E / x[2]);
+	else
+		printf("fit_weight_bandwidth: off\n");
+	printf("fit_error_max: %.3f\n", emax);
+	printf("fit_error_median: %.3f\n", median(err, 2 * NR));
+}
+
 /* One-way time of a message of n bytes between ranks 0 and 1. */
 static double pingpong(int rank, size_t n)
 {
@@ -154,6 +253,11 @@ int main(int argc, char **argv)
 	/* GEMM rate: layers [RANK:]ROWSxINxOUT from the command line (a model's
 	 * linear layers at its micro-batch rows; RANK: the rank whose stage holds
 	 * it, else both), or one 64x1024x1024 layer. */
+	int sweep = argc > 1 && !strcmp(argv[1], "--sweep");
+	if (sweep) {
+		argv++;
+		argc--;
+	}
 	layer *L = calloc((size_t)argc + 1, sizeof *L);
 	int n = 0;
 	for (int i = 1; i < argc; i++) {
@@ -187,6 +291,8 @@ int main(int argc, char **argv)
 			printf("gemm_flops_bwd: %.6g\n", flops * 2 / 3 / (tall - tfwd));
 		}
 	}
+	if (sweep)
+		rows_sweep(L, n, rank);
 	free(L);
 
 	/* Memory: the runtime's own optimizer step, as the pipeline ranks run it

@@ -6,14 +6,15 @@
                            [--reuse-calibration]
 
 For each model (models/mlp4.pipe, models/char-gpt.pipe) over 2 ranks:
-1. calibrate: bench/calibrate.c (two MPI ranks, one BLAS thread each) on the
-   model's own linear layers at the rows of its file's micro-batch (mlp4),
-   or on the generic 64 x 1024 x 1024 layer (the GPT's blocks are not plain
-   linears); the link's latency and bandwidth and the SGD step's memory
-   bandwidth from the same runs.  These become --flops (forward),
-   --flops-backward, --bandwidth, --latency and --mem-bandwidth of
-   `pipec plan` (--reuse-calibration: bench/results/calibration.json's
-   figures instead, docs/performance.md section 4).
+1. calibrate: bench/calibrate.c --sweep (two MPI ranks, one BLAS thread
+   each) on the model's own GEMMs (mlp4's linears; the GPT's block GEMMs and
+   head), each rank its stage's, at 1, 2, 4 ... 256 rows; the cost model's
+   line fitted to those points gives --flops, --flops-backward and
+   --weight-bandwidth (a GEMM pass costs its FLOPs at the rate plus one read
+   of its weights: why few rows run slowly); the link's latency and bandwidth
+   and the SGD step's memory bandwidth from the same runs give --bandwidth,
+   --latency and --mem-bandwidth (--reuse-calibration: bench/results/
+   calibration.json's figures instead, docs/performance.md section 4).
 2. plan: `pipec plan MODEL --ranks 2 --format csv` with those costs.
 3. measure: every feasible row with --all; by default (--max 24) the plan's
    first row and the plan's best row of each (stages, replicas, schedule)
@@ -41,6 +42,7 @@ import io
 import json
 import os
 import random
+import re
 import sys
 import time
 
@@ -61,7 +63,33 @@ def row_sets(row, limit=None):
     return s
 
 
+def gemm_layers(model, sets):
+    """[(rank, in, out), ...]: the GEMMs of a model's layers, with the rank
+    whose stage holds each: a linear or lm_head is one; a GPT-2 block is four
+    (q/k/v d x 3d, the projection d x d, the MLP's d x 4d and 4d x d)."""
+    out = lib.check_model(model, sets)
+    layers = re.findall(r"^  (\S+)\s+(\w+)\s+(\d+) -> (\d+)\s", out, re.M)
+    names = [l[0] for l in layers]
+    owner = {}
+    for m in re.finditer(r"^  (\d+)\s+(\d+)\s+(\S+)(?: \.\. (\S+))?\s+[\d,]+\s", out, re.M):
+        first, last = m.group(3), m.group(4) or m.group(3)
+        for i in range(names.index(first), names.index(last) + 1):
+            owner[names[i]] = int(m.group(2))
+    g = []
+    for n, k, i, o in layers:
+        i, o = int(i), int(o)
+        if k in ("linear", "lm_head"):
+            g.append((owner[n], i, o))
+        elif k == "gpt2_block":
+            g += [(owner[n], i, 3 * i), (owner[n], i, i), (owner[n], i, 4 * i),
+                  (owner[n], 4 * i, i)]
+    return g
+
+
 def calibrate(cfg, model, reuse):
+    """The cost model's constants for this machine: the GEMM line (rate and
+    weight bandwidth) fitted over 1 to 256 rows of the model's own GEMMs
+    (calibrate --sweep), the link and the memory from the same runs."""
     if reuse:
         cal = lib.load_json(os.path.join(lib.BENCH, "results", "calibration.json"))
         own = cal["models"].get(model) or cal["generic"]
@@ -70,24 +98,27 @@ def calibrate(cfg, model, reuse):
                 "flops_bwd": own.get("gemm_flops_bwd", own["gemm_flops"]),
                 "latency": g["latency"], "bandwidth": g["bandwidth"],
                 "mem_bandwidth": g["mem_bandwidth"], "source": "bench/results/calibration.json"}
-    layers = []
-    if model == "mlp4":
-        rows, lin = lib.linear_layers(lib.model_path(model), ["stages=2", "partition=auto"])
-        layers = ["%d:%dx%dx%d" % (rk, rows, i, o) for rk, i, o in lin]
+    gl = gemm_layers(lib.model_path(model), ["stages=2", "partition=auto"])
+    layers = ["--sweep"] + ["%d:1x%dx%d" % (rk, i, o) for rk, i, o in gl]
     runs = [exp_overhead.calibrate(cfg, layers) for _ in range(cfg.reps_cal)]
-    med = lambda k: lib.median([r[k] for r in runs if k in r])  # noqa: E731
-    return {"flops_fwd": med("gemm_flops_fwd") or med("gemm_flops"),
-            "flops_bwd": med("gemm_flops_bwd") or med("gemm_flops"),
+    med = lambda k: lib.median([r[k] for r in runs if isinstance(r.get(k), float)])  # noqa: E731
+    wbw = med("fit_weight_bandwidth")
+    return {"flops_fwd": med("fit_flops_fwd"), "flops_bwd": med("fit_flops_bwd"),
+            "weight_bandwidth": wbw if wbw == wbw else None,
+            "fit_error_max": med("fit_error_max"), "fit_error_median": med("fit_error_median"),
+            "rows": {k: r[k] for r in runs[:1] for k in r if k.startswith("gemm_rows_")},
             "latency": med("latency"), "bandwidth": med("bandwidth"),
             "mem_bandwidth": med("mem_bandwidth"),
-            "source": "calibrate.c, %s, %d runs" % ("mlp4's layers" if layers else
-                                                    "the generic layer", len(runs))}
+            "source": "calibrate.c --sweep, %s's %d GEMMs at 1..256 rows, %d runs"
+                      % (model, len(gl), len(runs))}
 
 
 def cost_args(c):
     return ["--flops", "%.6g" % c["flops_fwd"], "--flops-backward", "%.6g" % c["flops_bwd"],
             "--bandwidth", "%.6g" % c["bandwidth"], "--latency", "%.6g" % c["latency"],
-            "--mem-bandwidth", "%.6g" % c["mem_bandwidth"]]
+            "--mem-bandwidth", "%.6g" % c["mem_bandwidth"]] + (
+        ["--weight-bandwidth", "%.6g" % c["weight_bandwidth"]] if c.get("weight_bandwidth")
+        else [])
 
 
 def plan(model, ranks, extra):

@@ -23,11 +23,23 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 	if (pp->dtype != DT_F32)
 		per_param += 8;
 	double fb = cost_flops_bwd(cc);
-	c->describe = xprintf("model: compute %g FLOP/s per rank (--flops)%s; messages "
+	/* Each pass of a GEMM (forward, input-gradient, weight-gradient)
+	 * streams its weight matrix once, however few rows it multiplies:
+	 * time = rows x FLOPs / rate + weight bytes / weight bandwidth.  This is
+	 * what makes a micro-batch of a few rows run far below the rate: the
+	 * effective rate is rate x rows / (rows + H), H = rate x bytes / (2 x
+	 * weight bandwidth) (about 16 rows for one core's SGEMM here), where
+	 * FLOPs alone would reward ever more micro-batches.  Generation prices
+	 * its decode steps below. */
+	double wsec = s->kind == SK_GENERATE || isinf(cc->weight_bandwidth) ? 0
+	              : (double)dtype_bytes(pp->dtype) / cc->weight_bandwidth;
+	c->describe = xprintf("model: compute %g FLOP/s per rank (--flops)%s%s; messages "
 	                      "%g s (--latency) + bytes at %g B/s (--bandwidth); optimizer "
 	                      "%g bytes a parameter at %g B/s (--mem-bandwidth)", cc->flops,
 	                      cc->flops_bwd > 0 ? xprintf(", backward %g (--flops-backward)", fb)
-	                      : "", cc->latency, cc->bandwidth, per_param, cc->mem_bandwidth);
+	                      : "", wsec > 0 ? xprintf(", plus each GEMM pass's weights once "
+	                      "at %g B/s (--weight-bandwidth)", cc->weight_bandwidth) : "",
+	                      cc->latency, cc->bandwidth, per_param, cc->mem_bandwidth);
 	c->f = xalloc((size_t)S * sizeof(double));
 	c->b = xalloc((size_t)S * sizeof(double));
 	c->w = xalloc((size_t)S * sizeof(double));
@@ -42,13 +54,17 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 	int training = m->pipe.optim != OPT_NONE;
 	for (int i = 0; i < S && i < m->S; i++) {
 		const IrStage *st = &m->stages[i];
-		c->f[i] = rows * st->flops_f / cc->flops;
-		c->b[i] = rows * (st->flops_b + (s->split ? 0 : st->flops_w)) / fb;
-		c->w[i] = s->split ? rows * st->flops_w / fb : 0;
-		double rf = 0;
-		for (int l = st->last - st->nrecompute; l < st->last; l++)
+		double wt = wsec * st->gemm_elems, wtb = wsec * st->gemm_elems_b;
+		c->f[i] = rows * st->flops_f / cc->flops + wt;
+		c->b[i] = rows * (st->flops_b + (s->split ? 0 : st->flops_w)) / fb
+		          + wtb + (s->split ? 0 : wt);
+		c->w[i] = s->split ? rows * st->flops_w / fb + wt : 0;
+		double rf = 0, rw = 0;
+		for (int l = st->last - st->nrecompute; l < st->last; l++) {
 			rf += m->layers[l].flops_f;
-		c->r[i] = rows * rf / cc->flops;
+			rw += m->layers[l].gemm_elems;
+		}
+		c->r[i] = rows * rf / cc->flops + wsec * rw;
 		c->copy_f[i] = rows * (double)st->out_bytes / cc->bandwidth;
 		c->copy_b[i] = rows * (double)st->in_bytes / cc->bandwidth;
 		c->msg_f[i] = cc->latency + c->copy_f[i];
@@ -595,8 +611,12 @@ int cost_option_parse(const char *text, const CostConsts *base, CostOption *o,
 		o->cc.flops_bwd = 0;
 		o->cc.bandwidth = v[1];
 		o->cc.latency = v[2];
+		/* The device's memory streams the GEMMs' weights too; without
+		 * mem_bandwidth they are not priced (this machine's DRAM would
+		 * say nothing of the device's). */
+		o->cc.weight_bandwidth = INFINITY;
 		if (!isnan(v[4]))
-			o->cc.mem_bandwidth = v[4];
+			o->cc.mem_bandwidth = o->cc.weight_bandwidth = v[4];
 		return 0;
 	}
 	*why = xprintf("unknown --cost '%s' (model, uniform, times(F = .., B = .., W = .., "

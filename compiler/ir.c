@@ -108,7 +108,7 @@ void ir_stage_costs(IrModel *m)
 		int n = st->last - st->first;
 		st->nrecompute = (int)lround(st->recompute * n);
 		st->params = st->copy_params = 0;
-		st->flops_f = st->flops_b = st->flops_w = 0;
+		st->flops_f = st->flops_b = st->flops_w = st->gemm_elems = st->gemm_elems_b = 0;
 		st->act_bytes = 0;
 		st->in_bytes = s > 0 ? ir_boundary_bytes(m, st->first) : 0;
 		st->out_bytes = s + 1 < m->S ? ir_boundary_bytes(m, st->last) : 0;
@@ -121,6 +121,9 @@ void ir_stage_costs(IrModel *m)
 			st->flops_f += L->flops_f;
 			st->flops_b += L->flops_b;
 			st->flops_w += L->flops_w;
+			st->gemm_elems += L->gemm_elems;
+			if (L->flops_b > 0)
+				st->gemm_elems_b += L->gemm_elems;
 			if (l < rec_from || l == st->last - 1)
 				st->act_bytes += L->act_bytes;
 		}

@@ -88,6 +88,10 @@ typedef struct IrLayer {
 	double flops_f;         /* forward */
 	double flops_b;         /* input-gradient half of backward */
 	double flops_w;         /* weight-gradient half of backward */
+	/* Weight elements its GEMMs multiply by, once a call whatever the
+	 * rows: each of its forward, input- and weight-gradient passes streams
+	 * them from memory once (the cost model's --weight-bandwidth term) */
+	double gemm_elems;
 	int64_t act_bytes;      /* kept from forward for backward */
 	/* Per sample, in floats, at the declared sequence length: what forward
 	 * saves for backward besides the layer's output (layernorm's mean and
@@ -105,6 +109,9 @@ typedef struct IrStage {
 	int64_t copy_params;    /* a tied lm_head's copy of a token embedding held
 	                         * by another stage (not counted in params) */
 	double flops_f, flops_b, flops_w;   /* per sample */
+	double gemm_elems;      /* its layers' gemm_elems: per call, not per sample */
+	double gemm_elems_b;    /* those its input-gradient pass reads (not a layer
+	                         * reading a model input: it has no such pass) */
 	int64_t act_bytes;      /* per sample kept for backward, recompute applied */
 	int64_t in_bytes, out_bytes;        /* per sample crossing its boundaries */
 } IrStage;

@@ -147,6 +147,7 @@ static void linear_costs(IrLayer *L, const IrTensor *in)
 	L->flops_f = 2.0 * t * (double)L->in_w * (double)L->out_w + (L->bias ? n_out : 0);
 	L->flops_b = 2.0 * t * (double)L->in_w * (double)L->out_w;
 	L->flops_w = 2.0 * t * (double)L->in_w * (double)L->out_w + (L->bias ? n_out : 0);
+	L->gemm_elems = (double)L->in_w * (double)L->out_w;
 }
 
 static double seq_len(const IrTensor *in)
@@ -163,6 +164,7 @@ static void block_costs(IrLayer *L, const IrTensor *in)
 	L->flops_f = gemm + attn + 40 * T * d + 5 * (double)L->heads * T * T;
 	L->flops_b = gemm + 2 * attn + 50 * T * d + 5 * (double)L->heads * T * T;
 	L->flops_w = gemm;
+	L->gemm_elems = 4 * d * d + 2 * d * (double)L->ffn;
 	L->save_elems = rt_tf_block_save(Ti, L->d, L->heads, L->ffn);
 	L->stash_elems = rt_tf_block_stash(Ti, L->d, L->heads, L->ffn);
 	L->work_elems = rt_tf_block_work(Ti, L->d, L->heads, L->ffn);
@@ -197,6 +199,7 @@ static void llama_block_costs(IrLayer *L, const IrTensor *in)
 	L->flops_f = gemm + attn + 20 * T * d + 8 * T * f + 5 * (double)L->heads * T * T;
 	L->flops_b = gemm + 2 * attn + 30 * T * d + 12 * T * f + 5 * (double)L->heads * T * T;
 	L->flops_w = gemm;
+	L->gemm_elems = 2 * d * d + 2 * d * kvw + 3 * d * f;
 	L->save_elems = rt_llama_block_save(Ti, L->d, L->heads, L->kv_heads, L->ffn);
 	L->stash_elems = rt_llama_block_stash(Ti, L->d, L->heads, L->kv_heads, L->ffn);
 	L->work_elems = rt_llama_block_work(Ti, L->d, L->heads, L->kv_heads, L->ffn);

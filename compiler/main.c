@@ -110,6 +110,9 @@ static void usage(FILE *to)
 	      "                     optimizer step (16 bytes a parameter for SGD, 24 with\n"
 	      "                     momentum, 32 for Adam; 8 more at a 16-bit dtype) and\n"
 	      "                     generation's weight reads per step\n"
+	      "  --weight-bandwidth R model cost: bytes/s at which a GEMM streams its weights,\n"
+	      "                     once per forward, input- and weight-gradient pass (default\n"
+	      "                     2e10; off: FLOPs alone)\n"
 	      "  --width N          schedule text: chart width in columns (default 120)\n"
 	      "  --requests N[:S]   schedule of a generate program: continuous batching's\n"
 	      "                     timeline for N requests of random lengths (seed S, default 1)\n"
@@ -193,6 +196,9 @@ static void parse_args(int argc, char **argv, Options *o)
 			o->cc.latency = number_arg("--latency", val);
 		} else if (TAKES("--mem-bandwidth")) {
 			o->cc.mem_bandwidth = number_arg("--mem-bandwidth", val);
+		} else if (TAKES("--weight-bandwidth")) {
+			o->cc.weight_bandwidth = !strcmp(val, "off") ? INFINITY
+			                         : number_arg("--weight-bandwidth", val);
 		} else if (TAKES("--requests")) {
 			char *end;
 			long long n = strtoll(val, &end, 10);

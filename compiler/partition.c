@@ -17,6 +17,7 @@ const CostConsts cost_defaults = {
 	.bandwidth = 8e9,       /* shared-memory MPI on one node (docs/running.md) */
 	.latency = 2e-6,
 	.mem_bandwidth = 20e9,  /* streaming a CPU core's share of DRAM */
+	.weight_bandwidth = 20e9,       /* the same DRAM, read by the GEMMs */
 };
 
 double cost_flops_bwd(const CostConsts *cc)
@@ -43,10 +44,14 @@ int partition_model(IrModel *m, const CostConsts *cc, const int *stage_rank)
 		double *bnd = xalloc((size_t)n * sizeof *bnd);
 		double *mem = xalloc((size_t)n * sizeof *mem);
 		int training = pp->optim != OPT_NONE;
+		/* each GEMM pass reads its weights once (costmodel.c) */
+		double wsec = pp->sched == SK_GENERATE || isinf(cc->weight_bandwidth) ? 0
+		              : (double)dtype_bytes(pp->dtype) / cc->weight_bandwidth;
 		for (int i = 0; i < n; i++) {
 			const IrLayer *L = &m->layers[i];
 			cost[i] = rows * (L->flops_f / cc->flops
-			                  + (training ? (L->flops_b + L->flops_w) / cost_flops_bwd(cc) : 0));
+			                  + (training ? (L->flops_b + L->flops_w) / cost_flops_bwd(cc) : 0))
+			          + (training ? (L->flops_b > 0 ? 3 : 2) : 1) * wsec * L->gemm_elems;
 			double bytes = rows * (double)ir_boundary_bytes(m, i + 1 < n ? i + 1 : n - 1);
 			bnd[i] = (training ? 2 : 1) * (bytes / cc->bandwidth + cc->latency);
 			mem[i] = (double)L->nparam_elems * 4 * (1 + (training ? 1 + optim_floats(pp->optim) : 0))

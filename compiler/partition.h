@@ -12,6 +12,10 @@ typedef struct CostConsts {
 	double bandwidth;       /* bytes/s of the link between ranks */
 	double latency;         /* seconds per message */
 	double mem_bandwidth;   /* bytes/s of a rank's memory: the optimizer step */
+	double weight_bandwidth;        /* bytes/s at which a GEMM streams its
+	                                 * weights, once a call (F, B, W each):
+	                                 * what makes few rows run below the
+	                                 * rate; INFINITY: not priced */
 } CostConsts;
 
 extern const CostConsts cost_defaults;

@@ -589,7 +589,8 @@ def cost_line(text):
 
 rc, text, err = pipec("schedule", MLP)
 c = cost_line(text)
-t.ok(rc == 0 and re.search(r"model: compute 5e\+10 FLOP/s per rank \(--flops\); messages "
+t.ok(rc == 0 and re.search(r"model: compute 5e\+10 FLOP/s per rank \(--flops\), plus each "
+                           r"GEMM pass's weights once at 2e\+10 B/s \(--weight-bandwidth\); messages "
                            r"2e-06 s \(--latency\) \+ bytes at 8e\+09 B/s \(--bandwidth\); "
                            r"optimizer 24 bytes a parameter at 2e\+10 B/s \(--mem-bandwidth\)", c),
      "--cost model (the default) states its constants: %s" % c)
@@ -600,8 +601,9 @@ t.ok(rc == 0 and "1.5e+12 FLOP/s" in c and "3e-05 s (--latency)" in c
      and "2.5e+10 B/s (--bandwidth)" in c,
      "--flops, --bandwidth, --latency override them, and the cost line says so")
 
-# Hand-computed step times.  mlp4 forward: 22,252,554 FLOP per sample.
-INF = sets(schedule="inference", optimizer="none")
+# Hand-computed step times.  mlp4 forward: 22,252,554 FLOP per sample.  The
+# FLOPs alone first (--weight-bandwidth off), the weights' reads after.
+INF = sets(schedule="inference", optimizer="none") + ["--weight-bandwidth", "off"]
 rc, text, _ = pipec("schedule", MLP, "--flops", "1e9", *(INF + sets(stages=1, partition="auto")))
 want = 256 * 22252554 / 1e9
 got = summary(text).get("step_time", -1)
@@ -626,7 +628,8 @@ t.ok(r1 and r2 and r3 and abs(r3 / r2 - 2) < 1e-7 and r1 > r3,
      "(%s, %s, %s)" % (r1, r2, r3))
 # --flops-backward: B at its own rate.  One rank, the optimizer free: the
 # step is 256 x (forward FLOP / --flops + backward FLOP / --flops-backward)
-ONE = sets(stages=1, partition="auto") + ["--mem-bandwidth", "1e300"]
+ONE = sets(stages=1, partition="auto") + ["--mem-bandwidth", "1e300",
+                                           "--weight-bandwidth", "off"]
 tb = [summary(pipec("schedule", MLP, "--flops", "1e9", "--flops-backward", fb, *ONE)[1])
       .get("step_time", -1) for fb in ("1e9", "2e9", "1e300")]
 rc, text, _ = pipec("schedule", MLP, "--flops", "1e9", "--flops-backward", "2e9", *ONE)
@@ -635,6 +638,46 @@ t.ok(abs(tb[2] - 256 * 22252554 / 1e9) <= 1e-9 * tb[2]
      and "backward 2e+09 (--flops-backward)" in cost_line(text),
      "--flops-backward times B alone: free backward leaves 256 x 22,252,554 / 1e9, twice "
      "the rate halves the backward share (%s)" % tb)
+# --weight-bandwidth: each GEMM pass (forward; input- and weight-gradient)
+# reads its weights once, whatever its rows: mlp4's linears hold
+# 11,117,568 weights.  Inference on one rank, 32 micro-batches:
+# 256 x 22,252,554 / 1e9 + 32 x 11,117,568 x 4 B / 1e9 B/s.
+NW = 100 * 1024 + 1024 * 1024 + 1024 * 2048 + 2048 * 2048 + 2048 * 1024 + 1024 * 1024 \
+    + 1024 * 512 + 512 * 10
+INFW = sets(schedule="inference", optimizer="none", stages=1, partition="auto")
+got = summary(pipec("schedule", MLP, "--flops", "1e9", "--weight-bandwidth", "1e9",
+                    *INFW)[1]).get("step_time", -1)
+want = 256 * 22252554 / 1e9 + 32 * NW * 4 / 1e9
+t.ok(abs(got - want) <= 1e-8 * want,
+     "--weight-bandwidth: inference over 32 micro-batches adds 32 reads of the 11,117,568 "
+     "weights: %.9g (got %s)" % (want, got))
+# Training, compute and optimizer free: F, and B's two passes (input and
+# weight gradient), each one read a micro-batch, but for fc1's input-gradient
+# pass, which does not run (it reads the model's input): 3 x 11,117,568 -
+# 102,400 weights a micro-batch, at M = 8 and M = 32 alike; the default
+# (2e10) and `off` (nothing) around it.
+FREE = ["--flops", "1e300", "--mem-bandwidth", "1e300"] + sets(stages=1, partition="auto")
+tw = {}
+for mb in (8, 32):
+    tw[mb] = summary(pipec("schedule", MLP, *FREE, "--weight-bandwidth", "4e9",
+                           *sets(microbatches=mb))[1]).get("step_time", -1)
+dflt = summary(pipec("schedule", MLP, *FREE)[1]).get("step_time", -1)
+off = summary(pipec("schedule", MLP, *FREE, "--weight-bandwidth", "off")[1]).get("step_time", -1)
+R3 = 3 * NW - 100 * 1024
+t.ok(all(abs(tw[mb] - mb * R3 * 4 / 4e9) <= 1e-8 * tw[mb] for mb in tw)
+     and abs(dflt - 32 * R3 * 4 / 2e10) <= 1e-8 * dflt and 0 <= off < 1e-200,
+     "--weight-bandwidth in training: a read a micro-batch for F, B and W, none for fc1's "
+     "B: %s at M = 8, 32 (want %.9g, %.9g); default 2e10: %s; off: %s"
+     % (tw, 8 * R3 * 4 / 4e9, 32 * R3 * 4 / 4e9, dflt, off))
+# zb-h1 splits the backward: W is its own action, still one read
+zb = summary(pipec("schedule", MLP, *FREE, "--weight-bandwidth", "4e9",
+                   *sets(schedule="zb-h1"))[1]).get("step_time", -1)
+t.ok(abs(zb - 32 * R3 * 4 / 4e9) <= 1e-8 * zb,
+     "split backward (zb-h1, one stage): the same reads (%s)" % zb)
+rc, out, err = pipec("schedule", MLP, "--weight-bandwidth", "0")
+t.ok(rc == 2 and "needs a positive number" in err,
+     "--weight-bandwidth 0 is a usage error (off turns the term off)")
+
 rc, text, _ = pipec("schedule", MLP, "--cost", "uniform", "--flops", "1e9")
 t.ok(rc == 0 and cost_line(text).startswith("uniform: F = 1, B = 2")
      and summary(text)["step_time"] == 105,

@@ -227,12 +227,26 @@ for P, M in [(4, 12), (8, 24), (4, 3)]:
 # ---- the cost forms ----
 rc, out, _ = sched("1f1b", 8, 24, "gpu(flops = 1e12, bandwidth = 5e10, latency = 1e-5, efficiency = 0.25)")
 rc2, out2, _ = sched("1f1b", 8, 24, "model", "--flops", "2.5e11", "--bandwidth", "5e10",
-                     "--latency", "1e-5")
+                     "--latency", "1e-5", "--weight-bandwidth", "off")
 a, b = summary(out), summary(out2)
 t.ok(rc == 0 and rc2 == 0 and a.get("step_time") == b.get("step_time")
      and a.get("cost", "").startswith("gpu:"),
-     "gpu(flops = 1e12, efficiency = 0.25, ...) prices as --flops 2.5e11 (%s = %s)"
+     "gpu(flops = 1e12, efficiency = 0.25, ...) prices as --flops 2.5e11, its GEMMs' weight "
+     "reads not priced without mem_bandwidth (%s = %s)"
      % (a.get("step_time"), b.get("step_time")))
+# with mem_bandwidth, the device's memory streams the GEMMs' weights too
+rc, out, _ = sched("1f1b", 8, 24, "gpu(flops = 1e12, bandwidth = 5e10, latency = 1e-5, "
+                   "efficiency = 0.25, mem_bandwidth = 2e12)")
+rc2, out2, _ = sched("1f1b", 8, 24, "model", "--flops", "2.5e11", "--bandwidth", "5e10",
+                     "--latency", "1e-5", "--mem-bandwidth", "2e12", "--weight-bandwidth", "2e12")
+rc3, out3, _ = sched("1f1b", 8, 24, "model", "--flops", "2.5e11", "--bandwidth", "5e10",
+                     "--latency", "1e-5", "--mem-bandwidth", "2e12", "--weight-bandwidth", "off")
+a, b, c = summary(out), summary(out2), summary(out3)
+t.ok(rc == rc2 == rc3 == 0 and a.get("step_time") == b.get("step_time")
+     and a.get("step_time", 0) > c.get("step_time", 1),
+     "gpu(..., mem_bandwidth = 2e12) prices the weights' reads at 2e12 B/s as "
+     "--weight-bandwidth does (%s = %s > %s)" % (a.get("step_time"), b.get("step_time"),
+                                                c.get("step_time")))
 
 bad_json = os.path.join(tmp, "bad.json")
 with open(bad_json, "w") as f:
