@@ -211,7 +211,7 @@ def calibration(cfg):
     gen = lib.load_json(os.path.join(cfg.out, "generate.json"), {}) or {}
     bw = (gen.get("gpt2") or {}).get("read_bw")
     args = ["--flops", "%.6g" % cal["gemm_flops"], "--bandwidth", "%.6g" % cal["bandwidth"],
-            "--latency", "%.6g" % cal["latency"]]
+            "--latency", "%.6g" % cal["latency"], "--weight-bandwidth", "off"]  # rate at its rows
     if bw:
         args += ["--mem-bandwidth", "%.6g" % bw]
         cal["mem_bandwidth"] = bw

@@ -8,7 +8,8 @@
    blocks of width 6144 between the embedding and the head) over 8, 16 and
    32 ranks: every schedule, and without zb-auto (--schedules of the
    others), whose search has a fixed budget per candidate; with the model
-   cost and with --memory 80GiB (recompute tried level by level).
+   cost and with --memory 80GiB (recompute tried level by level), and every
+   schedule under docs/schedules.md's GPU profile with --memory 80GiB.
 3. Layers: a stack of L linear layers (L = 16, 32, 64, 128, 256) over 8
    ranks, batch 64, every schedule but zb-auto.
 Each row: wall and CPU seconds (user + system of the pipec process, from
@@ -29,6 +30,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 
+# docs/schedules.md's cluster profile: an A100-class device at 40% of its peak
+GPU = ("gpu(flops = 312e12, bandwidth = 25e9, latency = 1e-5, efficiency = 0.4, "
+       "mem_bandwidth = 1.5e12)")
 NO_AUTO = "naive,gpipe,1f1b,interleaved,zb-h1,zb-v,zb-h2,interleaved-zb,looped-bfs,dualpipev"
 
 
@@ -106,6 +110,8 @@ def main():
         add("gpt-28b, no zb-auto", big, n, ["--schedules", no_auto()])
         add("gpt-28b, no zb-auto, --memory 80GiB", big, n,
             ["--schedules", no_auto(), "--memory", "80GiB"])
+        add("gpt-28b, every schedule, gpu profile, --memory 80GiB", big, n,
+            ["--cost", GPU, "--memory", "80GiB"])
     with tempfile.TemporaryDirectory() as d:
         for L in ((16, 64) if a.quick else (16, 32, 64, 128, 256)):
             p = os.path.join(d, "stack%d.pipe" % L)
