@@ -16,6 +16,11 @@ Oracles:
               does not fit is over it; a limit that 1f1b's plain rows miss is
               met by recompute (a row with recompute); nothing fits: exit 1,
               the reason on stderr, every row 'no';
+  weights     mlp4 over 2 ranks: data parallelism at M = 1 first, as measured
+              on this kind of machine (docs/performance.md section 5); FLOPs
+              alone (--weight-bandwidth off) would pick a pipeline at M = 256,
+              and with the weights' reads every 2-stage kind ranks M = 256
+              below its other M;
   kinds       every schedule kind of compiler/schedule.h's SCHED_KINDS that
               `pipec schedule` accepts for the shape appears in the plan (so a
               new kind is planned without touching plan.c);
@@ -183,6 +188,35 @@ t.ok(rows_all[:8] == rows8, "--top 8 prints the first 8 rows of the full ranking
 names = {r["schedule"] for r in rows_all}
 t.ok(not any(n.startswith(("pipedream", "file")) for n in names),
      "asynchronous schedules and file(...) are not planned by default (%s)" % sorted(names))
+
+# ---- the weights' reads: more micro-batches are not free ----
+# Measured on this kind of machine (docs/performance.md section 5), mlp4
+# over 2 ranks trains at about 2,000 samples/s as two replicas and 795 as
+# a 2-stage 1F1B pipeline at 32 micro-batches.  Priced by FLOPs alone
+# (--weight-bandwidth off) the plan ranks some 2-stage pipeline first at
+# the most micro-batches the batch allows; with each GEMM pass reading its
+# weights (the default) it ranks data parallelism first at M = 1, and no
+# 2-stage row at the largest M above one at a smaller M of its kind.
+rc, rows, best, err, _ = plan(MLP, 2)
+rc2, rows2, _, _, _ = plan(MLP, 2, "--weight-bandwidth", "off")
+first, first2 = (rows[0] if rows else {}), (rows2[0] if rows2 else {})
+maxm = max((int(r["microbatches"]) for r in rows2 if r["stages"] == "2"), default=0)
+t.ok(rc == rc2 == 0 and (first.get("stages"), first.get("replicas"), first.get("microbatches"))
+     == ("1", "2", "1") and first2.get("stages") == "2"
+     and int(first2.get("microbatches", 0)) == maxm == 256,
+     "mlp4 over 2 ranks: data parallelism at M = 1 first (%s x %s, M = %s); FLOPs alone "
+     "would put a 2-stage %s at M = %s first"
+     % (first.get("stages"), first.get("replicas"), first.get("microbatches"),
+        first2.get("schedule"), first2.get("microbatches")))
+pos = {}
+for i, r in enumerate(rows):
+    if r["stages"] == "2":
+        pos.setdefault(r["schedule"], {})[int(r["microbatches"])] = i
+worse = sorted(k for k, ms in pos.items() if 256 in ms and len(ms) > 1
+               and ms[256] != max(ms.values()))
+t.ok(pos and not worse,
+     "every 2-stage kind ranks M = 256 below its other M (%d kinds; out of order: %s)"
+     % (len(pos), worse))
 
 # ---- every schedule kind the compiler has and accepts for the shape ----
 with open(os.path.join(E.src, "compiler", "schedule.h")) as f:
