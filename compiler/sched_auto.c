@@ -29,7 +29,7 @@
  *      cannot be better.  Both stops are exact: the search takes the same
  *      moves, bit for bit, as timing every trial in full would, in about
  *      a third to a half of the time (the 28B plan's 78 searches over 32
- *      ranks: 9.4 s of CPU before, 4.3 s after, on a 2-core machine).
+ *      ranks: 8.0 s of CPU in zb-auto before, 4.3 s after, 2 cores).
  * Every candidate is timed on the same model as the simulator (sched_sim.c):
  * an F or B starts when its rank is free and its input has arrived (the
  * sender's end plus the message's transfer, the receiver busy for its copy).
