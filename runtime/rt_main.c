@@ -534,7 +534,11 @@ static int64_t segment_end(const rt_ctx *c, int64_t g, int64_t last)
 	return e;
 }
 
-/* Whether any rank was signalled: one small allreduce of an int a step.
+/* Whether any rank was signalled: one small allreduce a step, which also
+ * takes the largest of the ranks' times for the step.  A step ends when
+ * its last rank ends: the rank that reports (a last stage's) is often done
+ * first, while rank 0 still runs the backwards of the last micro-batches,
+ * and its own clock would overstate the throughput.
  * A synchronous step has completed every message when it returns, so the
  * allreduce is the barrier after it.  An asynchronous one has not: a rank
  * can still wait on a send that its peer's next step receives, so a
@@ -547,14 +551,15 @@ typedef struct {
 	                     * norm inside an asynchronous step) come in another
 	                     * order on each rank relative to the vote */
 	MPI_Request req;
-	int mine, all;
+	double mine[2], all[2];     /* [0] a signal seen, [1] the step's seconds */
 } stop_vote;
 
-static void vote_post(rt_ctx *c, stop_vote *v, const char *what)
+static void vote_post(rt_ctx *c, stop_vote *v, double step_time, const char *what)
 {
-	v->mine = sig_seen;
-	v->all = 0;
-	if (MPI_Iallreduce(&v->mine, &v->all, 1, MPI_INT, MPI_MAX, v->comm, &v->req) != MPI_SUCCESS)
+	v->mine[0] = sig_seen;
+	v->mine[1] = step_time;
+	v->all[0] = v->all[1] = 0;
+	if (MPI_Iallreduce(v->mine, v->all, 2, MPI_DOUBLE, MPI_MAX, v->comm, &v->req) != MPI_SUCCESS)
 		rt_die(c, RT_EXIT_RUNTIME, "MPI_Iallreduce failed at %s", what);
 }
 
@@ -565,7 +570,7 @@ static int vote_wait(rt_ctx *c, stop_vote *v, const char *what)
 		return 0;
 	rt_wait_req(c, &v->req, what, "all ranks");
 	v->req = MPI_REQUEST_NULL;
-	return v->all;
+	return (int)v->all[0];
 }
 
 /* Runs global steps step0 + 1 .. step0 + steps.  Returns 0, the status of
@@ -586,7 +591,7 @@ static int run_steps(rt_ctx *c, run_stats *rs)
 	 * from 0, its data and dropout by the global step. */
 	int async = p->async != 0, stop = 0, rc = 0;
 	int64_t g0 = c->step0, last = c->step0 + c->o.steps, g = g0;
-	stop_vote vote = { rs->vote, MPI_REQUEST_NULL, 0, 0 };
+	stop_vote vote = { rs->vote, MPI_REQUEST_NULL, { 0, 0 }, { 0, 0 } };
 	in_loop = 1;
 	while (g < last) {
 		int n = (int)((async ? segment_end(c, g, last) : g + 1) - g);
@@ -629,18 +634,23 @@ static int run_steps(rt_ctx *c, run_stats *rs)
 			    rt_trace_grow(c, (size_t)c->action_index * (size_t)c->o.steps) != 0)
 				rt_msg(c->rank, "note: no memory for the whole trace; later actions are left out");
 			loss = p->loss != RT_LOSS_NONE ? rt_reduce_loss(c) / denom : NAN;
-			report_step(c, g + i + 1, loss, t1 - t0);
 			snprintf(what, sizeof what, "the barrier after step %lld", (long long)(g + i + 1));
 			if (async) {
+				/* no step boundary the ranks share: each its own clock */
+				report_step(c, g + i + 1, loss, t1 - t0);
 				stop = vote_wait(c, &vote, "the stop vote of the step before");
-				vote_post(c, &vote, what);
+				vote_post(c, &vote, t1 - t0, what);
 				if (stop) {
 					n = i + 1;      /* the next call drains */
 					c->seg_len = n;
 				}
 			} else {
-				vote_post(c, &vote, what);
-				if ((stop = vote_wait(c, &vote, what)) != 0)
+				vote_post(c, &vote, t1 - t0, what);
+				stop = vote_wait(c, &vote, what);
+				/* the step's time: from the barrier to its last rank's end */
+				rs->time[ri] = vote.all[1];
+				report_step(c, g + i + 1, loss, vote.all[1]);
+				if (stop)
 					break;
 			}
 		}
