@@ -16,7 +16,7 @@ check can fail.
 
 `make check` runs a covering subset: every value of every dimension at
 least once plus the risky pairs (M < P, M % P != 0 with interleaved-free
-schedules, recompute with split backward, replicas with zb-h1).
+schedules, recompute with split backward, replicas with zb-h1, three replicas).
 PIPEC_FULL=1 runs the cross product.
 """
 import itertools
@@ -140,6 +140,9 @@ subset = [
     ("ce", ["stages=1", "schedule=naive", "partition=auto"]),  # P = 1
     ("ce", ["recompute=[1,0.5,0,1]"]),
     ("ce", ["replicas=2", "microbatches=3"]),
+    # three replicas: the gradients' ring all-reduce in two steps a phase,
+    # its chunks a float apart where 3 does not divide a stage's range
+    ("ce", ["replicas=3", "stages=2", "microbatches=2", "partition=auto"]),
     ("ce", ["optimizer=sgd(lr=0.1,momentum=0.9)", "schedule=gpipe"]),
     ("ce", ["optimizer=adam(lr=0.01)", "schedule=zb-h1", "microbatches=2"]),
     ("ce", ["schedule=inference", "optimizer=none", "microbatches=3"]),
