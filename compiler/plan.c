@@ -68,6 +68,11 @@ typedef struct Plan {
 	const Program *prog;
 	const PlanOptions *po;
 	double limit;           /* bytes per rank, 0: none */
+	double state, weights;  /* bytes of every parameter's weight, gradient
+	                         * and optimizer state, and of its weight alone:
+	                         * over P stages the fullest rank holds at least
+	                         * a P-th (a schedule that trains, one that
+	                         * does not) */
 	long long B;
 	char reason[512];       /* the first candidate's error, for "nothing" */
 	int internal;           /* a built-in schedule failed verification */
@@ -216,7 +221,7 @@ static int fits_at(Plan *pl, Row *w, double r)
 /* One configuration: without a limit as it is; with one, partition under
  * it and the least recompute that fits, else the plain row marked as not
  * fitting. */
-static void candidate(Plan *pl, int P, int R, int M, const char *sched)
+static void candidate(Plan *pl, int P, int R, int M, const char *sched, int kind)
 {
 	Row w = { .P = P, .R = R, .M = M };
 	snprintf(w.sched, sizeof w.sched, "%s", sched);
@@ -227,6 +232,11 @@ static void candidate(Plan *pl, int P, int R, int M, const char *sched)
 		 * the cost, zb-auto's search above all), then the levels between */
 		Row all;
 		int n = sizeof recompute_levels / sizeof *recompute_levels;
+		/* whatever the partition, schedule and recompute, some rank holds
+		 * a P-th of the parameters' state: over the limit, nothing fits */
+		int trains = kind != SK_INFERENCE && kind != SK_GENERATE;
+		if ((trains ? pl->state : pl->weights) / P > pl->limit)
+			goto plain;
 		if (fits_at(pl, &w, recompute_levels[0]))
 			goto keep;
 		if (!fits_at(pl, &w, recompute_levels[n - 1]))
@@ -255,9 +265,10 @@ static int row_cmp(const void *pa, const void *pb)
 	const Row *a = pa, *b = pb;
 	if (a->fits != b->fits)
 		return b->fits - a->fits;
-	/* equal up to rounding (one stage's M changes only the order in which
-	 * the same work is summed): fewer, larger micro-batches first -- the
-	 * per-call overheads the costs do not price favour them -- then the
+	/* equal up to rounding (under costs that do not price a call, such
+	 * as --weight-bandwidth off, one stage's M changes only the order in
+	 * which the same work is summed): fewer, larger micro-batches first --
+	 * the per-call overheads such costs leave out favour them -- then the
 	 * smaller peak */
 	if (fabs(a->sps - b->sps) > 1e-9 * fmax(a->sps, b->sps))
 		return a->sps > b->sps ? -1 : 1;
@@ -361,6 +372,19 @@ int plan_main(const Program *prog, const PlanOptions *po)
 		pl.limit = base->pipe.memory_cap;
 	pl.B = base->pipe.B;
 	int layers = base->nlayers;
+	{
+		/* memplan_memory()'s count at its least: one weight version,
+		 * no tied copy, no arena */
+		const Pipeline *pp = &base->pipe;
+		int training = pp->optim != OPT_NONE;
+		int moments = pp->optim == OPT_ADAM ? 2 : pp->optim == OPT_SGD && pp->momentum > 0;
+		int state = training ? moments + (pp->dtype != DT_F32) : 0;
+		double n = 0;
+		for (int l = 0; l < base->nlayers; l++)
+			n += (double)base->layers[l].nparam_elems;
+		pl.state = 4 * n * (1 + training + state);
+		pl.weights = 4 * n;
+	}
 
 	for (int P = 1; P <= N && P <= layers; P++) {
 		if (N % P)
@@ -382,7 +406,7 @@ int plan_main(const Program *prog, const PlanOptions *po)
 					        : kind_names[k];
 					for (long long M = 1; M <= per; M++)
 						if (per % M == 0)
-							candidate(&pl, P, R, (int)M, sched);
+							candidate(&pl, P, R, (int)M, sched, k);
 				}
 			}
 		}

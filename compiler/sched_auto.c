@@ -42,11 +42,14 @@
  * best at it, which leads it to the paper's parallelograms, and then with
  * the step time leading; the candidate best at the step time is kept if
  * it is still better.  Ties keep the earlier order, so the
- * result is deterministic.  The schedule is then lowered and verified like
- * every other (main.c). */
+ * result is deterministic, and a search repeated in one process (pipec
+ * plan asks for the same one under several partitions and recompute
+ * levels) returns the orders kept from the first (memo_find).  The
+ * schedule is then lowered and verified like every other (main.c). */
 #include "schedule.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { KF, KB, KW };
@@ -644,6 +647,82 @@ static double at0(const double *v, int i, double d)
 	return v ? v[i] : d;
 }
 
+/* ---- results already found ----
+ * The search is a function of its inputs alone: the costs and memory of
+ * every rank, P, M, the limit and the budget.  `pipec plan` asks for the
+ * same search more than once (a partition under the memory limit that
+ * equals the plain one, the same stage costs at another recompute level
+ * that did not change them), so the orders found are kept, keyed by those
+ * inputs bit for bit, and a repeated search returns them: the same
+ * answer, without the time.  Malloc'd for the process (the pool is
+ * released between a plan's candidates); at most MEMO_MAX kept. */
+enum { MEMO_MAX = 256, NIN = 10 };
+
+typedef struct Memo {
+	int P, M;
+	long budget;
+	double limit;
+	double *in;             /* [NIN * P] */
+	unsigned char *ord;     /* [P * 3M] */
+} Memo;
+
+static Memo memo[MEMO_MAX];
+static int nmemo, memo_next;
+
+static void memo_inputs(const Auto *A, double *in)
+{
+	const double *v[NIN] = { A->f, A->b, A->w, A->mf, A->mb, A->cf, A->cb, A->opt, A->memb,
+	                         A->memw };
+	for (int k = 0; k < NIN; k++)
+		memcpy(in + (size_t)k * A->P, v[k], (size_t)A->P * sizeof *in);
+}
+
+static const Memo *memo_find(const Auto *A, long budget, const double *in)
+{
+	for (int i = 0; i < nmemo; i++) {
+		const Memo *e = &memo[i];
+		if (e->P == A->P && e->M == A->M && e->budget == budget
+		    && !memcmp(&e->limit, &A->limit, sizeof e->limit)
+		    && !memcmp(e->in, in, (size_t)NIN * A->P * sizeof *in))
+			return e;
+	}
+	return NULL;
+}
+
+static void memo_add(const Auto *A, long budget, const double *in, unsigned char **ord)
+{
+	size_t n = (size_t)3 * A->M, ni = (size_t)NIN * A->P;
+	double *ci = malloc(ni * sizeof *ci);
+	unsigned char *co = malloc((size_t)A->P * n);
+	if (!ci || !co) {       /* a cache: without memory, none */
+		free(ci);
+		free(co);
+		return;
+	}
+	memcpy(ci, in, ni * sizeof *ci);
+	for (int r = 0; r < A->P; r++)
+		memcpy(co + (size_t)r * n, ord[r], n);
+	Memo *e = &memo[nmemo < MEMO_MAX ? nmemo++ : memo_next];
+	if (nmemo == MEMO_MAX && e == &memo[memo_next]) {
+		free(e->in);
+		free(e->ord);
+		memo_next = (memo_next + 1) % MEMO_MAX;
+	}
+	*e = (Memo){ A->P, A->M, budget, A->limit, ci, co };
+}
+
+static void push_orders(Schedule *s, int P, int n, unsigned char *const *ord)
+{
+	for (int r = 0; r < P; r++) {
+		int cnt[3] = { 0, 0, 0 };
+		for (int i = 0; i < n; i++) {
+			int k = ord[r][i];
+			actlist_push(&s->rank[r], k == KF ? OP_F : k == KB ? OP_B : OP_W, r,
+			             cnt[k]++, -1);
+		}
+	}
+}
+
 int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where)
 {
 	int P = s->P, M = s->M, n = 3 * M;
@@ -690,6 +769,18 @@ int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where)
 			           "the micro-batches", R, A.limit, R, r, A.memb[r]);
 			return -1;
 		}
+	double effort = spec->zb_effort > 0 ? spec->zb_effort : 1;
+	long budget = (long)(effort * (40000000.0 / ((double)P * n) + 200));
+	double *in = xalloc((size_t)NIN * P * sizeof *in);
+	memo_inputs(&A, in);
+	const Memo *hit = memo_find(&A, budget, in);
+	if (hit) {
+		unsigned char **o = xalloc((size_t)P * sizeof *o);
+		for (int r = 0; r < P; r++)
+			o[r] = hit->ord + (size_t)r * n;
+		push_orders(s, P, n, o);
+		return 0;
+	}
 	size_t pm = (size_t)P * M, pn = (size_t)P * n;
 	A.endf = xalloc(pm * sizeof *A.endf);
 	A.endb = xalloc(pm * sizeof *A.endb);
@@ -757,22 +848,13 @@ int sched_gen_zbauto(Schedule *s, const SchedSpec *spec, Loc where)
 	 * optimises: it leads the search to the parallelograms), then the step
 	 * time; the result, or the candidate best at the step time if that is
 	 * still better */
-	double effort = spec->zb_effort > 0 ? spec->zb_effort : 1;
-	long budget = (long)(effort * (40000000.0 / ((double)P * n) + 200));
 	improve(&A, best, &bs, 1, budget * 3 / 4);
 	bs = score_of(&A, best);
 	improve(&A, best, &bs, 0, budget / 4);
 	if (better(bs2, bs, 0))
 		for (int r = 0; r < P; r++)
 			memcpy(best[r], best2[r], (size_t)n);
-
-	for (int r = 0; r < P; r++) {
-		int cnt[3] = { 0, 0, 0 };
-		for (int i = 0; i < n; i++) {
-			int k = best[r][i];
-			actlist_push(&s->rank[r], k == KF ? OP_F : k == KB ? OP_B : OP_W, r,
-			             cnt[k]++, -1);
-		}
-	}
+	memo_add(&A, budget, in, best);
+	push_orders(s, P, n, best);
 	return 0;
 }
