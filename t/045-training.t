@@ -79,7 +79,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup  # noqa: E402
+from tapy import TAP, env_setup, import_numpy  # noqa: E402
 
 # name, model, fixture, --set's, extra run arguments, eval every (None: last only),
 # in make check (else check-full only)
@@ -123,13 +123,7 @@ if "--list" in sys.argv[1:]:
 
 t = TAP()
 E = env_setup(t)
-try:
-    import numpy as np
-except ImportError:
-    if os.environ.get("PIPEC_REEXEC") != "1":
-        os.environ["PIPEC_REEXEC"] = "1"
-        os.execv(E.python, [E.python] + sys.argv)
-    t.skip_all("no numpy")
+np = import_numpy(t, E)
 sys.path.insert(0, os.path.join(E.src, "t", "ref"))
 from pipe_ref import read_safetensors  # noqa: E402
 

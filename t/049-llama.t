@@ -68,7 +68,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup, losses_of  # noqa: E402
+from tapy import TAP, env_setup, losses_of, import_numpy  # noqa: E402
 
 MODELS = ("tied", "untied", "qwen2")
 FIXTURE = {"tied": "llama_tied", "untied": "llama_untied", "qwen2": "qwen2"}
@@ -123,13 +123,7 @@ if "--list" in sys.argv[1:]:
 
 t = TAP()
 E = env_setup(t)
-try:
-    import numpy as np
-except ImportError:
-    if os.environ.get("PIPEC_REEXEC") != "1":
-        os.environ["PIPEC_REEXEC"] = "1"
-        os.execv(E.python, [E.python] + sys.argv)
-    t.skip_all("no numpy")
+np = import_numpy(t, E)
 sys.path.insert(0, os.path.join(E.src, "t", "ref"))
 from pipe_ref import read_safetensors  # noqa: E402
 

@@ -41,20 +41,14 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tapy import TAP, env_setup  # noqa: E402
+from tapy import TAP, env_setup, import_numpy  # noqa: E402
 
 t = TAP()
 if os.environ.get("PIPEC_FULL") != "1":
     t.skip_all("PIPEC_FULL=1 only (make check-full): the cut checkpoints are ~0.8 GB and "
                "their programs hold the 1 GB embedding twice")
 E = env_setup(t)
-try:
-    import numpy as np
-except ImportError:
-    if os.environ.get("PIPEC_REEXEC") != "1":
-        os.environ["PIPEC_REEXEC"] = "1"
-        os.execv(E.python, [E.python] + sys.argv)
-    t.skip_all("no numpy")
+np = import_numpy(t, E)
 
 tmp = E.tmpdir("llama-real")
 LAYERS = 2          # the cut

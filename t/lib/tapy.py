@@ -79,6 +79,20 @@ def env_setup(t, need_runtime=True, need_numpy=True):
     return E
 
 
+def import_numpy(t, E):
+    """numpy, for a test whose interpreter may lack it: the test re-runs
+    itself once under E.python (which env_setup found to have numpy), and
+    skips only if that has none either."""
+    try:
+        import numpy
+        return numpy
+    except ImportError:
+        if os.environ.get("PIPEC_REEXEC") != "1":
+            os.environ["PIPEC_REEXEC"] = "1"
+            os.execv(E.python, [E.python] + sys.argv)
+        t.skip_all("no numpy")
+
+
 # ---- what the emitted programs print, and the reference's data ----
 
 def losses_of(text):
