@@ -9,9 +9,8 @@
 
 SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 {
-	SimCost *c = xalloc(sizeof *c);
 	int S = s->S;
-	c->name = "model";
+	SimCost *c = simcost_new("model", S);
 	/* The optimizer streams each parameter's f32 state through memory:
 	 * SGD reads the weight and its gradient, writes the weight and zeroes
 	 * the gradient (16 bytes); momentum adds its buffer's read and write
@@ -40,12 +39,6 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 	                      : "", wsec > 0 ? xprintf(", plus each GEMM pass's weights once "
 	                      "at %g B/s (--weight-bandwidth)", cc->weight_bandwidth) : "",
 	                      cc->latency, cc->bandwidth, per_param, cc->mem_bandwidth);
-	c->f = xalloc((size_t)S * sizeof(double));
-	c->b = xalloc((size_t)S * sizeof(double));
-	c->w = xalloc((size_t)S * sizeof(double));
-	c->r = xalloc((size_t)S * sizeof(double));
-	c->msg_f = xalloc((size_t)S * sizeof(double));
-	c->msg_b = xalloc((size_t)S * sizeof(double));
 	c->copy_f = xalloc((size_t)S * sizeof(double));
 	c->copy_b = xalloc((size_t)S * sizeof(double));
 	c->allreduce_s = xalloc((size_t)S * sizeof(double));
@@ -653,14 +646,7 @@ SimCost *cost_from_option(const CostOption *o, const IrModel *m, const Schedule 
 		               "virtual stages)", o->text, o->n, S);
 		return NULL;
 	}
-	SimCost *c = xalloc(sizeof *c);
-	c->name = o->kind == COST_TIMES ? "times" : "file";
-	c->f = xalloc((size_t)S * sizeof *c->f);
-	c->b = xalloc((size_t)S * sizeof *c->b);
-	c->w = xalloc((size_t)S * sizeof *c->w);
-	c->r = xalloc((size_t)S * sizeof *c->r);
-	c->msg_f = xalloc((size_t)S * sizeof *c->msg_f);
-	c->msg_b = xalloc((size_t)S * sizeof *c->msg_b);
+	SimCost *c = simcost_new(o->kind == COST_TIMES ? "times" : "file", S);
 	for (int i = 0; i < S; i++) {
 		double w = pick(o->w, o->n, i);
 		c->f[i] = pick(o->f, o->n, i);

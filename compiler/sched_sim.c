@@ -24,18 +24,24 @@
 
 #include <string.h>
 
-SimCost *simcost_uniform(const Schedule *s)
+SimCost *simcost_new(const char *name, int S)
 {
 	SimCost *c = xalloc(sizeof *c);
-	int S = s->S;
-	double V = s->V;
-	c->name = "uniform";
+	c->name = name;
 	c->f = xalloc((size_t)S * sizeof *c->f);
 	c->b = xalloc((size_t)S * sizeof *c->b);
 	c->w = xalloc((size_t)S * sizeof *c->w);
 	c->r = xalloc((size_t)S * sizeof *c->r);
 	c->msg_f = xalloc((size_t)S * sizeof *c->msg_f);
 	c->msg_b = xalloc((size_t)S * sizeof *c->msg_b);
+	return c;
+}
+
+SimCost *simcost_uniform(const Schedule *s)
+{
+	int S = s->S;
+	double V = s->V;
+	SimCost *c = simcost_new("uniform", S);
 	for (int k = 0; k < S; k++) {
 		c->f[k] = 1.0 / V;
 		c->b[k] = (s->split ? 1.0 : 2.0) / V;

@@ -229,6 +229,10 @@ typedef struct SimCost {
 	double *msg_kv;         /* generate, disaggregated: [S] one group's caches of a stage */
 } SimCost;                      /* f, b required; w, r, msg_*, copy_*, *_s, *_p may be NULL */
 
+/* A cost named `name` with its per-stage f, b, w, r, msg_f and msg_b
+ * allocated for S stages, all zero; the other arrays NULL. */
+SimCost *simcost_new(const char *name, int S);
+
 /* The uniform cost: F = 1/V, B = 2/V (split: B = W = 1/V), R = F, comm free. */
 SimCost *simcost_uniform(const Schedule *s);
 
