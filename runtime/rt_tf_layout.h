@@ -285,26 +285,10 @@ typedef struct llama_work {
 	int64_t a, b, c, d, q, s1, s2, f2, f1;
 } llama_work;
 
-static inline llama_work llama_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
-{
-	int64_t n = B * T, nd = n * L->d, qw = L->d + 2 * llama_kvw(L);
-	int64_t ns = B * L->heads * T * Lk;
-	llama_work k;
-	k.a = 0;
-	k.b = nd;
-	k.c = 2 * nd;
-	k.d = 3 * nd;
-	k.q = 4 * nd;
-	k.s1 = k.q + n * qw;
-	k.s2 = k.s1 + ns;
-	k.f2 = k.s2 + ns;
-	k.f1 = k.f2 + 2 * n * L->ffn;
-	return k;
-}
-
-/* The cached forward on n packed tokens (rt_llama_block_fwd_kv): the
- * slots of llama_work_at with scores and probabilities of sq floats each
- * (one sequence slot's at a time). */
+/* n tokens with scores and probabilities of sq floats each: B·T tokens
+ * and B·heads·T·Lk for a whole block (llama_work_at); the cached forward
+ * on n packed tokens (rt_llama_block_fwd_kv) has one sequence slot's at a
+ * time. */
 static inline llama_work llama_work_rows(const rt_tf *L, int64_t n, int64_t sq)
 {
 	int64_t nd = n * L->d, qw = L->d + 2 * llama_kvw(L);
@@ -319,6 +303,11 @@ static inline llama_work llama_work_rows(const rt_tf *L, int64_t n, int64_t sq)
 	k.f2 = k.s2 + sq;
 	k.f1 = k.f2 + 2 * n * L->ffn;
 	return k;
+}
+
+static inline llama_work llama_work_at(const rt_tf *L, int64_t B, int64_t T, int64_t Lk)
+{
+	return llama_work_rows(L, B * T, B * L->heads * T * Lk);
 }
 
 /* transformers' inv_freq, step by step in float32 as torch computes it
