@@ -43,7 +43,7 @@ endif
 NVCC_ARCH = -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
 NVCC_FLAGS = -std=c++17 -O3 --fmad=false $(NVCC_ARCH) -DRT_CUDA \
 	-DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX -Xcompiler -fPIC
-PIPERT_CUDA_DEPS = $(srcdir)/%D%/rt_cuda.h $(srcdir)/%D%/rt_reduce.cuh $(srcdir)/%D%/rt_launch.cuh $(srcdir)/%D%/rt_xport.h $(srcdir)/runtime/rt_internal.h \
+PIPERT_CUDA_DEPS = $(srcdir)/%D%/rt_cuda.h $(srcdir)/%D%/rt_reduce.cuh $(srcdir)/%D%/rt_launch.cuh $(srcdir)/%D%/rt_scatter.cuh $(srcdir)/%D%/rt_xport.h $(srcdir)/runtime/rt_internal.h \
 	$(srcdir)/runtime/pipert.h $(srcdir)/runtime/pipert_ops.h $(srcdir)/runtime/rt_tf_sizes.h $(srcdir)/runtime/rt_tf_layout.h $(srcdir)/runtime/rt_dev.h \
 	$(srcdir)/runtime/rt_math.h
 
@@ -58,7 +58,7 @@ SUFFIXES = .cu
 	  -c -o $@ $<
 $(PIPERT_CUDA_OBJECTS): $(PIPERT_CUDA_DEPS)
 
-EXTRA_DIST += %D%/rt_cu_base.cu %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_tf.cu %D%/rt_llama.cu %D%/rt_reduce.cuh %D%/rt_launch.cuh \
+EXTRA_DIST += %D%/rt_cu_base.cu %D%/rt_dev_cuda.cu %D%/rt_kernels.cu %D%/rt_tf.cu %D%/rt_llama.cu %D%/rt_reduce.cuh %D%/rt_launch.cuh %D%/rt_scatter.cuh \
 	%D%/rt_xport.h %D%/rt_xport.cu %D%/rt_xport_nccl.cu %D%/rt_xport_ipc.cu %D%/rt_xport_host.cu \
 	%D%/rt_xport_wait.cu
 CLEANFILES += $(PIPERT_CUDA_OBJECTS)

@@ -34,6 +34,7 @@
 #include "rt_math.h"
 #include "rt_launch.cuh"
 #include "rt_reduce.cuh"
+#include "rt_scatter.cuh"
 #include "rt_tf_layout.h"       /* llama_inv_freq */
 
 /* ---- RMSNorm (LlamaRMSNorm) ----
@@ -136,54 +137,22 @@ __global__ static void k_llama_emb(const float *__restrict__ w, const int32_t *_
 	}
 }
 
-/* table[ids[r]] += src[r] over the rows r whose id is in the table, in row
- * order: the CPU's order, deterministic, no atomics (rt_tf.cu's
- * k_emb_scatter with the id as the only key).  One block per row r: unless
- * an earlier row has its id, the block owns the id and adds the rows
- * r' >= r that share it, in order, a block-wide chunk of candidates at a
- * time (a thread owns its columns throughout, so its read-add-writes follow
- * one another). */
+/* A row's key is its token id where the table has it (rt_scatter.cuh). */
+struct llama_id_of {
+	const int32_t *ids;
+	int64_t vocab;
+	__device__ int64_t operator()(int64_t bt) const
+	{
+		int64_t id = ids[bt];
+		return id >= 0 && id < vocab ? id : -1;
+	}
+};
+
 __global__ static void k_llama_emb_scatter(const int32_t *__restrict__ ids, int64_t vocab,
                                            const float *__restrict__ src,
                                            float *__restrict__ table, int64_t n, int64_t d)
 {
-	__shared__ int64_t list[TPB];
-	__shared__ int wcount[TPB / 32];
-	int64_t bt = blockIdx.x, key = ids[bt];
-	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-	float *row;
-	if (key < 0 || key >= vocab)
-		return;                 /* the whole block: bt is the block's */
-	/* an earlier row with this id is in the table too */
-	for (int64_t c0 = 0; c0 < bt; c0 += blockDim.x) {
-		int64_t o = c0 + threadIdx.x;
-		if (__syncthreads_or(o < bt && ids[o] == key))
-			return;             /* an earlier row owns the id */
-	}
-	row = table + key * d;
-	for (int64_t c0 = bt; c0 < n; c0 += blockDim.x) {
-		int64_t o = c0 + threadIdx.x;
-		int hit = o < n && ids[o] == key;
-		unsigned bal = __ballot_sync(0xffffffffu, hit);
-		int before = 0, total = 0;
-		if (lane == 0)
-			wcount[wid] = __popc(bal);
-		__syncthreads();
-		for (int k = 0; k < nw; k++) {
-			before += k < wid ? wcount[k] : 0;
-			total += wcount[k];
-		}
-		if (hit)
-			list[before + __popc(bal & ((1u << lane) - 1u))] = o;
-		__syncthreads();
-		for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
-			float acc = row[j];
-			for (int k = 0; k < total; k++)
-				acc += src[list[k] * d + j];
-			row[j] = acc;
-		}
-		__syncthreads();        /* list and wcount are refilled */
-	}
+	emb_scatter_row(llama_id_of{ ids, vocab }, src, table, n, d);
 }
 
 extern "C" void rt_llama_emb_fwd(const rt_tf *L, const float *w, const int32_t *ids, float *y,

@@ -30,6 +30,7 @@
 #include "rt_math.h"
 #include "rt_launch.cuh"
 #include "rt_reduce.cuh"
+#include "rt_scatter.cuh"
 
 /* Block reductions: rt_reduce.cuh, rt_kernels.cu's too, so that a row
  * reduced here (the fused embedding layernorm) gives the bits
@@ -376,54 +377,21 @@ __global__ static void k_bert_emb_ln(emb_rows e, const float *__restrict__ w,
 		yr[j] = (emb_value(e, w, bt, j, d) - m) * rs * g[j] + b[j];
 }
 
-/* table[key(r)] += src[r] over the valid rows r, for one table, in row
- * order: the CPU's order, deterministic, no atomics.  One block per row
- * r: unless an earlier valid row has its key, the block owns the key and
- * adds the rows r' >= r that share it, in order, a block-wide chunk of
- * candidates at a time (a thread owns its columns throughout, so its
- * read-add-writes follow one another).  Quadratic in the rows' count in id
- * comparisons (B·T, a micro-batch's tokens), linear in the additions. */
+/* The key of row bt in one of the tables (-1: an invalid row), for
+ * rt_scatter.cuh. */
+struct emb_key_of {
+	emb_rows e;
+	int which;
+	__device__ int64_t operator()(int64_t bt) const
+	{
+		return emb_valid(e, bt) ? emb_key(e, which, bt) : -1;
+	}
+};
+
 __global__ static void k_emb_scatter(emb_rows e, int which, const float *__restrict__ src,
                                      float *__restrict__ table, int64_t n, int64_t d)
 {
-	__shared__ int64_t list[TPB];
-	__shared__ int wcount[TPB / 32];
-	int64_t bt = blockIdx.x, key;
-	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-	float *row;
-	if (!emb_valid(e, bt))
-		return;                 /* the whole block: bt is the block's */
-	key = emb_key(e, which, bt);
-	for (int64_t c0 = 0; c0 < bt; c0 += blockDim.x) {
-		int64_t o = c0 + threadIdx.x;
-		int hit = o < bt && emb_valid(e, o) && emb_key(e, which, o) == key;
-		if (__syncthreads_or(hit))
-			return;             /* an earlier row owns the key */
-	}
-	row = table + key * d;
-	for (int64_t c0 = bt; c0 < n; c0 += blockDim.x) {
-		int64_t o = c0 + threadIdx.x;
-		int hit = o < n && emb_valid(e, o) && emb_key(e, which, o) == key;
-		unsigned bal = __ballot_sync(0xffffffffu, hit);
-		int before = 0, total = 0;
-		if (lane == 0)
-			wcount[wid] = __popc(bal);
-		__syncthreads();
-		for (int k = 0; k < nw; k++) {
-			before += k < wid ? wcount[k] : 0;
-			total += wcount[k];
-		}
-		if (hit)
-			list[before + __popc(bal & ((1u << lane) - 1u))] = o;
-		__syncthreads();
-		for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
-			float acc = row[j];
-			for (int k = 0; k < total; k++)
-				acc += src[list[k] * d + j];
-			row[j] = acc;
-		}
-		__syncthreads();        /* list and wcount are refilled */
-	}
+	emb_scatter_row(emb_key_of{ e, which }, src, table, n, d);
 }
 
 static void emb_scatter(const emb_rows &e, int which, const float *src, float *table,
