@@ -30,8 +30,7 @@ SimCost *cost_model(const IrModel *m, const Schedule *s, const CostConsts *cc)
 	 * weight bandwidth) (about 16 rows for one core's SGEMM here), where
 	 * FLOPs alone would reward ever more micro-batches.  Generation prices
 	 * its decode steps below. */
-	double wsec = s->kind == SK_GENERATE || isinf(cc->weight_bandwidth) ? 0
-	              : (double)dtype_bytes(pp->dtype) / cc->weight_bandwidth;
+	double wsec = cost_weight_sec(cc, pp);
 	c->describe = xprintf("model: compute %g FLOP/s per rank (--flops)%s%s; messages "
 	                      "%g s (--latency) + bytes at %g B/s (--bandwidth); optimizer "
 	                      "%g bytes a parameter at %g B/s (--mem-bandwidth)", cc->flops,

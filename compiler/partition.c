@@ -25,6 +25,13 @@ double cost_flops_bwd(const CostConsts *cc)
 	return cc->flops_bwd > 0 ? cc->flops_bwd : cc->flops;
 }
 
+double cost_weight_sec(const CostConsts *cc, const Pipeline *pp)
+{
+	if (pp->sched == SK_GENERATE || isinf(cc->weight_bandwidth))
+		return 0;
+	return (double)dtype_bytes(pp->dtype) / cc->weight_bandwidth;
+}
+
 /* Optimizer state in floats per parameter. */
 static int optim_floats(OptimKind k)
 {
@@ -45,8 +52,7 @@ int partition_model(IrModel *m, const CostConsts *cc, const int *stage_rank)
 		double *mem = xalloc((size_t)n * sizeof *mem);
 		int training = pp->optim != OPT_NONE;
 		/* each GEMM pass reads its weights once (costmodel.c) */
-		double wsec = pp->sched == SK_GENERATE || isinf(cc->weight_bandwidth) ? 0
-		              : (double)dtype_bytes(pp->dtype) / cc->weight_bandwidth;
+		double wsec = cost_weight_sec(cc, pp);
 		for (int i = 0; i < n; i++) {
 			const IrLayer *L = &m->layers[i];
 			cost[i] = rows * (L->flops_f / cc->flops

@@ -23,6 +23,11 @@ extern const CostConsts cost_defaults;
 /* The backward rate in effect. */
 double cost_flops_bwd(const CostConsts *cc);
 
+/* Seconds a GEMM pass spends reading one weight element: the dtype's bytes
+ * at weight_bandwidth; 0 when not priced (INFINITY) and for generation,
+ * whose decode steps the cost model bounds by the weights' read itself. */
+double cost_weight_sec(const CostConsts *cc, const Pipeline *pp);
+
 /* Chooses or applies the partition: fills m->stages / m->S.  Returns 0, or
  * -1 after an input error (an auto partition that cannot meet the memory
  * cap).  stage_rank[k] is the pipeline rank holding stage k (a custom
