@@ -702,11 +702,14 @@ static void memo_add(const Auto *A, long budget, const double *in, unsigned char
 	memcpy(ci, in, ni * sizeof *ci);
 	for (int r = 0; r < A->P; r++)
 		memcpy(co + (size_t)r * n, ord[r], n);
-	Memo *e = &memo[nmemo < MEMO_MAX ? nmemo++ : memo_next];
-	if (nmemo == MEMO_MAX && e == &memo[memo_next]) {
+	Memo *e;
+	if (nmemo < MEMO_MAX) {
+		e = &memo[nmemo++];
+	} else {                /* full: the oldest goes */
+		e = &memo[memo_next];
+		memo_next = (memo_next + 1) % MEMO_MAX;
 		free(e->in);
 		free(e->ord);
-		memo_next = (memo_next + 1) % MEMO_MAX;
 	}
 	*e = (Memo){ A->P, A->M, budget, A->limit, ci, co };
 }
